@@ -1,0 +1,3 @@
+from bgpctl.cli.main import main
+
+main()

@@ -1,0 +1,42 @@
+"""The ``bgpctl`` command. Each sub-command group lives in its own module next to this one."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bgpctl import __version__
+from bgpctl.errors import BgpctlError
+
+
+class _Root(click.Group):
+    """Turns every BgpctlError into its message on stderr and its exit code; no tracebacks for operators."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BgpctlError as e:
+            click.echo(f"bgpctl: {e}", err=True)
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=_Root)
+@click.version_option(__version__, prog_name="bgpctl")
+def cli() -> None:
+    """Route controller for active-active Amazon Connect regions (BGP through ExaBGP)."""
+
+
+def _register() -> None:
+    from bgpctl.cli import lab, policy, replay
+
+    cli.add_command(policy.policy)
+    cli.add_command(replay.replay)
+    cli.add_command(lab.lab)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="bgpctl")

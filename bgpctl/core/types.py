@@ -1,0 +1,154 @@
+"""Value types that flow through the pure core: samples -> stats -> health -> routes.
+
+Everything here is immutable and free of I/O, so decide() and plan() can be property-tested.
+Times are seconds as floats on one monotonic clock chosen by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class PathKey(NamedTuple):
+    """One measured path of one service: (service, region, path)."""
+
+    service: str
+    region: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.region}/{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One probe: sent at ``sent`` (seconds), answered at ``received`` or lost (None)."""
+
+    seq: int
+    sent: float
+    received: float | None
+
+    @property
+    def rtt(self) -> float | None:
+        return None if self.received is None else self.received - self.sent
+
+
+@dataclass(frozen=True, slots=True)
+class PathStats:
+    """What a window of samples says about one path. ``None`` where there is nothing to say."""
+
+    samples: int  # settled samples in the window (answered, or lost past the timeout)
+    lost: int
+    consecutive_lost: int  # lost probes since the last answer, counted up to now
+    rtt_p50_ms: float | None
+    rtt_p95_ms: float | None
+    jitter_ms: float | None  # RFC 3550 interarrival jitter over the window
+    mos: float | None  # ITU-T G.107 E-model estimate, see bgpctl.core.mos
+
+    @property
+    def loss_pct(self) -> float | None:
+        return None if self.samples == 0 else 100.0 * self.lost / self.samples
+
+
+class Health(enum.StrEnum):
+    """decide()'s verdict on one path. UNKNOWN until there is enough data to judge."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a state changed: which measurement crossed which threshold."""
+
+    metric: str  # "consecutive_lost", "loss_pct", "rtt_ms", "jitter_ms", "mos", "rise", "hold_down", ...
+    value: float | None
+    threshold: float | None
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class PathHealth:
+    """The state decide() keeps per path between calls."""
+
+    health: Health = Health.UNKNOWN
+    since: float = 0.0  # when this health was entered
+    clean_since: float | None = None  # since when measurements are good enough to improve
+    down_until: float = 0.0  # hold-down: not better than DOWN before this time
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One health change, for logs, metrics and replay timelines."""
+
+    key: PathKey
+    at: float
+    old: Health
+    new: Health
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """decide()'s output: the new health of every path and the changes since the last call."""
+
+    health: dict[PathKey, PathHealth]
+    transitions: tuple[Transition, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# routes
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RouteKey:
+    """A route as BGP identifies it towards one peer: prefix + ADD-PATH path id (0 without ADD-PATH)."""
+
+    prefix: str
+    path_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAttrs:
+    next_hop: str
+    as_path: tuple[int, ...]
+    med: int | None = None
+    communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+
+
+class ChangeKind(enum.StrEnum):
+    ANNOUNCE = "announce"  # new route, or new attributes for an existing one
+    WITHDRAW = "withdraw"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    peer: str
+    kind: ChangeKind
+    key: RouteKey
+    attrs: RouteAttrs | None  # None for withdraw
+    why: str = ""
+
+
+Rib = dict[str, dict[RouteKey, RouteAttrs]]
+"""peer name -> routes announced (or to be announced) to that peer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """plan()'s output: the RIB wanted now and the ordered changes that get there from the last one."""
+
+    desired: Rib
+    changes: tuple[RouteChange, ...]  # make-before-break order: announcements first, withdrawals last
+    deferred: tuple[RouteChange, ...] = ()  # held back by the route-change rate limit
+    notes: tuple[str, ...] = ()  # fail-static kept, freeze, overrides applied, ...
+    change_times: tuple[float, ...] = field(default_factory=tuple)  # for the rate limit's sliding minute

@@ -1,0 +1,362 @@
+"""The policy model: every knob bgpctl has, validated once, immutable afterwards.
+
+Field names are the YAML keys (snake_case). Every model refuses unknown keys, is frozen, and
+numbers/booleans are strict (YAML ``"10"`` is not ``10``). Cross-references between sections
+(a path naming a region, a service naming an SLA class, ...) are checked in
+:mod:`bgpctl.policy.xref`, so that all problems of a file are reported together.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+"""Names of peers, regions, paths, services and SLA classes: lower case, digits, '-' and '_'."""
+
+ASN = Annotated[int, Field(ge=1, le=4294967295)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Millis = Annotated[float, Field(ge=0, le=60000)]
+Seconds = Annotated[float, Field(ge=0, le=86400)]
+
+_COMMUNITY = re.compile(r"^(\d{1,5}):(\d{1,5})$")
+_LARGE_COMMUNITY = re.compile(r"^(\d{1,10}):(\d{1,10}):(\d{1,10})$")
+_WELL_KNOWN = {"no-export", "no-advertise", "no-export-subconfed", "blackhole", "graceful-shutdown"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _check_community(value: str) -> str:
+    if value in _WELL_KNOWN:
+        return value
+    m = _COMMUNITY.match(value)
+    if not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535:
+        raise ValueError(f"'{value}' is not a standard community: write ASN:VALUE with both parts 0-65535, "
+                         f"or one of {sorted(_WELL_KNOWN)}")
+    return value
+
+
+def _check_large_community(value: str) -> str:
+    m = _LARGE_COMMUNITY.match(value)
+    if not m or any(int(g) > 4294967295 for g in m.groups()):
+        raise ValueError(f"'{value}' is not a large community: write GLOBAL:LOCAL1:LOCAL2, each 0-4294967295")
+    return value
+
+
+Community = Annotated[str, Field(description="standard community ASN:VALUE or a well-known name")]
+LargeCommunity = Annotated[str, Field(description="large community GLOBAL:LOCAL1:LOCAL2")]
+
+
+# --------------------------------------------------------------------------------------------
+# speaker and peers
+
+
+class ExabgpSettings(_Model):
+    """How bgpctl runs ExaBGP (it renders the configuration; the operator never edits it)."""
+
+    binary: str = Field("exabgp", description="ExaBGP executable (a path, or a name on PATH)")
+    run_dir: str = Field("/run/bgpctl", description="where the rendered config (mode 0600) and FIFOs live")
+    user: str = Field("root", description="exabgp.daemon.user: must be able to read the rendered config")
+    graceful_restart: Annotated[int, Field(ge=0, le=4095)] = Field(
+        120, description="GR restart time in seconds, 0 = no GR; with GR, End-of-RIB is sent manually after resync")
+    group_updates: bool = True
+
+
+class Speaker(_Model):
+    local_as: ASN
+    router_id: IPv4Address
+    local_addresses: list[IPAddress] = Field(min_length=1, description="addresses the BGP sessions use")
+    exabgp: ExabgpSettings = ExabgpSettings()
+
+
+class PeerRole(enum.StrEnum):
+    TRANSIT_GATEWAY = "transit-gateway"
+    EDGE = "edge"
+
+
+class Family(enum.StrEnum):
+    IPV4_UNICAST = "ipv4-unicast"
+    IPV6_UNICAST = "ipv6-unicast"
+
+
+class AddPath(enum.StrEnum):
+    OFF = "off"
+    SEND = "send"
+    RECEIVE = "receive"
+    BOTH = "send/receive"
+
+
+class Timers(_Model):
+    hold_time: Annotated[int, Field(ge=3, le=65535)] = Field(9, description="BGP hold time, seconds")
+    connect_retry: Annotated[int, Field(ge=1, le=3600)] = 5
+
+
+class SecretRef(_Model):
+    """Where a secret comes from. Exactly one of ``file`` / ``env``; never the secret itself."""
+
+    file: str | None = Field(None, description="path of a file holding the secret (mode 0600 advised)")
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="name of an environment variable holding the secret")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env' (the secret itself never goes in the policy)")
+        return self
+
+
+class Peer(_Model):
+    name: Name
+    address: IPAddress
+    peer_as: ASN
+    role: PeerRole
+    local_address: IPAddress | None = Field(None, description="default: the speaker's first local address "
+                                                                "of the same family")
+    description: str = ""
+    timers: Timers = Timers()
+    md5_password: SecretRef | None = None
+    ttl_security: bool = Field(False, description="GTSM (RFC 5082): send TTL 255, accept only TTL 255")
+    families: list[Family] = Field(default_factory=lambda: [Family.IPV4_UNICAST], min_length=1)
+    add_path: AddPath = AddPath.OFF
+
+
+# --------------------------------------------------------------------------------------------
+# regions, paths
+
+
+class Path(_Model):
+    """One way into a region, e.g. the Direct Connect interconnect or the VPN backup."""
+
+    peer: Name = Field(description="the transit-gateway peer this path's routes go to")
+    next_hop: IPAddress = Field(description="next hop for Connect prefixes announced to the edge: the TGW")
+    probe_source: IPAddress = Field(description="source address of this path's probes (policy routing key)")
+    table: Annotated[int, Field(ge=1, le=4294967295)] = Field(
+        description="routing table that pins probes from probe_source to next_hop")
+    priority: Annotated[int, Field(ge=0, le=100)] = Field(
+        0, description="lower is preferred among the paths of one region (interconnect 0, VPN 10)")
+
+
+class Region(_Model):
+    description: str = ""
+    paths: dict[Name, Path] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------------------------
+# services
+
+
+class ProbeProtocol(enum.StrEnum):
+    ICMP = "icmp"
+    UDP = "udp"  # STAMP / TWAMP-light
+    TCP = "tcp"  # connect time
+
+
+_DSCP_NAMES = {"be": 0, "cs1": 8, "af11": 10, "af21": 18, "af31": 26, "af41": 34, "cs3": 24, "cs4": 32,
+               "cs5": 40, "ef": 46, "cs6": 48, "cs7": 56}
+
+
+class ProbeTarget(_Model):
+    address: IPAddress
+    protocol: ProbeProtocol = ProbeProtocol.UDP
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None, description="UDP: STAMP reflector port (default 862); TCP: required")
+    dscp: int | str = Field("be", description="DSCP name (ef, af41, cs3, ...) or number 0-63")
+
+    @field_validator("dscp")
+    @classmethod
+    def _dscp(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if not 0 <= v <= 63:
+                raise ValueError(f"DSCP {v} is out of range: use 0-63 or a name like ef, af41, cs3")
+        elif v.lower() not in _DSCP_NAMES:
+            raise ValueError(f"unknown DSCP name '{v}': use a number 0-63 or one of {sorted(_DSCP_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _port(self) -> ProbeTarget:
+        if self.protocol is ProbeProtocol.TCP and self.port is None:
+            raise ValueError("a tcp probe needs 'port'")
+        if self.protocol is ProbeProtocol.ICMP and self.port is not None:
+            raise ValueError("an icmp probe takes no 'port': remove it")
+        return self
+
+    @property
+    def dscp_value(self) -> int:
+        return self.dscp if isinstance(self.dscp, int) else _DSCP_NAMES[self.dscp.lower()]
+
+    @property
+    def effective_port(self) -> int | None:
+        if self.protocol is ProbeProtocol.UDP and self.port is None:
+            return 862
+        return self.port
+
+
+class ProbeSettings(_Model):
+    interval_ms: Annotated[float, Field(ge=20, le=60000)] = Field(
+        100, description="probe spacing per path; 20 ms is the fastest")
+    timeout_ms: Annotated[float, Field(ge=1, le=60000)] = Field(
+        1000, description="a reply later than this counts as lost")
+    targets: dict[Name, ProbeTarget] = Field(min_length=1, description="per region name")
+
+
+class Mode(enum.StrEnum):
+    ACTIVE_ACTIVE = "active-active"
+    ACTIVE_STANDBY = "active-standby"
+
+
+class Service(_Model):
+    description: str = ""
+    prefixes: list[IPNetwork] = Field(min_length=1)
+    sla: Name
+    mode: Mode = Mode.ACTIVE_ACTIVE
+    order: list[Name] = Field(default_factory=list, description="active-standby: regions, most preferred first")
+    probe: ProbeSettings
+
+
+# --------------------------------------------------------------------------------------------
+# SLA classes
+
+
+class Thresholds(_Model):
+    """A path crosses into this level when ANY given measurement crosses its limit."""
+
+    rtt_ms: Millis | None = Field(None, description="window RTT p95 above this")
+    jitter_ms: Millis | None = Field(None, description="RFC 3550 jitter above this")
+    loss_pct: Percent | None = Field(None, description="window loss above this")
+    mos_below: Annotated[float, Field(ge=1, le=4.5)] | None = Field(None, description="MOS below this")
+
+
+class Hysteresis(_Model):
+    down_after_lost: Annotated[int, Field(ge=1, le=1000)] = Field(
+        5, description="this many consecutive lost probes take a path down at once (fast path)")
+    window_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        5, description="length of the sliding window the soft thresholds are measured on")
+    min_samples: Annotated[int, Field(ge=1, le=100000)] = Field(
+        20, description="a window needs this many settled samples before soft thresholds are judged")
+    rise_s: Seconds = Field(10, description="measurements must stay clean this long before a state improves")
+    recovery_margin_pct: Annotated[float, Field(ge=0, lt=100)] = Field(
+        20, description="to recover, each measurement must be this much better than the threshold it crossed")
+    hold_down_s: Seconds = Field(30, description="a path that went down stays down at least this long")
+    min_dwell_s: Seconds = Field(5, description="minimum time in any state before a soft change")
+
+
+class SlaClass(_Model):
+    description: str = ""
+    degraded: Thresholds
+    down: Thresholds
+    hysteresis: Hysteresis = Hysteresis()
+
+
+# --------------------------------------------------------------------------------------------
+# actions
+
+
+class PathState(enum.StrEnum):
+    """What plan() makes of a path for one service. decide() yields the health underneath."""
+
+    PREFERRED = "preferred"
+    STANDBY = "standby"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+class Announce(_Model):
+    med: Annotated[int, Field(ge=0, le=4294967295)] | None = None
+    prepend: Annotated[int, Field(ge=0, le=10)] = Field(0, description="extra copies of the local AS")
+    communities: list[Community] = Field(default_factory=list)
+    large_communities: list[LargeCommunity] = Field(default_factory=list)
+    withdraw: Literal[False] = False
+
+    @field_validator("communities")
+    @classmethod
+    def _communities(cls, v: list[str]) -> list[str]:
+        return [_check_community(c) for c in v]
+
+    @field_validator("large_communities")
+    @classmethod
+    def _large(cls, v: list[str]) -> list[str]:
+        return [_check_large_community(c) for c in v]
+
+
+class Withdraw(_Model):
+    withdraw: Literal[True]
+
+
+Action = Announce | Withdraw
+
+
+class RoleActions(_Model):
+    edge: Action
+    transit_gateway: Action = Field(alias="transit-gateway")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    def for_role(self, role: PeerRole) -> Action:
+        return self.edge if role is PeerRole.EDGE else self.transit_gateway
+
+
+class Actions(_Model):
+    preferred: RoleActions
+    standby: RoleActions
+    degraded: RoleActions
+    down: RoleActions
+
+    def get(self, state: PathState, role: PeerRole) -> Action:
+        return getattr(self, state.value).for_role(role)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------------
+# corporate side, guards, overrides
+
+
+class Corporate(_Model):
+    """The agents' prefixes, announced to every TGW so that return traffic is symmetric."""
+
+    prefixes: list[IPNetwork] = Field(min_length=1)
+    next_hop: IPAddress = Field(description="where TGWs send return traffic: the corporate edge")
+    follow_service: Name = Field(description="the service whose path states drive the TGW announcements")
+
+
+class Guards(_Model):
+    allowlist: list[IPNetwork] = Field(min_length=1, description="nothing outside these is ever announced")
+    fail_static: bool = Field(True, description="if every path of a service is down, keep the last good routes")
+    max_route_changes_per_minute: Annotated[int, Field(ge=1, le=100000)] = 60
+
+
+class Drain(_Model):
+    region: Name
+    path: Name | None = Field(None, description="omit to drain every path of the region")
+
+
+class Overrides(_Model):
+    drain: list[Drain] = Field(default_factory=list, description="treat as standby: de-prefer, keep routes")
+    pin: dict[Name, Name] = Field(default_factory=dict, description="service -> region preferred while not down")
+    freeze: bool = Field(False, description="announce nothing new: the current routes stay as they are")
+
+
+class Policy(_Model):
+    version: Literal[1] = 1
+    speaker: Speaker
+    peers: list[Peer] = Field(min_length=1)
+    regions: dict[Name, Region] = Field(min_length=1)
+    services: dict[Name, Service] = Field(min_length=1)
+    sla_classes: dict[Name, SlaClass] = Field(min_length=1)
+    actions: Actions
+    corporate: Corporate | None = None
+    guards: Guards
+    overrides: Overrides = Overrides()
+
+    def peer(self, name: str) -> Peer:
+        for p in self.peers:
+            if p.name == name:
+                return p
+        raise KeyError(name)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# bgpctl quick start for a fresh Debian 12 / Ubuntu 22.04+ machine, as root. Safe to repeat.
+#
+#   deploy/quickstart.sh demo   set up, bring up the lab, run a failover drill, print the report
+#   deploy/quickstart.sh test   set up, then ruff, mypy --strict and the whole test suite
+#
+# Set-up = Debian packages (FRR, nftables, iptables, libnetfilter-queue), a venv in .venv with
+# bgpctl installed in it. Nothing is installed twice; nothing outside the lab namespaces is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+
+die() { echo "quickstart: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (the lab creates network namespaces and starts FRR)"
+
+APT_PKGS=(frr nftables iptables libnetfilter-queue1 libnetfilter-queue-dev iproute2 iputils-ping tcpdump
+          gcc python3-dev procps)
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "quickstart: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+find_python() {
+  for py in python3.11 python3; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      command -v "$py"; return
+    fi
+  done
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3.11-venv python3.11-dev >/dev/null \
+    || die "bgpctl needs Python 3.11 (ExaBGP 5); install python3.11 and re-run"
+  command -v python3.11
+}
+
+install_venv() {
+  local py
+  py=$(find_python)
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    rm -rf "$VENV"
+    "$py" -m venv "$VENV" || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11-venv >/dev/null; "$py" -m venv "$VENV"; }
+  fi
+  # re-install only when pyproject.toml changed since the last install
+  local stamp="$VENV/.bgpctl-installed" sum
+  sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
+    echo "$sum" > "$stamp"
+  fi
+}
+
+cmd=${1:-}
+case "$cmd" in
+  demo|test) ;;
+  *) die "usage: $0 demo|test" ;;
+esac
+
+install_apt
+install_venv
+export PATH="$VENV/bin:$PATH"
+
+case "$cmd" in
+  demo) exec bgpctl demo ;;
+  test) exec "$ROOT/deploy/run-tests.sh" ;;
+esac

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole check, in the order a reviewer wants to see it fail: lint, types, tests.
+# Called by deploy/quickstart.sh test (after set-up) and so by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"; ruff check bgpctl tests bench
+echo "== mypy --strict"; mypy
+echo "== pytest"
+# CI gets the full hypothesis budget (>= 500 examples per property); see tests/conftest.py
+set +e
+pytest -p no:cacheprovider "$@"
+rc=$?
+set -e
+[ $rc -eq 5 ] && { echo "pytest collected no tests: that is a failure here"; exit 1; }
+exit $rc
