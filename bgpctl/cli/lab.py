@@ -1,8 +1,124 @@
-"""``bgpctl lab ...`` (being written)."""
+"""``bgpctl lab up|down|status|exec|vtysh``: the reference lab on network namespaces.
+
+Other modules attach their own sub-commands to the ``lab`` group (``lab fault``, ``lab meter`` ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
 
 import click
+
+from bgpctl.errors import LabError
+from bgpctl.lab import frr
+from bgpctl.lab.runner import DEFAULT_MODE, DEFAULT_NAME, UP_BUDGET_S, Lab, down, up
+
+NAME_OPTION = click.option("--name", "-n", default=DEFAULT_NAME, show_default=True, envvar="BGPCTL_LAB_NAME",
+                           help="Lab name: namespaces are <name>-<node>; two labs with different names coexist.")
 
 
 @click.group()
 def lab() -> None:
-    """Run the reference lab on network namespaces."""
+    """Run the reference lab (containerlab.yml) on network namespaces."""
+
+
+@lab.command("up")
+@click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=Path("containerlab.yml"),
+              show_default=True, envvar="BGPCTL_LAB_FILE", help="containerlab topology file.")
+@NAME_OPTION
+@click.option("--mode", type=click.Choice(list(frr.MODES)), default=DEFAULT_MODE, show_default=True,
+              help="no-controller: the TGWs announce the Connect prefixes to the edge themselves; "
+                   "controller: edge<->TGW sessions shut, bgpctl on cr announces.")
+@click.option("--budget", type=float, default=UP_BUDGET_S, show_default=True,
+              help="Seconds allowed for every FRR<->FRR session to reach Established.")
+def up_cmd(file: Path, name: str, mode: str, budget: float) -> None:
+    """Bring the lab up (idempotent: a running lab is repaired and switched to --mode)."""
+    t0 = time.monotonic()
+    the_lab = up(file, name, mode, budget=budget)
+    took = time.monotonic() - t0
+    sessions = the_lab.established() if mode == "no-controller" else {}
+    n = sum(len(p) for p in sessions.values())
+    click.echo(f"lab {name} up in {took:.1f} s (mode {mode}): {len(the_lab.nodes())} nodes, "
+               f"{n} FRR sessions Established; run dir {the_lab.run_dir}")
+
+
+@lab.command("down")
+@NAME_OPTION
+def down_cmd(name: str) -> None:
+    """Remove every namespace, process, link and run directory of the lab (also after a crash)."""
+    t0 = time.monotonic()
+    if down(name):
+        click.echo(f"lab {name} down in {time.monotonic() - t0:.1f} s")
+    else:
+        click.echo(f"lab {name} was not up")
+
+
+def _status(the_lab: Lab) -> dict[str, Any]:
+    nodes: dict[str, Any] = {}
+    for node in the_lab.nodes():
+        info: dict[str, Any] = {"netns": the_lab.netns(node)}
+        if node in the_lab.frr_nodes():
+            info["frr"] = "running" if the_lab.frr_alive(node) else "stopped"
+            try:
+                info["bgp"] = the_lab.sessions(node)
+            except LabError as e:
+                info["bgp"] = {"error": str(e)}
+        nodes[node] = info
+    spawned = [{"pid": p.pid, "node": p.node, "tag": p.tag, "argv": p.argv, "log": p.log,
+                "alive": the_lab.spawned_alive(p)} for p in the_lab.spawned()]
+    return {"name": the_lab.name, "mode": the_lab.mode, "topology": str(the_lab.topology_file),
+            "run_dir": str(the_lab.run_dir), "nodes": nodes, "spawned": spawned}
+
+
+@lab.command("status")
+@NAME_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_cmd(name: str, as_json: bool) -> None:
+    """Nodes, FRR daemons, BGP session states and spawned helper processes."""
+    st = _status(Lab.attach(name))
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(f"lab {st['name']} (mode {st['mode']}) from {st['topology']}; run dir {st['run_dir']}")
+    for node, info in st["nodes"].items():
+        line = f"  {node:<14} netns {info['netns']}"
+        if "frr" in info:
+            line += f"  FRR {info['frr']}"
+        click.echo(line)
+        for peer, state in info.get("bgp", {}).items():
+            click.echo(f"      bgp {peer:<16} {state}")
+    if st["spawned"]:
+        click.echo("spawned:")
+        for p in st["spawned"]:
+            alive = "running" if p["alive"] else "exited"
+            click.echo(f"  {p['pid']:>7} {p['node']:<14} {p['tag']:<16} {alive:<8} {' '.join(p['argv'])}")
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@NAME_OPTION
+@click.argument("node")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(name: str, node: str, argv: tuple[str, ...]) -> None:
+    """Run a command in a node's namespace: bgpctl lab exec NODE -- CMD [ARGS...]."""
+    the_lab = Lab.attach(name)
+    ns = the_lab.netns(node)
+    os.execvpe("ip", ["ip", "netns", "exec", ns, *argv], {**os.environ, **the_lab.env(node)})
+
+
+@lab.command("vtysh", context_settings={"ignore_unknown_options": True})
+@NAME_OPTION
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def vtysh_cmd(name: str, node: str, command: tuple[str, ...]) -> None:
+    """FRR's vtysh on a node: bgpctl lab vtysh NODE -- show bgp summary (no command: interactive)."""
+    the_lab = Lab.attach(name)
+    if node not in the_lab.frr_nodes():
+        raise LabError(f"node {node!r} runs no FRR; FRR nodes: {', '.join(the_lab.frr_nodes())}")
+    ns = the_lab.netns(node)
+    if not command:
+        os.execvp(frr.VTYSH, [frr.VTYSH, "-N", ns])
+    click.echo(the_lab.vtysh(node, " ".join(command)), nl=False)

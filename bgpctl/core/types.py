@@ -83,6 +83,7 @@ class PathHealth:
     clean_since: float | None = None  # since when measurements are good enough to improve
     down_until: float = 0.0  # hold-down: not better than DOWN before this time
     reasons: tuple[Reason, ...] = ()
+    clean_level: Health | None = None  # the better level that clean_since vouches for (see core.decide)
 
 
 @dataclass(frozen=True, slots=True)

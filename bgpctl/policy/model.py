@@ -9,14 +9,101 @@ numbers/booleans are strict (YAML ``"10"`` is not ``10``). Cross-references betw
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
+
+
+def _invalid(message: str, hint: str) -> PydanticCustomError:
+    """A validation error whose hint says what to do; bgpctl.policy.load renders it as 'message (hint)'."""
+    return PydanticCustomError("bgpctl", "{message}: {hint}", {"message": message, "hint": hint})
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return f"the string '{value}'"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else repr(value)
+
+
+def _address_text(family: int | None) -> str:
+    return {4: "an IPv4 address", 6: "an IPv6 address"}.get(family or 0, "an IP address")
+
+
+def _address_example(family: int | None) -> str:
+    return {4: "like 192.0.2.1", 6: "like 2001:db8::1"}.get(family or 0, "like 192.0.2.1 or 2001:db8::1")
+
+
+def _check_address(family: int | None) -> object:
+    """Before-validator: one clear error for a bad address instead of one per union member.
+
+    Strings that parse (of the right family) and non-strings of the address types pass through unchanged,
+    so the field's own type and JSON schema stay what they were.
+    """
+
+    def check(value: object) -> object:
+        if isinstance(value, IPv4Address | IPv6Address):
+            return value
+        if not isinstance(value, str):
+            raise _invalid(f"expected {_address_text(family)}, got {_shown(value)}",
+                           f"write it {_address_example(family)}")
+        try:
+            parsed = ipaddress.ip_address(value)
+        except ValueError:
+            hint = "write the address without a prefix length" if "/" in value else \
+                f"write it {_address_example(family)}"
+            raise _invalid(f"'{value}' is not {_address_text(family)}", hint) from None
+        if family is not None and parsed.version != family:
+            raise _invalid(f"'{value}' is an IPv{parsed.version} address; this field takes "
+                           f"{_address_text(family)}", f"write it {_address_example(family)}")
+        return value
+
+    return check
+
+
+def _check_network(value: object) -> object:
+    """Before-validator for prefixes: a bad prefix gets one error, with the corrected prefix when it is a
+    host-bits mistake."""
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise _invalid(f"expected an IP prefix, got {_shown(value)}", "write it like 203.0.113.0/24")
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise _invalid(f"'{value}' is not an IP prefix",
+                           "write it as ADDRESS/LENGTH like 203.0.113.0/24 or 2001:db8::/48") from None
+        raise _invalid(f"'{value}' has host bits set", f"did you mean {loose}?") from None
+    return value
+
+
+IPAddressField = Annotated[IPAddress, BeforeValidator(_check_address(None))]
+IPv4AddressField = Annotated[IPv4Address, BeforeValidator(_check_address(4))]
+IPNetworkField = Annotated[IPNetwork, BeforeValidator(_check_network)]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 """Names of peers, regions, paths, services and SLA classes: lower case, digits, '-' and '_'."""
@@ -40,20 +127,22 @@ def _check_community(value: str) -> str:
         return value
     m = _COMMUNITY.match(value)
     if not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535:
-        raise ValueError(f"'{value}' is not a standard community: write ASN:VALUE with both parts 0-65535, "
-                         f"or one of {sorted(_WELL_KNOWN)}")
+        raise _invalid(f"'{value}' is not a standard community",
+                       f"write ASN:VALUE with both parts 0-65535, or one of {', '.join(sorted(_WELL_KNOWN))}")
     return value
 
 
 def _check_large_community(value: str) -> str:
     m = _LARGE_COMMUNITY.match(value)
     if not m or any(int(g) > 4294967295 for g in m.groups()):
-        raise ValueError(f"'{value}' is not a large community: write GLOBAL:LOCAL1:LOCAL2, each 0-4294967295")
+        raise _invalid(f"'{value}' is not a large community", "write GLOBAL:LOCAL1:LOCAL2, each 0-4294967295")
     return value
 
 
-Community = Annotated[str, Field(description="standard community ASN:VALUE or a well-known name")]
-LargeCommunity = Annotated[str, Field(description="large community GLOBAL:LOCAL1:LOCAL2")]
+Community = Annotated[str, AfterValidator(_check_community),
+                      Field(description="standard community ASN:VALUE or a well-known name")]
+LargeCommunity = Annotated[str, AfterValidator(_check_large_community),
+                           Field(description="large community GLOBAL:LOCAL1:LOCAL2")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,14 +156,15 @@ class ExabgpSettings(_Model):
     run_dir: str = Field("/run/bgpctl", description="where the rendered config (mode 0600) and FIFOs live")
     user: str = Field("root", description="exabgp.daemon.user: must be able to read the rendered config")
     graceful_restart: Annotated[int, Field(ge=0, le=4095)] = Field(
-        120, description="GR restart time in seconds, 0 = no GR; with GR, End-of-RIB is sent manually after resync")
+        120,
+        description="GR restart time in seconds, 0 = no GR; with GR, End-of-RIB is sent manually after resync")
     group_updates: bool = True
 
 
 class Speaker(_Model):
     local_as: ASN
-    router_id: IPv4Address
-    local_addresses: list[IPAddress] = Field(min_length=1, description="addresses the BGP sessions use")
+    router_id: IPv4AddressField
+    local_addresses: list[IPAddressField] = Field(min_length=1, description="addresses the BGP sessions use")
     exabgp: ExabgpSettings = ExabgpSettings()
 
 
@@ -110,17 +200,19 @@ class SecretRef(_Model):
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if (self.file is None) == (self.env is None):
-            raise ValueError("give exactly one of 'file' or 'env' (the secret itself never goes in the policy)")
+            raise _invalid("give exactly one of 'file' or 'env'",
+                           "name the file or the environment variable that holds the password; "
+                           "the secret itself never goes in the policy")
         return self
 
 
 class Peer(_Model):
     name: Name
-    address: IPAddress
+    address: IPAddressField
     peer_as: ASN
     role: PeerRole
-    local_address: IPAddress | None = Field(None, description="default: the speaker's first local address "
-                                                                "of the same family")
+    local_address: IPAddressField | None = Field(
+        None, description="default: the speaker's first local address of the same family")
     description: str = ""
     timers: Timers = Timers()
     md5_password: SecretRef | None = None
@@ -137,8 +229,10 @@ class Path(_Model):
     """One way into a region, e.g. the Direct Connect interconnect or the VPN backup."""
 
     peer: Name = Field(description="the transit-gateway peer this path's routes go to")
-    next_hop: IPAddress = Field(description="next hop for Connect prefixes announced to the edge: the TGW")
-    probe_source: IPAddress = Field(description="source address of this path's probes (policy routing key)")
+    next_hop: IPAddressField = Field(
+        description="next hop for Connect prefixes announced to the edge: the TGW")
+    probe_source: IPAddressField = Field(
+        description="source address of this path's probes (policy routing key)")
     table: Annotated[int, Field(ge=1, le=4294967295)] = Field(
         description="routing table that pins probes from probe_source to next_hop")
     priority: Annotated[int, Field(ge=0, le=100)] = Field(
@@ -164,29 +258,38 @@ _DSCP_NAMES = {"be": 0, "cs1": 8, "af11": 10, "af21": 18, "af31": 26, "af41": 34
                "cs5": 40, "ef": 46, "cs6": 48, "cs7": 56}
 
 
+def _dscp_type(value: object) -> object:
+    """One error for a DSCP of the wrong type, instead of one per member of ``int | str``."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _invalid(f"expected a DSCP name or number, got {_shown(value)}", "write a name like ef or a number 0-63")
+    return value
+
+
 class ProbeTarget(_Model):
-    address: IPAddress
+    address: IPAddressField
     protocol: ProbeProtocol = ProbeProtocol.UDP
     port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
         None, description="UDP: STAMP reflector port (default 862); TCP: required")
-    dscp: int | str = Field("be", description="DSCP name (ef, af41, cs3, ...) or number 0-63")
+    dscp: Annotated[int | str, BeforeValidator(_dscp_type)] = Field(
+        "be", description="DSCP name (ef, af41, cs3, ...) or number 0-63")
 
     @field_validator("dscp")
     @classmethod
     def _dscp(cls, v: int | str) -> int | str:
         if isinstance(v, int):
             if not 0 <= v <= 63:
-                raise ValueError(f"DSCP {v} is out of range: use 0-63 or a name like ef, af41, cs3")
+                raise _invalid(f"DSCP {v} is out of range", "use 0-63 or a name like ef, af41, cs3")
         elif v.lower() not in _DSCP_NAMES:
-            raise ValueError(f"unknown DSCP name '{v}': use a number 0-63 or one of {sorted(_DSCP_NAMES)}")
+            raise _invalid(f"unknown DSCP name '{v}'",
+                           f"use a number 0-63 or one of {', '.join(sorted(_DSCP_NAMES))}")
         return v
 
     @model_validator(mode="after")
     def _port(self) -> ProbeTarget:
         if self.protocol is ProbeProtocol.TCP and self.port is None:
-            raise ValueError("a tcp probe needs 'port'")
+            raise _invalid("a tcp probe needs 'port'", "add the TCP port to connect to, e.g. port: 443")
         if self.protocol is ProbeProtocol.ICMP and self.port is not None:
-            raise ValueError("an icmp probe takes no 'port': remove it")
+            raise _invalid("an icmp probe takes no 'port'", "remove it")
         return self
 
     @property
@@ -215,10 +318,11 @@ class Mode(enum.StrEnum):
 
 class Service(_Model):
     description: str = ""
-    prefixes: list[IPNetwork] = Field(min_length=1)
+    prefixes: list[IPNetworkField] = Field(min_length=1)
     sla: Name
     mode: Mode = Mode.ACTIVE_ACTIVE
-    order: list[Name] = Field(default_factory=list, description="active-standby: regions, most preferred first")
+    order: list[Name] = Field(default_factory=list,
+                              description="active-standby: regions, most preferred first")
     probe: ProbeSettings
 
 
@@ -276,16 +380,6 @@ class Announce(_Model):
     large_communities: list[LargeCommunity] = Field(default_factory=list)
     withdraw: Literal[False] = False
 
-    @field_validator("communities")
-    @classmethod
-    def _communities(cls, v: list[str]) -> list[str]:
-        return [_check_community(c) for c in v]
-
-    @field_validator("large_communities")
-    @classmethod
-    def _large(cls, v: list[str]) -> list[str]:
-        return [_check_large_community(c) for c in v]
-
 
 class Withdraw(_Model):
     withdraw: Literal[True]
@@ -294,9 +388,20 @@ class Withdraw(_Model):
 Action = Announce | Withdraw
 
 
+def _action_tag(value: object) -> str:
+    """Pick the model of an action by its ``withdraw`` key, so errors speak of one model, not both."""
+    withdraw = value.get("withdraw") if isinstance(value, dict) else getattr(value, "withdraw", None)
+    return "Withdraw" if withdraw is True else "Announce"
+
+
+ActionField = Annotated[Annotated[Announce, Tag("Announce")] | Annotated[Withdraw, Tag("Withdraw")],
+                        Discriminator(_action_tag)]
+"""An :data:`Action` as a field: ``{withdraw: true}`` is a Withdraw, anything else an Announce."""
+
+
 class RoleActions(_Model):
-    edge: Action
-    transit_gateway: Action = Field(alias="transit-gateway")
+    edge: ActionField
+    transit_gateway: ActionField = Field(alias="transit-gateway")
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
@@ -321,14 +426,16 @@ class Actions(_Model):
 class Corporate(_Model):
     """The agents' prefixes, announced to every TGW so that return traffic is symmetric."""
 
-    prefixes: list[IPNetwork] = Field(min_length=1)
-    next_hop: IPAddress = Field(description="where TGWs send return traffic: the corporate edge")
+    prefixes: list[IPNetworkField] = Field(min_length=1)
+    next_hop: IPAddressField = Field(description="where TGWs send return traffic: the corporate edge")
     follow_service: Name = Field(description="the service whose path states drive the TGW announcements")
 
 
 class Guards(_Model):
-    allowlist: list[IPNetwork] = Field(min_length=1, description="nothing outside these is ever announced")
-    fail_static: bool = Field(True, description="if every path of a service is down, keep the last good routes")
+    allowlist: list[IPNetworkField] = Field(min_length=1,
+                                            description="nothing outside these is ever announced")
+    fail_static: bool = Field(True,
+                              description="if every path of a service is down, keep the last good routes")
     max_route_changes_per_minute: Annotated[int, Field(ge=1, le=100000)] = 60
 
 
@@ -339,7 +446,8 @@ class Drain(_Model):
 
 class Overrides(_Model):
     drain: list[Drain] = Field(default_factory=list, description="treat as standby: de-prefer, keep routes")
-    pin: dict[Name, Name] = Field(default_factory=dict, description="service -> region preferred while not down")
+    pin: dict[Name, Name] = Field(default_factory=dict,
+                                  description="service -> region preferred while not down")
     freeze: bool = Field(False, description="announce nothing new: the current routes stay as they are")
 
 

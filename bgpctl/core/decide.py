@@ -1,0 +1,309 @@
+"""decide(): the health of every measured path, with hysteresis. Pure: no I/O, no clock, no randomness.
+
+``decide(policy, stats, previous, now)`` judges every key of :func:`path_keys` from its window's
+:class:`~bgpctl.core.types.PathStats` (a missing entry means "no data") and the
+:class:`~bgpctl.core.types.PathHealth` it had after the previous call. Same inputs, same output.
+
+Rules, in the order they are applied to one path (``h`` = the SLA class's ``hysteresis``):
+
+1. **Hard failure** (fast path): ``consecutive_lost >= h.down_after_lost`` -> DOWN in this very
+   call, from any state and however few samples the window holds. Reason metric
+   ``consecutive_lost``. It (re)arms the hold-down: ``down_until = max(down_until, now +
+   h.hold_down_s)``, i.e. the hold-down counts from the last time the path was *seen* dead.
+2. **Not enough data**: fewer than ``h.min_samples`` settled samples (or no stats) -> nothing is
+   judged. UNKNOWN stays UNKNOWN; a judged state stays as it is (bgpctl never acts on missing
+   evidence: fail-static), and the improvement clock (``clean_since``) stops.
+3. **Soft level** of the window: DOWN if any ``down`` threshold is crossed, DEGRADED if any
+   ``degraded`` one is, else UP. "Crossed" is strict: ``rtt_ms`` (compared with the window's RTT
+   p95), ``jitter_ms`` and ``loss_pct`` when the value is *above* the threshold, ``mos_below``
+   when the MOS is *below* it. A metric without a value (no answer yet: no jitter) crosses
+   nothing, except RTT when every probe in the window was lost (no answer *is* too slow).
+4. **First judgement**: from UNKNOWN the soft level applies at once.
+5. **Worsening** (UP -> DEGRADED/DOWN, DEGRADED -> DOWN) applies at once. Entering DOWN arms
+   the hold-down (``down_until = now + h.hold_down_s``).
+6. **Improvement** needs all of:
+   - the measurements clear the thresholds of the better level *with the recovery margin*
+     (``m = h.recovery_margin_pct``): for "above" metrics ``value <= threshold * (1 - m/100)``;
+     for the MOS (higher is better, bounded by 4.5) ``mos >= threshold + (4.5 - threshold) *
+     m/100``, i.e. m% of the headroom to the top of the scale (a plain +m% would put 4.0 * 1.2 =
+     4.8 out of reach). To be UP a path clears the ``degraded`` *and* the ``down`` thresholds,
+     to be DEGRADED the ``down`` ones. The best level so cleared is the *recovery level*;
+   - that recovery level has been better than the current state continuously for ``h.rise_s``
+     (``clean_since``; ``clean_level`` is the worst recovery level seen during that run, and is
+     the level the path improves to, so DOWN -> UP in one step only when UP was clean for the
+     whole ``rise_s``);
+   - at least ``h.min_dwell_s`` in the current state;
+   - when leaving DOWN, ``now >= down_until``.
+   After an improvement the clean run restarts (a further step needs its own ``rise_s``).
+7. **Noise inside the thresholds never changes a state**: a soft level equal to the state, or
+   better but inside the hysteresis band, keeps the state (and stops the improvement clock when
+   the band is not cleared).
+
+Reasons: every state carries ``Reason(metric, value, threshold, text)`` records: the thresholds
+crossed ("loss_pct 12.0% > down 10.0%"), the thresholds cleared on recovery ("loss_pct 0.2% <=
+0.8% (degraded 1.0% less 20% margin)"), or what holds an improvement back (``rise``,
+``min_dwell``, ``hold_down``, ``band``). Each change of health is one
+:class:`~bgpctl.core.types.Transition` with the new state's reasons.
+
+Note: the policy model's text says ``min_dwell_s`` applies "before a soft change"; here it holds
+back improvements only: a path that gets worse is de-preferred at once (calls first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bgpctl.core.mos import MOS_MAX
+from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, Transition
+from bgpctl.errors import PolicyError, Problem
+from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
+
+_RANK = {Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
+"""Badness of the judged levels; UNKNOWN is not on this scale."""
+
+
+def _worse(a: Health, b: Health) -> bool:
+    return _RANK[a] > _RANK[b]
+
+
+def _worst(a: Health, b: Health) -> Health:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+@dataclass(frozen=True, slots=True)
+class _Metric:
+    """One judged measurement: how to read it from the stats and how to compare it."""
+
+    name: str  # Reason.metric, also the Thresholds field (except mos -> mos_below)
+    field: str  # Thresholds field
+    label: str  # how texts name it
+    unit: str
+    higher_is_worse: bool
+    value: Callable[[PathStats], float | None]
+
+
+_METRICS = (
+    _Metric("rtt_ms", "rtt_ms", "rtt_ms p95", " ms", True, lambda s: s.rtt_p95_ms),
+    _Metric("jitter_ms", "jitter_ms", "jitter_ms", " ms", True, lambda s: s.jitter_ms),
+    _Metric("loss_pct", "loss_pct", "loss_pct", "%", True, lambda s: s.loss_pct),
+    _Metric("mos", "mos_below", "mos", "", False, lambda s: s.mos),
+)
+
+
+def _fmt(metric: _Metric, v: float) -> str:
+    return f"{v:.2f}" if metric.name == "mos" else f"{v:.1f}{metric.unit}"
+
+
+def _crossings(stats: PathStats, thresholds: Thresholds, level: str) -> list[Reason]:
+    """Every threshold of ``level`` (``"degraded"``/``"down"``) the window crosses."""
+    out: list[Reason] = []
+    for m in _METRICS:
+        thr: float | None = getattr(thresholds, m.field)
+        if thr is None:
+            continue
+        v = m.value(stats)
+        if v is None:
+            if m.name == "rtt_ms" and stats.samples > 0 and stats.lost == stats.samples:
+                out.append(Reason(m.name, None, thr, f"{m.label}: no probe answered in the window "
+                                                     f"(> {level} {_fmt(m, thr)})"))
+            continue
+        if (v > thr) if m.higher_is_worse else (v < thr):
+            op = ">" if m.higher_is_worse else "<"
+            out.append(Reason(m.name, v, thr, f"{m.label} {_fmt(m, v)} {op} {level} {_fmt(m, thr)}"))
+    return out
+
+
+def _soft_level(stats: PathStats, sla: SlaClass) -> tuple[Health, list[Reason]]:
+    down = _crossings(stats, sla.down, "down")
+    if down:
+        return Health.DOWN, down
+    degraded = _crossings(stats, sla.degraded, "degraded")
+    if degraded:
+        return Health.DEGRADED, degraded
+    return Health.UP, []
+
+
+def recovery_bound(threshold: float, margin_pct: float, higher_is_worse: bool) -> float:
+    """The value a measurement must reach (<= for "above" metrics, >= for MOS) to count as clean."""
+    if higher_is_worse:
+        return threshold * (1.0 - margin_pct / 100.0)
+    return threshold + (MOS_MAX - threshold) * margin_pct / 100.0
+
+
+def _clearance(stats: PathStats, thresholds: Thresholds, level: str, margin: float
+               ) -> tuple[list[Reason], list[Reason]]:
+    """(cleared, blocking): each threshold of ``level`` cleared with the margin, or not."""
+    cleared: list[Reason] = []
+    blocking: list[Reason] = []
+    for m in _METRICS:
+        thr: float | None = getattr(thresholds, m.field)
+        if thr is None:
+            continue
+        bound = recovery_bound(thr, margin, m.higher_is_worse)
+        v = m.value(stats)
+        how = (f"({level} {_fmt(m, thr)} less {margin:g}% margin)" if m.higher_is_worse
+               else f"({level} {_fmt(m, thr)} plus {margin:g}% of the headroom to {MOS_MAX})")
+        if v is None:
+            blocking.append(Reason(m.name, None, bound, f"{m.label}: no value to clear {_fmt(m, bound)} {how}"))
+        elif (v <= bound) if m.higher_is_worse else (v >= bound):
+            op = "<=" if m.higher_is_worse else ">="
+            cleared.append(Reason(m.name, v, bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, bound)} {how}"))
+        else:
+            op = ">" if m.higher_is_worse else "<"
+            blocking.append(Reason(m.name, v, bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, bound)} {how}: "
+                                                     "inside the hysteresis band"))
+    return cleared, blocking
+
+
+@dataclass(frozen=True, slots=True)
+class _Recovery:
+    level: Health  # the best level the window clears with the margin
+    down_cleared: list[Reason]  # the down thresholds cleared (all of them unless level is DOWN)
+    degraded_cleared: list[Reason]  # the degraded thresholds cleared (all of them if level is UP)
+    blocking: list[Reason]  # what keeps the window from the level above ``level``
+
+    def cleared_for(self, level: Health) -> list[Reason]:
+        return self.down_cleared + (self.degraded_cleared if level is Health.UP else [])
+
+
+def _recovery(stats: PathStats, sla: SlaClass) -> _Recovery:
+    margin = sla.hysteresis.recovery_margin_pct
+    down_ok, down_block = _clearance(stats, sla.down, "down", margin)
+    deg_ok, deg_block = _clearance(stats, sla.degraded, "degraded", margin)
+    if down_block:
+        return _Recovery(Health.DOWN, down_ok, deg_ok, down_block)
+    if deg_block:
+        return _Recovery(Health.DEGRADED, down_ok, deg_ok, deg_block)
+    return _Recovery(Health.UP, down_ok, deg_ok, [])
+
+
+def path_keys(policy: Policy) -> list[PathKey]:
+    """Every (service, region, path) the policy measures, in policy order: services, then regions
+    (those the service has a probe target in), then the region's paths."""
+    keys: list[PathKey] = []
+    for service_name, service in policy.services.items():
+        for region_name, region in policy.regions.items():
+            if region_name not in service.probe.targets:
+                continue
+            keys.extend(PathKey(service_name, region_name, path_name) for path_name in region.paths)
+    return keys
+
+
+def _sla_for(policy: Policy, service_name: str) -> SlaClass:
+    name = policy.services[service_name].sla
+    try:
+        return policy.sla_classes[name]
+    except KeyError:
+        raise PolicyError([Problem(file="<policy>", line=None, path=f"services.{service_name}.sla",
+                                   message=f"names SLA class '{name}', which sla_classes does not define",
+                                   hint=f"define it or use one of {sorted(policy.sla_classes)}")]) from None
+
+
+def decide(policy: Policy, stats: Mapping[PathKey, PathStats], previous: Mapping[PathKey, PathHealth],
+           now: float) -> Decision:
+    """The new health of every path of ``path_keys(policy)`` and the transitions since ``previous``."""
+    slas: dict[str, SlaClass] = {}
+    health: dict[PathKey, PathHealth] = {}
+    transitions: list[Transition] = []
+    for key in path_keys(policy):
+        sla = slas.get(key.service)
+        if sla is None:
+            sla = slas[key.service] = _sla_for(policy, key.service)
+        prev = previous.get(key)
+        if prev is None:
+            prev = PathHealth(health=Health.UNKNOWN, since=now)
+        new = judge(sla, stats.get(key), prev, now)
+        health[key] = new
+        if new.health is not prev.health:
+            transitions.append(Transition(key=key, at=now, old=prev.health, new=new.health, reasons=new.reasons))
+    return Decision(health=health, transitions=tuple(transitions))
+
+
+def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
+    """One path's new health (the rules of the module docstring)."""
+    h = sla.hysteresis
+    cur = prev.health
+
+    # 1. hard failure: at once, from any state, with any number of samples
+    if stats is not None and stats.consecutive_lost >= h.down_after_lost:
+        reason = Reason("consecutive_lost", float(stats.consecutive_lost), float(h.down_after_lost),
+                        f"consecutive_lost {stats.consecutive_lost} >= down_after_lost {h.down_after_lost}")
+        return PathHealth(health=Health.DOWN, since=prev.since if cur is Health.DOWN else now,
+                          clean_since=None, down_until=max(prev.down_until, now + h.hold_down_s),
+                          reasons=(reason,), clean_level=None)
+
+    # 2. too little data: judge nothing
+    if stats is None or stats.samples < h.min_samples:
+        n = 0 if stats is None else stats.samples
+        reason = Reason("samples", float(n), float(h.min_samples),
+                        f"{n} settled samples < min_samples {h.min_samples}: not judged, "
+                        f"{cur.value} kept")
+        kept = tuple(r for r in prev.reasons if r.metric != "samples")
+        return PathHealth(health=cur, since=prev.since, clean_since=None, down_until=prev.down_until,
+                          reasons=(reason, *kept), clean_level=None)
+
+    # 3. soft level
+    level, crossed = _soft_level(stats, sla)
+
+    # 4./5. first judgement and worsening: at once
+    if cur is Health.UNKNOWN or _worse(level, cur):
+        reasons = tuple(crossed)
+        if not reasons:  # first judgement, everything within thresholds
+            reasons = (Reason("samples", float(stats.samples), float(h.min_samples),
+                              f"first judgement on {stats.samples} settled samples (min_samples "
+                              f"{h.min_samples}): every measurement within its thresholds"),)
+        return _enter(prev, level, now, h, reasons)
+
+    # 6./7. same level, or better: improve only through the hysteresis
+    if level is cur:  # the recovery level is never better than the level: nothing to improve (hot path)
+        return _hold(prev, tuple(crossed))
+    rec = _recovery(stats, sla)
+    recovery = rec.level
+    if not _worse(cur, recovery):  # nothing cleared beyond the band: hold
+        return _hold(prev, tuple(rec.blocking))
+
+    if prev.clean_since is None or prev.clean_level is None:
+        clean_since, clean_level = now, recovery
+    else:
+        clean_since, clean_level = prev.clean_since, _worst(prev.clean_level, recovery)
+
+    held: list[Reason] = []
+    clean_for = now - clean_since
+    if clean_for < h.rise_s:
+        held.append(Reason("rise", clean_for, h.rise_s,
+                           f"clean for {clean_for:.1f} s < rise_s {h.rise_s:g} s: {cur.value} kept"))
+    in_state = now - prev.since
+    if in_state < h.min_dwell_s:
+        held.append(Reason("min_dwell", in_state, h.min_dwell_s,
+                           f"{in_state:.1f} s in {cur.value} < min_dwell_s {h.min_dwell_s:g} s"))
+    if cur is Health.DOWN and now < prev.down_until:
+        held.append(Reason("hold_down", prev.down_until - now, h.hold_down_s,
+                           f"hold-down: {prev.down_until - now:.1f} s left of hold_down_s {h.hold_down_s:g} s"))
+    if held:
+        return PathHealth(health=cur, since=prev.since, clean_since=clean_since, down_until=prev.down_until,
+                          reasons=tuple(held), clean_level=clean_level)
+
+    # improve to the level that stayed clean for the whole run
+    rise = Reason("rise", clean_for, h.rise_s, f"clean for {clean_for:.1f} s >= rise_s {h.rise_s:g} s: "
+                                               f"{cur.value} -> {clean_level.value}")
+    restart = recovery if _worse(clean_level, recovery) else None
+    return PathHealth(health=clean_level, since=now, clean_since=now if restart else None,
+                      down_until=prev.down_until, reasons=(rise, *rec.cleared_for(clean_level)), clean_level=restart)
+
+
+def _hold(prev: PathHealth, reasons: tuple[Reason, ...]) -> PathHealth:
+    """Keep the state, stop the improvement clock; ``prev`` itself when nothing changes."""
+    if prev.clean_since is None and prev.clean_level is None and prev.reasons == reasons:
+        return prev
+    return PathHealth(health=prev.health, since=prev.since, clean_since=None, down_until=prev.down_until,
+                      reasons=reasons, clean_level=None)
+
+
+def _enter(prev: PathHealth, level: Health, now: float, h: Hysteresis, reasons: tuple[Reason, ...]) -> PathHealth:
+    """Move to ``level`` at once (first judgement or worsening)."""
+    down_until = prev.down_until
+    if level is Health.DOWN:
+        down_until = max(down_until, now + h.hold_down_s)
+    return PathHealth(health=level, since=now if level is not prev.health else prev.since, clean_since=None,
+                      down_until=down_until, reasons=reasons, clean_level=None)

@@ -1,0 +1,615 @@
+"""plan(): the pure step from path health to the BGP announcements each peer should hold.
+
+``plan(policy, health, previous, now, overrides)`` reads no clock, no file and no socket; the same
+inputs always give the same :class:`~bgpctl.core.types.Plan`.
+
+Path state, per (service, region, path), from decide()'s health (a missing key is UNKNOWN):
+
+* DOWN -> DOWN; DEGRADED -> DEGRADED; UNKNOWN -> no state at all: the path is not announced.
+* UP -> PREFERRED or STANDBY. active-active: in every region, the UP path with the lowest
+  ``priority`` (ties: the policy's path order) is PREFERRED, the other UP paths STANDBY.
+  active-standby: only the best UP path of the first region of ``order`` that has one is
+  PREFERRED (regions missing from ``order`` follow it, in the policy's region order).
+* Overrides: ``drain(region[, path])`` makes an UP path STANDBY (never withdrawn; the other UP
+  paths of the region compete without it). ``pin(service -> region)`` makes that region's best
+  undrained UP path the only PREFERRED one of the service while the region has one; otherwise the
+  normal rules apply and a note says so. ``freeze``: the desired RIB is the previous one, nothing
+  changes (except the allowlist guard below), a note says so.
+
+Routes:
+
+* To every ``edge`` peer: every service prefix via every path that has a state, with
+  next hop = the path's ``next_hop``, AS path = ``(local_as,) * (1 + prepend)``, MED, communities and
+  large communities from ``actions[state].edge``; a ``withdraw`` action means no route.
+* With ADD-PATH ``send`` or ``send/receive`` on the peer every path gets its own path id: its
+  1-based position in the policy's region/path order, so ids never move with health. Without
+  ADD-PATH the peer gets only the single best route per prefix (path id 0), ranked by state
+  (preferred, standby, degraded, down), then AS-path length, then MED (missing = 0), then the
+  policy's region/path order.
+* To every ``transit-gateway`` peer: ``corporate.prefixes`` with next hop ``corporate.next_hop`` and
+  ``actions[state].transit-gateway`` of the path(s) whose ``peer`` is that TGW, the state taken from
+  ``corporate.follow_service``. Same ADD-PATH rule.
+* A prefix goes only to peers that carry its address family.
+
+Guards:
+
+* Fail-static (``guards.fail_static``): when no path of a service is announceable (every path DOWN or
+  UNKNOWN) and a previous plan exists, that service's prefixes keep exactly the previous plan's
+  routes on every peer, and a note says so. The same for the corporate prefixes when
+  ``follow_service`` has no announceable path. With ``fail_static: false`` the routes follow the
+  down action (normally: withdrawn), with a note.
+* Allowlist: no route outside ``guards.allowlist`` is ever in the desired RIB or in an announcement,
+  whatever the inputs (also policies built without validation, also a previous plan). A planned
+  route outside it is dropped with a note; a previously announced one is withdrawn at once. Those
+  guard withdrawals go first and are never deferred: the allowlist outranks the rate limit.
+
+Changes: the difference between ``previous.desired`` and the new desired RIB, per peer, in
+make-before-break order: first announcements that are new or at least as preferred as what they
+replace (most preferred first), then announcements that de-prefer a route (prepend/MED), then
+withdrawals. ``why`` names the path and state behind each change.
+
+Rate limit: at most ``guards.max_route_changes_per_minute`` changes in any 60 s sliding window;
+``Plan.change_times`` carries the times of the changes of the last minute from call to call. Over
+budget, the changes are applied in the order above up to the budget and the rest go to
+``deferred``; ``desired`` is then the previous desired RIB plus the applied changes only (it is
+what the speaker will hold), so the next call plans the deferred ones again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+from bgpctl.core.types import (
+    ChangeKind,
+    Health,
+    PathHealth,
+    PathKey,
+    Plan,
+    Rib,
+    RouteAttrs,
+    RouteChange,
+    RouteKey,
+)
+from bgpctl.policy.model import (
+    AddPath,
+    Announce,
+    Family,
+    Mode,
+    Overrides,
+    PathState,
+    Peer,
+    PeerRole,
+    Policy,
+    Service,
+)
+
+RATE_WINDOW_S = 60.0
+"""The rate limit's sliding window, seconds."""
+
+STATE_RANK: dict[PathState, int] = {
+    PathState.PREFERRED: 0, PathState.STANDBY: 1, PathState.DEGRADED: 2, PathState.DOWN: 3,
+}
+"""Lower is more preferred."""
+
+_ADD_PATH_SENDS = frozenset({AddPath.SEND, AddPath.BOTH})
+_ANNOUNCEABLE = frozenset({PathState.PREFERRED, PathState.STANDBY, PathState.DEGRADED})
+_GROUP_MAKE, _GROUP_DEPREFER, _GROUP_WITHDRAW = 0, 1, 2
+
+Network = IPv4Network | IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSource:
+    """What a planned route stands for: one path of one service, in one state."""
+
+    path: PathKey
+    state: PathState
+
+
+@dataclass(frozen=True, slots=True)
+class Ideal:
+    """The RIB the health asks for, before fail-static, the allowlist and the rate limit."""
+
+    routes: Rib
+    sources: dict[tuple[str, RouteKey], RouteSource]
+    states: dict[PathKey, PathState | None]
+    dark: frozenset[str]  # services without an announceable path
+    notes: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers on the policy
+
+
+def path_ids(policy: Policy) -> dict[tuple[str, str], int]:
+    """(region, path) -> ADD-PATH path id: 1-based position in the policy's region/path order."""
+    ids: dict[tuple[str, str], int] = {}
+    for region_name, region in policy.regions.items():
+        for path_name in region.paths:
+            ids[(region_name, path_name)] = len(ids) + 1
+    return ids
+
+
+def region_order(policy: Policy, service: Service) -> list[str]:
+    """Regions in preference order for active-standby: ``order`` first, then the rest as written."""
+    listed = [r for r in service.order if r in policy.regions]
+    return listed + [r for r in policy.regions if r not in listed]
+
+
+def _service_paths(policy: Policy, service_name: str) -> list[PathKey]:
+    return [PathKey(service_name, r, p) for r, region in policy.regions.items() for p in region.paths]
+
+
+def _network(value: object) -> Network | None:
+    try:
+        return ip_network(str(value), strict=True)
+    except ValueError:
+        return None
+
+
+def _allowlist(policy: Policy) -> list[Network]:
+    nets = (_network(a) for a in policy.guards.allowlist)
+    return [n for n in nets if n is not None]
+
+
+def allowed(prefix: str, allowlist: Iterable[Network]) -> bool:
+    """True when ``prefix`` is a well-formed network inside one of ``allowlist``."""
+    net = _network(prefix)
+    if net is None:
+        return False
+    for a in allowlist:
+        if isinstance(net, IPv4Network) and isinstance(a, IPv4Network) and net.subnet_of(a):
+            return True
+        if isinstance(net, IPv6Network) and isinstance(a, IPv6Network) and net.subnet_of(a):
+            return True
+    return False
+
+
+def route_order(key: RouteKey) -> tuple[int, int, int, str, int]:
+    """Sort key for routes: by address family, network address, prefix length, then path id."""
+    net = _network(key.prefix)
+    if net is None:
+        return (9, 0, 0, key.prefix, key.path_id)
+    return (net.version, int(net.network_address), net.prefixlen, "", key.path_id)
+
+
+def _carries(peer: Peer, prefix: str) -> bool:
+    net = _network(prefix)
+    if net is None:  # let the allowlist guard drop it, with its note
+        return True
+    family = Family.IPV4_UNICAST if net.version == 4 else Family.IPV6_UNICAST
+    return family in peer.families
+
+
+def _find_peer(policy: Policy, name: str) -> Peer | None:
+    for p in policy.peers:
+        if p.name == name:
+            return p
+    return None
+
+
+def _attrs(policy: Policy, action: Announce, next_hop: object) -> RouteAttrs:
+    return RouteAttrs(
+        next_hop=str(next_hop),
+        as_path=(policy.speaker.local_as,) * (1 + action.prepend),
+        med=action.med,
+        communities=tuple(action.communities),
+        large_communities=tuple(action.large_communities),
+    )
+
+
+def _preference(rank: int, attrs: RouteAttrs) -> tuple[int, int, int]:
+    return (rank, len(attrs.as_path), attrs.med or 0)
+
+
+# --------------------------------------------------------------------------------------------
+# path states
+
+
+def _drained(key: PathKey, overrides: Overrides) -> bool:
+    return any(d.region == key.region and d.path in (None, key.path) for d in overrides.drain)
+
+
+def _best(policy: Policy, keys: list[PathKey], ids: Mapping[tuple[str, str], int]) -> PathKey:
+    return min(keys, key=lambda k: (policy.regions[k.region].paths[k.path].priority, ids[(k.region, k.path)]))
+
+
+def _preferred(policy: Policy, name: str, service: Service, candidates: list[PathKey], *,
+               overrides: Overrides, ids: Mapping[tuple[str, str], int], notes: list[str]) -> list[PathKey]:
+    pin = overrides.pin.get(name)
+    if pin is not None:
+        pinned = [k for k in candidates if k.region == pin]
+        if pinned:
+            notes.append(f"pin: {name} is preferred only in {pin}")
+            return [_best(policy, pinned, ids)]
+        notes.append(f"pin: {name} -> {pin} has no undrained up path there; the normal rules apply")
+    if service.mode is Mode.ACTIVE_ACTIVE:
+        chosen: list[PathKey] = []
+        for region in policy.regions:
+            group = [k for k in candidates if k.region == region]
+            if group:
+                chosen.append(_best(policy, group, ids))
+        return chosen
+    for region in region_order(policy, service):
+        group = [k for k in candidates if k.region == region]
+        if group:
+            return [_best(policy, group, ids)]
+    return []
+
+
+def path_states(policy: Policy, health: Mapping[PathKey, PathHealth],
+                overrides: Overrides | None = None) -> tuple[dict[PathKey, PathState | None], list[str]]:
+    """The state of every (service, region, path) of the policy; None = not announced (UNKNOWN)."""
+    ov = policy.overrides if overrides is None else overrides
+    ids = path_ids(policy)
+    notes: list[str] = []
+    for d in ov.drain:
+        if d.region not in policy.regions or (d.path is not None and d.path not in policy.regions[d.region].paths):
+            where = d.region if d.path is None else f"{d.region}/{d.path}"
+            notes.append(f"drain: {where} is not in the policy; ignored")
+        else:
+            where = d.region if d.path is None else f"{d.region}/{d.path}"
+            notes.append(f"drain: up paths of {where} are standby")
+    for svc_name in ov.pin:
+        if svc_name not in policy.services:
+            notes.append(f"pin: service {svc_name} is not in the policy; ignored")
+    states: dict[PathKey, PathState | None] = {}
+    for name, service in policy.services.items():
+        keys = _service_paths(policy, name)
+        candidates: list[PathKey] = []
+        for k in keys:
+            h = health.get(k, PathHealth()).health
+            if h is Health.DOWN:
+                states[k] = PathState.DOWN
+            elif h is Health.DEGRADED:
+                states[k] = PathState.DEGRADED
+            elif h is Health.UP:
+                states[k] = PathState.STANDBY
+                if not _drained(k, ov):
+                    candidates.append(k)
+            else:
+                states[k] = None
+        for k in _preferred(policy, name, service, candidates, overrides=ov, ids=ids, notes=notes):
+            states[k] = PathState.PREFERRED
+    return states, notes
+
+
+# --------------------------------------------------------------------------------------------
+# the ideal RIB
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    prefix: str
+    path_id: int
+    attrs: RouteAttrs
+    source: RouteSource
+
+    def rank(self) -> tuple[int, int, int, int]:
+        return (*_preference(STATE_RANK[self.source.state], self.attrs), self.path_id)
+
+
+def _edge_candidates(policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None],
+                     ids: Mapping[tuple[str, str], int]) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for name, service in policy.services.items():
+        for key in _service_paths(policy, name):
+            state = states.get(key)
+            if state is None:
+                continue
+            action = policy.actions.get(state, PeerRole.EDGE)
+            if not isinstance(action, Announce):
+                continue
+            attrs = _attrs(policy, action, policy.regions[key.region].paths[key.path].next_hop)
+            for prefix in service.prefixes:
+                if _carries(peer, str(prefix)):
+                    out.append(_Candidate(str(prefix), ids[(key.region, key.path)], attrs, RouteSource(key, state)))
+    return out
+
+
+def _tgw_candidates(policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None],
+                    ids: Mapping[tuple[str, str], int]) -> list[_Candidate]:
+    corporate = policy.corporate
+    if corporate is None:
+        return []
+    out: list[_Candidate] = []
+    for region_name, region in policy.regions.items():
+        for path_name, path in region.paths.items():
+            if path.peer != peer.name:
+                continue
+            key = PathKey(corporate.follow_service, region_name, path_name)
+            state = states.get(key)
+            if state is None:
+                continue
+            action = policy.actions.get(state, PeerRole.TRANSIT_GATEWAY)
+            if not isinstance(action, Announce):
+                continue
+            attrs = _attrs(policy, action, corporate.next_hop)
+            for prefix in corporate.prefixes:
+                if _carries(peer, str(prefix)):
+                    out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs,
+                                          RouteSource(key, state)))
+    return out
+
+
+def ideal_rib(policy: Policy, health: Mapping[PathKey, PathHealth], overrides: Overrides | None = None) -> Ideal:
+    """The routes the health asks for, per peer, with the path and state behind each one."""
+    states, notes = path_states(policy, health, overrides)
+    ids = path_ids(policy)
+    routes: Rib = {}
+    sources: dict[tuple[str, RouteKey], RouteSource] = {}
+    for peer in policy.peers:
+        if peer.role is PeerRole.EDGE:
+            candidates = _edge_candidates(policy, peer, states, ids)
+        else:
+            candidates = _tgw_candidates(policy, peer, states, ids)
+        add_path = peer.add_path in _ADD_PATH_SENDS
+        best: dict[RouteKey, _Candidate] = {}
+        for c in candidates:
+            key = RouteKey(c.prefix, c.path_id if add_path else 0)
+            if key not in best or c.rank() < best[key].rank():
+                best[key] = c
+        routes[peer.name] = {k: best[k].attrs for k in sorted(best, key=route_order)}
+        for k, c in best.items():
+            sources[(peer.name, k)] = c.source
+    dark = frozenset(
+        name for name in policy.services
+        if not any(states.get(k) in _ANNOUNCEABLE for k in _service_paths(policy, name)))
+    return Ideal(routes, sources, states, dark, tuple(notes))
+
+
+# --------------------------------------------------------------------------------------------
+# fail-static, allowlist
+
+
+def _fail_static(policy: Policy, ideal: Ideal, previous: Rib | None, target: Rib, notes: list[str]) -> None:
+    """Replace, in ``target``, the routes of services without an announceable path by the previous ones."""
+    held: list[tuple[str, set[str]]] = [
+        (f"service {name}", {str(p) for p in policy.services[name].prefixes}) for name in sorted(ideal.dark)]
+    corporate = policy.corporate
+    if corporate is not None and (corporate.follow_service in ideal.dark
+                                  or corporate.follow_service not in policy.services):
+        held.append((f"corporate prefixes (follow {corporate.follow_service})",
+                     {str(p) for p in corporate.prefixes}))
+    for what, prefixes in held:
+        if not policy.guards.fail_static:
+            notes.append(f"fail-static is off: {what} has no up or degraded path, its routes follow the "
+                         f"down/unknown actions")
+            continue
+        if previous is None:
+            notes.append(f"fail-static: {what} has no up or degraded path and no previous route to keep")
+            continue
+        kept = 0
+        for peer_name in set(target) | set(previous):
+            routes = {k: a for k, a in target.get(peer_name, {}).items() if k.prefix not in prefixes}
+            for k, a in previous.get(peer_name, {}).items():
+                if k.prefix in prefixes:
+                    routes[k] = a
+                    kept += 1
+            target[peer_name] = routes
+        if kept:
+            notes.append(f"fail-static: {what} has no up or degraded path; kept its {kept} previous route(s)")
+        else:
+            notes.append(f"fail-static: {what} has no up or degraded path and no previous route to keep")
+
+
+def _drop_outside(target: Rib, allowlist: list[Network], notes: list[str]) -> Rib:
+    out: Rib = {}
+    for peer_name, routes in target.items():
+        kept: dict[RouteKey, RouteAttrs] = {}
+        for k, a in routes.items():
+            if allowed(k.prefix, allowlist):
+                kept[k] = a
+            else:
+                notes.append(f"allowlist: {k.prefix} to {peer_name} is outside guards.allowlist; not planned")
+        out[peer_name] = kept
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# changes
+
+
+def _infer_rank(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> int | None:
+    """The state rank whose action produces ``attrs`` (routes of an earlier plan carry no state)."""
+    for state, rank in STATE_RANK.items():
+        action = policy.actions.get(state, role)
+        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop) == attrs:
+            return rank
+    return None
+
+
+def _state_text(state: PathState | None, policy: Policy, role: PeerRole) -> str:
+    if state is None:
+        return "unknown: not announced"
+    if state is PathState.DOWN:
+        return "down: withdrawn"
+    if not isinstance(policy.actions.get(state, role), Announce):
+        return f"{state}: the policy's action is withdraw"
+    return f"{state}: replaced by a better route (no ADD-PATH)"
+
+
+def _sources_of(policy: Policy, peer: Peer, key: RouteKey) -> list[PathKey]:
+    """The paths a route to ``peer`` could have stood for, from its prefix and path id."""
+    by_id = {i: rp for rp, i in path_ids(policy).items()}
+    out: list[PathKey] = []
+    if peer.role is PeerRole.EDGE:
+        for name, service in policy.services.items():
+            if key.prefix not in {str(p) for p in service.prefixes}:
+                continue
+            if key.path_id in by_id:
+                out.append(PathKey(name, *by_id[key.path_id]))
+            else:
+                out.extend(_service_paths(policy, name))
+        return out
+    corporate = policy.corporate
+    if corporate is None or key.prefix not in {str(p) for p in corporate.prefixes}:
+        return out
+    for (region_name, path_name), i in path_ids(policy).items():
+        if policy.regions[region_name].paths[path_name].peer == peer.name and key.path_id in (0, i):
+            out.append(PathKey(corporate.follow_service, region_name, path_name))
+    return out
+
+
+def _withdraw_why(policy: Policy, ideal: Ideal | None, peer_name: str, key: RouteKey) -> str:
+    peer = _find_peer(policy, peer_name)
+    if peer is None:
+        return f"peer {peer_name} is no longer in the policy"
+    sources = _sources_of(policy, peer, key)
+    if not sources:
+        return f"{key.prefix} is no longer announced to {peer_name} by the policy"
+    if ideal is None:
+        return "withdrawn"
+    return "; ".join(f"{pk} {_state_text(ideal.states.get(pk), policy, peer.role)}" for pk in sources)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ordered:
+    group: int
+    sort: tuple[object, ...]
+    change: RouteChange
+
+
+def _diff(policy: Policy, ideal: Ideal | None, base: Rib, target: Rib) -> list[RouteChange]:
+    peer_index = {p.name: i for i, p in enumerate(policy.peers)}
+    peers = sorted(set(base) | set(target), key=lambda n: (peer_index.get(n, len(peer_index)), n))
+    out: list[_Ordered] = []
+    for peer_name in peers:
+        old = base.get(peer_name, {})
+        new = target.get(peer_name, {})
+        pi = peer_index.get(peer_name, len(peer_index))
+        peer = _find_peer(policy, peer_name)
+        for key in sorted(new, key=route_order):
+            attrs = new[key]
+            if old.get(key) == attrs:
+                continue
+            source = ideal.sources.get((peer_name, key)) if ideal is not None else None
+            new_rank = STATE_RANK[source.state] if source is not None else None
+            why = f"{source.path} {source.state}" if source is not None else "kept from the previous plan"
+            pref_new = _preference(new_rank if new_rank is not None else 0, attrs)
+            if key not in old:
+                group = _GROUP_MAKE
+            else:
+                was = old[key]
+                old_rank = _infer_rank(policy, peer.role, was) if peer is not None else None
+                rank_for_old = old_rank if old_rank is not None else (new_rank if new_rank is not None else 0)
+                pref_old = _preference(rank_for_old, was)
+                if new_rank is None:
+                    pref_new = _preference(rank_for_old, attrs)
+                group = _GROUP_MAKE if pref_new <= pref_old else _GROUP_DEPREFER
+                if group == _GROUP_DEPREFER:
+                    why += " (de-preferred)"
+            # new or better routes: most preferred first; de-preferences: in peer/prefix order
+            sort: tuple[object, ...] = (pref_new if group == _GROUP_MAKE else (), pi, route_order(key))
+            out.append(_Ordered(group, sort, RouteChange(peer_name, ChangeKind.ANNOUNCE, key, attrs, why)))
+        for key in sorted(old, key=route_order):
+            if key not in new:
+                out.append(_Ordered(_GROUP_WITHDRAW, ((), pi, route_order(key)),
+                                    RouteChange(peer_name, ChangeKind.WITHDRAW, key, None,
+                                                _withdraw_why(policy, ideal, peer_name, key))))
+    out.sort(key=lambda o: (o.group, o.sort))
+    return [o.change for o in out]
+
+
+def apply_changes(rib: Rib, changes: Iterable[RouteChange]) -> Rib:
+    """``rib`` with ``changes`` applied, as a new RIB (the input is not modified)."""
+    out: Rib = {peer: dict(routes) for peer, routes in rib.items()}
+    for c in changes:
+        routes = out.setdefault(c.peer, {})
+        if c.kind is ChangeKind.WITHDRAW:
+            routes.pop(c.key, None)
+        elif c.attrs is not None:
+            routes[c.key] = c.attrs
+    return out
+
+
+def _normalized(policy: Policy, rib: Rib) -> Rib:
+    """Policy peers first (each present, maybe empty), then other peers that still hold routes; keys sorted."""
+    out: Rib = {p.name: {k: rib[p.name][k] for k in sorted(rib.get(p.name, {}), key=route_order)}
+                for p in policy.peers}
+    for peer_name in sorted(set(rib) - set(out)):
+        if rib[peer_name]:
+            out[peer_name] = {k: rib[peer_name][k] for k in sorted(rib[peer_name], key=route_order)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# plan
+
+
+def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | None, now: float,
+         overrides: Overrides | None = None) -> Plan:
+    """The desired RIB for ``health`` and the ordered, rate-limited changes from ``previous``.
+
+    ``overrides`` None means ``policy.overrides``. See the module docstring for the rules.
+    """
+    ov = policy.overrides if overrides is None else overrides
+    allowlist = _allowlist(policy)
+    prev_rib: Rib = previous.desired if previous is not None else {}
+    recent = tuple(t for t in (previous.change_times if previous is not None else ()) if t > now - RATE_WINDOW_S)
+    notes: list[str] = []
+
+    # Guard: whatever was announced outside the allowlist goes now, before anything else.
+    guard: list[RouteChange] = []
+    for peer_name in sorted(prev_rib):
+        for key in sorted(prev_rib[peer_name], key=route_order):
+            if not allowed(key.prefix, allowlist):
+                guard.append(RouteChange(peer_name, ChangeKind.WITHDRAW, key, None,
+                                         f"{key.prefix} is outside guards.allowlist: withdrawn at once"))
+    base = apply_changes(prev_rib, guard)
+
+    ideal: Ideal | None
+    if ov.freeze:
+        ideal = None
+        target: Rib = {peer: dict(routes) for peer, routes in base.items()}
+        notes.append("freeze: the routes stay as they are; nothing new is planned")
+    else:
+        ideal = ideal_rib(policy, health, ov)
+        notes.extend(ideal.notes)
+        target = {peer: dict(routes) for peer, routes in ideal.routes.items()}
+        _fail_static(policy, ideal, base if previous is not None else None, target, notes)
+    target = _drop_outside(target, allowlist, notes)
+
+    ordered = _diff(policy, ideal, base, target)
+    budget = max(0, policy.guards.max_route_changes_per_minute - len(recent) - len(guard))
+    applied, deferred = ordered[:budget], ordered[budget:]
+    if deferred:
+        notes.append(f"rate limit: {len(deferred)} change(s) deferred "
+                     f"(max {policy.guards.max_route_changes_per_minute} per minute)")
+    desired = _normalized(policy, apply_changes(base, applied))
+    changes = (*guard, *applied)
+    return Plan(desired=desired, changes=tuple(changes), deferred=tuple(deferred), notes=tuple(notes),
+                change_times=recent + (now,) * len(changes))
+
+
+# --------------------------------------------------------------------------------------------
+# plain data, for JSON output and golden files
+
+
+def attrs_to_dict(attrs: RouteAttrs) -> dict[str, object]:
+    return {"next_hop": attrs.next_hop, "as_path": list(attrs.as_path), "med": attrs.med,
+            "communities": list(attrs.communities), "large_communities": list(attrs.large_communities)}
+
+
+def change_to_dict(change: RouteChange) -> dict[str, object]:
+    out: dict[str, object] = {"peer": change.peer, "kind": str(change.kind), "prefix": change.key.prefix,
+                              "path_id": change.key.path_id}
+    if change.attrs is not None:
+        out.update(attrs_to_dict(change.attrs))
+    out["why"] = change.why
+    return out
+
+
+def rib_to_dict(rib: Rib) -> dict[str, list[dict[str, object]]]:
+    return {peer: [{"prefix": k.prefix, "path_id": k.path_id, **attrs_to_dict(routes[k])}
+                   for k in sorted(routes, key=route_order)]
+            for peer, routes in rib.items()}
+
+
+def plan_to_dict(p: Plan) -> dict[str, object]:
+    """A plan as JSON-able data (routes sorted by prefix and path id)."""
+    return {"desired": rib_to_dict(p.desired), "changes": [change_to_dict(c) for c in p.changes],
+            "deferred": [change_to_dict(c) for c in p.deferred], "notes": list(p.notes),
+            "change_times": list(p.change_times)}

@@ -1,0 +1,484 @@
+"""Cross-reference checks of a policy: the rules that tie its sections together.
+
+They run on the raw data of the file (plain dicts and lists), not on a validated Policy, so that a file
+with a broken section still gets its cross-reference problems reported in the same run. Whatever is
+malformed is skipped here: the structural pass (pydantic) reports it.
+
+Each rule yields ``(Problem, loc)``; the loc lets the loader sort problems by their position.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from bgpctl.errors import Problem
+from bgpctl.policy.yamlsource import Loc, Locator, render_path
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_ROLES = ("transit-gateway", "edge")
+_MODES = ("active-active", "active-standby")
+_STATES = ("preferred", "standby", "degraded", "down")
+
+Found = Iterator[tuple[Problem, Loc]]
+
+
+class _Ctx:
+    def __init__(self, filename: str, locator: Locator) -> None:
+        self.filename = filename
+        self.locator = locator
+
+    def at(self, loc: Loc, message: str, hint: str = "") -> tuple[Problem, Loc]:
+        return Problem(self.filename, self.locator.line(loc), render_path(loc), message, hint), loc
+
+
+# --------------------------------------------------------------------------------------------
+# tolerant readers: None means "missing or malformed: the structural pass reports it"
+
+
+def _dict(v: object) -> dict[str, object] | None:
+    return v if isinstance(v, dict) else None
+
+
+def _list(v: object) -> list[object] | None:
+    return v if isinstance(v, list) else None
+
+
+def _name(v: object) -> str | None:
+    return v if isinstance(v, str) and _NAME.match(v) else None
+
+
+def _names(v: object) -> list[str] | None:
+    """The keys of a name -> entry section; None if it is malformed or a key is not a valid name (the
+    structural pass reports that, and a guess at the names would only add false cross-reference errors)."""
+    if not isinstance(v, dict) or any(_name(k) is None for k in v):
+        return None
+    return list(v)
+
+
+def _addr(v: object) -> IPv4Address | IPv6Address | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        return ipaddress.ip_address(v)
+    except ValueError:
+        return None
+
+
+def _net(v: object) -> IPv4Network | IPv6Network | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        return ipaddress.ip_network(v)
+    except ValueError:
+        return None
+
+
+def _num(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _hint_known(word: str, known: list[str], what: str) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    mean = f"did you mean '{close[0]}'? " if close else ""
+    return f"{mean}known {what}: {', '.join(known)}" if known else f"define {what} first"
+
+
+def _items(d: dict[str, object] | None) -> list[tuple[str, dict[str, object]]]:
+    """Entries of a name -> mapping section whose value is a mapping."""
+    if d is None:
+        return []
+    return [(k, v) for k, v in d.items() if isinstance(v, dict)]
+
+
+def _family(v: IPv4Address | IPv6Address | IPv4Network | IPv6Network) -> str:
+    return f"IPv{v.version}"
+
+
+# --------------------------------------------------------------------------------------------
+# the rules
+
+
+def check(data: dict[str, object], filename: str, locator: Locator) -> list[tuple[Problem, Loc]]:
+    """Every cross-reference problem of one file's data."""
+    c = _Ctx(filename, locator)
+    out: list[tuple[Problem, Loc]] = []
+    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions):
+        out.extend(rule(c, data))
+    return out
+
+
+def _peer_entries(data: dict[str, object]) -> list[tuple[int, dict[str, object]]]:
+    peers = _list(data.get("peers")) or []
+    return [(i, p) for i, p in enumerate(peers) if isinstance(p, dict)]
+
+
+def _speaker_addresses(data: dict[str, object]) -> list[IPv4Address | IPv6Address] | None:
+    speaker = _dict(data.get("speaker"))
+    raw = _list(speaker.get("local_addresses")) if speaker else None
+    if raw is None:
+        return None
+    parsed = [_addr(a) for a in raw]
+    return None if any(a is None for a in parsed) else [a for a in parsed if a is not None]
+
+
+def _peers(c: _Ctx, data: dict[str, object]) -> Found:
+    entries = _peer_entries(data)
+    names: dict[str, int] = {}
+    addresses: dict[IPv4Address | IPv6Address, int] = {}
+    local = _speaker_addresses(data)
+    for i, p in entries:
+        name = _name(p.get("name"))
+        if name is not None:
+            if name in names:
+                yield c.at(["peers", i, "name"], f"peer name '{name}' is already used by peers[{names[name]}]",
+                           "give every peer its own name")
+            else:
+                names[name] = i
+        address = _addr(p.get("address"))
+        if address is not None:
+            if address in addresses:
+                yield c.at(["peers", i, "address"],
+                           f"address {address} is already used by peers[{addresses[address]}]",
+                           "one BGP session per neighbour address: remove the duplicate or fix the address")
+            else:
+                addresses[address] = i
+        if "local_address" in p and p["local_address"] is not None:
+            la = _addr(p["local_address"])
+            if la is not None and local is not None and la not in local:
+                yield c.at(["peers", i, "local_address"],
+                           f"{la} is not one of speaker.local_addresses",
+                           f"add it there, or use one of: {', '.join(str(a) for a in local)}")
+            elif la is not None and address is not None and la.version != address.version:
+                yield c.at(["peers", i, "local_address"],
+                           f"{la} is {_family(la)} but the peer address {address} is {_family(address)}",
+                           "a session's two ends are of one family: pick a local address of the peer's family")
+        elif address is not None and local is not None and not any(a.version == address.version
+                                                                     for a in local):
+            yield c.at(["peers", i, "address"],
+                       f"no speaker.local_addresses entry is {_family(address)}, so this session has no "
+                       f"local address", f"add an {_family(address)} address to speaker.local_addresses")
+        secret = _dict(p.get("md5_password"))
+        file = secret.get("file") if secret is not None else None
+        if isinstance(file, str) and not os.path.isabs(file):
+            yield c.at(["peers", i, "md5_password", "file"],
+                       f"secret file '{file}' is a relative path",
+                       "write an absolute path: the daemon does not run from the policy's directory")
+    roles = [p.get("role") for _, p in entries]
+    if entries and all(r in _ROLES for r in roles) and "edge" not in roles:
+        yield c.at(["peers"], "no peer has role edge",
+                   "add the corporate edge router as a peer with role: edge; "
+                   "bgpctl announces the Connect prefixes to it")
+    used = {_name(path.get("peer")) for _, region in _items(_dict(data.get("regions")))
+            for _, path in _items(_dict(region.get("paths")))}
+    if _dict(data.get("regions")) is not None:
+        for i, p in entries:
+            name = _name(p.get("name"))
+            if p.get("role") == "transit-gateway" and name is not None and name not in used:
+                yield c.at(["peers", i, "name"], f"transit-gateway peer '{name}' is not used by any path",
+                           f"add a path with 'peer: {name}' under a region, or remove the peer")
+
+
+def _paths(c: _Ctx, data: dict[str, object]) -> Found:
+    roles = {n: p.get("role") for _, p in _peer_entries(data) if (n := _name(p.get("name"))) is not None}
+    entries = _peer_entries(data)
+    named = [p for _, p in entries if _name(p.get("name")) is not None]
+    peers_known = len(named) == len(entries) == len(_list(data.get("peers")) or [None])
+    tgws = sorted(n for n, r in roles.items() if r == "transit-gateway")
+    tables: dict[int, str] = {}
+    sources: dict[IPv4Address | IPv6Address, str] = {}
+    for rname, region in _items(_dict(data.get("regions"))):
+        for pname, path in _items(_dict(region.get("paths"))):
+            loc: list[str | int] = ["regions", rname, "paths", pname]
+            here = render_path(loc)
+            peer = _name(path.get("peer"))
+            if peer is not None and peers_known:
+                if peer not in roles:
+                    yield c.at([*loc, "peer"], f"unknown peer '{peer}'",
+                               _hint_known(peer, tgws, "transit-gateway peers"))
+                elif roles[peer] == "edge":
+                    yield c.at([*loc, "peer"], f"peer '{peer}' has role edge",
+                               "a path leads to a transit gateway: name a peer with role transit-gateway"
+                               + (f" ({', '.join(tgws)})" if tgws else ""))
+            table = path.get("table")
+            if isinstance(table, int) and not isinstance(table, bool):
+                if table in tables:
+                    yield c.at([*loc, "table"], f"routing table {table} is already used by {tables[table]}",
+                               "give every path its own table: each pins its probes to its own next hop")
+                else:
+                    tables[table] = here
+            source = _addr(path.get("probe_source"))
+            if source is not None:
+                if source in sources:
+                    yield c.at([*loc, "probe_source"],
+                               f"probe source {source} is already used by {sources[source]}",
+                               "give every path its own probe source address: it selects the path's table")
+                else:
+                    sources[source] = here
+
+
+def _allowlist(data: dict[str, object]) -> list[IPv4Network | IPv6Network] | None:
+    guards = _dict(data.get("guards"))
+    raw = _list(guards.get("allowlist")) if guards else None
+    if raw is None:
+        return None
+    nets = [_net(n) for n in raw]
+    if not nets or any(n is None for n in nets):
+        return None
+    return [n for n in nets if n is not None]
+
+
+def _outside(net: IPv4Network | IPv6Network, allow: list[IPv4Network | IPv6Network]) -> bool:
+    return not any(net.version == a.version and net.subnet_of(a) for a in allow)  # type: ignore[arg-type]
+
+
+def _overlap(a: IPv4Network | IPv6Network, b: IPv4Network | IPv6Network) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+def _edge_families(data: dict[str, object], role: str) -> list[tuple[str, list[str]]] | None:
+    out = []
+    for _, p in _peer_entries(data):
+        if p.get("role") != role:
+            continue
+        name = _name(p.get("name"))
+        fam = p.get("families", ["ipv4-unicast"])
+        if name is None or not isinstance(fam, list):
+            return None
+        out.append((name, [f for f in fam if isinstance(f, str)]))
+    return out
+
+
+def _family_problems(c: _Ctx, data: dict[str, object], loc: list[str | int],
+                     net: IPv4Network | IPv6Network, role: str) -> Found:
+    want = f"ipv{net.version}-unicast"
+    for name, fams in _edge_families(data, role) or []:
+        if want not in fams:
+            yield c.at(loc, f"{net} is {_family(net)} but {role} peer '{name}' does not carry {want}",
+                       f"add {want} to that peer's families")
+
+
+def _services(c: _Ctx, data: dict[str, object]) -> Found:
+    regions = _names(data.get("regions"))
+    sla = _names(data.get("sla_classes"))
+    allow = _allowlist(data)
+    seen: list[tuple[IPv4Network | IPv6Network, str]] = []
+    for sname, svc in _items(_dict(data.get("services"))):
+        base: list[str | int] = ["services", sname]
+        cls = _name(svc.get("sla"))
+        if cls is not None and sla is not None and cls not in sla:
+            yield c.at([*base, "sla"], f"unknown SLA class '{cls}'", _hint_known(cls, list(sla), "SLA classes"))
+        prefixes = _list(svc.get("prefixes")) or []
+        for i, raw in enumerate(prefixes):
+            net = _net(raw)
+            if net is None:
+                continue
+            loc = [*base, "prefixes", i]
+            if allow is not None and _outside(net, allow):
+                yield c.at(loc, f"{net} is outside guards.allowlist",
+                           "add a covering prefix to guards.allowlist, or fix the prefix; "
+                           "nothing outside the allowlist is ever announced")
+            clash = next((where for other, where in seen if _overlap(net, other)), None)
+            if clash is not None:
+                yield c.at(loc, f"{net} overlaps {clash}",
+                           "service prefixes must not overlap: each prefix follows one service's decision")
+            seen.append((net, f"{render_path(loc)} ({net})"))
+            yield from _family_problems(c, data, loc, net, "edge")
+        yield from _order(c, svc, base, regions)
+        probe = _dict(svc.get("probe"))
+        targets = _dict(probe.get("targets")) if probe else None
+        if targets is not None and regions is not None:
+            tloc: list[str | int] = [*base, "probe", "targets"]
+            for tname in targets:
+                if _name(tname) is not None and tname not in regions:
+                    yield c.at([*tloc, tname], f"unknown region '{tname}'", _hint_known(tname, regions, "regions"))
+            missing = [r for r in regions if r not in targets]
+            if missing:
+                yield c.at(tloc, f"no probe target for region{'s' if len(missing) > 1 else ''} "
+                                 f"{', '.join(repr(m) for m in missing)}",
+                           "every region needs a probe target per service: add one")
+
+
+def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list[str] | None) -> Found:
+    mode = svc.get("mode", "active-active")
+    order = svc.get("order", [])
+    if mode not in _MODES or not isinstance(order, list):
+        return
+    if mode == "active-active":
+        if order:
+            yield c.at([*base, "order"], "'order' is only for active-standby",
+                       "remove it, or set mode: active-standby")
+        return
+    if not order:
+        yield c.at([*base, "order"] if "order" in svc else [*base, "mode"],
+                   "active-standby needs 'order': the regions, most preferred first",
+                   f"add order: [{', '.join(regions or [])}]")
+        return
+    if regions is None:
+        return
+    seen: set[str] = set()
+    for i, r in enumerate(order):
+        name = _name(r)
+        if name is None:
+            continue
+        if name not in regions:
+            yield c.at([*base, "order", i], f"unknown region '{name}'", _hint_known(name, regions, "regions"))
+        elif name in seen:
+            yield c.at([*base, "order", i], f"region '{name}' is listed twice", "list each region once")
+        seen.add(name)
+    missing = [r for r in regions if r not in seen]
+    if missing and all(_name(r) is not None for r in order):
+        yield c.at([*base, "order"], f"order leaves out {', '.join(repr(m) for m in missing)}",
+                   "list every region once, most preferred first")
+
+
+def _corporate(c: _Ctx, data: dict[str, object]) -> Found:
+    corp = _dict(data.get("corporate"))
+    if corp is None:
+        return
+    allow = _allowlist(data)
+    services_d = _dict(data.get("services"))
+    services = _names(services_d)
+    for i, raw in enumerate(_list(corp.get("prefixes")) or []):
+        net = _net(raw)
+        if net is None:
+            continue
+        loc: list[str | int] = ["corporate", "prefixes", i]
+        if allow is not None and _outside(net, allow):
+            yield c.at(loc, f"{net} is outside guards.allowlist",
+                       "add a covering prefix to guards.allowlist, or fix the prefix; "
+                       "nothing outside the allowlist is ever announced")
+        for sname, svc in _items(services_d):
+            for j, sraw in enumerate(_list(svc.get("prefixes")) or []):
+                snet = _net(sraw)
+                if snet is not None and _overlap(net, snet):
+                    yield c.at(loc, f"{net} overlaps services.{sname}.prefixes[{j}] ({snet})",
+                               "the agents' prefixes and the Connect prefixes must be disjoint")
+        yield from _family_problems(c, data, loc, net, "transit-gateway")
+    follow = _name(corp.get("follow_service"))
+    if follow is not None and services is not None and follow not in services:
+        yield c.at(["corporate", "follow_service"], f"unknown service '{follow}'",
+                   _hint_known(follow, services, "services"))
+
+
+def _overrides(c: _Ctx, data: dict[str, object]) -> Found:
+    ov = _dict(data.get("overrides"))
+    if ov is None:
+        return
+    regions_d = _dict(data.get("regions")) or {}
+    regions = _names(data.get("regions"))
+    services = _names(data.get("services"))
+    for i, d in enumerate(_list(ov.get("drain")) or []):
+        if not isinstance(d, dict) or regions is None:
+            continue
+        region = _name(d.get("region"))
+        if region is None:
+            continue
+        if region not in regions:
+            yield c.at(["overrides", "drain", i, "region"], f"unknown region '{region}'",
+                       _hint_known(region, regions, "regions"))
+            continue
+        drained = _name(d.get("path"))
+        region_d = _dict(regions_d[region])
+        paths = _names(region_d.get("paths")) if region_d is not None else None
+        if drained is not None and paths is not None and drained not in paths:
+            yield c.at(["overrides", "drain", i, "path"], f"region '{region}' has no path '{drained}'",
+                       _hint_known(drained, paths, f"paths of {region}"))
+    pin = _dict(ov.get("pin"))
+    for service, pinned in (pin or {}).items():
+        if _name(service) is not None and services is not None and service not in services:
+            yield c.at(["overrides", "pin", service], f"unknown service '{service}'",
+                       _hint_known(service, services, "services"))
+        rname = _name(pinned)
+        if rname is not None and regions is not None and rname not in regions:
+            yield c.at(["overrides", "pin", service], f"unknown region '{rname}'",
+                       _hint_known(rname, regions, "regions"))
+
+
+_SEVERITY = (("rtt_ms", " ms", True), ("jitter_ms", " ms", True), ("loss_pct", "%", True),
+             ("mos_below", "", False))
+
+
+def _sla_classes(c: _Ctx, data: dict[str, object]) -> Found:
+    for name, cls in _items(_dict(data.get("sla_classes"))):
+        degraded = _dict(cls.get("degraded"))
+        down = _dict(cls.get("down"))
+        if degraded is None or down is None:
+            continue
+        for key, unit, higher_is_worse in _SEVERITY:
+            d, w = _num(degraded.get(key)), _num(down.get(key))
+            if d is None or w is None:
+                continue
+            if (d >= w) if higher_is_worse else (d <= w):
+                rel = "below" if higher_is_worse else "above"
+                yield c.at(["sla_classes", name, "degraded", key],
+                           f"degraded at {d:g}{unit} is not {rel} down at {w:g}{unit}",
+                           f"degraded must trigger before down: make degraded.{key} "
+                           f"{'smaller' if higher_is_worse else 'larger'} than down.{key}")
+
+
+def _actions(c: _Ctx, data: dict[str, object]) -> Found:
+    actions = _dict(data.get("actions"))
+    if actions is None:
+        return
+    why = {"preferred": "a preferred path is announced",
+           "standby": "a standby path keeps its routes (a drain relies on it)",
+           "degraded": "a degraded path is de-preferred (prepend or raise MED), not withdrawn, "
+                       "so existing calls keep a route"}
+    for state in _STATES[:3]:
+        per_role = _dict(actions.get(state))
+        for role, action in (per_role or {}).items():
+            if isinstance(action, dict) and action.get("withdraw") is True:
+                yield c.at(["actions", state, role, "withdraw"], "only 'down' may withdraw routes",
+                           f"{why[state]}: remove 'withdraw: true' and give med/prepend/communities")
+
+
+# --------------------------------------------------------------------------------------------
+# warnings: secrets are read by the daemon at start, so missing ones do not refuse the file
+
+
+def secret_warnings(data: dict[str, object], filename: str, locator: Locator,
+                    environ: Mapping[str, str]) -> list[Problem]:
+    """Warnings for MD5 secrets that cannot be read now. Never reads or prints a secret itself."""
+    c = _Ctx(filename, locator)
+    out: list[Problem] = []
+    for i, p in _peer_entries(data):
+        secret = _dict(p.get("md5_password"))
+        if secret is None:
+            continue
+        env, path = secret.get("env"), secret.get("file")
+        if isinstance(env, str):
+            if env not in environ:
+                out.append(c.at(["peers", i, "md5_password", "env"],
+                                f"warning: environment variable {env} is not set",
+                                "the daemon reads it at start: set it in the service's environment")[0])
+            elif not environ[env]:
+                out.append(c.at(["peers", i, "md5_password", "env"],
+                                f"warning: environment variable {env} is empty",
+                                "set it to the session's MD5 password")[0])
+        if isinstance(path, str):
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                out.append(c.at(["peers", i, "md5_password", "file"],
+                                f"warning: secret file {path}: {e.strerror}",
+                                "the daemon reads it at start: create it with mode 0600")[0])
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                out.append(c.at(["peers", i, "md5_password", "file"],
+                                f"warning: secret file {path} is not a regular file",
+                                "point it at the file holding the password")[0])
+            elif st.st_mode & 0o077:
+                out.append(c.at(["peers", i, "md5_password", "file"],
+                                f"warning: secret file {path} has mode {stat.S_IMODE(st.st_mode):04o}",
+                                f"make it readable by its owner only: chmod 600 {path}")[0])
+            elif not os.access(path, os.R_OK):
+                out.append(c.at(["peers", i, "md5_password", "file"],
+                                f"warning: secret file {path} is not readable by this user",
+                                "the daemon's user must be able to read it")[0])
+    return out

@@ -1,0 +1,287 @@
+"""The per-path probe loop: absolute send deadlines, sequence numbers, timeouts, settled samples.
+
+* Probe ``k`` is sent at ``start + k * interval`` on the event loop's monotonic clock, so scheduling
+  delays never accumulate. If the loop runs more than one interval late, the missed slots are skipped
+  (counted as ``skipped``), never sent in a burst.
+* A probe is *settled* when it is answered within ``timeout`` (kernel receive time minus send time), or
+  when the timeout passes without an answer (lost; a later reply is counted as ``late`` and ignored).
+* Settled samples are emitted in sequence order: an answer that overtook an earlier, still-outstanding
+  probe waits until that one settles. Consumers therefore see each path's samples exactly once, in order.
+* Replies for sequence numbers never sent, or older than the remembered horizon, count as
+  ``unknown_seq``; second replies as ``duplicate``; answers that arrive after a later probe's answer as
+  ``reordered`` (they are used).
+
+:class:`SeqBook` holds that bookkeeping and is pure (no clock, no I/O); :class:`PathProber` drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bgpctl.core.types import PathKey, Sample
+from bgpctl.probe.protocol import Counters, Probe, ProbeResult, Problem
+
+
+class _State(enum.Enum):
+    OUTSTANDING = 0
+    ANSWERED = 1
+    LOST = 2
+
+
+@dataclass
+class SeqBook:
+    """Pure bookkeeping of one path's probes; feed it sends, replies and expiries, collect samples.
+
+    ``horizon`` is how many sequence numbers back a settled probe is remembered (for duplicate and late
+    detection); older replies count as unknown.
+    """
+
+    timeout_s: float
+    horizon: int = 4096
+    counters: Counters = field(default_factory=Counters)
+    _sent: dict[int, float] = field(default_factory=dict)
+    _state: dict[int, _State] = field(default_factory=dict)
+    _received: dict[int, float] = field(default_factory=dict)
+    _next_emit: int = 0
+    _next_seq: int = 0
+    _highest_answered: int = -1
+    _outstanding: int = 0
+    _oldest: int = 0  # lowest sequence number still remembered
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def outstanding(self) -> int:
+        return self._outstanding
+
+    def is_outstanding(self, seq: int) -> bool:
+        return self._state.get(seq) is _State.OUTSTANDING
+
+    def sent(self, seq: int, at: float) -> None:
+        if seq != self._next_seq:
+            raise ValueError(f"sequence numbers are consecutive: expected {self._next_seq}, got {seq}")
+        self._next_seq = seq + 1
+        self._sent[seq] = at
+        self._state[seq] = _State.OUTSTANDING
+        self._outstanding += 1
+        self.counters.count("sent")
+
+    def send_failed(self, seq: int, at: float) -> None:
+        """Probe ``seq`` could not be sent at ``at``: it is lost (numbering stays consecutive)."""
+        self.sent(seq, at)
+        self.counters.count(Problem.SEND_FAILED)
+        self._settle(seq, _State.LOST)
+
+    def reply(self, result: ProbeResult) -> None:
+        seq = result.seq
+        state = self._state.get(seq)
+        if state is None or seq >= self._next_seq:
+            self.counters.count(Problem.UNKNOWN_SEQ)
+            return
+        if state is _State.ANSWERED:
+            self.counters.count(Problem.DUPLICATE)
+            return
+        if state is _State.LOST:
+            self.counters.count(Problem.LATE)
+            return
+        sent = self._sent[seq]
+        if result.received - sent > self.timeout_s:
+            self.counters.count(Problem.LATE)
+            self._settle(seq, _State.LOST)
+            return
+        if seq < self._highest_answered:
+            self.counters.count(Problem.REORDERED)
+        self._highest_answered = max(self._highest_answered, seq)
+        self._received[seq] = result.received
+        self._settle(seq, _State.ANSWERED)
+
+    def expire(self, seq: int) -> None:
+        """The timeout of ``seq`` has passed (the caller's clock): lost, unless answered meanwhile."""
+        if self._state.get(seq) is _State.OUTSTANDING:
+            self._settle(seq, _State.LOST)
+
+    def _settle(self, seq: int, state: _State) -> None:
+        self._state[seq] = state
+        self._outstanding -= 1
+        self.counters.count("answered" if state is _State.ANSWERED else "lost")
+
+    def take_settled(self) -> list[Sample]:
+        """Samples settled since the last call, in sequence order, each exactly once."""
+        out: list[Sample] = []
+        while self._next_emit < self._next_seq:
+            seq = self._next_emit
+            state = self._state[seq]
+            if state is _State.OUTSTANDING:
+                break
+            out.append(Sample(seq, self._sent[seq], self._received.get(seq)))
+            self._next_emit += 1
+        self._forget()
+        return out
+
+    def _forget(self) -> None:
+        oldest_kept = self._next_emit - self.horizon
+        while self._oldest < oldest_kept:
+            seq = self._oldest
+            del self._state[seq]
+            self._sent.pop(seq, None)
+            self._received.pop(seq, None)
+            self._oldest += 1
+
+
+SampleSink = Callable[[PathKey, Sample], None]
+BATCH_MAX_INTERVAL_S = 0.05
+
+
+class PathProber:
+    """One probe on one path: ``await prober.run(count)``; samples go to ``sink`` as they settle.
+
+    Several probers with the same interval share one timer loop (:func:`drive`): one wake-up per slot
+    sends every path's probe, instead of one wake-up per path and probe.
+    """
+
+    def __init__(self, key: PathKey, probe: Probe, *, interval_s: float, timeout_s: float,
+                 sink: SampleSink) -> None:
+        if interval_s <= 0 or timeout_s <= 0:
+            raise ValueError("interval and timeout must be positive")
+        self.key, self.probe, self.sink = key, probe, sink
+        self.interval_s, self.timeout_s = interval_s, timeout_s
+        self.book = SeqBook(timeout_s, horizon=max(64, 2 * math.ceil(timeout_s / interval_s) + 16))
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Timeouts: deadlines (loop clock) in sequence order, and one timer armed for the earliest
+        # deadline of a still-outstanding probe; answered probes never wake the loop up.
+        self._deadlines: deque[tuple[float, int]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def counters(self) -> Counters:
+        return self.book.counters
+
+    def open(self, *, watch: bool = True) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.probe.open(self._on_result, self._on_bad, watch=watch)
+
+    def poll(self) -> None:
+        """Read the replies waiting in the probe's socket (the batched mode of :func:`drive`)."""
+        self.probe.poll()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.probe.close()
+
+    def tick(self) -> None:
+        """Send the next probe now and arm its timeout."""
+        assert self._loop is not None, "open() first"
+        seq = self.book.next_seq
+        try:
+            sent = self.probe.send(seq)
+        except OSError:
+            self.book.send_failed(seq, time.time())
+            self._flush()
+        else:
+            self.book.sent(seq, sent)
+            self._settled.clear()
+            self._deadlines.append((self._loop.time() + self.timeout_s, seq))
+            if self._timer is None:
+                self._arm()
+
+    def skipped(self, slots: int) -> None:
+        self.book.counters.count(Problem.SKIPPED, slots)
+
+    async def settled(self) -> None:
+        """Wait until no probe is outstanding (each is answered or has timed out)."""
+        await self._settled.wait()
+
+    def _on_result(self, result: ProbeResult) -> None:
+        self.book.reply(result)
+        self._flush()
+
+    def _on_bad(self, problem: Problem) -> None:
+        self.book.counters.count(problem)
+
+    def _arm(self) -> None:
+        assert self._loop is not None
+        deadlines = self._deadlines
+        while deadlines and not self.book.is_outstanding(deadlines[0][1]):
+            deadlines.popleft()
+        self._timer = self._loop.call_at(deadlines[0][0], self._fire) if deadlines else None
+
+    def _fire(self) -> None:
+        assert self._loop is not None
+        self.probe.poll()  # a reply that arrived in time but was not read yet must not count as lost
+        now = self._loop.time()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            self.book.expire(deadlines.popleft()[1])
+        self._flush()
+        self._arm()
+
+    def _flush(self) -> None:
+        for sample in self.book.take_settled():
+            self.sink(self.key, sample)
+        if self.book.outstanding == 0:
+            self._settled.set()
+
+    async def run(self, count: int | None = None, *, start_at: float | None = None) -> Counters:
+        """Send ``count`` probes (forever if None), then wait for the last ones to settle."""
+        await drive([self], self.interval_s, count, start_at=start_at)
+        return self.book.counters
+
+
+async def drive(probers: Sequence[PathProber], interval_s: float, count: int | None = None, *,
+                start_at: float | None = None) -> None:
+    """Tick every prober once per slot ``start + k * interval_s`` (loop clock), ``count`` slots (forever
+    if None), then wait until all their probes settled. Opens the probers first, closes them at the end.
+
+    A slot more than one interval late is skipped (counted on every prober), never sent in a burst.
+
+    At intervals up to :data:`BATCH_MAX_INTERVAL_S` replies are not read as they arrive but in one batch
+    per slot, just before the slot's sends (and before any timeout is declared): the receive times are the
+    kernel's, so this costs no accuracy, only up to one interval of delay before a sample settles; it
+    saves one event-loop wake-up per reply (16 paths at 20 ms: 800 a second).
+    """
+    loop = asyncio.get_running_loop()
+    batch = interval_s <= BATCH_MAX_INTERVAL_S
+    opened: list[PathProber] = []
+    try:
+        for p in probers:
+            p.open(watch=not batch)
+            opened.append(p)
+        start = loop.time() if start_at is None else start_at
+        slot = sent = 0
+        while count is None or sent < count:
+            delay = start + slot * interval_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay > interval_s:
+                missed = math.floor(-delay / interval_s)
+                for p in probers:
+                    p.skipped(missed)
+                slot += missed
+                continue
+            for p in probers:
+                if batch:
+                    p.poll()
+                p.tick()
+            slot += 1
+            sent += 1
+        if batch:
+            while not all(p.book.outstanding == 0 for p in probers):
+                await asyncio.sleep(interval_s)
+                for p in probers:
+                    p.poll()
+        await asyncio.gather(*(p.settled() for p in probers))
+    finally:
+        for p in opened:
+            p.close()

@@ -1,0 +1,131 @@
+"""STAMP Session-Sender (RFC 8762, unauthenticated, stateless): UDP probes any STAMP or TWAMP-light
+reflector answers, bgpctl's own (``bgpctl reflector``) included.
+
+The socket is bound to the path's probe source address (which is what pins it to the path) and left
+unconnected, so that replies from anywhere reach it and a spoofed one is counted, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from ipaddress import ip_address
+
+from bgpctl.policy.model import ProbeProtocol
+from bgpctl.probe import stamp
+from bgpctl.probe.netns import entered
+from bgpctl.probe.protocol import BadCallback, ProbeResult, Problem, ResultCallback
+from bgpctl.probe.sockopt import ancillary_space, enable_receive_info, family_of, parse_ancillary, set_dscp
+
+_RING = 4096  # sent timestamps remembered for the echo check (> timeout / interval for any policy)
+_SEQ_MOD = 1 << 32
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: flag enums are slow on the per-packet path
+
+
+def widen_seq(short: int, last_sent: int, modulus: int) -> int:
+    """The full sequence number whose low bits are ``short``, at or before ``last_sent`` (pure).
+
+    A value "ahead" of ``last_sent`` maps far into the past, where the scheduler reports it as unknown.
+    """
+    return last_sent - ((last_sent - short) % modulus)
+
+
+class StampProbe:
+    """One STAMP session: bound to ``source``, probing ``target``:``port``, marked with ``dscp``."""
+
+    kind = ProbeProtocol.UDP
+
+    def __init__(self, *, source: str, target: str, port: int = stamp.DEFAULT_PORT, dscp: int = 0,
+                 length: int = stamp.PACKET_LEN, netns: str | None = None) -> None:
+        if length < stamp.PACKET_LEN:
+            raise stamp.StampFormatError(f"STAMP packets are at least {stamp.PACKET_LEN} octets, "
+                                         f"not {length}")
+        self.source, self.target, self.port, self.dscp = source, target, port, dscp
+        self.length = length
+        self.netns = netns
+        self._target_str = str(ip_address(target))  # the kernel's spelling of the address
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watching = False
+        self._on_result: ResultCallback | None = None
+        self._on_bad: BadCallback | None = None
+        self._last_sent = -1
+        self._sent_ntp: list[tuple[int, int]] = [(-1, 0)] * _RING
+        self._ancspace = ancillary_space()
+
+    @property
+    def local_port(self) -> int:
+        if self._sock is None:
+            raise RuntimeError("the probe is not open")
+        return int(self._sock.getsockname()[1])
+
+    def open(self, on_result: ResultCallback, on_bad: BadCallback, *, watch: bool = True) -> None:
+        family = family_of(self.source)
+        with entered(self.netns):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.source, 0))
+            set_dscp(sock, self.dscp)
+            enable_receive_info(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock, self._on_result, self._on_bad = sock, on_result, on_bad
+        self._loop = asyncio.get_running_loop()
+        self._watching = watch
+        if watch:
+            self._loop.add_reader(sock.fileno(), self.poll)
+
+    def send(self, seq: int) -> float:
+        assert self._sock is not None, "open() first"
+        now_ns = time.time_ns()
+        ntp = stamp.ntp_from_unix_ns(now_ns)
+        data = stamp.encode_sender(stamp.SenderPacket(seq % _SEQ_MOD, ntp), self.length)
+        self._sock.sendto(data, (self.target, self.port))
+        self._last_sent = max(self._last_sent, seq)
+        self._sent_ntp[seq % _RING] = (seq, ntp)
+        return now_ns / 1e9
+
+    def close(self) -> None:
+        if self._sock is not None:
+            if self._watching and self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def poll(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        assert self._on_result is not None and self._on_bad is not None
+        while True:
+            try:
+                data, anc, flags, addr = sock.recvmsg(self.length + 512, self._ancspace)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error queued on the socket: nothing to read from it
+                continue
+            problem, result = self.check(data, flags, addr, anc)
+            if problem is not None:
+                self._on_bad(problem)
+            elif result is not None:
+                self._on_result(result)
+
+    def check(self, data: bytes, flags: int, addr: tuple[str, int] | tuple[str, int, int, int],
+              anc: list[tuple[int, int, bytes]]) -> tuple[Problem | None, ProbeResult | None]:
+        """Validate one datagram; pure apart from reading what this probe sent."""
+        if addr[0] != self._target_str or addr[1] != self.port:
+            return Problem.WRONG_SOURCE, None
+        if len(data) < stamp.PACKET_LEN:
+            return Problem.TRUNCATED, None
+        if len(data) != self.length or flags & _MSG_TRUNC:
+            return Problem.WRONG_SIZE, None
+        sender_seq, sender_timestamp = stamp.echoed_sender(data)
+        seq = widen_seq(sender_seq, self._last_sent, _SEQ_MOD)
+        remembered_seq, remembered_ntp = self._sent_ntp[seq % _RING]
+        if remembered_seq == seq and remembered_ntp != sender_timestamp:
+            return Problem.MALFORMED, None  # right number, but not the packet we sent
+        received = parse_ancillary(anc).at
+        return None, ProbeResult(seq, time.time() if received is None else received)

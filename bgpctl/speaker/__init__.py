@@ -1,0 +1,5 @@
+"""The ExaBGP speaker: the only part of bgpctl that talks to ExaBGP (see speaker.py for the API)."""
+
+from bgpctl.speaker.speaker import RouteSpeaker, Speaker, SyncResult
+
+__all__ = ["RouteSpeaker", "Speaker", "SyncResult"]

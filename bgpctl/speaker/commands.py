@@ -1,0 +1,194 @@
+"""RouteChange -> the exact ExaBGP API line. Pure: no I/O.
+
+Every token that goes into a line is checked against a strict pattern first, so nothing a caller passes
+can inject a second command into ExaBGP's line protocol. The prefix allowlist is checked here as well as
+in the planner (DESIGN.md invariant): a route outside it raises :class:`SpeakerError` and is never sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
+from bgpctl.errors import SpeakerError
+from bgpctl.policy.model import AddPath, Family, IPNetwork, Peer, Policy
+
+_COMMUNITY = re.compile(r"^(\d{1,5}):(\d{1,5})$")
+_LARGE_COMMUNITY = re.compile(r"^(\d{1,10}):(\d{1,10}):(\d{1,10})$")
+_WELL_KNOWN = frozenset({"no-export", "no-advertise", "no-export-subconfed", "blackhole", "graceful-shutdown"})
+_U32 = 4294967295
+
+FAMILY_WORDS: dict[Family, tuple[str, str]] = {
+    Family.IPV4_UNICAST: ("ipv4", "unicast"),
+    Family.IPV6_UNICAST: ("ipv6", "unicast"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One line for ExaBGP, and what it does to our view of its RIB once ExaBGP acknowledges it."""
+
+    peer: str  # peer name (policy)
+    line: str  # without the trailing newline
+    change: RouteChange | None  # None for End-of-RIB
+
+
+def _network(prefix: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(prefix, strict=True)
+    except ValueError as e:
+        raise SpeakerError(f"route {prefix!r} is not a valid prefix ({e}): the planner must produce "
+                           f"network addresses like 203.0.113.0/26") from e
+
+
+def check_allowed(prefix: str, allowlist: Sequence[IPNetwork]) -> IPNetwork:
+    """The prefix as a network if it lies inside the allowlist; otherwise SpeakerError (never announced)."""
+    net = _network(prefix)
+    for allowed in allowlist:
+        if net.version == allowed.version and net.subnet_of(allowed):  # type: ignore[arg-type]
+            return net
+    raise SpeakerError(f"refusing to announce {prefix}: it is outside the policy allowlist "
+                       f"({', '.join(str(a) for a in allowlist)}); fix the plan or extend guards.allowlist")
+
+
+def _family_of(net: IPNetwork) -> Family:
+    return Family.IPV4_UNICAST if net.version == 4 else Family.IPV6_UNICAST
+
+
+def _path_information(peer: Peer, key: RouteKey) -> str:
+    if not 0 <= key.path_id <= _U32:
+        raise SpeakerError(f"route {key.prefix} to {peer.name}: path id {key.path_id} is not 0..{_U32}")
+    if key.path_id == 0:
+        return ""
+    if peer.add_path not in (AddPath.SEND, AddPath.BOTH):
+        raise SpeakerError(f"route {key.prefix} to {peer.name} has path id {key.path_id}, but ADD-PATH send is "
+                           f"off for this peer: set add_path: send in the policy or use path id 0")
+    return f" path-information {ipaddress.IPv4Address(key.path_id)}"
+
+
+def _next_hop(peer: Peer, net: IPNetwork, next_hop: str) -> str:
+    if next_hop == "self":
+        return next_hop
+    try:
+        addr = ipaddress.ip_address(next_hop)
+    except ValueError as e:
+        raise SpeakerError(f"route {net} to {peer.name}: next hop {next_hop!r} is not an IP address or 'self'") from e
+    if addr.version != net.version:
+        raise SpeakerError(f"route {net} to {peer.name}: next hop {addr} is IPv{addr.version} but the prefix is "
+                           f"IPv{net.version}; give a next hop of the prefix's family")
+    return str(addr)
+
+
+def _communities(where: str, values: Sequence[str]) -> str:
+    for c in values:
+        m = _COMMUNITY.match(c)
+        if c not in _WELL_KNOWN and (not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535):
+            raise SpeakerError(f"{where}: {c!r} is not a standard community (ASN:VALUE, each 0-65535, or a "
+                               f"well-known name)")
+    return f" community [ {' '.join(values)} ]" if values else ""
+
+
+def _large_communities(where: str, values: Sequence[str]) -> str:
+    for c in values:
+        m = _LARGE_COMMUNITY.match(c)
+        if not m or any(int(g) > _U32 for g in m.groups()):
+            raise SpeakerError(f"{where}: {c!r} is not a large community (GLOBAL:LOCAL1:LOCAL2, each 0-{_U32})")
+    return f" large-community [ {' '.join(values)} ]" if values else ""
+
+
+def _as_path(where: str, local_as: int, as_path: Sequence[int]) -> str:
+    if not as_path:
+        return ""  # ExaBGP then sends [local_as] itself
+    if any(not 1 <= asn <= _U32 for asn in as_path):
+        raise SpeakerError(f"{where}: AS path {list(as_path)} holds an ASN outside 1..{_U32}")
+    if as_path[0] != local_as:
+        raise SpeakerError(f"{where}: AS path {list(as_path)} does not start with the local AS {local_as}; "
+                           f"ExaBGP sends an explicit path verbatim and peers drop such routes: prepend by "
+                           f"repeating the local AS")
+    return f" as-path [ {' '.join(str(a) for a in as_path)} ]"
+
+
+def _checked_peer(policy: Policy, peer_name: str, net: IPNetwork) -> Peer:
+    try:
+        peer = policy.peer(peer_name)
+    except KeyError:
+        raise SpeakerError(f"route {net} is for peer {peer_name!r}, which is not in the policy's peers "
+                           f"({', '.join(p.name for p in policy.peers)})") from None
+    if _family_of(net) not in peer.families:
+        raise SpeakerError(f"route {net} to {peer_name}: the session only carries "
+                           f"{', '.join(f.value for f in peer.families)}; add {_family_of(net).value} to the "
+                           f"peer's families or route the prefix elsewhere")
+    return peer
+
+
+def announce_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs) -> str:
+    """``neighbor ADDR announce route PREFIX [path-information ID] next-hop NH [med M] [as-path [ .. ]]
+    [community [ .. ]] [large-community [ .. ]] origin igp``, after every check."""
+    net = check_allowed(key.prefix, policy.guards.allowlist)
+    peer = _checked_peer(policy, peer_name, net)
+    where = f"route {net} to {peer_name}"
+    med = ""
+    if attrs.med is not None:
+        if not 0 <= attrs.med <= _U32:
+            raise SpeakerError(f"{where}: MED {attrs.med} is not 0..{_U32}")
+        med = f" med {attrs.med}"
+    return (f"neighbor {peer.address} announce route {net}{_path_information(peer, key)}"
+            f" next-hop {_next_hop(peer, net, attrs.next_hop)}{med}"
+            f"{_as_path(where, policy.speaker.local_as, attrs.as_path)}"
+            f"{_communities(where, attrs.communities)}{_large_communities(where, attrs.large_communities)}"
+            f" origin igp")
+
+
+def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs | None = None) -> str:
+    """``neighbor ADDR withdraw route PREFIX [path-information ID] [next-hop NH]``.
+
+    Withdrawals are not allowlist-checked (withdrawing is always safe), but the prefix must be valid."""
+    net = _network(key.prefix)
+    peer = _checked_peer(policy, peer_name, net)
+    nh = f" next-hop {_next_hop(peer, net, attrs.next_hop)}" if attrs is not None else ""
+    return f"neighbor {peer.address} withdraw route {net}{_path_information(peer, key)}{nh}"
+
+
+def eor_lines(policy: Policy, peer_name: str) -> list[Command]:
+    """``neighbor ADDR announce eor AFI SAFI`` for each family of the peer (used with manual-eor)."""
+    peer = policy.peer(peer_name)
+    return [Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(FAMILY_WORDS[f])}", None)
+            for f in peer.families]
+
+
+def render(policy: Policy, change: RouteChange, announced: RouteAttrs | None = None) -> Command:
+    """The command for one change. ``announced``: the attributes ExaBGP holds now (gives a withdraw its next hop)."""
+    if change.kind is ChangeKind.ANNOUNCE:
+        if change.attrs is None:
+            raise SpeakerError(f"announce of {change.key.prefix} to {change.peer} carries no attributes: "
+                               f"the planner must give next hop and AS path")
+        return Command(change.peer, announce_line(policy, change.peer, change.key, change.attrs), change)
+    return Command(change.peer, withdraw_line(policy, change.peer, change.key, announced), change)
+
+
+def validate_rib(policy: Policy, rib: Rib) -> None:
+    """Every route of ``rib`` renders (allowlist, peer, family, attributes); the first problem raises."""
+    for peer_name, routes in rib.items():
+        for key, attrs in routes.items():
+            announce_line(policy, peer_name, key, attrs)
+
+
+def diff(policy: Policy, desired: Rib, held: Rib, full: frozenset[str] = frozenset()) -> list[RouteChange]:
+    """The changes that take ``held`` (what ExaBGP has) to ``desired``, make-before-break: every
+    announcement (of every peer) before any withdrawal. Peers in ``full`` get all their desired routes
+    re-announced, changed or not (resync after a session comes up)."""
+    announces: list[RouteChange] = []
+    withdraws: list[RouteChange] = []
+    for peer in policy.peers:
+        want = desired.get(peer.name, {})
+        have = held.get(peer.name, {})
+        for key in sorted(want):
+            if peer.name in full or have.get(key) != want[key]:
+                why = "resync" if have.get(key) == want[key] else ("update" if key in have else "new")
+                announces.append(RouteChange(peer.name, ChangeKind.ANNOUNCE, key, want[key], why))
+        withdraws.extend(RouteChange(peer.name, ChangeKind.WITHDRAW, key, None, "not desired")
+                         for key in sorted(have) if key not in want)
+    return announces + withdraws

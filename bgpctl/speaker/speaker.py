@@ -1,0 +1,561 @@
+"""The speaker: the only part of bgpctl that talks to ExaBGP.
+
+What the daemon uses::
+
+    speaker = Speaker(policy, run_dir, log)
+    await speaker.start()                  # render config (0600), listen, start ExaBGP as our child
+    result = await speaker.sync(desired)   # send only the difference; returns once ExaBGP acked it
+    speaker.sessions()                     # {peer name: "idle" | "connected" | "up" | "down"}
+    speaker.announced()                    # Rib acknowledged by ExaBGP, for peers whose session is up
+    await speaker.stop(withdraw=False)     # keep routes (graceful restart) or withdraw them first
+
+State kept here (one place):
+
+* ``desired``: the last RIB given to :meth:`Speaker.sync` (validated against the allowlist first).
+* ``held``: per peer, what ExaBGP holds in its adj-rib-out for that peer, as acknowledged with ``done``.
+  It belongs to one ExaBGP process: cleared when ExaBGP (or its relay) goes away. ExaBGP accepts
+  routes for a neighbour whose session is down and sends them when it comes up, so commands go to
+  ExaBGP whatever the session state; :meth:`announced` shows only peers whose session is up.
+* session states from ExaBGP's ``neighbor-changes`` events.
+
+Recovery: an ``error`` ACK is logged with its command and counted, the route is not marked held and is
+retried with backoff (per route); a session coming up gets every desired route re-announced and then
+End-of-RIB per family (``manual-eor``, so the peer's graceful-restart stale routes are replaced, not
+flushed); an ExaBGP exit (any rc) is restarted by :class:`Supervisor` with backoff and everything is
+re-announced to the new process. A missing ACK after ``ack_timeout_s`` means ExaBGP is wedged: it is
+killed and restarted the same way.
+
+For the daemon: :meth:`Speaker.sync` raises :class:`SpeakerError` only when it refuses the RIB (nothing is
+sent, the previous RIB stays); everything else is in the returned :class:`SyncResult` (``complete`` is
+False while ExaBGP restarts or a route waits for its retry; the speaker finishes the job by itself).
+``speaker.counters`` (a Counter) feeds metrics: ``commands_sent``, ``acks_error``, ``ack_timeouts``,
+``eor_sent``, ``exabgp_exits``, ``unparsable_lines``, ``acks_unexpected``, ``notifications``,
+``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import pwd
+import random
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
+from bgpctl.errors import SpeakerError
+from bgpctl.policy.model import Policy
+from bgpctl.speaker import commands, messages, relay
+from bgpctl.speaker.backoff import Backoff
+from bgpctl.speaker.config import read_secrets, render, write_private
+from bgpctl.speaker.supervisor import Supervisor
+
+CONFIG_NAME = "exabgp.conf"
+ENV_NAME = "exabgp.env"
+SOCKET_NAME = "exabgp-api.sock"
+_LINE_LIMIT = 16 * 1024 * 1024
+
+
+class RouteSpeaker(Protocol):
+    """What the daemon needs from a speaker (the seam for a second implementation, e.g. a dry run)."""
+
+    async def start(self) -> None: ...
+    async def sync(self, desired: Rib) -> SyncResult: ...
+    def sessions(self) -> dict[str, str]: ...
+    def announced(self) -> Rib: ...
+    async def stop(self, withdraw: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    sent: int  # commands written to ExaBGP in this pass (announce, withdraw, eor)
+    errors: int  # of which ExaBGP answered ``error`` (or were lost with the connection)
+    held_back: int  # changes not sent now: retry backoff after an error, or make-before-break
+    connected: bool  # False: ExaBGP is (re)starting; the RIB is kept and sent when it is back
+
+    @property
+    def complete(self) -> bool:
+        return self.connected and self.errors == 0 and self.held_back == 0
+
+
+@dataclass
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    pid: int
+
+
+@dataclass
+class _Failure:
+    line: str
+    attempts: int
+    retry_at: float
+
+
+def _exabgp_binary(name: str) -> str:
+    if os.path.isabs(name):
+        return name
+    found = shutil.which(name)
+    if found:
+        return found
+    sibling = Path(sys.executable).parent / name  # the venv bgpctl runs from
+    if sibling.exists():
+        return str(sibling)
+    raise SpeakerError(f"ExaBGP executable {name!r} not found on PATH nor next to {sys.executable}: "
+                       f"install exabgp or set speaker.exabgp.binary to its path")
+
+
+class Speaker:
+    """See the module docstring. ``exabgp_prefix`` runs ExaBGP under a wrapper (the lab uses
+    ``ip netns exec NS``); it must exec, not fork, so that ExaBGP keeps the spawned PID."""
+
+    def __init__(self, policy: Policy, run_dir: str | Path, log: structlog.typing.FilteringBoundLogger, *,
+                 exabgp_prefix: Sequence[str] = (), restart_backoff: Backoff | None = None,
+                 retry_backoff: Backoff | None = None, ack_timeout_s: float = 30.0,
+                 hello_timeout_s: float = 10.0, withdraw_budget_s: float = 5.0) -> None:
+        self.policy = policy
+        self.run_dir = Path(run_dir)
+        self._log = log
+        self._prefix = list(exabgp_prefix)
+        self._restart_backoff = restart_backoff or Backoff()
+        self._retry_backoff = retry_backoff or Backoff(initial_s=0.5, maximum_s=30.0)
+        self._ack_timeout_s = ack_timeout_s
+        self._hello_timeout_s = hello_timeout_s
+        self._withdraw_budget_s = withdraw_budget_s
+        self._names = {str(p.address): p.name for p in policy.peers}
+        self._manual_eor = policy.speaker.exabgp.graceful_restart > 0
+        self._desired: Rib = {}
+        self._held: Rib = {p.name: {} for p in policy.peers}
+        self._states: dict[str, str] = {p.name: "idle" for p in policy.peers}
+        self._received: Rib = {p.name: {} for p in policy.peers}
+        self._resync: set[str] = set()
+        self._failures: dict[tuple[str, ChangeKind, RouteKey], _Failure] = {}
+        self._pending: collections.deque[tuple[commands.Command, asyncio.Future[bool]]] = collections.deque()
+        self._echo: dict[tuple[str, str, int], asyncio.Future[None]] = {}
+        self._conn: _Conn | None = None
+        self._connected = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()  # a pass is wanted now
+        self._rearm = asyncio.Event()  # the retry timer changed
+        self._server: asyncio.Server | None = None
+        self._reconciler: asyncio.Task[None] | None = None
+        self._supervisor: Supervisor | None = None
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._rng = random.Random()
+
+    # ---------------------------------------------------------------------------------- public API
+
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / CONFIG_NAME
+
+    @property
+    def exabgp_pid(self) -> int | None:
+        return None if self._supervisor is None else self._supervisor.pid
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._supervisor is None:
+            raise SpeakerError("the speaker is not started: call start() first")
+        return self._supervisor
+
+    async def start(self) -> None:
+        """Render ExaBGP's configuration (mode 0600, secrets read now), listen for its API process, start it."""
+        if self._supervisor is not None:
+            raise SpeakerError("the speaker is already started")
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sock = self.run_dir / SOCKET_NAME
+        relay_argv = [sys.executable, str(Path(relay.__file__).resolve()), str(sock)]
+        rendered = render(self.policy, relay_argv, read_secrets(self.policy))
+        write_private(self.config_path, rendered.config)
+        write_private(self.run_dir / ENV_NAME, rendered.env)
+        argv = [*self._prefix, _exabgp_binary(self.policy.speaker.exabgp.binary),
+                "--env-file", str(self.run_dir / ENV_NAME), "server", str(self.config_path)]
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        self._server = await asyncio.start_unix_server(self._on_client, path=str(sock), limit=_LINE_LIMIT)
+        os.chmod(sock, 0o600)  # and a connection must still prove it is our ExaBGP's relay (hello with its pid)
+        user = self.policy.speaker.exabgp.user
+        if user != "root":  # ExaBGP runs its API process as this user: it must be able to connect
+            try:
+                pw = pwd.getpwnam(user)
+            except KeyError:
+                await self.stop(withdraw=False)
+                raise SpeakerError(f"speaker.exabgp.user {user!r} does not exist: create it or use root") from None
+            os.chown(sock, pw.pw_uid, pw.pw_gid)
+        self._reconciler = asyncio.create_task(self._reconcile_loop(), name="speaker-reconciler")
+        self._supervisor = Supervisor(argv, self._log, backoff=self._restart_backoff, on_exit=self._on_exabgp_exit)
+        self._log.info("speaker_start", config=str(self.config_path), peers=sorted(self._names.values()),
+                       graceful_restart=self.policy.speaker.exabgp.graceful_restart)
+        try:
+            await self._supervisor.start()
+        except BaseException:
+            await self.stop(withdraw=False)  # leave nothing behind: socket, reconciler
+            raise
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Until ExaBGP's API process has connected (SpeakerError after ``timeout_s``)."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout_s)
+        except TimeoutError:
+            raise SpeakerError(f"ExaBGP's API process did not connect within {timeout_s} s; see the "
+                               f"exabgp_exited / exabgp_output log lines") from None
+
+    async def sync(self, desired: Rib) -> SyncResult:
+        """Make ExaBGP hold ``desired``: validate it whole (a route outside the allowlist, to an unknown peer
+        or of a family the session lacks refuses the whole RIB, and the previous one stays), then send only
+        the difference, announcements before withdrawals, each acknowledged."""
+        try:
+            commands.validate_rib(self.policy, desired)
+        except SpeakerError as e:
+            self.counters["rib_refused"] += 1
+            self._log.error("speaker_rib_refused", error=str(e))
+            raise
+        self._desired = {peer: dict(routes) for peer, routes in desired.items() if routes}
+        async with self._lock:
+            return await self._reconcile()
+
+    def sessions(self) -> dict[str, str]:
+        return dict(self._states)
+
+    def announced(self) -> Rib:
+        """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing)."""
+        return {peer: dict(routes) for peer, routes in self._held.items() if self._states.get(peer) == "up"}
+
+    def desired(self) -> Rib:
+        return {peer: dict(routes) for peer, routes in self._desired.items()}
+
+    def received(self) -> Rib:
+        """Routes the peers sent us, without our own reflected back (as_path holds our AS)."""
+        return {peer: dict(routes) for peer, routes in self._received.items()}
+
+    async def stop(self, withdraw: bool) -> None:
+        """Stop ExaBGP. ``withdraw=False`` keeps the routes at the peers (graceful restart: the next bgpctl
+        re-announces them); ``withdraw=True`` withdraws everything first and waits (``withdraw_budget_s``)
+        until ExaBGP reports the withdrawals on the wire."""
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+            self._reconciler = None
+        if withdraw and self._conn is not None:
+            self._desired = {}
+            self._failures.clear()
+            async with self._lock:
+                up = {peer for peer, state in self._states.items() if state == "up"}
+                waits = [self._expect_echo(peer, key) for peer in up for key in self._held.get(peer, {})]
+                result = await self._reconcile()
+                try:
+                    await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True),
+                                           self._withdraw_budget_s)
+                    self._log.info("speaker_withdrawn", routes=len(waits), errors=result.errors)
+                except TimeoutError:
+                    self._log.error("speaker_withdraw_unconfirmed", routes=len(waits),
+                                    budget_s=self._withdraw_budget_s,
+                                    hint="some withdrawals were not seen on the wire before ExaBGP stopped")
+        if self._supervisor is not None:
+            await self._supervisor.stop()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / SOCKET_NAME).unlink()
+            self._server = None
+        if self._conn is not None:
+            self._lost(self._conn, "speaker stopped")
+        self._log.info("speaker_stopped", withdraw=withdraw, counters=dict(self.counters))
+
+    # ---------------------------------------------------------------------------------- ExaBGP link
+
+    def _on_exabgp_exit(self, rc: int) -> None:
+        self.counters["exabgp_exits"] += 1
+        if self._conn is not None:
+            self._lost(self._conn, f"ExaBGP exited rc={rc}")
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            hello = await asyncio.wait_for(reader.readline(), self._hello_timeout_s)
+        except (TimeoutError, ConnectionError, ValueError):
+            hello = b""
+        parts = hello.decode("utf-8", "replace").split()
+        expected = self.exabgp_pid
+        if len(parts) != 3 or parts[:2] != ["bgpctl-relay", "1"] or not parts[2].isdigit() \
+                or (expected is not None and int(parts[2]) != expected):
+            self.counters["relay_refused"] += 1
+            self._log.error("relay_refused", hello=hello[:200].decode("utf-8", "replace"), exabgp_pid=expected,
+                            hint="only the relay of the ExaBGP bgpctl started may connect")
+            writer.close()
+            return
+        if self._conn is not None:
+            self._lost(self._conn, "a new relay connected")
+        conn = _Conn(reader, writer, int(parts[2]))
+        self._conn = conn
+        self._held = {p.name: {} for p in self.policy.peers}
+        self._states = {p.name: "idle" for p in self.policy.peers}
+        self._failures.clear()
+        self._connected.set()
+        self._log.info("exabgp_connected", pid=conn.pid)
+        self._wake.set()  # push the desired RIB into the new ExaBGP
+        try:
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    break
+                self._dispatch(raw.decode("utf-8", "replace"))
+        except (ConnectionError, ValueError) as e:  # ValueError: a line over _LINE_LIMIT
+            self._log.error("exabgp_read_failed", error=str(e))
+        finally:
+            self._lost(conn, "ExaBGP's API connection closed")
+
+    def _lost(self, conn: _Conn, why: str) -> None:
+        if self._conn is not conn:
+            return
+        self._conn = None
+        self._connected.clear()
+        conn.writer.close()
+        while self._pending:
+            cmd, fut = self._pending.popleft()
+            if not fut.done():
+                fut.set_exception(SpeakerError(f"ExaBGP went away before acknowledging: {cmd.line}"))
+        for echo in self._echo.values():
+            if not echo.done():
+                echo.cancel()
+        self._echo.clear()
+        self._held = {p.name: {} for p in self.policy.peers}
+        self._states = {p.name: "down" for p in self.policy.peers}
+        self._received = {p.name: {} for p in self.policy.peers}
+        self._resync.clear()
+        self._log.warning("exabgp_disconnected", pid=conn.pid, why=why)
+
+    def _dispatch(self, line: str) -> None:
+        event = messages.parse(line)
+        match event:
+            case messages.Ack(ok=ok):
+                if not self._pending:
+                    self.counters["acks_unexpected"] += 1
+                    self._log.error("exabgp_unexpected_ack", ack="done" if ok else "error")
+                    return
+                _cmd, fut = self._pending.popleft()
+                if not fut.done():
+                    fut.set_result(ok)
+            case messages.StateEvent(peer=addr, state=state, reason=reason):
+                self._on_state(addr, state, reason)
+            case messages.UpdateEvent():
+                self._on_update(event)
+            case messages.NotificationEvent(peer=addr, direction=direction, code=code, subcode=subcode, message=text):
+                self.counters["notifications"] += 1
+                self._log.warning("bgp_notification", peer=self._names.get(addr, addr), direction=direction,
+                                  code=code, subcode=subcode, message=text,
+                                  hint=("the peer refused our OPEN: check peer_as, families, add_path and "
+                                        "hold time against its configuration") if code == 2 else "")
+            case messages.EorEvent(peer=addr, direction=direction, afi=afi, safi=safi):
+                self._log.debug("bgp_eor", peer=self._names.get(addr, addr), direction=direction,
+                                family=f"{afi} {safi}")
+            case messages.ShutdownEvent():
+                self._log.info("exabgp_shutting_down")
+            case messages.OtherEvent(kind=kind, peer=addr):
+                self._log.debug("exabgp_event", kind=kind, peer=addr)
+            case messages.UnparsableLine(line=text, reason=reason):
+                self.counters["unparsable_lines"] += 1
+                self._log.error("exabgp_unparsable_line", line=text[:2000], reason=reason)
+
+    def _on_state(self, addr: str, state: str, reason: str) -> None:
+        name = self._names.get(addr)
+        if name is None:
+            self._log.error("exabgp_unknown_peer", peer=addr, state=state)
+            return
+        self._states[name] = state
+        self._log.info("bgp_session", peer=name, address=addr, state=state, reason=reason)
+        if state == "up":
+            self._resync.add(name)
+            self._wake.set()
+        elif state == "down":
+            self._received[name] = {}
+            self._resync.discard(name)
+
+    def _on_update(self, event: messages.UpdateEvent) -> None:
+        name = self._names.get(event.peer, event.peer)
+        if event.direction == "send":
+            self.counters["updates_sent"] += 1
+            for nlri in event.withdrawn:
+                echo = self._echo.pop((name, nlri.key.prefix, nlri.key.path_id), None)
+                if echo is not None and not echo.done():
+                    echo.set_result(None)
+            return
+        if event.has_asn(self.policy.speaker.local_as):
+            self.counters["own_routes_filtered"] += len(event.announced)
+            return
+        rib = self._received.setdefault(name, {})
+        for nlri in event.withdrawn:
+            rib.pop(nlri.key, None)
+        a = event.attributes
+        for nlri in event.announced:
+            rib[nlri.key] = RouteAttrs(nlri.next_hop or "", a.as_path, a.med, a.communities, a.large_communities)
+
+    def _expect_echo(self, peer: str, key: RouteKey) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._echo[(peer, key.prefix, key.path_id)] = fut
+        return fut
+
+    async def _send(self, conn: _Conn, batch: Sequence[commands.Command]) -> list[bool]:
+        """Write ``batch`` in one go and wait for its ACKs, in order. A missing ACK after ``ack_timeout_s``
+        means ExaBGP is wedged: it is restarted and the batch counts as failed."""
+        if not batch:
+            return []
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool]] = []
+        for cmd in batch:
+            fut: asyncio.Future[bool] = loop.create_future()
+            self._pending.append((cmd, fut))
+            futures.append(fut)
+            conn.writer.write(cmd.line.encode() + b"\n")
+            self.counters["commands_sent"] += 1
+            self._log.debug("exabgp_command", command=cmd.line)
+        try:
+            await conn.writer.drain()
+            await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self._ack_timeout_s)
+        except ConnectionError as e:
+            self._lost(conn, f"write failed: {e}")
+        except TimeoutError:
+            self.counters["ack_timeouts"] += 1
+            self._log.error("exabgp_ack_timeout", budget_s=self._ack_timeout_s, outstanding=len(self._pending),
+                            hint="ExaBGP stopped answering; killing it so that the supervisor restarts it")
+            self._lost(conn, "ACK timeout")
+            if self._supervisor is not None:  # wedged: SIGTERM may never be handled; GR keeps the routes
+                self._supervisor.signal_child(signal.SIGKILL)
+        return [f.done() and not f.cancelled() and f.exception() is None and f.result() for f in futures]
+
+    # ---------------------------------------------------------------------------------- reconcile
+
+    def _held_back(self, key: tuple[str, ChangeKind, RouteKey], line: str, now: float) -> bool:
+        failure = self._failures.get(key)
+        if failure is None or failure.line != line:
+            return False
+        return now < failure.retry_at
+
+    def _failed(self, key: tuple[str, ChangeKind, RouteKey], cmd: commands.Command, now: float) -> None:
+        prev = self._failures.get(key)
+        attempts = prev.attempts + 1 if prev is not None and prev.line == cmd.line else 1
+        delay = self._retry_backoff.delay(attempts, self._rng.random())
+        self._failures[key] = _Failure(cmd.line, attempts, now + delay)
+        self._rearm.set()
+        self.counters["acks_error"] += 1
+        recent = list(self._supervisor.recent)[-3:] if self._supervisor is not None else []
+        self._log.error("exabgp_command_error", peer=cmd.peer, command=cmd.line, attempt=attempts,
+                        retry_in_s=round(delay, 3), exabgp_recent_output=recent,
+                        hint="ExaBGP refused the command; the route is not marked announced and is retried")
+
+    async def _reconcile(self) -> SyncResult:
+        """One pass: desired vs held. Caller holds ``self._lock``."""
+        conn = self._conn
+        if conn is None:
+            return SyncResult(0, 0, 0, connected=False)
+        full = frozenset(p for p in self._resync if self._states.get(p) == "up")
+        self._resync -= full
+        changes = commands.diff(self.policy, self._desired, self._held, full)
+        wanted = {(c.peer, c.kind, c.key) for c in changes}
+        for stale in [k for k in self._failures if k not in wanted]:
+            del self._failures[stale]  # no longer needed: stop retrying it
+        now = time.monotonic()
+        sent = errors = held_back = 0
+        announces: list[commands.Command] = []
+        withdraws: list[commands.Command] = []
+        blocked: set[tuple[str, str]] = set()  # (peer, prefix) whose new route is not in place yet
+        for change in changes:
+            cmd = commands.render(self.policy, change, self._held.get(change.peer, {}).get(change.key))
+            if self._held_back((change.peer, change.kind, change.key), cmd.line, now):
+                held_back += 1
+                if change.kind is ChangeKind.ANNOUNCE:
+                    blocked.add((change.peer, change.key.prefix))
+                continue
+            (announces if change.kind is ChangeKind.ANNOUNCE else withdraws).append(cmd)
+        for cmd, ok in zip(announces, await self._send(conn, announces), strict=True):
+            assert cmd.change is not None and cmd.change.attrs is not None
+            key = (cmd.peer, cmd.change.kind, cmd.change.key)
+            sent += 1
+            if ok:
+                self._held.setdefault(cmd.peer, {})[cmd.change.key] = cmd.change.attrs
+                self._failures.pop(key, None)
+            elif self._conn is conn:
+                errors += 1
+                blocked.add((cmd.peer, cmd.change.key.prefix))
+                self._failed(key, cmd, now)
+            else:
+                errors += 1
+        if self._conn is not conn:
+            return SyncResult(sent, errors, held_back, connected=False)
+        # make-before-break: keep the old route of a prefix whose new route did not go in
+        ready = [c for c in withdraws if (c.peer, c.change.key.prefix if c.change else "") not in blocked]
+        held_back += len(withdraws) - len(ready)
+        for cmd, ok in zip(ready, await self._send(conn, ready), strict=True):
+            assert cmd.change is not None
+            key = (cmd.peer, cmd.change.kind, cmd.change.key)
+            sent += 1
+            if ok:
+                self._held.get(cmd.peer, {}).pop(cmd.change.key, None)
+                self._failures.pop(key, None)
+            elif self._conn is conn:
+                errors += 1
+                self._failed(key, cmd, now)
+            else:
+                errors += 1
+        if self._conn is not conn:
+            return SyncResult(sent, errors, held_back, connected=False)
+        if self._manual_eor and full:
+            eors = [c for peer in sorted(full) if self._states.get(peer) == "up"
+                    for c in commands.eor_lines(self.policy, peer)]
+            for cmd, ok in zip(eors, await self._send(conn, eors), strict=True):
+                sent += 1
+                if ok:
+                    self.counters["eor_sent"] += 1
+                else:
+                    errors += 1
+                    self.counters["acks_error"] += 1
+                    self._log.error("exabgp_command_error", peer=cmd.peer, command=cmd.line,
+                                    hint="End-of-RIB refused; the peer's resync is retried")
+                    self._resync.add(cmd.peer)
+            if full:
+                self._log.info("speaker_resynced", peers=sorted(full),
+                               routes={p: len(self._desired.get(p, {})) for p in sorted(full)})
+        if self._resync:
+            self._wake.set()  # an End-of-RIB was refused: resync that peer again
+        result = SyncResult(sent, errors, held_back, connected=True)
+        if sent or errors or held_back:
+            self._log.info("speaker_sync", sent=sent, errors=errors, held_back=held_back)
+        return result
+
+    def _next_retry(self) -> float | None:
+        if not self._failures:
+            return None
+        return max(0.0, min(f.retry_at for f in self._failures.values()) - time.monotonic())
+
+    async def _reconcile_loop(self) -> None:
+        """Background passes: after a session comes up, a new ExaBGP connects, or a retry falls due."""
+        while True:
+            delay = self._next_retry()
+            self._rearm.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._rearm.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if not self._wake.is_set():
+                due = self._next_retry()
+                if due is None or due > 0:
+                    continue  # only the retry timer changed
+            self._wake.clear()
+            async with self._lock:
+                try:
+                    await self._reconcile()
+                except SpeakerError as e:  # cannot happen for a validated RIB; never let the loop die
+                    self._log.error("speaker_reconcile_failed", error=str(e))

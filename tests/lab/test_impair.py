@@ -1,0 +1,447 @@
+"""Impairments measured with real packets between two namespaces (``tbimp_*``), joined by a veth made
+inside the first one. A bounded UDP stream goes from A to B; B's kernel stamps each arrival
+(SO_TIMESTAMPNS) and the one-way delay is that stamp minus the send time carried in the payload
+(one host, one clock). The impairment is on A's side of the veth, on packets leaving it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import select
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyroute2 import IPRoute
+from pyroute2 import netns as pnetns
+
+from bgpctl.errors import LabError
+from bgpctl.lab import impair, nft
+from bgpctl.lab.impair import Applied, Impairment
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
+
+ADDR_A, ADDR_B, PORT = "198.18.77.1", "198.18.77.2", 47000
+ADDR6_A, ADDR6_B = "2001:db8:77::1", "2001:db8:77::2"
+SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SETTLE_BUDGET_S = 10.0  # rules to appear/disappear after a delayer starts/ends
+_counter = iter(range(1_000_000))
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+    ifname: str = "va"
+
+
+@contextlib.contextmanager
+def in_netns(name: str) -> Iterator[None]:
+    pnetns.pushns(name)
+    try:
+        yield
+    finally:
+        pnetns.popns()
+
+
+def _netns_inode(name: str) -> int:
+    return os.stat(f"/run/netns/{name}").st_ino
+
+
+def _kill_leftover_delayers(names: list[str]) -> None:
+    """Safety net: delayers still running inside our namespaces (by nsfs inode and cmdline)."""
+    inodes = {_netns_inode(n) for n in names if os.path.exists(f"/run/netns/{n}")}
+    for pid_s in os.listdir("/proc"):
+        if not pid_s.isdigit():
+            continue
+        try:
+            ino = os.stat(f"/proc/{pid_s}/ns/net").st_ino
+            cmd = Path(f"/proc/{pid_s}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if ino in inodes and impair.DELAYER_MODULE.encode() in cmd:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_s), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def make_pair() -> Iterator[Pair]:
+    n = next(_counter)
+    pair = Pair(a=f"tbimp_{os.getpid()}_{n}_a", b=f"tbimp_{os.getpid()}_{n}_b")
+    made: list[str] = []
+    try:
+        for name in (pair.a, pair.b):
+            pnetns.create(name)
+            made.append(name)
+        with IPRoute(netns=pair.a, flags=0) as ip:
+            ip.link("add", ifname=pair.ifname, kind="veth", peer={"ifname": "vb", "net_ns_fd": pair.b})
+            (idx,) = ip.link_lookup(ifname=pair.ifname)
+            ip.addr("add", index=idx, address=ADDR_A, prefixlen=30)
+            ip.link("set", index=idx, state="up")
+        with IPRoute(netns=pair.b, flags=0) as ip:
+            (idx,) = ip.link_lookup(ifname="vb")
+            ip.addr("add", index=idx, address=ADDR_B, prefixlen=30)
+            ip.link("set", index=idx, state="up")
+        for ns, ifname, a6 in ((pair.a, pair.ifname, ADDR6_A), (pair.b, "vb", ADDR6_B)):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{a6}/64", "dev", ifname, "nodad"], check=True)
+        # static neighbours: no ARP/ND in the measurements; then wait until both ends have carrier
+        macs = {}
+        for ns, ifname in ((pair.a, pair.ifname), (pair.b, "vb")):
+            with IPRoute(netns=ns, flags=0) as ip:
+                (link,) = ip.get_links(ifname=ifname)
+                macs[ns] = link.get_attr("IFLA_ADDRESS")
+        for ns, ifname, dsts, peer in ((pair.a, pair.ifname, (ADDR_B, ADDR6_B), pair.b),
+                                       (pair.b, "vb", (ADDR_A, ADDR6_A), pair.a)):
+            with IPRoute(netns=ns, flags=0) as ip:
+                (idx,) = ip.link_lookup(ifname=ifname)
+                for dst in dsts:
+                    ip.neigh("add", dst=dst, lladdr=macs[peer], ifindex=idx, state=0x80)  # NUD_PERMANENT
+
+        def carrier() -> bool:
+            for ns, ifname in ((pair.a, pair.ifname), (pair.b, "vb")):
+                with IPRoute(netns=ns, flags=0) as ip:
+                    (link,) = ip.get_links(ifname=ifname)
+                    if link.get_attr("IFLA_OPERSTATE") != "UP":
+                        return False
+            return True
+
+        wait_for(carrier, SETTLE_BUDGET_S, "veth carrier on both ends")
+        yield pair
+    finally:
+        with contextlib.suppress(LabError):
+            impair.clear_impairment(pair.a, pair.ifname)
+        _kill_leftover_delayers(made)
+        for name in made:
+            pnetns.remove(name)
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    with make_pair() as p:
+        yield p
+
+
+@dataclass
+class Stream:
+    """What one bounded UDP stream saw: arrivals in order as (seq, one-way delay in ms)."""
+
+    sent: int
+    arrivals: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def unique(self) -> dict[int, float]:
+        first: dict[int, float] = {}
+        for seq, d in self.arrivals:
+            first.setdefault(seq, d)
+        return first
+
+    @property
+    def delays(self) -> list[float]:
+        return list(self.unique.values())
+
+    @property
+    def lost(self) -> int:
+        return self.sent - len(self.unique)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.arrivals) - len(self.unique)
+
+    @property
+    def out_of_order(self) -> int:
+        """Arrivals whose sequence number is lower than one that arrived before them."""
+        top, n = -1, 0
+        for seq in (s for s, _ in self.arrivals):
+            if seq < top:
+                n += 1
+            top = max(top, seq)
+        return n
+
+
+def udp_stream(p: Pair, count: int, rate_pps: float, drain_s: float = 1.0) -> Stream:
+    """Send ``count`` datagrams at ``rate_pps`` from A to B (bounded: count/rate + drain_s seconds)."""
+    with in_netns(p.a):
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with in_netns(p.b):
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with tx, rx:
+        tx.bind((ADDR_A, 0))
+        rx.bind((ADDR_B, PORT))
+        rx.setsockopt(socket.SOL_SOCKET, SCM_TIMESTAMPNS, 1)
+        rx.setblocking(False)
+        out = Stream(sent=count)
+
+        def drain(until: float) -> None:
+            while True:
+                left = until - time.monotonic()
+                ready, _, _ = select.select([rx], [], [], max(0.0, left))
+                if not ready:
+                    return
+                while True:
+                    try:
+                        data, anc, _, _ = rx.recvmsg(64, socket.CMSG_SPACE(16))
+                    except BlockingIOError:
+                        break
+                    (stamp,) = [c for c in anc if c[0] == socket.SOL_SOCKET and c[1] == SCM_TIMESTAMPNS]
+                    sec, nsec = struct.unpack("qq", stamp[2][:16])
+                    seq, sent_ns = struct.unpack("!Iq", data[:12])
+                    out.arrivals.append((seq, (sec * 1_000_000_000 + nsec - sent_ns) / 1e6))
+
+        start = time.monotonic()
+        for i in range(count):
+            drain(start + i / rate_pps)
+            tx.sendto(struct.pack("!Iq", i, time.time_ns()), (ADDR_B, PORT))
+        last = time.monotonic()
+        end = last + drain_s
+        while time.monotonic() < end:
+            drain(min(end, time.monotonic() + 0.05))
+            if len(out.unique) == count and time.monotonic() > last + 0.2:
+                break
+        return out
+
+
+def binomial_interval(n: int, p: float, alpha: float = 1e-6) -> tuple[int, int]:
+    """[lo, hi] with P(X < lo) <= alpha/2 and P(X > hi) <= alpha/2 for X ~ Binomial(n, p), exactly."""
+    def pmf(k: int) -> float:
+        return math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                        + k * math.log(p) + (n - k) * math.log1p(-p))
+    lo, acc = 0, 0.0
+    while acc + pmf(lo) <= alpha / 2:
+        acc += pmf(lo)
+        lo += 1
+    hi, acc = n, 0.0
+    while acc + pmf(hi) <= alpha / 2:
+        acc += pmf(hi)
+        hi -= 1
+    return lo, hi
+
+
+def ruleset(ns: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def wait_for(cond: Callable[[], bool], budget_s: float, what: str) -> None:
+    end = time.monotonic() + budget_s
+    while not cond():
+        if time.monotonic() > end:
+            pytest.fail(f"{what} not reached within {budget_s} s")
+        time.sleep(0.02)
+
+
+def nothing_left(p: Pair) -> bool:
+    rs = ruleset(p.a)
+    links = subprocess.run(["ip", "-n", p.a, "-o", "link"], capture_output=True, text=True, check=True).stdout
+    return ("bgpctl" not in rs) and (nft.SINK_IFNAME not in links)
+
+
+def applied(p: Pair, imp: Impairment, record: Callable[[str, object], None], seconds: float = 60) -> Applied:
+    a = impair.set_impairment(p.a, p.ifname, imp, seconds=seconds)
+    record("backend", a.backend)
+    print(f"impairment backend: {a.backend}")
+    return a
+
+
+# ------------------------------------------------------------------------------------------------ delay
+
+
+def test_delay_50ms_is_50ms_plus_minus_1ms(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    base = udp_stream(pair, 200, 200)
+    assert base.lost == 0
+    a = applied(pair, Impairment(delay_ms=50), record_property)
+    assert a.impairment.delay_ms == 50
+    assert impair.current(pair.a, pair.ifname) == a
+    s = udp_stream(pair, 300, 100)
+    assert s.lost == 0 and s.duplicates == 0
+    mean_inc = statistics.fmean(s.delays) - statistics.fmean(base.delays)
+    median_inc = statistics.median(s.delays) - statistics.median(base.delays)
+    record_property("delay_mean_increase_ms", round(mean_inc, 3))
+    record_property("delay_median_increase_ms", round(median_inc, 3))
+    assert 49.0 <= mean_inc <= 51.0, mean_inc
+    assert 49.0 <= median_inc <= 51.0, median_inc
+    # nearly every packet, not only on average (the tail is the VM's scheduler: see bench_delayer.py)
+    q = statistics.quantiles(s.delays, n=20)
+    assert min(s.delays) > 49.5 and q[-1] < 51.5, (min(s.delays), q[-1])
+
+
+def test_jitter_10ms_gives_stddev_within_20_percent(pair: Pair,
+                                                    record_property: Callable[[str, object], None]) -> None:
+    applied(pair, Impairment(delay_ms=50, jitter_ms=10, seed=1), record_property)
+    s = udp_stream(pair, 800, 200)
+    sd = statistics.stdev(s.delays)
+    record_property("jitter_stddev_ms", round(sd, 3))
+    assert s.lost == 0
+    assert 8.0 <= sd <= 12.0, sd
+    assert 48.5 <= statistics.fmean(s.delays) <= 51.5  # 10/sqrt(800) = 0.35 ms standard error
+    # 5 ms between packets and 10 ms of jitter: later packets often go first
+    assert s.out_of_order > 50, s.out_of_order
+
+
+# ------------------------------------------------------------------------------------------------ loss
+
+
+@pytest.mark.parametrize("loss", [5, 20])
+def test_loss_within_binomial_bound(pair: Pair, loss: int, record_property: Callable[[str, object], None]) -> None:
+    applied(pair, Impairment(loss_pct=loss), record_property)
+    n = 3000
+    s = udp_stream(pair, n, 1000)
+    lo, hi = binomial_interval(n, loss / 100)
+    record_property("lost", s.lost)
+    assert lo <= s.lost <= hi, (s.lost, lo, hi)
+    assert s.duplicates == 0
+    assert statistics.median(s.delays) < 1.0  # loss alone adds no delay
+
+
+def ping(p: Pair, dst: str, count: int, interval: float) -> str:
+    """A bounded ping from A (count packets, at most 2 s wait for the last)."""
+    return subprocess.run(["ip", "netns", "exec", p.a, "ping", "-n", "-q", "-c", str(count), "-i", str(interval),
+                           "-W", "2", dst], capture_output=True, text=True, timeout=count * interval + 10,
+                          check=False).stdout
+
+
+def test_loss_is_silent_to_the_sender(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    """ping asks for send errors (IP_RECVERR): a lost packet must look lost on the wire, not refused
+    locally (a plain drop on the egress hook makes ping see ENOBUFS and send again: 0 % loss shown)."""
+    applied(pair, Impairment(loss_pct=20), record_property)
+    n = 500
+    out = ping(pair, ADDR_B, n, 0.005)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, out
+    assert int(m.group(1)) == n
+    lo, hi = binomial_interval(n, 0.20)
+    assert lo <= n - int(m.group(2)) <= hi, out
+
+
+def test_ipv6_is_delayed_too(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    applied(pair, Impairment(delay_ms=20), record_property)
+    out = ping(pair, ADDR6_B, 20, 0.05)
+    m = re.search(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/", out)
+    assert m, out
+    assert float(m.group(1)) >= 20.0 and float(m.group(2)) <= 21.0, out
+
+
+# ------------------------------------------------------------------------------------------------ duplication
+
+
+def test_duplication_shows_duplicates(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    applied(pair, Impairment(duplicate_pct=30), record_property)
+    n = 1000
+    s = udp_stream(pair, n, 500)
+    lo, hi = binomial_interval(n, 0.30)
+    record_property("duplicates", s.duplicates)
+    assert s.lost == 0
+    assert lo <= s.duplicates <= hi, (s.duplicates, lo, hi)
+    assert all(0 <= seq < n for seq, _ in s.arrivals)
+
+
+# ------------------------------------------------------------------------------------------------ reordering
+
+
+def test_reorder_sends_a_share_ahead(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    applied(pair, Impairment(delay_ms=20, reorder_pct=25, seed=7), record_property)
+    n = 600
+    s = udp_stream(pair, n, 200)
+    assert s.lost == 0
+    fast = sum(1 for d in s.delays if d < 5.0)
+    lo, hi = binomial_interval(n, 0.25)
+    record_property("sent_ahead", fast)
+    assert lo <= fast <= hi, (fast, lo, hi)
+    slow = [d for d in s.delays if d >= 5.0]
+    assert min(slow) >= 19.5 and 19.0 <= statistics.median(slow) <= 21.0
+    assert s.out_of_order >= fast // 2, (s.out_of_order, fast)
+
+
+# ------------------------------------------------------------------------------------------------ set, change, clear
+
+
+def test_change_is_live_and_clear_restores_baseline(pair: Pair,
+                                                     record_property: Callable[[str, object], None]) -> None:
+    a = applied(pair, Impairment(delay_ms=50, loss_pct=20), record_property)
+    assert statistics.median(udp_stream(pair, 100, 100).delays) > 49.0
+
+    b = impair.set_impairment(pair.a, pair.ifname, Impairment(delay_ms=20), seconds=60)
+    assert b.delayer_pid == a.delayer_pid and b.generation == a.generation + 1  # same process, changed live
+    s = udp_stream(pair, 300, 100)
+    assert s.lost == 0
+    assert 19.0 <= statistics.median(s.delays) <= 21.0
+
+    c = impair.set_impairment(pair.a, pair.ifname, Impairment(loss_pct=20), seconds=60)
+    assert c.delayer_pid == a.delayer_pid
+    assert not nft.queue_present(pair.ifname, pair.a)  # no delay: nothing goes through userspace
+    assert statistics.median(udp_stream(pair, 100, 100).delays) < 1.0
+
+    assert impair.clear_impairment(pair.a, pair.ifname) is True
+    assert impair.current(pair.a, pair.ifname) is None
+    assert not impair.delayer_alive(a.delayer_pid, pair.ifname)
+    assert nothing_left(pair)
+    s = udp_stream(pair, 500, 500)
+    assert s.lost == 0 and s.duplicates == 0
+    assert statistics.median(s.delays) < 1.0
+    assert impair.clear_impairment(pair.a, pair.ifname) is False  # idempotent
+
+
+# ------------------------------------------------------------------------------------------------ lifetime, signals
+
+
+def test_lifetime_ends_the_impairment(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    a = applied(pair, Impairment(delay_ms=30, loss_pct=10), record_property, seconds=1.0)
+    wait_for(lambda: not impair.delayer_alive(a.delayer_pid, pair.ifname), 1.0 + SETTLE_BUDGET_S, "delayer exit")
+    assert nothing_left(pair)
+    assert impair.current(pair.a, pair.ifname) is None
+    s = udp_stream(pair, 200, 200)
+    assert s.lost == 0 and statistics.median(s.delays) < 1.0
+
+
+def test_sigterm_removes_the_rules(pair: Pair, record_property: Callable[[str, object], None]) -> None:
+    a = applied(pair, Impairment(delay_ms=30, duplicate_pct=10), record_property)
+    assert "bgpctl" in ruleset(pair.a)
+    os.kill(a.delayer_pid, signal.SIGTERM)
+    wait_for(lambda: not impair.delayer_alive(a.delayer_pid, pair.ifname), SETTLE_BUDGET_S, "delayer exit")
+    assert nothing_left(pair)
+
+
+def test_hard_death_fails_open_and_clear_removes_leftovers(pair: Pair,
+                                                          record_property: Callable[[str, object], None]) -> None:
+    a = applied(pair, Impairment(delay_ms=200), record_property)
+    if a.backend != "nft":
+        pytest.skip("fail-open concerns the NFQUEUE backend only")
+    os.kill(a.delayer_pid, signal.SIGKILL)
+    wait_for(lambda: not impair.delayer_alive(a.delayer_pid, pair.ifname), SETTLE_BUDGET_S, "delayer death")
+    assert nft.queue_present(pair.ifname, pair.a)  # the rule is still there ...
+    s = udp_stream(pair, 200, 200)
+    assert s.lost == 0 and statistics.median(s.delays) < 1.0  # ... but with no listener packets bypass it
+    assert impair.current(pair.a, pair.ifname) is None
+    assert impair.clear_impairment(pair.a, pair.ifname) is True
+    assert nothing_left(pair)
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"loss_pct": 101}, "loss_pct=101"),
+    ({"delay_ms": -1}, "delay_ms=-1"),
+    ({"reorder_pct": 10}, "reorder_pct needs delay_ms > 0"),
+    ({"jitter_ms": math.nan}, "jitter_ms=nan"),
+])
+def test_bad_impairments_are_refused(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(LabError, match="impairment refused") as e:
+        Impairment(**kwargs)
+    assert needle in str(e.value)
+
+
+def test_missing_interface_is_named(pair: Pair) -> None:
+    with pytest.raises(LabError, match="no interface 'nope0'"):
+        impair.set_impairment(pair.a, "nope0", Impairment(delay_ms=5), seconds=5)
+    assert not Path(impair.state_dir(pair.a, "nope0"), "status.json").exists()

@@ -1,0 +1,199 @@
+"""Namespaces and responder processes for the meter's tests (prefix ``tbmet_``), and tests of that clean-up.
+
+Topologies (all veths made inside namespaces; nothing touches the root namespace):
+
+* ``pair``: ``snd`` 198.18.60.1/30 -- ``r1`` 198.18.60.2/30, with 203.0.113.10/32 and 2001:db8:60::10/128
+  on ``r1``'s lo (the Connect endpoint).
+* ``ecmp``: ``snd`` has a second link 198.18.60.5/30 -- ``r2`` 198.18.60.6/30, ``r2`` has the same
+  endpoint address on lo, and ``snd`` routes 203.0.113.10 over both next hops with an L4 hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgpctl.lab import netns as ns
+
+pytestmark = pytest.mark.lab
+
+ENDPOINT = "203.0.113.10"
+ENDPOINT6 = "2001:db8:60::10"
+READY_BUDGET_S = 15.0
+EXIT_BUDGET_S = 10.0
+NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+
+
+def responder_argv(region: str, *extra: str) -> list[str]:
+    """What the lab runner runs on a connect host (``python -m bgpctl lab responder ...``)."""
+    return [sys.executable, "-m", "bgpctl", "lab", "responder", "--region", region, *extra]
+
+
+@dataclass
+class Responder:
+    """One ``bgpctl lab responder`` process started by a test, in one namespace."""
+
+    netns: str
+    region: str
+    proc: subprocess.Popen[str]
+    ready: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+    def wait_ready(self, budget_s: float = READY_BUDGET_S) -> None:
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            end = time.monotonic() + budget_s
+            while time.monotonic() < end:
+                if sel.select(max(0.0, end - time.monotonic())):
+                    line = self.proc.stdout.readline()
+                    if not line:
+                        break
+                    msg = json.loads(line)
+                    if msg.get("event") == "responder.ready":
+                        self.ready = msg
+                        return
+        err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+        raise AssertionError(f"responder {self.region} in {self.netns} not ready within {budget_s} s "
+                             f"(exit {self.proc.poll()}): {err}")
+
+    def wait_exit(self, budget_s: float = EXIT_BUDGET_S) -> dict[str, Any]:
+        """Wait for it to end by itself; its summary line."""
+        out, err = self.proc.communicate(timeout=budget_s)
+        assert self.proc.returncode == 0, f"responder exited {self.proc.returncode}: {err}"
+        lines = [json.loads(x) for x in out.splitlines() if x.strip()]
+        summaries = [x for x in lines if x.get("event") == "responder.summary"]
+        assert len(summaries) == 1, lines
+        self.summary = summaries[0]
+        return self.summary
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM (the process is ours: Popen holds it, so the pid cannot have been reused); its summary."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.wait_exit()
+
+
+@dataclass
+class Net:
+    prefix: str
+    names: list[str] = field(default_factory=list)
+    responders: list[Responder] = field(default_factory=list)
+
+    def node(self, role: str) -> str:
+        return f"{self.prefix}{role}"
+
+    def add(self, role: str) -> str:
+        name = self.node(role)
+        if ns.exists(name):  # left by a run that was killed: ours by name prefix and pid
+            ns.remove(name)
+        self.names.append(name)
+        ns.create(name)
+        # no duplicate address detection: an IPv6 address is usable at once, not after ~1 s "tentative"
+        for scope in ("all", "default"):
+            self.sysctl(role, f"net.ipv6.conf.{scope}.accept_dad", "0")
+        return name
+
+    def responder(self, role: str, region: str, *extra: str, wait: bool = True) -> Responder:
+        argv = ["ip", "netns", "exec", self.node(role), *responder_argv(region, *extra)]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=Path(__file__).resolve().parents[2])
+        r = Responder(self.node(role), region, proc)
+        self.responders.append(r)
+        if wait:
+            r.wait_ready()
+        return r
+
+    def sysctl(self, role: str, key: str, value: str) -> None:
+        subprocess.run(["ip", "netns", "exec", self.node(role), "sysctl", "-q", "-w", f"{key}={value}"],
+                       check=True)
+
+    def nft(self, role: str, script: str) -> None:
+        subprocess.run(["ip", "netns", "exec", self.node(role), "nft", "-f", "-"], input=script, text=True,
+                       check=True)
+
+    def nft_json(self, role: str, *args: str) -> Any:
+        out = subprocess.run(["ip", "netns", "exec", self.node(role), "nft", "-j", *args], text=True,
+                             check=True, capture_output=True).stdout
+        return json.loads(out)
+
+    def teardown(self) -> None:
+        for r in self.responders:
+            if r.proc.poll() is None:
+                r.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                r.proc.communicate(timeout=EXIT_BUDGET_S)
+        for name in self.names:
+            ns.remove(name)
+
+
+def _iface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    return ipaddress.ip_interface(text)
+
+
+@contextlib.contextmanager
+def topology(kind: str) -> Iterator[Net]:
+    """``pair`` or ``ecmp`` (see the module docstring); removed, with every responder, on the way out."""
+    net = Net(prefix=f"tbmet_{os.getpid() % 100000}_")
+    try:
+        snd, r1 = net.add("snd"), net.add("r1")
+        ns.add_veth(snd, "e1", r1, "e0")
+        ns.add_address(snd, "e1", _iface("198.18.60.1/30"))
+        ns.add_address(r1, "e0", _iface("198.18.60.2/30"))
+        ns.add_address(snd, "e1", _iface("2001:db8:60:1::1/64"))
+        ns.add_address(r1, "e0", _iface("2001:db8:60:1::2/64"))
+        ns.add_address(r1, "lo", _iface(f"{ENDPOINT}/32"))
+        ns.add_address(r1, "lo", _iface(f"{ENDPOINT6}/128"))
+        with ns.ipr(r1) as ip:
+            ip.route("add", dst="0.0.0.0/0", gateway="198.18.60.1")
+        if kind == "pair":
+            with ns.ipr(snd) as ip:
+                ip.route("add", dst=f"{ENDPOINT}/32", gateway="198.18.60.2")
+                ip.route("add", dst=f"{ENDPOINT6}/128", gateway="2001:db8:60:1::2", family=10)
+        elif kind == "ecmp":
+            r2 = net.add("r2")
+            ns.add_veth(snd, "e2", r2, "e0")
+            ns.add_address(snd, "e2", _iface("198.18.60.5/30"))
+            ns.add_address(r2, "e0", _iface("198.18.60.6/30"))
+            ns.add_address(r2, "lo", _iface(f"{ENDPOINT}/32"))
+            with ns.ipr(r2) as ip:
+                ip.route("add", dst="0.0.0.0/0", gateway="198.18.60.5")
+            net.sysctl("snd", "net.ipv4.fib_multipath_hash_policy", "1")  # hash on ports: flows spread
+            with ns.ipr(snd) as ip:
+                ip.route("add", dst=f"{ENDPOINT}/32",
+                         multipath=[{"gateway": "198.18.60.2"}, {"gateway": "198.18.60.6"}])
+        else:
+            raise ValueError(kind)
+        yield net
+    finally:
+        net.teardown()
+
+
+def _namespaces(prefix: str) -> list[str]:
+    return sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix)) if os.path.isdir("/run/netns") \
+        else []
+
+
+@NEEDS_ROOT
+def test_topology_and_responders_are_removed_even_when_the_test_fails() -> None:
+    prefix = f"tbmet_{os.getpid() % 100000}_"
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="boom"), topology("ecmp") as net:
+        pids.append(net.responder("r1", "use1").proc.pid)
+        assert _namespaces(prefix) == sorted(net.names) == sorted(net.node(r) for r in ("snd", "r1", "r2"))
+        assert ns.alive(pids[0])
+        raise RuntimeError("boom")
+    assert _namespaces(prefix) == []
+    assert not ns.alive(pids[0])

@@ -1,0 +1,153 @@
+"""Command rendering: RouteChange -> the exact ExaBGP API line, and every refusal (pure, table-driven)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bgpctl.core.types import ChangeKind, RouteAttrs, RouteChange, RouteKey
+from bgpctl.errors import SpeakerError
+from bgpctl.speaker import commands
+from tests.speaker.lab import make_policy
+
+POLICY = make_policy()
+
+ANNOUNCE_CASES = [
+    ("plain, path id 0 on an ADD-PATH peer",
+     "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11", (65000,), 0),
+     "neighbor 198.18.1.1 announce route 203.0.113.0/26 next-hop 198.18.1.11 med 0 as-path [ 65000 ] origin igp"),
+    ("path-information, prepend, communities, large communities",
+     "edge", RouteKey("203.0.113.0/26", 1),
+     RouteAttrs("198.18.1.11", (65000, 65000, 65000), 500, ("65000:100", "7224:7100"), ("65000:1:2",)),
+     "neighbor 198.18.1.1 announce route 203.0.113.0/26 path-information 0.0.0.1 next-hop 198.18.1.11 med 500 "
+     "as-path [ 65000 65000 65000 ] community [ 65000:100 7224:7100 ] large-community [ 65000:1:2 ] origin igp"),
+    ("large path id",
+     "edge", RouteKey("203.0.113.64/26", 258), RouteAttrs("198.18.1.12", (65000,)),
+     "neighbor 198.18.1.1 announce route 203.0.113.64/26 path-information 0.0.1.2 next-hop 198.18.1.12 "
+     "as-path [ 65000 ] origin igp"),
+    ("no MED, no AS path (ExaBGP adds the local AS), well-known community",
+     "tgw-use1", RouteKey("192.0.2.0/24"), RouteAttrs("198.18.1.1", (), None, ("no-export",)),
+     "neighbor 198.18.1.11 announce route 192.0.2.0/24 next-hop 198.18.1.1 community [ no-export ] origin igp"),
+    ("IPv6, address normalised",
+     "edge6", RouteKey("2001:db8:100::/48"), RouteAttrs("2001:DB8:1:0::2", (65000, 65000), 7),
+     "neighbor 2001:db8:1::1 announce route 2001:db8:100::/48 next-hop 2001:db8:1::2 med 7 "
+     "as-path [ 65000 65000 ] origin igp"),
+    ("next-hop self",
+     "tgw-use1", RouteKey("192.0.2.0/25"), RouteAttrs("self", (65000,)),
+     "neighbor 198.18.1.11 announce route 192.0.2.0/25 next-hop self as-path [ 65000 ] origin igp"),
+]
+
+
+@pytest.mark.parametrize(("why", "peer", "key", "attrs", "line"), ANNOUNCE_CASES, ids=[c[0] for c in ANNOUNCE_CASES])
+def test_announce_line(why: str, peer: str, key: RouteKey, attrs: RouteAttrs, line: str) -> None:
+    assert commands.announce_line(POLICY, peer, key, attrs) == line
+
+
+WITHDRAW_CASES = [
+    ("edge", RouteKey("203.0.113.0/26", 2), RouteAttrs("198.18.1.12", (65000,)),
+     "neighbor 198.18.1.1 withdraw route 203.0.113.0/26 path-information 0.0.0.2 next-hop 198.18.1.12"),
+    ("tgw-use1", RouteKey("192.0.2.0/24"), None, "neighbor 198.18.1.11 withdraw route 192.0.2.0/24"),
+    ("edge6", RouteKey("2001:db8:100::/48"), RouteAttrs("2001:db8:1::2", (65000,)),
+     "neighbor 2001:db8:1::1 withdraw route 2001:db8:100::/48 next-hop 2001:db8:1::2"),
+    # withdrawing is always safe: no allowlist check
+    ("tgw-use1", RouteKey("198.51.100.0/24"), None, "neighbor 198.18.1.11 withdraw route 198.51.100.0/24"),
+]
+
+
+@pytest.mark.parametrize(("peer", "key", "attrs", "line"), WITHDRAW_CASES)
+def test_withdraw_line(peer: str, key: RouteKey, attrs: RouteAttrs | None, line: str) -> None:
+    change = RouteChange(peer, ChangeKind.WITHDRAW, key, None)
+    assert commands.render(POLICY, change, attrs).line == line
+
+
+def test_eor_lines_per_family() -> None:
+    assert [c.line for c in commands.eor_lines(POLICY, "edge")] == ["neighbor 198.18.1.1 announce eor ipv4 unicast"]
+    assert [c.line for c in commands.eor_lines(POLICY, "edge6")] == [
+        "neighbor 2001:db8:1::1 announce eor ipv6 unicast"]
+
+
+A = RouteAttrs("198.18.1.11", (65000,))
+REFUSALS = [
+    ("outside the allowlist", "edge", RouteKey("198.51.100.0/24"), A, "outside the policy allowlist"),
+    ("wider than the allowlist", "edge", RouteKey("203.0.112.0/23"), A, "outside the policy allowlist"),
+    ("IPv6 outside the allowlist", "edge6", RouteKey("2001:db8:200::/48"), RouteAttrs("2001:db8:1::2", (65000,)),
+     "outside the policy allowlist"),
+    ("host bits set", "edge", RouteKey("203.0.113.1/26"), A, "not a valid prefix"),
+    ("line injection in the prefix", "edge", RouteKey("203.0.113.0/26\nneighbor 198.18.1.1 announce route "
+                                                      "0.0.0.0/0 next-hop self"), A, "not a valid prefix"),
+    ("unknown peer", "nobody", RouteKey("203.0.113.0/26"), A, "not in the policy's peers"),
+    ("family the session lacks", "edge", RouteKey("2001:db8:100::/48"), RouteAttrs("2001:db8:1::2", (65000,)),
+     "only carries ipv4-unicast"),
+    ("path id without ADD-PATH", "tgw-use1", RouteKey("203.0.113.0/26", 3), A, "ADD-PATH send is off"),
+    ("next hop of the other family", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("2001:db8:1::2", (65000,)),
+     "of the prefix's family"),
+    ("next hop not an address", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11 med 0", (65000,)),
+     "not an IP address"),
+    ("AS path not starting with the local AS", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11", (64999,)),
+     "does not start with the local AS"),
+    ("community injection", "edge", RouteKey("203.0.113.0/26"),
+     RouteAttrs("198.18.1.11", (65000,), None, ("65000:1 ] med 5 [",)), "not a standard community"),
+    ("community out of range", "edge", RouteKey("203.0.113.0/26"),
+     RouteAttrs("198.18.1.11", (65000,), None, ("65536:1",)), "not a standard community"),
+    ("large community malformed", "edge", RouteKey("203.0.113.0/26"),
+     RouteAttrs("198.18.1.11", (65000,), None, (), ("1:2",)), "not a large community"),
+    ("MED out of range", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11", (65000,), 2**32),
+     "MED 4294967296"),
+]
+
+
+@pytest.mark.parametrize(("why", "peer", "key", "attrs", "message"), REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_refusals(why: str, peer: str, key: RouteKey, attrs: RouteAttrs, message: str) -> None:
+    with pytest.raises(SpeakerError, match=message):
+        commands.announce_line(POLICY, peer, key, attrs)
+    with pytest.raises(SpeakerError, match=message):
+        commands.validate_rib(POLICY, {peer: {key: attrs}})
+
+
+def test_announce_without_attributes_is_refused() -> None:
+    with pytest.raises(SpeakerError, match="carries no attributes"):
+        commands.render(POLICY, RouteChange("edge", ChangeKind.ANNOUNCE, RouteKey("203.0.113.0/26"), None))
+
+
+_addresses = st.one_of(st.ip_addresses(network="203.0.112.0/23"), st.ip_addresses(network="192.0.2.0/24"),
+                       st.ip_addresses(v=4), st.ip_addresses(network="2001:db8:100::/47"), st.ip_addresses(v=6))
+_networks = _addresses.flatmap(
+    lambda a: st.integers(0, a.max_prefixlen).map(lambda n: ipaddress.ip_network(f"{a}/{n}", strict=False)))
+
+
+@given(_networks)
+def test_allowlist_property(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+    """A prefix is accepted iff it is inside one allowlist entry of its own family."""
+    prefix = str(net)
+    inside = any(net.version == a.version and int(a.network_address) <= int(net.network_address)
+                 and int(net.broadcast_address) <= int(a.broadcast_address) for a in POLICY.guards.allowlist)
+    if inside:
+        assert str(commands.check_allowed(prefix, POLICY.guards.allowlist)) == prefix
+    else:
+        with pytest.raises(SpeakerError, match="outside the policy allowlist"):
+            commands.check_allowed(prefix, POLICY.guards.allowlist)
+
+
+R1, R2, R3 = RouteKey("203.0.113.0/26", 1), RouteKey("203.0.113.0/26", 2), RouteKey("203.0.113.64/26", 1)
+B = RouteAttrs("198.18.1.12", (65000, 65000), 100)
+
+
+def test_diff_sends_only_the_difference_announcements_first() -> None:
+    held = {"edge": {R1: A, R2: B}, "tgw-use1": {RouteKey("192.0.2.0/24"): A}}
+    desired = {"edge": {R1: A, R3: B}, "tgw-use1": {RouteKey("192.0.2.0/24"): B}}
+    got = [(c.peer, c.kind, c.key, c.why) for c in commands.diff(POLICY, desired, held)]
+    assert got == [
+        ("edge", ChangeKind.ANNOUNCE, R3, "new"),
+        ("tgw-use1", ChangeKind.ANNOUNCE, RouteKey("192.0.2.0/24"), "update"),
+        ("edge", ChangeKind.WITHDRAW, R2, "not desired"),
+    ]
+
+
+def test_diff_full_resync_reannounces_unchanged_routes() -> None:
+    held = {"edge": {R1: A}}
+    got = [(c.peer, c.kind, c.key, c.why) for c in commands.diff(POLICY, {"edge": {R1: A}}, held, frozenset({"edge"}))]
+    assert got == [("edge", ChangeKind.ANNOUNCE, R1, "resync")]
+    assert commands.diff(POLICY, {"edge": {R1: A}}, held) == []

@@ -1,0 +1,75 @@
+"""The speaker's handling of what ExaBGP writes, fed line by line (no ExaBGP process: the lines are the
+notes' real samples; the lab tests run the same code against ExaBGP and FRR)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bgpctl.core.types import RouteAttrs, RouteKey
+from bgpctl.errors import SpeakerError
+from bgpctl.speaker import Speaker
+from tests.speaker.lab import LogTap, make_policy
+from tests.speaker.test_messages import CASES, NB, H
+
+
+def _speaker(tmp_path: Path) -> tuple[Speaker, LogTap]:
+    tap = LogTap()
+    return Speaker(make_policy(), tmp_path / "run", tap.log), tap
+
+
+def test_unparsable_line_is_logged_with_the_line_and_counted(tmp_path: Path) -> None:
+    sp, tap = _speaker(tmp_path)
+    sp._dispatch('{"exabgp": "5.0.0", "type": "state", "neighbor": 7}\n')
+    sp._dispatch("exabgp 5.0.15\n")
+    assert sp.counters["unparsable_lines"] == 2
+    logged = tap.events("exabgp_unparsable_line")
+    assert [e["line"] for e in logged] == ['{"exabgp": "5.0.0", "type": "state", "neighbor": 7}', "exabgp 5.0.15"]
+    assert all(e["level"] == "error" and e["reason"] for e in logged)
+    assert sp.sessions() == {"edge": "idle", "edge6": "idle", "tgw-use1": "idle"}  # state untouched
+
+
+def test_ack_without_a_command_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    sp, tap = _speaker(tmp_path)
+    sp._dispatch("done\n")
+    assert sp.counters["acks_unexpected"] == 1 and tap.events("exabgp_unexpected_ack")
+
+
+def test_session_states_and_own_routes(tmp_path: Path) -> None:
+    sp, tap = _speaker(tmp_path)
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "up" } }')
+    assert sp.sessions()["edge"] == "up" and "edge" in sp._resync
+    sp._dispatch(CASES[5][1])  # FRR's 192.0.2.0/24, add-path id 2
+    sp._dispatch(CASES[6][1])  # our 203.0.113.0/26 reflected back (65000 in the path)
+    assert sp.received()["edge"] == {RouteKey("192.0.2.0/24", 2): RouteAttrs("198.18.1.1", (65010,), 0)}
+    assert sp.counters["own_routes_filtered"] == 1
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "notification received (6,2)" } }')
+    assert sp.sessions()["edge"] == "down" and sp.received()["edge"] == {} and "edge" not in sp._resync
+    sp._dispatch(H + '"type": "state", ' + NB.replace('"peer": "198.18.1.1"', '"peer": "198.18.1.99"')
+                 + ', "state": "up" } }')
+    assert tap.events("exabgp_unknown_peer")
+
+
+def test_open_refused_by_the_peer_is_logged_with_a_hint(tmp_path: Path) -> None:
+    sp, tap = _speaker(tmp_path)
+    sp._dispatch(H + '"type": "notification", ' + NB + ', "direction": "receive", "notification": { "code": 2, '
+                 '"subcode": 2, "data": "0x", "message": "Bad Peer AS" } } }')
+    (note,) = tap.events("bgp_notification")
+    assert (note["peer"], note["code"], note["subcode"], note["level"]) == ("edge", 2, 2, "warning")
+    assert "refused our OPEN" in note["hint"]
+
+
+def test_sync_without_exabgp_keeps_the_rib_and_refuses_outside_the_allowlist(tmp_path: Path) -> None:
+    async def run() -> None:
+        sp, _tap = _speaker(tmp_path)
+        rib = {"edge": {RouteKey("203.0.113.0/26"): RouteAttrs("198.18.1.11", (65000,), 0)}}
+        result = await sp.sync(rib)
+        assert not result.connected and result.sent == 0
+        assert sp.desired() == rib and sp.announced() == {}
+        with pytest.raises(SpeakerError, match="outside the policy allowlist"):
+            await sp.sync({"edge": {RouteKey("10.0.0.0/8"): RouteAttrs("198.18.1.11", (65000,))}})
+        assert sp.desired() == rib
+
+    asyncio.run(run())

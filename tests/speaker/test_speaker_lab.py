@@ -1,0 +1,458 @@
+"""The speaker against the real thing: ExaBGP (the Speaker's child, in netns tbspk_cr) peering with a real FRR
+bgpd (netns tbspk_peer) over TCP-MD5 + GTSM + ADD-PATH (IPv4) and a plain IPv6 session.
+
+Every check polls FRR's JSON until it matches or a named budget runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from pyroute2 import IPRoute
+
+from bgpctl.core.types import Rib, RouteAttrs, RouteKey
+from bgpctl.errors import SpeakerError
+from bgpctl.speaker import Speaker, commands
+from bgpctl.speaker.backoff import Backoff
+from tests.speaker import lab as L
+from tests.speaker.lab import LogTap
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and FRR"),
+]
+
+SESSION_BUDGET_S = 30.0  # ExaBGP start + OPEN exchange (FRR connect retry 1 s)
+CONVERGE_BUDGET_S = 10.0  # a change reaching FRR's BGP table
+RESTART_BUDGET_S = 40.0  # ExaBGP killed -> restarted, session up, routes refreshed
+RETRY_BUDGET_S = 10.0  # an errored command retried after the fault is gone
+
+T = TypeVar("T")
+
+LOCAL = 65000
+V4 = "198.18.1.2"
+V6 = "2001:db8:1::2"
+MEDIA, SIG, API = "203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"
+
+
+def attrs(nh: str, prepend: int = 0, med: int | None = None, comm: tuple[str, ...] = (),
+          large: tuple[str, ...] = ()) -> RouteAttrs:
+    return RouteAttrs(nh, (LOCAL,) * (1 + prepend), med, comm, large)
+
+
+DESIRED: Rib = {
+    "edge": {
+        RouteKey(MEDIA, 1): attrs("198.18.1.11", 0, 0, ("7224:7300", "65000:100"), ("65000:1:2",)),
+        RouteKey(MEDIA, 2): attrs("198.18.1.12", 1, 100, ("65000:200",)),
+        RouteKey(SIG, 1): attrs("198.18.1.11", 3, 500, (), ("65000:3:4",)),
+    },
+    "edge6": {RouteKey("2001:db8:100::/48"): attrs("2001:db8:1::2", 2, 7, ("65000:600",))},
+    "tgw-use1": {RouteKey("192.0.2.0/24"): attrs("198.18.1.1", 0, None, ("7224:7300",))},  # session never comes up
+}
+
+
+async def apoll(what: str, fn: Callable[[], T], ok: Callable[[T], bool], budget_s: float, every_s: float = 0.1) -> T:
+    deadline = time.monotonic() + budget_s
+    while True:
+        value = await asyncio.to_thread(fn)
+        if ok(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not reached within {budget_s} s; last value: {value!r}")
+        await asyncio.sleep(every_s)
+
+
+@pytest.fixture(scope="module")
+def the_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L.Lab]:
+    with L.lab(tmp_path_factory.mktemp("tbspk")) as lab:
+        yield lab
+
+
+@pytest.fixture(autouse=True)
+def _md5_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TBSPK_MD5", L.MD5_SECRET)
+
+
+def make_speaker(run_dir: Path, tap: LogTap, ack_timeout_s: float = 30.0) -> Speaker:
+    return Speaker(L.make_policy(), run_dir, tap.log, exabgp_prefix=["ip", "netns", "exec", L.CR],
+                   restart_backoff=Backoff(initial_s=0.5, maximum_s=5.0),
+                   retry_backoff=Backoff(initial_s=0.5, maximum_s=2.0), ack_timeout_s=ack_timeout_s)
+
+
+async def wait_up(sp: Speaker, peers: tuple[str, ...] = ("edge", "edge6")) -> None:
+    await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers),
+                SESSION_BUDGET_S)
+
+
+async def frr_holds(lab: L.Lab, rib: Rib, what: str, budget_s: float = CONVERGE_BUDGET_S) -> None:
+    """FRR's tables hold exactly ``rib``'s routes for edge (IPv4) and edge6 (IPv6), not stale."""
+    await apoll(f"{what}: FRR IPv4 table from {V4}", lambda: L.frr_paths(lab, "ipv4", V4),
+                lambda got: got == L.expected_paths(rib.get("edge", {})), budget_s)
+    await apoll(f"{what}: FRR IPv6 table from {V6}", lambda: L.frr_paths(lab, "ipv6", V6),
+                lambda got: got == L.expected_paths(rib.get("edge6", {})), budget_s)
+
+
+async def stop_clean(sp: Speaker, lab: L.Lab) -> None:
+    """Withdraw everything and check FRR is left with nothing of ours (the next test starts clean)."""
+    await sp.stop(withdraw=True)
+    await frr_holds(lab, {}, "after stop(withdraw=True)")
+
+
+def test_sync_reaches_frr_with_exact_attributes(the_lab: L.Lab, tmp_path: Path) -> None:
+    tap = LogTap()
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            first = await sp.sync(DESIRED)
+            assert first.connected and first.errors == 0
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+            # announced(): what ExaBGP acknowledged, for sessions that are up (tgw-use1 never is)
+            assert sp.sessions()["tgw-use1"] != "up"
+            assert sp.announced() == {"edge": DESIRED["edge"], "edge6": DESIRED["edge6"]}
+            # TCP-MD5 and GTSM really are on for the IPv4 session
+            nbr = the_lab.neighbor(V4)
+            assert nbr["authenticationEnabled"] == 1 and nbr["externalBgpNbrMaxHopsAway"] == 1
+            assert nbr["neighborCapabilities"]["gracefulRestart"] == "advertisedAndReceived"
+            assert nbr["gracefulRestartInfo"]["ipv4Unicast"]["endOfRibStatus"]["endOfRibRecv"] is True
+            # received routes: FRR's own network, never ours reflected back
+            await apoll("FRR's 192.0.2.0/24 received", sp.received,
+                        lambda r: RouteKey("192.0.2.0/24") in r.get("edge", {}), CONVERGE_BUDGET_S)
+            assert all(RouteKey(p) not in sp.received().get("edge", {}) for p in (MEDIA, SIG))
+            # IPv6: FRR sends a global and a link-local next hop; one route, with the global next hop
+            v6 = await apoll("FRR's 2001:db8:77::/48 received", lambda: sp.received().get("edge6", {}),
+                             lambda r: RouteKey("2001:db8:77::/48") in r, CONVERGE_BUDGET_S)
+            assert list(v6) == [RouteKey("2001:db8:77::/48")]
+            assert v6[RouteKey("2001:db8:77::/48")].next_hop == "2001:db8:1::1"
+            # the secret never reaches a log line (ours or ExaBGP's output), and the config is 0600
+            assert L.MD5_SECRET not in tap.text()
+            assert oct(sp.config_path.stat().st_mode & 0o777) == "0o600"
+            assert L.MD5_SECRET in sp.config_path.read_text()
+        finally:
+            await stop_clean(sp, the_lab)
+        assert sp.exabgp_pid is None and not L.ns_pids((L.CR,))
+
+    asyncio.run(run())
+
+
+def test_only_the_difference_is_sent_and_allowlist_refused(the_lab: L.Lab, tmp_path: Path) -> None:
+    tap = LogTap()
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.sync(DESIRED)
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+            await apoll("resync passes done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE_BUDGET_S)
+
+            before = sp.counters["commands_sent"]
+            assert (await sp.sync(DESIRED)).sent == 0  # nothing changed: nothing sent
+            assert sp.counters["commands_sent"] == before
+
+            changed = {peer: dict(routes) for peer, routes in DESIRED.items()}
+            changed["edge"][RouteKey(MEDIA, 2)] = attrs("198.18.1.12", 3, 500, ("7224:7100",))  # degraded
+            del changed["edge"][RouteKey(SIG, 1)]  # withdrawn
+            t0 = time.monotonic()
+            result = await sp.sync(changed)
+            t_acked = time.monotonic()
+            assert (result.sent, result.errors, result.held_back) == (2, 0, 0)
+            assert sp.counters["commands_sent"] == before + 2
+            await frr_holds(the_lab, changed, "one change + one withdrawal")
+            print(f"\nMEASURED sync of 1 change + 1 withdrawal: acked {1000 * (t_acked - t0):.1f} ms, in FRR's "
+                  f"table (polled every 100 ms) {1000 * (time.monotonic() - t0):.0f} ms")
+
+            # outside the allowlist: refused whole in the speaker, nothing sent, previous RIB kept
+            bad = {peer: dict(routes) for peer, routes in changed.items()}
+            bad["edge"][RouteKey("198.51.100.0/24")] = attrs("198.18.1.11")
+            bad["edge"][RouteKey(API, 1)] = attrs("198.18.1.11")
+            with pytest.raises(SpeakerError, match="outside the policy allowlist"):
+                await sp.sync(bad)
+            assert sp.counters["commands_sent"] == before + 2
+            assert sp.counters["rib_refused"] == 1
+            assert sp.desired() == {p: r for p, r in changed.items() if r}
+            assert tap.events("speaker_rib_refused")
+            await frr_holds(the_lab, changed, "after the refused RIB")
+        finally:
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
+
+
+def test_error_ack_is_logged_not_announced_and_retried(the_lab: L.Lab, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command ExaBGP answers ``error`` to (here: an attribute it does not know, injected into one route's
+    line) is logged with the command, counted, not marked announced, and retried with backoff; once the fault
+    is gone the retry gets the route out without another sync()."""
+    tap = LogTap()
+    real = commands.announce_line
+
+    def faulty(policy: Any, peer: str, key: RouteKey, a: RouteAttrs) -> str:
+        line = real(policy, peer, key, a)
+        return line + " bogus-attr 12" if key.prefix == API else line
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.sync(DESIRED)
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+
+            monkeypatch.setattr(commands, "announce_line", faulty)
+            with_api = {peer: dict(routes) for peer, routes in DESIRED.items()}
+            with_api["edge"][RouteKey(API, 1)] = attrs("198.18.1.11", 0, 0)
+            result = await sp.sync(with_api)
+            assert result.errors == 1 and not result.complete
+            assert RouteKey(API, 1) not in sp.announced()["edge"]
+            errors = tap.events("exabgp_command_error")
+            assert errors and errors[0]["command"].endswith("bogus-attr 12") and errors[0]["level"] == "error"
+            await apoll("the failing command is retried with backoff", lambda: len(tap.events("exabgp_command_error")),
+                        lambda n: n >= 2, RETRY_BUDGET_S)
+            attempts = [e["attempt"] for e in tap.events("exabgp_command_error")]
+            assert attempts[:2] == [1, 2]
+            await frr_holds(the_lab, DESIRED, "nothing of the failed route reached FRR")
+
+            monkeypatch.setattr(commands, "announce_line", real)  # the fault goes away
+            await apoll("the retry announces the route", lambda: sp.announced()["edge"],
+                        lambda a: a.get(RouteKey(API, 1)) == with_api["edge"][RouteKey(API, 1)], RETRY_BUDGET_S)
+            await frr_holds(the_lab, with_api, "route in after the retry")
+            assert sp.counters["acks_error"] >= 2
+
+            # a command for a neighbour ExaBGP does not have is refused too (the notes' other error case)
+            conn = sp._conn
+            assert conn is not None
+            bogus = commands.Command("edge", "neighbor 198.18.1.99 announce route 203.0.113.192/26 next-hop self",
+                                     None)
+            async with sp._lock:
+                assert await sp._send(conn, [bogus]) == [False]
+        finally:
+            monkeypatch.setattr(commands, "announce_line", real)
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
+
+
+def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, tmp_path: Path) -> None:
+    """FRR shuts the session: announced() drops the peer; the RIB changes while it is down; when it comes
+    back FRR ends with exactly the new RIB (nothing left over from before) and gets End-of-RIB again."""
+    tap = LogTap()
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.sync(DESIRED)
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+            await apoll("first resyncs done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE_BUDGET_S)
+            eors = sp.counters["eor_sent"]
+
+            await asyncio.to_thread(the_lab.vtysh, "configure terminal", "router bgp 65010",
+                                    f"neighbor {V4} shutdown message tbspk-maintenance")
+            await apoll("edge down", sp.sessions, lambda s: s["edge"] == "down", CONVERGE_BUDGET_S)
+            assert "edge" not in sp.announced() and "edge6" in sp.announced()
+            notes = tap.events("bgp_notification")
+            assert any(n["code"] == 6 and "tbspk-maintenance" in n["message"] for n in notes)
+
+            meanwhile = {peer: dict(routes) for peer, routes in DESIRED.items()}
+            del meanwhile["edge"][RouteKey(SIG, 1)]
+            meanwhile["edge"][RouteKey(API, 1)] = attrs("198.18.1.12", 1, 100)
+            await sp.sync(meanwhile)
+
+            await asyncio.to_thread(the_lab.vtysh, "configure terminal", "router bgp 65010",
+                                    f"no neighbor {V4} shutdown")
+            await wait_up(sp, ("edge",))
+            await frr_holds(the_lab, meanwhile, "after the session came back")
+            await apoll("End-of-RIB after the resync", lambda: sp.counters["eor_sent"], lambda n: n == eors + 1,
+                        CONVERGE_BUDGET_S)
+            assert sp.announced()["edge"] == meanwhile["edge"]
+        finally:
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
+
+
+class KernelWatch:
+    """Polls tbspk_peer's kernel FIB for one prefix every 10 ms in a thread; records every miss."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.checks = 0
+        self.misses = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        dst, plen = self.prefix.split("/")
+        with IPRoute(netns=L.PEER, flags=0) as ipr:
+            while not self._stop.is_set():
+                routes = [r for r in ipr.get_routes(family=2, table=254)
+                          if r.get_attr("RTA_DST") == dst and r["dst_len"] == int(plen)]
+                self.checks += 1
+                if not routes:
+                    self.misses += 1
+                time.sleep(0.01)
+
+    def __enter__(self) -> KernelWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def test_exabgp_killed_is_restarted_and_routes_never_leave_the_kernel(the_lab: L.Lab, tmp_path: Path) -> None:
+    """SIGKILL the ExaBGP child: the supervisor restarts it, FRR keeps the routes as stale meanwhile (graceful
+    restart), the new ExaBGP gets the whole RIB and sends End-of-RIB only after it (manual-eor), and FRR's
+    kernel route for the prefix is never missing."""
+    tap = LogTap()
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.sync(DESIRED)
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+            await apoll("kernel route installed", lambda: the_lab.kernel_routes(MEDIA), bool, CONVERGE_BUDGET_S)
+            old_pid = sp.exabgp_pid
+            assert old_pid is not None
+            with KernelWatch(MEDIA) as watch:
+                t0 = time.monotonic()
+                os.kill(old_pid, signal.SIGKILL)
+                stale = await apoll("FRR marks our routes stale", lambda: L.frr_paths(the_lab, "ipv4", V4),
+                                    lambda p: bool(p) and all(x.stale for x in p.values()), CONVERGE_BUDGET_S)
+                assert set(stale) == set(L.expected_paths(DESIRED["edge"]))
+                await apoll("ExaBGP restarted", lambda: sp.exabgp_pid, lambda p: p is not None and p != old_pid,
+                            RESTART_BUDGET_S)
+                t_restarted = time.monotonic()
+                await wait_up(sp)
+                t_up = time.monotonic()
+                await frr_holds(the_lab, DESIRED, "routes refreshed after the restart", RESTART_BUDGET_S)
+                t_fresh = time.monotonic()
+            print(f"\nMEASURED exabgp SIGKILL -> restarted {t_restarted - t0:.2f} s, sessions up {t_up - t0:.2f} s, "
+                  f"FRR routes fresh (not stale) {t_fresh - t0:.2f} s; kernel route missing in {watch.misses} of "
+                  f"{watch.checks} checks over {time.monotonic() - t0:.2f} s")
+            assert watch.checks > 50
+            assert watch.misses == 0, f"kernel route missing in {watch.misses} of {watch.checks} checks"
+            assert sp.supervisor.starts == 2 and sp.counters["exabgp_exits"] == 1
+            exited = tap.events("exabgp_exited")
+            assert exited and exited[0]["rc"] == -signal.SIGKILL
+            assert sp.announced() == {"edge": DESIRED["edge"], "edge6": DESIRED["edge6"]}
+        finally:
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
+
+
+def test_wedged_exabgp_is_killed_on_ack_timeout_and_the_change_still_lands(the_lab: L.Lab, tmp_path: Path) -> None:
+    """ExaBGP stops answering (SIGSTOP): the missing ACK is noticed within the ACK budget, ExaBGP is killed and
+    restarted, and the change that was in flight reaches FRR; the kernel route never goes away meanwhile."""
+    tap = LogTap()
+    ack_budget_s = 2.0
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap, ack_timeout_s=ack_budget_s)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.sync(DESIRED)
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+            await apoll("kernel route installed", lambda: the_lab.kernel_routes(MEDIA), bool, CONVERGE_BUDGET_S)
+            pid = sp.exabgp_pid
+            assert pid is not None
+            changed = {peer: dict(routes) for peer, routes in DESIRED.items()}
+            changed["edge"][RouteKey(MEDIA, 1)] = attrs("198.18.1.11", 0, 10, ("7224:7300",))
+            with KernelWatch(MEDIA) as watch:
+                os.kill(pid, signal.SIGSTOP)
+                t0 = time.monotonic()
+                result = await sp.sync(changed)
+                waited = time.monotonic() - t0
+                assert not result.connected and result.errors == 1
+                assert ack_budget_s <= waited < ack_budget_s + 2
+                assert tap.events("exabgp_ack_timeout") and sp.counters["ack_timeouts"] == 1
+                await apoll("ExaBGP replaced", lambda: sp.exabgp_pid, lambda p: p is not None and p != pid,
+                            RESTART_BUDGET_S)
+                await wait_up(sp)
+                await frr_holds(the_lab, changed, "in-flight change landed after the restart", RESTART_BUDGET_S)
+            assert watch.misses == 0 and watch.checks > 50
+            assert tap.events("exabgp_exited")[0]["rc"] == -signal.SIGKILL
+        finally:
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
+
+
+def test_foreign_relay_is_refused(the_lab: L.Lab, tmp_path: Path) -> None:
+    """Only the relay of the ExaBGP the speaker started may drive it: another process on the socket is refused."""
+    tap = LogTap()
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "run" / "exabgp-api.sock"))
+            writer.write(f"bgpctl-relay 1 {os.getpid()}\n".encode())
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed on us
+            writer.close()
+            assert sp.counters["relay_refused"] == 1
+            assert sp._conn is not None and sp._conn.pid == sp.exabgp_pid  # the real one is untouched
+        finally:
+            await sp.stop(withdraw=False)
+
+    asyncio.run(run())
+
+
+def test_peer_refusing_our_open_is_logged_and_recovers(the_lab: L.Lab, tmp_path: Path) -> None:
+    """FRR refuses our OPEN (it now expects another AS): the NOTIFICATION is logged with a hint, the session
+    shows down and announces nothing; ExaBGP keeps retrying, and once FRR accepts again the session is resynced."""
+    tap = LogTap()
+
+    def frr_expects(asn: int) -> None:
+        the_lab.vtysh("configure terminal", "router bgp 65010", f"neighbor {V6} remote-as {asn}")
+
+    async def run() -> None:
+        sp = make_speaker(tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.sync(DESIRED)
+            await wait_up(sp)
+            await frr_holds(the_lab, DESIRED, "initial sync")
+            await asyncio.to_thread(frr_expects, 65001)
+            await apoll("FRR refuses our OPEN", lambda: [n for n in tap.events("bgp_notification")
+                                                          if n["peer"] == "edge6" and n["code"] == 2],
+                        bool, SESSION_BUDGET_S)
+            refused = next(n for n in tap.events("bgp_notification") if n["code"] == 2)
+            assert refused["direction"] == "receive" and "refused our OPEN" in refused["hint"]
+            assert sp.sessions()["edge6"] != "up" and "edge6" not in sp.announced()
+            await asyncio.to_thread(frr_expects, 65000)
+            await wait_up(sp, ("edge6",))
+            await frr_holds(the_lab, DESIRED, "IPv6 session back and resynced")
+        finally:
+            await asyncio.to_thread(frr_expects, 65000)
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())

@@ -1,0 +1,146 @@
+"""Supervisor, backoff and relay with real child processes (no ExaBGP needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bgpctl.errors import SpeakerError
+from bgpctl.speaker import relay
+from bgpctl.speaker.backoff import Backoff
+from bgpctl.speaker.supervisor import Supervisor
+
+LOG: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
+    structlog.testing.CapturingLogger(), wrapper_class=structlog.make_filtering_bound_logger(10))
+RESTART_BUDGET_S = 10.0
+
+
+@given(st.integers(1, 50), st.floats(0, 1, exclude_max=True))
+def test_backoff_grows_bounded_with_jitter(attempt: int, draw: float) -> None:
+    b = Backoff(initial_s=0.5, factor=2.0, maximum_s=30.0, jitter=0.2)
+    base = min(30.0, 0.5 * 2 ** (attempt - 1))
+    assert base * 0.8 <= b.delay(attempt, draw) <= base * 1.2
+
+
+def test_backoff_sequence() -> None:
+    b = Backoff(initial_s=1.0, factor=2.0, maximum_s=5.0, jitter=0.0)
+    assert [b.delay(n, 0.3) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_child_exiting_zero_is_restarted_with_growing_delays(tmp_path: Path) -> None:
+    """ExaBGP exits 0 when it gives up on its helper: rc 0 is a crash too."""
+    marker = tmp_path / "starts"
+    script = f"open({str(marker)!r}, 'a').write('x'); import sys; sys.exit(0)"
+
+    async def run() -> list[float]:
+        starts: list[float] = []
+        sup = Supervisor([sys.executable, "-c", script], LOG, backoff=Backoff(initial_s=0.2, maximum_s=1.0, jitter=0),
+                         on_start=lambda _pid: starts.append(time.monotonic()), rng=random.Random(1))
+        await sup.start()
+        deadline = time.monotonic() + RESTART_BUDGET_S
+        while len(sup.exits) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await sup.stop()
+        assert sup.exits[:4] == [0, 0, 0, 0]
+        return starts
+
+    starts = asyncio.run(run())
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) >= 3
+    assert 0.2 <= gaps[0] < gaps[1] < gaps[2] + 0.05  # 0.2, 0.4, 0.8 s (+ process start)
+    assert gaps[2] >= 0.8
+    assert len(marker.read_text()) == len(starts)
+
+
+def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm() -> None:
+    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
+             "time.sleep(60)"
+
+    async def run() -> None:
+        sup = Supervisor([sys.executable, "-c", script], LOG, stop_grace_s=0.5)
+        await sup.start()
+        deadline = time.monotonic() + RESTART_BUDGET_S
+        while "ready" not in sup.recent and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        pid = sup.pid
+        assert pid is not None
+        began = time.monotonic()
+        await sup.stop()
+        took = time.monotonic() - began
+        assert sup.exits == [-signal.SIGKILL]
+        assert 0.5 <= took < 3.0
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        assert sup.pid is None
+
+    asyncio.run(run())
+
+
+def test_first_start_failure_is_a_clear_error() -> None:
+    async def run() -> None:
+        sup = Supervisor(["/nonexistent/exabgp", "server"], LOG)
+        with pytest.raises(SpeakerError, match=r"cannot start ExaBGP .* speaker.exabgp.binary"):
+            await sup.start()
+
+    asyncio.run(run())
+
+
+def test_relay_moves_lines_both_ways_and_ends_with_stdin(tmp_path: Path) -> None:
+    path = str(tmp_path / "api.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(10)
+    proc = subprocess.Popen([sys.executable, relay.__file__, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        stream = conn.makefile("rwb")
+        assert stream.readline() == f"bgpctl-relay 1 {os.getpid()}\n".encode()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b'{"type": "state"}\ndone\n')
+        proc.stdin.flush()
+        assert stream.readline() == b'{"type": "state"}\n'
+        assert stream.readline() == b"done\n"
+        stream.write(b"neighbor 198.18.1.1 announce eor ipv4 unicast\n")
+        stream.flush()
+        assert proc.stdout.readline() == b"neighbor 198.18.1.1 announce eor ipv4 unicast\n"
+        proc.stdin.close()  # ExaBGP goes away
+        assert proc.wait(10) == relay.EXIT_OK
+        assert stream.readline() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.close()
+
+
+def test_relay_exits_when_bgpctl_closes_the_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "api.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(10)
+    proc = subprocess.Popen([sys.executable, relay.__file__, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        conn, _ = server.accept()
+        conn.recv(100)
+        conn.close()
+        assert proc.wait(10) == relay.EXIT_SOCKET_LOST
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.close()
