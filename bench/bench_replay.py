@@ -7,14 +7,16 @@ policies/examples/two-paths.yaml (interconnect + VPN into use1 and usw2), each w
 RTT, Gaussian RTT noise, 0.02 % random loss, and three episodes:
 
 * 120-180 s: use1/interconnect blackholed (every probe lost) -> DOWN, the VPN takes over;
-* 300-360 s: usw2/interconnect +100 ms and 3 % loss -> DEGRADED, then recovers with hysteresis;
+* 300-360 s: usw2/interconnect +60 ms and 3 % loss -> DEGRADED, then recovers with hysteresis;
 * 450-452 s: a 2-second burst of extra RTT noise (|N(0, 15 ms)|) on use1/vpn -> inside the
   thresholds: no route change.
 
 It is written to a JSONL file, then timed twice: in-process (read + parse + replay + render the
-timeline; wall clock and peak RSS from ``resource``; a separate pass under ``tracemalloc`` for the
-peak Python heap), and end to end as the CLI an engineer runs (``bgpctl replay --policy ... FILE``
-in a subprocess: interpreter start-up, imports and output included). Prints one JSON object.
+timeline; wall clock; peak RSS of this process from ``resource``, which includes the generated
+recording held in memory; a separate pass under ``tracemalloc`` for the peak Python heap of the
+replay itself), and end to end as the CLI an engineer runs (``bgpctl replay --policy ... FILE`` in
+a subprocess: interpreter start-up, imports and output included; its own peak RSS). Prints one
+JSON object.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def generate(minutes: float = 10.0, rate: float = 50.0, seed: int = 1) -> list[s
             if (region, path) == ("use1", "interconnect") and 120 <= t < 180:
                 lost = True
             if (region, path) == ("usw2", "interconnect") and 300 <= t < 360:
-                rtt += 100.0
+                rtt += 60.0
                 lost = lost or rnd.random() < 0.03
             if (region, path) == ("use1", "vpn") and 450 <= t < 452:
                 rtt += abs(rnd.gauss(0, 15.0))
@@ -76,11 +78,10 @@ def run_in_process(file: Path) -> tuple[float, ReplaySummary, int]:
     t0 = time.perf_counter()
     policy = load_policy(POLICY)
     summary = ReplaySummary()
-    with file.open() as f:
-        recording = read_recording(f, str(file))
     out: list[str] = []
-    for event in replay(policy, recording, summary=summary):
-        out.extend(render_event(event))
+    with file.open() as f:  # read lazily, as bgpctl replay does
+        for event in replay(policy, read_recording(f, str(file)), summary=summary):
+            out.extend(render_event(event))
     out.extend(render_summary(summary))
     return time.perf_counter() - t0, summary, len(out)
 
@@ -103,12 +104,15 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="write the recording here and keep it")
     args = ap.parse_args()
 
+    load_before = os.getloadavg()[0]
     lines = generate(args.minutes, args.rate, args.seed)
     with tempfile.TemporaryDirectory(prefix="bgpctl-bench-replay-") as tmp:
         file = args.keep or Path(tmp) / "recording.jsonl"
         file.write_text("\n".join(lines) + "\n")
 
+        cpu0 = time.process_time()
         wall, summary, out_lines = run_in_process(file)
+        cpu = time.process_time() - cpu0
         peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         tracemalloc.start()
@@ -118,11 +122,22 @@ def main() -> None:
 
         bgpctl = Path(sys.executable).with_name("bgpctl")
         cmd = [str(bgpctl), "replay", "--policy", str(POLICY), str(file)]
+        # GNU time reports the command's own peak RSS and CPU time (a forked child's ru_maxrss would
+        # count the pages it shared with this process before exec)
+        gnu_time = Path("/usr/bin/time")
+        if gnu_time.exists():
+            cmd = [str(gnu_time), "-f", "bench-rusage %M %U %S", *cmd]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         cli_wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"bgpctl replay failed ({proc.returncode}): {proc.stderr}")
+        cli_rss_mib: float | None = None
+        cli_cpu: float | None = None
+        for line in proc.stderr.splitlines():
+            if line.startswith("bench-rusage "):
+                kib, user, system = line.split()[1:]
+                cli_rss_mib, cli_cpu = int(kib) / 1024, float(user) + float(system)
 
     result = {
         "benchmark": "replay",
@@ -131,6 +146,9 @@ def main() -> None:
         "in_process_wall_s": round(wall, 3),
         "cli_wall_s": round(cli_wall, 3),
         "peak_rss_mib": round(peak_rss_mib, 1),
+        "cli_peak_rss_mib": None if cli_rss_mib is None else round(cli_rss_mib, 1),
+        "cli_cpu_s": None if cli_cpu is None else round(cli_cpu, 3),
+        "in_process_cpu_s": round(cpu, 3),
         "tracemalloc_peak_mib": round(heap_peak / 2**20, 1),
         "ticks": summary.ticks,
         "plans": summary.plans,
@@ -141,7 +159,8 @@ def main() -> None:
         "target_s": 10.0,
         "ok": cli_wall < 10.0 and wall < 10.0,
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},  # before, after
     }
     print(json.dumps(result, indent=2))
 

@@ -32,7 +32,8 @@ def lab() -> None:
 @NAME_OPTION
 @click.option("--mode", type=click.Choice(list(frr.MODES)), default=DEFAULT_MODE, show_default=True,
               help="no-controller: the TGWs announce the Connect prefixes to the edge themselves; "
-                   "controller: edge<->TGW sessions shut, bgpctl on cr announces.")
+                   "controller: edge<->TGW sessions shut, bgpctl on cr announces; "
+                   "no-controller-bfd: no-controller plus BFD 300 ms x 3 on the edge<->TGW sessions.")
 @click.option("--budget", type=float, default=UP_BUDGET_S, show_default=True,
               help="Seconds allowed for every FRR<->FRR session to reach Established.")
 def up_cmd(file: Path, name: str, mode: str, budget: float) -> None:
@@ -40,7 +41,7 @@ def up_cmd(file: Path, name: str, mode: str, budget: float) -> None:
     t0 = time.monotonic()
     the_lab = up(file, name, mode, budget=budget)
     took = time.monotonic() - t0
-    sessions = the_lab.established() if mode == "no-controller" else {}
+    sessions = the_lab.established() if frr.frr_only(mode) else {}
     n = sum(len(p) for p in sessions.values())
     click.echo(f"lab {name} up in {took:.1f} s (mode {mode}): {len(the_lab.nodes())} nodes, "
                f"{n} FRR sessions Established; run dir {the_lab.run_dir}")

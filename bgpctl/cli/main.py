@@ -29,11 +29,13 @@ def cli() -> None:
 
 def _register() -> None:
     # Each module attaches its commands to its group on import.
-    from bgpctl.cli import lab, lab_drill, lab_fault, lab_meter, policy, policy_plan, probe, replay  # noqa: F401, PLC0415
+    from bgpctl.cli import daemon, demo, lab, lab_drill, lab_fault, lab_meter, policy, policy_plan, probe, replay  # noqa: F401, PLC0415
 
     cli.add_command(policy.policy)
     cli.add_command(replay.replay)
     cli.add_command(lab.lab)
+    cli.add_command(daemon.daemon)
+    cli.add_command(demo.demo)
     for command in probe.COMMANDS:
         cli.add_command(command)
 

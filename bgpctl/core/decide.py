@@ -6,7 +6,9 @@
 
 Rules, in the order they are applied to one path (``h`` = the SLA class's ``hysteresis``):
 
-1. **Hard failure** (fast path): ``consecutive_lost >= h.down_after_lost`` -> DOWN in this very
+1. **Hard failure** (fast path): ``consecutive_lost + overdue >= h.down_after_lost`` (probes in a
+   row without an answer: timed out, or past the window's adaptive RTO, see
+   :meth:`~bgpctl.core.stats.PathWindow.sent`) -> DOWN in this very
    call, from any state and however few samples the window holds. Reason metric
    ``consecutive_lost``. It (re)arms the hold-down: ``down_until = max(down_until, now +
    h.hold_down_s)``, i.e. the hold-down counts from the last time the path was *seen* dead.
@@ -41,12 +43,20 @@ Rules, in the order they are applied to one path (``h`` = the SLA class's ``hyst
 
 Reasons: every state carries ``Reason(metric, value, threshold, text)`` records: the thresholds
 crossed ("loss_pct 12.0% > down 10.0%"), the thresholds cleared on recovery ("loss_pct 0.2% <=
-0.8% (degraded 1.0% less 20% margin)"), or what holds an improvement back (``rise``,
-``min_dwell``, ``hold_down``, ``band``). Each change of health is one
+0.8% (degraded 1.0% less 20% margin)"), what holds an improvement back (metrics ``rise``,
+``min_dwell``, ``hold_down``), or the measurement still inside the hysteresis band (its own metric,
+the recovery bound as threshold, "... inside the hysteresis band"); ``samples`` when the window is
+too small to judge or on a first judgement with nothing crossed. Each change of health is one
 :class:`~bgpctl.core.types.Transition` with the new state's reasons.
 
 Note: the policy model's text says ``min_dwell_s`` applies "before a soft change"; here it holds
 back improvements only: a path that gets worse is de-preferred at once (calls first).
+
+Cost: a steady path with nothing new to say (UP and clean, or without data) gets its previous
+``PathHealth`` object back (no allocation, no text formatting), and the policy's keys and compiled
+thresholds are memoised on the identity of the (immutable) policy object, so deciding every path at
+every probe stays cheap (``tests/core/test_stats_bench.py``). :func:`judge` decides one path under
+one SLA class.
 """
 
 from __future__ import annotations
@@ -59,7 +69,10 @@ from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, 
 from bgpctl.errors import PolicyError, Problem
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
 
-_RANK = {Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
+_UNKNOWN, _UP, _DEGRADED, _DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.DOWN
+"""Plain module constants: reading an enum member off its class costs a descriptor call."""
+
+_RANK = {_UP: 0, _DEGRADED: 1, _DOWN: 2}
 """Badness of the judged levels; UNKNOWN is not on this scale."""
 
 
@@ -95,35 +108,6 @@ def _fmt(metric: _Metric, v: float) -> str:
     return f"{v:.2f}" if metric.name == "mos" else f"{v:.1f}{metric.unit}"
 
 
-def _crossings(stats: PathStats, thresholds: Thresholds, level: str) -> list[Reason]:
-    """Every threshold of ``level`` (``"degraded"``/``"down"``) the window crosses."""
-    out: list[Reason] = []
-    for m in _METRICS:
-        thr: float | None = getattr(thresholds, m.field)
-        if thr is None:
-            continue
-        v = m.value(stats)
-        if v is None:
-            if m.name == "rtt_ms" and stats.samples > 0 and stats.lost == stats.samples:
-                out.append(Reason(m.name, None, thr, f"{m.label}: no probe answered in the window "
-                                                     f"(> {level} {_fmt(m, thr)})"))
-            continue
-        if (v > thr) if m.higher_is_worse else (v < thr):
-            op = ">" if m.higher_is_worse else "<"
-            out.append(Reason(m.name, v, thr, f"{m.label} {_fmt(m, v)} {op} {level} {_fmt(m, thr)}"))
-    return out
-
-
-def _soft_level(stats: PathStats, sla: SlaClass) -> tuple[Health, list[Reason]]:
-    down = _crossings(stats, sla.down, "down")
-    if down:
-        return Health.DOWN, down
-    degraded = _crossings(stats, sla.degraded, "degraded")
-    if degraded:
-        return Health.DEGRADED, degraded
-    return Health.UP, []
-
-
 def recovery_bound(threshold: float, margin_pct: float, higher_is_worse: bool) -> float:
     """The value a measurement must reach (<= for "above" metrics, >= for MOS) to count as clean."""
     if higher_is_worse:
@@ -131,63 +115,149 @@ def recovery_bound(threshold: float, margin_pct: float, higher_is_worse: bool) -
     return threshold + (MOS_MAX - threshold) * margin_pct / 100.0
 
 
-def _clearance(stats: PathStats, thresholds: Thresholds, level: str, margin: float
-               ) -> tuple[list[Reason], list[Reason]]:
-    """(cleared, blocking): each threshold of ``level`` cleared with the margin, or not."""
-    cleared: list[Reason] = []
-    blocking: list[Reason] = []
-    for m in _METRICS:
-        thr: float | None = getattr(thresholds, m.field)
-        if thr is None:
-            continue
-        bound = recovery_bound(thr, margin, m.higher_is_worse)
-        v = m.value(stats)
-        how = (f"({level} {_fmt(m, thr)} less {margin:g}% margin)" if m.higher_is_worse
-               else f"({level} {_fmt(m, thr)} plus {margin:g}% of the headroom to {MOS_MAX})")
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """One threshold of one level of an SLA class, with its recovery bound."""
+
+    metric: _Metric
+    level: str  # "degraded" / "down"
+    threshold: float
+    bound: float
+    margin: float
+
+    def crossing(self, v: float | None) -> Reason:
+        m = self.metric
         if v is None:
-            blocking.append(Reason(m.name, None, bound, f"{m.label}: no value to clear {_fmt(m, bound)} {how}"))
-        elif (v <= bound) if m.higher_is_worse else (v >= bound):
-            op = "<=" if m.higher_is_worse else ">="
-            cleared.append(Reason(m.name, v, bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, bound)} {how}"))
-        else:
-            op = ">" if m.higher_is_worse else "<"
-            blocking.append(Reason(m.name, v, bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, bound)} {how}: "
-                                                     "inside the hysteresis band"))
-    return cleared, blocking
+            return Reason(m.name, None, self.threshold, f"{m.label}: no probe answered in the window "
+                                                        f"(> {self.level} {_fmt(m, self.threshold)})")
+        op = ">" if m.higher_is_worse else "<"
+        return Reason(m.name, v, self.threshold, f"{m.label} {_fmt(m, v)} {op} {self.level} {_fmt(m, self.threshold)}")
+
+    def _how(self) -> str:
+        m = self.metric
+        if m.higher_is_worse:
+            return f"({self.level} {_fmt(m, self.threshold)} less {self.margin:g}% margin)"
+        return f"({self.level} {_fmt(m, self.threshold)} plus {self.margin:g}% of the headroom to {MOS_MAX})"
+
+    def cleared(self, v: float) -> Reason:
+        m = self.metric
+        op = "<=" if m.higher_is_worse else ">="
+        return Reason(m.name, v, self.bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, self.bound)} {self._how()}")
+
+    def blocking(self, v: float | None) -> Reason:
+        m = self.metric
+        if v is None:
+            return Reason(m.name, None, self.bound, f"{m.label}: no value to clear {_fmt(m, self.bound)} {self._how()}")
+        op = ">" if m.higher_is_worse else "<"
+        return Reason(m.name, v, self.bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, self.bound)} {self._how()}: "
+                                             "inside the hysteresis band")
 
 
 @dataclass(frozen=True, slots=True)
-class _Recovery:
-    level: Health  # the best level the window clears with the margin
-    down_cleared: list[Reason]  # the down thresholds cleared (all of them unless level is DOWN)
-    degraded_cleared: list[Reason]  # the degraded thresholds cleared (all of them if level is UP)
-    blocking: list[Reason]  # what keeps the window from the level above ``level``
+class _Rules:
+    """An SLA class compiled for judging: only the thresholds it sets."""
 
-    def cleared_for(self, level: Health) -> list[Reason]:
-        return self.down_cleared + (self.degraded_cleared if level is Health.UP else [])
+    hysteresis: Hysteresis
+    down: tuple[_Check, ...]
+    degraded: tuple[_Check, ...]
 
 
-def _recovery(stats: PathStats, sla: SlaClass) -> _Recovery:
+def _compile(sla: SlaClass) -> _Rules:
     margin = sla.hysteresis.recovery_margin_pct
-    down_ok, down_block = _clearance(stats, sla.down, "down", margin)
-    deg_ok, deg_block = _clearance(stats, sla.degraded, "degraded", margin)
-    if down_block:
-        return _Recovery(Health.DOWN, down_ok, deg_ok, down_block)
-    if deg_block:
-        return _Recovery(Health.DEGRADED, down_ok, deg_ok, deg_block)
-    return _Recovery(Health.UP, down_ok, deg_ok, [])
+
+    def checks(t: Thresholds, level: str) -> tuple[_Check, ...]:
+        out = []
+        for m in _METRICS:
+            thr: float | None = getattr(t, m.field)
+            if thr is not None:
+                out.append(_Check(m, level, thr, recovery_bound(thr, margin, m.higher_is_worse), margin))
+        return tuple(out)
+
+    return _Rules(sla.hysteresis, checks(sla.down, "down"), checks(sla.degraded, "degraded"))
+
+
+def _crossings(stats: PathStats, checks: tuple[_Check, ...]) -> list[Reason]:
+    """Every threshold of ``checks`` the window crosses (RTT also when no probe was answered)."""
+    out: list[Reason] = []
+    for c in checks:
+        v = c.metric.value(stats)
+        if v is None:
+            if c.metric.name == "rtt_ms" and stats.samples > 0 and stats.lost == stats.samples:
+                out.append(c.crossing(None))
+        elif (v > c.threshold) if c.metric.higher_is_worse else (v < c.threshold):  # crossed (inlined: hot path)
+            out.append(c.crossing(v))
+    return out
+
+
+def _soft_level(stats: PathStats, rules: _Rules) -> tuple[Health, list[Reason]]:
+    down = _crossings(stats, rules.down)
+    if down:
+        return _DOWN, down
+    degraded = _crossings(stats, rules.degraded)
+    if degraded:
+        return _DEGRADED, degraded
+    return _UP, []
+
+
+def _unclean(stats: PathStats, checks: tuple[_Check, ...]) -> list[tuple[_Check, float | None]]:
+    """The checks the window does not clear with the margin (a missing value clears nothing)."""
+    out: list[tuple[_Check, float | None]] = []
+    for c in checks:
+        v = c.metric.value(stats)
+        if v is None or ((v > c.bound) if c.metric.higher_is_worse else (v < c.bound)):  # not clean
+            out.append((c, v))
+    return out
+
+
+def _recovery_level(stats: PathStats, rules: _Rules) -> tuple[Health, list[tuple[_Check, float | None]]]:
+    """The best level the window clears with the margin, and what keeps it from the level above."""
+    blocked = _unclean(stats, rules.down)
+    if blocked:
+        return _DOWN, blocked
+    blocked = _unclean(stats, rules.degraded)
+    if blocked:
+        return _DEGRADED, blocked
+    return _UP, []
+
+
+def _cleared(stats: PathStats, rules: _Rules, level: Health) -> list[Reason]:
+    """The thresholds cleared to reach ``level`` (the window clears every one of them)."""
+    checks = rules.down + (rules.degraded if level is _UP else ())
+    out = []
+    for c in checks:
+        v = c.metric.value(stats)
+        assert v is not None, "a cleared threshold has a value"
+        out.append(c.cleared(v))
+    return out
 
 
 def path_keys(policy: Policy) -> list[PathKey]:
     """Every (service, region, path) the policy measures, in policy order: services, then regions
     (those the service has a probe target in), then the region's paths."""
-    keys: list[PathKey] = []
+    return [key for key, _ in _compiled(policy)]
+
+
+_MEMO: dict[str, tuple[Policy, tuple[tuple[PathKey, _Rules], ...]]] = {}
+"""The last policy's keys and compiled rules, by the policy object's identity (a Policy is
+immutable). A cache only: decide() gives the same output with it empty."""
+
+
+def _compiled(policy: Policy) -> tuple[tuple[PathKey, _Rules], ...]:
+    memo = _MEMO.get("last")
+    if memo is not None and memo[0] is policy:
+        return memo[1]
+    rules: dict[str, _Rules] = {}
+    out: list[tuple[PathKey, _Rules]] = []
     for service_name, service in policy.services.items():
         for region_name, region in policy.regions.items():
             if region_name not in service.probe.targets:
                 continue
-            keys.extend(PathKey(service_name, region_name, path_name) for path_name in region.paths)
-    return keys
+            if service_name not in rules:
+                rules[service_name] = _compile(_sla_for(policy, service_name))
+            out.extend((PathKey(service_name, region_name, p), rules[service_name]) for p in region.paths)
+    compiled = tuple(out)
+    _MEMO["last"] = (policy, compiled)
+    return compiled
 
 
 def _sla_for(policy: Policy, service_name: str) -> SlaClass:
@@ -203,17 +273,13 @@ def _sla_for(policy: Policy, service_name: str) -> SlaClass:
 def decide(policy: Policy, stats: Mapping[PathKey, PathStats], previous: Mapping[PathKey, PathHealth],
            now: float) -> Decision:
     """The new health of every path of ``path_keys(policy)`` and the transitions since ``previous``."""
-    slas: dict[str, SlaClass] = {}
     health: dict[PathKey, PathHealth] = {}
     transitions: list[Transition] = []
-    for key in path_keys(policy):
-        sla = slas.get(key.service)
-        if sla is None:
-            sla = slas[key.service] = _sla_for(policy, key.service)
+    for key, rules in _compiled(policy):
         prev = previous.get(key)
         if prev is None:
-            prev = PathHealth(health=Health.UNKNOWN, since=now)
-        new = judge(sla, stats.get(key), prev, now)
+            prev = PathHealth(health=_UNKNOWN, since=now)
+        new = _judge(rules, stats.get(key), prev, now)
         health[key] = new
         if new.health is not prev.health:
             transitions.append(Transition(key=key, at=now, old=prev.health, new=new.health, reasons=new.reasons))
@@ -221,21 +287,31 @@ def decide(policy: Policy, stats: Mapping[PathKey, PathStats], previous: Mapping
 
 
 def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
-    """One path's new health (the rules of the module docstring)."""
-    h = sla.hysteresis
+    """One path's new health under ``sla`` (the rules of the module docstring)."""
+    return _judge(_compile(sla), stats, prev, now)
+
+
+def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
+    h = rules.hysteresis
     cur = prev.health
 
     # 1. hard failure: at once, from any state, with any number of samples
-    if stats is not None and stats.consecutive_lost >= h.down_after_lost:
-        reason = Reason("consecutive_lost", float(stats.consecutive_lost), float(h.down_after_lost),
-                        f"consecutive_lost {stats.consecutive_lost} >= down_after_lost {h.down_after_lost}")
-        return PathHealth(health=Health.DOWN, since=prev.since if cur is Health.DOWN else now,
+    if stats is not None and stats.unanswered >= h.down_after_lost:
+        detail = "" if not stats.overdue else (
+            f" ({stats.consecutive_lost} timed out + {stats.overdue} unanswered past RTO {stats.rto_ms:.0f} ms)")
+        reason = Reason("consecutive_lost", float(stats.unanswered), float(h.down_after_lost),
+                        f"consecutive_lost {stats.unanswered} >= down_after_lost {h.down_after_lost}{detail}")
+        return PathHealth(health=_DOWN, since=prev.since if cur is _DOWN else now,
                           clean_since=None, down_until=max(prev.down_until, now + h.hold_down_s),
                           reasons=(reason,), clean_level=None)
 
     # 2. too little data: judge nothing
     if stats is None or stats.samples < h.min_samples:
         n = 0 if stats is None else stats.samples
+        if (prev.clean_since is None and prev.clean_level is None and prev.reasons
+                and prev.reasons[0].metric == "samples" and prev.reasons[0].value == n
+                and prev.reasons[0].threshold == h.min_samples):
+            return prev  # nothing new to say (the hot path of a path without data)
         reason = Reason("samples", float(n), float(h.min_samples),
                         f"{n} settled samples < min_samples {h.min_samples}: not judged, "
                         f"{cur.value} kept")
@@ -244,10 +320,10 @@ def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) 
                           reasons=(reason, *kept), clean_level=None)
 
     # 3. soft level
-    level, crossed = _soft_level(stats, sla)
+    level, crossed = _soft_level(stats, rules)
 
     # 4./5. first judgement and worsening: at once
-    if cur is Health.UNKNOWN or _worse(level, cur):
+    if cur is _UNKNOWN or _worse(level, cur):
         reasons = tuple(crossed)
         if not reasons:  # first judgement, everything within thresholds
             reasons = (Reason("samples", float(stats.samples), float(h.min_samples),
@@ -258,10 +334,9 @@ def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) 
     # 6./7. same level, or better: improve only through the hysteresis
     if level is cur:  # the recovery level is never better than the level: nothing to improve (hot path)
         return _hold(prev, tuple(crossed))
-    rec = _recovery(stats, sla)
-    recovery = rec.level
+    recovery, blocked = _recovery_level(stats, rules)
     if not _worse(cur, recovery):  # nothing cleared beyond the band: hold
-        return _hold(prev, tuple(rec.blocking))
+        return _hold(prev, tuple(c.blocking(v) for c, v in blocked))
 
     if prev.clean_since is None or prev.clean_level is None:
         clean_since, clean_level = now, recovery
@@ -277,7 +352,7 @@ def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) 
     if in_state < h.min_dwell_s:
         held.append(Reason("min_dwell", in_state, h.min_dwell_s,
                            f"{in_state:.1f} s in {cur.value} < min_dwell_s {h.min_dwell_s:g} s"))
-    if cur is Health.DOWN and now < prev.down_until:
+    if cur is _DOWN and now < prev.down_until:
         held.append(Reason("hold_down", prev.down_until - now, h.hold_down_s,
                            f"hold-down: {prev.down_until - now:.1f} s left of hold_down_s {h.hold_down_s:g} s"))
     if held:
@@ -289,7 +364,8 @@ def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) 
                                                f"{cur.value} -> {clean_level.value}")
     restart = recovery if _worse(clean_level, recovery) else None
     return PathHealth(health=clean_level, since=now, clean_since=now if restart else None,
-                      down_until=prev.down_until, reasons=(rise, *rec.cleared_for(clean_level)), clean_level=restart)
+                      down_until=prev.down_until, reasons=(rise, *_cleared(stats, rules, clean_level)),
+                      clean_level=restart)
 
 
 def _hold(prev: PathHealth, reasons: tuple[Reason, ...]) -> PathHealth:
@@ -303,7 +379,7 @@ def _hold(prev: PathHealth, reasons: tuple[Reason, ...]) -> PathHealth:
 def _enter(prev: PathHealth, level: Health, now: float, h: Hysteresis, reasons: tuple[Reason, ...]) -> PathHealth:
     """Move to ``level`` at once (first judgement or worsening)."""
     down_until = prev.down_until
-    if level is Health.DOWN:
+    if level is _DOWN:
         down_until = max(down_until, now + h.hold_down_s)
     return PathHealth(health=level, since=now if level is not prev.health else prev.since, clean_since=None,
                       down_until=down_until, reasons=reasons, clean_level=None)

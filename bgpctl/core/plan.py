@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from bgpctl.core.types import (
@@ -143,8 +144,14 @@ def _service_paths(policy: Policy, service_name: str) -> list[PathKey]:
 
 
 def _network(value: object) -> Network | None:
+    return _parse_network(str(value))
+
+
+@lru_cache(maxsize=4096)
+def _parse_network(text: str) -> Network | None:
+    """A well-formed prefix (no host bits set), or None. Cached: networks are immutable."""
     try:
-        return ip_network(str(value), strict=True)
+        return ip_network(text, strict=True)
     except ValueError:
         return None
 
@@ -167,6 +174,7 @@ def allowed(prefix: str, allowlist: Iterable[Network]) -> bool:
     return False
 
 
+@lru_cache(maxsize=8192)
 def route_order(key: RouteKey) -> tuple[int, int, int, str, int]:
     """Sort key for routes: by address family, network address, prefix length, then path id."""
     net = _network(key.prefix)
@@ -365,34 +373,35 @@ def ideal_rib(policy: Policy, health: Mapping[PathKey, PathHealth], overrides: O
 
 
 def _fail_static(policy: Policy, ideal: Ideal, previous: Rib | None, target: Rib, notes: list[str]) -> None:
-    """Replace, in ``target``, the routes of services without an announceable path by the previous ones."""
+    """Replace, in ``target``, the routes of services without an announceable path by the previous ones.
+
+    Only on the policy's peers: routes to a peer the policy no longer has are withdrawn, not kept.
+    """
     held: list[tuple[str, set[str]]] = [
         (f"service {name}", {str(p) for p in policy.services[name].prefixes}) for name in sorted(ideal.dark)]
     corporate = policy.corporate
     if corporate is not None and (corporate.follow_service in ideal.dark
                                   or corporate.follow_service not in policy.services):
-        held.append((f"corporate prefixes (follow {corporate.follow_service})",
+        held.append((f"the corporate prefixes (they follow {corporate.follow_service})",
                      {str(p) for p in corporate.prefixes}))
     for what, prefixes in held:
         if not policy.guards.fail_static:
-            notes.append(f"fail-static is off: {what} has no up or degraded path, its routes follow the "
+            notes.append(f"fail-static is off: {what}: no path is up or degraded; the routes follow the "
                          f"down/unknown actions")
             continue
-        if previous is None:
-            notes.append(f"fail-static: {what} has no up or degraded path and no previous route to keep")
-            continue
         kept = 0
-        for peer_name in set(target) | set(previous):
-            routes = {k: a for k, a in target.get(peer_name, {}).items() if k.prefix not in prefixes}
-            for k, a in previous.get(peer_name, {}).items():
-                if k.prefix in prefixes:
-                    routes[k] = a
-                    kept += 1
-            target[peer_name] = routes
+        if previous is not None:
+            for peer in policy.peers:
+                routes = {k: a for k, a in target.get(peer.name, {}).items() if k.prefix not in prefixes}
+                for k, a in previous.get(peer.name, {}).items():
+                    if k.prefix in prefixes:
+                        routes[k] = a
+                        kept += 1
+                target[peer.name] = routes
         if kept:
-            notes.append(f"fail-static: {what} has no up or degraded path; kept its {kept} previous route(s)")
+            notes.append(f"fail-static: {what}: no path is up or degraded; kept {kept} previous route(s)")
         else:
-            notes.append(f"fail-static: {what} has no up or degraded path and no previous route to keep")
+            notes.append(f"fail-static: {what}: no path is up or degraded, and no previous route to keep")
 
 
 def _drop_outside(target: Rib, allowlist: list[Network], notes: list[str]) -> Rib:
@@ -428,7 +437,7 @@ def _state_text(state: PathState | None, policy: Policy, role: PeerRole) -> str:
         return "down: withdrawn"
     if not isinstance(policy.actions.get(state, role), Announce):
         return f"{state}: the policy's action is withdraw"
-    return f"{state}: replaced by a better route (no ADD-PATH)"
+    return f"{state}, yet not planned for this peer"
 
 
 def _sources_of(policy: Policy, peer: Peer, key: RouteKey) -> list[PathKey]:
@@ -460,6 +469,13 @@ def _withdraw_why(policy: Policy, ideal: Ideal | None, peer_name: str, key: Rout
     sources = _sources_of(policy, peer, key)
     if not sources:
         return f"{key.prefix} is no longer announced to {peer_name} by the policy"
+    add_path = peer.add_path in _ADD_PATH_SENDS
+    if add_path and key.path_id == 0:
+        return f"ADD-PATH is on towards {peer_name} now: {key.prefix} goes out once per path"
+    if not add_path and key.path_id != 0:
+        return f"ADD-PATH is off towards {peer_name} now: {key.prefix} goes out once, path id 0"
+    if add_path and key.path_id not in path_ids(policy).values():
+        return f"path id {key.path_id} is no path of the policy any more"
     if ideal is None:
         return "withdrawn"
     return "; ".join(f"{pk} {_state_text(ideal.states.get(pk), policy, peer.role)}" for pk in sources)

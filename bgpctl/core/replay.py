@@ -4,7 +4,7 @@ Input: JSON lines, one probe each: ``{"service", "region", "path", "seq", "sent"
 ``sent``/``received`` in seconds on one monotonic clock and ``received: null`` for a probe that
 was never answered.
 
-How the replay runs (the daemon's loop, on the recording's clock, without waiting):
+How the replay runs (a controller's evaluation loop, on the recording's clock, without waiting):
 
 * **Settling.** A probe is known at its settle time: ``received`` when it was answered within the
   service's ``probe.timeout_ms``; ``sent + timeout`` when it was lost, or answered later than the
@@ -13,9 +13,13 @@ How the replay runs (the daemon's loop, on the recording's clock, without waitin
   interval, 20 ms in the lab policy), starting at the first settle time and ending at the first
   tick at or after the last one. At each tick every sample settled by then goes into its path's
   :class:`~bgpctl.core.stats.PathWindow` (window = the SLA class's ``hysteresis.window_s``), then
-  ``decide(policy, stats(now), previous health, now)`` runs. A tick, not every sample, because
-  that is how the controller evaluates (a sample changes nothing until the next evaluation), and
-  it keeps a 10-minute recording at 50 samples/s on 4 paths at ~30 000 evaluations.
+  ``decide(policy, stats(now), previous health, now)`` runs. A tick, not every sample: a sample
+  changes nothing until the next evaluation anyway, a tick as fine as the fastest probe loses
+  nothing, and it keeps a 10-minute recording at 50 samples/s on 4 paths at ~30 000 evaluations
+  instead of 120 000. ``--tick`` makes it coarser (faster) for week-long recordings.
+* **Only recorded services are judged.** decide() judges the paths of the services the recording
+  has samples of (so far); the others have no data and would only stay UNKNOWN, so plan() sees
+  them UNKNOWN without decide() spending every tick on them.
 * **Plan.** plan() runs when a health changed, and again on later ticks while changes are still
   deferred by the rate limit (so the timeline shows when they finally go out). The overrides
   are the policy's own.
@@ -27,6 +31,7 @@ changes, deferrals and notes.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -92,12 +97,47 @@ def _number(value: object, name: str, where: str) -> float:
 
 def parse_line(line: str, where: str) -> RecordedSample:
     """One JSONL line -> a sample; ReplayError naming ``where`` (file:line) when it is malformed."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ReplayError(f"{where}: not JSON ({e.msg}); each line must be one object like "
-                          '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, '
-                          '"sent": 0.0, "received": 0.012}') from None
+    return _Parser().parse(line, where, None)
+
+
+class _Parser:
+    """Parses lines; the common, well-formed line takes a fast path, anything else the checks below."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str, str], PathKey] = {}
+
+    def parse(self, line: str, name: str, lineno: int | None) -> RecordedSample:
+        """``name`` and ``lineno`` say where the line is, for messages (``name`` alone when None)."""
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ReplayError(f"{_where(name, lineno)}: not JSON ({e.msg}); each line must be one object like "
+                              '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, '
+                              '"sent": 0.0, "received": 0.012}') from None
+        if type(obj) is dict:
+            service, region, path = obj.get("service"), obj.get("region"), obj.get("path")
+            seq, sent, received = obj.get("seq"), obj.get("sent"), obj.get("received")
+            if (isinstance(service, str) and isinstance(region, str) and isinstance(path, str)
+                    and type(seq) is int and (type(sent) is float or type(sent) is int) and math.isfinite(sent)
+                    and (received is None or ((type(received) is float or type(received) is int)
+                                              and math.isfinite(received) and received >= sent))):
+                names = (service, region, path)
+                key = self._keys.get(names)
+                if key is None:
+                    key = self._keys[names] = PathKey(service, region, path)
+                return RecordedSample(key, Sample(seq, float(sent), None if received is None else float(received)))
+        return _checked(obj, _where(name, lineno))
+
+
+def _where(name: str, lineno: int | None) -> str:
+    return name if lineno is None else f"{name}:{lineno}"
+
+
+_NUMBERS = (int, float)
+
+
+def _checked(obj: object, where: str) -> RecordedSample:
+    """The slow path: find what is wrong with a line and say so (or parse an unusual but valid one)."""
     if not isinstance(obj, dict):
         raise ReplayError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     missing = [f for f in _FIELDS if f not in obj]
@@ -118,13 +158,22 @@ def parse_line(line: str, where: str) -> RecordedSample:
     return RecordedSample(PathKey(*names), Sample(seq, sent, received))
 
 
-def read_recording(lines: Iterable[str], name: str = "<recording>") -> list[RecordedSample]:
-    """Every non-blank line of a JSONL recording, parsed."""
-    return [parse_line(line, f"{name}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+def read_recording(lines: Iterable[str], name: str = "<recording>") -> Iterator[RecordedSample]:
+    """The non-blank lines of a JSONL recording, parsed lazily (a week of probes need not fit in memory)."""
+    parser = _Parser()
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            yield parser.parse(line, name, n)
 
 
 # --------------------------------------------------------------------------------------------
 # the replay loop
+
+
+REORDER_S = 5.0
+"""How far back in ``sent`` a line may be from the latest line read before it (probers writing into one
+file interleave their lines a little). Further back is refused: the replay reads lazily and has
+decided those times already."""
 
 
 def default_tick(policy: Policy) -> float:
@@ -132,55 +181,105 @@ def default_tick(policy: Policy) -> float:
     return min(s.probe.interval_ms for s in policy.services.values()) / 1000.0
 
 
-def _settled(policy: Policy, recording: Iterable[RecordedSample]) -> list[tuple[float, RecordedSample]]:
-    known = set(path_keys(policy))
-    timeouts = {name: s.probe.timeout_ms / 1000.0 for name, s in policy.services.items()}
-    out: list[tuple[float, RecordedSample]] = []
-    for r in recording:
-        if r.key not in known:
-            raise ReplayError(f"the recording has samples of {r.key}, which the policy does not measure; "
-                              f"its paths are {', '.join(str(k) for k in sorted(known))}")
-        timeout = timeouts[r.key.service]
-        s = r.sample
-        if s.received is None or s.received - s.sent > timeout:
-            out.append((s.sent + timeout, RecordedSample(r.key, Sample(s.seq, s.sent, None))))
-        else:
-            out.append((s.received, r))
-    out.sort(key=lambda x: x[0])  # stable: equal times keep the recording's order
-    return out
+class _Settler:
+    """Reads the recording lazily and hands out samples in settle-time order, up to a given time."""
+
+    def __init__(self, policy: Policy, recording: Iterable[RecordedSample]) -> None:
+        self._known = set(path_keys(policy))
+        self._timeouts = {name: s.probe.timeout_ms / 1000.0 for name, s in policy.services.items()}
+        self._source = iter(recording)
+        self._next: RecordedSample | None = None
+        self._heap: list[tuple[float, int, RecordedSample]] = []
+        self._max_sent = -math.inf
+        self.read = 0
+        self._fill_one()
+
+    @property
+    def empty(self) -> bool:
+        return self._next is None and not self._heap
+
+    def _fill_one(self) -> None:
+        r = next(self._source, None)
+        if r is not None:
+            if r.key not in self._known:
+                raise ReplayError(f"the recording has samples of {r.key}, which the policy does not measure; "
+                                  f"its paths are {', '.join(str(k) for k in sorted(self._known))}")
+            if r.sample.sent < self._max_sent - REORDER_S:
+                raise ReplayError(f"probe {r.key} seq {r.sample.seq} was sent at {r.sample.sent}, more than "
+                                  f"{REORDER_S:g} s before a probe on an earlier line ({self._max_sent}): sort the "
+                                  "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')")
+            self._max_sent = max(self._max_sent, r.sample.sent)
+            self.read += 1
+        self._next = r
+
+    def _read_until(self, sent: float) -> None:
+        """Read every line sent up to ``sent`` (plus the reorder margin) into the heap."""
+        while self._next is not None and self._next.sample.sent <= sent + REORDER_S:
+            r = self._next
+            timeout = self._timeouts[r.key.service]
+            s = r.sample
+            if s.received is None or s.received - s.sent > timeout:  # late = lost, known at the timeout
+                lost = RecordedSample(r.key, Sample(s.seq, s.sent, None))
+                heapq.heappush(self._heap, (s.sent + timeout, self.read, lost))
+            else:
+                heapq.heappush(self._heap, (s.received, self.read, r))
+            self._fill_one()
+
+    def first_settle(self) -> float | None:
+        """The earliest settle time of the recording (None when it is empty)."""
+        if self._next is None and not self._heap:
+            return None
+        if self._next is not None:  # nothing sent later than this can settle earlier
+            self._read_until(self._next.sample.sent + max(self._timeouts.values()))
+        return self._heap[0][0]
+
+    def settled_by(self, now: float) -> Iterator[RecordedSample]:
+        """Every sample settled at or before ``now``, in settle order. Samples sent after ``now``
+        cannot have settled by then, so reading stops there (plus the reorder margin)."""
+        self._read_until(now)
+        while self._heap and self._heap[0][0] <= now:
+            yield heapq.heappop(self._heap)[2]
 
 
 def replay(policy: Policy, recording: Iterable[RecordedSample], tick_s: float | None = None,
            summary: ReplaySummary | None = None) -> Iterator[TimelineEvent]:
-    """Run ``recording`` through windows, decide() and plan(); yield one event per plan() call.
+    """Run ``recording`` through windows, decide() and plan(); yield one event per plan() that matters.
 
-    ``summary``, when given, is filled in as the replay goes (complete once the iterator is exhausted).
+    The recording is read lazily, in ``sent`` order (lines may be out of order by up to
+    :data:`REORDER_S`). ``summary``, when given, is filled in as the replay goes (complete once the
+    iterator is exhausted).
     """
     tick = default_tick(policy) if tick_s is None else tick_s
     if not tick > 0 or math.isinf(tick):
         raise ReplayError(f"the tick must be a positive number of seconds, not {tick!r}")
-    events = _settled(policy, recording)
     total = summary if summary is not None else ReplaySummary()
-    total.samples = len(events)
-    if not events:
+    settler = _Settler(policy, recording)
+    start = settler.first_settle()
+    if start is None:
         return
-    windows: dict[PathKey, PathWindow] = {}
-    for key in path_keys(policy):
-        windows[key] = PathWindow(policy.sla_classes[policy.services[key.service].sla].hysteresis.window_s)
-    start, last = events[0][0], events[-1][0]
-    total.start, total.end = start, start
+    windows = {key: PathWindow(policy.sla_classes[policy.services[key.service].sla].hysteresis.window_s)
+               for key in path_keys(policy)}
+    total.start = total.end = start
     health: Mapping[PathKey, PathHealth] = {}
     previous: Plan | None = None
-    i, k = 0, 0
+    # decide() judges only the services the recording has reached so far: the others have no data
+    # and would stay UNKNOWN, at the cost of judging them on every tick (plan() sees them UNKNOWN)
+    seen: set[str] = set()
+    judged = policy.model_copy(update={"services": {}})
+    k = 0
     while True:
         now = start + k * tick
-        while i < len(events) and events[i][0] <= now:
-            windows[events[i][1].key].add(events[i][1].sample)
-            i += 1
+        for r in settler.settled_by(now):
+            if r.key.service not in seen:
+                seen.add(r.key.service)
+                judged = policy.model_copy(
+                    update={"services": {n: s for n, s in policy.services.items() if n in seen}})
+            windows[r.key].add(r.sample)
         stats: dict[PathKey, PathStats] = {key: w.stats(now) for key, w in windows.items() if len(w)}
-        decision = decide(policy, stats, health, now)
+        decision = decide(judged, stats, health, now)
         health = decision.health
         total.ticks += 1
+        total.samples = settler.read
         if decision.transitions or (previous is not None and previous.deferred):
             previous = plan(policy, health, previous, now)
             total.plans += 1
@@ -190,10 +289,11 @@ def replay(policy: Policy, recording: Iterable[RecordedSample], tick_s: float | 
             if decision.transitions or previous.changes:  # a retry that sent nothing is not news
                 yield TimelineEvent(now, now - start, decision.transitions, previous)
         total.end = now
-        if now >= last:
+        if settler.empty:
             break
         k += 1
-    total.final_health = {key: h.health for key, h in health.items()}
+    total.final_health = {key: health[key].health if key in health else Health.UNKNOWN
+                          for key in path_keys(policy)}
 
 
 # --------------------------------------------------------------------------------------------

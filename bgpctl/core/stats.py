@@ -85,12 +85,16 @@ def rfc3550_jitter(rtts_ms: Iterable[float]) -> float | None:
 class PathWindow:
     """The sliding window of one path's settled samples. Not thread-safe; one owner per path."""
 
-    def __init__(self, window_s: float, codec: Codec = G711) -> None:
+    def __init__(self, window_s: float, codec: Codec = G711, *, rto_floor_s: float | None = None,
+                 rto_cap_s: float | None = None) -> None:
         if not window_s > 0 or math.isinf(window_s):
             raise ProbeError(f"window_s must be a positive number of seconds, not {window_s!r}: "
                              "take it from the SLA class's hysteresis.window_s")
         self.window_s = float(window_s)
         self.codec = codec
+        self.rto_floor_s = rto_floor_s
+        self.rto_cap_s = rto_cap_s
+        self._outstanding: dict[int, float] = {}  # seq -> sent, probes told by sent() and not settled yet
         self._cutoff = -math.inf
         self._by_seq: dict[int, Sample] = {}
         self._heap: list[tuple[float, int]] = []  # (sent, seq): eviction order
@@ -106,8 +110,23 @@ class PathWindow:
     # ----------------------------------------------------------------------------------------
     # public contract
 
+    def sent(self, seq: int, at: float) -> None:
+        """A probe went out and is not settled yet (optional: only the live daemon knows this).
+
+        With ``rto_floor_s`` set, :meth:`stats` counts the probes sent after the last answered one that
+        are still unanswered past an adaptive retransmission-style timeout, ``RTO = p50 + 4 x jitter``
+        of the window, at least ``rto_floor_s`` (the prober's reply-reading granularity) and at most
+        ``rto_cap_s`` (the probe timeout, after which the sample settles as lost anyway). decide()
+        counts them with the settled losses for the hard-failure fast path, so a dead path is found
+        after ``down_after_lost`` unanswered probes without waiting for each one's full timeout, while
+        the timeout itself can stay generous enough that jitter never turns late answers into loss.
+        """
+        if at >= self._cutoff and seq not in self._by_seq:
+            self._outstanding[seq] = at
+
     def add(self, sample: Sample) -> None:
         """Take one settled sample (answered, or lost after the timeout); see the module docstring."""
+        self._outstanding.pop(sample.seq, None)
         if math.isnan(sample.sent) or (sample.received is not None and math.isnan(sample.received)):
             raise ProbeError(f"sample seq {sample.seq} has a NaN timestamp: the prober must stamp "
                              "sent/received from one monotonic clock")
@@ -143,8 +162,23 @@ class PathWindow:
         mos: float | None = None
         if samples:
             mos = estimate_mos(p50 or 0.0, jitter or 0.0, 100.0 * lost / samples, self.codec)
+        overdue, rto_ms = self._overdue(now, p50, jitter)
         return PathStats(samples=samples, lost=lost, consecutive_lost=consecutive, rtt_p50_ms=p50,
-                         rtt_p95_ms=p95, jitter_ms=jitter, mos=mos)
+                         rtt_p95_ms=p95, jitter_ms=jitter, mos=mos, overdue=overdue, rto_ms=rto_ms)
+
+    def _overdue(self, now: float, p50_ms: float | None, jitter_ms: float | None) -> tuple[int, float | None]:
+        if self.rto_floor_s is None or not self._outstanding:
+            return 0, None
+        for seq in [q for q, at in self._outstanding.items() if at < self._cutoff]:
+            del self._outstanding[seq]  # evicted with the window: never settled (a prober that gave up)
+        rto_s = self.rto_floor_s
+        if p50_ms is not None:
+            rto_s = max(rto_s, (p50_ms + 4.0 * (jitter_ms or 0.0)) / 1000.0)
+        if self.rto_cap_s is not None:
+            rto_s = min(rto_s, self.rto_cap_s)
+        last_answered = self._answered[-1] if self._answered else -1
+        overdue = sum(1 for seq, at in self._outstanding.items() if seq > last_answered and now - at >= rto_s)
+        return overdue, rto_s * 1000.0
 
     # ----------------------------------------------------------------------------------------
     # eviction

@@ -46,6 +46,13 @@ class PathStats:
     rtt_p95_ms: float | None
     jitter_ms: float | None  # RFC 3550 interarrival jitter over the window
     mos: float | None  # ITU-T G.107 E-model estimate, see bgpctl.core.mos
+    overdue: int = 0  # probes sent after the last answer, still unanswered past the adaptive RTO
+    rto_ms: float | None = None  # the adaptive RTO that made them overdue (see PathWindow.sent)
+
+    @property
+    def unanswered(self) -> int:
+        """Probes in a row with no answer: timed out (consecutive_lost) plus overdue ones."""
+        return self.consecutive_lost + self.overdue
 
     @property
     def loss_pct(self) -> float | None:

@@ -1,8 +1,10 @@
 """Run a failover drill (:mod:`bgpctl.lab.drill_model`) against a running lab and report it.
 
-Timeline: steady-state checks -> call meter starts -> fault at ``fault.at_s`` -> expectations polled
-(each against its own budget, timed from the fault) -> restore at ``restore.at_s`` -> recovery checks
--> the meter finishes -> report. A step that does not hold is recorded as failed, not raised: a
+Timeline: steady-state checks -> call meter (and the route watch, if any) starts -> fault at
+``fault.at_s`` -> expectations polled in order (each against its own budget for the lab's mode, timed
+from the fault: "within 2 s of the fault") -> restore at ``restore.at_s`` -> recovery checks (timed from
+the restore) -> the meter finishes -> report. Without a fault, the expectations are timed from the
+meter's start. A step that does not hold is recorded as failed, not raised: a
 drill in "no controller" mode is *expected* to miss some expectations, and the report says which.
 The restore always runs, also when a check failed or the drill was interrupted.
 """
@@ -24,6 +26,7 @@ from bgpctl.lab.impair import Impairment
 from bgpctl.lab.meter import run_meter
 from bgpctl.lab.meter_report import MeterReport
 from bgpctl.lab.poll import BudgetExceeded, eventually
+from bgpctl.lab.route_watch import RouteChange, RouteWatcher
 
 if TYPE_CHECKING:
     from bgpctl.lab.runner import Lab
@@ -35,8 +38,9 @@ class CheckResult(BaseModel):
     name: str
     node: str
     held: bool
-    after_s: float | None  # since the step it follows (fault, restore) or the drill start (steady)
-    budget_s: float
+    after_s: float | None  # since the step it follows (fault, restore, meter start) or its own start (steady)
+    budget_s: float  # the budget for the lab's mode
+    not_before_s: float | None = None  # holding sooner than this (rise/dwell) is a violation
     problems: str = ""
 
 
@@ -62,26 +66,36 @@ class DrillReport(BaseModel):
     recover: list[CheckResult]
     meter: MeterReport | None
     interruption_ms: float | None  # the worst flow's longest gap: what one call heard
+    regions_answered: list[str]  # regions whose responders answered the meter
+    watch: dict[str, Any] | None  # node, prefixes, interval_ms, polls, baseline, errors
+    route_changes: int | None  # next-hop changes the watch saw (None: no watch)
+    route_timeline: list[RouteChange]  # each change, at_s since the meter started
+    route_moved_after_s: float | None  # first change after the fault, seconds after the fault
     bounds: dict[str, float | int | None]
     violations: list[str]
     passed: bool
 
 
-def _check(lab: Lab, check: Check) -> CheckResult:
-    start = time.monotonic()
+def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> CheckResult:
+    """Poll one check until it holds or its budget (for ``mode``), counted from ``since``, runs out."""
+    budget = check.budget(mode)
+    start = time.monotonic() if since is None else since
+    left = max(0.0, start + budget - time.monotonic())
     try:
-        eventually(check.name, budget_s=check.budget_s, probe=lambda: lab.vtysh_json(check.node, check.vtysh),
-                   expect=check.expect)
+        eventually(check.name, budget_s=left, probe=lambda: lab.vtysh_json(check.node, check.vtysh),
+                   expect=check.expect, interval_s=0.02)
     except BudgetExceeded as e:
-        return CheckResult(name=check.name, node=check.node, held=False, after_s=None, budget_s=check.budget_s,
+        return CheckResult(name=check.name, node=check.node, held=False, after_s=None, budget_s=budget,
                            problems=str(e))
     return CheckResult(name=check.name, node=check.node, held=True, after_s=round(time.monotonic() - start, 3),
-                       budget_s=check.budget_s)
+                       budget_s=budget, not_before_s=check.not_before(mode))
 
 
 def describe(action: Action) -> str:
     if action.link:
         return f"link {action.link.node}/{action.link.iface} {action.link.state}"
+    if action.links:
+        return "; ".join(f"link {li.node}/{li.iface} {li.state}" for li in action.links)
     if action.impair:
         return "; ".join(f"impair {i.node}/{i.iface} " + ("clear" if i.clear else
                          f"delay {i.delay_ms:g} ms jitter {i.jitter_ms:g} ms loss {i.loss_pct:g} %")
@@ -96,6 +110,9 @@ def apply(lab: Lab, action: Action, *, lifetime_s: float) -> None:
     """Carry out one drill action on the lab."""
     if action.link:
         lab.link_set(action.link.node, action.link.iface, action.link.state == "up")
+    elif action.links:
+        for li in action.links:
+            lab.link_set(li.node, li.iface, li.state == "up")
     elif action.impair:
         for i in action.impair:
             if i.clear:
@@ -120,7 +137,7 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
               progress: Callable[[str], None] = lambda _m: None) -> DrillReport:
     mode = lab.mode
     started = time.time()
-    steady = [_check(lab, c) for c in drill.steady]
+    steady = [_check(lab, c, mode) for c in drill.steady]
     for r in steady:
         progress(f"steady: {r.name}: {'ok' if r.held else 'FAILED'}")
     if not all(r.held for r in steady):
@@ -139,34 +156,52 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
 
     thread = threading.Thread(target=meter, name=f"meter-{drill.name}", daemon=True)
     t0 = time.monotonic()
+    watcher = (RouteWatcher(lab.netns(drill.watch.node), drill.watch.prefixes, interval_ms=drill.watch.interval_ms,
+                            t0=t0).start() if drill.watch else None)
     thread.start()
     fault_r = restore_r = None
     expect: list[CheckResult] = []
     recover: list[CheckResult] = []
+    timeline: list[RouteChange] = []
+    restored: float | None = None
     try:
-        _at(t0, drill.fault.at_s)
-        apply(lab, drill.fault, lifetime_s=drill.meter.seconds + 120)
-        fault_r = ActionResult(at_s=drill.fault.at_s, applied_s=round(time.monotonic() - t0, 3),
-                               what=describe(drill.fault))
-        progress(f"fault at {fault_r.applied_s:.2f} s: {fault_r.what}")
-        expect = [_check(lab, c) for c in drill.expect]
-        for r in expect:
-            progress(f"expect: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
+        try:
+            since = t0
+            if drill.fault is not None:
+                _at(t0, drill.fault.at_s)
+                since = time.monotonic()
+                apply(lab, drill.fault, lifetime_s=drill.meter.seconds + 120)
+                fault_r = ActionResult(at_s=drill.fault.at_s, applied_s=round(since - t0, 3),
+                                       what=describe(drill.fault))
+                progress(f"fault at {fault_r.applied_s:.2f} s: {fault_r.what}")
+            for c in drill.expect:
+                expect.append(r := _check(lab, c, mode, since))
+                progress(f"expect: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
+        finally:
+            if drill.restore is not None:
+                _at(t0, drill.restore.at_s)
+                restored = time.monotonic()
+                apply(lab, drill.restore, lifetime_s=drill.meter.seconds + 120)
+                restore_r = ActionResult(at_s=drill.restore.at_s, applied_s=round(restored - t0, 3),
+                                         what=describe(drill.restore))
+                progress(f"restore at {restore_r.applied_s:.2f} s: {restore_r.what}")
+        for c in drill.recover:
+            recover.append(r := _check(lab, c, mode, restored))
+            progress(f"recover: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
+        thread.join(timeout=drill.meter.seconds + 60)
     finally:
-        if drill.restore is not None:
-            _at(t0, drill.restore.at_s)
-            apply(lab, drill.restore, lifetime_s=drill.meter.seconds + 120)
-            restore_r = ActionResult(at_s=drill.restore.at_s, applied_s=round(time.monotonic() - t0, 3),
-                                     what=describe(drill.restore))
-            progress(f"restore at {restore_r.applied_s:.2f} s: {restore_r.what}")
-    recover = [_check(lab, c) for c in drill.recover]
-    for r in recover:
-        progress(f"recover: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
-    thread.join(timeout=drill.meter.seconds + 60)
+        if watcher is not None:
+            timeline = watcher.stop()
     if "error" in meter_result:
         raise meter_result["error"]
+    watch = None
+    if watcher is not None and drill.watch is not None:
+        watch = {"node": drill.watch.node, "prefixes": drill.watch.prefixes, "interval_ms": drill.watch.interval_ms,
+                 "polls": watcher.polls, "errors": watcher.errors,
+                 "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()}}
     report = _report(drill, lab, mode=mode, started=started, steady=steady, fault=fault_r, expect=expect,
-                     restore=restore_r, recover=recover, meter=meter_result.get("report"))
+                     restore=restore_r, recover=recover, meter=meter_result.get("report"), watch=watch,
+                     timeline=timeline)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"drill-{drill.name}-{mode}-{int(started)}.json"
@@ -179,12 +214,18 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
 def _report(drill: Drill, lab: Lab, *, mode: str, started: float, steady: list[CheckResult],
             fault: ActionResult | None = None, expect: list[CheckResult] | None = None,
             restore: ActionResult | None = None, recover: list[CheckResult] | None = None,
-            meter: MeterReport | None = None) -> DrillReport:
-    expect, recover = expect or [], recover or []
+            meter: MeterReport | None = None, watch: dict[str, Any] | None = None,
+            timeline: list[RouteChange] | None = None) -> DrillReport:
+    expect, recover, timeline = expect or [], recover or [], timeline or []
     bounds = drill.bounds.get(mode)  # type: ignore[call-overload]
     violations = [f"{phase} check '{r.name}' did not hold within {r.budget_s:g} s"
                   for phase, rs in (("steady", steady), ("expect", expect), ("recover", recover))
                   for r in rs if not r.held]
+    violations += [f"{phase} check '{r.name}' held after {r.after_s:.2f} s, sooner than its not-before of "
+                   f"{r.not_before_s:g} s in mode {mode} (rise/dwell)"
+                   for phase, rs in (("expect", expect), ("recover", recover))
+                   for r in rs if r.held and r.after_s is not None and r.not_before_s is not None
+                   and r.after_s < r.not_before_s]
     interruption = meter.longest_flow_gap_ms if meter else None
     if meter is None and steady and all(r.held for r in steady):
         violations.append("the call meter produced no report")
@@ -194,11 +235,36 @@ def _report(drill: Drill, lab: Lab, *, mode: str, started: float, steady: list[C
                               f"{bounds.interruption_max_ms:g} ms")
         if bounds.lost_max is not None and meter.lost > bounds.lost_max:
             violations.append(f"lost {meter.lost} packets > bound {bounds.lost_max}")
+    regions = regions_answered(meter)
+    if bounds is not None and meter is not None and bounds.min_regions is not None \
+            and len(regions) < bounds.min_regions:
+        violations.append(f"the meter's flows were answered by {len(regions)} region(s) "
+                          f"({', '.join(regions) or 'none'}) < bound {bounds.min_regions}")
+    changes = len(timeline) if watch is not None else None
+    if bounds is not None and bounds.route_changes_max is not None and changes is not None \
+            and changes > bounds.route_changes_max:
+        first = timeline[0]
+        violations.append(f"{changes} route change(s) at {watch['node'] if watch else '?'} > bound "
+                          f"{bounds.route_changes_max} (first: {first.prefix} -> {first.nexthops or 'no route'} "
+                          f"at {first.at_s:.2f} s)")
     return DrillReport(drill=drill.name, lab=lab.name, mode=mode, started_unix=started, steady=steady, fault=fault,
                        expect=expect, restore=restore, recover=recover, meter=meter,
-                       interruption_ms=interruption,
-                       bounds=bounds.model_dump() if bounds else {}, violations=violations,
+                       interruption_ms=interruption, regions_answered=regions, watch=watch, route_changes=changes,
+                       route_timeline=timeline, route_moved_after_s=moved_after(fault, timeline),
+                       bounds=bounds.model_dump(exclude_none=True) if bounds else {}, violations=violations,
                        passed=not violations)
+
+
+def regions_answered(meter: MeterReport | None) -> list[str]:
+    return sorted(k for k, v in meter.regions.items() if v.answered > 0) if meter else []
+
+
+def moved_after(fault: ActionResult | None, timeline: list[RouteChange]) -> float | None:
+    """Seconds from the fault to the first route change the watch saw after it."""
+    if fault is None:
+        return None
+    after = [c.at_s for c in timeline if c.at_s >= fault.applied_s]
+    return round(min(after) - fault.applied_s, 3) if after else None
 
 
 def summary(report: DrillReport) -> str:
@@ -207,8 +273,9 @@ def summary(report: DrillReport) -> str:
              f"{'PASSED' if report.passed else 'FAILED'}"]
     if report.fault:
         lines.append(f"  fault    {report.fault.what} at {report.fault.applied_s:.2f} s")
+    since = "the fault" if report.fault else "the meter's start"
     for r in report.expect:
-        lines.append(f"  expect   {r.name}: " + (f"held {r.after_s:.2f} s after the fault" if r.held
+        lines.append(f"  expect   {r.name}: " + (f"held {r.after_s:.2f} s after {since}" if r.held
                                                  else f"did NOT hold within {r.budget_s:g} s"))
     if report.restore:
         lines.append(f"  restore  {report.restore.what} at {report.restore.applied_s:.2f} s")
@@ -220,6 +287,11 @@ def summary(report: DrillReport) -> str:
         regions = ", ".join(f"{k}: {v.answered}" for k, v in sorted(m.regions.items()))
         lines.append(f"  call     {m.sent} sent, {m.lost} lost ({m.loss_pct:.2f} %), worst flow interrupted "
                      f"{m.longest_flow_gap_ms:.0f} ms, all flows {m.longest_gap_ms:.0f} ms; answered by {regions}")
+    if report.route_changes is not None and report.watch is not None:
+        moved = (f"; first {report.route_moved_after_s:.2f} s after the fault"
+                 if report.route_moved_after_s is not None else "")
+        lines.append(f"  routes   {report.route_changes} next-hop change(s) at {report.watch['node']} "
+                     f"(polled every {report.watch['interval_ms']:g} ms){moved}")
     for v in report.violations:
         lines.append(f"  VIOLATION {v}")
     return "\n".join(lines)

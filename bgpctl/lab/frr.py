@@ -27,8 +27,13 @@ OPTIONAL = ("bgpd", "bfdd")
 # Lab modes: which peer-group is administratively shut on every FRR node that defines it.
 #   DIRECT     = the edge <-> TGW sessions (the TGWs announce the Connect prefixes themselves)
 #   CONTROLLER = the sessions with bgpctl (ExaBGP) on cr
-MODES: Mapping[str, str] = {"no-controller": "CONTROLLER", "controller": "DIRECT"}
+#   no-controller-bfd: as no-controller, plus BFD (profile edge-tgw: 300 ms x 3) on the DIRECT sessions
+MODES: Mapping[str, str] = {"no-controller": "CONTROLLER", "controller": "DIRECT", "no-controller-bfd": "CONTROLLER"}
 MODE_GROUPS = ("CONTROLLER", "DIRECT")
+# Modes with BFD: mode -> (peer-group, BFD profile defined in the `bfd` block of the node's frr.conf).
+# In every other mode the group's BFD is removed, so that switching modes on a running lab is clean.
+BFD_MODES: Mapping[str, tuple[str, str]] = {"no-controller-bfd": ("DIRECT", "edge-tgw")}
+BFD_GROUP = "DIRECT"
 _VTYSH_NOISE = re.compile(r"^% Can't open configuration file /etc/frr/.*/vtysh\.conf.*$\n?", re.M)
 
 
@@ -140,7 +145,16 @@ def mode_commands(conf_text: str, mode: str) -> list[str]:
     shut = MODES[mode]
     cmds = ["configure terminal", f"router bgp {asn}"]
     cmds += [f"neighbor {g} shutdown" if g == shut else f"no neighbor {g} shutdown" for g in groups]
+    if BFD_GROUP in groups:
+        bfd_group, profile = BFD_MODES.get(mode, (None, None))
+        cmds += ([f"neighbor {BFD_GROUP} bfd", f"neighbor {BFD_GROUP} bfd profile {profile}"]
+                 if bfd_group == BFD_GROUP else [f"no neighbor {BFD_GROUP} bfd"])
     return [*cmds, "end"]
+
+
+def frr_only(mode: str) -> bool:
+    """True for the modes in which the FRR<->FRR sessions carry the Connect routes (no controller)."""
+    return MODES.get(mode) == "CONTROLLER"
 
 
 def session_states(summary: Any) -> dict[str, str]:

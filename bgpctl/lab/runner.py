@@ -210,13 +210,15 @@ class Lab:
             write(st)
 
     def established(self) -> dict[str, dict[str, str]]:
-        """{node: {peer: state}} for the sessions that must be Established: between the lab's FRR nodes,
-        not administratively shut."""
+        """{node: {peer: state}} for the sessions that must be Established: those not administratively
+        shut between the lab's FRR nodes, and in controller mode (bgpctl's daemon runs on cr) also those
+        with cr."""
         frr_addrs = self._frr_addresses()
+        everyone = not frr.frr_only(self.mode)
         out: dict[str, dict[str, str]] = {}
         for node in self.frr_nodes():
             out[node] = {p: s for p, s in self.sessions(node).items()
-                         if p in frr_addrs and not frr.admin_down(s)}
+                         if (everyone or p in frr_addrs) and not frr.admin_down(s)}
         return out
 
     def wait_established(self, budget: float = UP_BUDGET_S) -> float:
@@ -301,8 +303,8 @@ def up(topology_file: Path, name: str = DEFAULT_NAME, mode: str = DEFAULT_MODE, 
         if existing is not None:
             down(name)  # the remains of a crashed or failed `up`
         lab = _create(topo, name, mode)
-    ensure_services(lab, load_services(services_file(topo.file)))
-    if wait and mode == "no-controller":
+    ensure_services(lab, load_services(services_file(topo.file)), root=topo.file.parent)
+    if wait:
         lab.wait_established(budget)
     return lab
 

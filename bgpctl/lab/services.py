@@ -10,8 +10,10 @@ On real containerlab, start them yourself in the nodes (``docker exec``), as lab
       - name: responder
         argv: ["{python}", -m, bgpctl, lab, responder, --region, use1, --seconds, "86400"]
 
-``{python}`` stands for the interpreter bgpctl runs under. Every service is bounded by its own
-``--seconds`` lifetime.
+Placeholders: ``{python}`` the interpreter bgpctl runs under, ``{root}`` the directory of the topology
+file, ``{node_dir}`` the node's run directory. ``modes`` limits a service to some lab modes (the
+bgpctl daemon on cr runs only in ``controller`` mode); an ``up`` in another mode stops it. Every
+service is bounded by its own ``--seconds`` lifetime, or is the daemon, which ``down`` stops.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ class Service(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     argv: list[str] = Field(min_length=1)
+    modes: list[str] | None = Field(None, description="lab modes this service runs in (default: all)")
 
-    def resolved_argv(self) -> list[str]:
-        return [sys.executable if a == "{python}" else a for a in self.argv]
+    def resolved_argv(self, *, root: Path, node_dir: Path) -> list[str]:
+        values = {"python": sys.executable, "root": str(root), "node_dir": str(node_dir)}
+        return [a.format_map(values) if "{" in a else a for a in self.argv]
+
+    def runs_in(self, mode: str) -> bool:
+        return self.modes is None or mode in self.modes
 
 
 def services_file(topology_file: Path) -> Path:
@@ -62,8 +69,9 @@ def load_services(path: Path) -> dict[str, list[Service]]:
         raise LabError(f"{path}: {e}") from e
 
 
-def ensure_services(lab: Lab, services: dict[str, list[Service]]) -> list[str]:
-    """Start every listed service that is not running; returns the ``node/name`` of those started."""
+def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path) -> list[str]:
+    """Start every service of the lab's mode that is not running, stop those of other modes; returns
+    the ``node/name`` of those started."""
     unknown = sorted(set(services) - set(lab.nodes()))
     if unknown:
         raise LabError(f"lab/services.yaml names nodes the topology does not have: {', '.join(unknown)}")
@@ -75,11 +83,17 @@ def ensure_services(lab: Lab, services: dict[str, list[Service]]) -> list[str]:
             running.add((p.node, p.tag))
         else:
             lab.kill_spawned(pid=p.pid)  # forget the dead one (it is not ours any more: nothing is signalled)
+    mode = lab.mode
     started = []
     for node, items in services.items():
         for svc in items:
             tag = TAG_PREFIX + svc.name
-            if (node, tag) not in running:
-                lab.spawn(node, svc.resolved_argv(), tag=tag, log_name=f"{svc.name}.log")
+            if not svc.runs_in(mode):
+                for p in lab.spawned():
+                    if p.node == node and p.tag == tag:
+                        lab.kill_spawned(pid=p.pid, grace=10.0)
+            elif (node, tag) not in running:
+                argv = svc.resolved_argv(root=root, node_dir=lab.node_dir(node))
+                lab.spawn(node, argv, tag=tag, log_name=f"{svc.name}.log")
                 started.append(f"{node}/{svc.name}")
     return started

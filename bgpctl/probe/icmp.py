@@ -141,6 +141,8 @@ class IcmpProbe:
                 data, anc, _, _ = sock.recvmsg(65535, self._ancspace)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError:  # a queued socket error: reported once; what is left is read next time
+                return
             problem, seq = parse_reply(data, identifier=self.identifier, target=self._target_ip,
                                        payload_len=self.payload_len)
             if problem is not None:

@@ -58,8 +58,7 @@ class Reflector:
             tcp_socks: list[socket.socket] = []
             try:
                 sock.setblocking(False)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((self.listen, self.port))
+                sock.bind((self.listen, self.port))  # no SO_REUSEADDR: a second reflector must fail here
                 enable_receive_info(sock, ttl=True, tos=True, pktinfo=True)
                 for tcp_port in self.tcp_ports:
                     t = socket.socket(family, socket.SOCK_STREAM)
@@ -88,8 +87,8 @@ class Reflector:
                 data, anc, flags, addr = sock.recvmsg(MAX_DATAGRAM, self._ancspace)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                continue
+            except OSError:  # a queued socket error: reported once; the loop calls back for the rest
+                return
             self.counters["received"] += 1
             if len(data) < stamp.PACKET_LEN or flags & socket.MSG_TRUNC:
                 self.counters["dropped_short" if len(data) < stamp.PACKET_LEN else "dropped_long"] += 1

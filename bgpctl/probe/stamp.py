@@ -95,15 +95,45 @@ def decode_sender(data: bytes) -> SenderPacket:
     return SenderPacket(seq, timestamp, error_estimate)
 
 
-_SENDER_FIELDS = struct.Struct("!IQ")  # Session-Sender Sequence Number and Timestamp, at octet 24
+_REPLY_FIELDS = struct.Struct("!4xQ4xQIQ")  # Timestamp, Receive Timestamp, Session-Sender Seq/Timestamp
 
 
-def echoed_sender(data: bytes) -> tuple[int, int]:
-    """The (sender seq, sender timestamp) a reflector packet echoes: the fast path of the sender's check."""
+@dataclass(frozen=True, slots=True)
+class ReplyFields:
+    """What the Session-Sender needs from a reflector packet (the fast path of its checks)."""
+
+    sender_seq: int
+    sender_timestamp: int  # T1 as the sender sent it (NTP)
+    receive_timestamp: int  # T2: when the reflector received the probe (reflector's clock, NTP)
+    timestamp: int  # T3: when the reflector sent the answer (reflector's clock, NTP)
+
+    @property
+    def residence_s(self) -> float:
+        """T3 - T2: time the probe spent in the reflector (one clock, so clock offsets cancel)."""
+        diff = (self.timestamp - self.receive_timestamp) % (1 << 64)  # across an NTP era wrap too
+        if diff >= 1 << 63:
+            diff -= 1 << 64
+        return diff / 2**32
+
+
+def reply_fields(data: bytes) -> ReplyFields:
     if len(data) < PACKET_LEN:
         raise StampFormatError(f"truncated STAMP reflector packet: {len(data)} octets, need {PACKET_LEN}")
-    seq, timestamp = _SENDER_FIELDS.unpack_from(data, 24)
-    return int(seq), int(timestamp)
+    timestamp, receive_timestamp, sender_seq, sender_timestamp = _REPLY_FIELDS.unpack_from(data)
+    return ReplyFields(sender_seq, sender_timestamp, receive_timestamp, timestamp)
+
+
+def round_trip_s(sent: float, received: float, fields: ReplyFields) -> float:
+    """RFC 8762 round trip: (T4 - T1) - (T3 - T2), the reflector's residence time taken out.
+
+    A reflector that leaves T2/T3 empty, or reports a residence that is negative or not shorter than the
+    whole round trip, is not trusted: the plain T4 - T1 is returned.
+    """
+    raw = received - sent
+    residence = fields.residence_s
+    if fields.receive_timestamp == 0 or fields.timestamp == 0 or not 0.0 <= residence < raw:
+        return raw
+    return raw - residence
 
 
 def encode_reflector(packet: ReflectorPacket, length: int = PACKET_LEN) -> bytes:

@@ -1,6 +1,11 @@
 """STAMP Session-Sender (RFC 8762, unauthenticated, stateless): UDP probes any STAMP or TWAMP-light
 reflector answers, bgpctl's own (``bgpctl reflector``) included.
 
+The reply's ``received`` time is the kernel's receive time (T4) minus the time the probe spent inside the
+reflector (T3 - T2, both on the reflector's clock), so that ``received - sent`` is RFC 8762's round trip
+``(T4 - T1) - (T3 - T2)``: the network's share only, without the reflector's scheduling delays. A
+reflector that does not fill T2/T3 sensibly gets the plain ``T4 - T1``.
+
 The socket is bound to the path's probe source address (which is what pins it to the path) and left
 unconnected, so that replies from anywhere reach it and a spoofed one is counted, not silently dropped.
 """
@@ -105,8 +110,8 @@ class StampProbe:
                 data, anc, flags, addr = sock.recvmsg(self.length + 512, self._ancspace)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # an ICMP error queued on the socket: nothing to read from it
-                continue
+            except OSError:  # a queued socket error: reported once; what is left is read next time
+                return
             problem, result = self.check(data, flags, addr, anc)
             if problem is not None:
                 self._on_bad(problem)
@@ -122,10 +127,15 @@ class StampProbe:
             return Problem.TRUNCATED, None
         if len(data) != self.length or flags & _MSG_TRUNC:
             return Problem.WRONG_SIZE, None
-        sender_seq, sender_timestamp = stamp.echoed_sender(data)
-        seq = widen_seq(sender_seq, self._last_sent, _SEQ_MOD)
+        fields = stamp.reply_fields(data)
+        seq = widen_seq(fields.sender_seq, self._last_sent, _SEQ_MOD)
         remembered_seq, remembered_ntp = self._sent_ntp[seq % _RING]
-        if remembered_seq == seq and remembered_ntp != sender_timestamp:
+        if remembered_seq == seq and remembered_ntp != fields.sender_timestamp:
             return Problem.MALFORMED, None  # right number, but not the packet we sent
-        received = parse_ancillary(anc).at
-        return None, ProbeResult(seq, time.time() if received is None else received)
+        at = parse_ancillary(anc).at
+        received = time.time() if at is None else at
+        if remembered_seq == seq:
+            # The sample's RTT becomes RFC 8762's (T4 - T1) - (T3 - T2): network time only.
+            sent = stamp.unix_ns_from_ntp(remembered_ntp) / 1e9
+            received = sent + stamp.round_trip_s(sent, received, fields)
+        return None, ProbeResult(seq, received)

@@ -19,16 +19,31 @@ from bgpctl.core.decide import decide, path_keys, recovery_bound
 from bgpctl.core.mos import estimate_mos
 from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats
 from bgpctl.policy.model import Policy
-from tests.core.plans.support import TWO_PATHS, lab_policy
+from tests.core.plans.support import TWO_PATHS, deep_merge, lab_policy
 
 UNK, UP, DEG, DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.DOWN
 KEY = PathKey("media", "use1", "interconnect")
-LAB = lab_policy()
+
+PINNED: dict[str, Any] = {"sla_classes": {
+    "voice": {"degraded": {"rtt_ms": 150, "jitter_ms": 30, "loss_pct": 1, "mos_below": 4.0},
+              "down": {"rtt_ms": 400, "jitter_ms": 80, "loss_pct": 10, "mos_below": 3.1},
+              "hysteresis": {"down_after_lost": 5, "window_s": 5, "min_samples": 20, "rise_s": 10,
+                             "recovery_margin_pct": 20, "hold_down_s": 15, "min_dwell_s": 5}},
+    "api": {"degraded": {"rtt_ms": 300, "loss_pct": 2}, "down": {"rtt_ms": 1000, "loss_pct": 20},
+            "hysteresis": {"down_after_lost": 3, "window_s": 10, "min_samples": 10, "rise_s": 20,
+                           "recovery_margin_pct": 20, "hold_down_s": 30, "min_dwell_s": 10}},
+}}
+"""lab.yaml with the SLA classes these tests are written against pinned (tuning the lab policy
+must not move them)."""
+
+LAB = lab_policy(PINNED)
 
 
 def voice(**hysteresis: Any) -> Policy:
-    """The lab policy with the voice SLA class's hysteresis patched (validated by the loader)."""
-    return lab_policy({"sla_classes": {"voice": {"hysteresis": hysteresis}}}) if hysteresis else LAB
+    """The pinned lab policy with the voice SLA class's hysteresis patched (validated by the loader)."""
+    if not hysteresis:
+        return LAB
+    return lab_policy(deep_merge(PINNED, {"sla_classes": {"voice": {"hysteresis": hysteresis}}}))
 
 
 def win(loss: float = 0.0, p95: float = 20.0, jitter: float = 2.0, samples: int = 1000, consecutive: int = 0,
@@ -238,7 +253,7 @@ def test_path_keys_lab_order() -> None:
 
 
 def test_path_keys_two_paths_per_region_and_missing_targets() -> None:
-    two = lab_policy(TWO_PATHS)
+    two = lab_policy(deep_merge(PINNED, TWO_PATHS))
     keys = path_keys(two)
     assert [str(k) for k in keys if k.service == "media"] == [
         "media/use1/interconnect", "media/use1/vpn", "media/usw2/interconnect", "media/usw2/vpn"]

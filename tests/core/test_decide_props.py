@@ -19,11 +19,12 @@ from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, Sample
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
 from tests.core.plans.support import lab_policy
+from tests.core.test_decide import PINNED
 
 UNK, UP, DEG, DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.DOWN
 RANK = {UP: 0, DEG: 1, DOWN: 2}
 KEY = PathKey("media", "use1", "interconnect")
-LAB = lab_policy()
+LAB = lab_policy(PINNED)
 VOICE = LAB.sla_classes["voice"]
 
 
@@ -158,11 +159,12 @@ def stats_of_kind(draw: st.DrawFn, kind: str, h: Hysteresis) -> PathStats | None
         return draw(stats_within(sla.degraded, h, judged=True))
     if kind in ("band", "deg"):
         return draw(stats_within(sla.down, h, judged=True))
-    if kind == "few":
-        s = draw(stats_within(sla.degraded, h))
-        n = min(s.samples, h.min_samples - 1)
-        lost = min(s.lost, n)
-        return PathStats(n, lost, min(s.consecutive_lost, lost), s.rtt_p50_ms, s.rtt_p95_ms, s.jitter_ms, s.mos)
+    if kind == "few":  # fewer than min_samples (at least one answered when not empty)
+        w = draw(stats_within(sla.degraded, h))
+        n = min(w.samples, h.min_samples - 1)
+        lost = min(w.lost, max(0, n - 1))
+        return PathStats(n, lost, min(w.consecutive_lost, lost), w.rtt_p50_ms if n else None,
+                         w.rtt_p95_ms if n else None, w.jitter_ms if n - lost >= 2 else None, w.mos if n else None)
     if kind == "none":
         return None
     s = draw(stats_any(h))

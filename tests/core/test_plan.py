@@ -10,7 +10,7 @@ import pytest
 from bgpctl.core.plan import apply_changes, path_states, plan
 from bgpctl.core.types import ChangeKind, PathKey, Plan, RouteAttrs, RouteChange, RouteKey
 from bgpctl.policy.model import Drain, Family, Overrides, PathState
-from tests.core.plans.support import TWO_PATHS, health_map, lab_policy
+from tests.core.plans.support import NO_ADD_PATH, TWO_PATHS, health_map, lab_policy
 
 P, S, D, X = PathState.PREFERRED, PathState.STANDBY, PathState.DEGRADED, PathState.DOWN
 
@@ -140,12 +140,6 @@ def test_service_prefixes_only_to_edges_and_corporate_only_to_tgws() -> None:
     assert {k.prefix for k in p.desired["tgw-usw2"]} == {CORP}
 
 
-NO_ADD_PATH = {"peers": [
-    {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge"},
-    {"name": "tgw-use1", "address": "198.18.1.11", "peer_as": 64512, "role": "transit-gateway"},
-    {"name": "tgw-usw2", "address": "198.18.1.12", "peer_as": 64513, "role": "transit-gateway"},
-]}
-
 BEST_CASES: list[tuple[str, dict[str, str], str, str | None]] = [
     ("both preferred: the first region wins the tie", {"default": "up"}, MEDIA, "198.18.1.11"),
     ("use1 degraded: usw2 (preferred) wins", {"default": "up", "media/use1/*": "degraded"}, MEDIA, "198.18.1.12"),
@@ -208,8 +202,9 @@ def test_fail_static_keeps_the_last_routes_of_a_dark_service() -> None:
         want = {k: a for k, a in first.desired[peer].items() if k.prefix in (MEDIA, CORP)}
         assert {k: a for k, a in dark.desired[peer].items() if k.prefix in (MEDIA, CORP)} == want
     assert not [c for c in dark.changes if c.key.prefix in (MEDIA, CORP)]
-    assert any(n.startswith("fail-static: service media") for n in dark.notes)
-    assert any(n.startswith("fail-static: corporate prefixes") for n in dark.notes)
+    assert "fail-static: service media: no path is up or degraded; kept 2 previous route(s)" in dark.notes
+    assert ("fail-static: the corporate prefixes (they follow media): no path is up or degraded; "
+            "kept 2 previous route(s)") in dark.notes
 
 
 def test_fail_static_off_withdraws() -> None:
@@ -363,3 +358,25 @@ def test_the_lab_policy_key_set() -> None:
     # guards the tables above: the lab policy has the paths they talk about
     assert set(path_states(LAB, {})[0]) == {PathKey(s, r, "interconnect") for s in ("media", "signalling", "api")
                                              for r in ("use1", "usw2")}
+
+
+WHY_CASES: list[tuple[str, str, RouteKey, str]] = [
+    ("a peer the policy no longer has", "old-edge", RouteKey(MEDIA, 1), "peer old-edge is no longer in the policy"),
+    ("a prefix no service has any more", "edge", RouteKey("203.0.113.192/26", 1),
+     "203.0.113.192/26 is no longer announced to edge by the policy"),
+    ("a path id no path has any more", "edge", RouteKey(MEDIA, 9), "path id 9 is no path of the policy any more"),
+    ("ADD-PATH turned on", "edge", RouteKey(MEDIA, 0),
+     "ADD-PATH is on towards edge now: 203.0.113.0/26 goes out once per path"),
+    ("ADD-PATH turned off", "tgw-use1", RouteKey(CORP, 1),
+     "ADD-PATH is off towards tgw-use1 now: 192.0.2.0/24 goes out once, path id 0"),
+]
+
+
+@pytest.mark.parametrize(("peer", "key", "why"), [c[1:] for c in WHY_CASES], ids=[c[0] for c in WHY_CASES])
+def test_withdrawals_left_over_from_an_older_policy_say_why(peer: str, key: RouteKey, why: str) -> None:
+    settled = plan(LAB, health_map(LAB, {"default": "up"}), None, 0.0)
+    desired = {name: dict(routes) for name, routes in settled.desired.items()}
+    desired.setdefault(peer, {})[key] = RouteAttrs("198.18.1.11", (65000,), 0)
+    p = plan(LAB, health_map(LAB, {"default": "up"}), Plan(desired=desired, changes=()), 10.0)
+    assert [(c.peer, c.kind, c.key, c.why) for c in p.changes] == [(peer, ChangeKind.WITHDRAW, key, why)]
+    assert key not in p.desired.get(peer, {})

@@ -1,8 +1,10 @@
 """Golden plan tests: tests/core/plans/<case>/input.yaml -> expected.json (BGPCTL_REGEN=1 rewrites).
 
 input.yaml: ``policy`` (a file under policies/), optional ``patch`` (laid over it, lists replace) and
-``steps``: each ``now``, ``health`` (see support.health_map) and optional ``overrides``; each step's
-plan is the ``previous`` of the next. expected.json holds every step's plan.
+``steps``: each ``now``, either ``health`` (see support.health_map) or ``stats`` (PathStats fields per
+"service/region/path", judged by decide() from the previous step's health), and optional
+``overrides``; each step's plan is the ``previous`` of the next. expected.json holds every step's
+health and plan.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from bgpctl.cli.policy_plan import read_snapshot
+from bgpctl.core.decide import decide
 from bgpctl.core.plan import plan, plan_to_dict
-from bgpctl.core.types import Plan
+from bgpctl.core.types import PathHealth, PathKey, Plan
 from bgpctl.policy.model import Overrides
 from tests.core.plans.support import CASES, health_map, lab_policy, read_yaml
 from tests.golden import check_golden
@@ -26,12 +30,19 @@ def run_case(case: Path) -> list[dict[str, Any]]:
     spec = read_yaml((case / "input.yaml").read_text())
     policy = lab_policy(spec.get("patch"), spec["policy"])
     previous: Plan | None = None
+    health: dict[PathKey, PathHealth] = {}
     out: list[dict[str, Any]] = []
     for step in spec["steps"]:
+        now = float(step["now"])
         overrides = Overrides.model_validate(step["overrides"]) if "overrides" in step else None
-        previous = plan(policy, health_map(policy, step["health"], step["now"]), previous, float(step["now"]),
-                        overrides)
-        out.append({"now": step["now"], "plan": plan_to_dict(previous)})
+        if "stats" in step:
+            stats = read_snapshot(json.dumps(step["stats"]), f"{case.name}/input.yaml", policy)
+            health = decide(policy, stats, health, now).health
+        else:
+            health = health_map(policy, step["health"], now)
+        previous = plan(policy, health, previous, now, overrides)
+        out.append({"now": step["now"], "health": {str(k): h.health.value for k, h in health.items()},
+                    "plan": plan_to_dict(previous)})
     return out
 
 

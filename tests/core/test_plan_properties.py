@@ -17,13 +17,7 @@ from hypothesis import strategies as st
 from bgpctl.core.plan import apply_changes, plan
 from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey, Plan, Rib, RouteAttrs, RouteKey
 from bgpctl.policy.model import AddPath, Drain, Overrides, Policy
-from tests.core.plans.support import TWO_PATHS, all_keys, lab_policy
-
-NO_ADD_PATH = {"peers": [
-    {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge"},
-    {"name": "tgw-use1", "address": "198.18.1.11", "peer_as": 64512, "role": "transit-gateway"},
-    {"name": "tgw-usw2", "address": "198.18.1.12", "peer_as": 64513, "role": "transit-gateway"},
-]}
+from tests.core.plans.support import NO_ADD_PATH, TWO_PATHS, all_keys, lab_policy
 
 POLICIES: list[Policy] = [
     lab_policy(),
@@ -255,3 +249,16 @@ def test_same_inputs_again_change_nothing_more(case: tuple[Policy, list[Step]]) 
             assert again.changes == ()
             assert again.desired == p.desired
 
+
+
+@given(scenario())
+def test_add_path_ids_never_move_between_paths(case: tuple[Policy, list[Step]]) -> None:
+    """A path id always carries the same path's next hop, whatever the health: ids never move."""
+    policy, steps = case
+    next_hops = {i + 1: str(path.next_hop) for i, path in enumerate(
+        path for region in policy.regions.values() for path in region.paths.values())}
+    edges = [peer.name for peer in policy.peers if peer.role.value == "edge" and peer.add_path is AddPath.SEND]
+    for _, _, _, p in run(policy, steps):
+        for edge in edges:
+            for key, attrs in p.desired[edge].items():
+                assert key.path_id in next_hops and attrs.next_hop == next_hops[key.path_id], (key, attrs)

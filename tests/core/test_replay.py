@@ -20,9 +20,9 @@ from bgpctl.core.replay import (
     replay,
 )
 from bgpctl.core.types import ChangeKind, Health, PathKey, RouteKey
-from tests.core.plans.support import lab_policy, recording_lines
+from tests.core.plans.support import REPLAY_PATCH, deep_merge, lab_policy, recording_lines
 
-LAB = lab_policy()
+LAB = lab_policy(REPLAY_PATCH)  # media: 20 ms probes, 200 ms timeout, down after 5 lost in a row
 USE1 = PathKey("media", "use1", "interconnect")
 USW2 = PathKey("media", "usw2", "interconnect")
 MEDIA = "203.0.113.0/26"
@@ -67,7 +67,7 @@ BAD_LINES = [
 def test_bad_lines_are_refused_with_file_and_line(line: str, message: str) -> None:
     good = '{"service": "media", "region": "use1", "path": "interconnect", "seq": 0, "sent": 0, "received": 0.01}'
     with pytest.raises(ReplayError, match=rf"^rec\.jsonl:3: .*{message}"):
-        read_recording([good, "", line], "rec.jsonl")
+        list(read_recording([good, "", line], "rec.jsonl"))
 
 
 def test_a_line_parses_to_a_sample() -> None:
@@ -144,7 +144,7 @@ def test_noise_within_the_thresholds_never_changes_a_route() -> None:
 
 
 def test_a_rate_limited_policy_shows_when_deferred_changes_go_out() -> None:
-    policy = lab_policy({"guards": {"max_route_changes_per_minute": 2}})
+    policy = lab_policy(deep_merge(REPLAY_PATCH, {"guards": {"max_route_changes_per_minute": 2}}))
     lines = recording_lines(RTT, 70.0, 0.02)
     events, summary = _run(lines, policy)
     first = events[0]
@@ -164,7 +164,8 @@ def test_a_policy_change_changes_the_timeline() -> None:
     """The point of replay: judge a policy change on last week's data before merging it."""
     lines = recording_lines(RTT, 40.0, 0.02, lost=_blackhole(20.0, 20.4))  # 20 probes lost in a row
     strict, _ = _run(lines)
-    patient, _ = _run(lines, lab_policy({"sla_classes": {"voice": {"hysteresis": {"down_after_lost": 25}}}}))
+    patience = {"sla_classes": {"voice": {"hysteresis": {"down_after_lost": 25}}}}
+    patient, _ = _run(lines, lab_policy(deep_merge(REPLAY_PATCH, patience)))
     assert (str(USE1), "degraded", "down") in _transitions(strict)
     assert [t for t in _transitions(patient) if t[2] == "down"] == []
     assert (str(USE1), "up", "degraded") in _transitions(patient)  # 8 % loss: degraded, not down
@@ -185,3 +186,45 @@ def test_event_json_and_text() -> None:
     assert text[0].split() == ["20.280s", str(USE1), "degraded", "->", "down",
                                "(consecutive_lost", "5", ">=", "down_after_lost", "5)"]
     assert text[1].split()[:4] == ["edge", "withdraw", MEDIA, "id"]
+
+
+# ------------------------------------------------------------------------------------------
+# streaming
+
+
+def test_lines_a_little_out_of_order_give_the_same_timeline() -> None:
+    lines = recording_lines(RTT, 40.0, 0.02, lost=_blackhole(20.0, 30.0))
+    shuffled = [lines[i ^ 1] for i in range(len(lines))]  # swaps neighbours: use1/usw2 order flips
+    blocks = [shuffled[i:i + 100] for i in range(0, len(shuffled), 100)]  # and each 1 s block reversed
+    shuffled = [line for block in blocks for line in reversed(block)]
+    assert shuffled != lines
+    ordered_events, _ = _run(lines)
+    shuffled_events, _ = _run(shuffled)
+    assert [(e.at, _transitions([e]), e.plan.changes) for e in shuffled_events] == \
+        [(e.at, _transitions([e]), e.plan.changes) for e in ordered_events]
+
+
+def test_a_line_far_out_of_order_is_refused() -> None:
+    lines = recording_lines(RTT, 20.0, 0.02)
+    late = lines.pop(10)  # sent at 100.1
+    lines.insert(1000, late)  # after lines sent at ~110
+    with pytest.raises(ReplayError, match=r"more than 5 s before a probe on an earlier line .* sort the recording"):
+        _run(lines)
+
+
+def test_the_recording_is_read_lazily() -> None:
+    lines = recording_lines(RTT, 60.0, 0.02)
+    consumed = 0
+
+    def source() -> Any:
+        nonlocal consumed
+        for line in lines:
+            consumed += 1
+            yield line
+
+    events = replay(LAB, read_recording(source()))
+    first = next(events)
+    assert first.t < 1.0
+    assert consumed < 2 * 50 * 10  # a few seconds of the 60 s read, not the whole recording
+    list(events)
+    assert consumed == len(lines)

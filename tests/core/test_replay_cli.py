@@ -11,9 +11,8 @@ from click.testing import CliRunner
 
 from bgpctl.cli.main import cli
 from bgpctl.core.types import PathKey
-from tests.core.plans.support import POLICIES, recording_lines
+from tests.core.plans.support import recording_lines, replay_policy_file
 
-LAB = str(POLICIES / "lab.yaml")
 USE1 = PathKey("media", "use1", "interconnect")
 USW2 = PathKey("media", "usw2", "interconnect")
 
@@ -26,7 +25,8 @@ def _recording(tmp_path: Path) -> Path:
 
 
 def test_json_lines(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["replay", "--policy", LAB, "--json", str(_recording(tmp_path))])
+    policy = str(replay_policy_file(tmp_path))
+    result = CliRunner().invoke(cli, ["replay", "--policy", policy, "--json", str(_recording(tmp_path))])
     assert result.exit_code == 0, result.stderr
     objs = [json.loads(line) for line in result.stdout.splitlines()]
     events, summary = objs[:-1], objs[-1]["summary"]
@@ -42,7 +42,7 @@ def test_json_lines(tmp_path: Path) -> None:
 
 def test_text_timeline_from_stdin(tmp_path: Path) -> None:
     text = _recording(tmp_path).read_text()
-    result = CliRunner().invoke(cli, ["replay", "--policy", LAB, "-"], input=text)
+    result = CliRunner().invoke(cli, ["replay", "--policy", str(replay_policy_file(tmp_path)), "-"], input=text)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     down = next(i for i, line in enumerate(lines) if "degraded -> down" in line)
@@ -52,20 +52,21 @@ def test_text_timeline_from_stdin(tmp_path: Path) -> None:
     assert lines[-7].startswith("replayed 3000 samples over ")
     # a note is printed once, not again on every later event
     notes = [line.strip() for line in lines if line.strip().startswith("note: fail-static: service api")]
-    assert notes == ["note: fail-static: service api has no up or degraded path and no previous route to keep"]
+    assert notes == ["note: fail-static: service api: no path is up or degraded, and no previous route to keep"]
 
 
 def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
     f = tmp_path / "bad.jsonl"
     f.write_text(_recording(tmp_path).read_text().splitlines()[0] + "\n{oops\n")
-    result = CliRunner().invoke(cli, ["replay", "--policy", LAB, str(f)])
+    result = CliRunner().invoke(cli, ["replay", "--policy", str(replay_policy_file(tmp_path)), str(f)])
     assert result.exit_code == 1
     assert f"{f}:2: not JSON" in result.stderr
 
 
 def test_the_installed_command(tmp_path: Path) -> None:
     bgpctl = Path(sys.executable).with_name("bgpctl")
-    proc = subprocess.run([str(bgpctl), "replay", "--policy", LAB, "--json", str(_recording(tmp_path))],
+    policy = str(replay_policy_file(tmp_path))
+    proc = subprocess.run([str(bgpctl), "replay", "--policy", policy, "--json", str(_recording(tmp_path))],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1])["summary"]["transitions"] == 4

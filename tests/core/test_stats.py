@@ -62,13 +62,13 @@ class Naive:
                 break
             tail += 1
         n_lost = sum(1 for s in by_seq if s.received is None)
+        p50: float | None = None
+        p95: float | None = None
         if len(rtts) >= 2:
             cuts = statistics.quantiles(rtts, n=100, method="inclusive")
             p50, p95 = cuts[49], cuts[94]
         elif rtts:
             p50 = p95 = rtts[0]
-        else:
-            p50 = p95 = None
         jitter = naive_jitter([(s.received - s.sent) * 1000 for s in by_seq if s.received is not None])
         return {"samples": len(by_seq), "lost": n_lost, "consecutive_lost": tail, "p50": p50, "p95": p95,
                 "jitter": jitter, "loss_pct": 100 * n_lost / len(by_seq) if by_seq else None}
@@ -124,7 +124,8 @@ def test_duplicates_by_seq_are_ignored_first_wins() -> None:
     w.add(answered(1, 0.0, 90))  # a duplicated reply, later
     w.add(lost(1, 0.0))
     s = w.stats(1.0)
-    assert (s.samples, s.lost, s.rtt_p50_ms) == (1, 0, pytest.approx(10))
+    assert (s.samples, s.lost) == (1, 0)
+    assert s.rtt_p50_ms == pytest.approx(10)
 
 
 def test_eviction_by_sent_time_and_cutoff_never_moves_back() -> None:
@@ -134,7 +135,8 @@ def test_eviction_by_sent_time_and_cutoff_never_moves_back() -> None:
     assert w.stats(4.5).samples == 3  # sent 3.5, 4.0, 4.5 are >= 4.5 - 1.0
     assert w.stats(0.0).samples == 3  # an earlier "now" brings nothing back
     w.add(answered(100, 3.0, 10))  # sent before the cutoff (3.5): ignored
-    assert w.stats(4.5).samples == 3
+    assert len(w) == 3
+    assert w.stats(0.0).samples == 3
     w.add(answered(101, 3.6, 10))
     assert w.stats(4.5).samples == 4
 
@@ -227,9 +229,11 @@ def streams(draw: st.DrawFn) -> tuple[float, list[tuple[str, object]]]:
     """A window length and a list of operations: ("add", Sample) / ("stats", now)."""
     window = draw(st.sampled_from([0.2, 0.5, 1.0, 3.0]))
     n = draw(st.integers(min_value=0, max_value=120))
+    # probes send in seq order; a broken prober (or a restarted seq counter) might not: cover both
+    spread = draw(st.sampled_from([0.01, 0.5]))
     samples: list[Sample] = []
     for seq in range(n):
-        sent = seq * 0.02 + draw(st.floats(min_value=0, max_value=0.01))  # sent order == seq order (probes)
+        sent = seq * 0.02 + draw(st.floats(min_value=0, max_value=spread))
         if draw(st.integers(0, 9)) < draw(st.integers(0, 4)):  # loss rate itself varies by stream
             samples.append(lost(seq, sent))
         else:
@@ -243,7 +247,7 @@ def streams(draw: st.DrawFn) -> tuple[float, list[tuple[str, object]]]:
     for idx in [*order, *dups]:
         ops.append(("add", samples[idx]))
         if draw(st.integers(0, 5)) == 0:
-            now += draw(st.floats(min_value=0, max_value=0.3))
+            now += draw(st.floats(min_value=-0.1, max_value=0.3))  # a caller's "now" may even step back
             ops.append(("stats", now))
     ops.append(("stats", now + draw(st.floats(min_value=0, max_value=1))))
     return window, ops

@@ -22,14 +22,17 @@ LAB = Path(__file__).resolve().parents[2] / "policies" / "lab.yaml"
 
 
 def test_specs_follow_the_lab_policy() -> None:
-    specs = specs_from_policy(load_policy(LAB))
+    policy = load_policy(LAB)
+    specs = specs_from_policy(policy)
     by_key = {str(s.key): s for s in specs}
     assert sorted(by_key) == sorted(f"{svc}/{r}/interconnect" for svc in ("media", "signalling", "api")
                                     for r in ("use1", "usw2"))
     media = by_key["media/use1/interconnect"]
     assert (media.protocol, media.source, media.target, media.port, media.dscp) == (
         ProbeProtocol.UDP, "198.18.1.21", "203.0.113.10", 862, 46)
-    assert (media.interval_s, media.timeout_s) == (0.02, 0.2)
+    media_probe = policy.services["media"].probe
+    assert (media.interval_s, media.timeout_s) == (media_probe.interval_ms / 1000, media_probe.timeout_ms / 1000)
+    assert media.interval_s == 0.02
     api = by_key["api/usw2/interconnect"]
     assert (api.protocol, api.source, api.port, api.dscp, api.interval_s) == (
         ProbeProtocol.TCP, "198.18.1.22", 443, 18, 0.2)

@@ -87,22 +87,37 @@ def _log(lab_: Lab, node: str, log: str) -> Callable[[], str]:
     return lambda: path.read_text() if path.exists() else ""
 
 
+def _udp_listening(lab_: Lab, node: str, port: int) -> Callable[[], str]:
+    return lambda: lab_.exec(node, ["ss", "-Hlun", "sport", "=", f":{port}"]).stdout
+
+
+def _ensure(lab_: Lab, node: str, udp_port: int, argv: list[str], name: str, ready: str) -> None:
+    """Make sure ``name`` answers on ``udp_port`` in ``node``: the lab's own (lab/services.yaml starts a
+    reflector and a meter responder in each connect node) once it listens, else one started here
+    (tag ``tbprb-<name>``, stopped by the fixture)."""
+    if any(p.node == node and p.tag.endswith(name) for p in lab_.spawned()):
+        eventually(f"the lab's {name} listening on {node}", budget_s=READY_BUDGET_S,
+                   probe=_udp_listening(lab_, node, udp_port),
+                   check=lambda out: [] if out.strip() else [f"nothing listens on UDP {udp_port} yet"])
+        return
+    log = f"{TAG}-{name}.log"
+    lab_.spawn(node, argv, tag=f"{TAG}-{name}", log_name=log)
+    eventually(f"{name} ready on {node}", budget_s=READY_BUDGET_S, probe=_log(lab_, node, log),
+               check=lambda text: [] if ready in text else [f"no {ready!r} in {log} yet"])
+
+
 @pytest.fixture(scope="module")
 def plab(lab: Lab) -> Iterator[ProbeLab]:  # noqa: F811
     policy = load_policy(POLICY)
     spec = select(specs_from_policy(policy), ["media/use1/interconnect"])[0]
     pinning = Pinning(pins_from_policy(policy), netns=lab.netns("cr"))
     try:
+        # The lab may already run these (lab/services.yaml): start only what is missing, and stop only
+        # what this module started.
         for node in ("connect-use1", "connect-usw2"):
-            lab.spawn(node, reflector_argv(), tag=f"{TAG}-reflector", log_name=f"{TAG}-reflector.log")
-            eventually(f"reflector ready on {node}", budget_s=READY_BUDGET_S,
-                       probe=_log(lab, node, f"{TAG}-reflector.log"),
-                       check=lambda text: [] if "reflector.ready" in text else ["not ready yet"])
-        lab.spawn("connect-use1", [sys.executable, "-m", "bgpctl", "lab", "responder", "--region", "use1",
-                                   "--seconds", "1800"], tag=f"{TAG}-responder", log_name=f"{TAG}-responder.log")
-        eventually("meter responder ready on connect-use1", budget_s=READY_BUDGET_S,
-                   probe=_log(lab, "connect-use1", f"{TAG}-responder.log"),
-                   check=lambda text: [] if "responder.ready" in text else ["not ready yet"])
+            _ensure(lab, node, 862, reflector_argv(), "reflector", "reflector.ready")
+        _ensure(lab, "connect-use1", 9000, [sys.executable, "-m", "bgpctl", "lab", "responder", "--region",
+                                            "use1", "--seconds", "1800"], "responder", "responder.ready")
         for node in ("tgw-use1", "tgw-usw2"):
             subprocess.run(["ip", "netns", "exec", lab.netns(node), "nft", "-f", "-"], input=_NFT_COUNT,
                            text=True, check=True, timeout=30)

@@ -32,12 +32,13 @@ from bgpctl.probe.reflector import Reflector
 from bgpctl.probe.scheduler import PathProber
 from bgpctl.probe.tcp import TcpConnectProbe
 from bgpctl.probe.udp import StampProbe
-from tests.probe.topo import API_TARGET, SPOOF, SRC, TABLE, TARGET, TGW, Topo, topology
+from tests.probe.topo import API_TARGET, SPOOF, SRC, SRC6, TABLE, TARGET, TARGET6, TGW, TGW6, Topo, sh, topology
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 REFLECTOR_START_BUDGET_S = 10.0
 CLI_BUDGET_S = 60.0
+V6_WARMUP_BUDGET_S = 10.0
 
 
 @pytest.fixture
@@ -118,6 +119,36 @@ def _state(topo: Topo) -> tuple[str, str, str, str]:
     # (a table that never held a route does not exist: `ip route show table` then fails with no output)
     return (topo.ip("cr", "rule"), topo.ip("cr", "route", "show", "table", "201", check=False),
             topo.ip("cr", "route", "show", "table", "202", check=False), topo.ip("cr", "-4", "addr"))
+
+
+def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
+    cr = topo.ns("cr")
+    with Pinning([Pin(SRC6["r1"], 601, TGW6["r1"], "r1/p6")], netns=cr) as pinning:
+        assert pinning.state()["r1/p6"]["address_owned"] is True
+        assert f"from {SRC6['r1']} lookup 601 proto 200" in topo.ip("cr", "-6", "rule")
+        # A fresh IPv6 topology needs about a second of neighbour discovery before packets flow promptly.
+        eventually("IPv6 path r1 answers promptly", budget_s=V6_WARMUP_BUDGET_S,
+                   probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6,
+                                    check=False),
+                   check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out])
+        probe = StampProbe(source=SRC6["r1"], target=TARGET6, dscp=46, netns=cr)
+
+        async def main() -> tuple[Samples, Counters]:
+            refl = Reflector("::", netns=topo.ns("c1"))
+            await refl.start()
+            try:
+                samples: Samples = []
+                prober = PathProber(PathKey("media", "r1", "p6"), probe, interval_s=0.02, timeout_s=0.2,
+                                    sink=lambda _k, s: samples.append(s))
+                return samples, await prober.run(30)
+            finally:
+                refl.close()
+
+        samples, counters = asyncio.run(main())
+    assert counters["answered"] == 30, counters
+    assert all(0 < r < 0.05 for r in _rtts(samples))
+    assert topo.counters("tgw1")["from_r1_v6"] == 30  # via tgw1 with DSCP EF; main's v6 default is tgw2
+    assert SRC6["r1"] not in topo.ip("cr", "-6", "addr")  # the address pinning added is gone again
 
 
 def test_pinning_is_idempotent_and_removes_only_what_it_added(topo: Topo, tmp_path: Path) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bgpctl.core.types import Sample
-from bgpctl.probe.protocol import ProbeResult, Problem
-from bgpctl.probe.scheduler import SeqBook
+from bgpctl.core.types import PathKey, Sample
+from bgpctl.policy.model import ProbeProtocol
+from bgpctl.probe.protocol import BadCallback, Counters, ProbeResult, Problem, ResultCallback
+from bgpctl.probe.scheduler import PathProber, SeqBook
 
 
 def _book(n: int, timeout: float = 0.2) -> SeqBook:
@@ -100,3 +105,85 @@ def test_every_probe_settles_once_in_order_whatever_happens(evs: list[tuple[str,
         assert s.received is None or 0 <= s.received - s.sent <= 0.2
     assert b.counters["answered"] + b.counters["lost"] == n
     assert b.counters["answered"] == sum(1 for s in emitted if s.received is not None)
+
+
+# ---- the loop itself (drive / PathProber), with a probe that answers in memory
+
+
+class FakeProbe:
+    """Answers probe ``seq`` ``rtt(seq)`` seconds after sending it (None: never), like a kernel would:
+    the reply's receive time is exact, but it is handed over only when read (poll, or the loop's reader)."""
+
+    kind = ProbeProtocol.UDP
+
+    def __init__(self, rtt: Callable[[int], float | None]) -> None:
+        self.rtt = rtt
+        self.waiting: list[ProbeResult] = []
+        self.watch = True
+        self.closed = False
+
+    def open(self, on_result: ResultCallback, on_bad: BadCallback, *, watch: bool = True) -> None:
+        self.on_result, self.watch = on_result, watch
+
+    def send(self, seq: int) -> float:
+        sent = time.time()
+        rtt = self.rtt(seq)
+        if rtt is not None:
+            result = ProbeResult(seq, sent + rtt)
+            if self.watch:
+                asyncio.get_running_loop().call_later(rtt, self.on_result, result)
+            else:
+                self.waiting.append(result)
+        return sent
+
+    def poll(self) -> None:
+        now = time.time()
+        ready = [r for r in self.waiting if r.received <= now]
+        self.waiting = [r for r in self.waiting if r.received > now]
+        for r in ready:
+            self.on_result(r)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _drive(probe: FakeProbe, *, interval_s: float, timeout_s: float, count: int) -> tuple[list[Sample], Counters]:
+    samples: list[Sample] = []
+    prober = PathProber(PathKey("media", "r1", "p"), probe, interval_s=interval_s, timeout_s=timeout_s,
+                        sink=lambda _k, s: samples.append(s))
+    counters = asyncio.run(prober.run(count))
+    assert probe.closed
+    return samples, counters
+
+
+def test_batched_mode_reads_replies_before_declaring_timeouts() -> None:
+    # 20 ms slots (batched): replies wait unread until the next slot; one that arrived within the
+    # 50 ms timeout is answered even when the slot that reads it comes after the deadline.
+    probe = FakeProbe(lambda seq: None if seq % 5 == 0 else 0.045 if seq % 5 == 1 else 0.001)
+    samples, counters = _drive(probe, interval_s=0.02, timeout_s=0.05, count=50)
+    assert not probe.watch
+    assert [s.seq for s in samples] == list(range(50))
+    assert [s.seq for s in samples if s.received is None] == list(range(0, 50, 5))
+    assert (counters["answered"], counters["lost"], counters[Problem.LATE]) == (40, 10, 0)
+    assert all(abs(s.rtt - (0.045 if s.seq % 5 == 1 else 0.001)) < 1e-6 for s in samples if s.rtt is not None)
+
+
+def test_a_reply_later_than_the_timeout_is_lost_in_both_modes() -> None:
+    for interval_s in (0.02, 0.08):  # batched, and watched with a timer
+        probe = FakeProbe(lambda seq: 0.12 if seq == 3 else 0.002)
+        samples, counters = _drive(probe, interval_s=interval_s, timeout_s=0.1, count=8)
+        assert probe.watch is (interval_s > 0.05)
+        assert [s.seq for s in samples if s.received is None] == [3]
+        assert counters["lost"] == 1 and counters["answered"] == 7
+
+
+def test_watched_mode_settles_each_answer_as_it_arrives() -> None:
+    seen: list[tuple[int, float]] = []
+    probe = FakeProbe(lambda seq: 0.01)
+    prober = PathProber(PathKey("media", "r1", "p"), probe, interval_s=0.1, timeout_s=0.5,
+                        sink=lambda _k, s: seen.append((s.seq, time.time() - s.sent)))
+    start = time.monotonic()
+    asyncio.run(prober.run(5))
+    assert [seq for seq, _ in seen] == list(range(5))
+    assert all(delay < 0.08 for _, delay in seen), seen  # not held until the next 100 ms slot
+    assert time.monotonic() - start < 0.5 + 0.1  # the run ends with the last answer, not a timeout

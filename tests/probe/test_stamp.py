@@ -64,7 +64,22 @@ def test_reflect_echoes_the_sender_and_keeps_the_size(seq: int, ts: int, ee: int
     assert (r.sender_seq, r.sender_timestamp, r.sender_error_estimate, r.sender_ttl) == (seq, ts, ee, ttl)
     assert (r.receive_timestamp, r.timestamp) == (rx, tx)
     assert r.seq == (seq if own_seq is None else own_seq)  # stateless mode copies the sender's number
-    assert stamp.echoed_sender(answer) == (seq, ts)
+    f = stamp.reply_fields(answer)
+    assert (f.sender_seq, f.sender_timestamp, f.receive_timestamp, f.timestamp) == (seq, ts, rx, tx)
+
+
+def test_round_trip_takes_out_the_reflectors_residence_time_when_it_is_sane() -> None:
+    t2 = stamp.ntp_from_unix_ns(1_763_700_000_000_000_000)
+
+    def fields(residence_ns: int) -> stamp.ReplyFields:
+        return stamp.ReplyFields(1, 0, t2, stamp.ntp_from_unix_ns(1_763_700_000_000_000_000 + residence_ns))
+
+    assert stamp.round_trip_s(10.0, 10.010, fields(3_000_000)) == pytest.approx(0.007, abs=1e-9)
+    assert stamp.round_trip_s(10.0, 10.010, fields(0)) == pytest.approx(0.010, abs=1e-9)
+    assert stamp.round_trip_s(10.0, 10.010, fields(-1_000_000)) == pytest.approx(0.010)  # T3 before T2
+    assert stamp.round_trip_s(10.0, 10.010, fields(20_000_000)) == pytest.approx(0.010)  # longer than it all
+    empty = stamp.ReplyFields(1, 0, 0, 0)  # a reflector that fills neither
+    assert stamp.round_trip_s(10.0, 10.010, empty) == pytest.approx(0.010)
 
 
 @pytest.mark.parametrize("n", [0, 1, 20, 43])

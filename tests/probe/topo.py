@@ -1,7 +1,9 @@
 """A small namespace topology for the probe tests (prefix ``tbprb``), built and removed with ``ip``.
 
-    cr --e1/e0-- tgw1 --e1/e0-- c1   (203.0.113.10, .138 on lo)
+    cr --e1/e0-- tgw1 --e1/e0-- c1   (203.0.113.10, .138 and 2001:db8:113::10 on lo)
     cr --e2/e0-- tgw2 --e1/e0-- c2   (the same addresses on lo)
+
+IPv4 and IPv6 (2001:db8:20N::/64 cr-tgwN, 2001:db8:21N::/64 tgwN-cN, probe sources 2001:db8:200::1/::2).
 
 cr's main table points at region 2 (default via tgw2). The probe source addresses 198.18.200.1 (r1) and
 198.18.200.2 (r2) are not configured: pinning adds them. Each tgw has an nft table ``tbprb`` with named
@@ -26,6 +28,9 @@ TABLE = {"r1": 201, "r2": 202}
 TARGET = "203.0.113.10"
 API_TARGET = "203.0.113.138"
 SPOOF = "203.0.113.99"
+SRC6 = {"r1": "2001:db8:200::1", "r2": "2001:db8:200::2"}
+TGW6 = {"r1": "2001:db8:201::2", "r2": "2001:db8:202::2"}
+TARGET6 = "2001:db8:113::10"
 
 _NFT_TGW = """
 table inet tbprb {
@@ -35,6 +40,7 @@ table inet tbprb {
     counter reply_ef { }
     counter icmp_from_r1 { }
     counter tcp_from_r1 { }
+    counter from_r1_v6 { }
     chain through {
         type filter hook forward priority 0; policy accept;
         ip saddr 198.18.200.1 counter name from_r1
@@ -43,6 +49,7 @@ table inet tbprb {
         udp sport 862 ip dscp ef counter name reply_ef
         ip saddr 198.18.200.1 icmp type echo-request counter name icmp_from_r1
         ip saddr 198.18.200.1 tcp dport 443 counter name tcp_from_r1
+        ip6 saddr 2001:db8:200::1 udp dport 862 ip6 dscp ef counter name from_r1_v6
     }
 }
 """
@@ -90,6 +97,9 @@ class Topo:
 def _build(t: Topo) -> None:
     for node in t.nodes:
         sh("ip", "netns", "add", t.ns(node))
+        # no duplicate address detection: addresses are usable at once (pinning adds source addresses)
+        for conf in ("all", "default"):
+            sh("ip", "netns", "exec", t.ns(node), "sysctl", "-q", "-w", f"net.ipv6.conf.{conf}.accept_dad=0")
         t.ip(node, "link", "set", "lo", "up")
     for i in (1, 2):
         tgw, c = f"tgw{i}", f"c{i}"
@@ -101,15 +111,25 @@ def _build(t: Topo) -> None:
         t.ip(c, "addr", "add", f"198.18.21{i}.2/30", "dev", "e0")
         t.ip(c, "addr", "add", f"{TARGET}/32", "dev", "lo")
         t.ip(c, "addr", "add", f"{API_TARGET}/32", "dev", "lo")
+        t.ip("cr", "addr", "add", f"2001:db8:20{i}::1/64", "dev", f"e{i}")
+        t.ip(tgw, "addr", "add", f"2001:db8:20{i}::2/64", "dev", "e0")
+        t.ip(tgw, "addr", "add", f"2001:db8:21{i}::1/64", "dev", "e1")
+        t.ip(c, "addr", "add", f"2001:db8:21{i}::2/64", "dev", "e0")
+        t.ip(c, "addr", "add", f"{TARGET6}/128", "dev", "lo")
         for node, ifs in (("cr", [f"e{i}"]), (tgw, ["e0", "e1"]), (c, ["e0"])):
             for ifname in ifs:
                 t.ip(node, "link", "set", ifname, "up")
         sh("ip", "netns", "exec", t.ns(tgw), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        sh("ip", "netns", "exec", t.ns(tgw), "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
+        t.ip(tgw, "-6", "route", "add", "2001:db8:200::/64", "via", f"2001:db8:20{i}::1")
+        t.ip(tgw, "-6", "route", "add", "2001:db8:113::/64", "via", f"2001:db8:21{i}::2")
+        t.ip(c, "-6", "route", "add", "default", "via", f"2001:db8:21{i}::1")
         t.ip(tgw, "route", "add", "198.18.200.0/24", "via", f"198.18.20{i}.1")
         t.ip(tgw, "route", "add", "203.0.113.0/24", "via", f"198.18.21{i}.2")
         t.ip(c, "route", "add", "default", "via", f"198.18.21{i}.1")
         t.nft(tgw, "-f", "-", input=_NFT_TGW)
     t.ip("cr", "route", "add", "default", "via", TGW["r2"])  # the main table points at region 2
+    t.ip("cr", "-6", "route", "add", "default", "via", TGW6["r2"])
 
 
 def _teardown(t: Topo) -> None:

@@ -65,6 +65,14 @@ TWO_PATHS: dict[str, Any] = {
 """Patch for lab.yaml: a VPN backup path (priority 10) next to the interconnect in each region."""
 
 
+NO_ADD_PATH: dict[str, Any] = {"peers": [
+    {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge"},
+    {"name": "tgw-use1", "address": "198.18.1.11", "peer_as": 64512, "role": "transit-gateway"},
+    {"name": "tgw-usw2", "address": "198.18.1.12", "peer_as": 64513, "role": "transit-gateway"},
+]}
+"""Patch for lab.yaml: the same peers without ADD-PATH (one best route per prefix to the edge)."""
+
+
 def all_keys(policy: Policy) -> list[PathKey]:
     return [PathKey(s, r, p) for s in policy.services for r, region in policy.regions.items()
             for p in region.paths]
@@ -110,3 +118,20 @@ def recording_lines(rtt_ms: Mapping[PathKey, float], seconds: float, interval_s:
                                      "sent": round(sent, 6),
                                      "received": None if gone else round(sent + rtt / 1000.0, 6)}))
     return lines
+
+
+REPLAY_PATCH: dict[str, Any] = {
+    "services": {"media": {"probe": {"interval_ms": 20, "timeout_ms": 200}}},
+    "sla_classes": {"voice": {"hysteresis": {"down_after_lost": 5, "window_s": 5, "min_samples": 20, "rise_s": 10,
+                                             "hold_down_s": 15, "min_dwell_s": 5}}},
+}
+"""Patch for lab.yaml pinning what the replay tests' timings depend on (so tuning the lab policy does
+not move them): media probed every 20 ms, a probe is lost after 200 ms, 5 lost in a row = down."""
+
+
+def replay_policy_file(directory: Path, patch: Mapping[str, Any] | None = None) -> Path:
+    """lab.yaml + REPLAY_PATCH (+ ``patch``) written as a policy file (JSON is YAML) for CLI tests."""
+    data = deep_merge(lab_data(REPLAY_PATCH), dict(patch)) if patch else lab_data(REPLAY_PATCH)
+    f = directory / "replay-policy.yaml"
+    f.write_text(json.dumps(data, indent=2))
+    return f

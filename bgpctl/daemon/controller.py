@@ -1,0 +1,86 @@
+"""The controller's state and one evaluation step: samples -> stats -> decide -> plan. No I/O.
+
+This is the one place the daemon's decisions live (DESIGN.md "state lives in one place"):
+per-path sample windows, the health decide() keeps between calls, and the last plan (what the
+speaker was asked to hold). The async daemon only feeds samples in, calls :meth:`Controller.step`
+and hands the resulting plan to the speaker, so the loop itself is testable without a network.
+
+When a step plans:
+
+* a path's health changed (decide's transitions), including the hard-failure fast path, which
+  decide() applies in the very call that sees the N-th consecutive lost probe;
+* the previous plan held changes back (rate limit): they are retried once per second;
+* the first time any path is judged (before that, nothing is announced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bgpctl.core.decide import decide, path_keys
+from bgpctl.core.plan import plan
+from bgpctl.core.stats import PathWindow
+from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Sample, Transition
+from bgpctl.policy.model import Policy
+
+RETRY_DEFERRED_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one evaluation found: the health changes and, when it planned, the new plan."""
+
+    at: float
+    transitions: tuple[Transition, ...]
+    plan: Plan | None  # None: nothing to plan this time
+    stats: Mapping[PathKey, PathStats] = field(default_factory=dict)
+
+
+def _window(policy: Policy, key: PathKey) -> PathWindow:
+    """A path's window. Replies are read once per probe slot, so an answer is known one interval after
+    the probe at the earliest: the adaptive RTO never goes below 1.5 intervals (nor above the timeout)."""
+    service = policy.services[key.service]
+    interval_s, timeout_s = service.probe.interval_ms / 1000.0, service.probe.timeout_ms / 1000.0
+    return PathWindow(policy.sla_classes[service.sla].hysteresis.window_s,
+                      rto_floor_s=min(1.5 * interval_s, timeout_s), rto_cap_s=timeout_s)
+
+
+class Controller:
+    """Holds the windows, the health and the last plan of one policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.keys = path_keys(policy)
+        self.windows: dict[PathKey, PathWindow] = {k: _window(policy, k) for k in self.keys}
+        self.health: dict[PathKey, PathHealth] = {k: PathHealth() for k in self.keys}
+        self.last_plan: Plan | None = None
+        self._last_plan_at = 0.0
+
+    def sent(self, key: PathKey, seq: int, at: float) -> None:
+        window = self.windows.get(key)
+        if window is not None:
+            window.sent(seq, at)
+
+    def add(self, key: PathKey, sample: Sample) -> None:
+        window = self.windows.get(key)
+        if window is not None:  # a key the policy does not measure is no business of ours
+            window.add(sample)
+
+    def stats(self, now: float) -> dict[PathKey, PathStats]:
+        return {k: w.stats(now) for k, w in self.windows.items()}
+
+    def step(self, now: float) -> Step:
+        stats = self.stats(now)
+        decision = decide(self.policy, stats, self.health, now)
+        self.health = dict(decision.health)
+        judged = any(h.health is not Health.UNKNOWN for h in self.health.values())
+        retry = (self.last_plan is not None and bool(self.last_plan.deferred)
+                 and now - self._last_plan_at >= RETRY_DEFERRED_S)
+        first = self.last_plan is None and judged
+        if not (decision.transitions or retry or first):
+            return Step(now, decision.transitions, None, stats)
+        new_plan = plan(self.policy, self.health, self.last_plan, now)
+        self.last_plan = new_plan
+        self._last_plan_at = now
+        return Step(now, decision.transitions, new_plan, stats)

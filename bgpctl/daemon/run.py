@@ -1,0 +1,246 @@
+"""``bgpctl daemon``: probes -> statistics -> decide -> plan -> speaker, until SIGTERM.
+
+Runs in the foreground (systemd does the daemonizing). Start-up order: one-instance lock, policy
+routing pins for the probes, the speaker (ExaBGP as our child), the probes, the evaluation loop.
+Shutdown (SIGTERM/SIGINT) in reverse; by default the routes stay announced (graceful restart keeps
+them at the peers while the daemon restarts); ``--withdraw-on-exit`` withdraws them first.
+
+The evaluation loop wakes on every settled sample batch (and at least once a second), so a hard
+failure - the N-th consecutive lost probe - is acted on in the same event-loop turn it settles in.
+The speaker is fed by its own task, latest plan wins: a slow or restarting ExaBGP never stalls the
+decisions, and the RIB it converges to is always the newest one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import structlog
+from prometheus_client import start_http_server
+
+from bgpctl.core.types import PathKey, Plan, Rib, Sample
+from bgpctl.daemon.controller import Controller
+from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink
+from bgpctl.errors import BgpctlError, SpeakerError
+from bgpctl.policy.load import load_policy
+from bgpctl.policy.model import Policy
+from bgpctl.probe.paths import make_probe, specs_from_policy
+from bgpctl.probe.pinning import Pinning, pins_from_policy
+from bgpctl.probe.recorder import Recorder
+from bgpctl.probe.scheduler import PathProber, drive
+from bgpctl.speaker.speaker import Speaker
+
+LOCK_NAME = "bgpctl.lock"
+IDLE_WAKE_S = 1.0
+
+
+class DaemonError(BgpctlError):
+    """The daemon cannot start (another instance runs, a bad run directory, ...)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    policy_file: Path
+    run_dir: Path | None = None  # default: the policy's speaker.exabgp.run_dir
+    metrics_listen: str | None = None  # "ADDR:PORT"
+    withdraw_on_exit: bool = False
+    record: Path | None = None  # JSONL of every settled sample, for `bgpctl replay`
+
+
+@contextlib.contextmanager
+def single_instance(run_dir: Path) -> Iterator[None]:
+    """One daemon per run directory (and so per host with the default): an flock held while we run."""
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path = run_dir / LOCK_NAME
+    f: IO[str] = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's lifetime
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            other = f.read().strip() or "?"
+            raise DaemonError(f"another bgpctl daemon (pid {other}) holds {path}: stop it first, or give this "
+                              f"one another --run-dir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+    finally:
+        f.close()
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise DaemonError(f"--metrics {value!r}: write ADDR:PORT, e.g. 127.0.0.1:9477")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class _Syncer:
+    """Feeds the speaker the newest desired RIB; never more than one sync in flight."""
+
+    def __init__(self, speaker: Speaker, log: structlog.typing.FilteringBoundLogger) -> None:
+        self.speaker, self.log = speaker, log
+        self._latest: Rib | None = None
+        self._wake = asyncio.Event()
+
+    def offer(self, rib: Rib) -> None:
+        self._latest = rib
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            rib, self._latest = self._latest, None
+            if rib is None:
+                continue
+            started = time.monotonic()
+            try:
+                result = await self.speaker.sync(rib)
+            except SpeakerError as e:  # refused whole: nothing was sent, the previous RIB stays
+                self.log.error("speaker.refused", error=str(e))
+                continue
+            self.log.info("speaker.synced", sent=result.sent, errors=result.errors, complete=result.complete,
+                          ms=round((time.monotonic() - started) * 1000, 1))
+
+
+class Daemon:
+    def __init__(self, policy: Policy, opts: Options, log: structlog.typing.FilteringBoundLogger,
+                 metrics: Metrics) -> None:
+        self.policy, self.opts, self.log, self.metrics = policy, opts, log, metrics
+        self.run_dir = opts.run_dir or Path(policy.speaker.exabgp.run_dir)
+        self.controller = Controller(policy)
+        self.sinks: list[DecisionSink] = [LogSink(log), MetricsSink(metrics)]
+        self.speaker = Speaker(policy, self.run_dir, log)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._notes: tuple[str, ...] = ()
+        self._recorder: Recorder | None = None
+        self._probers: list[PathProber] = []
+        self._probe_counts: dict[PathKey, dict[str, int]] = {}
+
+    # --------------------------------------------------------------------------- samples in
+
+    def on_sent(self, key: PathKey, seq: int, at: float) -> None:
+        self.controller.sent(key, seq, at)
+        self._wake.set()  # a dead path settles nothing until its timeout: judge its overdue probes now
+
+    def on_sample(self, key: PathKey, sample: Sample) -> None:
+        self.controller.add(key, sample)
+        if self._recorder is not None:
+            self._recorder(key, sample)
+        self._wake.set()
+
+    # --------------------------------------------------------------------------- the loop
+
+    def evaluate(self, now: float) -> Plan | None:
+        step = self.controller.step(now)
+        for sink in self.sinks:
+            sink.measured(step.stats)
+            for t in step.transitions:
+                sink.transition(t)
+        if step.plan is None:
+            return None
+        new_notes = tuple(n for n in step.plan.notes if n not in self._notes)
+        self._notes = step.plan.notes
+        for sink in self.sinks:
+            sink.planned(step.plan, new_notes=new_notes)
+        return step.plan
+
+    async def _loop(self, syncer: _Syncer) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_WAKE_S)
+            self._wake.clear()
+            p = self.evaluate(time.time())
+            if p is not None:
+                syncer.offer(p.desired)  # the speaker sends only what differs from what ExaBGP holds
+            self._export_state()
+
+    def _export_state(self) -> None:
+        for peer, state in self.speaker.sessions().items():
+            self.metrics.session_up.labels(peer).set(1 if state == "up" else 0)
+        for event, n in self.speaker.counters.items():
+            self.metrics.speaker.labels(event).set(n)
+        for prober in self._probers:
+            seen = self._probe_counts.setdefault(prober.key, {})
+            for outcome, n in prober.counters.items():
+                if n > seen.get(outcome, 0):
+                    self.metrics.probes.labels(*prober.key, outcome).inc(n - seen.get(outcome, 0))
+                    seen[outcome] = n
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        pins = Pinning(pins_from_policy(self.policy))
+        # pyroute2's synchronous IPRoute runs its own event loop: keep it off ours
+        await asyncio.to_thread(pins.install)
+        try:
+            await self._run_pinned()
+        finally:
+            await asyncio.to_thread(pins.remove)
+
+    async def _run_pinned(self) -> None:
+        with contextlib.ExitStack() as stack:
+            if self.opts.record is not None:
+                self._recorder = stack.enter_context(Recorder(self.opts.record))
+            self.log.info("daemon.start", policy=str(self.opts.policy_file), run_dir=str(self.run_dir),
+                          pid=os.getpid(), paths=[str(k) for k in self.controller.keys])
+            await self.speaker.start()
+            specs = specs_from_policy(self.policy)
+            self._probers = [PathProber(s.key, make_probe(s), interval_s=s.interval_s, timeout_s=s.timeout_s,
+                                        sink=self.on_sample, on_sent=self.on_sent) for s in specs]
+            groups: dict[float, list[PathProber]] = {}
+            for p in self._probers:
+                groups.setdefault(p.interval_s, []).append(p)
+            syncer = _Syncer(self.speaker, self.log)
+            tasks = [asyncio.create_task(drive(g, interval), name=f"probes-{interval * 1000:g}ms")
+                     for interval, g in groups.items()]
+            tasks.append(asyncio.create_task(syncer.run(), name="syncer"))
+            try:
+                loop_task = asyncio.create_task(self._loop(syncer), name="evaluate")
+                done, _ = await asyncio.wait([loop_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if t is not loop_task and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+                await loop_task
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self.log.info("daemon.stop", withdraw=self.opts.withdraw_on_exit)
+                await self.speaker.stop(withdraw=self.opts.withdraw_on_exit)
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+
+async def _main(opts: Options, log: structlog.typing.FilteringBoundLogger) -> None:
+    policy = load_policy(opts.policy_file)
+    metrics = Metrics()
+    daemon = Daemon(policy, opts, log, metrics)
+    with single_instance(daemon.run_dir):
+        if opts.metrics_listen:
+            host, port = _parse_listen(opts.metrics_listen)
+            start_http_server(port, addr=host, registry=metrics.registry)
+        _install_signals(asyncio.get_running_loop(), daemon.stop)
+        await daemon.run()
+
+
+def run(opts: Options, log: structlog.typing.FilteringBoundLogger) -> None:
+    asyncio.run(_main(opts, log))

@@ -1,0 +1,105 @@
+"""Where decisions go: structured log events and Prometheus metrics, behind one Protocol.
+
+Every health change is one log event naming the measurement that crossed which threshold; every
+route change is one log event and one increment of ``bgpctl_route_changes_total`` (DESIGN.md). Later
+sinks (failover hooks, Connect traffic-distribution updates) implement the same Protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from bgpctl.core.types import Health, PathKey, PathStats, Plan, RouteChange, Transition
+
+_HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
+
+
+class DecisionSink(Protocol):
+    def transition(self, t: Transition) -> None: ...
+    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None: ...
+    def measured(self, stats: Mapping[PathKey, PathStats]) -> None: ...
+
+
+def _change_fields(c: RouteChange) -> dict[str, object]:
+    out: dict[str, object] = {"peer": c.peer, "kind": str(c.kind), "prefix": c.key.prefix, "path_id": c.key.path_id,
+                              "why": c.why}
+    if c.attrs is not None:
+        out.update(next_hop=c.attrs.next_hop, as_path=list(c.attrs.as_path), med=c.attrs.med,
+                   communities=list(c.attrs.communities), large_communities=list(c.attrs.large_communities))
+    return out
+
+
+class LogSink:
+    def __init__(self, log: structlog.typing.FilteringBoundLogger) -> None:
+        self.log = log
+
+    def transition(self, t: Transition) -> None:
+        level = self.log.warning if t.new in (Health.DOWN, Health.DEGRADED) else self.log.info
+        level("path.health", path=str(t.key), old=str(t.old), new=str(t.new),
+              reasons=[r.text for r in t.reasons],
+              measurements={r.metric: r.value for r in t.reasons if r.value is not None})
+
+    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
+        for c in p.changes:
+            self.log.info("route.change", **_change_fields(c))
+        for c in p.deferred:
+            self.log.warning("route.deferred", reason="guards.max_route_changes_per_minute", **_change_fields(c))
+        for note in new_notes:
+            self.log.warning("plan.note", note=note, fail_static="fail-static" in note)
+
+    def measured(self, stats: Mapping[PathKey, PathStats]) -> None:
+        return None  # measurements are metrics, not log lines
+
+
+class Metrics:
+    """The daemon's Prometheus metrics, in a registry of their own (tests make as many as they like)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        path = ["service", "region", "path"]
+        self.route_changes = Counter("bgpctl_route_changes", "Route changes sent towards peers", ["peer", "kind"],
+                                     registry=r)
+        self.route_deferred = Counter("bgpctl_route_changes_deferred", "Route changes held back by the rate limit",
+                                      ["peer"], registry=r)
+        self.transitions = Counter("bgpctl_path_transitions", "Path health changes", [*path, "to"], registry=r)
+        self.health = Gauge("bgpctl_path_health", "Path health: -1 unknown, 0 up, 1 degraded, 2 down", path,
+                            registry=r)
+        self.rtt_p50 = Gauge("bgpctl_path_rtt_p50_ms", "Window RTT median", path, registry=r)
+        self.rtt_p95 = Gauge("bgpctl_path_rtt_p95_ms", "Window RTT p95", path, registry=r)
+        self.jitter = Gauge("bgpctl_path_jitter_ms", "RFC 3550 jitter over the window", path, registry=r)
+        self.loss = Gauge("bgpctl_path_loss_pct", "Window loss", path, registry=r)
+        self.mos = Gauge("bgpctl_path_mos", "E-model MOS estimate", path, registry=r)
+        self.probes = Counter("bgpctl_probes", "Probe outcomes and reply problems", [*path, "outcome"], registry=r)
+        self.session_up = Gauge("bgpctl_bgp_session_up", "1 when the BGP session with the peer is up", ["peer"],
+                                registry=r)
+        self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
+        self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes",
+                                 registry=r)
+
+
+class MetricsSink:
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def transition(self, t: Transition) -> None:
+        self.m.transitions.labels(*t.key, str(t.new)).inc()
+        self.m.health.labels(*t.key).set(_HEALTH_VALUE[t.new])
+
+    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
+        for c in p.changes:
+            self.m.route_changes.labels(c.peer, str(c.kind)).inc()
+        for c in p.deferred:
+            self.m.route_deferred.labels(c.peer).inc()
+        self.m.fail_static.set(1 if any("fail-static" in n for n in p.notes) else 0)
+
+    def measured(self, stats: Mapping[PathKey, PathStats]) -> None:
+        for key, s in stats.items():
+            for gauge, value in ((self.m.rtt_p50, s.rtt_p50_ms), (self.m.rtt_p95, s.rtt_p95_ms),
+                                 (self.m.jitter, s.jitter_ms), (self.m.loss, s.loss_pct), (self.m.mos, s.mos)):
+                if value is not None:
+                    gauge.labels(*key).set(value)

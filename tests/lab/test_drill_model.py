@@ -1,0 +1,145 @@
+"""The drill model and the pure helpers behind the drill report (no lab needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from bgpctl.cli.main import cli
+from bgpctl.lab.drill import ActionResult, moved_after
+from bgpctl.lab.drill_model import Drill, DrillError, drills_dir, load_drill
+from bgpctl.lab.route_watch import NextHops, changes, nexthops_of
+
+ALL_DRILLS = sorted(p.stem for p in drills_dir().glob("*.yaml"))
+ISSUE_DRILLS = {"region-blackhole", "interconnect-cut", "region-loss", "region-latency", "soak-jitter",
+                "soak-jitter-short", "both-regions-down", "active-active"}
+
+
+def raw(name: str) -> dict[str, Any]:
+    data = YAML(typ="safe").load((drills_dir() / f"{name}.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def write(tmp_path: Path, data: dict[str, Any]) -> str:
+    path = tmp_path / "broken.yaml"
+    YAML(typ="safe").dump(data, path)
+    return str(path)
+
+
+def test_every_issue_drill_exists_and_loads() -> None:
+    assert set(ALL_DRILLS) >= ISSUE_DRILLS
+    for name in ALL_DRILLS:
+        assert load_drill(name).name == name
+
+
+def test_cut_drills_bound_the_controller_at_400_ms() -> None:
+    for name in ("region-blackhole", "interconnect-cut"):
+        bounds = load_drill(name).bounds
+        assert bounds["controller"].interruption_max_ms == 400
+
+
+def test_budgets_per_mode() -> None:
+    cut = load_drill("interconnect-cut")
+    edge = cut.expect[-1]
+    assert (edge.budget("controller"), edge.budget("no-controller-bfd"), edge.budget("no-controller")) == (1, 2, 12)
+    loss = load_drill("region-loss").expect[0]
+    assert loss.budget("controller") == 2  # "on region 2 within 2 s"
+    assert cut.recover[0].not_before("controller") == 10 and cut.recover[0].not_before("no-controller") is None
+
+
+def test_soak_and_fail_static_demand_zero_route_changes_in_every_mode() -> None:
+    for name in ("soak-jitter", "soak-jitter-short", "both-regions-down"):
+        d = load_drill(name)
+        assert d.watch is not None
+        assert {m: b.route_changes_max for m, b in d.bounds.items()} == \
+            {"controller": 0, "no-controller": 0, "no-controller-bfd": 0}
+    assert load_drill("soak-jitter").meter.seconds == 600 and load_drill("soak-jitter-short").meter.seconds == 30
+
+
+def test_a_wrong_field_is_refused_naming_it(tmp_path: Path) -> None:
+    data = raw("interconnect-cut")
+    data["expect"][1]["budget_s"] = -1
+    with pytest.raises(DrillError, match=r"expect\[1\]\.budget_s: Input should be greater than 0"):
+        load_drill(write(tmp_path, data))
+
+
+def test_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:
+    data = raw("region-blackhole")
+    data["fault"]["lnk"] = data["fault"].pop("link")
+    with pytest.raises(DrillError, match=r"fault\.lnk: Extra inputs are not permitted"):
+        load_drill(write(tmp_path, data))
+
+
+def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
+    data = raw("region-blackhole")
+    data["bounds"]["controler"] = {"interruption_max_ms": 400}
+    with pytest.raises(DrillError, match=r"bounds\.controler"):
+        load_drill(write(tmp_path, data))
+
+
+def test_timeline_and_watch_rules() -> None:
+    base = raw("interconnect-cut")
+    with pytest.raises(ValueError, match=r"restore\.at_s must come after fault\.at_s"):
+        Drill.model_validate({**base, "restore": {**base["restore"], "at_s": 1}})
+    with pytest.raises(ValueError, match=r"lengthen meter\.seconds"):
+        Drill.model_validate({**base, "meter": {**base["meter"], "seconds": 10}})
+    with pytest.raises(ValueError, match="route_changes_max needs a `watch`"):
+        Drill.model_validate({**base, "watch": None, "bounds": {"controller": {"route_changes_max": 0}}})
+    with pytest.raises(ValueError, match="restore and recover need a fault"):
+        Drill.model_validate({**base, "fault": None})
+    check = {**base["recover"][0], "not_before_by_mode": {"controller": 25}}
+    with pytest.raises(ValueError, match=r"not_before_by_mode.controller \(25 s\) must be less than"):
+        Drill.model_validate({**base, "recover": [check]})
+    with pytest.raises(ValueError, match="exactly one of link, links, impair"):
+        Drill.model_validate({**base, "fault": {"at_s": 3}})
+
+
+def _route(dst: str, dst_len: int, *gws: str, multipath: bool = False) -> dict[str, Any]:
+    attrs: list[tuple[str, Any]] = [("RTA_TABLE", 254), ("RTA_DST", dst)]
+    if multipath:
+        attrs.append(("RTA_MULTIPATH", [{"attrs": [("RTA_GATEWAY", g)]} for g in gws]))
+    elif gws:
+        attrs.append(("RTA_GATEWAY", gws[0]))
+    return {"dst_len": dst_len, "attrs": attrs}
+
+
+def test_nexthops_of_reads_ecmp_single_and_missing_routes() -> None:
+    dump = [_route("203.0.113.0", 26, "198.18.1.12", "198.18.1.11", multipath=True),
+            _route("203.0.113.64", 26, "198.18.1.12"),
+            _route("203.0.113.0", 24, "198.18.1.11")]  # a covering route is not the watched prefix
+    got = nexthops_of(dump, ["203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"])
+    assert got == {"203.0.113.0/26": ("198.18.1.11", "198.18.1.12"), "203.0.113.64/26": ("198.18.1.12",),
+                   "203.0.113.128/26": ()}
+
+
+def test_changes_count_each_prefix_that_changed() -> None:
+    both, one = ("198.18.1.11", "198.18.1.12"), ("198.18.1.12",)
+    samples: list[tuple[float, dict[str, NextHops]]] = [
+        (0.0, {"a": both, "b": both}), (5.1, {"a": one, "b": both}), (5.2, {"a": one, "b": one}),
+               (20.0, {"a": both, "b": both})]
+    got = changes(samples)
+    assert [(c.at_s, c.prefix, c.nexthops) for c in got] == [
+        (5.1, "a", list(one)), (5.2, "b", list(one)), (20.0, "a", list(both)), (20.0, "b", list(both))]
+    assert changes(samples[:1]) == []
+
+
+def test_moved_after_is_the_first_change_after_the_fault() -> None:
+    samples: list[tuple[float, dict[str, NextHops]]] = [
+        (0.0, {"a": ("x", "y")}), (1.0, {"a": ("x",)}), (2.0, {"a": ("x", "y")}), (9.5, {"a": ("y",)})]
+    fault = ActionResult(at_s=3, applied_s=3.01, what="link down")
+    assert moved_after(fault, changes(samples)) == pytest.approx(6.49)
+    assert moved_after(None, changes(samples)) is None
+    assert moved_after(fault, changes(samples[:3])) is None
+
+
+def test_the_cli_refuses_a_broken_drill_naming_the_field(tmp_path: Path) -> None:
+    data = raw("region-loss")
+    data["fault"]["impair"][0]["loss_pct"] = "lots"
+    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--name", "no-such-lab"])
+    assert result.exit_code != 0
+    assert "fault.impair[0].loss_pct: Input should be a valid number" in result.output
