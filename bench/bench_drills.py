@@ -100,6 +100,9 @@ def table(runs: Sequence[Run], modes: Sequence[str], drills: Sequence[str]) -> s
     measures: list[tuple[str, str, Any]] = [
         ("worst-flow interruption, ms", "{:.0f}", lambda r: r.interruption_ms),
         ("edge route moved after the fault, s", "{:.2f}", lambda r: r.route_moved_after_s),
+        ("last expectation held after the fault, s", "{:.2f}",
+         lambda r: list(r.expect.values())[-1] if r.expect else None),
+        ("edge next-hop changes (whole drill)", "{:.0f}", lambda r: r.route_changes),
         ("runs passed", "", None),
     ]
     for d in drills:

@@ -27,7 +27,7 @@ from typing import IO
 import structlog
 from prometheus_client import start_http_server
 
-from bgpctl.core.types import PathKey, Plan, Rib, Sample
+from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon.controller import Controller
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink
 from bgpctl.errors import BgpctlError, SpeakerError
@@ -41,6 +41,8 @@ from bgpctl.speaker.speaker import Speaker
 
 LOCK_NAME = "bgpctl.lock"
 IDLE_WAKE_S = 1.0
+STARTUP_GRACE_S = 10.0
+"""After a start, End-of-RIB waits until every path is judged, or this long (and a plan exists)."""
 
 
 class DaemonError(BgpctlError):
@@ -81,8 +83,8 @@ def single_instance(run_dir: Path) -> Iterator[None]:
 
 def _parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise DaemonError(f"--metrics {value!r}: write ADDR:PORT, e.g. 127.0.0.1:9477")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise DaemonError(f"--metrics {value!r}: write ADDR:PORT with a port 1-65535, e.g. 127.0.0.1:9477")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -91,23 +93,24 @@ class _Syncer:
 
     def __init__(self, speaker: Speaker, log: structlog.typing.FilteringBoundLogger) -> None:
         self.speaker, self.log = speaker, log
-        self._latest: Rib | None = None
+        self._latest: tuple[Rib, bool] | None = None
         self._wake = asyncio.Event()
 
-    def offer(self, rib: Rib) -> None:
-        self._latest = rib
+    def offer(self, rib: Rib, *, complete: bool) -> None:
+        self._latest = (rib, complete)
         self._wake.set()
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            rib, self._latest = self._latest, None
-            if rib is None:
+            latest, self._latest = self._latest, None
+            if latest is None:
                 continue
+            rib, complete = latest
             started = time.monotonic()
             try:
-                result = await self.speaker.sync(rib)
+                result = await self.speaker.sync(rib, complete=complete)
             except SpeakerError as e:  # refused whole: nothing was sent, the previous RIB stays
                 self.log.error("speaker.refused", error=str(e))
                 continue
@@ -126,6 +129,8 @@ class Daemon:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._notes: tuple[str, ...] = ()
+        self._started = time.time()
+        self._complete = False  # the desired RIB is whole: End-of-RIB may go out (see STARTUP_GRACE_S)
         self._recorder: Recorder | None = None
         self._probers: list[PathProber] = []
         self._probe_counts: dict[PathKey, dict[str, int]] = {}
@@ -163,10 +168,26 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_WAKE_S)
             self._wake.clear()
-            p = self.evaluate(time.time())
-            if p is not None:
-                syncer.offer(p.desired)  # the speaker sends only what differs from what ExaBGP holds
+            now = time.time()
+            p = self.evaluate(now)
+            became_complete = not self._complete and self._rib_complete(now)
+            if became_complete:
+                self._complete = True
+                self.log.info("daemon.rib_complete", after_s=round(now - self._started, 3),
+                              unjudged=[str(k) for k, h in self.controller.health.items()
+                                        if h.health is Health.UNKNOWN])
+            if p is not None or became_complete:
+                last = self.controller.last_plan
+                assert last is not None
+                # the speaker sends only what differs from what ExaBGP holds
+                syncer.offer(last.desired, complete=self._complete)
             self._export_state()
+
+    def _rib_complete(self, now: float) -> bool:
+        if self.controller.last_plan is None:
+            return False  # nothing planned yet: peers keep their graceful-restart routes meanwhile
+        judged = all(h.health is not Health.UNKNOWN for h in self.controller.health.values())
+        return judged or now - self._started >= STARTUP_GRACE_S
 
     def _export_state(self) -> None:
         for peer, state in self.speaker.sessions().items():
@@ -186,12 +207,11 @@ class Daemon:
 
     async def run(self) -> None:
         pins = Pinning(pins_from_policy(self.policy))
-        # pyroute2's synchronous IPRoute runs its own event loop: keep it off ours
-        await asyncio.to_thread(pins.install)
+        await pins.install_async()  # pyroute2's AsyncIPRoute, on our event loop
         try:
             await self._run_pinned()
         finally:
-            await asyncio.to_thread(pins.remove)
+            await pins.remove_async()
 
     async def _run_pinned(self) -> None:
         with contextlib.ExitStack() as stack:

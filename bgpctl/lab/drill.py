@@ -247,6 +247,11 @@ def _report(drill: Drill, lab: Lab, *, mode: str, started: float, steady: list[C
         violations.append(f"{changes} route change(s) at {watch['node'] if watch else '?'} > bound "
                           f"{bounds.route_changes_max} (first: {first.prefix} -> {first.nexthops or 'no route'} "
                           f"at {first.at_s:.2f} s)")
+    withdrawn = [c for c in timeline if not c.nexthops]
+    if bounds is not None and bounds.route_withdrawals_max is not None and watch is not None \
+            and len(withdrawn) > bounds.route_withdrawals_max:
+        violations.append(f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
+                          f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)")
     return DrillReport(drill=drill.name, lab=lab.name, mode=mode, started_unix=started, steady=steady, fault=fault,
                        expect=expect, restore=restore, recover=recover, meter=meter,
                        interruption_ms=interruption, regions_answered=regions, watch=watch, route_changes=changes,

@@ -139,6 +139,8 @@ class Bounds(_M):
         None, description="at least this many regions answered the meter's flows")
     route_changes_max: Annotated[int, Field(ge=0)] | None = Field(
         None, description="next-hop changes seen by the drill's `watch` (needs `watch`)")
+    route_withdrawals_max: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="times a watched prefix lost every next hop (fail-static: 0; needs `watch`)")
 
 
 class Watch(_M):
@@ -188,9 +190,10 @@ class Drill(_M):
 
     @model_validator(mode="after")
     def _watched(self) -> Drill:
-        needs = [m for m, b in self.bounds.items() if b.route_changes_max is not None]
-        if needs and self.watch is None:
-            raise ValueError(f"bounds.{needs[0]}.route_changes_max needs a `watch` (node and prefixes to count)")
+        for field in ("route_changes_max", "route_withdrawals_max"):
+            needs = [m for m, b in self.bounds.items() if getattr(b, field) is not None]
+            if needs and self.watch is None:
+                raise ValueError(f"bounds.{needs[0]}.{field} needs a `watch` (node and prefixes to count)")
         return self
 
 

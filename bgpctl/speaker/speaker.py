@@ -139,6 +139,10 @@ class Speaker:
         self._states: dict[str, str] = {p.name: "idle" for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
         self._resync: set[str] = set()
+        # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
+        # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
+        # their graceful-restart stale routes before it has re-announced them.
+        self._rib_complete = False
         self._failures: dict[tuple[str, ChangeKind, RouteKey], _Failure] = {}
         self._pending: collections.deque[tuple[commands.Command, asyncio.Future[bool]]] = collections.deque()
         self._echo: dict[tuple[str, str, int], asyncio.Future[None]] = {}
@@ -211,10 +215,13 @@ class Speaker:
             raise SpeakerError(f"ExaBGP's API process did not connect within {timeout_s} s; see the "
                                f"exabgp_exited / exabgp_output log lines") from None
 
-    async def sync(self, desired: Rib) -> SyncResult:
+    async def sync(self, desired: Rib, *, complete: bool = True) -> SyncResult:
         """Make ExaBGP hold ``desired``: validate it whole (a route outside the allowlist, to an unknown peer
         or of a family the session lacks refuses the whole RIB, and the previous one stays), then send only
-        the difference, announcements before withdrawals, each acknowledged."""
+        the difference, announcements before withdrawals, each acknowledged.
+
+        ``complete=False`` says the RIB is still being built (right after a start, some paths not judged
+        yet): routes go out, End-of-RIB is held back until a sync with ``complete=True``."""
         try:
             commands.validate_rib(self.policy, desired)
         except SpeakerError as e:
@@ -222,6 +229,7 @@ class Speaker:
             self._log.error("speaker_rib_refused", error=str(e))
             raise
         self._desired = {peer: dict(routes) for peer, routes in desired.items() if routes}
+        self._rib_complete = self._rib_complete or complete
         async with self._lock:
             return await self._reconcile()
 
@@ -460,7 +468,8 @@ class Speaker:
         if conn is None:
             return SyncResult(0, 0, 0, connected=False)
         full = frozenset(p for p in self._resync if self._states.get(p) == "up")
-        self._resync -= full
+        if self._rib_complete:
+            self._resync -= full  # else: re-announced now, and once more with End-of-RIB when complete
         changes = commands.diff(self.policy, self._desired, self._held, full)
         wanted = {(c.peer, c.kind, c.key) for c in changes}
         for stale in [k for k in self._failures if k not in wanted]:
@@ -510,7 +519,7 @@ class Speaker:
                 errors += 1
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
-        if self._manual_eor and full:
+        if self._manual_eor and full and self._rib_complete:
             eors = [c for peer in sorted(full) if self._states.get(peer) == "up"
                     for c in commands.eor_lines(self.policy, peer)]
             for cmd, ok in zip(eors, await self._send(conn, eors), strict=True):
@@ -526,7 +535,7 @@ class Speaker:
             if full:
                 self._log.info("speaker_resynced", peers=sorted(full),
                                routes={p: len(self._desired.get(p, {})) for p in sorted(full)})
-        if self._resync:
+        if self._resync and self._rib_complete:
             self._wake.set()  # an End-of-RIB was refused: resync that peer again
         result = SyncResult(sent, errors, held_back, connected=True)
         if sent or errors or held_back:

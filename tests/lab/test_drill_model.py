@@ -52,13 +52,16 @@ def test_budgets_per_mode() -> None:
     assert cut.recover[0].not_before("controller") == 10 and cut.recover[0].not_before("no-controller") is None
 
 
-def test_soak_and_fail_static_demand_zero_route_changes_in_every_mode() -> None:
-    for name in ("soak-jitter", "soak-jitter-short", "both-regions-down"):
+def test_soak_demands_zero_route_changes_and_both_down_no_withdrawal() -> None:
+    for name in ("soak-jitter", "soak-jitter-short"):
         d = load_drill(name)
         assert d.watch is not None
         assert {m: b.route_changes_max for m, b in d.bounds.items()} == \
             {"controller": 0, "no-controller": 0, "no-controller-bfd": 0}
     assert load_drill("soak-jitter").meter.seconds == 600 and load_drill("soak-jitter-short").meter.seconds == 30
+    down = load_drill("both-regions-down").bounds
+    assert down["controller"].route_withdrawals_max == 0  # fail-static: the last routes are never withdrawn
+    assert down["no-controller"].route_changes_max == 0 and down["no-controller-bfd"].route_changes_max == 0
 
 
 def test_a_wrong_field_is_refused_naming_it(tmp_path: Path) -> None:
@@ -92,8 +95,8 @@ def test_timeline_and_watch_rules() -> None:
         Drill.model_validate({**base, "watch": None, "bounds": {"controller": {"route_changes_max": 0}}})
     with pytest.raises(ValueError, match="restore and recover need a fault"):
         Drill.model_validate({**base, "fault": None})
-    check = {**base["recover"][0], "not_before_by_mode": {"controller": 25}}
-    with pytest.raises(ValueError, match=r"not_before_by_mode.controller \(25 s\) must be less than"):
+    check = {**base["recover"][0], "not_before_by_mode": {"controller": 45}}
+    with pytest.raises(ValueError, match=r"not_before_by_mode.controller \(45 s\) must be less than"):
         Drill.model_validate({**base, "recover": [check]})
     with pytest.raises(ValueError, match="exactly one of link, links, impair"):
         Drill.model_validate({**base, "fault": {"at_s": 3}})

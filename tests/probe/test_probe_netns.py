@@ -186,6 +186,34 @@ def test_pinning_is_idempotent_and_removes_only_what_it_added(topo: Topo, tmp_pa
     assert _state(topo) == original
 
 
+def test_async_pinning_on_a_running_event_loop_installs_and_removes_the_same(topo: Topo, tmp_path: Path) -> None:
+    # The daemon's way: AsyncIPRoute on its own loop, no thread. The sync API refuses to nest a loop.
+    cr = topo.ns("cr")
+    pins = pins_from_policy(load_policy(topo.policy_file(tmp_path)))
+    original = _state(topo)
+
+    async def main() -> tuple[dict[str, object], tuple[str, str, str, str]]:
+        async with Pinning(pins, netns=cr) as pinning:
+            with pytest.raises(ProbeError, match=r"await Pinning.install_async\(\) there instead"):
+                pinning.install()
+            await pinning.install_async()  # idempotent on the loop too
+            return await pinning.state_async(), _state(topo)
+
+    state, installed = asyncio.run(main())
+    assert state["r1/p"] == {"rules": 1, "routes": [{"default": True, "gateway": TGW["r1"], "proto": RT_PROTO_BGPCTL}],
+                             "address_owned": True}
+    assert f"from {SRC['r1']} lookup {TABLE['r1']} proto 200" in installed[0]
+    assert f"from {SRC['r2']} lookup {TABLE['r2']} proto 200" in installed[0]
+    assert _state(topo) == original  # __aexit__ took away exactly what it added
+
+
+def test_pinning_in_a_missing_namespace_is_refused_without_creating_it() -> None:
+    name = f"tbprbmissing{os.getpid()}"
+    with pytest.raises(ProbeError, match=f"network namespace '{name}' does not exist"):
+        Pinning([Pin(SRC["r1"], 201, TGW["r1"], "r1/p")], netns=name).install()
+    assert not Path(f"/run/netns/{name}").exists()
+
+
 def test_pinning_refuses_a_table_holding_foreign_routes(topo: Topo) -> None:
     topo.ip("cr", "route", "add", "198.51.100.0/24", "via", TGW["r1"], "table", "201")
     before = _state(topo)

@@ -1,0 +1,515 @@
+"""The daemon end to end in the reference lab (controller mode): every hop, and what survives restarts.
+
+One lab per module (``dm<pid>``, mode controller: the daemon runs on cr as the lab's ``daemon``
+service), always torn down. The tests run in file order and share it:
+
+1. after ``up``: the TGWs hold the agents' prefix from cr with the policy's communities, the edge
+   holds both regions (ECMP) for the active-active groups and use1 best for the active-standby API
+   group, and the call meter is answered by both regions;
+2. ExaBGP SIGKILLed under the daemon: the edge's kernel routes never disappear (polled every 20 ms)
+   and the sessions come back with End-of-RIB (graceful restart, manual EoR);
+3. the daemon itself stopped and started again: the new daemon pins its probes again (AsyncIPRoute)
+   and converges; no forwarding hop lost a route meanwhile and a call stream across it lost nothing;
+4. the metrics endpoint (inside cr's namespace) serves the route-change counter and path health;
+5. a region's Connect side blackholed: the daemon marks its paths down, says why (metric >=
+   threshold) in the log and in the metrics, and the edge stops using that region;
+6. every line of the daemon's log is JSON, and every decision names the metric and threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pyroute2 import IPRoute
+
+from bgpctl.lab import faults, runner
+from bgpctl.lab import netns as labns
+from bgpctl.lab.meter import run_meter
+from bgpctl.lab.meter_report import MeterReport
+from bgpctl.lab.poll import eventually
+from bgpctl.lab.route_watch import NextHops, nexthops_of
+from bgpctl.lab.runner import Lab
+from bgpctl.lab.state import STATE_ROOT, Proc
+from bgpctl.policy.load import load_policy
+from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
+from tests.lab.conftest import lab_skip_reason
+from tests.lab.helpers import REPO, TOPOLOGY, json_mismatches, route_nexthops
+
+pytestmark = pytest.mark.lab
+
+CR, USE1, USW2 = "198.18.1.2", "198.18.1.11", "198.18.1.12"
+EDGE_ADDR = "198.18.1.1"
+MEDIA, SIGNALLING, API = "203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"
+AGENTS = "192.0.2.0/24"
+WATCHED = (MEDIA, SIGNALLING, API)
+FRR_PEERS_OF_CR = ("edge", "tgw-use1", "tgw-usw2")
+PATHS = [(s, r, "interconnect") for s in ("media", "signalling", "api") for r in ("use1", "usw2")]
+LAB_POLICY = REPO / "policies" / "lab.yaml"
+METRICS_URL = "http://127.0.0.1:9477/metrics"
+DAEMON_TAG = "service:daemon"
+
+# Named budgets (seconds): a slow machine shows which expectation was too tight.
+BUDGETS: dict[str, float] = {
+    "daemon_converged": 30.0,   # the daemon's routes are on every FRR peer (first start, or after a restart)
+    "exabgp_back": 20.0,        # ExaBGP restarted by the speaker, sessions Established, EoR received
+    "daemon_stopped": 10.0,     # a SIGTERMed daemon (and its ExaBGP) are gone
+    "metrics_up": 10.0,         # the metrics endpoint answers
+    "path_down": 5.0,           # a blackholed region's paths are down and withdrawn at the edge
+}
+ROUTE_POLL_S = 0.02
+# The edge hashes flows on their ports (fib_multipath_hash_policy 1): with 8 flows all land on one next hop
+# once in 128 labs (seen), with 16 once in 32768 (tests/lab/test_meter_lab.py uses 16 too).
+CALL_FLOWS = 16
+LAB_PREFIX = "dm"
+
+
+# ------------------------------------------------------------------------------------------ the lab
+
+
+def _reap_stale_labs() -> None:
+    """Labs of earlier runs of this module that were killed before their teardown (dm<pid>, pid gone)."""
+    if not STATE_ROOT.is_dir():
+        return
+    for d in STATE_ROOT.iterdir():
+        m = re.fullmatch(rf"{LAB_PREFIX}(\d+)", d.name)
+        if m and int(m.group(1)) != os.getpid():
+            cmd = labns.proc_cmdline(int(m.group(1))) or []
+            if not any("pytest" in part for part in cmd):
+                runner.down(d.name)
+
+
+@pytest.fixture(scope="module")
+def clab() -> Iterator[Lab]:
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    _reap_stale_labs()
+    name = f"{LAB_PREFIX}{os.getpid()}"
+    try:
+        yield runner.up(TOPOLOGY, name=name, mode="controller")
+    finally:
+        runner.down(name)
+
+
+# ------------------------------------------------------------------------------------------ reading state
+
+
+def daemon_proc(lab: Lab) -> Proc:
+    procs = [p for p in lab.spawned() if p.tag == DAEMON_TAG]
+    assert len(procs) == 1, f"expected one recorded daemon, got {procs}"
+    assert lab.spawned_alive(procs[0]), f"daemon {procs[0].pid} is not running"
+    return procs[0]
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def exabgp_children(pid: int) -> list[int]:
+    return [c for c in children(pid) if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(c) or [])]
+
+
+def exabgp_in(lab: Lab) -> list[int]:
+    """Every ExaBGP process in cr's namespace, whoever its parent."""
+    nsid = labns.ns_id(lab.netns("cr"))
+    assert nsid is not None
+    return [p for p in labns.pids_in([nsid])
+            if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])]
+
+
+def cr_neighbor(lab: Lab, node: str) -> dict[str, Any]:
+    data: dict[str, Any] = lab.vtysh_json(node, f"show bgp neighbors {CR} json")[CR]
+    return data
+
+
+def connections(lab: Lab) -> dict[str, int]:
+    return {n: int(cr_neighbor(lab, n).get("connectionsEstablished", 0)) for n in FRR_PEERS_OF_CR}
+
+
+def session_problems(lab: Lab, since: dict[str, int]) -> list[str]:
+    """[] when every FRR peer of cr has a new session (more connections than ``since``), Established,
+    End-of-RIB received, and no stale path left from cr."""
+    problems: list[str] = []
+    for node in FRR_PEERS_OF_CR:
+        n = cr_neighbor(lab, node)
+        if n.get("bgpState") != "Established":
+            problems.append(f"{node}: session with cr is {n.get('bgpState')}")
+        if int(n.get("connectionsEstablished", 0)) <= since[node]:
+            problems.append(f"{node}: no new session yet ({n.get('connectionsEstablished')} connections)")
+        eor = n.get("gracefulRestartInfo", {}).get("endOfRibRecv", {}).get("ipv4Unicast")
+        if eor is not True:
+            problems.append(f"{node}: no End-of-RIB from cr yet")
+        routes = lab.vtysh_json(node, "show bgp ipv4 unicast json").get("routes", {})
+        stale = sorted(p for p, paths in routes.items()
+                       if any(x.get("stale") and x.get("peerId") == CR for x in paths))
+        if stale:
+            problems.append(f"{node}: stale paths from cr: {stale}")
+    return problems
+
+
+class StaleSeen:
+    """``session_problems`` as a check that also remembers which nodes were seen holding stale paths from cr
+    (graceful restart at work), for the report."""
+
+    def __init__(self, since: dict[str, int]) -> None:
+        self.since, self.nodes = since, set[str]()
+
+    def __call__(self, lab: Lab) -> list[str]:
+        problems = session_problems(lab, self.since)
+        self.nodes.update(p.split(":")[0] for p in problems if "stale paths" in p)
+        return problems
+
+
+def tgw_problems(lab: Lab, community: str = "7224:7300") -> list[str]:
+    """[] when both TGWs hold the agents' prefix from cr, next hop the edge, with exactly ``community``."""
+    problems: list[str] = []
+    for tgw in ("tgw-use1", "tgw-usw2"):
+        data = lab.vtysh_json(tgw, f"show bgp ipv4 unicast {AGENTS} json")
+        ours = [p for p in data.get("paths", []) if p.get("peer", {}).get("peerId") == CR]
+        if len(ours) != 1:
+            problems.append(f"{tgw}: {len(ours)} paths for {AGENTS} from cr")
+            continue
+        problems += [f"{tgw}: {p}" for p in json_mismatches(
+            {"valid": True, "bestpath": {"overall": True}, "nexthops": [{"ip": EDGE_ADDR}],
+             "community": {"string": community}, "aspath": {"string": "65000"}}, ours[0])]
+    return problems
+
+
+def edge_problems(lab: Lab, media_hops: set[str] | None = None) -> list[str]:
+    """[] when the edge's RIB has ``media_hops`` (default: both TGWs) for media and signalling, and for
+    the API group use1 best (MED 0, path 65000) over usw2 (MED 100, one prepend)."""
+    hops = media_hops or {USE1, USW2}
+    problems = [f"edge: {p} via {got}, want {sorted(hops)}"
+                for p in (MEDIA, SIGNALLING) if (got := route_nexthops(lab, "edge", p)) != hops]
+    api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
+    problems += [f"edge {API}: {p}" for p in json_mismatches({"paths": [
+        {"__exact_len__": 2},
+        {"nexthops": [{"ip": USE1}], "metric": 0, "aspath": {"string": "65000"}, "bestpath": {"overall": True}},
+        {"nexthops": [{"ip": USW2}], "metric": 100, "aspath": {"string": "65000 65000"}, "bestpath": None},
+    ]}, api)]
+    if (got := route_nexthops(lab, "edge", API)) != {USE1}:
+        problems.append(f"edge: {API} installed via {got}, want {USE1}")
+    return problems
+
+
+def pins_problems(lab: Lab) -> list[str]:
+    """[] when cr holds the daemon's policy routing for both paths: rule, default via the TGW, address."""
+    state = Pinning(pins_from_policy(load_policy(LAB_POLICY)), netns=lab.netns("cr")).state()
+    want = {label: {"rules": 1, "routes": [{"default": True, "gateway": gw, "proto": RT_PROTO_BGPCTL}],
+                    "address_owned": False}  # containerlab.yml gives cr the probe sources itself
+            for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))}
+    return [] if state == want else [f"pins: {state}"]
+
+
+def converged_problems(lab: Lab) -> list[str]:
+    return tgw_problems(lab) + edge_problems(lab)
+
+
+def metrics_text(lab: Lab) -> str:
+    """The metrics page, fetched from inside cr's namespace (the endpoint listens on its loopback)."""
+    code = ("import urllib.request, sys; "
+            f"sys.stdout.write(urllib.request.urlopen({METRICS_URL!r}, timeout=2).read().decode())")
+    proc = subprocess.run(["ip", "netns", "exec", lab.netns("cr"), sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert proc.returncode == 0, f"metrics fetch failed: {proc.stderr.strip()[-300:]}"
+    return proc.stdout
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                out[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def daemon_log(lab: Lab) -> list[str]:
+    return (lab.node_dir("cr") / "daemon.log").read_text().splitlines()
+
+
+def log_events(lab: Lab) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in daemon_log(lab)]
+
+
+# ------------------------------------------------------------------------------------------ route watch
+
+
+class KernelRouteWatch:
+    """Polls the kernel routes of several nodes (netlink, in their namespaces) every ``interval_s`` in a
+    thread. ``missing``: the polls where a watched prefix had no route at all on a node; ``changed``: the
+    polls where a node's next hops differed from the first poll (e.g. one of two ECMP next hops gone)."""
+
+    def __init__(self, lab: Lab, watched: dict[str, tuple[str, ...]], interval_s: float = ROUTE_POLL_S) -> None:
+        self.ns = {node: lab.netns(node) for node in watched}
+        self.watched, self.interval_s = watched, interval_s
+        self.polls = 0
+        self.missing: list[tuple[float, str, dict[str, NextHops]]] = []
+        self.changed: list[tuple[float, str, dict[str, NextHops]]] = []
+        self.longest_poll_gap_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="route-watch", daemon=True)
+        self._error: BaseException | None = None
+        self._t0 = 0.0
+
+    def _run(self) -> None:
+        iprs = {}
+        try:
+            for node, ns in self.ns.items():
+                iprs[node] = IPRoute(netns=ns, flags=0)
+            baseline: dict[str, dict[str, NextHops]] = {}
+            last = time.monotonic()
+            while not self._stop.is_set():
+                for node, ipr in iprs.items():
+                    hops = nexthops_of(ipr.get_routes(family=2), self.watched[node])
+                    at = round(time.monotonic() - self._t0, 3)
+                    if any(not h for h in hops.values()):
+                        self.missing.append((at, node, hops))
+                    if baseline.setdefault(node, hops) != hops:
+                        self.changed.append((at, node, hops))
+                now = time.monotonic()
+                self.longest_poll_gap_s = max(self.longest_poll_gap_s, now - last)
+                last = now
+                self.polls += 1
+                self._stop.wait(self.interval_s)
+        except BaseException as e:  # reported by __exit__
+            self._error = e
+        finally:
+            for ipr in iprs.values():
+                ipr.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {"polls": self.polls, "missing": len(self.missing), "changed": len(self.changed),
+                "longest_poll_gap_ms": round(self.longest_poll_gap_s * 1000, 1),
+                "first_missing": self.missing[:1], "first_changed": self.changed[:1]}
+
+    def __enter__(self) -> KernelRouteWatch:
+        self._t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._error is not None and et is None:
+            raise AssertionError(f"route watch failed: {self._error!r}") from self._error
+
+
+# every hop that forwards calls: the edge towards Connect, each TGW back towards the agents
+FORWARDING = {"edge": WATCHED, "tgw-use1": (AGENTS,), "tgw-usw2": (AGENTS,)}
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+
+def test_after_up_every_hop_holds_the_daemons_routes_and_calls_reach_both_regions(
+        clab: Lab, record_property: Any) -> None:
+    w = eventually("daemon converged after up", budget_s=BUDGETS["daemon_converged"], probe=lambda: clab,
+                   check=converged_problems, interval_s=0.2)
+    record_property("converged_after_up_s", round(w.elapsed_s, 2))
+    with IPRoute(netns=clab.netns("edge"), flags=0) as ipr:  # what forwarding uses: the kernel FIB
+        kernel = nexthops_of(ipr.get_routes(family=2), WATCHED)
+    assert kernel == {MEDIA: (USE1, USW2), SIGNALLING: (USE1, USW2), API: (USE1,)}
+    assert pins_problems(clab) == []
+
+    r = run_meter(clab.netns("agents"), "203.0.113.10", 9000, flows=CALL_FLOWS, seconds=2)
+    record_property("meter", {"sent": r.sent, "lost": r.lost, "regions": {k: v.answered for k, v in r.regions.items()}})
+    assert set(r.regions) == {"use1", "usw2"}, r.regions
+    assert all(v.answered > 0 for v in r.regions.values())
+    assert r.lost == 0 and r.send_errors == 0, (r.lost, r.send_errors)
+
+
+def test_exabgp_killed_routes_stay_and_sessions_come_back(clab: Lab, record_property: Any) -> None:
+    daemon = daemon_proc(clab)
+    (old,) = exabgp_children(daemon.pid)
+    before = connections(clab)
+    with KernelRouteWatch(clab, FORWARDING) as watch:
+        os.kill(old, signal.SIGKILL)
+        stale = StaleSeen(before)
+        w = eventually("sessions back after ExaBGP was killed", budget_s=BUDGETS["exabgp_back"],
+                       probe=lambda: clab, check=stale, interval_s=0.1)
+        eventually("routes as before", budget_s=BUDGETS["daemon_converged"], probe=lambda: clab,
+                   check=converged_problems, interval_s=0.2)
+    record_property("exabgp_kill", {**watch.summary(), "sessions_back_s": round(w.elapsed_s, 2),
+                                    "stale_seen_on": sorted(stale.nodes)})
+    print(f"ExaBGP kill: {watch.summary()}; sessions back with EoR in {w.elapsed_s:.2f} s; stale (GR) seen "
+          f"on {sorted(stale.nodes)}")
+    assert watch.polls >= 20, "the watch must have run through the restart"
+    assert watch.missing == [], f"a forwarding hop lost routes during the ExaBGP restart: {watch.missing[:5]}"
+    assert watch.changed == [], f"next hops changed during the ExaBGP restart: {watch.changed[:5]}"
+    assert daemon_proc(clab).pid == daemon.pid  # the daemon itself never stopped
+    (new,) = exabgp_children(daemon.pid)
+    assert new != old
+    assert exabgp_in(clab) == [new], "exactly one ExaBGP in cr: the daemon's new child"
+
+
+@dataclass
+class Restart:
+    """What the daemon-restart test measured, for the test after it."""
+
+    watch: KernelRouteWatch
+    meter: MeterReport
+
+
+RESTARTS: list[Restart] = []
+
+
+def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None:
+    old = daemon_proc(clab)
+    old_exabgp = exabgp_children(old.pid)
+    before = connections(clab)
+    with KernelRouteWatch(clab, FORWARDING) as watch, ThreadPoolExecutor(1) as pool:
+        # a bounded call stream from the agents across the whole restart
+        call = pool.submit(run_meter, clab.netns("agents"), "203.0.113.10", 9000, flows=CALL_FLOWS, seconds=4)
+        t0 = time.monotonic()
+        assert clab.kill_spawned(tag=DAEMON_TAG) == [old.pid]
+        eventually("old daemon and its ExaBGP gone", budget_s=BUDGETS["daemon_stopped"],
+                   probe=lambda: [p for p in [old.pid, *old_exabgp] if labns.alive(p)], expect=[])
+        stopped_s = time.monotonic() - t0
+        runner.up(TOPOLOGY, name=clab.name, mode="controller")  # restarts the lab's services
+        new = daemon_proc(clab)
+        stale = StaleSeen(before)
+        w = eventually("sessions back after the daemon restart", budget_s=BUDGETS["exabgp_back"],
+                       probe=lambda: clab, check=stale, interval_s=0.1)
+        eventually("routes as before", budget_s=BUDGETS["daemon_converged"], probe=lambda: clab,
+                   check=converged_problems, interval_s=0.2)
+        converged_s = time.monotonic() - t0
+        meter = call.result(timeout=30)
+    RESTARTS.append(Restart(watch, meter))
+    record_property("daemon_restart", {**watch.summary(), "stopped_s": round(stopped_s, 2),
+                                       "sessions_back_s": round(w.elapsed_s, 2), "converged_s": round(converged_s, 2),
+                                       "meter_sent": meter.sent, "meter_lost": meter.lost,
+                                       "longest_gap_ms": meter.longest_gap_ms, "stale_seen_on": sorted(stale.nodes)})
+    print(f"daemon restart: {watch.summary()}; old daemon gone in "
+          f"{stopped_s:.2f} s; sessions back with EoR {w.elapsed_s:.2f} s after the new start; converged "
+          f"{converged_s:.2f} s after the stop; calls: {meter.lost} of {meter.sent} lost, longest gap "
+          f"{meter.longest_gap_ms:.1f} ms; stale (GR) seen on {sorted(stale.nodes)}")
+    # the new daemon: one ExaBGP, its probes pinned again (AsyncIPRoute), every path judged again
+    assert new.pid != old.pid
+    assert exabgp_in(clab) == exabgp_children(new.pid) and len(exabgp_children(new.pid)) == 1
+    assert pins_problems(clab) == []
+    events = log_events(clab)
+    starts = [i for i, e in enumerate(events) if e.get("event") == "daemon.start"]
+    assert [events[i]["pid"] for i in starts][-2:] == [old.pid, new.pid]
+    judged = {e["path"] for e in events[starts[-1]:] if e.get("event") == "path.health" and e["new"] == "up"}
+    assert judged == {"/".join(p) for p in PATHS}
+
+
+def test_daemon_restart_kept_every_forwarding_route_and_every_call() -> None:
+    """Graceful restart across the daemon restart above: no forwarding hop (the edge towards Connect, the
+    TGWs back towards the agents) lost a route at any 20 ms poll, and the call stream lost nothing."""
+    if not RESTARTS:
+        pytest.skip("test_daemon_restart_converges_again did not get as far as restarting the daemon")
+    watch, meter = RESTARTS[-1].watch, RESTARTS[-1].meter
+    assert watch.polls >= 20, "the watch must have run through the restart"
+    assert watch.missing == [], (f"{len(watch.missing)} of {watch.polls} polls found a forwarding hop without "
+                                 f"a route during the daemon restart, first: {watch.missing[:4]}")
+    assert meter.lost == 0 and set(meter.regions) == {"use1", "usw2"}, (meter.lost, meter.regions)
+
+
+def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab) -> None:
+    w = eventually("metrics endpoint answers", budget_s=BUDGETS["metrics_up"], probe=lambda: metrics_text(clab),
+                   check=lambda text: [] if "bgpctl_path_health" in text else ["no bgpctl_path_health yet"])
+    health = samples(w.value, "bgpctl_path_health")
+    assert health == {(("path", p), ("region", r), ("service", s)): 0.0 for s, r, p in PATHS}
+    changes = samples(w.value, "bgpctl_route_changes_total")
+    # the restarted daemon announced everything once: 3 groups x 2 regions to the edge, the agents to each TGW
+    assert changes[(("kind", "announce"), ("peer", "edge"))] >= 6
+    assert changes[(("kind", "announce"), ("peer", "tgw-use1"))] >= 1
+    assert changes[(("kind", "announce"), ("peer", "tgw-usw2"))] >= 1
+    up = samples(w.value, "bgpctl_bgp_session_up")
+    assert up == {(("peer", p),): 1.0 for p in FRR_PEERS_OF_CR}
+
+
+def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
+        clab: Lab, record_property: Any) -> None:
+    t0 = time.time()
+    faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
+    try:
+        w = eventually("usw2 withdrawn at the edge", budget_s=BUDGETS["path_down"], probe=lambda: clab,
+                       check=edge_media_problems, interval_s=0.05)
+        record_property("blackhole_to_edge_withdrawn_s", round(w.elapsed_s, 2))
+        print(f"usw2 blackholed: withdrawn at the edge after {w.elapsed_s:.2f} s")
+        want = {f"{s}/usw2/interconnect" for s in ("media", "signalling", "api")}
+        downs = eventually("usw2's three paths logged down", budget_s=BUDGETS["path_down"],
+                           probe=lambda: downs_since(clab, t0),
+                           check=lambda es: [] if {e["path"] for e in es} == want else [f"down so far: {es}"])
+        for e in downs.value:
+            assert e["level"] == "warning"
+            assert any(re.fullmatch(r"consecutive_lost \d+ >= down_after_lost \d+.*", r) for r in e["reasons"]), e
+            assert e["measurements"]["consecutive_lost"] >= 3, e
+        health = samples(metrics_text(clab), "bgpctl_path_health")
+        for s, r, p in PATHS:
+            assert health[(("path", p), ("region", r), ("service", s))] == (2.0 if r == "usw2" else 0.0)
+        # the policy's down action withdraws towards the TGW too: usw2 no longer draws the return traffic
+        assert [x for x in tgw_problems(clab) if x.startswith("tgw-use1")] == []
+        usw2 = clab.vtysh_json("tgw-usw2", f"show bgp ipv4 unicast {AGENTS} json")
+        assert [p for p in usw2.get("paths", []) if p.get("peer", {}).get("peerId") == CR] == []
+    finally:
+        faults.clear_node(clab, "tgw-usw2", "eth2")
+
+
+def edge_media_problems(lab: Lab) -> list[str]:
+    problems = [f"edge: {p} via {got}" for p in (MEDIA, SIGNALLING, API)
+                if (got := route_nexthops(lab, "edge", p)) != {USE1}]
+    api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
+    problems += [f"edge {API}: {p}" for p in json_mismatches({"paths": [{"__exact_len__": 1},
+                                                                        {"nexthops": [{"ip": USE1}]}]}, api)]
+    return problems
+
+
+def downs_since(lab: Lab, t0: float) -> list[dict[str, Any]]:
+    return [e for e in log_events(lab) if e.get("event") == "path.health" and e["new"] == "down" and _ts(e) >= t0]
+
+
+def _ts(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+KNOWN_METRICS = {"consecutive_lost", "samples", "rtt_ms", "jitter_ms", "loss_pct", "mos", "rise", "min_dwell",
+                 "hold_down"}
+
+
+def test_every_log_line_is_json_and_every_decision_names_metric_and_threshold(clab: Lab) -> None:
+    lines = daemon_log(clab)
+    bad = [line for line in lines if not _is_json_object(line)]
+    assert bad == [], f"{len(bad)} non-JSON log lines, e.g. {bad[:3]}"
+    decisions = [e for e in map(json.loads, lines) if e.get("event") == "path.health"]
+    # two starts x six paths up, then usw2's three paths down
+    assert len(decisions) >= 15
+    for e in decisions:
+        assert set(e) >= {"path", "old", "new", "reasons", "measurements", "level", "timestamp"}, e
+        assert e["old"] != e["new"], e
+        assert e["reasons"] and all(isinstance(r, str) for r in e["reasons"]), e
+        for r in e["reasons"]:  # "<metric> <value> <op> <threshold name> <threshold>"
+            assert any(m in r for m in KNOWN_METRICS) and re.search(r"\d", r), r
+        assert e["measurements"] and set(e["measurements"]) <= KNOWN_METRICS, e
+        for metric in e["measurements"]:
+            assert any(metric in r for r in e["reasons"]), (metric, e)
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict) and "event" in json.loads(line)
+    except ValueError:
+        return False
