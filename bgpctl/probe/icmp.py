@@ -6,7 +6,6 @@ number (the ICMP header holds only its low 16 bits), padded to ``size`` octets l
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 import struct
@@ -15,9 +14,9 @@ from ipaddress import IPv4Address, ip_address
 
 from bgpctl.errors import ProbeError
 from bgpctl.policy.model import ProbeProtocol
-from bgpctl.probe.netns import entered
-from bgpctl.probe.protocol import BadCallback, ProbeResult, Problem, ResultCallback
-from bgpctl.probe.sockopt import ancillary_space, enable_receive_info, parse_ancillary, set_dscp
+from bgpctl.probe.datagram import Address, Ancillary, DatagramProbe
+from bgpctl.probe.protocol import ProbeResult, Problem
+from bgpctl.probe.sockopt import parse_ancillary
 
 ECHO_REPLY, ECHO_REQUEST = 0, 8
 DEFAULT_PAYLOAD = 56
@@ -76,7 +75,7 @@ def parse_reply(packet: bytes, *, identifier: int, target: IPv4Address,
     return None, seq
 
 
-class IcmpProbe:
+class IcmpProbe(DatagramProbe):
     kind = ProbeProtocol.ICMP
 
     def __init__(self, *, source: str, target: str, dscp: int = 0, payload_len: int = DEFAULT_PAYLOAD,
@@ -84,38 +83,21 @@ class IcmpProbe:
         if ip_address(target).version != 4 or ip_address(source).version != 4:
             raise ProbeError(f"ICMP probes are IPv4 only for now ({source} -> {target}): "
                              f"use protocol udp (STAMP) for IPv6 targets")
+        super().__init__()
         self.source, self.target, self.dscp, self.payload_len = source, target, dscp, payload_len
         self.netns = netns
         self.identifier = random.SystemRandom().randrange(1, 0x10000) if identifier is None else identifier
         self._target_ip = IPv4Address(target)
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._watching = False
-        self._on_result: ResultCallback | None = None
-        self._on_bad: BadCallback | None = None
-        self._ancspace = ancillary_space()
 
-    def open(self, on_result: ResultCallback, on_bad: BadCallback, *, watch: bool = True) -> None:
-        with entered(self.netns):
-            try:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-            except PermissionError:
-                raise ProbeError("ICMP probes need a raw socket: run as root or with CAP_NET_RAW") from None
+    def _new_socket(self) -> socket.socket:
         try:
-            sock.setblocking(False)
-            sock.bind((self.source, 0))
-            set_dscp(sock, self.dscp)
-            # Only echo replies wake us up: the filter is a bit mask of ICMP types to block.
-            sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
-            enable_receive_info(sock)
-        except BaseException:
-            sock.close()
-            raise
-        self._sock, self._on_result, self._on_bad = sock, on_result, on_bad
-        self._loop = asyncio.get_running_loop()
-        self._watching = watch
-        if watch:
-            self._loop.add_reader(sock.fileno(), self.poll)
+            return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        except PermissionError:
+            raise ProbeError("ICMP probes need a raw socket: run as root or with CAP_NET_RAW") from None
+
+    def _configure(self, sock: socket.socket) -> None:
+        # Only echo replies wake us up: the filter is a bit mask of ICMP types to block.
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
 
     def send(self, seq: int) -> float:
         assert self._sock is not None, "open() first"
@@ -124,30 +106,12 @@ class IcmpProbe:
         self._sock.sendto(packet, (self.target, 0))
         return now
 
-    def close(self) -> None:
-        if self._sock is not None:
-            if self._watching and self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-
-    def poll(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        assert self._on_result is not None and self._on_bad is not None
-        while True:
-            try:
-                data, anc, _, _ = sock.recvmsg(65535, self._ancspace)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # a queued socket error: reported once; what is left is read next time
-                return
-            problem, seq = parse_reply(data, identifier=self.identifier, target=self._target_ip,
-                                       payload_len=self.payload_len)
-            if problem is not None:
-                self._on_bad(problem)
-            elif seq is not None:
-                at = parse_ancillary(anc).at
-                self._on_result(ProbeResult(seq, time.time() if at is None else at))
+    def _judge(self, data: bytes, flags: int, addr: Address,
+               anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
+        problem, seq = parse_reply(data, identifier=self.identifier, target=self._target_ip,
+                                   payload_len=self.payload_len)
+        if problem is not None or seq is None:
+            return problem, None
+        at = parse_ancillary(anc).at
+        return None, ProbeResult(seq, time.time() if at is None else at)
 

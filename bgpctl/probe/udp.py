@@ -12,16 +12,15 @@ unconnected, so that replies from anywhere reach it and a spoofed one is counted
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from ipaddress import ip_address
 
 from bgpctl.policy.model import ProbeProtocol
 from bgpctl.probe import stamp
-from bgpctl.probe.netns import entered
-from bgpctl.probe.protocol import BadCallback, ProbeResult, Problem, ResultCallback
-from bgpctl.probe.sockopt import ancillary_space, enable_receive_info, family_of, parse_ancillary, set_dscp
+from bgpctl.probe.datagram import Address, Ancillary, DatagramProbe
+from bgpctl.probe.protocol import ProbeResult, Problem
+from bgpctl.probe.sockopt import family_of, parse_ancillary
 
 _RING = 4096  # sent timestamps remembered for the echo check (> timeout / interval for any policy)
 _SEQ_MOD = 1 << 32
@@ -36,7 +35,7 @@ def widen_seq(short: int, last_sent: int, modulus: int) -> int:
     return last_sent - ((last_sent - short) % modulus)
 
 
-class StampProbe:
+class StampProbe(DatagramProbe):
     """One STAMP session: bound to ``source``, probing ``target``:``port``, marked with ``dscp``."""
 
     kind = ProbeProtocol.UDP
@@ -46,18 +45,14 @@ class StampProbe:
         if length < stamp.PACKET_LEN:
             raise stamp.StampFormatError(f"STAMP packets are at least {stamp.PACKET_LEN} octets, "
                                          f"not {length}")
+        super().__init__()
         self.source, self.target, self.port, self.dscp = source, target, port, dscp
         self.length = length
         self.netns = netns
+        self.recv_size = length + 512
         self._target_str = str(ip_address(target))  # the kernel's spelling of the address
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._watching = False
-        self._on_result: ResultCallback | None = None
-        self._on_bad: BadCallback | None = None
         self._last_sent = -1
         self._sent_ntp: list[tuple[int, int]] = [(-1, 0)] * _RING
-        self._ancspace = ancillary_space()
 
     @property
     def local_port(self) -> int:
@@ -65,23 +60,8 @@ class StampProbe:
             raise RuntimeError("the probe is not open")
         return int(self._sock.getsockname()[1])
 
-    def open(self, on_result: ResultCallback, on_bad: BadCallback, *, watch: bool = True) -> None:
-        family = family_of(self.source)
-        with entered(self.netns):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.bind((self.source, 0))
-            set_dscp(sock, self.dscp)
-            enable_receive_info(sock)
-        except BaseException:
-            sock.close()
-            raise
-        self._sock, self._on_result, self._on_bad = sock, on_result, on_bad
-        self._loop = asyncio.get_running_loop()
-        self._watching = watch
-        if watch:
-            self._loop.add_reader(sock.fileno(), self.poll)
+    def _new_socket(self) -> socket.socket:
+        return socket.socket(family_of(self.source), socket.SOCK_DGRAM)
 
     def send(self, seq: int) -> float:
         assert self._sock is not None, "open() first"
@@ -93,33 +73,12 @@ class StampProbe:
         self._sent_ntp[seq % _RING] = (seq, ntp)
         return now_ns / 1e9
 
-    def close(self) -> None:
-        if self._sock is not None:
-            if self._watching and self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
+    def _judge(self, data: bytes, flags: int, addr: Address,
+               anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
+        return self.check(data, flags, addr, anc)
 
-    def poll(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        assert self._on_result is not None and self._on_bad is not None
-        while True:
-            try:
-                data, anc, flags, addr = sock.recvmsg(self.length + 512, self._ancspace)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # a queued socket error: reported once; what is left is read next time
-                return
-            problem, result = self.check(data, flags, addr, anc)
-            if problem is not None:
-                self._on_bad(problem)
-            elif result is not None:
-                self._on_result(result)
-
-    def check(self, data: bytes, flags: int, addr: tuple[str, int] | tuple[str, int, int, int],
-              anc: list[tuple[int, int, bytes]]) -> tuple[Problem | None, ProbeResult | None]:
+    def check(self, data: bytes, flags: int, addr: Address,
+              anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
         """Validate one datagram; pure apart from reading what this probe sent."""
         if addr[0] != self._target_str or addr[1] != self.port:
             return Problem.WRONG_SOURCE, None
