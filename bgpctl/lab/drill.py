@@ -127,6 +127,14 @@ def apply(lab: Lab, action: Action, *, lifetime_s: float) -> None:
         lab.clear_bgp(action.bgp_clear.node, action.bgp_clear.peer)
 
 
+def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[ActionResult, float]:
+    """Carry out ``action`` at its time on the drill's timeline; returns what was done and when (monotonic)."""
+    _at(t0, action.at_s)
+    when = time.monotonic()
+    apply(lab, action, lifetime_s=lifetime_s)
+    return ActionResult(at_s=action.at_s, applied_s=round(when - t0, 3), what=describe(action)), when
+
+
 def _at(t0: float, at_s: float) -> None:
     delay = t0 + at_s - time.monotonic()
     if delay > 0:
@@ -168,22 +176,14 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
         try:
             since = t0
             if drill.fault is not None:
-                _at(t0, drill.fault.at_s)
-                since = time.monotonic()
-                apply(lab, drill.fault, lifetime_s=drill.meter.seconds + 120)
-                fault_r = ActionResult(at_s=drill.fault.at_s, applied_s=round(since - t0, 3),
-                                       what=describe(drill.fault))
+                fault_r, since = _act(lab, drill.fault, t0, drill.meter.seconds + 120)
                 progress(f"fault at {fault_r.applied_s:.2f} s: {fault_r.what}")
             for c in drill.expect:
                 expect.append(r := _check(lab, c, mode, since))
                 progress(f"expect: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
         finally:
             if drill.restore is not None:
-                _at(t0, drill.restore.at_s)
-                restored = time.monotonic()
-                apply(lab, drill.restore, lifetime_s=drill.meter.seconds + 120)
-                restore_r = ActionResult(at_s=drill.restore.at_s, applied_s=round(restored - t0, 3),
-                                         what=describe(drill.restore))
+                restore_r, restored = _act(lab, drill.restore, t0, drill.meter.seconds + 120)
                 progress(f"restore at {restore_r.applied_s:.2f} s: {restore_r.what}")
         for c in drill.recover:
             recover.append(r := _check(lab, c, mode, restored))
