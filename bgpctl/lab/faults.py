@@ -32,6 +32,9 @@ def clear_node(lab: Lab, node: str, iface: str) -> bool:
     had = impair.clear_impairment(ns, iface)
     had = nft.delete_table(nft.blackhole_table(iface), ns) or had
     nft.remove_sink_if_unused(ns)
+    for proc in lab.spawned():  # forget the delayers that are gone (nothing is signalled: they are not ours)
+        if proc.node == node and proc.tag == "impair" and not lab.spawned_alive(proc):
+            lab.kill_spawned(pid=proc.pid)
     return had
 
 

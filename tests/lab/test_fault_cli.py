@@ -112,7 +112,7 @@ def test_impair_change_show_clear_through_the_cli(lab: Lab) -> None:
         assert "backend" in out and "delay 30 ms" in out
         applied = impair.current(ns, "eth1")
         assert applied is not None
-        mine = [p for p in lab.spawned() if p.tag == "impair"]
+        mine = [p for p in lab.spawned() if p.tag == "impair" and lab.spawned_alive(p)]
         assert [p.pid for p in mine] == [applied.delayer_pid]  # started with Lab.spawn: `lab down` stops it
         assert 30.0 - 1.0 <= ping_avg_ms(lab, "cr", "198.18.1.11") - base <= 30.0 + 1.0
 

@@ -181,10 +181,13 @@ EDGE_CONF = (REPO / "lab" / "edge" / "frr.conf").read_text()
 def test_mode_commands_shut_the_other_peer_group() -> None:
     assert frr.mode_commands(EDGE_CONF, "no-controller") == [
         "configure terminal", "router bgp 65010", "neighbor CONTROLLER shutdown", "no neighbor DIRECT shutdown",
-        "end"]
+        "no neighbor DIRECT bfd", "end"]
     assert frr.mode_commands(EDGE_CONF, "controller") == [
         "configure terminal", "router bgp 65010", "no neighbor CONTROLLER shutdown", "neighbor DIRECT shutdown",
-        "end"]
+        "no neighbor DIRECT bfd", "end"]
+    assert frr.mode_commands(EDGE_CONF, "no-controller-bfd") == [
+        "configure terminal", "router bgp 65010", "neighbor CONTROLLER shutdown", "no neighbor DIRECT shutdown",
+        "neighbor DIRECT bfd", "neighbor DIRECT bfd profile edge-tgw", "end"]
     assert frr.mode_commands("router bgp 1\n neighbor 1.1.1.1 remote-as 2\n", "controller") == []
     with pytest.raises(LabError, match="unknown lab mode"):
         frr.mode_commands(EDGE_CONF, "both")
