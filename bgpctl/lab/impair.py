@@ -17,7 +17,6 @@ undelayed) and :func:`clear_impairment` removes what is left.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -25,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +34,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from bgpctl.errors import LabError
 from bgpctl.lab import nft
+from bgpctl.lab.state import locked_dir
 
 Backend = Literal["netem", "nft"]
 BackendChoice = Literal["auto", "netem", "nft"]
@@ -189,16 +189,7 @@ def _wait(cond: Callable[[], bool], budget_s: float) -> bool:
     return cond()
 
 
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """One writer at a time per (namespace, interface)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+_locked = locked_dir  # one writer at a time per (namespace, interface)
 
 
 def current(netns: str, ifname: str) -> Applied | None:

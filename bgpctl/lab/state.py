@@ -111,13 +111,17 @@ def write(state: LabState) -> None:
 
 
 @contextlib.contextmanager
-def locked(name: str) -> Iterator[None]:
-    """Serialise read-modify-write of one lab's state between processes (flock on the lab directory)."""
-    d = lab_dir(name)
-    d.mkdir(parents=True, exist_ok=True)
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+def locked_dir(directory: Path) -> Iterator[None]:
+    """One writer at a time between processes: an exclusive flock on ``directory`` (created if missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def locked(name: str) -> contextlib.AbstractContextManager[None]:
+    """Serialise read-modify-write of one lab's state between processes (flock on the lab directory)."""
+    return locked_dir(lab_dir(name))
