@@ -34,7 +34,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bgpctl.core.replay import ReplaySummary, read_recording, render_event, render_summary, replay
+from bgpctl.core.recording import read_recording
+from bgpctl.core.replay import ReplaySummary, render_event, render_summary, replay
 from bgpctl.policy.load import load_policy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,8 @@
-"""``bgpctl replay --policy FILE SAMPLES.jsonl``: what a policy would have done with recorded probes.
+"""``bgpctl replay --policy FILE RECORDING.jsonl``: what a policy would have done with recorded probes.
 
-Runs the recording through the probe windows, decide() and plan() on the recording's own clock
-(see :mod:`bgpctl.core.replay` for the tick and the settling rules) and prints the timeline: time
+Runs the recording through the daemon's controller (windows, decide(), plan()) on the recording's own
+clock: a daemon recording (``bgpctl daemon --record``) step by step as the daemon evaluated, a
+samples-only recording on a fixed tick (see :mod:`bgpctl.core.replay`), and prints the timeline: time
 since the first sample, the path, old -> new health with decide's reasons, then the route changes
 that plan() sends in make-before-break order. ``--json`` prints one JSON object per line instead,
 and a last ``{"summary": ...}`` line.
@@ -14,10 +15,10 @@ from typing import TextIO
 
 import click
 
+from bgpctl.core.recording import read_recording
 from bgpctl.core.replay import (
     ReplaySummary,
     event_to_dict,
-    read_recording,
     render_event,
     render_summary,
     summary_to_dict,
@@ -32,13 +33,15 @@ from bgpctl.policy.load import load_policy
 @click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False, path_type=str),
               help="the policy to judge the recording with (e.g. the one you are about to merge)")
 @click.option("--tick", type=click.FloatRange(min=0.001, max=60.0), default=None,
-              help="seconds between decide() runs (default: the policy's smallest probe interval)")
+              help="samples-only recordings: seconds between evaluations (default: the policy's smallest "
+                   "probe interval); a daemon recording replays at its own evaluation times")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one per plan() call, then a summary")
 @click.argument("samples", type=click.File("r", encoding="utf-8"))
 def replay(policy_file: str, tick: float | None, as_json: bool, samples: TextIO) -> None:
-    """Replay recorded probe SAMPLES (JSON lines, '-' for stdin) through decide and plan.
+    """Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller.
 
-    Each line: {"service", "region", "path", "seq", "sent", "received"} with times in seconds and
+    A daemon recording (bgpctl daemon --record) replays exactly; a samples-only one has a line per
+    probe: {"service", "region", "path", "seq", "sent", "received"} with times in seconds and
     "received": null for a lost probe. Prints the timeline of health and route changes.
     """
     policy = load_policy(policy_file)
@@ -51,6 +54,8 @@ def replay(policy_file: str, tick: float | None, as_json: bool, samples: TextIO)
         else:
             click.echo("\n".join(render_event(event, shown)))
             shown = event.plan.notes
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         click.echo(json.dumps(summary_to_dict(summary)))
     else:

@@ -6,19 +6,35 @@
 
 Rules, in the order they are applied to one path (``h`` = the SLA class's ``hysteresis``):
 
-1. **Hard failure** (fast path): ``consecutive_lost + overdue >= h.down_after_lost`` (probes in a
-   row without an answer: timed out, or past the window's adaptive RTO, see
-   :meth:`~bgpctl.core.stats.PathWindow.sent`) -> DOWN in this very
-   call, from any state and however few samples the window holds. Reason metric
-   ``consecutive_lost``. It (re)arms the hold-down: ``down_until = max(down_until, now +
-   h.hold_down_s)``, i.e. the hold-down counts from the last time the path was *seen* dead.
+1. **Hard failure, confirmed**: ``consecutive_lost >= h.down_after_lost`` (that many probes in a row
+   *timed out*, in sequence order after the last answer) -> DOWN in this very call, from any state
+   and however few samples the window holds. Reason metric ``consecutive_lost``. It (re)arms the
+   hold-down: ``down_until = max(down_until, now + h.hold_down_s)``, i.e. the hold-down counts from
+   the last time the path was *seen* dead.
+1b. **Suspicion** (fast path): ``consecutive_lost + overdue >= h.down_after_lost``, where ``overdue``
+   counts the probes after the last answer still unanswered past the window's adaptive RTO (see
+   :meth:`~bgpctl.core.stats.PathWindow.sent`), and the judgement of rules 2-7 is neither DOWN nor
+   UNKNOWN -> SUSPECT. plan() de-prefers a suspect path at once (like DEGRADED: make-before-break,
+   so a real outage moves traffic as fast as a withdrawal would), but nothing is withdrawn and no
+   hold-down starts. Rules 2-7 keep judging underneath (``PathHealth.beneath``). Reason metric
+   ``unanswered``. The suspicion holds while any probe it counted is still unanswered past the RTO
+   (``PathStats.holes``: answers to later probes do not vouch for the missing ones) and clears as
+   soon as none is: the path returns to the judgement underneath (by then, the missing probes count
+   as lost in the window), made worse at once if the RTT of the newest answer crosses an ``rtt_ms``
+   threshold (a latency step is judged by the RTT thresholds, not as loss). So a burst of delay that
+   is answered clears at once, a short outage goes from SUSPECT to whatever its losses say, and a
+   run of ``down_after_lost`` timeouts confirms DOWN (rule 1). Before a first judgement (UNKNOWN) nothing is suspected: nothing was announced yet.
 2. **Not enough data**: fewer than ``h.min_samples`` settled samples (or no stats) -> nothing is
    judged. UNKNOWN stays UNKNOWN; a judged state stays as it is (bgpctl never acts on missing
    evidence: fail-static), and the improvement clock (``clean_since``) stops.
 3. **Soft level** of the window: DOWN if any ``down`` threshold is crossed, DEGRADED if any
    ``degraded`` one is, else UP. "Crossed" is strict: ``rtt_ms`` (compared with the window's RTT
    p95), ``jitter_ms`` and ``loss_pct`` when the value is *above* the threshold, ``mos_below``
-   when the MOS is *below* it. A metric without a value (no answer yet: no jitter) crosses
+   when the MOS is *below* it. Loss is judged with statistical confidence: it crosses when the
+   window's lower confidence bound (``PathStats.loss_pct_low``, Wilson, 99.9 %) is above the
+   threshold, and the MOS when the MOS at that bound (``mos_high``) is below it, so that a window
+   that counts a few more losses than usual by chance crosses nothing (docs/false-alarms.md).
+   Recovery (rule 6) uses the point estimates. A metric without a value (no answer yet: no jitter) crosses
    nothing, except RTT when every probe in the window was lost (no answer *is* too slow).
 4. **First judgement**: from UNKNOWN the soft level applies at once.
 5. **Worsening** (UP -> DEGRADED/DOWN, DEGRADED -> DOWN) applies at once. Entering DOWN arms
@@ -69,10 +85,10 @@ from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, 
 from bgpctl.errors import PolicyError, Problem
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
 
-_UNKNOWN, _UP, _DEGRADED, _DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.DOWN
+_UNKNOWN, _UP, _DEGRADED, _SUSPECT, _DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.SUSPECT, Health.DOWN
 """Plain module constants: reading an enum member off its class costs a descriptor call."""
 
-_RANK = {_UP: 0, _DEGRADED: 1, _DOWN: 2}
+_RANK = {_UP: 0, _DEGRADED: 1, _SUSPECT: 2, _DOWN: 3}
 """Badness of the judged levels; UNKNOWN is not on this scale."""
 
 
@@ -93,14 +109,20 @@ class _Metric:
     label: str  # how texts name it
     unit: str
     higher_is_worse: bool
-    value: Callable[[PathStats], float | None]
+    value: Callable[[PathStats], float | None]  # the point estimate: reported, and judged on recovery
+    judged: Callable[[PathStats], float | None]  # what a crossing is judged on (a confidence bound)
+
+
+def _or_point(bound: float | None, point: float | None) -> float | None:
+    return point if bound is None else bound
 
 
 _METRICS = (
-    _Metric("rtt_ms", "rtt_ms", "rtt_ms p95", " ms", True, lambda s: s.rtt_p95_ms),
-    _Metric("jitter_ms", "jitter_ms", "jitter_ms", " ms", True, lambda s: s.jitter_ms),
-    _Metric("loss_pct", "loss_pct", "loss_pct", "%", True, lambda s: s.loss_pct),
-    _Metric("mos", "mos_below", "mos", "", False, lambda s: s.mos),
+    _Metric("rtt_ms", "rtt_ms", "rtt_ms p95", " ms", True, lambda s: s.rtt_p95_ms, lambda s: s.rtt_p95_ms),
+    _Metric("jitter_ms", "jitter_ms", "jitter_ms", " ms", True, lambda s: s.jitter_ms, lambda s: s.jitter_ms),
+    _Metric("loss_pct", "loss_pct", "loss_pct", "%", True, lambda s: s.loss_pct,
+            lambda s: _or_point(s.loss_pct_low, s.loss_pct)),
+    _Metric("mos", "mos_below", "mos", "", False, lambda s: s.mos, lambda s: _or_point(s.mos_high, s.mos)),
 )
 
 
@@ -125,13 +147,18 @@ class _Check:
     bound: float
     margin: float
 
-    def crossing(self, v: float | None) -> Reason:
+    def crossing(self, v: float | None, point: float | None = None) -> Reason:
+        """``v`` crossed the threshold; ``point`` is the point estimate when ``v`` is a confidence bound."""
         m = self.metric
         if v is None:
             return Reason(m.name, None, self.threshold, f"{m.label}: no probe answered in the window "
                                                         f"(> {self.level} {_fmt(m, self.threshold)})")
         op = ">" if m.higher_is_worse else "<"
-        return Reason(m.name, v, self.threshold, f"{m.label} {_fmt(m, v)} {op} {self.level} {_fmt(m, self.threshold)}")
+        shown = _fmt(m, v)
+        if point is not None and point != v:
+            shown = (f"{_fmt(m, point)} ({'at least' if m.higher_is_worse else 'at most'} {_fmt(m, v)} "
+                     "at 99.9% confidence)")
+        return Reason(m.name, v, self.threshold, f"{m.label} {shown} {op} {self.level} {_fmt(m, self.threshold)}")
 
     def _how(self) -> str:
         m = self.metric
@@ -180,12 +207,12 @@ def _crossings(stats: PathStats, checks: tuple[_Check, ...]) -> list[Reason]:
     """Every threshold of ``checks`` the window crosses (RTT also when no probe was answered)."""
     out: list[Reason] = []
     for c in checks:
-        v = c.metric.value(stats)
+        v = c.metric.judged(stats)
         if v is None:
             if c.metric.name == "rtt_ms" and stats.samples > 0 and stats.lost == stats.samples:
                 out.append(c.crossing(None))
         elif (v > c.threshold) if c.metric.higher_is_worse else (v < c.threshold):  # crossed (inlined: hot path)
-            out.append(c.crossing(v))
+            out.append(c.crossing(v, c.metric.value(stats)))
     return out
 
 
@@ -293,17 +320,63 @@ def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) 
 
 def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
     h = rules.hysteresis
-    cur = prev.health
 
-    # 1. hard failure: at once, from any state, with any number of samples
-    if stats is not None and stats.unanswered >= h.down_after_lost:
-        detail = "" if not stats.overdue else (
-            f" ({stats.consecutive_lost} timed out + {stats.overdue} unanswered past RTO {stats.rto_ms:.0f} ms)")
-        reason = Reason("consecutive_lost", float(stats.unanswered), float(h.down_after_lost),
-                        f"consecutive_lost {stats.unanswered} >= down_after_lost {h.down_after_lost}{detail}")
+    # 1. hard failure, confirmed by timeouts: at once, from any state, with any number of samples
+    if stats is not None and stats.consecutive_lost >= h.down_after_lost:
+        cur = prev.health
+        reason = Reason("consecutive_lost", float(stats.consecutive_lost), float(h.down_after_lost),
+                        f"consecutive_lost {stats.consecutive_lost} >= down_after_lost {h.down_after_lost}")
         return PathHealth(health=_DOWN, since=prev.since if cur is _DOWN else now,
                           clean_since=None, down_until=max(prev.down_until, now + h.hold_down_s),
                           reasons=(reason,), clean_level=None)
+
+    # 2.-7. the window's judgement, underneath any suspicion
+    suspected = prev.health is _SUSPECT and prev.beneath is not None
+    base = prev.beneath if suspected and prev.beneath is not None else prev
+    new = _judge_window(rules, stats, base, now)
+
+    # 1b. suspicion: unanswered past the adaptive RTO, not timed out (yet)
+    if (stats is not None and (stats.unanswered >= h.down_after_lost or (suspected and stats.holes > 0))
+            and new.health is not _DOWN and new.health is not _UNKNOWN):
+        if suspected and prev.reasons and prev.reasons[0].value == stats.unanswered and prev.beneath is new:
+            return prev  # nothing new to say
+        if stats.unanswered >= h.down_after_lost:
+            text = (f"unanswered {stats.unanswered} >= down_after_lost {h.down_after_lost} "
+                    f"({stats.consecutive_lost} timed out + {stats.overdue} past RTO {stats.rto_ms or 0:.0f} ms): "
+                    "suspect, de-preferred until answers clear it or the timeouts confirm down")
+        else:
+            text = (f"{stats.holes} probe(s) before the last answer still unanswered past RTO "
+                    f"{stats.rto_ms or 0:.0f} ms: suspect until they are answered or time out")
+        reason = Reason("unanswered", float(stats.unanswered + stats.holes), float(h.down_after_lost), text)
+        return PathHealth(health=_SUSPECT, since=prev.since if suspected else now, clean_since=None,
+                          down_until=new.down_until, reasons=(reason,), clean_level=None, beneath=new)
+    if suspected:
+        return _cleared_suspicion(rules, stats, new, now)
+    return new
+
+
+def _cleared_suspicion(rules: _Rules, stats: PathStats | None, new: PathHealth, now: float) -> PathHealth:
+    """An answer ended the suspicion: back to the judgement underneath, worse at once if the answer that
+    ended it was slow enough to cross an ``rtt_ms`` threshold (a latency step, judged as latency)."""
+    rtt = None if stats is None else stats.last_rtt_ms
+    cleared = Reason("unanswered", 0.0, float(rules.hysteresis.down_after_lost),
+                     "answered again" + ("" if rtt is None else f" (RTT {rtt:.1f} ms)") + ": suspicion cleared")
+    for level, checks in ((_DOWN, rules.down), (_DEGRADED, rules.degraded)):
+        for c in checks:
+            if c.metric.name == "rtt_ms" and rtt is not None and rtt > c.threshold:
+                if new.health is not _UNKNOWN and _worse(level, new.health):
+                    crossed = Reason("rtt_ms", rtt, c.threshold, f"rtt_ms {rtt:.1f} of the answer that ended the "
+                                                                 f"suspicion > {c.level} {c.threshold:.1f} ms")
+                    return _enter(new, level, now, rules.hysteresis, (cleared, crossed))
+                break
+    return PathHealth(health=new.health, since=new.since, clean_since=new.clean_since, down_until=new.down_until,
+                      reasons=(cleared, *new.reasons), clean_level=new.clean_level)
+
+
+def _judge_window(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
+    """Rules 2-7: the judgement of the window's measurements, with hysteresis."""
+    h = rules.hysteresis
+    cur = prev.health
 
     # 2. too little data: judge nothing
     if stats is None or stats.samples < h.min_samples:

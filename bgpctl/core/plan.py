@@ -5,7 +5,8 @@ inputs always give the same :class:`~bgpctl.core.types.Plan`.
 
 Path state, per (service, region, path), from decide()'s health (a missing key is UNKNOWN):
 
-* DOWN -> DOWN; DEGRADED -> DEGRADED; UNKNOWN -> no state at all: the path is not announced.
+* DOWN -> DOWN; DEGRADED and SUSPECT -> DEGRADED (de-preferred, never withdrawn: make-before-break);
+  UNKNOWN -> no state at all: the path is not announced.
 * UP -> PREFERRED or STANDBY. active-active: in every region, the UP path with the lowest
   ``priority`` (ties: the policy's path order) is PREFERRED, the other UP paths STANDBY.
   active-standby: only the best UP path of the first region of ``order`` that has one is
@@ -271,7 +272,7 @@ def path_states(policy: Policy, health: Mapping[PathKey, PathHealth],
             h = health.get(k, PathHealth()).health
             if h is Health.DOWN:
                 states[k] = PathState.DOWN
-            elif h is Health.DEGRADED:
+            elif h is Health.DEGRADED or h is Health.SUSPECT:
                 states[k] = PathState.DEGRADED
             elif h is Health.UP:
                 states[k] = PathState.STANDBY

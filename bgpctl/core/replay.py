@@ -1,68 +1,52 @@
-"""Replay recorded probe samples through stats, decide() and plan(): what would this policy have done?
+"""Replay a recording through the daemon's own controller: what would this policy have done?
 
-Input: JSON lines, one probe each: ``{"service", "region", "path", "seq", "sent", "received"}`` with
-``sent``/``received`` in seconds on one monotonic clock and ``received: null`` for a probe that
-was never answered.
+The recording (:mod:`bgpctl.core.recording`) is fed to :class:`~bgpctl.core.controller.Controller`, the
+same class the daemon runs (windows with the adaptive RTO, decide(), plan(), the deferred-change retry),
+on the recording's clock, without waiting. Two ways, chosen by the recording:
 
-How the replay runs (a controller's evaluation loop, on the recording's clock, without waiting):
+* **Exact** (a daemon recording: its header says it has step lines). Every ``sent``, sample and
+  ``step`` line is fed in file order, as the daemon fed them, so the replay makes the daemon's
+  decisions at the daemon's times (with the recorded policy; with another policy, the decisions that
+  policy would have made on the same measurements at the same evaluation times).
+* **Fixed tick** (samples only: version 1, or ``bgpctl probe --record``). A probe is known to have been
+  sent at its ``sent`` time; it settles at ``received`` when answered within the service's
+  ``probe.timeout_ms``, else at ``sent + timeout`` as lost (a late answer counts as lost, as
+  ProbeSettings says). The controller steps on a fixed tick (``tick_s``; default: the policy's
+  smallest probe interval), and at each tick first learns of every probe sent and every sample
+  settled by then. Answers are known the moment they arrive, where the daemon reads them once per
+  probe slot: decisions can come up to one probe interval earlier than the daemon's.
 
-* **Settling.** A probe is known at its settle time: ``received`` when it was answered within the
-  service's ``probe.timeout_ms``; ``sent + timeout`` when it was lost, or answered later than the
-  timeout (then it counts as lost, as ProbeSettings says).
-* **Fixed tick.** decide() runs on a fixed tick (``tick_s``; default: the policy's smallest probe
-  interval, 20 ms in the lab policy), starting at the first settle time and ending at the first
-  tick at or after the last one. At each tick every sample settled by then goes into its path's
-  :class:`~bgpctl.core.stats.PathWindow` (window = the SLA class's ``hysteresis.window_s``), then
-  ``decide(policy, stats(now), previous health, now)`` runs. A tick, not every sample: a sample
-  changes nothing until the next evaluation anyway, a tick as fine as the fastest probe loses
-  nothing, and it keeps a 10-minute recording at 50 samples/s on 4 paths at ~30 000 evaluations
-  instead of 120 000. ``--tick`` makes it coarser (faster) for week-long recordings.
-* **Only recorded services are judged.** decide() judges the paths of the services the recording
-  has samples of (so far); the others have no data and would only stay UNKNOWN, so plan() sees
-  them UNKNOWN without decide() spending every tick on them.
-* **Plan.** plan() runs when a health changed, and again on later ticks while changes are still
-  deferred by the rate limit (so the timeline shows when they finally go out). The overrides
-  are the policy's own.
-
-Each plan() call that follows a health change, or that sends a deferred change, yields one
-:class:`TimelineEvent`: the time, the health transitions (with decide's reasons) and the route
-changes, deferrals and notes.
+Each step that changes a health or a route yields one :class:`TimelineEvent`: the time, the health
+transitions (with decide's reasons) and the route changes, deferrals and notes.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from bgpctl.core.decide import decide, path_keys
-from bgpctl.core.plan import change_to_dict, plan
-from bgpctl.core.stats import PathWindow
-from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, RouteAttrs, Sample, Transition
-from bgpctl.errors import BgpctlError
+from bgpctl.core.controller import Controller, Step
+from bgpctl.core.decide import path_keys
+from bgpctl.core.plan import change_to_dict
+from bgpctl.core.recording import Event, Header, RecordingError, Sent, Settled, Stepped, read_recording
+from bgpctl.core.types import Health, PathKey, Plan, RouteAttrs, Sample, Transition
 from bgpctl.policy.model import Policy
 
+__all__ = ["ReplayError", "ReplaySummary", "TimelineEvent", "read_recording", "replay"]
 
-class ReplayError(BgpctlError):
+
+class ReplayError(RecordingError):
     """A recording could not be replayed (bad line, unknown path, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
-class RecordedSample:
-    """One line of a recording: which path, and the probe."""
-
-    key: PathKey
-    sample: Sample
-
-
-@dataclass(frozen=True, slots=True)
 class TimelineEvent:
-    """One plan() call of the replay: why it ran and what it changed."""
+    """One controller step of the replay that changed a health or a route."""
 
     at: float  # the recording's clock
-    t: float  # seconds since the recording's first settled sample
+    t: float  # seconds since the recording's first event
     transitions: tuple[Transition, ...]
     plan: Plan
 
@@ -79,101 +63,15 @@ class ReplaySummary:
     deferred_max: int = 0
     start: float = 0.0
     end: float = 0.0
+    exact: bool = False  # replayed step by step as the daemon evaluated
     final_health: dict[PathKey, Health] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# reading recordings
-
-
-_FIELDS = ("service", "region", "path", "seq", "sent", "received")
-
-
-def _number(value: object, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ReplayError(f"{where}: '{name}' must be a finite number of seconds, got {value!r}")
-    return float(value)
-
-
-def parse_line(line: str, where: str) -> RecordedSample:
-    """One JSONL line -> a sample; ReplayError naming ``where`` (file:line) when it is malformed."""
-    return _Parser().parse(line, where, None)
-
-
-class _Parser:
-    """Parses lines; the common, well-formed line takes a fast path, anything else the checks below."""
-
-    def __init__(self) -> None:
-        self._keys: dict[tuple[str, str, str], PathKey] = {}
-
-    def parse(self, line: str, name: str, lineno: int | None) -> RecordedSample:
-        """``name`` and ``lineno`` say where the line is, for messages (``name`` alone when None)."""
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ReplayError(f"{_where(name, lineno)}: not JSON ({e.msg}); each line must be one object like "
-                              '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, '
-                              '"sent": 0.0, "received": 0.012}') from None
-        if type(obj) is dict:
-            service, region, path = obj.get("service"), obj.get("region"), obj.get("path")
-            seq, sent, received = obj.get("seq"), obj.get("sent"), obj.get("received")
-            if (isinstance(service, str) and isinstance(region, str) and isinstance(path, str)
-                    and type(seq) is int and (type(sent) is float or type(sent) is int) and math.isfinite(sent)
-                    and (received is None or ((type(received) is float or type(received) is int)
-                                              and math.isfinite(received) and received >= sent))):
-                names = (service, region, path)
-                key = self._keys.get(names)
-                if key is None:
-                    key = self._keys[names] = PathKey(service, region, path)
-                return RecordedSample(key, Sample(seq, float(sent), None if received is None else float(received)))
-        return _checked(obj, _where(name, lineno))
-
-
-def _where(name: str, lineno: int | None) -> str:
-    return name if lineno is None else f"{name}:{lineno}"
-
-
-_NUMBERS = (int, float)
-
-
-def _checked(obj: object, where: str) -> RecordedSample:
-    """The slow path: find what is wrong with a line and say so (or parse an unusual but valid one)."""
-    if not isinstance(obj, dict):
-        raise ReplayError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    missing = [f for f in _FIELDS if f not in obj]
-    if missing:
-        raise ReplayError(f"{where}: missing {', '.join(missing)} (a line needs {', '.join(_FIELDS)}; "
-                          "received is null for a lost probe)")
-    names = [obj["service"], obj["region"], obj["path"]]
-    if not all(isinstance(n, str) for n in names):
-        raise ReplayError(f"{where}: service, region and path must be strings")
-    seq = obj["seq"]
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ReplayError(f"{where}: 'seq' must be an integer, got {seq!r}")
-    sent = _number(obj["sent"], "sent", where)
-    received = None if obj["received"] is None else _number(obj["received"], "received", where)
-    if received is not None and received < sent:
-        raise ReplayError(f"{where}: received {received} is before sent {sent}: both must come from one "
-                          "monotonic clock")
-    return RecordedSample(PathKey(*names), Sample(seq, sent, received))
-
-
-def read_recording(lines: Iterable[str], name: str = "<recording>") -> Iterator[RecordedSample]:
-    """The non-blank lines of a JSONL recording, parsed lazily (a week of probes need not fit in memory)."""
-    parser = _Parser()
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            yield parser.parse(line, name, n)
-
-
-# --------------------------------------------------------------------------------------------
-# the replay loop
+    notes: list[str] = field(default_factory=list)
 
 
 REORDER_S = 5.0
-"""How far back in ``sent`` a line may be from the latest line read before it (probers writing into one
-file interleave their lines a little). Further back is refused: the replay reads lazily and has
-decided those times already."""
+"""Fixed-tick mode: how far back in ``sent`` a line may be from the latest line read before it (probers
+writing into one file interleave their lines a little). Further back is refused: the replay reads
+lazily and has decided those times already."""
 
 
 def default_tick(policy: Policy) -> float:
@@ -181,119 +79,151 @@ def default_tick(policy: Policy) -> float:
     return min(s.probe.interval_ms for s in policy.services.values()) / 1000.0
 
 
-class _Settler:
-    """Reads the recording lazily and hands out samples in settle-time order, up to a given time."""
-
-    def __init__(self, policy: Policy, recording: Iterable[RecordedSample]) -> None:
-        self._known = set(path_keys(policy))
-        self._timeouts = {name: s.probe.timeout_ms / 1000.0 for name, s in policy.services.items()}
-        self._source = iter(recording)
-        self._next: RecordedSample | None = None
-        self._heap: list[tuple[float, int, RecordedSample]] = []
-        self._max_sent = -math.inf
-        self.read = 0
-        self._fill_one()
-
-    @property
-    def empty(self) -> bool:
-        return self._next is None and not self._heap
-
-    def _fill_one(self) -> None:
-        r = next(self._source, None)
-        if r is not None:
-            if r.key not in self._known:
-                raise ReplayError(f"the recording has samples of {r.key}, which the policy does not measure; "
-                                  f"its paths are {', '.join(str(k) for k in sorted(self._known))}")
-            if r.sample.sent < self._max_sent - REORDER_S:
-                raise ReplayError(f"probe {r.key} seq {r.sample.seq} was sent at {r.sample.sent}, more than "
-                                  f"{REORDER_S:g} s before a probe on an earlier line ({self._max_sent}): sort the "
-                                  "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')")
-            self._max_sent = max(self._max_sent, r.sample.sent)
-            self.read += 1
-        self._next = r
-
-    def _read_until(self, sent: float) -> None:
-        """Read every line sent up to ``sent`` (plus the reorder margin) into the heap."""
-        while self._next is not None and self._next.sample.sent <= sent + REORDER_S:
-            r = self._next
-            timeout = self._timeouts[r.key.service]
-            s = r.sample
-            if s.received is None or s.received - s.sent > timeout:  # late = lost, known at the timeout
-                lost = RecordedSample(r.key, Sample(s.seq, s.sent, None))
-                heapq.heappush(self._heap, (s.sent + timeout, self.read, lost))
-            else:
-                heapq.heappush(self._heap, (s.received, self.read, r))
-            self._fill_one()
-
-    def first_settle(self) -> float | None:
-        """The earliest settle time of the recording (None when it is empty)."""
-        if self._next is None and not self._heap:
-            return None
-        if self._next is not None:  # nothing sent later than this can settle earlier
-            self._read_until(self._next.sample.sent + max(self._timeouts.values()))
-        return self._heap[0][0]
-
-    def settled_by(self, now: float) -> Iterator[RecordedSample]:
-        """Every sample settled at or before ``now``, in settle order. Samples sent after ``now``
-        cannot have settled by then, so reading stops there (plus the reorder margin)."""
-        self._read_until(now)
-        while self._heap and self._heap[0][0] <= now:
-            yield heapq.heappop(self._heap)[2]
-
-
-def replay(policy: Policy, recording: Iterable[RecordedSample], tick_s: float | None = None,
+def replay(policy: Policy, recording: Iterable[Event], tick_s: float | None = None,
            summary: ReplaySummary | None = None) -> Iterator[TimelineEvent]:
-    """Run ``recording`` through windows, decide() and plan(); yield one event per plan() that matters.
+    """Run ``recording`` through the controller; yield one event per step that changed something.
 
-    The recording is read lazily, in ``sent`` order (lines may be out of order by up to
-    :data:`REORDER_S`). ``summary``, when given, is filled in as the replay goes (complete once the
-    iterator is exhausted).
+    ``summary``, when given, is filled in as the replay goes (complete once the iterator is exhausted).
     """
     tick = default_tick(policy) if tick_s is None else tick_s
     if not tick > 0 or math.isinf(tick):
         raise ReplayError(f"the tick must be a positive number of seconds, not {tick!r}")
     total = summary if summary is not None else ReplaySummary()
-    settler = _Settler(policy, recording)
-    start = settler.first_settle()
-    if start is None:
+    source = iter(recording)
+    first = next(source, None)
+    if first is None:
         return
-    windows = {key: PathWindow(policy.sla_classes[policy.services[key.service].sla].hysteresis.window_s)
-               for key in path_keys(policy)}
-    total.start = total.end = start
-    health: Mapping[PathKey, PathHealth] = {}
-    previous: Plan | None = None
-    # decide() judges only the services the recording has reached so far: the others have no data
-    # and would stay UNKNOWN, at the cost of judging them on every tick (plan() sees them UNKNOWN)
-    seen: set[str] = set()
-    judged = policy.model_copy(update={"services": {}})
+    ctl = Controller(policy)
+    if isinstance(first, Header):
+        total.notes.extend(_schedule_notes(policy, first))
+        total.exact = first.steps
+    else:
+        source = _chain(first, source)
+    steps = _exact(ctl, source, total) if total.exact else _ticked(ctl, policy, source, tick, total)
+    for step in steps:
+        total.ticks += 1
+        total.end = step.at
+        if step.plan is None:
+            continue
+        total.plans += 1
+        total.transitions += len(step.transitions)
+        total.route_changes += len(step.plan.changes)
+        total.deferred_max = max(total.deferred_max, len(step.plan.deferred))
+        if step.transitions or step.plan.changes:  # a retry that sent nothing is not news
+            yield TimelineEvent(step.at, step.at - total.start, step.transitions, step.plan)
+    total.final_health = {key: ctl.health[key].health for key in path_keys(policy)}
+
+
+def _chain(first: Event, rest: Iterator[Event]) -> Iterator[Event]:
+    yield first
+    yield from rest
+
+
+def _schedule_notes(policy: Policy, header: Header) -> list[str]:
+    notes = []
+    for key, sched in header.paths.items():
+        service = policy.services.get(key.service)
+        if service is None:
+            continue
+        interval, timeout = service.probe.interval_ms / 1000.0, service.probe.timeout_ms / 1000.0
+        if not (math.isclose(interval, sched.interval_s) and math.isclose(timeout, sched.timeout_s)):
+            notes.append(f"{key} was recorded with interval {sched.interval_s * 1000:g} ms / timeout "
+                         f"{sched.timeout_s * 1000:g} ms; the policy says {interval * 1000:g} / {timeout * 1000:g} ms: "
+                         "the replay judges the recorded probes")
+    return notes
+
+
+def _known(ctl: Controller, key: PathKey) -> None:
+    if key not in ctl.windows:
+        raise ReplayError(f"the recording has samples of {key}, which the policy does not measure; "
+                          f"its paths are {', '.join(str(k) for k in sorted(ctl.windows))}")
+
+
+def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> Iterator[Step]:
+    """Feed every line in order, as the daemon did; step where it stepped."""
+    started = False
+    for ev in source:
+        if isinstance(ev, Stepped):
+            if not started:
+                total.start, started = ev.at, True
+            yield ctl.step(ev.at)
+        elif isinstance(ev, Settled):
+            _known(ctl, ev.key)
+            ctl.add(ev.key, ev.sample)
+            total.samples += 1
+        elif isinstance(ev, Sent):
+            _known(ctl, ev.key)
+            ctl.sent(ev.key, ev.seq, ev.at)
+        else:
+            raise ReplayError("a second header in the recording: replay one daemon run at a time "
+                              "(split the file at the header lines)")
+
+
+def _ticked(ctl: Controller, policy: Policy, source: Iterator[Event], tick: float,
+            total: ReplaySummary) -> Iterator[Step]:
+    """Step on a fixed tick; before each step, every probe sent and every sample settled by then."""
+    timeouts = {name: s.probe.timeout_ms / 1000.0 for name, s in policy.services.items()}
+    settles: list[tuple[float, int, PathKey, Settled]] = []
+    sends: list[tuple[float, int, PathKey, int]] = []
+    pending: Settled | None = None
+    max_sent = -math.inf
+    n = 0
+
+    def read_until(t: float) -> None:
+        nonlocal pending, max_sent, n
+        while True:
+            if pending is None:
+                pending = _next_sample(source)
+                if pending is None:
+                    return
+                s = pending.sample
+                _known(ctl, pending.key)
+                if s.sent < max_sent - REORDER_S:
+                    raise ReplayError(f"probe {pending.key} seq {s.seq} was sent at {s.sent}, more than "
+                                      f"{REORDER_S:g} s before a probe on an earlier line ({max_sent}): sort the "
+                                      "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')")
+                max_sent = max(max_sent, s.sent)
+                total.samples += 1
+            if pending.sample.sent > t + REORDER_S:
+                return
+            r, pending = pending, None
+            s, timeout = r.sample, timeouts[r.key.service]
+            n += 1
+            heapq.heappush(sends, (s.sent, n, r.key, s.seq))
+            if s.received is None or s.received - s.sent > timeout:  # late = lost, known at the timeout
+                heapq.heappush(settles, (s.sent + timeout, n, r.key, Settled(r.key, Sample(s.seq, s.sent, None))))
+            else:
+                heapq.heappush(settles, (s.received, n, r.key, r))
+
+    read_until(-math.inf)  # the first line only
+    if pending is None:
+        return
+    read_until(pending.sample.sent)  # and what a reordered file sent before it
+    first = sends[0][0]
+    total.start = first
     k = 0
     while True:
-        now = start + k * tick
-        for r in settler.settled_by(now):
-            if r.key.service not in seen:
-                seen.add(r.key.service)
-                judged = policy.model_copy(
-                    update={"services": {n: s for n, s in policy.services.items() if n in seen}})
-            windows[r.key].add(r.sample)
-        stats: dict[PathKey, PathStats] = {key: w.stats(now) for key, w in windows.items() if len(w)}
-        decision = decide(judged, stats, health, now)
-        health = decision.health
-        total.ticks += 1
-        total.samples = settler.read
-        if decision.transitions or (previous is not None and previous.deferred):
-            previous = plan(policy, health, previous, now)
-            total.plans += 1
-            total.transitions += len(decision.transitions)
-            total.route_changes += len(previous.changes)
-            total.deferred_max = max(total.deferred_max, len(previous.deferred))
-            if decision.transitions or previous.changes:  # a retry that sent nothing is not news
-                yield TimelineEvent(now, now - start, decision.transitions, previous)
-        total.end = now
-        if settler.empty:
+        now = first + k * tick
+        read_until(now)
+        while sends and sends[0][0] <= now:
+            sent, _, key, seq = heapq.heappop(sends)
+            ctl.sent(key, seq, sent)
+        while settles and settles[0][0] <= now:
+            ev = heapq.heappop(settles)[3]
+            ctl.add(ev.key, ev.sample)
+        yield ctl.step(now)
+        if pending is None and not settles and not sends:
             break
         k += 1
-    total.final_health = {key: health[key].health if key in health else Health.UNKNOWN
-                          for key in path_keys(policy)}
+
+
+def _next_sample(source: Iterator[Event]) -> Settled | None:
+    for ev in source:
+        if isinstance(ev, Settled):
+            return ev
+        if isinstance(ev, Header):
+            raise ReplayError("a second header in the recording: replay one run at a time")
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,7 +245,7 @@ def event_to_dict(event: TimelineEvent) -> dict[str, object]:
 def summary_to_dict(s: ReplaySummary) -> dict[str, object]:
     return {"summary": {"samples": s.samples, "ticks": s.ticks, "plans": s.plans, "transitions": s.transitions,
                         "route_changes": s.route_changes, "deferred_max": s.deferred_max,
-                        "duration_s": round(s.end - s.start, 6),
+                        "duration_s": round(s.end - s.start, 6), "exact": s.exact, "notes": list(s.notes),
                         "final_health": {str(k): h.value for k, h in s.final_health.items()}}}
 
 

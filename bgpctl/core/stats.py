@@ -25,6 +25,13 @@ Semantics, precisely (``tests/core/test_stats.py`` checks each against a naive r
   (RFC 3550 runs the filter forever in arrival order; restricting it to the window in sequence
   order makes it forget a cleared fault with the window and makes it independent of how the
   replies happened to be reordered.) ``None`` with fewer than two answered samples.
+- **loss_pct_low**: the Wilson score interval's lower bound of the loss ratio (one-sided, z =
+  :data:`LOSS_CONFIDENCE_Z`, 99.9 %), in %: the least loss the window's count is compatible with.
+  decide() judges a loss threshold *crossed* on this bound, not on the point estimate, so that
+  chance alone rarely crosses it (at 0.5 % true loss a 250-sample window counts 3 or more losses,
+  a point estimate over 1 %, about one window in eight; the bound needs 8, about one in 24 000).
+  ``mos_high`` is the MOS with that loss: the best MOS the window is compatible with.
+- **last_rtt_ms**: the RTT of the answered sample with the highest sequence number.
 - **MOS**: :func:`bgpctl.core.mos.estimate_mos` of the median RTT (the E-model wants the mean
   delay; the median is its outlier-proof stand-in), the jitter (0 when ``None``) and the loss;
   with no answered sample at all the delay terms are 0, so the MOS reflects the loss alone.
@@ -50,6 +57,9 @@ from bgpctl.core.mos import G711, Codec, estimate_mos
 from bgpctl.core.types import PathStats, Sample
 from bgpctl.errors import ProbeError
 
+LOSS_CONFIDENCE_Z = 3.09
+"""The standard normal quantile of the one-sided 99.9 % bound used for loss (see ``loss_pct_low``)."""
+
 JITTER_GAIN = 1.0 / 16.0
 """RFC 3550 6.4.1: the jitter estimator's gain (noise reduction ratio 1/16)."""
 
@@ -67,6 +77,17 @@ def percentile(sorted_values: SortedList[float] | list[float], p: float) -> floa
         return sorted_values[n - 1]
     a = sorted_values[lo]
     return a + (h - lo) * (sorted_values[lo + 1] - a)
+
+
+def wilson_low(k: int, n: int, z: float = LOSS_CONFIDENCE_Z) -> float:
+    """The Wilson score interval's lower bound of the proportion ``k / n`` (0..1); 0 for ``n == 0``."""
+    if n <= 0 or k <= 0:
+        return 0.0
+    p = k / n
+    z2n = z * z / n
+    centre = p + z2n / 2.0
+    spread = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n))
+    return max(0.0, (centre - spread) / (1.0 + z2n))
 
 
 def rfc3550_jitter(rtts_ms: Iterable[float]) -> float | None:
@@ -111,15 +132,21 @@ class PathWindow:
     # public contract
 
     def sent(self, seq: int, at: float) -> None:
-        """A probe went out and is not settled yet (optional: only the live daemon knows this).
+        """A probe went out and is not settled yet (the live daemon knows this; replay reads it from the
+        recording, or infers it from the samples).
 
         With ``rto_floor_s`` set, :meth:`stats` counts the probes sent after the last answered one that
-        are still unanswered past an adaptive retransmission-style timeout, ``RTO = p50 + 4 x jitter``
-        of the window, at least ``rto_floor_s`` (the prober's reply-reading granularity) and at most
-        ``rto_cap_s`` (the probe timeout, after which the sample settles as lost anyway). decide()
-        counts them with the settled losses for the hard-failure fast path, so a dead path is found
-        after ``down_after_lost`` unanswered probes without waiting for each one's full timeout, while
-        the timeout itself can stay generous enough that jitter never turns late answers into loss.
+        are still unanswered past an adaptive retransmission-style timeout, ``RTO = max(p50 + 4 x
+        jitter, the largest RTT in the window)`` (a path that had a 100 ms queueing burst a few seconds
+        ago is not suspected for the next one), at least ``rto_floor_s`` (the prober's reply-reading
+        granularity) and at most ``rto_cap_s`` (the probe timeout, after which the sample settles as
+        lost anyway). decide() makes a path SUSPECT when that many probes in a row are unanswered
+        (de-preferred at once, so a dead path moves traffic after ``down_after_lost`` probes without
+        waiting for their full timeout), and DOWN only when the timeouts confirm it; the timeout can
+        stay generous enough that jitter never turns late answers into loss. "Unanswered" needs
+        evidence: samples are passed on as they settle (an answer to a later probe counts at once),
+        and the caller reads every reply that arrived before ``now`` first (the daemon polls its
+        probe sockets before each evaluation).
         """
         if at >= self._cutoff and seq not in self._by_seq:
             self._outstanding[seq] = at
@@ -159,26 +186,38 @@ class PathWindow:
             consecutive = lost
             p50 = p95 = None
         jitter = max(0.0, self._jsum * JITTER_GAIN) if answered >= 2 else None
-        mos: float | None = None
+        mos = mos_high = loss_low = None
         if samples:
+            loss_low = 100.0 * wilson_low(lost, samples)
             mos = estimate_mos(p50 or 0.0, jitter or 0.0, 100.0 * lost / samples, self.codec)
-        overdue, rto_ms = self._overdue(now, p50, jitter)
+            mos_high = mos if not lost else estimate_mos(p50 or 0.0, jitter or 0.0, loss_low, self.codec)
+        last_rtt = self._rtt_ms[self._answered[-1]] if answered else None
+        overdue, holes, rto_ms = self._overdue(now, p50, jitter)
         return PathStats(samples=samples, lost=lost, consecutive_lost=consecutive, rtt_p50_ms=p50,
-                         rtt_p95_ms=p95, jitter_ms=jitter, mos=mos, overdue=overdue, rto_ms=rto_ms)
+                         rtt_p95_ms=p95, jitter_ms=jitter, mos=mos, overdue=overdue, rto_ms=rto_ms,
+                         loss_pct_low=loss_low, mos_high=mos_high, last_rtt_ms=last_rtt, holes=holes)
 
-    def _overdue(self, now: float, p50_ms: float | None, jitter_ms: float | None) -> tuple[int, float | None]:
+    def _overdue(self, now: float, p50_ms: float | None, jitter_ms: float | None) -> tuple[int, int, float | None]:
+        """(probes after the last answer unanswered past the RTO, probes before it unanswered past the
+        RTO, the RTO in ms)."""
         if self.rto_floor_s is None or not self._outstanding:
-            return 0, None
+            return 0, 0, None
         for seq in [q for q, at in self._outstanding.items() if at < self._cutoff]:
             del self._outstanding[seq]  # evicted with the window: never settled (a prober that gave up)
         rto_s = self.rto_floor_s
-        if p50_ms is not None:
-            rto_s = max(rto_s, (p50_ms + 4.0 * (jitter_ms or 0.0)) / 1000.0)
+        if p50_ms is not None:  # and so the window has an answered RTT
+            rto_s = max(rto_s, (p50_ms + 4.0 * (jitter_ms or 0.0)) / 1000.0, self._rtts[-1] / 1000.0)
         if self.rto_cap_s is not None:
             rto_s = min(rto_s, self.rto_cap_s)
         last_answered = self._answered[-1] if self._answered else -1
-        overdue = sum(1 for seq, at in self._outstanding.items() if seq > last_answered and now - at >= rto_s)
-        return overdue, rto_s * 1000.0
+        overdue = holes = 0
+        for seq, at in self._outstanding.items():
+            if now - at >= rto_s:
+                if seq > last_answered:
+                    overdue += 1
+                else:
+                    holes += 1
+        return overdue, holes, rto_s * 1000.0
 
     # ----------------------------------------------------------------------------------------
     # eviction

@@ -48,6 +48,10 @@ class PathStats:
     mos: float | None  # ITU-T G.107 E-model estimate, see bgpctl.core.mos
     overdue: int = 0  # probes sent after the last answer, still unanswered past the adaptive RTO
     rto_ms: float | None = None  # the adaptive RTO that made them overdue (see PathWindow.sent)
+    loss_pct_low: float | None = None  # lower confidence bound of the loss (see bgpctl.core.stats)
+    mos_high: float | None = None  # the MOS at loss_pct_low: the best the window is compatible with
+    last_rtt_ms: float | None = None  # RTT of the newest answered probe (highest sequence number)
+    holes: int = 0  # probes before the last answer still unanswered past the adaptive RTO (not timed out)
 
     @property
     def unanswered(self) -> int:
@@ -60,11 +64,17 @@ class PathStats:
 
 
 class Health(enum.StrEnum):
-    """decide()'s verdict on one path. UNKNOWN until there is enough data to judge."""
+    """decide()'s verdict on one path. UNKNOWN until there is enough data to judge.
+
+    SUSPECT: the last probes are unanswered past the adaptive RTO, but not (yet) past their timeout.
+    plan() de-prefers a suspect path like a degraded one (make-before-break, never withdrawn); an
+    answer clears the suspicion at once, a run of timeouts confirms DOWN (see bgpctl.core.decide).
+    """
 
     UNKNOWN = "unknown"
     UP = "up"
     DEGRADED = "degraded"
+    SUSPECT = "suspect"
     DOWN = "down"
 
 
@@ -91,6 +101,7 @@ class PathHealth:
     down_until: float = 0.0  # hold-down: not better than DOWN before this time
     reasons: tuple[Reason, ...] = ()
     clean_level: Health | None = None  # the better level that clean_since vouches for (see core.decide)
+    beneath: PathHealth | None = None  # SUSPECT only: the judgement the suspicion overlays (see core.decide)
 
 
 @dataclass(frozen=True, slots=True)

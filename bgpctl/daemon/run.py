@@ -5,8 +5,12 @@ routing pins for the probes, the speaker (ExaBGP as our child), the probes, the 
 Shutdown (SIGTERM/SIGINT) in reverse; by default the routes stay announced (graceful restart keeps
 them at the peers while the daemon restarts); ``--withdraw-on-exit`` withdraws them first.
 
-The evaluation loop wakes on every settled sample batch (and at least once a second), so a hard
-failure - the N-th consecutive lost probe - is acted on in the same event-loop turn it settles in.
+The evaluation loop wakes on every settled sample batch and every probe slot (and at least once a
+second). Before each evaluation it reads every reply waiting in the probe sockets, so "unanswered" is
+judged on all the evidence up to that moment (a stalled loop never makes an answered probe look
+unanswered); the controller (:class:`~bgpctl.core.controller.Controller`, the one replay runs too)
+then judges and plans. With ``--record`` every input of the controller (sends, samples, evaluation
+steps) is written in order, so ``bgpctl replay`` reproduces the daemon's decisions.
 The speaker is fed by its own task, latest plan wins: a slow or restarting ExaBGP never stalls the
 decisions, and the RIB it converges to is always the newest one.
 """
@@ -27,8 +31,9 @@ from typing import IO
 import structlog
 from prometheus_client import start_http_server
 
+from bgpctl.core.controller import Controller
+from bgpctl.core.recording import Schedule
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
-from bgpctl.daemon.controller import Controller
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink
 from bgpctl.errors import BgpctlError, SpeakerError
 from bgpctl.policy.load import load_policy
@@ -55,7 +60,7 @@ class Options:
     run_dir: Path | None = None  # default: the policy's speaker.exabgp.run_dir
     metrics_listen: str | None = None  # "ADDR:PORT"
     withdraw_on_exit: bool = False
-    record: Path | None = None  # JSONL of every settled sample, for `bgpctl replay`
+    record: Path | None = None  # JSONL of every input of the controller, for `bgpctl replay`
 
 
 @contextlib.contextmanager
@@ -139,6 +144,8 @@ class Daemon:
 
     def on_sent(self, key: PathKey, seq: int, at: float) -> None:
         self.controller.sent(key, seq, at)
+        if self._recorder is not None:
+            self._recorder.sent(key, seq, at)
         self._wake.set()  # a dead path settles nothing until its timeout: judge its overdue probes now
 
     def on_sample(self, key: PathKey, sample: Sample) -> None:
@@ -150,6 +157,11 @@ class Daemon:
     # --------------------------------------------------------------------------- the loop
 
     def evaluate(self, now: float) -> Plan | None:
+        """Read the replies that arrived by ``now``, then let the controller judge and plan."""
+        for prober in self._probers:
+            prober.poll_replies()
+        if self._recorder is not None:
+            self._recorder.step(now)
         step = self.controller.step(now)
         for sink in self.sinks:
             sink.measured(step.stats)
@@ -215,12 +227,13 @@ class Daemon:
 
     async def _run_pinned(self) -> None:
         with contextlib.ExitStack() as stack:
+            specs = specs_from_policy(self.policy)
             if self.opts.record is not None:
                 self._recorder = stack.enter_context(Recorder(self.opts.record))
+                self._recorder.header({s.key: Schedule(s.interval_s, s.timeout_s) for s in specs}, steps=True)
             self.log.info("daemon.start", policy=str(self.opts.policy_file), run_dir=str(self.run_dir),
                           pid=os.getpid(), paths=[str(k) for k in self.controller.keys])
             await self.speaker.start()
-            specs = specs_from_policy(self.policy)
             self._probers = [PathProber(s.key, make_probe(s), interval_s=s.interval_s, timeout_s=s.timeout_s,
                                         sink=self.on_sample, on_sent=self.on_sent) for s in specs]
             groups: dict[float, list[PathProber]] = {}

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bgpctl.core.types import Health, PathKey, PathStats, Plan, RouteChange, Transition
 
-_HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
+_HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.SUSPECT: 2, Health.DOWN: 3}
 
 
 class DecisionSink(Protocol):
@@ -38,7 +38,7 @@ class LogSink:
         self.log = log
 
     def transition(self, t: Transition) -> None:
-        level = self.log.warning if t.new in (Health.DOWN, Health.DEGRADED) else self.log.info
+        level = self.log.warning if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED) else self.log.info
         level("path.health", path=str(t.key), old=str(t.old), new=str(t.new),
               reasons=[r.text for r in t.reasons],
               measurements={r.metric: r.value for r in t.reasons if r.value is not None})
@@ -67,7 +67,7 @@ class Metrics:
         self.route_deferred = Counter("bgpctl_route_changes_deferred", "Route changes held back by the rate limit",
                                       ["peer"], registry=r)
         self.transitions = Counter("bgpctl_path_transitions", "Path health changes", [*path, "to"], registry=r)
-        self.health = Gauge("bgpctl_path_health", "Path health: -1 unknown, 0 up, 1 degraded, 2 down", path,
+        self.health = Gauge("bgpctl_path_health", "Path health: -1 unknown, 0 up, 1 degraded, 2 suspect, 3 down", path,
                             registry=r)
         self.rtt_p50 = Gauge("bgpctl_path_rtt_p50_ms", "Window RTT median", path, registry=r)
         self.rtt_p95 = Gauge("bgpctl_path_rtt_p95_ms", "Window RTT p95", path, registry=r)

@@ -1,47 +1,24 @@
-"""Record settled samples as JSON Lines, the format ``bgpctl replay`` reads.
+"""Record what the controller is fed as JSON lines, the format ``bgpctl replay`` reads
+(:mod:`bgpctl.core.recording`: samples, sends, evaluation steps, a header with the probe schedule).
 
-One object per line, one line per settled sample, in the order they settled::
-
-    {"service": "media", "region": "use1", "path": "interconnect", "seq": 17,
-     "sent": 1795680000.123456, "received": 1795680000.1237}      # received: null when lost
-
-``sent``/``received`` are CLOCK_REALTIME seconds (see :mod:`bgpctl.probe.sockopt`).
+``bgpctl probe --record`` writes settled samples only; the daemon writes every input of its controller
+in order, so that a replay reproduces its decisions.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from bgpctl.core.recording import Schedule, header_line, sample_line, sent_line, step_line
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
 
 
-def sample_record(key: PathKey, sample: Sample) -> dict[str, Any]:
-    return {"service": key.service, "region": key.region, "path": key.path, "seq": sample.seq,
-            "sent": sample.sent, "received": sample.received}
-
-
-def parse_record(line: str) -> tuple[PathKey, Sample]:
-    """Pure inverse of :func:`sample_record` for one JSONL line (raises ValueError/KeyError if bad)."""
-    obj = json.loads(line)
-    received = obj["received"]
-    return (PathKey(str(obj["service"]), str(obj["region"]), str(obj["path"])),
-            Sample(int(obj["seq"]), float(obj["sent"]), None if received is None else float(received)))
-
-
-def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[PathKey, Sample]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield parse_record(line)
-
-
 class Recorder:
-    """A sample sink that appends to a JSONL file. Use as a context manager; ``recorder(key, sample)``."""
+    """Appends to a JSONL file. Use as a context manager; ``recorder(key, sample)`` records a sample."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -61,7 +38,19 @@ class Recorder:
             self._file.close()
             self._file = None
 
-    def __call__(self, key: PathKey, sample: Sample) -> None:
+    def _write(self, line: str) -> None:
         assert self._file is not None, "use the Recorder as a context manager"
-        self._file.write(json.dumps(sample_record(key, sample), separators=(",", ":")) + "\n")
+        self._file.write(line)
         self.written += 1
+
+    def header(self, paths: Mapping[PathKey, Schedule], *, steps: bool) -> None:
+        self._write(header_line(paths, steps=steps))
+
+    def __call__(self, key: PathKey, sample: Sample) -> None:
+        self._write(sample_line(key, sample))
+
+    def sent(self, key: PathKey, seq: int, at: float) -> None:
+        self._write(sent_line(key, seq, at))
+
+    def step(self, at: float) -> None:
+        self._write(step_line(at))

@@ -5,8 +5,11 @@
   (counted as ``skipped``), never sent in a burst.
 * A probe is *settled* when it is answered within ``timeout`` (kernel receive time minus send time), or
   when the timeout passes without an answer (lost; a later reply is counted as ``late`` and ignored).
-* Settled samples are emitted in sequence order: an answer that overtook an earlier, still-outstanding
-  probe waits until that one settles. Consumers therefore see each path's samples exactly once, in order.
+* Settled samples are emitted as they settle, each exactly once: an answer is passed on at once even
+  when an earlier probe is still outstanding. (Holding it back until the earlier probe timed out made
+  the window count an answered probe as unanswered, so one lost probe looked like a run of them:
+  issue 16.) Consumers that want sequence order sort by ``seq``; :class:`~bgpctl.core.stats.PathWindow`
+  takes samples in any order.
 * Replies for sequence numbers never sent, or older than the remembered horizon, count as
   ``unknown_seq``; second replies as ``duplicate``; answers that arrive after a later probe's answer as
   ``reordered`` (they are used).
@@ -48,7 +51,7 @@ class SeqBook:
     _sent: dict[int, float] = field(default_factory=dict)
     _state: dict[int, _State] = field(default_factory=dict)
     _received: dict[int, float] = field(default_factory=dict)
-    _next_emit: int = 0
+    _fresh: list[int] = field(default_factory=list)  # settled since the last take_settled(), in settle order
     _next_seq: int = 0
     _highest_answered: int = -1
     _outstanding: int = 0
@@ -111,24 +114,19 @@ class SeqBook:
     def _settle(self, seq: int, state: _State) -> None:
         self._state[seq] = state
         self._outstanding -= 1
+        self._fresh.append(seq)
         self.counters.count("answered" if state is _State.ANSWERED else "lost")
 
     def take_settled(self) -> list[Sample]:
-        """Samples settled since the last call, in sequence order, each exactly once."""
-        out: list[Sample] = []
-        while self._next_emit < self._next_seq:
-            seq = self._next_emit
-            state = self._state[seq]
-            if state is _State.OUTSTANDING:
-                break
-            out.append(Sample(seq, self._sent[seq], self._received.get(seq)))
-            self._next_emit += 1
+        """Samples settled since the last call, in the order they settled, each exactly once."""
+        out = [Sample(seq, self._sent[seq], self._received.get(seq)) for seq in self._fresh]
+        self._fresh.clear()
         self._forget()
         return out
 
     def _forget(self) -> None:
-        oldest_kept = self._next_emit - self.horizon
-        while self._oldest < oldest_kept:
+        oldest_kept = self._next_seq - self.horizon
+        while self._oldest < oldest_kept and self._state.get(self._oldest) is not _State.OUTSTANDING:
             seq = self._oldest
             del self._state[seq]
             self._sent.pop(seq, None)
@@ -179,6 +177,14 @@ class PathProber:
     def poll(self) -> None:
         """Read the replies waiting in the probe's socket (the batched mode of :func:`drive`)."""
         self.probe.poll()
+
+    def poll_replies(self) -> None:
+        """Read every reply that has arrived and pass on what settled: the evidence up to now, before
+        an evaluation. Cheap when nothing waits (one non-blocking read per socket)."""
+        if self._loop is None:
+            return
+        self.probe.poll()
+        self._flush()
 
     def close(self) -> None:
         if self._timer is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import select
 import socket
 import struct
 import time
@@ -47,7 +48,7 @@ class TcpConnectProbe:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_result: ResultCallback | None = None
         self._on_bad: BadCallback | None = None
-        self._pending: dict[int, tuple[socket.socket, asyncio.TimerHandle]] = {}
+        self._pending: dict[int, tuple[socket.socket, asyncio.TimerHandle, float]] = {}  # seq -> (sock, timer, sent)
 
     def open(self, on_result: ResultCallback, on_bad: BadCallback, *, watch: bool = True) -> None:
         # Connections always complete through the event loop (one writer per connect): ``watch`` is moot.
@@ -55,7 +56,20 @@ class TcpConnectProbe:
         self._on_result, self._on_bad = on_result, on_bad
 
     def poll(self) -> None:
-        """Nothing waits to be read: each connect reports through the event loop as it completes."""
+        """Report every connect that has completed (or failed) and not been reported yet: the event loop
+        does it as well when it gets round to it, but an evaluation must see all the evidence now."""
+        if not self._pending:
+            return
+        poller = select.poll()
+        fds = {}
+        for seq, (sock, _timer, _sent) in self._pending.items():
+            poller.register(sock.fileno(), select.POLLOUT | select.POLLERR | select.POLLHUP)
+            fds[sock.fileno()] = seq
+        for fd, _mask in poller.poll(0):
+            seq = fds[fd]
+            entry = self._pending.get(seq)
+            if entry is not None:
+                self._connected(seq, entry[2])
 
     def send(self, seq: int) -> float:
         loop = self._loop
@@ -75,7 +89,7 @@ class TcpConnectProbe:
             sock.close()
             raise
         timer = loop.call_later(self.timeout_s, self._abandon, seq)
-        self._pending[seq] = (sock, timer)
+        self._pending[seq] = (sock, timer, sent)
         loop.add_writer(sock.fileno(), self._connected, seq, sent)
         return sent
 
@@ -87,7 +101,7 @@ class TcpConnectProbe:
         entry = self._pending.pop(seq, None)
         if entry is None:
             return None
-        sock, timer = entry
+        sock, timer, _sent = entry
         timer.cancel()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_writer(sock.fileno())

@@ -32,7 +32,7 @@ def test_json_lines(tmp_path: Path) -> None:
     events, summary = objs[:-1], objs[-1]["summary"]
     assert [(t["path"], t["old"], t["new"]) for e in events for t in e["transitions"]] == [
         (str(USE1), "unknown", "up"), (str(USW2), "unknown", "up"),
-        (str(USE1), "up", "degraded"), (str(USE1), "degraded", "down")]
+        (str(USE1), "up", "suspect"), (str(USE1), "suspect", "down")]
     assert [(c["peer"], c["kind"], c["path_id"]) for c in events[-1]["changes"]] == [
         ("edge", "withdraw", 1), ("tgw-use1", "withdraw", 0)]
     assert summary["samples"] == 3000 and summary["transitions"] == 4
@@ -45,8 +45,8 @@ def test_text_timeline_from_stdin(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["replay", "--policy", str(replay_policy_file(tmp_path)), "-"], input=text)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    down = next(i for i, line in enumerate(lines) if "degraded -> down" in line)
-    assert lines[down].split()[:5] == ["20.280s", str(USE1), "degraded", "->", "down"]
+    down = next(i for i, line in enumerate(lines) if "suspect -> down" in line)
+    assert lines[down].split()[:5] == ["20.280s", str(USE1), "suspect", "->", "down"]
     assert lines[down + 1].split()[:4] == ["edge", "withdraw", "203.0.113.0/26", "id"]
     assert lines[down + 1].endswith("[media/use1/interconnect down: withdrawn]")
     assert lines[-7].startswith("replayed 3000 samples over ")

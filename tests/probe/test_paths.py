@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from bgpctl.core.recording import Header, Schedule, Sent, Settled, Stepped, read_recording
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
 from bgpctl.policy.load import load_policy
@@ -15,7 +16,7 @@ from bgpctl.policy.model import Policy, ProbeProtocol
 from bgpctl.probe.paths import select, specs_from_policy
 from bgpctl.probe.pinning import Pin, pins_from_policy
 from bgpctl.probe.protocol import Counters, Problem
-from bgpctl.probe.recorder import Recorder, parse_record, read_records, sample_record
+from bgpctl.probe.recorder import Recorder
 from bgpctl.probe.summary import render, summarize
 
 LAB = Path(__file__).resolve().parents[2] / "policies" / "lab.yaml"
@@ -101,13 +102,19 @@ def test_jsonl_records_round_trip(tmp_path: Path) -> None:
     samples = [Sample(0, 1763700000.123456, 1763700000.1237), Sample(1, 1763700000.143456, None)]
     path = tmp_path / "s.jsonl"
     with Recorder(path) as rec:
+        rec.header({key: Schedule(0.02, 0.3)}, steps=True)
         for s in samples:
+            rec.sent(key, s.seq, s.sent)
             rec(key, s)
+        rec.step(1763700000.2)
     lines = path.read_text().splitlines()
-    assert json.loads(lines[1]) == {"service": "media", "region": "use1", "path": "interconnect", "seq": 1,
+    assert json.loads(lines[4]) == {"service": "media", "region": "use1", "path": "interconnect", "seq": 1,
                                     "sent": 1763700000.143456, "received": None}
-    assert list(read_records(path)) == [(key, s) for s in samples]
-    assert parse_record(json.dumps(sample_record(key, samples[0]))) == (key, samples[0])
+    assert list(read_recording(lines)) == [
+        Header({key: Schedule(0.02, 0.3)}, steps=True),
+        Sent(key, 0, samples[0].sent), Settled(key, samples[0]),
+        Sent(key, 1, samples[1].sent), Settled(key, samples[1]),
+        Stepped(1763700000.2)]
 
 
 def test_recorder_names_an_unwritable_file(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bgpctl.core.types import ChangeKind, Health, PathKey, Sample
-from bgpctl.daemon.controller import Controller
+from bgpctl.core.controller import Controller
+from bgpctl.core.types import ChangeKind, Health, PathKey, RouteKey, Sample
 from bgpctl.policy.load import load_policy
 
 LAB = Path(__file__).resolve().parents[2] / "policies" / "lab.yaml"
@@ -94,8 +94,9 @@ def test_samples_for_unknown_paths_are_ignored(ctl: Controller) -> None:
     assert PathKey("nope", "use1", "interconnect") not in ctl.windows
 
 
-def test_unanswered_probes_take_a_path_down_before_their_timeout(ctl: Controller) -> None:
-    """The fast path: 4 probes without an answer past the adaptive RTO, long before the 300 ms timeout."""
+def test_unanswered_probes_make_a_path_suspect_before_their_timeout(ctl: Controller) -> None:
+    """The fast path: 4 probes without an answer past the adaptive RTO, long before the 300 ms timeout,
+    de-prefer the path (make-before-break) without withdrawing it; their timeouts confirm it down."""
     now = feed(ctl, T0, 12)
     ctl.step(now)
     timeout = ctl.policy.services["media"].probe.timeout_ms / 1000
@@ -105,6 +106,36 @@ def test_unanswered_probes_take_a_path_down_before_their_timeout(ctl: Controller
     judged_at = now + (down_after - 1) * 0.02 + 0.031  # the last probe is just past the 30 ms RTO floor
     assert judged_at - now < timeout
     step = ctl.step(judged_at)
-    down = [t for t in step.transitions if t.new is Health.DOWN]
-    assert [t.key for t in down] == [MEDIA_USE1]
-    assert "unanswered past RTO 30 ms" in down[0].reasons[0].text
+    suspect = [t for t in step.transitions if t.new is Health.SUSPECT]
+    assert [t.key for t in suspect] == [MEDIA_USE1]
+    assert "past RTO 30 ms" in suspect[0].reasons[0].text
+    assert step.plan is not None
+    edge = {c.key.path_id: c for c in step.plan.changes if c.peer == "edge" and c.key.prefix == "203.0.113.0/26"}
+    assert edge[1].kind is ChangeKind.ANNOUNCE and edge[1].attrs is not None and edge[1].attrs.med == 500
+    assert not [c for c in step.plan.changes if c.kind is ChangeKind.WITHDRAW]
+    # the timeouts confirm it: down and withdrawn
+    for i in range(down_after):
+        ctl.add(MEDIA_USE1, Sample(20_000 + i, now + i * 0.02, None))
+    step = ctl.step(now + (down_after - 1) * 0.02 + timeout)
+    assert [(t.key, t.old, t.new) for t in step.transitions] == [(MEDIA_USE1, Health.SUSPECT, Health.DOWN)]
+    assert step.plan is not None
+    assert (ChangeKind.WITHDRAW, 1) in {(c.kind, c.key.path_id) for c in step.plan.changes if c.peer == "edge"}
+
+
+def test_answers_clear_suspicion_at_once(ctl: Controller) -> None:
+    """A burst of delay: the suspect probes are answered, late (95 ms) but within the timeout."""
+    now = feed(ctl, T0, 12)
+    ctl.step(now)
+    for i in range(4):
+        ctl.sent(MEDIA_USE1, 20_000 + i, now + i * 0.02)
+    assert ctl.step(now + 0.091).transitions[0].new is Health.SUSPECT
+    ctl.add(MEDIA_USE1, Sample(20_000, now, now + 0.095))
+    ctl.add(MEDIA_USE1, Sample(20_001, now + 0.02, now + 0.1))
+    # 20_002 and 20_003 are still out, but not past the RTO, which the 95 ms answer has raised
+    step = ctl.step(now + 0.1)
+    assert step.stats[MEDIA_USE1].rto_ms == pytest.approx(95.0)
+    assert [(t.old, t.new) for t in step.transitions] == [(Health.SUSPECT, Health.UP)]
+    assert "suspicion cleared" in step.transitions[0].reasons[0].text
+    assert step.plan is not None  # preferred again: the route is back to MED 0
+    back = [c for c in step.plan.changes if c.peer == "edge" and c.key == RouteKey("203.0.113.0/26", 1)]
+    assert len(back) == 1 and back[0].attrs is not None and back[0].attrs.med == 0

@@ -1,0 +1,218 @@
+"""The recording format: what the controller was fed, as JSON lines (written by the daemon and by
+``bgpctl probe --record``, read by ``bgpctl replay``). One module for both directions.
+
+Lines, one JSON object each:
+
+* **header** (first line, version 2): ``{"bgpctl_recording": 2, "steps": true, "paths":
+  {"media/use1/interconnect": {"interval_s": 0.02, "timeout_s": 0.3}, ...}}``: the probe schedule the
+  recording was made with, and whether it has step lines.
+* **sample** (a settled probe, as in version 1): ``{"service": "media", "region": "use1", "path":
+  "interconnect", "seq": 17, "sent": 1795680000.123456, "received": 1795680000.1237}``
+  (``received: null`` when the probe was lost).
+* **sent** (a probe went out): ``{"ev": "sent", "service": ..., "region": ..., "path": ..., "seq": 17,
+  "sent": 1795680000.123456}``.
+* **step** (the controller evaluated): ``{"ev": "step", "at": 1795680000.125}``.
+
+The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
+Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
+same inputs in the same order and reproduces its decisions exactly. A recording without step lines
+(version 1, or ``bgpctl probe --record``) is replayed on a fixed tick instead (see
+:mod:`bgpctl.core.replay`). Times are CLOCK_REALTIME seconds (see :mod:`bgpctl.probe.sockopt`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from bgpctl.core.types import PathKey, Sample
+from bgpctl.errors import BgpctlError
+
+VERSION = 2
+
+
+class RecordingError(BgpctlError):
+    """A recording line is malformed (the message names file:line and what a good line looks like)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How one path was probed: the interval and the timeout, seconds."""
+
+    interval_s: float
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    paths: Mapping[PathKey, Schedule]
+    steps: bool  # the recording has step lines (a daemon recording): replay it exactly
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A settled probe (answered, or lost at its timeout)."""
+
+    key: PathKey
+    sample: Sample
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    key: PathKey
+    seq: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stepped:
+    at: float
+
+
+Event = Header | Settled | Sent | Stepped
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def header_line(paths: Mapping[PathKey, Schedule], *, steps: bool) -> str:
+    return _dump({"bgpctl_recording": VERSION, "steps": steps,
+                  "paths": {str(k): {"interval_s": s.interval_s, "timeout_s": s.timeout_s} for k, s in paths.items()}})
+
+
+def sample_line(key: PathKey, sample: Sample) -> str:
+    return _dump({"service": key.service, "region": key.region, "path": key.path, "seq": sample.seq,
+                  "sent": sample.sent, "received": sample.received})
+
+
+def sent_line(key: PathKey, seq: int, at: float) -> str:
+    return _dump({"ev": "sent", "service": key.service, "region": key.region, "path": key.path, "seq": seq,
+                  "sent": at})
+
+
+def step_line(at: float) -> str:
+    return _dump({"ev": "step", "at": at})
+
+
+def _dump(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":")) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+_FIELDS = ("service", "region", "path", "seq", "sent", "received")
+_EXAMPLE = ('{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, "sent": 0.0, '
+            '"received": 0.012}')
+
+
+def read_recording(lines: Iterable[str], name: str = "<recording>") -> Iterator[Event]:
+    """The non-blank lines of a recording, parsed lazily (a week of probes need not fit in memory)."""
+    parser = Parser()
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            yield parser.parse(line, name, n)
+
+
+def parse_line(line: str, where: str) -> Event:
+    """One line -> an event; RecordingError naming ``where`` (file:line) when it is malformed."""
+    return Parser().parse(line, where, None)
+
+
+class Parser:
+    """Parses lines; the common, well-formed sample line takes a fast path, anything else the checks."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str, str], PathKey] = {}
+
+    def _key(self, service: str, region: str, path: str) -> PathKey:
+        names = (service, region, path)
+        key = self._keys.get(names)
+        if key is None:
+            key = self._keys[names] = PathKey(service, region, path)
+        return key
+
+    def parse(self, line: str, name: str, lineno: int | None) -> Event:
+        """``name`` and ``lineno`` say where the line is, for messages (``name`` alone when None)."""
+        where = name if lineno is None else f"{name}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+            raise RecordingError(f"{where}: not JSON ({msg}); each line must be one object like {_EXAMPLE}") from None
+        if type(obj) is dict:
+            service, region, path = obj.get("service"), obj.get("region"), obj.get("path")
+            seq, sent, received = obj.get("seq"), obj.get("sent"), obj.get("received")
+            if ("ev" not in obj and isinstance(service, str) and isinstance(region, str) and isinstance(path, str)
+                    and type(seq) is int and (type(sent) is float or type(sent) is int) and math.isfinite(sent)
+                    and (received is None or ((type(received) is float or type(received) is int)
+                                              and math.isfinite(received) and received >= sent))):
+                return Settled(self._key(service, region, path),
+                               Sample(seq, float(sent), None if received is None else float(received)))
+        return self._checked(obj, where)
+
+    def _checked(self, obj: object, where: str) -> Event:
+        """The slow path: find what is wrong with a line and say so (or parse an unusual but valid one)."""
+        if not isinstance(obj, dict):
+            raise RecordingError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        if "bgpctl_recording" in obj:
+            return _header(obj, where)
+        ev = obj.get("ev")
+        if ev == "step":
+            return Stepped(_number(obj.get("at"), "at", where))
+        if ev is not None and ev != "sent":
+            raise RecordingError(f"{where}: unknown event {ev!r}: 'ev' is 'sent' or 'step' (or absent, for a sample)")
+        fields = _FIELDS[:5] if ev == "sent" else _FIELDS
+        missing = [f for f in fields if f not in obj]
+        if missing:
+            raise RecordingError(f"{where}: missing {', '.join(missing)} (a sample line needs {', '.join(_FIELDS)}; "
+                                 "received is null for a lost probe)")
+        names = [obj["service"], obj["region"], obj["path"]]
+        if not all(isinstance(n, str) for n in names):
+            raise RecordingError(f"{where}: service, region and path must be strings")
+        seq = obj["seq"]
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise RecordingError(f"{where}: 'seq' must be an integer, got {seq!r}")
+        sent = _number(obj["sent"], "sent", where)
+        key = self._key(*names)
+        if ev == "sent":
+            return Sent(key, seq, sent)
+        received = None if obj["received"] is None else _number(obj["received"], "received", where)
+        if received is not None and received < sent:
+            raise RecordingError(f"{where}: received {received} is before sent {sent}: both must come from one "
+                                 "monotonic clock")
+        return Settled(key, Sample(seq, sent, received))
+
+
+def _number(value: object, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecordingError(f"{where}: '{name}' must be a finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def _header(obj: dict[str, object], where: str) -> Header:
+    version = obj.get("bgpctl_recording")
+    if version != VERSION:
+        raise RecordingError(f"{where}: recording version {version!r}; this bgpctl reads version {VERSION} "
+                             "(and version 1: sample lines without a header)")
+    paths = obj.get("paths")
+    if not isinstance(paths, dict):
+        raise RecordingError(f"{where}: 'paths' must map 'service/region/path' to its interval_s and timeout_s")
+    out: dict[PathKey, Schedule] = {}
+    for name, sched in paths.items():
+        parts = name.split("/")
+        if len(parts) != 3 or not all(parts) or not isinstance(sched, dict):
+            raise RecordingError(f"{where}: paths.{name}: write 'service/region/path': "
+                                 "{\"interval_s\": ..., \"timeout_s\": ...}")
+        interval = _number(sched.get("interval_s"), f"paths.{name}.interval_s", where)
+        timeout = _number(sched.get("timeout_s"), f"paths.{name}.timeout_s", where)
+        if interval <= 0 or timeout <= 0:
+            raise RecordingError(f"{where}: paths.{name}: interval_s and timeout_s must be positive")
+        out[PathKey(*parts)] = Schedule(interval, timeout)
+    steps = obj.get("steps", False)
+    if not isinstance(steps, bool):
+        raise RecordingError(f"{where}: 'steps' must be true or false")
+    return Header(out, steps)
