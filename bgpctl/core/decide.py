@@ -23,7 +23,8 @@ Rules, in the order they are applied to one path (``h`` = the SLA class's ``hyst
    as lost in the window), made worse at once if the RTT of the newest answer crosses an ``rtt_ms``
    threshold (a latency step is judged by the RTT thresholds, not as loss). So a burst of delay that
    is answered clears at once, a short outage goes from SUSPECT to whatever its losses say, and a
-   run of ``down_after_lost`` timeouts confirms DOWN (rule 1). Before a first judgement (UNKNOWN) nothing is suspected: nothing was announced yet.
+   run of ``down_after_lost`` timeouts confirms DOWN (rule 1). Before a first judgement (UNKNOWN)
+   nothing is suspected: nothing was announced yet.
 2. **Not enough data**: fewer than ``h.min_samples`` settled samples (or no stats) -> nothing is
    judged. UNKNOWN stays UNKNOWN; a judged state stays as it is (bgpctl never acts on missing
    evidence: fail-static), and the improvement clock (``clean_since``) stops.

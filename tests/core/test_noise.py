@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bgpctl.core.controller import Controller
-from bgpctl.core.types import Health, PathKey, Transition
+from bgpctl.core.types import PathKey, Transition
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.protocol import ProbeResult
 from bgpctl.probe.scheduler import SeqBook
