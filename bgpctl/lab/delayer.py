@@ -62,6 +62,29 @@ def draw_delay_s(rng: random.Random, imp: Impairment) -> float:
 
 
 @dataclass
+class Bursts:
+    """The queueing-delay bursts of an impairment (see :class:`Impairment`): extra seconds at a time."""
+
+    rng: random.Random
+    peak_ms: float
+    every_s: float
+    start: float = -math.inf  # the current (or last) burst: start and peak, monotonic seconds
+    peak_s: float = 0.0
+
+    def extra_s(self, now: float) -> float:
+        if self.peak_ms <= 0:
+            return 0.0
+        if now >= self.start + 2 * self.peak_s:  # the burst is over: schedule the next one
+            if self.start == -math.inf:
+                self.start = now
+            while now >= self.start + 2 * self.peak_s:
+                self.start += self.every_s * self.rng.uniform(0.5, 1.5)
+                self.peak_s = self.rng.uniform(self.peak_ms / 2, self.peak_ms) / 1000.0
+        x = now - self.start
+        return 0.0 if x < 0 else max(0.0, self.peak_s - abs(x - self.peak_s))
+
+
+@dataclass
 class Held:
     """Packets waiting for their verdict, ordered by due time (monotonic seconds)."""
 
@@ -123,6 +146,7 @@ class Delayer:
         self.deadline = time.monotonic() + seconds
         self.imp = Impairment()
         self.rng = random.Random()
+        self.bursts = Bursts(self.rng, 0.0, 5.0)
         self.backend: Backend | None = None
         self.generation = 0
         self.queue_num = nft.queue_num_for(nft.ifindex(ifname))
@@ -175,8 +199,10 @@ class Delayer:
         return True
 
     def apply(self, imp: Impairment, choice: str) -> None:
+        if imp.burst_ms > 0 and (choice == "netem" or self.backend == "netem"):
+            raise LabError("netem has no queueing-delay bursts; use backend 'nft' (or 'auto') for burst_ms")
         if self.backend is None:
-            if choice in ("auto", "netem") and self._netem(imp):
+            if choice in ("auto", "netem") and imp.burst_ms <= 0 and self._netem(imp):
                 self.backend = "netem"
             elif choice == "netem":
                 raise LabError("this kernel has no netem (CONFIG_NET_SCH_NETEM); use backend 'nft' or 'auto'")
@@ -189,6 +215,8 @@ class Delayer:
         self.imp = imp
         if imp.seed is not None:
             self.rng.seed(imp.seed)
+        if (imp.burst_ms, imp.burst_every_s) != (self.bursts.peak_ms, self.bursts.every_s):
+            self.bursts = Bursts(self.rng, imp.burst_ms, imp.burst_every_s)
 
     def _apply_nft(self, imp: Impairment) -> None:
         if imp.loss_pct > 0:
@@ -236,7 +264,7 @@ class Delayer:
 
     def _on_packet(self, pkt: _Verdict) -> None:
         self.queued += 1
-        d = draw_delay_s(self.rng, self.imp)
+        d = draw_delay_s(self.rng, self.imp) + self.bursts.extra_s(time.monotonic())
         if d <= 0:
             pkt.accept()
             self.released += 1

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,7 @@ class DrillReport(BaseModel):
     route_changes: int | None  # next-hop changes the watch saw (None: no watch)
     route_timeline: list[RouteChange]  # each change, at_s since the meter started
     route_moved_after_s: float | None  # first change after the fault, seconds after the fault
+    decisions: list[dict[str, Any]] = []  # the daemon's health changes during the drill (controller mode)
     bounds: dict[str, float | int | None]
     violations: list[str]
     passed: bool
@@ -119,7 +121,8 @@ def apply(lab: Lab, action: Action, *, lifetime_s: float) -> None:
                 faults.clear_node(lab, i.node, i.iface)
             else:
                 imp = Impairment(delay_ms=i.delay_ms, jitter_ms=i.jitter_ms, loss_pct=i.loss_pct,
-                                 duplicate_pct=i.duplicate_pct, reorder_pct=i.reorder_pct)
+                                 duplicate_pct=i.duplicate_pct, reorder_pct=i.reorder_pct, burst_ms=i.burst_ms,
+                                 burst_every_s=i.burst_every_s)
                 faults.impair_node(lab, i.node, i.iface, imp, seconds=lifetime_s)
     elif action.frr:
         (lab.stop_frr if action.frr.action == "stop" else lab.start_frr)(action.frr.node)
@@ -201,7 +204,7 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
                  "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()}}
     report = _report(drill, lab, mode=mode, started=started, steady=steady, fault=fault_r, expect=expect,
                      restore=restore_r, recover=recover, meter=meter_result.get("report"), watch=watch,
-                     timeline=timeline)
+                     timeline=timeline, decisions=daemon_decisions(lab, started))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"drill-{drill.name}-{mode}-{int(started)}.json"
@@ -215,8 +218,8 @@ def _report(drill: Drill, lab: Lab, *, mode: str, started: float, steady: list[C
             fault: ActionResult | None = None, expect: list[CheckResult] | None = None,
             restore: ActionResult | None = None, recover: list[CheckResult] | None = None,
             meter: MeterReport | None = None, watch: dict[str, Any] | None = None,
-            timeline: list[RouteChange] | None = None) -> DrillReport:
-    expect, recover, timeline = expect or [], recover or [], timeline or []
+            timeline: list[RouteChange] | None = None, decisions: list[dict[str, Any]] | None = None) -> DrillReport:
+    expect, recover, timeline, decisions = expect or [], recover or [], timeline or [], decisions or []
     bounds = drill.bounds.get(mode)  # type: ignore[call-overload]
     violations = [f"{phase} check '{r.name}' did not hold within {r.budget_s:g} s"
                   for phase, rs in (("steady", steady), ("expect", expect), ("recover", recover))
@@ -252,12 +255,42 @@ def _report(drill: Drill, lab: Lab, *, mode: str, started: float, steady: list[C
             and len(withdrawn) > bounds.route_withdrawals_max:
         violations.append(f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
                           f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)")
+    for health, bound in (("down", bounds.down_max if bounds else None),
+                          ("suspect", bounds.suspect_max if bounds else None)):
+        judged = [d for d in decisions if d["new"] == health]
+        if bound is not None and len(judged) > bound:
+            violations.append(f"{len(judged)} '{health}' judgement(s) by the daemon > bound {bound} (first: "
+                              f"{judged[0]['path']}: {'; '.join(judged[0]['reasons'])})")
     return DrillReport(drill=drill.name, lab=lab.name, mode=mode, started_unix=started, steady=steady, fault=fault,
                        expect=expect, restore=restore, recover=recover, meter=meter,
                        interruption_ms=interruption, regions_answered=regions, watch=watch, route_changes=changes,
-                       route_timeline=timeline, route_moved_after_s=moved_after(fault, timeline),
+                       route_timeline=timeline, route_moved_after_s=moved_after(fault, timeline), decisions=decisions,
                        bounds=bounds.model_dump(exclude_none=True) if bounds else {}, violations=violations,
                        passed=not violations)
+
+
+DAEMON_LOG = "daemon.log"
+"""The controller-mode daemon's log in cr's node directory (JSON lines, see lab/services.yaml)."""
+
+
+def daemon_decisions(lab: Lab, since_unix: float) -> list[dict[str, Any]]:
+    """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report."""
+    log = lab.node_dir("cr") / DAEMON_LOG
+    if lab.mode != "controller" or not log.is_file():
+        return []
+    out: list[dict[str, Any]] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            ev = json.loads(line)
+            at = datetime.fromisoformat(str(ev["timestamp"]).replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError):
+            continue
+        if ev.get("event") == "path.health" and at >= since_unix:
+            out.append({"at_unix": at, "path": ev.get("path"), "old": ev.get("old"), "new": ev.get("new"),
+                        "reasons": list(ev.get("reasons") or [])})
+    return out
 
 
 def regions_answered(meter: MeterReport | None) -> list[str]:
@@ -297,6 +330,11 @@ def summary(report: DrillReport) -> str:
                  if report.route_moved_after_s is not None else "")
         lines.append(f"  routes   {report.route_changes} next-hop change(s) at {report.watch['node']} "
                      f"(polled every {report.watch['interval_ms']:g} ms){moved}")
+    for d in report.decisions[:8]:  # which rule fired
+        t = d["at_unix"] - report.started_unix
+        lines.append(f"  daemon   {t:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
+    if len(report.decisions) > 8:
+        lines.append(f"  daemon   ... {len(report.decisions) - 8} more health change(s) in the JSON report")
     for v in report.violations:
         lines.append(f"  VIOLATION {v}")
     return "\n".join(lines)

@@ -98,6 +98,8 @@ class ImpairFault(_M):
     loss_pct: float = 0
     duplicate_pct: float = 0
     reorder_pct: float = 0
+    burst_ms: float = Field(0, description="peak of queueing-delay bursts (see Impairment)")
+    burst_every_s: float = Field(5, description="mean time between bursts")
     clear: bool = Field(False, description="remove the impairment instead")
 
 
@@ -141,6 +143,10 @@ class Bounds(_M):
         None, description="next-hop changes seen by the drill's `watch` (needs `watch`)")
     route_withdrawals_max: Annotated[int, Field(ge=0)] | None = Field(
         None, description="times a watched prefix lost every next hop (fail-static: 0; needs `watch`)")
+    down_max: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="the daemon's 'down' judgements during the drill (controller mode)")
+    suspect_max: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="the daemon's 'suspect' judgements during the drill (controller mode)")
 
 
 class Watch(_M):

@@ -55,8 +55,11 @@ class Impairment:
     ``jitter_ms`` is the standard deviation of a normal distribution around ``delay_ms`` (draws
     below zero count as zero); each packet is released at its own time, so jitter reorders.
     ``reorder_pct`` sends that share of packets at once, ahead of the delayed rest (netem's meaning;
-    it needs ``delay_ms`` > 0). ``seed`` makes the delayer's draws repeatable (the kernel's random
-    loss and duplication draws cannot be seeded).
+    it needs ``delay_ms`` > 0). ``burst_ms`` > 0 adds queueing-delay bursts: about every
+    ``burst_every_s`` seconds (uniformly 0.5 to 1.5 times that apart) a burst whose peak is drawn
+    between ``burst_ms / 2`` and ``burst_ms``: the extra delay rises 1 ms per ms to the peak and falls
+    back the same way (a queue that fills and drains; nothing overtakes). ``seed`` makes the delayer's
+    draws repeatable (the kernel's random loss and duplication draws cannot be seeded).
     """
 
     delay_ms: float = 0.0
@@ -64,6 +67,8 @@ class Impairment:
     loss_pct: float = 0.0
     duplicate_pct: float = 0.0
     reorder_pct: float = 0.0
+    burst_ms: float = 0.0
+    burst_every_s: float = 5.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -73,7 +78,7 @@ class Impairment:
 
     @property
     def needs_queue(self) -> bool:
-        return self.delay_ms > 0 or self.jitter_ms > 0 or self.reorder_pct > 0
+        return self.delay_ms > 0 or self.jitter_ms > 0 or self.reorder_pct > 0 or self.burst_ms > 0
 
     @property
     def is_noop(self) -> bool:
@@ -84,7 +89,8 @@ class Impairment:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Impairment:
-        known = {"delay_ms", "jitter_ms", "loss_pct", "duplicate_pct", "reorder_pct", "seed"}
+        known = {"delay_ms", "jitter_ms", "loss_pct", "duplicate_pct", "reorder_pct", "burst_ms", "burst_every_s",
+                 "seed"}
         unknown = set(data) - known
         if unknown:
             raise LabError(f"unknown impairment field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -94,7 +100,7 @@ class Impairment:
 def check_impairment(imp: Impairment) -> list[str]:
     """Every problem with ``imp``, each saying what to change (empty list: fine)."""
     problems = []
-    for name in ("delay_ms", "jitter_ms"):
+    for name in ("delay_ms", "jitter_ms", "burst_ms"):
         v = getattr(imp, name)
         if not math.isfinite(v) or v < 0 or v > 60_000:
             problems.append(f"{name}={v} must be between 0 and 60000 ms")
@@ -102,6 +108,8 @@ def check_impairment(imp: Impairment) -> list[str]:
         v = getattr(imp, name)
         if not math.isfinite(v) or v < 0 or v > 100:
             problems.append(f"{name}={v} must be a percentage between 0 and 100")
+    if not math.isfinite(imp.burst_every_s) or not 0.1 <= imp.burst_every_s <= 3600:
+        problems.append(f"burst_every_s={imp.burst_every_s} must be between 0.1 and 3600 s")
     if imp.reorder_pct > 0 and imp.delay_ms <= 0:
         problems.append("reorder_pct needs delay_ms > 0 (reordered packets overtake delayed ones)")
     return problems
