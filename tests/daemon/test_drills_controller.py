@@ -134,5 +134,5 @@ def test_the_daemon_recording_replays_to_the_same_decisions(clab: Lab) -> None:
     assert [r[:4] for r in replayed_r] == [r[:4] for r in logged_r]
     replayed_at = [t[-1] for t in replayed_t] + [r[-1] for r in replayed_r]
     logged_at = [t[-1] for t in logged_t] + [r[-1] for r in logged_r]
-    for at, logged in zip(replayed_at, logged_at, strict=True):
-        assert 0 <= logged - at < 0.02  # within one probe interval
+    for at, stamped in zip(replayed_at, logged_at, strict=True):
+        assert 0 <= stamped - at < 0.02  # within one probe interval
