@@ -32,7 +32,7 @@ Rules, in the order they are applied to one path (``h`` = the SLA class's ``hyst
    ``degraded`` one is, else UP. "Crossed" is strict: ``rtt_ms`` (compared with the window's RTT
    p95), ``jitter_ms`` and ``loss_pct`` when the value is *above* the threshold, ``mos_below``
    when the MOS is *below* it. Loss is judged with statistical confidence: it crosses when the
-   window's lower confidence bound (``PathStats.loss_pct_low``, Wilson, 99.9 %) is above the
+   window's lower confidence bound (``PathStats.loss_pct_low``, Wilson, 99.999 %) is above the
    threshold, and the MOS when the MOS at that bound (``mos_high``) is below it, so that a window
    that counts a few more losses than usual by chance crosses nothing (docs/false-alarms.md).
    Recovery (rule 6) uses the point estimates. A metric without a value (no answer yet: no jitter) crosses
@@ -82,6 +82,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bgpctl.core.mos import MOS_MAX
+from bgpctl.core.stats import LOSS_CONFIDENCE_PCT
 from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, Transition
 from bgpctl.errors import PolicyError, Problem
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
@@ -158,7 +159,7 @@ class _Check:
         shown = _fmt(m, v)
         if point is not None and point != v:
             shown = (f"{_fmt(m, point)} ({'at least' if m.higher_is_worse else 'at most'} {_fmt(m, v)} "
-                     "at 99.9% confidence)")
+                     f"at {LOSS_CONFIDENCE_PCT:g}% confidence)")
         return Reason(m.name, v, self.threshold, f"{m.label} {shown} {op} {self.level} {_fmt(m, self.threshold)}")
 
     def _how(self) -> str:

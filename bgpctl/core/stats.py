@@ -26,10 +26,12 @@ Semantics, precisely (``tests/core/test_stats.py`` checks each against a naive r
   order makes it forget a cleared fault with the window and makes it independent of how the
   replies happened to be reordered.) ``None`` with fewer than two answered samples.
 - **loss_pct_low**: the Wilson score interval's lower bound of the loss ratio (one-sided, z =
-  :data:`LOSS_CONFIDENCE_Z`, 99.9 %), in %: the least loss the window's count is compatible with.
+  :data:`LOSS_CONFIDENCE_Z`, 99.999 %), in %: the least loss the window's count is compatible with.
   decide() judges a loss threshold *crossed* on this bound, not on the point estimate, so that
-  chance alone rarely crosses it (at 0.5 % true loss a 250-sample window counts 3 or more losses,
-  a point estimate over 1 %, about one window in eight; the bound needs 8, about one in 24 000).
+  chance alone almost never crosses it (at 0.5 % true loss a 250-sample window counts 3 or more
+  losses, a point estimate over 1 %, about one window in eight; the bound needs 10, about one
+  window in 1.4 million). The price is patience with small excesses: a path at twice the threshold
+  is found in tens of seconds, not at once (docs/false-alarms.md has both, measured).
   ``mos_high`` is the MOS with that loss: the best MOS the window is compatible with.
 - **last_rtt_ms**: the RTT of the answered sample with the highest sequence number.
 - **MOS**: :func:`bgpctl.core.mos.estimate_mos` of the median RTT (the E-model wants the mean
@@ -57,8 +59,9 @@ from bgpctl.core.mos import G711, Codec, estimate_mos
 from bgpctl.core.types import PathStats, Sample
 from bgpctl.errors import ProbeError
 
-LOSS_CONFIDENCE_Z = 3.09
-"""The standard normal quantile of the one-sided 99.9 % bound used for loss (see ``loss_pct_low``)."""
+LOSS_CONFIDENCE_Z = 4.265
+"""The standard normal quantile of the one-sided 99.999 % bound used for loss (see ``loss_pct_low``)."""
+LOSS_CONFIDENCE_PCT = 99.999
 
 JITTER_GAIN = 1.0 / 16.0
 """RFC 3550 6.4.1: the jitter estimator's gain (noise reduction ratio 1/16)."""

@@ -166,7 +166,7 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
             meter_result["error"] = e
 
     thread = threading.Thread(target=meter, name=f"meter-{drill.name}", daemon=True)
-    t0 = time.monotonic()
+    t0, t0_unix = time.monotonic(), time.time()
     watcher = (RouteWatcher(lab.netns(drill.watch.node), drill.watch.prefixes, interval_ms=drill.watch.interval_ms,
                             t0=t0).start() if drill.watch else None)
     thread.start()
@@ -204,7 +204,7 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
                  "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()}}
     report = _report(drill, lab, mode=mode, started=started, steady=steady, fault=fault_r, expect=expect,
                      restore=restore_r, recover=recover, meter=meter_result.get("report"), watch=watch,
-                     timeline=timeline, decisions=daemon_decisions(lab, started))
+                     timeline=timeline, decisions=daemon_decisions(lab, started, t0_unix))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"drill-{drill.name}-{mode}-{int(started)}.json"
@@ -273,8 +273,9 @@ DAEMON_LOG = "daemon.log"
 """The controller-mode daemon's log in cr's node directory (JSON lines, see lab/services.yaml)."""
 
 
-def daemon_decisions(lab: Lab, since_unix: float) -> list[dict[str, Any]]:
-    """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report."""
+def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[str, Any]]:
+    """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report;
+    ``at_s`` on the drill's timeline (seconds since the meter started, as the fault's ``applied_s``)."""
     log = lab.node_dir("cr") / DAEMON_LOG
     if lab.mode != "controller" or not log.is_file():
         return []
@@ -288,7 +289,8 @@ def daemon_decisions(lab: Lab, since_unix: float) -> list[dict[str, Any]]:
         except (ValueError, KeyError):
             continue
         if ev.get("event") == "path.health" and at >= since_unix:
-            out.append({"at_unix": at, "path": ev.get("path"), "old": ev.get("old"), "new": ev.get("new"),
+            out.append({"at_unix": at, "at_s": round(at - t0_unix, 3), "path": ev.get("path"), "old": ev.get("old"),
+                        "new": ev.get("new"),
                         "reasons": list(ev.get("reasons") or [])})
     return out
 
@@ -331,8 +333,7 @@ def summary(report: DrillReport) -> str:
         lines.append(f"  routes   {report.route_changes} next-hop change(s) at {report.watch['node']} "
                      f"(polled every {report.watch['interval_ms']:g} ms){moved}")
     for d in report.decisions[:8]:  # which rule fired
-        t = d["at_unix"] - report.started_unix
-        lines.append(f"  daemon   {t:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
+        lines.append(f"  daemon   {d['at_s']:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
     if len(report.decisions) > 8:
         lines.append(f"  daemon   ... {len(report.decisions) - 8} more health change(s) in the JSON report")
     for v in report.violations:

@@ -1,77 +1,32 @@
 """Issue 16: noise never takes a path down; a dead path still moves traffic at once.
 
-A deterministic simulation of what the daemon does each probe slot (batched mode): read every reply
-that arrived, declare lost what timed out, pass on what settled (:class:`SeqBook`, in settle order),
-send the slot's probe, evaluate (:class:`Controller`). Times are exact, so each case is one story.
+A deterministic simulation of what the daemon does each probe slot (``bench/noise_sim.py``: read every
+reply that arrived, declare lost what timed out, pass on what settled in settle order, send the slot's
+probe, evaluate with the daemon's controller). Times are exact, so each case is one story.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from bgpctl.core.controller import Controller
+from bench.noise_sim import T0
+from bench.noise_sim import Sim as NoiseSim
 from bgpctl.core.types import PathKey, Transition
 from bgpctl.policy.load import load_policy
-from bgpctl.probe.protocol import ProbeResult
-from bgpctl.probe.scheduler import SeqBook
 
 LAB = load_policy(Path(__file__).resolve().parents[2] / "policies" / "lab.yaml")
 KEY = PathKey("media", "use1", "interconnect")
 INTERVAL = LAB.services["media"].probe.interval_ms / 1000  # 20 ms
 TIMEOUT = LAB.services["media"].probe.timeout_ms / 1000  # 300 ms
-T0 = 1_800_000_000.0
 WARM = 100  # probes (2 s) of a clean path first, so it is judged UP
 
 
-@dataclass
-class Sim:
-    """``rtt(i)``: the round trip of probe i in seconds, None = never answered. ``stalls``: (from, to)
-    slot ranges in which the daemon's loop did not run (replies queue in the socket meanwhile)."""
-
-    rtt: Callable[[int], float | None]
-    stalls: list[tuple[int, int]] = field(default_factory=list)
-
-    def run(self, probes: int) -> list[Transition]:
-        ctl = Controller(LAB)
-        book = SeqBook(TIMEOUT)
-        arrivals: list[tuple[float, int]] = []  # (received, seq), the kernel's socket buffer
-        deadlines: list[tuple[float, int]] = []
-        out: list[Transition] = []
-
-        def read(now: float) -> None:
-            for item in sorted(a for a in arrivals if a[0] <= now):
-                arrivals.remove(item)
-                book.reply(ProbeResult(item[1], item[0]))
-            for d in [d for d in deadlines if d[0] <= now]:
-                deadlines.remove(d)
-                book.expire(d[1])
-            for s in book.take_settled():
-                ctl.add(KEY, s)
-
-        seq = 0
-        for i in range(probes + math.ceil(TIMEOUT / INTERVAL) + 2):
-            if any(a <= i < b for a, b in self.stalls):
-                continue  # no slot runs: nothing is sent or read
-            now = T0 + i * INTERVAL
-            read(now)
-            if i < probes:
-                book.sent(seq, now)
-                ctl.sent(KEY, seq, now)
-                deadlines.append((now + TIMEOUT, seq))
-                r = self.rtt(i)
-                if r is not None:
-                    arrivals.append((now + r, seq))
-                seq += 1
-            step_at = now + 0.001
-            read(step_at)  # the daemon reads every reply that arrived before it evaluates
-            out.extend(t for t in ctl.step(step_at).transitions if t.key == KEY)
-        return out
+def sim(rtt: Callable[[int], float | None], stalls: list[tuple[int, int]] | None = None) -> NoiseSim:
+    return NoiseSim(LAB, KEY, rtt, stalls or [])
 
 
 def _warm(f: Callable[[int], float | None]) -> Callable[[int], float | None]:
@@ -86,7 +41,7 @@ def test_the_issue_example_isolated_losses_do_not_make_a_run() -> None:
     """Probe 428 lost, 429 answered, 430 lost, 431-433 answered: in-order delivery held 429 and 431-433
     back behind 428's 300 ms timeout and counted them unanswered (4 >= down_after_lost)."""
     lost = {428, 430}
-    ts = Sim(_warm(lambda i: None if i in lost else 0.020)).run(WARM + 600)
+    ts = sim(_warm(lambda i: None if i in lost else 0.020)).run(WARM + 600)
     assert _states(ts) == ["up"]
 
 
@@ -94,18 +49,18 @@ def test_the_issue_example_isolated_losses_do_not_make_a_run() -> None:
 def test_half_a_percent_random_loss_with_jitter_never_suspects(seed: int) -> None:
     rng = random.Random(seed)
     draws = [None if rng.random() < 0.005 else max(0.0, rng.gauss(0.040, 0.010)) for _ in range(15_000)]
-    ts = Sim(_warm(lambda i: draws[i])).run(WARM + 15_000)  # 5 minutes
+    ts = sim(_warm(lambda i: draws[i])).run(WARM + 15_000)  # 5 minutes
     assert _states(ts) == ["up"]
 
 
 def test_loss_runs_shorter_than_down_after_lost_are_noise() -> None:
     runs = {i for start in range(50, 5000, 250) for i in range(start, start + 3)}  # 3 in a row, every 5 s
-    ts = Sim(_warm(lambda i: None if i in runs else 0.020)).run(WARM + 5000)
+    ts = sim(_warm(lambda i: None if i in runs else 0.020)).run(WARM + 5000)
     assert _states(ts) == ["up"]
 
 
 def test_a_run_of_down_after_lost_is_suspect_at_once_and_down_on_its_timeouts() -> None:
-    ts = Sim(_warm(lambda i: None if 100 <= i < 130 else 0.001)).run(WARM + 200)  # a 600 ms outage
+    ts = sim(_warm(lambda i: None if 100 <= i < 130 else 0.001)).run(WARM + 200)  # a 600 ms outage
     assert _states(ts)[:3] == ["up", "suspect", "down"]
     suspect, down = ts[1], ts[2]
     first_lost = T0 + (WARM + 100) * INTERVAL
@@ -117,7 +72,7 @@ def test_a_run_of_down_after_lost_is_suspect_at_once_and_down_on_its_timeouts() 
 def test_an_outage_shorter_than_the_timeout_goes_from_suspect_to_what_its_losses_say() -> None:
     """200 ms dead: suspect at once; the later answers do not clear it while the missing probes are
     unanswered; when they time out they are 10 lost of 250 in the window: degraded, never up in between."""
-    ts = Sim(_warm(lambda i: None if 100 <= i < 110 else 0.001)).run(WARM + 400)
+    ts = sim(_warm(lambda i: None if 100 <= i < 110 else 0.001)).run(WARM + 400)
     assert _states(ts) == ["up", "suspect", "degraded"]
     first_lost = T0 + (WARM + 100) * INTERVAL
     assert ts[2].at - first_lost == pytest.approx(9 * INTERVAL + TIMEOUT + 0.001, abs=0.0005)
@@ -126,19 +81,19 @@ def test_an_outage_shorter_than_the_timeout_goes_from_suspect_to_what_its_losses
 
 def test_reordered_answers_count_at_once() -> None:
     # every 5th probe's answer arrives 90 ms late, overtaken by the next four
-    ts = Sim(_warm(lambda i: 0.095 if i % 5 == 0 else 0.005)).run(WARM + 2000)
+    ts = sim(_warm(lambda i: 0.095 if i % 5 == 0 else 0.005)).run(WARM + 2000)
     assert "suspect" not in _states(ts) and "down" not in _states(ts)
 
 
 def test_answers_past_the_timeout_are_lost_but_isolated_ones_are_noise() -> None:
-    ts = Sim(_warm(lambda i: 0.350 if i % 97 == 0 else 0.020)).run(WARM + 3000)
+    ts = sim(_warm(lambda i: 0.350 if i % 97 == 0 else 0.020)).run(WARM + 3000)
     assert _states(ts) == ["up"]
 
 
 def test_a_latency_step_is_judged_by_the_rtt_thresholds_not_as_loss() -> None:
     """+150 ms at once: the first probes go unanswered past the RTO (suspect, de-preferred), their
     answers come at 150 ms: degraded (the voice class's rtt_ms 150), never down, nothing withdrawn."""
-    ts = Sim(_warm(lambda i: 0.001 if i < 100 else 0.1512)).run(WARM + 1000)
+    ts = sim(_warm(lambda i: 0.001 if i < 100 else 0.1512)).run(WARM + 1000)
     assert _states(ts) == ["up", "suspect", "degraded"]  # never back to up in between, never down
     assert [r.metric for r in ts[-1].reasons] == ["unanswered", "rtt_ms"]
     assert ts[-1].at - ts[1].at < 0.1  # the first late answer (151 ms) decides
@@ -146,5 +101,5 @@ def test_a_latency_step_is_judged_by_the_rtt_thresholds_not_as_loss() -> None:
 
 def test_a_loop_stall_with_replies_queued_in_the_socket_is_not_an_outage() -> None:
     # the daemon's loop does not run for 200 ms (10 slots); the network answered every probe meanwhile
-    ts = Sim(_warm(lambda i: 0.002), stalls=[(WARM + 300, WARM + 310)]).run(WARM + 600)
+    ts = sim(_warm(lambda i: 0.002), stalls=[(WARM + 300, WARM + 310)]).run(WARM + 600)
     assert _states(ts) == ["up"]

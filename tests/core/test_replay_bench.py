@@ -44,5 +44,5 @@ def test_the_first_seven_minutes_of_the_benchmark_recording() -> None:
     # the slow episode (300-360 s): degraded (its loss confidently over 1 %), not down, and recovered
     assert [s[1:] for s in story[4:]] == [("media/usw2/interconnect", "up", "degraded"),
                                          ("media/usw2/interconnect", "degraded", "up")]
-    assert 300 <= story[4][0] <= 303 and story[5][0] > 360
+    assert 300 <= story[4][0] <= 305 and story[5][0] > 360  # 3 % loss: confidently over 1 % within 5 s
     assert all(h is Health.UP for k, h in summary.final_health.items() if k.service == "media")

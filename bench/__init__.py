@@ -1,0 +1,1 @@
+"""Benchmarks (results in docs/benchmarks.md); run each as ``python -m bench.NAME``."""
