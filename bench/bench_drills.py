@@ -36,6 +36,7 @@ from bgpctl.lab import frr, runner
 from bgpctl.lab.drill import DrillReport, run_drill, summary
 from bgpctl.lab.drill_model import load_drill
 from bgpctl.lab.poll import eventually
+from bgpctl.lab.replay_check import compare
 from bgpctl.lab.runner import Lab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +59,7 @@ class Run:
     recover: dict[str, float | None]
     violations: list[str]
     report: str = ""  # the drill report's file
+    judgements: dict[str, int] = field(default_factory=dict)  # the daemon's health changes by new state
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Bench:
     machine: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    replays: list[dict[str, Any]] = field(default_factory=list)  # controller mode: replay == daemon?
 
 
 def machine() -> dict[str, Any]:
@@ -80,7 +83,8 @@ def to_run(mode: str, drill: str, i: int, r: DrillReport, path: str) -> Run:
                route_moved_after_s=r.route_moved_after_s, route_changes=r.route_changes,
                lost=r.meter.lost if r.meter else None, regions=r.regions_answered,
                expect={c.name: c.after_s for c in r.expect}, recover={c.name: c.after_s for c in r.recover},
-               violations=r.violations, report=path)
+               violations=r.violations, report=path,
+               judgements={h: sum(1 for d in r.decisions if d["new"] == h) for h in ("suspect", "down", "degraded")})
 
 
 def _stat(values: Sequence[float | None], fmt: str) -> str:
@@ -103,6 +107,8 @@ def table(runs: Sequence[Run], modes: Sequence[str], drills: Sequence[str]) -> s
         ("last expectation held after the fault, s", "{:.2f}",
          lambda r: list(r.expect.values())[-1] if r.expect else None),
         ("edge next-hop changes (whole drill)", "{:.0f}", lambda r: r.route_changes),
+        ("daemon 'down' / 'suspect' judgements", "{:.0f}",
+         lambda r: r.judgements.get("down", 0) + r.judgements.get("suspect", 0) if r.mode == "controller" else None),
         ("runs passed", "", None),
     ]
     for d in drills:
@@ -208,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"-- {mode} {d} run {i}/{runs_for[d]} ({time.monotonic() - t1:.0f} s)\n"
                               f"{summary(report)}", flush=True)
                         out_file.write_text(json.dumps(asdict(bench), indent=2))
+                if mode == "controller":  # the daemon's recording replays to the daemon's decisions
+                    check = compare(lab, REPO / "policies" / "lab.yaml")
+                    bench.replays.append({"mode": mode, **asdict(check)})
+                    print(f"== replay of the daemon's recording: {check.transitions} health and {check.route_changes} "
+                          f"route changes, {'the same' if check.same else check.problems}", flush=True)
             except BgpctlError as e:  # this mode could not run (lab up, a drill's action): go on with the next
                 print(f"== mode {mode} aborted: {e}", file=sys.stderr, flush=True)
                 bench.errors.append(f"{mode}: {e}")

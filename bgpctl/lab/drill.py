@@ -273,9 +273,8 @@ DAEMON_LOG = "daemon.log"
 """The controller-mode daemon's log in cr's node directory (JSON lines, see lab/services.yaml)."""
 
 
-def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[str, Any]]:
-    """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report;
-    ``at_s`` on the drill's timeline (seconds since the meter started, as the fault's ``applied_s``)."""
+def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:
+    """The controller-mode daemon's JSON log events since ``since_unix``, each with ``at_unix`` added."""
     log = lab.node_dir("cr") / DAEMON_LOG
     if lab.mode != "controller" or not log.is_file():
         return []
@@ -286,13 +285,20 @@ def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[s
         try:
             ev = json.loads(line)
             at = datetime.fromisoformat(str(ev["timestamp"]).replace("Z", "+00:00")).timestamp()
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             continue
-        if ev.get("event") == "path.health" and at >= since_unix:
-            out.append({"at_unix": at, "at_s": round(at - t0_unix, 3), "path": ev.get("path"), "old": ev.get("old"),
-                        "new": ev.get("new"),
-                        "reasons": list(ev.get("reasons") or [])})
+        if at >= since_unix:
+            ev["at_unix"] = at
+            out.append(ev)
     return out
+
+
+def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[str, Any]]:
+    """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report;
+    ``at_s`` on the drill's timeline (seconds since the meter started, as the fault's ``applied_s``)."""
+    return [{"at_unix": ev["at_unix"], "at_s": round(ev["at_unix"] - t0_unix, 3), "path": ev.get("path"),
+             "old": ev.get("old"), "new": ev.get("new"), "reasons": list(ev.get("reasons") or [])}
+            for ev in daemon_events(lab, since_unix) if ev.get("event") == "path.health"]
 
 
 def regions_answered(meter: MeterReport | None) -> list[str]:

@@ -1,0 +1,61 @@
+"""Does a replay of the lab daemon's recording make the daemon's decisions? (issue 12)
+
+The controller-mode daemon on cr records every input of its controller (``--record``, see
+lab/services.yaml) and logs every health change (``path.health``) and route change
+(``route.change``). :func:`compare` replays the recording with the policy and lines both up: same
+changes, same order, and each logged a little after (less than ``slack_s``) the evaluation that the
+replay says made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bgpctl.core.recording import read_recording
+from bgpctl.core.replay import replay
+from bgpctl.lab.drill import daemon_events
+from bgpctl.lab.runner import Lab
+from bgpctl.policy.load import load_policy
+
+RECORDING = "samples.jsonl"
+"""The daemon's recording in cr's node directory (lab/services.yaml)."""
+
+
+@dataclass
+class ReplayCheck:
+    transitions: int  # health changes the daemon logged
+    route_changes: int
+    problems: list[str] = field(default_factory=list)  # empty: the replay made exactly the daemon's decisions
+
+    @property
+    def same(self) -> bool:
+        return not self.problems
+
+
+def compare(lab: Lab, policy_file: Path, slack_s: float = 0.02) -> ReplayCheck:
+    policy = load_policy(policy_file)
+    recording = lab.node_dir("cr") / RECORDING
+    with recording.open(encoding="utf-8") as f:
+        events = list(replay(policy, read_recording(f, str(recording))))
+    replayed_t = [(str(t.key), t.old.value, t.new.value, e.at) for e in events for t in e.transitions]
+    replayed_r = [(c.peer, str(c.kind), c.key.prefix, c.key.path_id, e.at) for e in events for c in e.plan.changes]
+    logged = daemon_events(lab)
+    logged_t = [(e["path"], e["old"], e["new"], e["at_unix"]) for e in logged if e.get("event") == "path.health"]
+    logged_r = [(e["peer"], e["kind"], e["prefix"], e["path_id"], e["at_unix"]) for e in logged
+                if e.get("event") == "route.change"]
+    check = ReplayCheck(len(logged_t), len(logged_r))
+    if [t[:3] for t in replayed_t] != [t[:3] for t in logged_t]:
+        check.problems.append(f"health changes differ: replay {[t[:3] for t in replayed_t]} != daemon "
+                              f"{[t[:3] for t in logged_t]}")
+    if [r[:4] for r in replayed_r] != [r[:4] for r in logged_r]:
+        check.problems.append(f"route changes differ: replay {[r[:4] for r in replayed_r]} != daemon "
+                              f"{[r[:4] for r in logged_r]}")
+    if not check.problems:
+        pairs = list(zip([t[-1] for t in replayed_t] + [r[-1] for r in replayed_r],
+                         [t[-1] for t in logged_t] + [r[-1] for r in logged_r], strict=True))
+        late = [(a, b) for a, b in pairs if not 0 <= b - a < slack_s]
+        if late:
+            check.problems.append(f"{len(late)} change(s) logged more than {slack_s:g} s from the replayed "
+                                  f"evaluation (first: replay {late[0][0]:.3f}, daemon {late[0][1]:.3f})")
+    return check
