@@ -52,6 +52,7 @@ class Result:
     bound_over_share: float
     bound_upcrossings_per_h: float
     cpu_s: float
+    causes: dict[str, int]  # "state/metric of the first reason" -> judgements
 
 
 def run(hours: float, loss_pct: float, base_ms: float, jitter_ms: float, seed: int, key: PathKey = KEY,
@@ -90,11 +91,16 @@ def run(hours: float, loss_pct: float, base_ms: float, jitter_ms: float, seed: i
     transitions = Sim(policy, key, rtt, watch=watch).run(probes)
     cpu = time.process_time() - started
     by = {h: sum(1 for t in transitions if t.new is h) for h in (Health.SUSPECT, Health.DOWN, Health.DEGRADED)}
+    causes: dict[str, int] = {}
+    for t in transitions:
+        if t.new is not Health.UP and t.reasons:
+            cause = f"{t.new.value}/{t.reasons[0].metric}"
+            causes[cause] = causes.get(cause, 0) + 1
     evals = max(1, counts["evals"])
     return Result(key.service, service.probe.interval_ms, loss_pct, base_ms, jitter_ms, hours, seed,
                   by[Health.SUSPECT] / hours, by[Health.DOWN] / hours, by[Health.DEGRADED] / hours,
                   counts["point"] / evals, counts["point_up"] / hours, counts["bound"] / evals,
-                  counts["bound_up"] / hours, round(cpu, 1))
+                  counts["bound_up"] / hours, round(cpu, 1), causes)
 
 
 def detection(loss_pct: float, seeds: int, key: PathKey = KEY, base_ms: float = 40.0,
@@ -154,15 +160,16 @@ def main() -> None:
     configs = TABLE if args.table else [(args.loss, args.base_ms, args.jitter_ms, args.interval_ms)]
     results = []
     print("| loss | RTT | interval | hours | suspect/h | down/h | degraded/h | point > 1 % (share, up/h) "
-          "| Wilson > 1 % (share, up/h) | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| Wilson > 1 % (share, up/h) | causes | CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for loss, base, jitter, interval in configs:
         r = run(args.hours, loss, base, jitter, args.seed, interval_ms=interval)
         results.append(r)
         print(f"| {r.loss_pct:g} % | {r.base_ms:g} +- {r.jitter_ms:g} ms | {r.interval_ms:g} ms | {r.hours:g} "
               f"| {r.suspect_per_h:.2f} | {r.down_per_h:.2f} | {r.degraded_per_h:.2f} "
               f"| {100 * r.point_over_share:.2f} %, {r.point_upcrossings_per_h:.1f} "
-              f"| {100 * r.bound_over_share:.4f} %, {r.bound_upcrossings_per_h:.2f} | {r.cpu_s:g} |", flush=True)
+              f"| {100 * r.bound_over_share:.4f} %, {r.bound_upcrossings_per_h:.2f} "
+              f"| {', '.join(f'{k} {v}' for k, v in r.causes.items()) or '-'} | {r.cpu_s:g} |", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
 
