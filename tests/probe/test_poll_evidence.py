@@ -15,33 +15,43 @@ from bgpctl.probe.protocol import ProbeResult, Problem
 from bgpctl.probe.tcp import TcpConnectProbe
 
 
-def test_tcp_poll_reports_a_completed_connect_without_the_event_loop() -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
+def _stalled_connect(port: int) -> tuple[float, list[ProbeResult], list[Problem], list[ProbeResult]]:
+    """Send probe 0, stall the loop 50 ms, poll; return (sent, results after the poll, problems,
+    results once the loop ran again)."""
     results: list[ProbeResult] = []
     bad: list[Problem] = []
+    out: dict[str, object] = {}
 
     async def scenario() -> None:
         probe = TcpConnectProbe(source="127.0.0.1", target="127.0.0.1", port=port, timeout_s=1.0)
         probe.open(results.append, bad.append)
         try:
-            sent = probe.send(0)
+            out["sent"] = probe.send(0)
             time.sleep(0.05)  # the loop is stalled: its writer callback cannot run
-            assert results == []
+            assert results == [] and bad == []
             probe.poll()  # the evaluation reads the evidence itself
-            assert [r.seq for r in results] == [0]
-            assert 0 <= results[0].received - sent < 0.05
-            await asyncio.sleep(0.01)  # the loop's own callback finds nothing left to report
-            assert len(results) == 1 and bad == []
+            out["polled"] = list(results)
+            await asyncio.sleep(0.01)  # the loop's own callback must find nothing left to report
         finally:
             probe.close()
 
+    asyncio.run(scenario())
+    sent = out["sent"]
+    polled = out["polled"]
+    assert isinstance(sent, float) and isinstance(polled, list)
+    return sent, polled, bad, results
+
+
+def test_tcp_poll_reports_a_completed_connect_without_the_event_loop() -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
     try:
-        asyncio.run(scenario())
+        sent, polled, bad, final = _stalled_connect(listener.getsockname()[1])
     finally:
         listener.close()
+    assert [r.seq for r in polled] == [0] and 0 <= polled[0].received - sent < 0.05
+    assert final == polled and bad == []
 
 
 def test_tcp_poll_reports_a_refused_connect_as_such() -> None:
@@ -49,18 +59,5 @@ def test_tcp_poll_reports_a_refused_connect_as_such() -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nobody listens there: the kernel answers with RST
-    results: list[ProbeResult] = []
-    bad: list[Problem] = []
-
-    async def scenario() -> None:
-        probe = TcpConnectProbe(source="127.0.0.1", target="127.0.0.1", port=port, timeout_s=1.0)
-        probe.open(results.append, bad.append)
-        try:
-            probe.send(0)
-            time.sleep(0.05)
-            probe.poll()
-            assert results == [] and bad == [Problem.REFUSED]
-        finally:
-            probe.close()
-
-    asyncio.run(scenario())
+    _sent, polled, bad, final = _stalled_connect(port)
+    assert polled == [] and final == [] and bad == [Problem.REFUSED]
