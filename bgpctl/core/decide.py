@@ -333,14 +333,15 @@ def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float)
                           reasons=(reason,), clean_level=None)
 
     # 2.-7. the window's judgement, underneath any suspicion
-    suspected = prev.health is _SUSPECT and prev.beneath is not None
-    base = prev.beneath if suspected and prev.beneath is not None else prev
+    base = prev.beneath if prev.health is _SUSPECT and prev.beneath is not None else prev
+    suspected = base is not prev
     new = _judge_window(rules, stats, base, now)
 
     # 1b. suspicion: unanswered past the adaptive RTO, not timed out (yet)
     if (stats is not None and (stats.unanswered >= h.down_after_lost or (suspected and stats.holes > 0))
             and new.health is not _DOWN and new.health is not _UNKNOWN):
-        if suspected and prev.reasons and prev.reasons[0].value == stats.unanswered and prev.beneath is new:
+        missing = stats.unanswered + stats.holes
+        if suspected and prev.reasons and prev.reasons[0].value == missing and prev.beneath is new:
             return prev  # nothing new to say
         if stats.unanswered >= h.down_after_lost:
             text = (f"unanswered {stats.unanswered} >= down_after_lost {h.down_after_lost} "
@@ -349,7 +350,7 @@ def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float)
         else:
             text = (f"{stats.holes} probe(s) before the last answer still unanswered past RTO "
                     f"{stats.rto_ms or 0:.0f} ms: suspect until they are answered or time out")
-        reason = Reason("unanswered", float(stats.unanswered + stats.holes), float(h.down_after_lost), text)
+        reason = Reason("unanswered", float(missing), float(h.down_after_lost), text)
         return PathHealth(health=_SUSPECT, since=prev.since if suspected else now, clean_since=None,
                           down_until=new.down_until, reasons=(reason,), clean_level=None, beneath=new)
     if suspected:
