@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.noise_sim import T0
 from bench.noise_sim import Sim as NoiseSim
@@ -103,3 +105,22 @@ def test_a_loop_stall_with_replies_queued_in_the_socket_is_not_an_outage() -> No
     # the daemon's loop does not run for 200 ms (10 slots); the network answered every probe meanwhile
     ts = sim(_warm(lambda i: 0.002), stalls=[(WARM + 300, WARM + 310)]).run(WARM + 600)
     assert _states(ts) == ["up"]
+
+
+@given(st.lists(st.integers(0, 3), min_size=60, max_size=200), st.floats(0.001, 0.2))
+@settings(deadline=None)
+def test_no_run_of_down_after_lost_losses_no_suspicion(gaps: list[int], rtt: float) -> None:
+    """Property: whatever the loss pattern, as long as it has no run of down_after_lost (4) losses and
+    every answer comes at one steady RTT (below the timeout), the fast path never fires: never suspect,
+    never down for unanswered probes (heavy loss may still cross the loss thresholds, as it should).
+    ``gaps``: after each answered probe, 0-3 lost ones."""
+    lost: set[int] = set()
+    i = WARM
+    for g in gaps:
+        i += 1  # one answered probe
+        lost.update(range(i, i + g))
+        i += g
+    ts = sim(lambda j: None if j in lost else rtt).run(i + 10)
+    fast = [t for t in ts if t.new.value == "suspect" or {r.metric for r in t.reasons} & {"unanswered",
+                                                                                          "consecutive_lost"}]
+    assert fast == [], [(t.new.value, [r.text for r in t.reasons]) for t in fast]
