@@ -21,7 +21,7 @@ from bgpctl.cli.policy import policy
 from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.plan import attrs_to_dict, change_to_dict, ideal_rib, path_states, plan, route_order
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Reason, RouteAttrs
-from bgpctl.errors import BgpctlError
+from bgpctl.errors import RefusedInput
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import PathState, Policy
 
@@ -48,8 +48,8 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
 }
 
 
-class SnapshotError(BgpctlError):
-    """A stats snapshot file was refused."""
+class SnapshotError(RefusedInput):
+    """A stats snapshot file was refused (exit code 3)."""
 
 
 def read_snapshot(text: str, name: str, policy_: Policy) -> dict[PathKey, PathStats]:

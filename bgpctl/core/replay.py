@@ -41,11 +41,11 @@ from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.plan import change_to_dict, plan
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, RouteAttrs, Sample, Transition
-from bgpctl.errors import BgpctlError
+from bgpctl.errors import RefusedInput
 from bgpctl.policy.model import Policy
 
 
-class ReplayError(BgpctlError):
+class ReplayError(RefusedInput):
     """A recording could not be replayed (bad line, unknown path, ...)."""
 
 
