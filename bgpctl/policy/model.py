@@ -177,6 +177,17 @@ class Family(enum.StrEnum):
     IPV4_UNICAST = "ipv4-unicast"
     IPV6_UNICAST = "ipv6-unicast"
 
+    @classmethod
+    def of(cls, network: IPNetwork) -> Family:
+        """The address family a prefix belongs to (the one a session must carry to be sent it)."""
+        return cls.IPV4_UNICAST if network.version == 4 else cls.IPV6_UNICAST
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """AFI and SAFI as ExaBGP spells them: ``("ipv4", "unicast")``."""
+        afi, safi = self.value.split("-")
+        return afi, safi
+
 
 class AddPath(enum.StrEnum):
     OFF = "off"
