@@ -13,6 +13,7 @@ from typing import Protocol
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from bgpctl import events
 from bgpctl.core.types import Health, PathKey, PathStats, Plan, RouteChange, Transition
 
 _HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.DOWN: 2}
@@ -39,17 +40,17 @@ class LogSink:
 
     def transition(self, t: Transition) -> None:
         level = self.log.warning if t.new in (Health.DOWN, Health.DEGRADED) else self.log.info
-        level("path.health", path=str(t.key), old=str(t.old), new=str(t.new),
+        level(events.PATH_HEALTH, path=str(t.key), old=str(t.old), new=str(t.new),
               reasons=[r.text for r in t.reasons],
               measurements={r.metric: r.value for r in t.reasons if r.value is not None})
 
     def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
-            self.log.info("route.change", **_change_fields(c))
+            self.log.info(events.ROUTE_CHANGE, **_change_fields(c))
         for c in p.deferred:
-            self.log.warning("route.deferred", reason="guards.max_route_changes_per_minute", **_change_fields(c))
+            self.log.warning(events.ROUTE_DEFERRED, reason="guards.max_route_changes_per_minute", **_change_fields(c))
         for note in new_notes:
-            self.log.warning("plan.note", note=note, fail_static="fail-static" in note)
+            self.log.warning(events.PLAN_NOTE, note=note, fail_static="fail-static" in note)
 
     def measured(self, stats: Mapping[PathKey, PathStats]) -> None:
         return None  # measurements are metrics, not log lines
