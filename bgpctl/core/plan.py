@@ -569,33 +569,3 @@ def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | 
     return Plan(desired=desired, changes=tuple(changes), deferred=tuple(deferred), notes=tuple(notes),
                 change_times=recent + (now,) * len(changes))
 
-
-# --------------------------------------------------------------------------------------------
-# plain data, for JSON output and golden files
-
-
-def attrs_to_dict(attrs: RouteAttrs) -> dict[str, object]:
-    return {"next_hop": attrs.next_hop, "as_path": list(attrs.as_path), "med": attrs.med,
-            "communities": list(attrs.communities), "large_communities": list(attrs.large_communities)}
-
-
-def change_to_dict(change: RouteChange) -> dict[str, object]:
-    out: dict[str, object] = {"peer": change.peer, "kind": str(change.kind), "prefix": change.key.prefix,
-                              "path_id": change.key.path_id}
-    if change.attrs is not None:
-        out.update(attrs_to_dict(change.attrs))
-    out["why"] = change.why
-    return out
-
-
-def rib_to_dict(rib: Rib) -> dict[str, list[dict[str, object]]]:
-    return {peer: [{"prefix": k.prefix, "path_id": k.path_id, **attrs_to_dict(routes[k])}
-                   for k in sorted(routes, key=route_order)]
-            for peer, routes in rib.items()}
-
-
-def plan_to_dict(p: Plan) -> dict[str, object]:
-    """A plan as JSON-able data (routes sorted by prefix and path id)."""
-    return {"desired": rib_to_dict(p.desired), "changes": [change_to_dict(c) for c in p.changes],
-            "deferred": [change_to_dict(c) for c in p.deferred], "notes": list(p.notes),
-            "change_times": list(p.change_times)}

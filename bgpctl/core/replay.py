@@ -38,11 +38,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bgpctl.core.decide import decide, path_keys
-from bgpctl.core.plan import change_to_dict, plan
+from bgpctl.core.plan import plan
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, RouteAttrs, Sample, Transition
 from bgpctl.errors import RefusedInput
 from bgpctl.policy.model import Policy
+from bgpctl.render import change_to_dict
 
 
 class ReplayError(RefusedInput):
