@@ -127,7 +127,8 @@ def _speaker_addresses(data: dict[str, object]) -> list[IPv4Address | IPv6Addres
     return None if any(a is None for a in parsed) else [a for a in parsed if a is not None]
 
 
-def _peers(c: _Ctx, data: dict[str, object]) -> Found:
+# the peer rules in one pass over the entries, each an independent `if`: a list of checks, not nested logic
+def _peers(c: _Ctx, data: dict[str, object]) -> Found:  # noqa: C901, PLR0912
     entries = _peer_entries(data)
     names: dict[str, int] = {}
     addresses: dict[IPv4Address | IPv6Address, int] = {}

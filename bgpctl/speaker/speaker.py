@@ -464,7 +464,9 @@ class Speaker:
                         retry_in_s=round(delay, 3), exabgp_recent_output=recent,
                         hint="ExaBGP refused the command; the route is not marked announced and is retried")
 
-    async def _reconcile(self) -> SyncResult:
+    # one pass in make-before-break order (announce, then withdraw what is safe, then End-of-RIB), each step
+    # checking that the connection survived; kept in one place so that the order is read top to bottom
+    async def _reconcile(self) -> SyncResult:  # noqa: C901, PLR0912, PLR0915
         """One pass: desired vs held. Caller holds ``self._lock``."""
         conn = self._conn
         if conn is None:
