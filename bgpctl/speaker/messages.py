@@ -1,7 +1,7 @@
 """One line ExaBGP writes to its API process -> one typed event. Pure: no I/O.
 
 ExaBGP 5 mixes plain-text ACKs (``done`` / ``error``, even with ``encoder json``) with one JSON object per
-line (see notes §1b). Anything else, or JSON of an unexpected shape, becomes :class:`UnparsableLine`
+line (docs/design.md, "ExaBGP facts", 1). Anything else, or JSON of an unexpected shape, becomes :class:`UnparsableLine`
 carrying the line and the reason, for the caller to log and count; parsing never raises.
 """
 

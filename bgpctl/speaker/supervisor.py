@@ -1,7 +1,7 @@
 """Run ExaBGP as bgpctl's child, restart it with backoff whenever it exits, stop it on shutdown.
 
-ExaBGP exits 0 when it gives up on its API process (notes §0.6), so *any* exit that bgpctl did not ask
-for is a crash here. The child stays in bgpctl's process group and gets SIGTERM if bgpctl dies
+ExaBGP exits 0 when it gives up on its API process (docs/design.md, "ExaBGP facts", 2), so *any* exit that
+bgpctl did not ask for is a crash here. The child stays in bgpctl's process group and gets SIGTERM if bgpctl dies
 (PR_SET_PDEATHSIG), so no ExaBGP outlives its controller; with graceful restart, the peers keep the
 routes until the next bgpctl re-announces them.
 """
