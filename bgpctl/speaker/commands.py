@@ -9,18 +9,14 @@ a route outside it raises :class:`SpeakerError` and is never sent.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.allowlist import allowed
-from bgpctl.policy.model import AddPath, Family, IPNetwork, Peer, Policy
+from bgpctl.policy.model import AddPath, Family, IPNetwork, Peer, Policy, is_community, is_large_community
 
-_COMMUNITY = re.compile(r"^(\d{1,5}):(\d{1,5})$")
-_LARGE_COMMUNITY = re.compile(r"^(\d{1,10}):(\d{1,10}):(\d{1,10})$")
-_WELL_KNOWN = frozenset({"no-export", "no-advertise", "no-export-subconfed", "blackhole", "graceful-shutdown"})
 _U32 = 4294967295
 
 
@@ -76,8 +72,7 @@ def _next_hop(peer: Peer, net: IPNetwork, next_hop: str) -> str:
 
 def _communities(where: str, values: Sequence[str]) -> str:
     for c in values:
-        m = _COMMUNITY.match(c)
-        if c not in _WELL_KNOWN and (not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535):
+        if not is_community(c):
             raise SpeakerError(f"{where}: {c!r} is not a standard community (ASN:VALUE, each 0-65535, or a "
                                f"well-known name)")
     return f" community [ {' '.join(values)} ]" if values else ""
@@ -85,8 +80,7 @@ def _communities(where: str, values: Sequence[str]) -> str:
 
 def _large_communities(where: str, values: Sequence[str]) -> str:
     for c in values:
-        m = _LARGE_COMMUNITY.match(c)
-        if not m or any(int(g) > _U32 for g in m.groups()):
+        if not is_large_community(c):
             raise SpeakerError(f"{where}: {c!r} is not a large community (GLOBAL:LOCAL1:LOCAL2, each 0-{_U32})")
     return f" large-community [ {' '.join(values)} ]" if values else ""
 
