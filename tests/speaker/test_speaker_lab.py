@@ -418,7 +418,7 @@ def test_foreign_relay_is_refused(the_lab: L.Lab, tmp_path: Path) -> None:
             await writer.drain()
             assert await asyncio.wait_for(reader.read(), 5) == b""  # closed on us
             writer.close()
-            assert sp.counters[events.RELAY_REFUSED] == 1
+            assert sp.counters["relay_refused"] == 1 and tap.events(events.RELAY_REFUSED)
             assert sp._conn is not None and sp._conn.pid == sp.exabgp_pid  # the real one is untouched
         finally:
             await sp.stop(withdraw=False)
