@@ -1,17 +1,33 @@
-"""One exception root for everything bgpctl raises on purpose.
+"""One exception root for everything bgpctl raises on purpose, and the exit codes of the CLI.
 
 Every message says what went wrong *and what to do instead*: an operator reads these at 3 a.m.
+The exit codes are the CLI's contract (docs/cli.md): 0 ok, 1 runtime failure, 2 usage error (click's
+own: an unknown option, a missing argument), 3 refused input (a bad policy, topology, snapshot or recording).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+EXIT_OK = 0
+EXIT_FAILURE = 1
+"""Something went wrong while running: a lab that would not come up, a probe that got no answer, ..."""
+EXIT_USAGE = 2
+"""The command line itself is wrong (click's UsageError and BadParameter exit with this)."""
+EXIT_REFUSED = 3
+"""An input file was refused whole: nothing was done with it."""
+
 
 class BgpctlError(Exception):
-    """Root of every error bgpctl raises deliberately. The CLI prints it and exits non-zero."""
+    """Root of every error bgpctl raises deliberately. The CLI prints it and exits with ``exit_code``."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILURE
+
+
+class RefusedInput(BgpctlError):
+    """An input (policy, topology, stats snapshot, recording, ...) was refused whole: exit code 3."""
+
+    exit_code = EXIT_REFUSED
 
 
 @dataclass(frozen=True)
@@ -31,14 +47,16 @@ class Problem:
         return f"{where}{field} {self.message}{hint}"
 
 
-class PolicyError(BgpctlError):
-    """A policy file was refused. Carries every problem found in one run, not only the first."""
-
-    exit_code = 2
+class ProblemsError(RefusedInput):
+    """An input file was refused; carries every problem found in one run, not only the first."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(p.render() for p in problems))
+
+
+class PolicyError(ProblemsError):
+    """A policy file was refused. Carries every problem found in one run, not only the first."""
 
 
 class LabError(BgpctlError):

@@ -1,7 +1,8 @@
 """``bgpctl policy check|show|schema``: validate policy files, print them with defaults, export the schema.
 
 Problems go to stderr as ``FILE:LINE FIELD.PATH: what is wrong (hint)``, one per line; a refused file
-makes the command exit 2. Other modules attach more sub-commands to the :data:`policy` group.
+makes the command exit 3 (refused input, docs/cli.md). Other modules attach more sub-commands to the
+:data:`policy` group.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _fail(e: PolicyError) -> None:
 def check(files: tuple[str, ...]) -> None:
     """Validate policy FILES; print 'FILE: ok (...)' for each good one, every problem of each bad one.
 
-    Exits 0 only if every file is good, 2 otherwise. Warnings (a secret's file or variable missing
+    Exits 0 only if every file is good, 3 (refused input) otherwise. Warnings (a secret's file or variable missing
     now) do not fail the check: the daemon reads secrets when it starts.
     """
     failed = False

@@ -19,11 +19,12 @@ import jsonschema
 
 from bgpctl.cli.policy import policy
 from bgpctl.core.decide import decide, path_keys
-from bgpctl.core.plan import attrs_to_dict, change_to_dict, ideal_rib, path_states, plan, route_order
+from bgpctl.core.plan import ideal_rib, path_states, plan, route_order
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Reason, RouteAttrs
-from bgpctl.errors import BgpctlError
+from bgpctl.errors import RefusedInput
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import PathState, Policy
+from bgpctl.render import attrs_to_dict, change_from_dict, change_text, change_to_dict, communities_text
 
 _NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0}
 SNAPSHOT_SCHEMA: dict[str, Any] = {
@@ -48,8 +49,8 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
 }
 
 
-class SnapshotError(BgpctlError):
-    """A stats snapshot file was refused."""
+class SnapshotError(RefusedInput):
+    """A stats snapshot file was refused (exit code 3)."""
 
 
 def read_snapshot(text: str, name: str, policy_: Policy) -> dict[PathKey, PathStats]:
@@ -120,10 +121,6 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [fmt.format(*headers).rstrip(), *(fmt.format(*r).rstrip() for r in rows)]
 
 
-def _communities(attrs: RouteAttrs) -> str:
-    return " ".join([*attrs.communities, *attrs.large_communities]) or "-"
-
-
 def render_report(report: Mapping[str, Any]) -> list[str]:
     lines = ["paths:"]
     lines += ["  " + line for line in _table(
@@ -141,13 +138,13 @@ def render_report(report: Mapping[str, Any]) -> list[str]:
                                tuple(r["large_communities"]))
             state = f"{r['state']} ({r['via']})" if r["state"] else "kept"
             rows.append([r["prefix"], str(r["path_id"]), r["next_hop"], " ".join(map(str, r["as_path"])),
-                         "-" if r["med"] is None else str(r["med"]), _communities(attrs), state])
+                         "-" if r["med"] is None else str(r["med"]), communities_text(attrs), state])
         lines += ["  " + line for line in _table(
             ["PREFIX", "PATH ID", "NEXT HOP", "AS PATH", "MED", "COMMUNITIES", "STATE"], rows)]
     if report["deferred"]:
         lines.append("")
         lines.append("deferred by the rate limit:")
-        lines += [f"  {c['kind']} {c['peer']} {c['prefix']} id {c['path_id']}" for c in report["deferred"]]
+        lines += [f"  {change_text(change_from_dict(c))}" for c in report["deferred"]]
     if report["notes"]:
         lines.append("")
         lines += [f"note: {n}" for n in report["notes"]]

@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 import click
 
+from bgpctl import events
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.paths import run_specs, select, specs_from_policy
@@ -108,7 +109,7 @@ def reflector(*, listen: str, port: int, tcp_ports: tuple[int, ...], seconds: fl
     when it stops ({"event": "reflector.stopped", "received": ..., "reflected": ...}).
     """
     counts = asyncio.run(_serve(Reflector(listen, port, tcp_ports=tcp_ports, netns=netns), seconds))
-    click.echo(json.dumps({"event": "reflector.stopped", **counts}))
+    click.echo(json.dumps({"event": events.REFLECTOR_STOPPED, **counts}))
 
 
 async def _serve(refl: Reflector, seconds: float | None) -> dict[str, int]:
@@ -118,7 +119,7 @@ async def _serve(refl: Reflector, seconds: float | None) -> dict[str, int]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    click.echo(json.dumps({"event": "reflector.ready", "listen": refl.listen, "port": refl.udp_port,
+    click.echo(json.dumps({"event": events.REFLECTOR_READY, "listen": refl.listen, "port": refl.udp_port,
                            "tcp_ports": list(refl.tcp_ports)}))
     try:
         if seconds is None:

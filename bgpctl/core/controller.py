@@ -1,6 +1,6 @@
 """The controller's state and one evaluation step: samples -> stats -> decide -> plan. No I/O.
 
-This is the one place the daemon's decisions live (DESIGN.md "state lives in one place"):
+This is the one place the daemon's decisions live (docs/design.md, "Data flow"):
 per-path sample windows, the health decide() keeps between calls, and the last plan (what the
 speaker was asked to hold). The async daemon only feeds samples in, calls :meth:`Controller.step`
 and hands the resulting plan to the speaker, so the loop itself is testable without a network.

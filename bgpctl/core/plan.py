@@ -61,7 +61,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from bgpctl.core.types import (
     ChangeKind,
@@ -74,6 +73,7 @@ from bgpctl.core.types import (
     RouteChange,
     RouteKey,
 )
+from bgpctl.policy.allowlist import Network, allowed, allowlist_networks, parse_network
 from bgpctl.policy.model import (
     AddPath,
     Announce,
@@ -98,8 +98,6 @@ STATE_RANK: dict[PathState, int] = {
 _ADD_PATH_SENDS = frozenset({AddPath.SEND, AddPath.BOTH})
 _ANNOUNCEABLE = frozenset({PathState.PREFERRED, PathState.STANDBY, PathState.DEGRADED})
 _GROUP_MAKE, _GROUP_DEPREFER, _GROUP_WITHDRAW = 0, 1, 2
-
-Network = IPv4Network | IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,34 +143,7 @@ def _service_paths(policy: Policy, service_name: str) -> list[PathKey]:
 
 
 def _network(value: object) -> Network | None:
-    return _parse_network(str(value))
-
-
-@lru_cache(maxsize=4096)
-def _parse_network(text: str) -> Network | None:
-    """A well-formed prefix (no host bits set), or None. Cached: networks are immutable."""
-    try:
-        return ip_network(text, strict=True)
-    except ValueError:
-        return None
-
-
-def _allowlist(policy: Policy) -> list[Network]:
-    nets = (_network(a) for a in policy.guards.allowlist)
-    return [n for n in nets if n is not None]
-
-
-def allowed(prefix: str, allowlist: Iterable[Network]) -> bool:
-    """True when ``prefix`` is a well-formed network inside one of ``allowlist``."""
-    net = _network(prefix)
-    if net is None:
-        return False
-    for a in allowlist:
-        if isinstance(net, IPv4Network) and isinstance(a, IPv4Network) and net.subnet_of(a):
-            return True
-        if isinstance(net, IPv6Network) and isinstance(a, IPv6Network) and net.subnet_of(a):
-            return True
-    return False
+    return parse_network(str(value))
 
 
 @lru_cache(maxsize=8192)
@@ -188,8 +159,7 @@ def _carries(peer: Peer, prefix: str) -> bool:
     net = _network(prefix)
     if net is None:  # let the allowlist guard drop it, with its note
         return True
-    family = Family.IPV4_UNICAST if net.version == 4 else Family.IPV6_UNICAST
-    return family in peer.families
+    return Family.of(net) in peer.families
 
 
 def _find_peer(policy: Policy, name: str) -> Peer | None:
@@ -563,7 +533,7 @@ def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | 
     ``overrides`` None means ``policy.overrides``. See the module docstring for the rules.
     """
     ov = policy.overrides if overrides is None else overrides
-    allowlist = _allowlist(policy)
+    allowlist = allowlist_networks(policy)
     prev_rib: Rib = previous.desired if previous is not None else {}
     recent = tuple(t for t in (previous.change_times if previous is not None else ()) if t > now - RATE_WINDOW_S)
     notes: list[str] = []
@@ -600,33 +570,3 @@ def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | 
     return Plan(desired=desired, changes=tuple(changes), deferred=tuple(deferred), notes=tuple(notes),
                 change_times=recent + (now,) * len(changes))
 
-
-# --------------------------------------------------------------------------------------------
-# plain data, for JSON output and golden files
-
-
-def attrs_to_dict(attrs: RouteAttrs) -> dict[str, object]:
-    return {"next_hop": attrs.next_hop, "as_path": list(attrs.as_path), "med": attrs.med,
-            "communities": list(attrs.communities), "large_communities": list(attrs.large_communities)}
-
-
-def change_to_dict(change: RouteChange) -> dict[str, object]:
-    out: dict[str, object] = {"peer": change.peer, "kind": str(change.kind), "prefix": change.key.prefix,
-                              "path_id": change.key.path_id}
-    if change.attrs is not None:
-        out.update(attrs_to_dict(change.attrs))
-    out["why"] = change.why
-    return out
-
-
-def rib_to_dict(rib: Rib) -> dict[str, list[dict[str, object]]]:
-    return {peer: [{"prefix": k.prefix, "path_id": k.path_id, **attrs_to_dict(routes[k])}
-                   for k in sorted(routes, key=route_order)]
-            for peer, routes in rib.items()}
-
-
-def plan_to_dict(p: Plan) -> dict[str, object]:
-    """A plan as JSON-able data (routes sorted by prefix and path id)."""
-    return {"desired": rib_to_dict(p.desired), "changes": [change_to_dict(c) for c in p.changes],
-            "deferred": [change_to_dict(c) for c in p.deferred], "notes": list(p.notes),
-            "change_times": list(p.change_times)}

@@ -28,12 +28,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from bgpctl.core.types import PathKey, Sample
-from bgpctl.errors import BgpctlError
+from bgpctl.errors import RefusedInput
 
 VERSION = 2
 
 
-class RecordingError(BgpctlError):
+class RecordingError(RefusedInput):
     """A recording line is malformed (the message names file:line and what a good line looks like)."""
 
 

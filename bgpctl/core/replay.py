@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 
 from bgpctl.core.controller import Controller, Step
 from bgpctl.core.decide import path_keys
-from bgpctl.core.plan import change_to_dict
 from bgpctl.core.recording import Event, Header, RecordingError, Sent, Settled, Stepped, read_recording
-from bgpctl.core.types import Health, PathKey, Plan, RouteAttrs, Sample, Transition
+from bgpctl.core.types import Health, PathKey, Plan, Sample, Transition
 from bgpctl.policy.model import Policy
+from bgpctl.render import change_text, change_to_dict, transition_to_dict
 
 __all__ = ["ReplayError", "ReplaySummary", "TimelineEvent", "read_recording", "replay"]
+
 
 
 class ReplayError(RecordingError):
@@ -159,60 +160,79 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
                               "(split the file at the header lines)")
 
 
+class _Ticker:
+    """Fixed-tick mode: reads samples lazily (up to :data:`REORDER_S` out of ``sent`` order) and hands the
+    controller, up to a time, every probe sent and every sample settled by then."""
+
+    def __init__(self, ctl: Controller, policy: Policy, source: Iterator[Event], total: ReplaySummary) -> None:
+        self.ctl, self.source, self.total = ctl, source, total
+        self.timeouts = {name: s.probe.timeout_ms / 1000.0 for name, s in policy.services.items()}
+        self.settles: list[tuple[float, int, Settled]] = []
+        self.sends: list[tuple[float, int, PathKey, int]] = []
+        self.pending: Settled | None = None
+        self.max_sent = -math.inf
+        self.n = 0
+
+    @property
+    def done(self) -> bool:
+        return self.pending is None and not self.settles and not self.sends
+
+    def _next(self) -> Settled | None:
+        r = _next_sample(self.source)
+        if r is not None:
+            _known(self.ctl, r.key)
+            s = r.sample
+            if s.sent < self.max_sent - REORDER_S:
+                raise ReplayError(f"probe {r.key} seq {s.seq} was sent at {s.sent}, more than "
+                                  f"{REORDER_S:g} s before a probe on an earlier line ({self.max_sent}): sort the "
+                                  "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')")
+            self.max_sent = max(self.max_sent, s.sent)
+            self.total.samples += 1
+        return r
+
+    def read_until(self, t: float) -> None:
+        """Queue every sample sent up to ``t`` plus the reorder margin (the first line at least)."""
+        while True:
+            if self.pending is None:
+                self.pending = self._next()
+                if self.pending is None:
+                    return
+            if self.pending.sample.sent > t + REORDER_S:
+                return
+            r, self.pending = self.pending, None
+            s, timeout = r.sample, self.timeouts[r.key.service]
+            self.n += 1
+            heapq.heappush(self.sends, (s.sent, self.n, r.key, s.seq))
+            if s.received is None or s.received - s.sent > timeout:  # late = lost, known at the timeout
+                heapq.heappush(self.settles, (s.sent + timeout, self.n, Settled(r.key, Sample(s.seq, s.sent, None))))
+            else:
+                heapq.heappush(self.settles, (s.received, self.n, r))
+
+    def feed(self, now: float) -> None:
+        self.read_until(now)
+        while self.sends and self.sends[0][0] <= now:
+            sent, _, key, seq = heapq.heappop(self.sends)
+            self.ctl.sent(key, seq, sent)
+        while self.settles and self.settles[0][0] <= now:
+            ev = heapq.heappop(self.settles)[2]
+            self.ctl.add(ev.key, ev.sample)
+
+
 def _ticked(ctl: Controller, policy: Policy, source: Iterator[Event], tick: float,
             total: ReplaySummary) -> Iterator[Step]:
     """Step on a fixed tick; before each step, every probe sent and every sample settled by then."""
-    timeouts = {name: s.probe.timeout_ms / 1000.0 for name, s in policy.services.items()}
-    settles: list[tuple[float, int, PathKey, Settled]] = []
-    sends: list[tuple[float, int, PathKey, int]] = []
-    pending: Settled | None = None
-    max_sent = -math.inf
-    n = 0
-
-    def read_until(t: float) -> None:
-        nonlocal pending, max_sent, n
-        while True:
-            if pending is None:
-                pending = _next_sample(source)
-                if pending is None:
-                    return
-                s = pending.sample
-                _known(ctl, pending.key)
-                if s.sent < max_sent - REORDER_S:
-                    raise ReplayError(f"probe {pending.key} seq {s.seq} was sent at {s.sent}, more than "
-                                      f"{REORDER_S:g} s before a probe on an earlier line ({max_sent}): sort the "
-                                      "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')")
-                max_sent = max(max_sent, s.sent)
-                total.samples += 1
-            if pending.sample.sent > t + REORDER_S:
-                return
-            r, pending = pending, None
-            s, timeout = r.sample, timeouts[r.key.service]
-            n += 1
-            heapq.heappush(sends, (s.sent, n, r.key, s.seq))
-            if s.received is None or s.received - s.sent > timeout:  # late = lost, known at the timeout
-                heapq.heappush(settles, (s.sent + timeout, n, r.key, Settled(r.key, Sample(s.seq, s.sent, None))))
-            else:
-                heapq.heappush(settles, (s.received, n, r.key, r))
-
-    read_until(-math.inf)  # the first line only
-    if pending is None:
+    feed = _Ticker(ctl, policy, source, total)
+    feed.read_until(-math.inf)  # the first line only
+    if feed.pending is None:
         return
-    read_until(pending.sample.sent)  # and what a reordered file sent before it
-    first = sends[0][0]
-    total.start = first
+    feed.read_until(feed.pending.sample.sent)  # and what a reordered file sent before it
+    total.start = feed.sends[0][0]
     k = 0
     while True:
-        now = first + k * tick
-        read_until(now)
-        while sends and sends[0][0] <= now:
-            sent, _, key, seq = heapq.heappop(sends)
-            ctl.sent(key, seq, sent)
-        while settles and settles[0][0] <= now:
-            ev = heapq.heappop(settles)[3]
-            ctl.add(ev.key, ev.sample)
+        now = total.start + k * tick
+        feed.feed(now)
         yield ctl.step(now)
-        if pending is None and not settles and not sends:
+        if feed.done:
             break
         k += 1
 
@@ -234,8 +254,7 @@ def event_to_dict(event: TimelineEvent) -> dict[str, object]:
     return {
         "at": event.at,
         "t": round(event.t, 6),
-        "transitions": [{"path": str(tr.key), "old": tr.old.value, "new": tr.new.value,
-                         "reasons": [r.text for r in tr.reasons]} for tr in event.transitions],
+        "transitions": [transition_to_dict(tr) for tr in event.transitions],
         "changes": [change_to_dict(c) for c in event.plan.changes],
         "deferred": [change_to_dict(c) for c in event.plan.deferred],
         "notes": list(event.plan.notes),
@@ -264,25 +283,12 @@ def render_event(event: TimelineEvent, shown_notes: Iterable[str] = ()) -> list[
         lines.append(f"{stamp}  (retrying deferred changes)")
     pad = " " * (len(stamp) + 2)
     for c in event.plan.changes:
-        lines.append(f"{pad}{_change_text(c.kind.value, c.peer, c.key.prefix, c.key.path_id, c.attrs)}  [{c.why}]")
+        lines.append(f"{pad}{change_text(c)}  [{c.why}]")
     for c in event.plan.deferred:
-        lines.append(f"{pad}deferred: {_change_text(c.kind.value, c.peer, c.key.prefix, c.key.path_id, c.attrs)}")
+        lines.append(f"{pad}deferred: {change_text(c)}")
     seen = set(shown_notes)
     lines.extend(f"{pad}note: {n}" for n in event.plan.notes if n not in seen)
     return lines
-
-
-def _change_text(kind: str, peer: str, prefix: str, path_id: int, attrs: RouteAttrs | None) -> str:
-    text = f"{peer:<10} {kind:<8} {prefix}" + (f" id {path_id}" if path_id else "")
-    if attrs is not None:
-        text += f" nh {attrs.next_hop} as-path {' '.join(map(str, attrs.as_path))}"
-        if attrs.med is not None:
-            text += f" med {attrs.med}"
-        if attrs.communities:
-            text += f" comm {','.join(attrs.communities)}"
-        if attrs.large_communities:
-            text += f" lcomm {','.join(attrs.large_communities)}"
-    return text
 
 
 def render_summary(s: ReplaySummary) -> list[str]:

@@ -31,6 +31,7 @@ from typing import IO
 import structlog
 from prometheus_client import start_http_server
 
+from bgpctl import events
 from bgpctl.core.controller import Controller
 from bgpctl.core.recording import Schedule
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
@@ -42,6 +43,7 @@ from bgpctl.probe.paths import make_probe, specs_from_policy
 from bgpctl.probe.pinning import Pinning, pins_from_policy
 from bgpctl.probe.recorder import Recorder
 from bgpctl.probe.scheduler import PathProber, drive
+from bgpctl.speaker.messages import SessionState
 from bgpctl.speaker.speaker import Speaker
 
 LOCK_NAME = "bgpctl.lock"
@@ -117,9 +119,9 @@ class _Syncer:
             try:
                 result = await self.speaker.sync(rib, complete=complete)
             except SpeakerError as e:  # refused whole: nothing was sent, the previous RIB stays
-                self.log.error("speaker.refused", error=str(e))
+                self.log.error(events.SPEAKER_REFUSED, error=str(e))
                 continue
-            self.log.info("speaker.synced", sent=result.sent, errors=result.errors, complete=result.complete,
+            self.log.info(events.SPEAKER_SYNCED, sent=result.sent, errors=result.errors, complete=result.complete,
                           ms=round((time.monotonic() - started) * 1000, 1))
 
 
@@ -185,7 +187,7 @@ class Daemon:
             became_complete = not self._complete and self._rib_complete(now)
             if became_complete:
                 self._complete = True
-                self.log.info("daemon.rib_complete", after_s=round(now - self._started, 3),
+                self.log.info(events.DAEMON_RIB_COMPLETE, after_s=round(now - self._started, 3),
                               unjudged=[str(k) for k, h in self.controller.health.items()
                                         if h.health is Health.UNKNOWN])
             if p is not None or became_complete:
@@ -203,7 +205,7 @@ class Daemon:
 
     def _export_state(self) -> None:
         for peer, state in self.speaker.sessions().items():
-            self.metrics.session_up.labels(peer).set(1 if state == "up" else 0)
+            self.metrics.session_up.labels(peer).set(1 if state == SessionState.UP else 0)
         for event, n in self.speaker.counters.items():
             self.metrics.speaker.labels(event).set(n)
         for prober in self._probers:
@@ -231,7 +233,7 @@ class Daemon:
             if self.opts.record is not None:
                 self._recorder = stack.enter_context(Recorder(self.opts.record))
                 self._recorder.header({s.key: Schedule(s.interval_s, s.timeout_s) for s in specs}, steps=True)
-            self.log.info("daemon.start", policy=str(self.opts.policy_file), run_dir=str(self.run_dir),
+            self.log.info(events.DAEMON_START, policy=str(self.opts.policy_file), run_dir=str(self.run_dir),
                           pid=os.getpid(), paths=[str(k) for k in self.controller.keys])
             await self.speaker.start()
             self._probers = [PathProber(s.key, make_probe(s), interval_s=s.interval_s, timeout_s=s.timeout_s,
@@ -254,7 +256,7 @@ class Daemon:
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                self.log.info("daemon.stop", withdraw=self.opts.withdraw_on_exit)
+                self.log.info(events.DAEMON_STOP, withdraw=self.opts.withdraw_on_exit)
                 await self.speaker.stop(withdraw=self.opts.withdraw_on_exit)
 
 

@@ -1,7 +1,7 @@
 """Where decisions go: structured log events and Prometheus metrics, behind one Protocol.
 
 Every health change is one log event naming the measurement that crossed which threshold; every
-route change is one log event and one increment of ``bgpctl_route_changes_total`` (DESIGN.md). Later
+route change is one log event and one increment of ``bgpctl_route_changes_total`` (docs/design.md). Later
 sinks (failover hooks, Connect traffic-distribution updates) implement the same Protocol.
 """
 
@@ -13,7 +13,9 @@ from typing import Protocol
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from bgpctl.core.types import Health, PathKey, PathStats, Plan, RouteChange, Transition
+from bgpctl import events
+from bgpctl.core.types import Health, PathKey, PathStats, Plan, Transition
+from bgpctl.render import change_to_dict, transition_to_dict
 
 _HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.SUSPECT: 2, Health.DOWN: 3}
 
@@ -24,32 +26,22 @@ class DecisionSink(Protocol):
     def measured(self, stats: Mapping[PathKey, PathStats]) -> None: ...
 
 
-def _change_fields(c: RouteChange) -> dict[str, object]:
-    out: dict[str, object] = {"peer": c.peer, "kind": str(c.kind), "prefix": c.key.prefix, "path_id": c.key.path_id,
-                              "why": c.why}
-    if c.attrs is not None:
-        out.update(next_hop=c.attrs.next_hop, as_path=list(c.attrs.as_path), med=c.attrs.med,
-                   communities=list(c.attrs.communities), large_communities=list(c.attrs.large_communities))
-    return out
-
-
 class LogSink:
     def __init__(self, log: structlog.typing.FilteringBoundLogger) -> None:
         self.log = log
 
     def transition(self, t: Transition) -> None:
         level = self.log.warning if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED) else self.log.info
-        level("path.health", path=str(t.key), old=str(t.old), new=str(t.new),
-              reasons=[r.text for r in t.reasons],
+        level(events.PATH_HEALTH, **transition_to_dict(t),
               measurements={r.metric: r.value for r in t.reasons if r.value is not None})
 
     def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
-            self.log.info("route.change", **_change_fields(c))
+            self.log.info(events.ROUTE_CHANGE, **change_to_dict(c))
         for c in p.deferred:
-            self.log.warning("route.deferred", reason="guards.max_route_changes_per_minute", **_change_fields(c))
+            self.log.warning(events.ROUTE_DEFERRED, reason="guards.max_route_changes_per_minute", **change_to_dict(c))
         for note in new_notes:
-            self.log.warning("plan.note", note=note, fail_static="fail-static" in note)
+            self.log.warning(events.PLAN_NOTE, note=note, fail_static="fail-static" in note)
 
     def measured(self, stats: Mapping[PathKey, PathStats]) -> None:
         return None  # measurements are metrics, not log lines

@@ -25,7 +25,7 @@ from jsonschema.exceptions import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from bgpctl.errors import LabError, Problem
+from bgpctl.errors import LabError, Problem, ProblemsError
 
 FRR_CONF_TARGET = PurePosixPath("/etc/frr/frr.conf")
 FRR_DAEMONS_TARGET = PurePosixPath("/etc/frr/daemons")
@@ -34,14 +34,8 @@ SUPPORTED_NODE_KEYS = frozenset({"kind", "image", "binds", "exec", "env", "sysct
 SUPPORTED_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu"})
 
 
-class TopologyError(LabError):
+class TopologyError(ProblemsError, LabError):
     """A topology file was refused; carries every problem found, each naming the file and field."""
-
-    exit_code = 2
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(p.render() for p in problems))
 
 
 @dataclass(frozen=True)

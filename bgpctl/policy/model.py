@@ -122,19 +122,29 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _check_community(value: str) -> str:
+def is_community(value: str) -> bool:
+    """A standard community ``ASN:VALUE`` (each 0-65535) or a well-known name. The speaker checks with this too."""
     if value in _WELL_KNOWN:
-        return value
+        return True
     m = _COMMUNITY.match(value)
-    if not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535:
+    return m is not None and int(m.group(1)) <= 65535 and int(m.group(2)) <= 65535
+
+
+def is_large_community(value: str) -> bool:
+    """A large community ``GLOBAL:LOCAL1:LOCAL2`` (each 0-4294967295). The speaker checks with this too."""
+    m = _LARGE_COMMUNITY.match(value)
+    return m is not None and all(int(g) <= 4294967295 for g in m.groups())
+
+
+def _check_community(value: str) -> str:
+    if not is_community(value):
         raise _invalid(f"'{value}' is not a standard community",
                        f"write ASN:VALUE with both parts 0-65535, or one of {', '.join(sorted(_WELL_KNOWN))}")
     return value
 
 
 def _check_large_community(value: str) -> str:
-    m = _LARGE_COMMUNITY.match(value)
-    if not m or any(int(g) > 4294967295 for g in m.groups()):
+    if not is_large_community(value):
         raise _invalid(f"'{value}' is not a large community", "write GLOBAL:LOCAL1:LOCAL2, each 0-4294967295")
     return value
 
@@ -176,6 +186,17 @@ class PeerRole(enum.StrEnum):
 class Family(enum.StrEnum):
     IPV4_UNICAST = "ipv4-unicast"
     IPV6_UNICAST = "ipv6-unicast"
+
+    @classmethod
+    def of(cls, network: IPNetwork) -> Family:
+        """The address family a prefix belongs to (the one a session must carry to be sent it)."""
+        return cls.IPV4_UNICAST if network.version == 4 else cls.IPV6_UNICAST
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """AFI and SAFI as ExaBGP spells them: ``("ipv4", "unicast")``."""
+        afi, safi = self.value.split("-")
+        return afi, safi
 
 
 class AddPath(enum.StrEnum):

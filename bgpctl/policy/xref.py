@@ -18,12 +18,12 @@ from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from bgpctl.errors import Problem
+from bgpctl.policy.model import Family, Mode, PathState, PeerRole
 from bgpctl.policy.yamlsource import Loc, Locator, render_path
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_ROLES = ("transit-gateway", "edge")
-_MODES = ("active-active", "active-standby")
-_STATES = ("preferred", "standby", "degraded", "down")
+_ROLES = frozenset(PeerRole)
+_MODES = frozenset(Mode)
 
 Found = Iterator[tuple[Problem, Loc]]
 
@@ -127,7 +127,8 @@ def _speaker_addresses(data: dict[str, object]) -> list[IPv4Address | IPv6Addres
     return None if any(a is None for a in parsed) else [a for a in parsed if a is not None]
 
 
-def _peers(c: _Ctx, data: dict[str, object]) -> Found:
+# the peer rules in one pass over the entries, each an independent `if`: a list of checks, not nested logic
+def _peers(c: _Ctx, data: dict[str, object]) -> Found:  # noqa: C901, PLR0912
     entries = _peer_entries(data)
     names: dict[str, int] = {}
     addresses: dict[IPv4Address | IPv6Address, int] = {}
@@ -170,7 +171,7 @@ def _peers(c: _Ctx, data: dict[str, object]) -> Found:
                        f"secret file '{file}' is a relative path",
                        "write an absolute path: the daemon does not run from the policy's directory")
     roles = [p.get("role") for _, p in entries]
-    if entries and all(r in _ROLES for r in roles) and "edge" not in roles:
+    if entries and all(r in _ROLES for r in roles) and PeerRole.EDGE not in roles:
         yield c.at(["peers"], "no peer has role edge",
                    "add the corporate edge router as a peer with role: edge; "
                    "bgpctl announces the Connect prefixes to it")
@@ -179,7 +180,7 @@ def _peers(c: _Ctx, data: dict[str, object]) -> Found:
     if _dict(data.get("regions")) is not None:
         for i, p in entries:
             name = _name(p.get("name"))
-            if p.get("role") == "transit-gateway" and name is not None and name not in used:
+            if p.get("role") == PeerRole.TRANSIT_GATEWAY and name is not None and name not in used:
                 yield c.at(["peers", i, "name"], f"transit-gateway peer '{name}' is not used by any path",
                            f"add a path with 'peer: {name}' under a region, or remove the peer")
 
@@ -189,7 +190,7 @@ def _paths(c: _Ctx, data: dict[str, object]) -> Found:
     entries = _peer_entries(data)
     named = [p for _, p in entries if _name(p.get("name")) is not None]
     peers_known = len(named) == len(entries) == len(_list(data.get("peers")) or [None])
-    tgws = sorted(n for n, r in roles.items() if r == "transit-gateway")
+    tgws = sorted(n for n, r in roles.items() if r == PeerRole.TRANSIT_GATEWAY)
     tables: dict[int, str] = {}
     sources: dict[IPv4Address | IPv6Address, str] = {}
     for rname, region in _items(_dict(data.get("regions"))):
@@ -201,7 +202,7 @@ def _paths(c: _Ctx, data: dict[str, object]) -> Found:
                 if peer not in roles:
                     yield c.at([*loc, "peer"], f"unknown peer '{peer}'",
                                _hint_known(peer, tgws, "transit-gateway peers"))
-                elif roles[peer] == "edge":
+                elif roles[peer] == PeerRole.EDGE:
                     yield c.at([*loc, "peer"], f"peer '{peer}' has role edge",
                                "a path leads to a transit gateway: name a peer with role transit-gateway"
                                + (f" ({', '.join(tgws)})" if tgws else ""))
@@ -241,13 +242,13 @@ def _overlap(a: IPv4Network | IPv6Network, b: IPv4Network | IPv6Network) -> bool
     return a.version == b.version and a.overlaps(b)
 
 
-def _edge_families(data: dict[str, object], role: str) -> list[tuple[str, list[str]]] | None:
+def _edge_families(data: dict[str, object], role: PeerRole) -> list[tuple[str, list[str]]] | None:
     out = []
     for _, p in _peer_entries(data):
         if p.get("role") != role:
             continue
         name = _name(p.get("name"))
-        fam = p.get("families", ["ipv4-unicast"])
+        fam = p.get("families", [Family.IPV4_UNICAST.value])
         if name is None or not isinstance(fam, list):
             return None
         out.append((name, [f for f in fam if isinstance(f, str)]))
@@ -255,8 +256,8 @@ def _edge_families(data: dict[str, object], role: str) -> list[tuple[str, list[s
 
 
 def _family_problems(c: _Ctx, data: dict[str, object], loc: list[str | int],
-                     net: IPv4Network | IPv6Network, role: str) -> Found:
-    want = f"ipv{net.version}-unicast"
+                     net: IPv4Network | IPv6Network, role: PeerRole) -> Found:
+    want = Family.of(net).value
     for name, fams in _edge_families(data, role) or []:
         if want not in fams:
             yield c.at(loc, f"{net} is {_family(net)} but {role} peer '{name}' does not carry {want}",
@@ -288,7 +289,7 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
                 yield c.at(loc, f"{net} overlaps {clash}",
                            "service prefixes must not overlap: each prefix follows one service's decision")
             seen.append((net, f"{render_path(loc)} ({net})"))
-            yield from _family_problems(c, data, loc, net, "edge")
+            yield from _family_problems(c, data, loc, net, PeerRole.EDGE)
         yield from _order(c, svc, base, regions)
         probe = _dict(svc.get("probe"))
         targets = _dict(probe.get("targets")) if probe else None
@@ -305,11 +306,11 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
 
 
 def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list[str] | None) -> Found:
-    mode = svc.get("mode", "active-active")
+    mode = svc.get("mode", Mode.ACTIVE_ACTIVE.value)
     order = svc.get("order", [])
     if mode not in _MODES or not isinstance(order, list):
         return
-    if mode == "active-active":
+    if mode == Mode.ACTIVE_ACTIVE:
         if order:
             yield c.at([*base, "order"], "'order' is only for active-standby",
                        "remove it, or set mode: active-standby")
@@ -359,7 +360,7 @@ def _corporate(c: _Ctx, data: dict[str, object]) -> Found:
                 if snet is not None and _overlap(net, snet):
                     yield c.at(loc, f"{net} overlaps services.{sname}.prefixes[{j}] ({snet})",
                                "the agents' prefixes and the Connect prefixes must be disjoint")
-        yield from _family_problems(c, data, loc, net, "transit-gateway")
+        yield from _family_problems(c, data, loc, net, PeerRole.TRANSIT_GATEWAY)
     follow = _name(corp.get("follow_service"))
     if follow is not None and services is not None and follow not in services:
         yield c.at(["corporate", "follow_service"], f"unknown service '{follow}'",
@@ -426,16 +427,16 @@ def _actions(c: _Ctx, data: dict[str, object]) -> Found:
     actions = _dict(data.get("actions"))
     if actions is None:
         return
-    why = {"preferred": "a preferred path is announced",
-           "standby": "a standby path keeps its routes (a drain relies on it)",
-           "degraded": "a degraded path is de-preferred (prepend or raise MED), not withdrawn, "
-                       "so existing calls keep a route"}
-    for state in _STATES[:3]:
+    why = {PathState.PREFERRED: "a preferred path is announced",
+           PathState.STANDBY: "a standby path keeps its routes (a drain relies on it)",
+           PathState.DEGRADED: "a degraded path is de-preferred (prepend or raise MED), not withdrawn, "
+                               "so existing calls keep a route"}
+    for state, reason in why.items():
         per_role = _dict(actions.get(state))
         for role, action in (per_role or {}).items():
             if isinstance(action, dict) and action.get("withdraw") is True:
-                yield c.at(["actions", state, role, "withdraw"], "only 'down' may withdraw routes",
-                           f"{why[state]}: remove 'withdraw: true' and give med/prepend/communities")
+                yield c.at(["actions", state, role, "withdraw"], f"only '{PathState.DOWN}' may withdraw routes",
+                           f"{reason}: remove 'withdraw: true' and give med/prepend/communities")
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,29 +2,22 @@
 
 Every token that goes into a line is checked against a strict pattern first, so nothing a caller passes
 can inject a second command into ExaBGP's line protocol. The prefix allowlist is checked here as well as
-in the planner (DESIGN.md invariant): a route outside it raises :class:`SpeakerError` and is never sent.
+in the planner, by the same function (:func:`bgpctl.policy.allowlist.allowed`; docs/design.md, "Invariants"):
+a route outside it raises :class:`SpeakerError` and is never sent.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
 from bgpctl.errors import SpeakerError
-from bgpctl.policy.model import AddPath, Family, IPNetwork, Peer, Policy
+from bgpctl.policy.allowlist import allowed
+from bgpctl.policy.model import AddPath, Family, IPNetwork, Peer, Policy, is_community, is_large_community
 
-_COMMUNITY = re.compile(r"^(\d{1,5}):(\d{1,5})$")
-_LARGE_COMMUNITY = re.compile(r"^(\d{1,10}):(\d{1,10}):(\d{1,10})$")
-_WELL_KNOWN = frozenset({"no-export", "no-advertise", "no-export-subconfed", "blackhole", "graceful-shutdown"})
 _U32 = 4294967295
-
-FAMILY_WORDS: dict[Family, tuple[str, str]] = {
-    Family.IPV4_UNICAST: ("ipv4", "unicast"),
-    Family.IPV6_UNICAST: ("ipv6", "unicast"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +40,10 @@ def _network(prefix: str) -> IPNetwork:
 def check_allowed(prefix: str, allowlist: Sequence[IPNetwork]) -> IPNetwork:
     """The prefix as a network if it lies inside the allowlist; otherwise SpeakerError (never announced)."""
     net = _network(prefix)
-    for allowed in allowlist:
-        if net.version == allowed.version and net.subnet_of(allowed):  # type: ignore[arg-type]
-            return net
+    if allowed(prefix, allowlist):
+        return net
     raise SpeakerError(f"refusing to announce {prefix}: it is outside the policy allowlist "
                        f"({', '.join(str(a) for a in allowlist)}); fix the plan or extend guards.allowlist")
-
-
-def _family_of(net: IPNetwork) -> Family:
-    return Family.IPV4_UNICAST if net.version == 4 else Family.IPV6_UNICAST
 
 
 def _path_information(peer: Peer, key: RouteKey) -> str:
@@ -84,8 +72,7 @@ def _next_hop(peer: Peer, net: IPNetwork, next_hop: str) -> str:
 
 def _communities(where: str, values: Sequence[str]) -> str:
     for c in values:
-        m = _COMMUNITY.match(c)
-        if c not in _WELL_KNOWN and (not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535):
+        if not is_community(c):
             raise SpeakerError(f"{where}: {c!r} is not a standard community (ASN:VALUE, each 0-65535, or a "
                                f"well-known name)")
     return f" community [ {' '.join(values)} ]" if values else ""
@@ -93,8 +80,7 @@ def _communities(where: str, values: Sequence[str]) -> str:
 
 def _large_communities(where: str, values: Sequence[str]) -> str:
     for c in values:
-        m = _LARGE_COMMUNITY.match(c)
-        if not m or any(int(g) > _U32 for g in m.groups()):
+        if not is_large_community(c):
             raise SpeakerError(f"{where}: {c!r} is not a large community (GLOBAL:LOCAL1:LOCAL2, each 0-{_U32})")
     return f" large-community [ {' '.join(values)} ]" if values else ""
 
@@ -117,9 +103,9 @@ def _checked_peer(policy: Policy, peer_name: str, net: IPNetwork) -> Peer:
     except KeyError:
         raise SpeakerError(f"route {net} is for peer {peer_name!r}, which is not in the policy's peers "
                            f"({', '.join(p.name for p in policy.peers)})") from None
-    if _family_of(net) not in peer.families:
+    if Family.of(net) not in peer.families:
         raise SpeakerError(f"route {net} to {peer_name}: the session only carries "
-                           f"{', '.join(f.value for f in peer.families)}; add {_family_of(net).value} to the "
+                           f"{', '.join(f.value for f in peer.families)}; add {Family.of(net).value} to the "
                            f"peer's families or route the prefix elsewhere")
     return peer
 
@@ -155,7 +141,7 @@ def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAtt
 def eor_lines(policy: Policy, peer_name: str) -> list[Command]:
     """``neighbor ADDR announce eor AFI SAFI`` for each family of the peer (used with manual-eor)."""
     peer = policy.peer(peer_name)
-    return [Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(FAMILY_WORDS[f])}", None)
+    return [Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(f.words)}", None)
             for f in peer.families]
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import AddPath, Peer, Policy, SecretRef
-from bgpctl.speaker.commands import FAMILY_WORDS
 
 PROCESS_NAME = "bgpctl"
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9 ._:/()+-]")
@@ -94,11 +93,11 @@ def _neighbor(policy: Policy, peer: Peer, secrets: Mapping[str, str]) -> list[st
     if peer.add_path is not AddPath.OFF:
         lines.append(f"    capability {{ add-path {peer.add_path.value}; }}")
     lines.append("    family {")
-    lines.extend(f"        {' '.join(FAMILY_WORDS[f])};" for f in peer.families)
+    lines.extend(f"        {' '.join(f.words)};" for f in peer.families)
     lines.append("    }")
     if peer.add_path is not AddPath.OFF:
         lines.append("    add-path {")
-        lines.extend(f"        {' '.join(FAMILY_WORDS[f])};" for f in peer.families)
+        lines.extend(f"        {' '.join(f.words)};" for f in peer.families)
         lines.append("    }")
     lines.append("}")
     return lines

@@ -1,18 +1,35 @@
 """One line ExaBGP writes to its API process -> one typed event. Pure: no I/O.
 
 ExaBGP 5 mixes plain-text ACKs (``done`` / ``error``, even with ``encoder json``) with one JSON object per
-line (see notes §1b). Anything else, or JSON of an unexpected shape, becomes :class:`UnparsableLine`
+line (docs/design.md, "ExaBGP facts", 1). Anything else, or JSON of an unexpected shape, becomes :class:`UnparsableLine`
 carrying the line and the reason, for the caller to log and count; parsing never raises.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from bgpctl.core.types import RouteKey
+
+
+class SessionState(enum.StrEnum):
+    """A BGP session's state as the speaker reports it (ExaBGP's ``neighbor-changes`` words, plus IDLE)."""
+
+    IDLE = "idle"  # nothing heard from ExaBGP about this peer yet
+    CONNECTED = "connected"
+    UP = "up"
+    DOWN = "down"
+
+
+class Direction(enum.StrEnum):
+    """Which way an UPDATE, End-of-RIB or NOTIFICATION went, as ExaBGP says it."""
+
+    SEND = "send"
+    RECEIVE = "receive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +40,7 @@ class Ack:
 @dataclass(frozen=True, slots=True)
 class StateEvent:
     peer: str  # peer address as ExaBGP writes it
-    state: str  # "connected", "up", "down"
+    state: str  # a SessionState value as ExaBGP writes it: "connected", "up", "down"
     reason: str = ""
 
 
@@ -48,7 +65,7 @@ class Nlri:
 @dataclass(frozen=True, slots=True)
 class UpdateEvent:
     peer: str
-    direction: str  # "receive" or "send"
+    direction: str  # a Direction value: "receive" or "send"
     attributes: RouteAttributes
     announced: tuple[Nlri, ...]
     withdrawn: tuple[Nlri, ...]

@@ -2,7 +2,7 @@
 
     python /path/to/relay.py SOCKET
 
-bgpctl is the parent and ExaBGP its child (notes §1g option b); this helper is ExaBGP's child and only
+bgpctl is the parent and ExaBGP its child (docs/design.md, "ExaBGP facts", 3); this helper is ExaBGP's child and only
 moves bytes. It is run as a script (stdlib only, no bgpctl import) so that it starts in milliseconds.
 
 * First it sends ``bgpctl-relay 1 <ExaBGP pid>`` so bgpctl can tell which ExaBGP is talking.

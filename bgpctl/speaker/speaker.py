@@ -5,7 +5,7 @@ What the daemon uses::
     speaker = Speaker(policy, run_dir, log)
     await speaker.start()                  # render config (0600), listen, start ExaBGP as our child
     result = await speaker.sync(desired)   # send only the difference; returns once ExaBGP acked it
-    speaker.sessions()                     # {peer name: "idle" | "connected" | "up" | "down"}
+    speaker.sessions()                     # {peer name: SessionState value: idle, connected, up, down}
     speaker.announced()                    # Rib acknowledged by ExaBGP, for peers whose session is up
     await speaker.stop(withdraw=False)     # keep routes (graceful restart) or withdraw them first
 
@@ -52,12 +52,14 @@ from typing import Protocol
 
 import structlog
 
+from bgpctl import events
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import Policy
 from bgpctl.speaker import commands, messages, relay
 from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.config import read_secrets, render, write_private
+from bgpctl.speaker.messages import Direction, SessionState
 from bgpctl.speaker.supervisor import Supervisor
 
 CONFIG_NAME = "exabgp.conf"
@@ -136,7 +138,7 @@ class Speaker:
         self._manual_eor = policy.speaker.exabgp.graceful_restart > 0
         self._desired: Rib = {}
         self._held: Rib = {p.name: {} for p in policy.peers}
-        self._states: dict[str, str] = {p.name: "idle" for p in policy.peers}
+        self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
@@ -199,7 +201,7 @@ class Speaker:
             os.chown(sock, pw.pw_uid, pw.pw_gid)
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="speaker-reconciler")
         self._supervisor = Supervisor(argv, self._log, backoff=self._restart_backoff, on_exit=self._on_exabgp_exit)
-        self._log.info("speaker_start", config=str(self.config_path), peers=sorted(self._names.values()),
+        self._log.info(events.SPEAKER_START, config=str(self.config_path), peers=sorted(self._names.values()),
                        graceful_restart=self.policy.speaker.exabgp.graceful_restart)
         try:
             await self._supervisor.start()
@@ -226,7 +228,7 @@ class Speaker:
             commands.validate_rib(self.policy, desired)
         except SpeakerError as e:
             self.counters["rib_refused"] += 1
-            self._log.error("speaker_rib_refused", error=str(e))
+            self._log.error(events.SPEAKER_RIB_REFUSED, error=str(e))
             raise
         self._desired = {peer: dict(routes) for peer, routes in desired.items() if routes}
         self._rib_complete = self._rib_complete or complete
@@ -238,7 +240,7 @@ class Speaker:
 
     def announced(self) -> Rib:
         """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing)."""
-        return {peer: dict(routes) for peer, routes in self._held.items() if self._states.get(peer) == "up"}
+        return {peer: dict(routes) for peer, routes in self._held.items() if self._states.get(peer) == SessionState.UP}
 
     def desired(self) -> Rib:
         return {peer: dict(routes) for peer, routes in self._desired.items()}
@@ -260,15 +262,15 @@ class Speaker:
             self._desired = {}
             self._failures.clear()
             async with self._lock:
-                up = {peer for peer, state in self._states.items() if state == "up"}
+                up = {peer for peer, state in self._states.items() if state == SessionState.UP}
                 waits = [self._expect_echo(peer, key) for peer in up for key in self._held.get(peer, {})]
                 result = await self._reconcile()
                 try:
                     await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True),
                                            self._withdraw_budget_s)
-                    self._log.info("speaker_withdrawn", routes=len(waits), errors=result.errors)
+                    self._log.info(events.SPEAKER_WITHDRAWN, routes=len(waits), errors=result.errors)
                 except TimeoutError:
-                    self._log.error("speaker_withdraw_unconfirmed", routes=len(waits),
+                    self._log.error(events.SPEAKER_WITHDRAW_UNCONFIRMED, routes=len(waits),
                                     budget_s=self._withdraw_budget_s,
                                     hint="some withdrawals were not seen on the wire before ExaBGP stopped")
         if self._supervisor is not None:
@@ -280,7 +282,7 @@ class Speaker:
             self._server = None
         if self._conn is not None:
             self._lost(self._conn, "speaker stopped")
-        self._log.info("speaker_stopped", withdraw=withdraw, counters=dict(self.counters))
+        self._log.info(events.SPEAKER_STOPPED, withdraw=withdraw, counters=dict(self.counters))
 
     # ---------------------------------------------------------------------------------- ExaBGP link
 
@@ -299,7 +301,7 @@ class Speaker:
         if len(parts) != 3 or parts[:2] != ["bgpctl-relay", "1"] or not parts[2].isdigit() \
                 or (expected is not None and int(parts[2]) != expected):
             self.counters["relay_refused"] += 1
-            self._log.error("relay_refused", hello=hello[:200].decode("utf-8", "replace"), exabgp_pid=expected,
+            self._log.error(events.RELAY_REFUSED, hello=hello[:200].decode("utf-8", "replace"), exabgp_pid=expected,
                             hint="only the relay of the ExaBGP bgpctl started may connect")
             writer.close()
             return
@@ -308,10 +310,10 @@ class Speaker:
         conn = _Conn(reader, writer, int(parts[2]))
         self._conn = conn
         self._held = {p.name: {} for p in self.policy.peers}
-        self._states = {p.name: "idle" for p in self.policy.peers}
+        self._states = {p.name: SessionState.IDLE for p in self.policy.peers}
         self._failures.clear()
         self._connected.set()
-        self._log.info("exabgp_connected", pid=conn.pid)
+        self._log.info(events.EXABGP_CONNECTED, pid=conn.pid)
         self._wake.set()  # push the desired RIB into the new ExaBGP
         try:
             while True:
@@ -320,7 +322,7 @@ class Speaker:
                     break
                 self._dispatch(raw.decode("utf-8", "replace"))
         except (ConnectionError, ValueError) as e:  # ValueError: a line over _LINE_LIMIT
-            self._log.error("exabgp_read_failed", error=str(e))
+            self._log.error(events.EXABGP_READ_FAILED, error=str(e))
         finally:
             self._lost(conn, "ExaBGP's API connection closed")
 
@@ -339,10 +341,10 @@ class Speaker:
                 echo.cancel()
         self._echo.clear()
         self._held = {p.name: {} for p in self.policy.peers}
-        self._states = {p.name: "down" for p in self.policy.peers}
+        self._states = {p.name: SessionState.DOWN for p in self.policy.peers}
         self._received = {p.name: {} for p in self.policy.peers}
         self._resync.clear()
-        self._log.warning("exabgp_disconnected", pid=conn.pid, why=why)
+        self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
     def _dispatch(self, line: str) -> None:
         event = messages.parse(line)
@@ -350,7 +352,7 @@ class Speaker:
             case messages.Ack(ok=ok):
                 if not self._pending:
                     self.counters["acks_unexpected"] += 1
-                    self._log.error("exabgp_unexpected_ack", ack="done" if ok else "error")
+                    self._log.error(events.EXABGP_UNEXPECTED_ACK, ack="done" if ok else "error")
                     return
                 _cmd, fut = self._pending.popleft()
                 if not fut.done():
@@ -361,38 +363,38 @@ class Speaker:
                 self._on_update(event)
             case messages.NotificationEvent(peer=addr, direction=direction, code=code, subcode=subcode, message=text):
                 self.counters["notifications"] += 1
-                self._log.warning("bgp_notification", peer=self._names.get(addr, addr), direction=direction,
+                self._log.warning(events.BGP_NOTIFICATION, peer=self._names.get(addr, addr), direction=direction,
                                   code=code, subcode=subcode, message=text,
                                   hint=("the peer refused our OPEN: check peer_as, families, add_path and "
                                         "hold time against its configuration") if code == 2 else "")
             case messages.EorEvent(peer=addr, direction=direction, afi=afi, safi=safi):
-                self._log.debug("bgp_eor", peer=self._names.get(addr, addr), direction=direction,
+                self._log.debug(events.BGP_EOR, peer=self._names.get(addr, addr), direction=direction,
                                 family=f"{afi} {safi}")
             case messages.ShutdownEvent():
-                self._log.info("exabgp_shutting_down")
+                self._log.info(events.EXABGP_SHUTTING_DOWN)
             case messages.OtherEvent(kind=kind, peer=addr):
-                self._log.debug("exabgp_event", kind=kind, peer=addr)
+                self._log.debug(events.EXABGP_EVENT, kind=kind, peer=addr)
             case messages.UnparsableLine(line=text, reason=reason):
                 self.counters["unparsable_lines"] += 1
-                self._log.error("exabgp_unparsable_line", line=text[:2000], reason=reason)
+                self._log.error(events.EXABGP_UNPARSABLE_LINE, line=text[:2000], reason=reason)
 
     def _on_state(self, addr: str, state: str, reason: str) -> None:
         name = self._names.get(addr)
         if name is None:
-            self._log.error("exabgp_unknown_peer", peer=addr, state=state)
+            self._log.error(events.EXABGP_UNKNOWN_PEER, peer=addr, state=state)
             return
         self._states[name] = state
-        self._log.info("bgp_session", peer=name, address=addr, state=state, reason=reason)
-        if state == "up":
+        self._log.info(events.BGP_SESSION, peer=name, address=addr, state=state, reason=reason)
+        if state == SessionState.UP:
             self._resync.add(name)
             self._wake.set()
-        elif state == "down":
+        elif state == SessionState.DOWN:
             self._received[name] = {}
             self._resync.discard(name)
 
     def _on_update(self, event: messages.UpdateEvent) -> None:
         name = self._names.get(event.peer, event.peer)
-        if event.direction == "send":
+        if event.direction == Direction.SEND:
             self.counters["updates_sent"] += 1
             for nlri in event.withdrawn:
                 echo = self._echo.pop((name, nlri.key.prefix, nlri.key.path_id), None)
@@ -427,7 +429,7 @@ class Speaker:
             futures.append(fut)
             conn.writer.write(cmd.line.encode() + b"\n")
             self.counters["commands_sent"] += 1
-            self._log.debug("exabgp_command", command=cmd.line)
+            self._log.debug(events.EXABGP_COMMAND, command=cmd.line)
         try:
             await conn.writer.drain()
             await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self._ack_timeout_s)
@@ -435,7 +437,7 @@ class Speaker:
             self._lost(conn, f"write failed: {e}")
         except TimeoutError:
             self.counters["ack_timeouts"] += 1
-            self._log.error("exabgp_ack_timeout", budget_s=self._ack_timeout_s, outstanding=len(self._pending),
+            self._log.error(events.EXABGP_ACK_TIMEOUT, budget_s=self._ack_timeout_s, outstanding=len(self._pending),
                             hint="ExaBGP stopped answering; killing it so that the supervisor restarts it")
             self._lost(conn, "ACK timeout")
             if self._supervisor is not None:  # wedged: SIGTERM may never be handled; GR keeps the routes
@@ -458,16 +460,18 @@ class Speaker:
         self._rearm.set()
         self.counters["acks_error"] += 1
         recent = list(self._supervisor.recent)[-3:] if self._supervisor is not None else []
-        self._log.error("exabgp_command_error", peer=cmd.peer, command=cmd.line, attempt=attempts,
+        self._log.error(events.EXABGP_COMMAND_ERROR, peer=cmd.peer, command=cmd.line, attempt=attempts,
                         retry_in_s=round(delay, 3), exabgp_recent_output=recent,
                         hint="ExaBGP refused the command; the route is not marked announced and is retried")
 
-    async def _reconcile(self) -> SyncResult:
+    # one pass in make-before-break order (announce, then withdraw what is safe, then End-of-RIB), each step
+    # checking that the connection survived; kept in one place so that the order is read top to bottom
+    async def _reconcile(self) -> SyncResult:  # noqa: C901, PLR0912, PLR0915
         """One pass: desired vs held. Caller holds ``self._lock``."""
         conn = self._conn
         if conn is None:
             return SyncResult(0, 0, 0, connected=False)
-        full = frozenset(p for p in self._resync if self._states.get(p) == "up")
+        full = frozenset(p for p in self._resync if self._states.get(p) == SessionState.UP)
         if self._rib_complete:
             self._resync -= full  # else: re-announced now, and once more with End-of-RIB when complete
         changes = commands.diff(self.policy, self._desired, self._held, full)
@@ -520,7 +524,7 @@ class Speaker:
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
         if self._manual_eor and full and self._rib_complete:
-            eors = [c for peer in sorted(full) if self._states.get(peer) == "up"
+            eors = [c for peer in sorted(full) if self._states.get(peer) == SessionState.UP
                     for c in commands.eor_lines(self.policy, peer)]
             for cmd, ok in zip(eors, await self._send(conn, eors), strict=True):
                 sent += 1
@@ -529,17 +533,17 @@ class Speaker:
                 else:
                     errors += 1
                     self.counters["acks_error"] += 1
-                    self._log.error("exabgp_command_error", peer=cmd.peer, command=cmd.line,
+                    self._log.error(events.EXABGP_COMMAND_ERROR, peer=cmd.peer, command=cmd.line,
                                     hint="End-of-RIB refused; the peer's resync is retried")
                     self._resync.add(cmd.peer)
             if full:
-                self._log.info("speaker_resynced", peers=sorted(full),
+                self._log.info(events.SPEAKER_RESYNCED, peers=sorted(full),
                                routes={p: len(self._desired.get(p, {})) for p in sorted(full)})
         if self._resync and self._rib_complete:
             self._wake.set()  # an End-of-RIB was refused: resync that peer again
         result = SyncResult(sent, errors, held_back, connected=True)
         if sent or errors or held_back:
-            self._log.info("speaker_sync", sent=sent, errors=errors, held_back=held_back)
+            self._log.info(events.SPEAKER_RECONCILED, sent=sent, errors=errors, held_back=held_back)
         return result
 
     def _next_retry(self) -> float | None:
@@ -567,4 +571,4 @@ class Speaker:
                 try:
                     await self._reconcile()
                 except SpeakerError as e:  # cannot happen for a validated RIB; never let the loop die
-                    self._log.error("speaker_reconcile_failed", error=str(e))
+                    self._log.error(events.SPEAKER_RECONCILE_FAILED, error=str(e))

@@ -1,7 +1,7 @@
 """Run ExaBGP as bgpctl's child, restart it with backoff whenever it exits, stop it on shutdown.
 
-ExaBGP exits 0 when it gives up on its API process (notes §0.6), so *any* exit that bgpctl did not ask
-for is a crash here. The child stays in bgpctl's process group and gets SIGTERM if bgpctl dies
+ExaBGP exits 0 when it gives up on its API process (docs/design.md, "ExaBGP facts", 2), so *any* exit that
+bgpctl did not ask for is a crash here. The child stays in bgpctl's process group and gets SIGTERM if bgpctl dies
 (PR_SET_PDEATHSIG), so no ExaBGP outlives its controller; with graceful restart, the peers keep the
 routes until the next bgpctl re-announces them.
 """
@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from bgpctl import events
 from bgpctl.errors import SpeakerError
 from bgpctl.speaker.backoff import Backoff
 
@@ -86,7 +87,7 @@ class Supervisor:
         async for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip()
             self.recent.append(line)
-            self._log.debug("exabgp_output", pid=proc.pid, line=line)
+            self._log.debug(events.EXABGP_OUTPUT, pid=proc.pid, line=line)
 
     async def _run(self) -> None:
         attempt = 0
@@ -98,13 +99,13 @@ class Supervisor:
                     raise  # the first start fails loudly: configuration problem
                 attempt += 1
                 delay = self._backoff.delay(attempt, self._rng.random())
-                self._log.error("exabgp_spawn_failed", error=str(e), attempt=attempt, retry_in_s=round(delay, 3))
+                self._log.error(events.EXABGP_SPAWN_FAILED, error=str(e), attempt=attempt, retry_in_s=round(delay, 3))
                 await asyncio.sleep(delay)
                 continue
             self._proc = proc
             self.starts += 1
             began = time.monotonic()
-            self._log.info("exabgp_started", pid=proc.pid, start=self.starts)
+            self._log.info(events.EXABGP_STARTED, pid=proc.pid, start=self.starts)
             if self._on_start is not None:
                 self._on_start(proc.pid)
             self._started.set()
@@ -116,13 +117,13 @@ class Supervisor:
             if self._on_exit is not None:
                 self._on_exit(rc)
             if self._stopping:
-                self._log.info("exabgp_stopped", pid=proc.pid, rc=rc)
+                self._log.info(events.EXABGP_STOPPED, pid=proc.pid, rc=rc)
                 break
             ran = time.monotonic() - began
             attempt = 1 if ran >= self._backoff.reset_after_s else attempt + 1
             delay = self._backoff.delay(attempt, self._rng.random())
-            self._log.error("exabgp_exited", pid=proc.pid, rc=rc, ran_s=round(ran, 3), restart_in_s=round(delay, 3),
-                            attempt=attempt, last_output=list(self.recent)[-10:],
+            self._log.error(events.EXABGP_EXITED, pid=proc.pid, rc=rc, ran_s=round(ran, 3),
+                            restart_in_s=round(delay, 3), attempt=attempt, last_output=list(self.recent)[-10:],
                             hint="bgpctl restarts ExaBGP; with graceful restart the peers keep the routes")
             await asyncio.sleep(delay)
 
@@ -144,7 +145,7 @@ class Supervisor:
             try:
                 await asyncio.wait_for(proc.wait(), self._stop_grace_s)
             except TimeoutError:
-                self._log.warning("exabgp_kill", pid=proc.pid, after_s=self._stop_grace_s)
+                self._log.warning(events.EXABGP_KILL, pid=proc.pid, after_s=self._stop_grace_s)
                 self.signal_child(signal.SIGKILL)
                 await proc.wait()
         if self._task is not None:

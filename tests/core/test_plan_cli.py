@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from bgpctl.cli.main import cli
+from bgpctl.errors import EXIT_REFUSED
 from tests.core.plans.support import POLICIES
 
 LAB = str(POLICIES / "lab.yaml")
@@ -86,7 +87,7 @@ def test_bad_snapshots_are_refused(tmp_path: Path, snapshot: dict[str, Any], mes
     f = tmp_path / "snap.json"
     f.write_text(json.dumps(snapshot))
     code, out, err = _invoke("policy", "plan", LAB, "--stats", str(f))
-    assert code == 1
+    assert code == EXIT_REFUSED
     assert f"{f}" in err and message in err
     assert out == ""
 
@@ -96,5 +97,5 @@ def test_a_bad_policy_is_refused(tmp_path: Path) -> None:
     f.write_text((POLICIES / "lab.yaml").read_text().replace("max_route_changes_per_minute: 60",
                                                               "max_route_changes_per_minute: 0"))
     code, _, err = _invoke("policy", "plan", str(f))
-    assert code == 2
+    assert code == EXIT_REFUSED
     assert "guards.max_route_changes_per_minute" in err

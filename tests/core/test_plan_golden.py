@@ -17,9 +17,10 @@ import pytest
 
 from bgpctl.cli.policy_plan import read_snapshot
 from bgpctl.core.decide import decide
-from bgpctl.core.plan import plan, plan_to_dict
+from bgpctl.core.plan import plan
 from bgpctl.core.types import PathHealth, PathKey, Plan
 from bgpctl.policy.model import Overrides
+from bgpctl.render import plan_to_dict
 from tests.core.plans.support import CASES, health_map, lab_policy, read_yaml
 from tests.golden import check_golden
 

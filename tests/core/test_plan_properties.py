@@ -1,4 +1,4 @@
-"""Property tests for plan(): the DESIGN.md invariants hold over random health histories.
+"""Property tests for plan(): the invariants of docs/design.md hold over random health histories.
 
 Each example drives plan() through a random sequence of (time step, health map, overrides), feeding
 every plan back as the next call's ``previous`` like the daemon does. The example count comes from

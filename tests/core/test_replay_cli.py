@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from bgpctl.cli.main import cli
 from bgpctl.core.types import PathKey
+from bgpctl.errors import EXIT_REFUSED
 from tests.core.plans.support import recording_lines, replay_policy_file
 
 USE1 = PathKey("media", "use1", "interconnect")
@@ -59,7 +60,7 @@ def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
     f = tmp_path / "bad.jsonl"
     f.write_text(_recording(tmp_path).read_text().splitlines()[0] + "\n{oops\n")
     result = CliRunner().invoke(cli, ["replay", "--policy", str(replay_policy_file(tmp_path)), str(f)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_REFUSED
     assert f"{f}:2: not JSON" in result.stderr
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bgpctl.errors import EXIT_FAILURE, EXIT_REFUSED
 from bgpctl.lab import netns as labns
 from bgpctl.lab.poll import eventually
 from bgpctl.policy.load import load_policy
@@ -117,7 +118,7 @@ def test_a_bad_policy_exits_nonzero_naming_file_and_line_and_starts_nothing(ns: 
     bad = ns.run_dir.parent / "bad-policy.yaml"
     shutil.copy(BAD_POLICY, bad)
     rc, err = _finish(ns.daemon(policy=bad))
-    assert rc != 0
+    assert rc == EXIT_REFUSED
     assert f"{bad}:12 peers[0].ttl_security: expected true or false" in err, err
     assert "Traceback" not in err
     assert ns.pinned_rules() == []
@@ -135,7 +136,7 @@ def test_a_second_daemon_on_the_same_run_dir_is_refused_and_the_first_keeps_runn
     pins_before, exabgp_before = ns.pinned_rules(), ns.exabgp()
 
     rc, err = _finish(ns.daemon())
-    assert rc != 0
+    assert rc == EXIT_FAILURE
     assert f"another bgpctl daemon (pid {first.pid}) holds {ns.run_dir / 'bgpctl.lock'}" in err, err
     assert "another --run-dir" in err and "Traceback" not in err
     assert first.poll() is None, "the refusal must not disturb the running daemon"
@@ -155,7 +156,7 @@ def test_a_second_daemon_on_the_same_run_dir_is_refused_and_the_first_keeps_runn
 @pytest.mark.parametrize("value", ["nope", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http"])
 def test_a_bad_metrics_listen_address_is_refused_before_anything_starts(ns: Ns, value: str) -> None:
     rc, err = _finish(ns.daemon("--metrics", value))
-    assert rc != 0
+    assert rc == EXIT_FAILURE
     assert f"--metrics {value!r}: write ADDR:PORT with a port 1-65535, e.g. 127.0.0.1:9477" in err, err
     assert "Traceback" not in err
     assert ns.pinned_rules() == [] and ns.exabgp() == [] and ns.pids() == []
@@ -163,7 +164,7 @@ def test_a_bad_metrics_listen_address_is_refused_before_anything_starts(ns: Ns, 
 
 def test_a_metrics_port_out_of_range_is_refused_with_a_message(ns: Ns) -> None:
     rc, err = _finish(ns.daemon("--metrics", "127.0.0.1:70000"))
-    assert rc != 0
+    assert rc == EXIT_FAILURE
     assert "Traceback" not in err and "--metrics '127.0.0.1:70000'" in err, err
     assert ns.pinned_rules() == [] and ns.exabgp() == []
 

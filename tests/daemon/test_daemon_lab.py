@@ -38,6 +38,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pyroute2 import IPRoute
 
+from bgpctl import events as names
 from bgpctl.lab import faults, runner
 from bgpctl.lab import netns as labns
 from bgpctl.lab.meter import run_meter
@@ -409,9 +410,9 @@ def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None
     assert exabgp_in(clab) == exabgp_children(new.pid) and len(exabgp_children(new.pid)) == 1
     assert pins_problems(clab) == []
     events = log_events(clab)
-    starts = [i for i, e in enumerate(events) if e.get("event") == "daemon.start"]
+    starts = [i for i, e in enumerate(events) if e.get("event") == names.DAEMON_START]
     assert [events[i]["pid"] for i in starts][-2:] == [old.pid, new.pid]
-    judged = {e["path"] for e in events[starts[-1]:] if e.get("event") == "path.health" and e["new"] == "up"}
+    judged = {e["path"] for e in events[starts[-1]:] if e.get("event") == names.PATH_HEALTH and e["new"] == "up"}
     assert judged == {"/".join(p) for p in PATHS}
 
 
@@ -479,7 +480,7 @@ def edge_media_problems(lab: Lab) -> list[str]:
 
 
 def downs_since(lab: Lab, t0: float) -> list[dict[str, Any]]:
-    return [e for e in log_events(lab) if e.get("event") == "path.health" and e["new"] == "down" and _ts(e) >= t0]
+    return [e for e in log_events(lab) if e.get("event") == names.PATH_HEALTH and e["new"] == "down" and _ts(e) >= t0]
 
 
 def _ts(event: dict[str, Any]) -> float:
@@ -494,7 +495,7 @@ def test_every_log_line_is_json_and_every_decision_names_metric_and_threshold(cl
     lines = daemon_log(clab)
     bad = [line for line in lines if not _is_json_object(line)]
     assert bad == [], f"{len(bad)} non-JSON log lines, e.g. {bad[:3]}"
-    decisions = [e for e in map(json.loads, lines) if e.get("event") == "path.health"]
+    decisions = [e for e in map(json.loads, lines) if e.get("event") == names.PATH_HEALTH]
     # two starts x six paths up, then usw2's three paths down
     assert len(decisions) >= 15
     for e in decisions:

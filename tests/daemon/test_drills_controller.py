@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bgpctl import events as names
 from bgpctl.lab import runner
 from bgpctl.lab.drill import DrillReport, daemon_events, run_drill, summary
 from bgpctl.lab.drill_model import load_drill
@@ -54,7 +55,7 @@ def test_region_blackhole_moves_calls_in_under_400_ms(clab: Lab, tmp_path: Path)
     back = next(r for r in report.recover if r.name == "edge load-shares media over both regions again")
     assert back.held and back.after_s is not None and back.after_s >= 10  # rise_s 10 s before traffic returns
     events = daemon_events(clab, report.started_unix)
-    down = [e for e in events if e.get("event") == "path.health" and e.get("path") == "media/use1/interconnect"
+    down = [e for e in events if e.get("event") == names.PATH_HEALTH and e.get("path") == "media/use1/interconnect"
             and e.get("new") == "down"]
     assert down and "consecutive_lost" in str(down[0]["reasons"])  # the logged reason names the measurement
 
@@ -87,14 +88,14 @@ def test_ordinary_noise_changes_no_route_and_takes_no_path_down(clab: Lab, tmp_p
     report = drill(clab, name, tmp_path)
     assert report.passed, summary(report)  # bounds: 0 route changes, 0 down, 0 suspect
     assert report.route_changes == 0
-    assert not [e for e in daemon_events(clab, report.started_unix) if e.get("event") == "route.change"]
+    assert not [e for e in daemon_events(clab, report.started_unix) if e.get("event") == names.ROUTE_CHANGE]
     assert not [d for d in report.decisions if d["new"] in ("down", "suspect")]
 
 
 def test_both_regions_down_keeps_the_last_routes_and_says_so(clab: Lab, tmp_path: Path) -> None:
     report = drill(clab, "both-regions-down", tmp_path)
     assert report.passed, summary(report)  # bound: nothing withdrawn at the edge
-    notes = [e for e in daemon_events(clab, report.started_unix) if e.get("event") == "plan.note"]
+    notes = [e for e in daemon_events(clab, report.started_unix) if e.get("event") == names.PLAN_NOTE]
     assert any(e.get("fail_static") for e in notes), notes
 
 

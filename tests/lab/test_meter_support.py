@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from bgpctl import events
 from bgpctl.lab import netns as ns
 
 pytestmark = pytest.mark.lab
@@ -62,7 +63,7 @@ class Responder:
                     if not line:
                         break
                     msg = json.loads(line)
-                    if msg.get("event") == "responder.ready":
+                    if msg.get("event") == events.RESPONDER_READY:
                         self.ready = msg
                         return
         err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
@@ -74,7 +75,7 @@ class Responder:
         out, err = self.proc.communicate(timeout=budget_s)
         assert self.proc.returncode == 0, f"responder exited {self.proc.returncode}: {err}"
         lines = [json.loads(x) for x in out.splitlines() if x.strip()]
-        summaries = [x for x in lines if x.get("event") == "responder.summary"]
+        summaries = [x for x in lines if x.get("event") == events.RESPONDER_SUMMARY]
         assert len(summaries) == 1, lines
         self.summary = summaries[0]
         return self.summary

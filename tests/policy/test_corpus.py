@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bgpctl.cli.main import cli
+from bgpctl.errors import EXIT_REFUSED
 from tests.golden import check_golden
 
 HERE = Path(__file__).parent
@@ -46,7 +47,7 @@ def test_base_of_the_corpus_is_valid() -> None:
 def test_bad_policy_is_refused_with_its_golden_message(bad: Path) -> None:
     name = _rel(bad)
     result = CliRunner().invoke(cli, ["policy", "check", name])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == EXIT_REFUSED, result.output
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines, "a refused file must say why"

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bgpctl.cli.main import cli
-from bgpctl.errors import PolicyError
+from bgpctl.errors import EXIT_REFUSED, PolicyError
 from bgpctl.policy import check_policy_text, load_policy, load_policy_text
 from bgpctl.policy.model import Policy
 
@@ -41,7 +41,7 @@ def test_every_problem_in_one_error_sorted_by_line() -> None:
         "x.yaml:30 services.media.sla: unknown SLA class 'voicee' "
         "(did you mean 'voice'? known SLA classes: voice, api)",
     ]
-    assert e.value.exit_code == 2
+    assert e.value.exit_code == EXIT_REFUSED
     assert str(e.value) == "\n".join(p.render() for p in e.value.problems)
 
 

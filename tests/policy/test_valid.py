@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from bgpctl.cli.main import cli
+from bgpctl.errors import EXIT_REFUSED
 from bgpctl.policy import Policy, load_policy, load_policy_text
 from bgpctl.policy.model import Announce, PathState, PeerRole, Withdraw
 
@@ -113,7 +114,7 @@ def test_schema_refuses_structurally_bad_files(bad: str) -> None:
 def test_good_and_bad_on_one_command_line() -> None:
     code, out, err = _run("policy", "check", "tests/policy/good/base.yaml", "tests/policy/bad/xref-unknown-sla.yaml",
                           "policies/lab.yaml")
-    assert code == 2
+    assert code == EXIT_REFUSED
     assert out.splitlines() == ["tests/policy/good/base.yaml: ok (3 peers, 2 regions, 2 services)",
                                 "policies/lab.yaml: ok (3 peers, 2 regions, 3 services)"]
     assert err == (HERE / "bad" / "xref-unknown-sla.expected").read_text()
@@ -121,7 +122,7 @@ def test_good_and_bad_on_one_command_line() -> None:
 
 def test_unreadable_inputs_are_problems_too(tmp_path: Path) -> None:
     code, out, err = _run("policy", "check", str(tmp_path / "nope.yaml"), str(tmp_path), "policies/lab.yaml")
-    assert code == 2
+    assert code == EXIT_REFUSED
     assert out == "policies/lab.yaml: ok (3 peers, 2 regions, 3 services)\n"
     assert err.splitlines() == [f"{tmp_path / 'nope.yaml'}: no such file (check the path)",
                                 f"{tmp_path}: is a directory (name the policy file itself, e.g. policies/lab.yaml)"]
@@ -129,5 +130,5 @@ def test_unreadable_inputs_are_problems_too(tmp_path: Path) -> None:
 
 def test_show_of_a_bad_file_exits_2_with_the_problems() -> None:
     code, out, err = _run("policy", "show", "--effective", "tests/policy/bad/xref-unknown-sla.yaml")
-    assert (code, out) == (2, "")
+    assert (code, out) == (EXIT_REFUSED, "")
     assert err == (HERE / "bad" / "xref-unknown-sla.expected").read_text()

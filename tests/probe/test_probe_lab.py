@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bgpctl import events
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Sample
 from bgpctl.lab import impair
@@ -115,9 +116,9 @@ def plab(lab: Lab) -> Iterator[ProbeLab]:  # noqa: F811
         # The lab may already run these (lab/services.yaml): start only what is missing, and stop only
         # what this module started.
         for node in ("connect-use1", "connect-usw2"):
-            _ensure(lab, node, 862, reflector_argv(), "reflector", "reflector.ready")
+            _ensure(lab, node, 862, reflector_argv(), "reflector", events.REFLECTOR_READY)
         _ensure(lab, "connect-use1", 9000, [sys.executable, "-m", "bgpctl", "lab", "responder", "--region",
-                                            "use1", "--seconds", "1800"], "responder", "responder.ready")
+                                            "use1", "--seconds", "1800"], "responder", events.RESPONDER_READY)
         for node in ("tgw-use1", "tgw-usw2"):
             subprocess.run(["ip", "netns", "exec", lab.netns(node), "nft", "-f", "-"], input=_NFT_COUNT,
                            text=True, check=True, timeout=30)

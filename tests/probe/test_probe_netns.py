@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from scapy.layers.inet import IP, UDP
 
+from bgpctl import events as names
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
 from bgpctl.lab.poll import eventually
@@ -419,7 +420,7 @@ def test_cli_probe_all_prints_mtr_like_stats_and_records_jsonl(topo: Topo, tmp_p
     finally:
         outs = [_stop(p) for p in procs]
     events = [[json.loads(line)["event"] for line in out.splitlines()] for out in outs]
-    assert events == [["reflector.ready", "reflector.stopped"]] * 2, outs
+    assert events == [[names.REFLECTOR_READY, names.REFLECTOR_STOPPED]] * 2, outs
     stopped = [json.loads(out.splitlines()[-1]) for out in outs]
     assert all(s["reflected"] == 40 for s in stopped), outs
 

@@ -1,4 +1,4 @@
-"""Parsing ExaBGP 5's API lines (the samples of notes §1b, with their header put back), table-driven."""
+"""Parsing ExaBGP 5's API lines (samples as ExaBGP 5.0.15 wrote them, docs/design.md "ExaBGP facts"), table-driven."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bgpctl import events
 from bgpctl.core.types import RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.speaker import Speaker
@@ -25,7 +26,7 @@ def test_unparsable_line_is_logged_with_the_line_and_counted(tmp_path: Path) -> 
     sp._dispatch('{"exabgp": "5.0.0", "type": "state", "neighbor": 7}\n')
     sp._dispatch("exabgp 5.0.15\n")
     assert sp.counters["unparsable_lines"] == 2
-    logged = tap.events("exabgp_unparsable_line")
+    logged = tap.events(events.EXABGP_UNPARSABLE_LINE)
     assert [e["line"] for e in logged] == ['{"exabgp": "5.0.0", "type": "state", "neighbor": 7}', "exabgp 5.0.15"]
     assert all(e["level"] == "error" and e["reason"] for e in logged)
     assert sp.sessions() == {"edge": "idle", "edge6": "idle", "tgw-use1": "idle"}  # state untouched
@@ -34,7 +35,7 @@ def test_unparsable_line_is_logged_with_the_line_and_counted(tmp_path: Path) -> 
 def test_ack_without_a_command_is_an_error_not_a_crash(tmp_path: Path) -> None:
     sp, tap = _speaker(tmp_path)
     sp._dispatch("done\n")
-    assert sp.counters["acks_unexpected"] == 1 and tap.events("exabgp_unexpected_ack")
+    assert sp.counters["acks_unexpected"] == 1 and tap.events(events.EXABGP_UNEXPECTED_ACK)
 
 
 def test_session_states_and_own_routes(tmp_path: Path) -> None:
@@ -49,14 +50,14 @@ def test_session_states_and_own_routes(tmp_path: Path) -> None:
     assert sp.sessions()["edge"] == "down" and sp.received()["edge"] == {} and "edge" not in sp._resync
     sp._dispatch(H + '"type": "state", ' + NB.replace('"peer": "198.18.1.1"', '"peer": "198.18.1.99"')
                  + ', "state": "up" } }')
-    assert tap.events("exabgp_unknown_peer")
+    assert tap.events(events.EXABGP_UNKNOWN_PEER)
 
 
 def test_open_refused_by_the_peer_is_logged_with_a_hint(tmp_path: Path) -> None:
     sp, tap = _speaker(tmp_path)
     sp._dispatch(H + '"type": "notification", ' + NB + ', "direction": "receive", "notification": { "code": 2, '
                  '"subcode": 2, "data": "0x", "message": "Bad Peer AS" } } }')
-    (note,) = tap.events("bgp_notification")
+    (note,) = tap.events(events.BGP_NOTIFICATION)
     assert (note["peer"], note["code"], note["subcode"], note["level"]) == ("edge", 2, 2, "warning")
     assert "refused our OPEN" in note["hint"]
 

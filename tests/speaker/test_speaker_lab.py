@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 from pyroute2 import IPRoute
 
+from bgpctl import events
 from bgpctl.core.types import Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.speaker import Speaker, commands
@@ -185,7 +186,7 @@ def test_only_the_difference_is_sent_and_allowlist_refused(the_lab: L.Lab, tmp_p
             assert sp.counters["commands_sent"] == before + 2
             assert sp.counters["rib_refused"] == 1
             assert sp.desired() == {p: r for p, r in changed.items() if r}
-            assert tap.events("speaker_rib_refused")
+            assert tap.events(events.SPEAKER_RIB_REFUSED)
             await frr_holds(the_lab, changed, "after the refused RIB")
         finally:
             await stop_clean(sp, the_lab)
@@ -220,11 +221,11 @@ def test_error_ack_is_logged_not_announced_and_retried(the_lab: L.Lab, tmp_path:
             result = await sp.sync(with_api)
             assert result.errors == 1 and not result.complete
             assert RouteKey(API, 1) not in sp.announced()["edge"]
-            errors = tap.events("exabgp_command_error")
+            errors = tap.events(events.EXABGP_COMMAND_ERROR)
             assert errors and errors[0]["command"].endswith("bogus-attr 12") and errors[0]["level"] == "error"
-            await apoll("the failing command is retried with backoff", lambda: len(tap.events("exabgp_command_error")),
-                        lambda n: n >= 2, RETRY_BUDGET_S)
-            attempts = [e["attempt"] for e in tap.events("exabgp_command_error")]
+            await apoll("the failing command is retried with backoff",
+                        lambda: len(tap.events(events.EXABGP_COMMAND_ERROR)), lambda n: n >= 2, RETRY_BUDGET_S)
+            attempts = [e["attempt"] for e in tap.events(events.EXABGP_COMMAND_ERROR)]
             assert attempts[:2] == [1, 2]
             await frr_holds(the_lab, DESIRED, "nothing of the failed route reached FRR")
 
@@ -268,7 +269,7 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
                                     f"neighbor {V4} shutdown message tbspk-maintenance")
             await apoll("edge down", sp.sessions, lambda s: s["edge"] == "down", CONVERGE_BUDGET_S)
             assert "edge" not in sp.announced() and "edge6" in sp.announced()
-            notes = tap.events("bgp_notification")
+            notes = tap.events(events.BGP_NOTIFICATION)
             assert any(n["code"] == 6 and "tbspk-maintenance" in n["message"] for n in notes)
 
             meanwhile = {peer: dict(routes) for peer, routes in DESIRED.items()}
@@ -355,7 +356,7 @@ def test_exabgp_killed_is_restarted_and_routes_never_leave_the_kernel(the_lab: L
             assert watch.checks > 50
             assert watch.misses == 0, f"kernel route missing in {watch.misses} of {watch.checks} checks"
             assert sp.supervisor.starts == 2 and sp.counters["exabgp_exits"] == 1
-            exited = tap.events("exabgp_exited")
+            exited = tap.events(events.EXABGP_EXITED)
             assert exited and exited[0]["rc"] == -signal.SIGKILL
             assert sp.announced() == {"edge": DESIRED["edge"], "edge6": DESIRED["edge6"]}
         finally:
@@ -390,13 +391,13 @@ def test_wedged_exabgp_is_killed_on_ack_timeout_and_the_change_still_lands(the_l
                 waited = time.monotonic() - t0
                 assert not result.connected and result.errors == 1
                 assert ack_budget_s <= waited < ack_budget_s + 2
-                assert tap.events("exabgp_ack_timeout") and sp.counters["ack_timeouts"] == 1
+                assert tap.events(events.EXABGP_ACK_TIMEOUT) and sp.counters["ack_timeouts"] == 1
                 await apoll("ExaBGP replaced", lambda: sp.exabgp_pid, lambda p: p is not None and p != pid,
                             RESTART_BUDGET_S)
                 await wait_up(sp)
                 await frr_holds(the_lab, changed, "in-flight change landed after the restart", RESTART_BUDGET_S)
             assert watch.misses == 0 and watch.checks > 50
-            assert tap.events("exabgp_exited")[0]["rc"] == -signal.SIGKILL
+            assert tap.events(events.EXABGP_EXITED)[0]["rc"] == -signal.SIGKILL
         finally:
             await stop_clean(sp, the_lab)
 
@@ -417,7 +418,7 @@ def test_foreign_relay_is_refused(the_lab: L.Lab, tmp_path: Path) -> None:
             await writer.drain()
             assert await asyncio.wait_for(reader.read(), 5) == b""  # closed on us
             writer.close()
-            assert sp.counters["relay_refused"] == 1
+            assert sp.counters["relay_refused"] == 1 and tap.events(events.RELAY_REFUSED)
             assert sp._conn is not None and sp._conn.pid == sp.exabgp_pid  # the real one is untouched
         finally:
             await sp.stop(withdraw=False)
@@ -442,10 +443,10 @@ def test_peer_refusing_our_open_is_logged_and_recovers(the_lab: L.Lab, tmp_path:
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
             await asyncio.to_thread(frr_expects, 65001)
-            await apoll("FRR refuses our OPEN", lambda: [n for n in tap.events("bgp_notification")
+            await apoll("FRR refuses our OPEN", lambda: [n for n in tap.events(events.BGP_NOTIFICATION)
                                                           if n["peer"] == "edge6" and n["code"] == 2],
                         bool, SESSION_BUDGET_S)
-            refused = next(n for n in tap.events("bgp_notification") if n["code"] == 2)
+            refused = next(n for n in tap.events(events.BGP_NOTIFICATION) if n["code"] == 2)
             assert refused["direction"] == "receive" and "refused our OPEN" in refused["hint"]
             assert sp.sessions()["edge6"] != "up" and "edge6" not in sp.announced()
             await asyncio.to_thread(frr_expects, 65000)

@@ -1,0 +1,61 @@
+"""Every event name bgpctl writes: structlog events (the daemon's log) and the JSON lines of helper commands.
+
+Emitters and the tests that look for an event both use these constants, so an event is renamed in one
+place. Names are ``component.what``; the fields of the main ones are in docs/design.md ("Events").
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- decisions (bgpctl.daemon.sinks): one event per health change, route change, deferral and new note
+PATH_HEALTH: Final = "path.health"
+ROUTE_CHANGE: Final = "route.change"
+ROUTE_DEFERRED: Final = "route.deferred"
+PLAN_NOTE: Final = "plan.note"
+
+# --- the daemon's lifecycle and its feed of the speaker (bgpctl.daemon.run)
+DAEMON_START: Final = "daemon.start"
+DAEMON_STOP: Final = "daemon.stop"
+DAEMON_RIB_COMPLETE: Final = "daemon.rib_complete"
+SPEAKER_REFUSED: Final = "speaker.refused"
+SPEAKER_SYNCED: Final = "speaker.synced"
+
+# --- the speaker (bgpctl.speaker.speaker)
+SPEAKER_START: Final = "speaker.start"
+SPEAKER_STOPPED: Final = "speaker.stopped"
+SPEAKER_RIB_REFUSED: Final = "speaker.rib_refused"
+SPEAKER_WITHDRAWN: Final = "speaker.withdrawn"
+SPEAKER_WITHDRAW_UNCONFIRMED: Final = "speaker.withdraw_unconfirmed"
+SPEAKER_RESYNCED: Final = "speaker.resynced"
+SPEAKER_RECONCILED: Final = "speaker.reconciled"
+SPEAKER_RECONCILE_FAILED: Final = "speaker.reconcile_failed"
+RELAY_REFUSED: Final = "relay.refused"
+BGP_SESSION: Final = "bgp.session"
+BGP_NOTIFICATION: Final = "bgp.notification"
+BGP_EOR: Final = "bgp.eor"
+EXABGP_CONNECTED: Final = "exabgp.connected"
+EXABGP_DISCONNECTED: Final = "exabgp.disconnected"
+EXABGP_READ_FAILED: Final = "exabgp.read_failed"
+EXABGP_UNEXPECTED_ACK: Final = "exabgp.unexpected_ack"
+EXABGP_SHUTTING_DOWN: Final = "exabgp.shutting_down"
+EXABGP_EVENT: Final = "exabgp.event"
+EXABGP_UNPARSABLE_LINE: Final = "exabgp.unparsable_line"
+EXABGP_UNKNOWN_PEER: Final = "exabgp.unknown_peer"
+EXABGP_COMMAND: Final = "exabgp.command"
+EXABGP_COMMAND_ERROR: Final = "exabgp.command_error"
+EXABGP_ACK_TIMEOUT: Final = "exabgp.ack_timeout"
+
+# --- the ExaBGP child process (bgpctl.speaker.supervisor)
+EXABGP_OUTPUT: Final = "exabgp.output"
+EXABGP_SPAWN_FAILED: Final = "exabgp.spawn_failed"
+EXABGP_STARTED: Final = "exabgp.started"
+EXABGP_STOPPED: Final = "exabgp.stopped"
+EXABGP_EXITED: Final = "exabgp.exited"
+EXABGP_KILL: Final = "exabgp.kill"
+
+# --- JSON lines printed by helper commands (``{"event": ...}`` on stdout)
+REFLECTOR_READY: Final = "reflector.ready"
+REFLECTOR_STOPPED: Final = "reflector.stopped"
+RESPONDER_READY: Final = "responder.ready"
+RESPONDER_SUMMARY: Final = "responder.summary"
