@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bgpctl.errors import LabError
-from bgpctl.lab import nft
-from bgpctl.lab.delayer import Held, draw_delay_s, in_named_netns
-from bgpctl.lab.impair import Impairment
+from bgpctl_lab import nft
+from bgpctl_lab.delayer import Held, draw_delay_s, in_named_netns
+from bgpctl_lab.impair import Impairment
 from tests.lab.test_impair import Pair, make_pair
 
 delays = st.floats(min_value=0, max_value=1000, allow_nan=False)
@@ -156,7 +156,7 @@ def test_the_delayer_refuses_the_hosts_namespace(tmp_path: Path) -> None:
     assert not in_named_netns()  # pytest itself runs in the host's namespace
     (tmp_path / "params.json").write_text(json.dumps(
         {"generation": 1, "impairment": {"delay_ms": 5}, "backend": "nft", "expires_at": 0}))
-    r = subprocess.run([sys.executable, "-m", "bgpctl.lab.delayer", "--ifname", "tbimp_none0", "--state-dir",
+    r = subprocess.run([sys.executable, "-m", "bgpctl_lab.delayer", "--ifname", "tbimp_none0", "--state-dir",
                         str(tmp_path), "--seconds", "1"], capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 1
     status = json.loads((tmp_path / "status.json").read_text())

@@ -16,8 +16,8 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from ruamel.yaml import YAML
 
 from bgpctl.errors import LabError
-from bgpctl.lab import frr
-from bgpctl.lab.topology import TopologyError, clab_schema, load, schema_problems
+from bgpctl_lab import frr
+from bgpctl_lab.topology import TopologyError, clab_schema, load, schema_problems
 from tests.lab.helpers import REPO, TOPOLOGY
 
 SHARED_SCHEMA = REPO.parent / "shared" / "clab.schema.json"
@@ -173,7 +173,7 @@ def test_every_frr_config_uses_9s_hold_and_both_mode_groups() -> None:
         assert set(frr.peer_groups(conf)) == {"CONTROLLER", "DIRECT"}
 
 
-# ---------------------------------------------------------------- pure helpers of bgpctl.lab.frr
+# ---------------------------------------------------------------- pure helpers of bgpctl_lab.frr
 
 EDGE_CONF = (REPO / "lab" / "edge" / "frr.conf").read_text()
 

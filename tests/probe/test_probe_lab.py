@@ -24,15 +24,14 @@ import pytest
 
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Sample
-from bgpctl.lab import impair
-from bgpctl.lab.impair import Impairment
-from bgpctl.lab.poll import eventually
-from bgpctl.lab.runner import Lab
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.paths import ProbeSpec, run_specs, select, specs_from_policy
 from bgpctl.probe.pinning import Pinning, pins_from_policy
 from bgpctl.probe.protocol import Counters
-from tests.lab.conftest import lab  # noqa: F401  (the session's reference lab fixture)
+from bgpctl_lab import impair
+from bgpctl_lab.impair import Impairment
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.runner import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -96,18 +95,18 @@ def _ensure(lab_: Lab, node: str, udp_port: int, argv: list[str], name: str, rea
     reflector and a meter responder in each connect node) once it listens, else one started here
     (tag ``tbprb-<name>``, stopped by the fixture)."""
     if any(p.node == node and p.tag.endswith(name) for p in lab_.spawned()):
-        eventually(f"the lab's {name} listening on {node}", budget_s=READY_BUDGET_S,
+        eventually(f"the lab's {name} listening on {node}", budget=READY_BUDGET_S,
                    probe=_udp_listening(lab_, node, udp_port),
                    check=lambda out: [] if out.strip() else [f"nothing listens on UDP {udp_port} yet"])
         return
     log = f"{TAG}-{name}.log"
     lab_.spawn(node, argv, tag=f"{TAG}-{name}", log_name=log)
-    eventually(f"{name} ready on {node}", budget_s=READY_BUDGET_S, probe=_log(lab_, node, log),
+    eventually(f"{name} ready on {node}", budget=READY_BUDGET_S, probe=_log(lab_, node, log),
                check=lambda text: [] if ready in text else [f"no {ready!r} in {log} yet"])
 
 
 @pytest.fixture(scope="module")
-def plab(lab: Lab) -> Iterator[ProbeLab]:  # noqa: F811
+def plab(lab: Lab) -> Iterator[ProbeLab]:
     policy = load_policy(POLICY)
     spec = select(specs_from_policy(policy), ["media/use1/interconnect"])[0]
     pinning = Pinning(pins_from_policy(policy), netns=lab.netns("cr"))

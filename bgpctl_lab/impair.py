@@ -5,7 +5,7 @@ Backends (the result always says which one ran):
 * ``netem``: the kernel's netem qdisc through pyroute2, where the kernel has it (users' machines).
 * ``nft``: this project's machines have no netem. Loss and duplication are nftables rules on the
   interface's egress hook; delay, jitter and reordering queue packets to userspace (NFQUEUE) where
-  :mod:`bgpctl.lab.delayer` releases each verdict after its drawn delay. See :mod:`bgpctl.lab.nft`.
+  :mod:`bgpctl_lab.delayer` releases each verdict after its drawn delay. See :mod:`bgpctl_lab.nft`.
 
 Either way one bounded helper process per (namespace, interface), the *delayer*, owns the
 impairment: it applies it when it starts, applies changes when told (SIGHUP after a new params
@@ -33,8 +33,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from bgpctl.errors import LabError
-from bgpctl.lab import nft
-from bgpctl.lab.state import locked_dir
+from bgpctl_lab import nft
+from bgpctl_lab.poll import until
+from bgpctl_lab.state import locked_dir
 
 Backend = Literal["netem", "nft"]
 BackendChoice = Literal["auto", "netem", "nft"]
@@ -45,7 +46,7 @@ STATE_ROOT = Path(os.environ.get("BGPCTL_IMPAIR_STATE", "/run/bgpctl/impair"))
 DEFAULT_LIFETIME_S = 600.0
 APPLY_BUDGET_S = 15.0  # how long a delayer may take to start or to apply a change
 EXIT_BUDGET_S = 10.0  # how long a delayer may take to remove its rules and exit after SIGTERM
-DELAYER_MODULE = "bgpctl.lab.delayer"
+DELAYER_MODULE = "bgpctl_lab.delayer"
 
 
 @dataclass(frozen=True)
@@ -181,12 +182,7 @@ def delayer_alive(pid: int, ifname: str) -> bool:
 
 
 def _wait(cond: Callable[[], bool], budget_s: float) -> bool:
-    end = time.monotonic() + budget_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
+    return until(cond, budget_s)
 
 
 _locked = locked_dir  # one writer at a time per (namespace, interface)

@@ -7,18 +7,16 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from bgpctl.cli.lab import lab
-from bgpctl.lab import faults, impair
-from bgpctl.lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
+from bgpctl_lab import faults, impair
+from bgpctl_lab.cli.lab import LAB_OPTION, lab
+from bgpctl_lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
 
 if TYPE_CHECKING:
-    from bgpctl.lab.runner import Lab
-
-LAB_OPTION = click.option("--lab", "lab_name", default="bgpctl", show_default=True, help="Name of the running lab.")
+    from bgpctl_lab.runner import Lab
 
 
 def _attach(lab_name: str) -> Lab:
-    from bgpctl.lab.runner import Lab  # noqa: PLC0415 (imported when a command runs, not at CLI start)
+    from bgpctl_lab.runner import Lab  # noqa: PLC0415 (imported when a command runs, not at CLI start)
 
     return Lab.attach(lab_name)
 

@@ -10,7 +10,7 @@ What each piece does, on the egress side of one interface:
   stolen packet looks to the sender like a packet that left and was lost on the wire, which is
   what netem's loss looks like too. Duplication is ``dup to "<ifname>"`` (the copy leaves on the
   same interface).
-* delay, jitter and reordering queue packets to userspace (NFQUEUE, see :mod:`bgpctl.lab.delayer`)
+* delay, jitter and reordering queue packets to userspace (NFQUEUE, see :mod:`bgpctl_lab.delayer`)
   from the ``mangle`` ``POSTROUTING`` hook matching ``-o <ifname>`` (postrouting sees local and
   forwarded packets, and a packet passes it once, so nothing is queued twice). The kernels this
   project runs on have no ``nft_queue`` (``CONFIG_NFT_QUEUE`` is not set), so the queue rule is an
