@@ -175,6 +175,10 @@ class Delayer:
         return True
 
     def apply(self, imp: Impairment, choice: str) -> None:
+        if imp.udp_dport is not None:
+            if choice == "netem" or self.backend == "netem":
+                raise LabError("udp_dport needs the nft backend: netem impairs every packet of the interface")
+            choice = "nft"
         if self.backend is None:
             if choice in ("auto", "netem") and self._netem(imp):
                 self.backend = "netem"
@@ -193,11 +197,13 @@ class Delayer:
     def _apply_nft(self, imp: Impairment) -> None:
         if imp.loss_pct > 0:
             nft.ensure_sink()
-        nft.apply_nft(nft.render_impair(self.ifname, imp.loss_pct, imp.duplicate_pct))
+        nft.apply_nft(nft.render_impair(self.ifname, imp.loss_pct, imp.duplicate_pct, imp.udp_dport))
         if imp.needs_queue and not self.queue_installed:
             self._bind()
-            nft.install_queue(self.ifname, self.queue_num)
+            nft.install_queue(self.ifname, self.queue_num, udp_dport=imp.udp_dport)
             self.queue_installed = True
+        elif imp.needs_queue and imp.udp_dport != self.imp.udp_dport:
+            nft.install_queue(self.ifname, self.queue_num, udp_dport=imp.udp_dport)  # same queue, new match
         elif not imp.needs_queue and self.queue_installed:
             nft.remove_queue(self.ifname)
             self.queue_installed = False

@@ -57,7 +57,9 @@ class Impairment:
     below zero count as zero); each packet is released at its own time, so jitter reorders.
     ``reorder_pct`` sends that share of packets at once, ahead of the delayed rest (netem's meaning;
     it needs ``delay_ms`` > 0). ``seed`` makes the delayer's draws repeatable (the kernel's random
-    loss and duplication draws cannot be seeded).
+    loss and duplication draws cannot be seeded). ``udp_dport`` limits the impairment to UDP packets
+    to that port (e.g. 862, STAMP probes), so that nothing else on the link is lost or counted; it
+    needs the nft backend (netem impairs every packet).
     """
 
     delay_ms: float = 0.0
@@ -66,6 +68,7 @@ class Impairment:
     duplicate_pct: float = 0.0
     reorder_pct: float = 0.0
     seed: int | None = None
+    udp_dport: int | None = None
 
     def __post_init__(self) -> None:
         problems = check_impairment(self)
@@ -85,7 +88,7 @@ class Impairment:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Impairment:
-        known = {"delay_ms", "jitter_ms", "loss_pct", "duplicate_pct", "reorder_pct", "seed"}
+        known = {"delay_ms", "jitter_ms", "loss_pct", "duplicate_pct", "reorder_pct", "seed", "udp_dport"}
         unknown = set(data) - known
         if unknown:
             raise LabError(f"unknown impairment field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -103,6 +106,8 @@ def check_impairment(imp: Impairment) -> list[str]:
         v = getattr(imp, name)
         if not math.isfinite(v) or v < 0 or v > 100:
             problems.append(f"{name}={v} must be a percentage between 0 and 100")
+    if imp.udp_dport is not None and not 1 <= imp.udp_dport <= 65535:
+        problems.append(f"udp_dport={imp.udp_dport} must be a UDP port, 1 to 65535")
     if imp.reorder_pct > 0 and imp.delay_ms <= 0:
         problems.append("reorder_pct needs delay_ms > 0 (reordered packets overtake delayed ones)")
     return problems

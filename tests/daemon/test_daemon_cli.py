@@ -35,6 +35,8 @@ NS_PREFIX = f"tbdmn_{os.getpid()}_"
 BUDGETS = {"daemon_pinned": 15.0, "daemon_exit": 10.0, "refused": 20.0}
 _counter = itertools.count()
 
+pytestmark = pytest.mark.lab  # every test runs daemons in a network namespace (root)
+
 
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
