@@ -46,9 +46,10 @@ def find_topology(given: Path | None = None) -> Path:
     env = os.environ.get(TOPOLOGY_ENV)
     path = given or (Path(env) if env else DEFAULT_TOPOLOGY)
     if not path.is_file():
-        how = "--topology" if given else (TOPOLOGY_ENV if env else f"no --topology or {TOPOLOGY_ENV}, and")
-        raise LabError(f"topology file {path} not found ({how}); run from the directory holding containerlab.yml, "
-                       f"or give --topology FILE (or set {TOPOLOGY_ENV})")
+        if given or env:
+            raise LabError(f"topology file {path} (from {'--topology' if given else TOPOLOGY_ENV}) does not exist")
+        raise LabError(f"no {DEFAULT_TOPOLOGY} in {Path.cwd()}: run from the directory holding it, or give "
+                       f"--topology FILE (or set {TOPOLOGY_ENV})")
     return path.resolve()
 
 
