@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bgpctl.lab import impair
-from bgpctl.lab.impair import Impairment
+from bgpctl_lab import impair
+from bgpctl_lab.impair import Impairment
 from tests.lab.test_impair import make_pair, udp_stream
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

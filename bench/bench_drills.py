@@ -32,12 +32,13 @@ from types import FrameType
 from typing import Any
 
 from bgpctl.errors import BgpctlError
-from bgpctl.lab import frr, runner
-from bgpctl.lab.drill import DrillReport, run_drill, summary
-from bgpctl.lab.drill_model import load_drill
-from bgpctl.lab.poll import eventually
-from bgpctl.lab.replay_check import compare
-from bgpctl.lab.runner import Lab
+from bgpctl_lab import frr, runner
+from bgpctl_lab.drill import DrillReport, run_drill, summary
+from bgpctl_lab.drill_model import load_drill
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.replay_check import compare
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.topology import drills_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TOPOLOGY = REPO / "containerlab.yml"
@@ -150,7 +151,7 @@ def settled(lab: Lab) -> list[str]:
 
 
 def wait_settled(lab: Lab) -> None:
-    eventually(f"lab {lab.name} settled", budget_s=SETTLE_BUDGET_S, probe=lambda: lab, check=settled)
+    eventually(f"lab {lab.name} settled", budget=SETTLE_BUDGET_S, probe=lambda: lab, check=settled)
 
 
 def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in filter(None, a.runs_for.split(",")):
         d, _, n = item.partition("=")
         runs_for[d] = int(n)
-    loaded = {d: load_drill(d) for d in drills}  # refuse a bad drill before any lab is up
+    loaded = {d: load_drill(d, drills_dir(TOPOLOGY)) for d in drills}  # refuse a bad drill before any lab is up
     signal.signal(signal.SIGTERM, _terminate)
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

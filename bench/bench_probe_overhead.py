@@ -23,10 +23,10 @@ import sys
 import time
 
 from bgpctl.core.types import PathKey, Sample
-from bgpctl.lab.poll import eventually
 from bgpctl.policy.model import ProbeProtocol
 from bgpctl.probe.paths import ProbeSpec, run_specs
 from bgpctl.probe.pinning import Pin, Pinning
+from bgpctl_lab.poll import eventually
 from tests.probe.topo import TARGET, TGW, Topo, topology
 
 BUDGET_PCT = 5.0
@@ -51,7 +51,7 @@ def measure(paths: int = 16, interval_ms: float = 20.0, seconds: float = 10.0) -
                       for n in ("c1", "c2")]
         try:
             for n in ("c1", "c2"):
-                eventually(f"reflector in {n}", budget_s=REFLECTOR_START_BUDGET_S,
+                eventually(f"reflector in {n}", budget=REFLECTOR_START_BUDGET_S,
                            probe=lambda n=n: _listening(topo, n),  # type: ignore[misc]
                            check=lambda out: [] if ":862" in out else ["not listening yet"])
             rtts: dict[PathKey, list[float]] = {s.key: [] for s in specs}

@@ -5,7 +5,8 @@
 #   deploy/quickstart.sh test   set up, then ruff, mypy --strict and the whole test suite
 #
 # Set-up = Debian packages (FRR, nftables, iptables, libnetfilter-queue), a venv in .venv with
-# bgpctl installed in it. Nothing is installed twice; nothing outside the lab namespaces is touched.
+# bgpctl, the lab and the test tools installed in it (.[dev,lab]; the lab's NetfilterQueue is built
+# with gcc). Nothing is installed twice; nothing outside the lab namespaces is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -52,7 +53,7 @@ install_venv() {
   sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev,lab]"
     echo "$sum" > "$stamp"
   fi
 }

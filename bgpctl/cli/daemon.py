@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from bgpctl import log as logging_setup
-
 
 @click.command("daemon")
 @click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False), required=True,
@@ -26,7 +24,8 @@ from bgpctl import log as logging_setup
 def daemon(*, policy_file: Path, run_dir: Path | None, metrics_listen: str | None, withdraw_on_exit: bool,
            record: Path | None, log_format: str, log_level: str) -> None:
     """Run the controller: probe every path, decide, announce through ExaBGP. Stops on SIGTERM/SIGINT."""
-    from bgpctl.daemon.run import Options, run  # noqa: PLC0415 (the CLI starts fast without it)
+    from bgpctl import log as logging_setup  # noqa: PLC0415 (`bgpctl daemon --help` starts fast without these)
+    from bgpctl.daemon.run import Options, run  # noqa: PLC0415
 
     logging_setup.configure(json={"json": True, "console": False, "auto": None}[log_format], level=log_level)
     run(Options(policy_file=policy_file, run_dir=run_dir, metrics_listen=metrics_listen,

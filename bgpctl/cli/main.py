@@ -1,17 +1,99 @@
-"""The ``bgpctl`` command. Each sub-command group lives in its own module next to this one."""
+"""The ``bgpctl`` command. Each sub-command group lives in its own module, imported only when it runs.
+
+``bgpctl --help`` imports nothing but click: the table below gives each command's module and its
+one-line help (``tests/cli/test_startup.py`` checks that the line matches the command's own). The lab
+commands (``lab``, ``demo``) live in the separate package :mod:`bgpctl_lab`, installed with the
+``lab`` extra; without it they say how to install it.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
+from dataclasses import dataclass
 
 import click
 
 from bgpctl import __version__
 from bgpctl.errors import BgpctlError
 
+LAB_MISSING = "the lab is not installed: pip install 'bgpctl[lab]'"
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A sub-command imported on first use: ``module`` defines ``attr``; ``also`` are imported first
+    (modules that attach sub-commands to the group); ``lab`` marks the commands of the lab package."""
+
+    module: str
+    attr: str
+    short_help: str
+    also: tuple[str, ...] = ()
+    lab: bool = False
+
+
+COMMANDS: dict[str, Lazy] = {
+    "daemon": Lazy("bgpctl.cli.daemon", "daemon",
+                   "Run the controller: probe every path, decide, announce through ExaBGP."),
+    "demo": Lazy("bgpctl_lab.cli.demo", "demo",
+                 "Bring up the reference lab with bgpctl on cr, run a failover drill, print what happened.",
+                 lab=True),
+    "lab": Lazy("bgpctl_lab.cli.lab", "lab", "Run the reference lab (containerlab.yml) on network namespaces.",
+                also=("bgpctl_lab.cli.lab_drill", "bgpctl_lab.cli.lab_fault", "bgpctl_lab.cli.lab_meter"), lab=True),
+    "policy": Lazy("bgpctl.cli.policy", "policy", "Check, show and plan policy files.",
+                   also=("bgpctl.cli.policy_plan",)),
+    "probe": Lazy("bgpctl.cli.probe", "probe",
+                  "Probe paths the way the daemon does and print per-path stats like mtr."),
+    "reflector": Lazy("bgpctl.cli.probe", "reflector",
+                      "Answer STAMP (RFC 8762) / TWAMP-light probes, as the lab's Connect hosts do."),
+    "replay": Lazy("bgpctl.cli.replay", "replay",
+                   "Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller."),
+}
+
+
+def lab_missing() -> str | None:
+    """Why the lab commands cannot run here (the package or a module it needs is absent), or None."""
+    if importlib.util.find_spec("bgpctl_lab") is None:
+        return LAB_MISSING
+    import bgpctl_lab  # noqa: PLC0415 (tiny: names the modules the lab needs)
+
+    missing = [m for m in bgpctl_lab.REQUIRES if importlib.util.find_spec(m) is None]
+    return f"{LAB_MISSING} ({', '.join(missing)} missing)" if missing else None
+
+
+def load(name: str) -> click.Command:
+    """Import the command ``name`` of :data:`COMMANDS`."""
+    spec = COMMANDS[name]
+    if spec.lab and (why := lab_missing()) is not None:
+        raise BgpctlError(why)
+    for module in (*spec.also, spec.module):
+        importlib.import_module(module)
+    command = getattr(sys.modules[spec.module], spec.attr)
+    assert isinstance(command, click.Command)
+    return command
+
 
 class _Root(click.Group):
-    """Turns every BgpctlError into its message on stderr and its exit code; no tracebacks for operators."""
+    """Loads sub-commands lazily, and turns every BgpctlError into its message on stderr and its exit
+    code: no tracebacks for operators."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        try:
+            return load(cmd_name)
+        except BgpctlError as e:
+            click.echo(f"bgpctl: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # the one-line help from the table: listing the commands must not import them
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name].short_help) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -25,22 +107,6 @@ class _Root(click.Group):
 @click.version_option(__version__, prog_name="bgpctl")
 def cli() -> None:
     """Route controller for active-active Amazon Connect regions (BGP through ExaBGP)."""
-
-
-def _register() -> None:
-    # Each module attaches its commands to its group on import.
-    from bgpctl.cli import daemon, demo, lab, lab_drill, lab_fault, lab_meter, policy, policy_plan, probe, replay  # noqa: F401, PLC0415
-
-    cli.add_command(policy.policy)
-    cli.add_command(replay.replay)
-    cli.add_command(lab.lab)
-    cli.add_command(daemon.daemon)
-    cli.add_command(demo.demo)
-    for command in probe.COMMANDS:
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from bgpctl.errors import EXIT_FAILURE, EXIT_REFUSED
-from bgpctl.lab import netns as labns
-from bgpctl.lab.poll import eventually
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
+from bgpctl_lab import netns as labns
+from bgpctl_lab.poll import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_POLICY = REPO / "policies" / "lab.yaml"
@@ -35,6 +35,8 @@ BGPCTL = [sys.executable, "-m", "bgpctl"]
 NS_PREFIX = f"tbdmn_{os.getpid()}_"
 BUDGETS = {"daemon_pinned": 15.0, "daemon_exit": 10.0, "refused": 20.0}
 _counter = itertools.count()
+
+pytestmark = pytest.mark.lab  # every test runs daemons in a network namespace (root)
 
 
 def _skip_reason() -> str | None:
@@ -129,9 +131,9 @@ def test_a_bad_policy_exits_nonzero_naming_file_and_line_and_starts_nothing(ns: 
 def test_a_second_daemon_on_the_same_run_dir_is_refused_and_the_first_keeps_running(ns: Ns) -> None:
     first = ns.daemon()
     # the first daemon's pins are in place (its ExaBGP runs; no peer answers in this namespace)
-    eventually("first daemon pinned", budget_s=BUDGETS["daemon_pinned"], probe=ns.pinned_rules,
+    eventually("first daemon pinned", budget=BUDGETS["daemon_pinned"], probe=ns.pinned_rules,
                check=lambda rules: [] if len(rules) == 2 else [f"rules: {rules}"])
-    eventually("first daemon's ExaBGP runs", budget_s=BUDGETS["daemon_pinned"], probe=ns.exabgp,
+    eventually("first daemon's ExaBGP runs", budget=BUDGETS["daemon_pinned"], probe=ns.exabgp,
                check=lambda pids: [] if len(pids) == 1 else [f"exabgp: {pids}"])
     pins_before, exabgp_before = ns.pinned_rules(), ns.exabgp()
 
@@ -172,8 +174,8 @@ def test_a_metrics_port_out_of_range_is_refused_with_a_message(ns: Ns) -> None:
 def test_the_namespace_process_list_sees_a_running_daemon(ns: Ns) -> None:
     # the ground truth the "starts nothing" checks above rely on: a daemon that did start shows up in it
     proc = ns.daemon()
-    eventually("daemon and its ExaBGP visible in the namespace", budget_s=BUDGETS["daemon_pinned"],
+    eventually("daemon and its ExaBGP visible in the namespace", budget=BUDGETS["daemon_pinned"],
                probe=ns.pids, check=lambda pids: [] if proc.pid in pids and ns.exabgp() else [f"pids: {pids}"])
     _kill(proc.pid, signal.SIGTERM)
     _finish(proc, "daemon_exit")
-    eventually("namespace empty after SIGTERM", budget_s=BUDGETS["daemon_exit"], probe=ns.pids, expect=[])
+    eventually("namespace empty after SIGTERM", budget=BUDGETS["daemon_exit"], probe=ns.pids, expect=[])

@@ -39,17 +39,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyroute2 import IPRoute
 
 from bgpctl import events as names
-from bgpctl.lab import faults, runner
-from bgpctl.lab import netns as labns
-from bgpctl.lab.meter import run_meter
-from bgpctl.lab.meter_report import MeterReport
-from bgpctl.lab.poll import eventually
-from bgpctl.lab.route_watch import NextHops, nexthops_of
-from bgpctl.lab.runner import Lab
-from bgpctl.lab.state import STATE_ROOT, Proc
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
-from tests.lab.conftest import lab_skip_reason
+from bgpctl_lab import faults, runner
+from bgpctl_lab import netns as labns
+from bgpctl_lab.meter import run_meter
+from bgpctl_lab.meter_report import MeterReport
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.pytest_plugin import lab_skip_reason
+from bgpctl_lab.route_watch import NextHops, nexthops_of
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.state import STATE_ROOT, Proc
 from tests.lab.helpers import REPO, TOPOLOGY, json_mismatches, route_nexthops
 
 pytestmark = pytest.mark.lab
@@ -325,7 +325,7 @@ FORWARDING = {"edge": WATCHED, "tgw-use1": (AGENTS,), "tgw-usw2": (AGENTS,)}
 
 def test_after_up_every_hop_holds_the_daemons_routes_and_calls_reach_both_regions(
         clab: Lab, record_property: Any) -> None:
-    w = eventually("daemon converged after up", budget_s=BUDGETS["daemon_converged"], probe=lambda: clab,
+    w = eventually("daemon converged after up", budget=BUDGETS["daemon_converged"], probe=lambda: clab,
                    check=converged_problems, interval_s=0.2)
     record_property("converged_after_up_s", round(w.elapsed_s, 2))
     with IPRoute(netns=clab.netns("edge"), flags=0) as ipr:  # what forwarding uses: the kernel FIB
@@ -347,9 +347,9 @@ def test_exabgp_killed_routes_stay_and_sessions_come_back(clab: Lab, record_prop
     with KernelRouteWatch(clab, FORWARDING) as watch:
         os.kill(old, signal.SIGKILL)
         stale = StaleSeen(before)
-        w = eventually("sessions back after ExaBGP was killed", budget_s=BUDGETS["exabgp_back"],
+        w = eventually("sessions back after ExaBGP was killed", budget=BUDGETS["exabgp_back"],
                        probe=lambda: clab, check=stale, interval_s=0.1)
-        eventually("routes as before", budget_s=BUDGETS["daemon_converged"], probe=lambda: clab,
+        eventually("routes as before", budget=BUDGETS["daemon_converged"], probe=lambda: clab,
                    check=converged_problems, interval_s=0.2)
     record_property("exabgp_kill", {**watch.summary(), "sessions_back_s": round(w.elapsed_s, 2),
                                     "stale_seen_on": sorted(stale.nodes)})
@@ -384,15 +384,15 @@ def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None
         call = pool.submit(run_meter, clab.netns("agents"), "203.0.113.10", 9000, flows=CALL_FLOWS, seconds=4)
         t0 = time.monotonic()
         assert clab.kill_spawned(tag=DAEMON_TAG) == [old.pid]
-        eventually("old daemon and its ExaBGP gone", budget_s=BUDGETS["daemon_stopped"],
+        eventually("old daemon and its ExaBGP gone", budget=BUDGETS["daemon_stopped"],
                    probe=lambda: [p for p in [old.pid, *old_exabgp] if labns.alive(p)], expect=[])
         stopped_s = time.monotonic() - t0
         runner.up(TOPOLOGY, name=clab.name, mode="controller")  # restarts the lab's services
         new = daemon_proc(clab)
         stale = StaleSeen(before)
-        w = eventually("sessions back after the daemon restart", budget_s=BUDGETS["exabgp_back"],
+        w = eventually("sessions back after the daemon restart", budget=BUDGETS["exabgp_back"],
                        probe=lambda: clab, check=stale, interval_s=0.1)
-        eventually("routes as before", budget_s=BUDGETS["daemon_converged"], probe=lambda: clab,
+        eventually("routes as before", budget=BUDGETS["daemon_converged"], probe=lambda: clab,
                    check=converged_problems, interval_s=0.2)
         converged_s = time.monotonic() - t0
         meter = call.result(timeout=30)
@@ -429,7 +429,7 @@ def test_daemon_restart_kept_every_forwarding_route_and_every_call() -> None:
 
 
 def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab) -> None:
-    w = eventually("metrics endpoint answers", budget_s=BUDGETS["metrics_up"], probe=lambda: metrics_text(clab),
+    w = eventually("metrics endpoint answers", budget=BUDGETS["metrics_up"], probe=lambda: metrics_text(clab),
                    check=lambda text: [] if "bgpctl_path_health" in text else ["no bgpctl_path_health yet"])
     health = samples(w.value, "bgpctl_path_health")
     assert health == {(("path", p), ("region", r), ("service", s)): 0.0 for s, r, p in PATHS}
@@ -447,12 +447,12 @@ def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
     t0 = time.time()
     faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
     try:
-        w = eventually("usw2 withdrawn at the edge", budget_s=BUDGETS["path_down"], probe=lambda: clab,
+        w = eventually("usw2 withdrawn at the edge", budget=BUDGETS["path_down"], probe=lambda: clab,
                        check=edge_media_problems, interval_s=0.05)
         record_property("blackhole_to_edge_withdrawn_s", round(w.elapsed_s, 2))
         print(f"usw2 blackholed: withdrawn at the edge after {w.elapsed_s:.2f} s")
         want = {f"{s}/usw2/interconnect" for s in ("media", "signalling", "api")}
-        downs = eventually("usw2's three paths logged down", budget_s=BUDGETS["path_down"],
+        downs = eventually("usw2's three paths logged down", budget=BUDGETS["path_down"],
                            probe=lambda: downs_since(clab, t0),
                            check=lambda es: [] if {e["path"] for e in es} == want else [f"down so far: {es}"])
         for e in downs.value:

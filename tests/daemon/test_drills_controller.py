@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from bgpctl import events as names
-from bgpctl.lab import runner
-from bgpctl.lab.drill import DrillReport, daemon_events, run_drill, summary
-from bgpctl.lab.drill_model import load_drill
-from bgpctl.lab.replay_check import compare
-from bgpctl.lab.runner import Lab
-from tests.lab.conftest import lab_skip_reason
+from bgpctl_lab import runner
+from bgpctl_lab.drill import DrillReport, daemon_events, run_drill, summary
+from bgpctl_lab.drill_model import load_drill
+from bgpctl_lab.pytest_plugin import lab_skip_reason
+from bgpctl_lab.replay_check import compare
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.topology import drills_dir
 from tests.lab.helpers import TOPOLOGY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -42,7 +43,7 @@ def clab() -> Iterator[Lab]:
 
 
 def drill(lab: Lab, name: str, out: Path) -> DrillReport:
-    report = run_drill(lab, load_drill(name), out_dir=out)
+    report = run_drill(lab, load_drill(name, drills_dir(TOPOLOGY)), out_dir=out)
     print(summary(report))
     return report
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bgpctl.errors import LabError
-from bgpctl.lab.jsonmatch import mismatches
-from bgpctl.lab.runner import Lab
+from bgpctl_lab.jsonmatch import mismatches
+from bgpctl_lab.runner import Lab
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "containerlab.yml"
@@ -68,7 +68,7 @@ def eventually(check: Callable[[], T], budget: str | float, *, interval: float =
 
 
 def json_mismatches(expected: Any, actual: Any) -> list[str]:
-    """Where ``actual`` does not contain ``expected`` (bgpctl.lab.jsonmatch: dict keys are a subset, None
+    """Where ``actual`` does not contain ``expected`` (bgpctl_lab.jsonmatch: dict keys are a subset, None
     means "absent", list items match distinct actual items in any order); [] when it matches."""
     return mismatches(actual, expected)
 

@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bgpctl.errors import LabError
-from bgpctl.lab import nft
-from bgpctl.lab.delayer import Held, draw_delay_s, in_named_netns
-from bgpctl.lab.impair import Impairment
+from bgpctl_lab import nft
+from bgpctl_lab.delayer import Held, draw_delay_s, in_named_netns
+from bgpctl_lab.impair import Impairment
 from tests.lab.test_impair import Pair, make_pair
 
 delays = st.floats(min_value=0, max_value=1000, allow_nan=False)
@@ -115,6 +115,20 @@ def test_100_percent_needs_no_random_draw_and_0_percent_deletes_the_table() -> N
                                                "delete table netdev bgpctl_impair_eth1\n")
 
 
+def test_a_udp_port_limits_loss_duplication_and_queueing_to_that_traffic() -> None:
+    text = nft.render_impair("eth2", 20, 1, udp_dport=862)
+    assert ("meta protocol { ip, ip6 } meta l4proto udp udp dport 862 numgen random mod 10000 < 2000 "
+            'counter fwd to "bgpctl_sink"') in text
+    assert "meta l4proto udp udp dport 862 meta mark & 0x40000000 == 0 numgen random mod 10000 < 100" in text
+    assert "udp dport" not in nft.render_impair("eth2", 20, 1)
+    assert "-A bgpctl_q_eth2 -p udp --dport 862 -j NFQUEUE --queue-num 7 --queue-bypass" in \
+        nft.render_queue("eth2", 7, udp_dport=862)
+    with pytest.raises(LabError, match="must be a UDP port"):
+        nft.render_impair("eth2", 20, 0, udp_dport=70000)
+    with pytest.raises(LabError, match="must be a UDP port"):
+        Impairment(loss_pct=1, udp_dport=0)
+
+
 def test_queue_rules_bypass_when_nobody_listens() -> None:
     text = nft.render_queue("eth1", 7)
     assert "-A POSTROUTING -o eth1 -j bgpctl_q_eth1" in text
@@ -156,7 +170,7 @@ def test_the_delayer_refuses_the_hosts_namespace(tmp_path: Path) -> None:
     assert not in_named_netns()  # pytest itself runs in the host's namespace
     (tmp_path / "params.json").write_text(json.dumps(
         {"generation": 1, "impairment": {"delay_ms": 5}, "backend": "nft", "expires_at": 0}))
-    r = subprocess.run([sys.executable, "-m", "bgpctl.lab.delayer", "--ifname", "tbimp_none0", "--state-dir",
+    r = subprocess.run([sys.executable, "-m", "bgpctl_lab.delayer", "--ifname", "tbimp_none0", "--state-dir",
                         str(tmp_path), "--seconds", "1"], capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 1
     status = json.loads((tmp_path / "status.json").read_text())

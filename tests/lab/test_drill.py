@@ -23,10 +23,12 @@ from typing import Any
 
 import pytest
 
-from bgpctl.lab.drill import DrillReport, run_drill, summary
-from bgpctl.lab.drill_model import load_drill
-from bgpctl.lab.runner import Lab
-from tests.lab.helpers import all_established, eventually
+from bgpctl_lab.drill import DrillReport, run_drill, summary
+from bgpctl_lab.drill_model import load_drill
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.topology import drills_dir
+from tests.lab.helpers import TOPOLOGY, all_established
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -36,7 +38,7 @@ TGW_PEERS = {"198.18.1.11", "198.18.1.12"}
 
 
 def drill(lab: Lab, name: str, out: Path) -> DrillReport:
-    report = run_drill(lab, load_drill(name), out_dir=out)
+    report = run_drill(lab, load_drill(name, drills_dir(TOPOLOGY)), out_dir=out)
     print(summary(report))
     return report
 
@@ -111,11 +113,11 @@ def assert_bfd_up(lab: Lab) -> None:
 def bfd_mode(lab: Lab) -> Iterator[Lab]:
     try:
         lab.set_mode("no-controller-bfd")
-        eventually(lambda: assert_bfd_up(lab), "bgp_established", what="BFD sessions up, BGP Established")
+        eventually("BFD sessions up, BGP Established", budget="bgp_established", probe=lambda: assert_bfd_up(lab))
         yield lab
     finally:
         lab.set_mode("no-controller")
-        eventually(lambda: all_established(lab), "bgp_established", what="back in no-controller mode")
+        eventually("back in no-controller mode", budget="bgp_established", probe=lambda: all_established(lab))
 
 
 def test_bfd_mode_moves_an_interconnect_cut_in_about_a_second(bfd_mode: Lab, tmp_path: Path) -> None:
@@ -126,9 +128,9 @@ def test_bfd_mode_moves_an_interconnect_cut_in_about_a_second(bfd_mode: Lab, tmp
     assert report.interruption_ms is not None
     assert BFD_CUT_MIN_MS <= report.interruption_ms <= BFD_CUT_MAX_MS, summary(report)
     assert report.route_moved_after_s is not None and report.route_moved_after_s <= 1.5
-    eventually(lambda: assert_bfd_up(lab), "bgp_established", what="BFD back up after the restore")
+    eventually("BFD back up after the restore", budget="bgp_established", probe=lambda: assert_bfd_up(lab))
     lab.set_mode("no-controller")  # leaving the mode removes the BFD sessions (the fixture checks BGP)
-    eventually(lambda: _no_bfd(lab), "bgp_established", what="BFD sessions removed")
+    eventually("BFD sessions removed", budget="bgp_established", probe=lambda: _no_bfd(lab))
 
 
 def _no_bfd(lab: Lab) -> None:

@@ -10,17 +10,20 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from bgpctl.cli.main import cli
-from bgpctl.lab.drill import ActionResult, moved_after
-from bgpctl.lab.drill_model import Drill, DrillError, drills_dir, load_drill
-from bgpctl.lab.route_watch import NextHops, changes, nexthops_of
+from bgpctl_lab.drill import ActionResult, moved_after
+from bgpctl_lab.drill_model import Drill, DrillError, load_drill
+from bgpctl_lab.route_watch import NextHops, changes, nexthops_of
+from bgpctl_lab.topology import drills_dir
+from tests.lab.helpers import TOPOLOGY
 
-ALL_DRILLS = sorted(p.stem for p in drills_dir().glob("*.yaml"))
+DRILLS = drills_dir(TOPOLOGY)
+ALL_DRILLS = sorted(p.stem for p in DRILLS.glob("*.yaml"))
 ISSUE_DRILLS = {"region-blackhole", "interconnect-cut", "region-loss", "region-latency", "soak-jitter",
                 "soak-jitter-short", "both-regions-down", "active-active"}
 
 
 def raw(name: str) -> dict[str, Any]:
-    data = YAML(typ="safe").load((drills_dir() / f"{name}.yaml").read_text())
+    data = YAML(typ="safe").load((DRILLS / f"{name}.yaml").read_text())
     assert isinstance(data, dict)
     return data
 
@@ -34,32 +37,33 @@ def write(tmp_path: Path, data: dict[str, Any]) -> str:
 def test_every_issue_drill_exists_and_loads() -> None:
     assert set(ALL_DRILLS) >= ISSUE_DRILLS
     for name in ALL_DRILLS:
-        assert load_drill(name).name == name
+        assert load_drill(name, DRILLS).name == name
 
 
 def test_cut_drills_bound_the_controller_at_400_ms() -> None:
     for name in ("region-blackhole", "interconnect-cut"):
-        bounds = load_drill(name).bounds
+        bounds = load_drill(name, DRILLS).bounds
         assert bounds["controller"].interruption_max_ms == 400
 
 
 def test_budgets_per_mode() -> None:
-    cut = load_drill("interconnect-cut")
+    cut = load_drill("interconnect-cut", DRILLS)
     edge = cut.expect[-1]
     assert (edge.budget("controller"), edge.budget("no-controller-bfd"), edge.budget("no-controller")) == (1, 2, 12)
-    loss = load_drill("region-loss").expect[0]
+    loss = load_drill("region-loss", DRILLS).expect[0]
     assert loss.budget("controller") == 2  # "on region 2 within 2 s"
     assert cut.recover[0].not_before("controller") == 10 and cut.recover[0].not_before("no-controller") is None
 
 
 def test_soak_demands_zero_route_changes_and_both_down_no_withdrawal() -> None:
     for name in ("soak-jitter", "soak-jitter-short"):
-        d = load_drill(name)
+        d = load_drill(name, DRILLS)
         assert d.watch is not None
         assert {m: b.route_changes_max for m, b in d.bounds.items()} == \
             {"controller": 0, "no-controller": 0, "no-controller-bfd": 0}
-    assert load_drill("soak-jitter").meter.seconds == 600 and load_drill("soak-jitter-short").meter.seconds == 30
-    down = load_drill("both-regions-down").bounds
+    assert load_drill("soak-jitter", DRILLS).meter.seconds == 600
+    assert load_drill("soak-jitter-short", DRILLS).meter.seconds == 30
+    down = load_drill("both-regions-down", DRILLS).bounds
     assert down["controller"].route_withdrawals_max == 0  # fail-static: the last routes are never withdrawn
     assert down["no-controller"].route_changes_max == 0 and down["no-controller-bfd"].route_changes_max == 0
 
@@ -68,21 +72,21 @@ def test_a_wrong_field_is_refused_naming_it(tmp_path: Path) -> None:
     data = raw("interconnect-cut")
     data["expect"][1]["budget_s"] = -1
     with pytest.raises(DrillError, match=r"expect\[1\]\.budget_s: Input should be greater than 0"):
-        load_drill(write(tmp_path, data))
+        load_drill(write(tmp_path, data), DRILLS)
 
 
 def test_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:
     data = raw("region-blackhole")
     data["fault"]["lnk"] = data["fault"].pop("link")
     with pytest.raises(DrillError, match=r"fault\.lnk: Extra inputs are not permitted"):
-        load_drill(write(tmp_path, data))
+        load_drill(write(tmp_path, data), DRILLS)
 
 
 def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
     data = raw("region-blackhole")
     data["bounds"]["controler"] = {"interruption_max_ms": 400}
     with pytest.raises(DrillError, match=r"bounds\.controler"):
-        load_drill(write(tmp_path, data))
+        load_drill(write(tmp_path, data), DRILLS)
 
 
 def test_timeline_and_watch_rules() -> None:
@@ -143,6 +147,6 @@ def test_moved_after_is_the_first_change_after_the_fault() -> None:
 def test_the_cli_refuses_a_broken_drill_naming_the_field(tmp_path: Path) -> None:
     data = raw("region-loss")
     data["fault"]["impair"][0]["loss_pct"] = "lots"
-    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--name", "no-such-lab"])
+    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--lab", "no-such-lab"])
     assert result.exit_code != 0
     assert "fault.impair[0].loss_pct: Input should be a valid number" in result.output

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bgpctl.cli.main import cli
-from bgpctl.lab import impair, nft
-from bgpctl.lab.runner import Lab
-from tests.lab.helpers import eventually
+from bgpctl_lab import impair, nft
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.runner import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -56,12 +56,14 @@ def test_link_down_and_up(lab: Lab, tgw_link: tuple[str, str]) -> None:
     out = fault(lab, "link", node, ifname, "down").output
     assert "link down" in out
     assert not link_is_up(lab, node, ifname)
-    eventually(lambda: _not_established(lab, node, "198.18.1.1"), "bgp_down")
+    eventually('_not_established(lab, node, "198.18.1.1")', budget="bgp_down",
+               probe=lambda: _not_established(lab, node, "198.18.1.1"))
 
     fault(lab, "link", node, ifname, "up")
     assert link_is_up(lab, node, ifname)
 
-    eventually(lambda: _established(lab, node, "198.18.1.1"), "bgp_established")
+    eventually('_established(lab, node, "198.18.1.1")', budget="bgp_established",
+               probe=lambda: _established(lab, node, "198.18.1.1"))
 
 
 def _not_established(lab: Lab, node: str, peer: str) -> None:
@@ -74,14 +76,17 @@ def _established(lab: Lab, node: str, peer: str) -> None:
 
 def test_frr_stop_and_start(lab: Lab) -> None:
     try:
-        eventually(lambda: _established(lab, "edge", "198.18.1.12"), "bgp_established")
+        eventually('_established(lab, "edge", "198.18.1.12")', budget="bgp_established",
+                   probe=lambda: _established(lab, "edge", "198.18.1.12"))
         fault(lab, "frr", "tgw-usw2", "stop")
         assert not lab.frr_alive("tgw-usw2") and lab.frr_pids("tgw-usw2") == []
-        eventually(lambda: _not_established(lab, "edge", "198.18.1.12"), "bgp_down")
+        eventually('_not_established(lab, "edge", "198.18.1.12")', budget="bgp_down",
+                   probe=lambda: _not_established(lab, "edge", "198.18.1.12"))
 
         assert "FRR started" in fault(lab, "frr", "tgw-usw2", "start").output
         assert lab.frr_alive("tgw-usw2")
-        eventually(lambda: _established(lab, "edge", "198.18.1.12"), "bgp_established")
+        eventually('_established(lab, "edge", "198.18.1.12")', budget="bgp_established",
+                   probe=lambda: _established(lab, "edge", "198.18.1.12"))
     finally:
         if not lab.frr_alive("tgw-usw2"):
             lab.start_frr("tgw-usw2")
@@ -93,14 +98,15 @@ def _dropped(lab: Lab, node: str, peer: str) -> int:
 
 
 def test_bgp_clear_resets_the_session(lab: Lab) -> None:
-    eventually(lambda: _established(lab, "edge", "198.18.1.11"), "bgp_established")
+    eventually('_established(lab, "edge", "198.18.1.11")', budget="bgp_established",
+               probe=lambda: _established(lab, "edge", "198.18.1.11"))
     before = _dropped(lab, "edge", "198.18.1.11")
     fault(lab, "bgp-clear", "edge", "198.18.1.11")
 
     def reset_and_back() -> None:
         assert _dropped(lab, "edge", "198.18.1.11") == before + 1
         _established(lab, "edge", "198.18.1.11")
-    eventually(reset_and_back, "bgp_established")
+    eventually("reset_and_back", budget="bgp_established", probe=reset_and_back)
 
 
 def test_impair_change_show_clear_through_the_cli(lab: Lab) -> None:

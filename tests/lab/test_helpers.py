@@ -1,4 +1,4 @@
-"""The lab test helpers themselves (pure: no lab needed)."""
+"""The one polling helper (bgpctl_lab.poll) and the JSON helpers of the lab tests (pure: no lab needed)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from bgpctl.errors import LabError
-from tests.lab.helpers import BUDGETS, assert_json_subset, budget_seconds, eventually, json_mismatches
+from bgpctl.errors import BgpctlError, LabError
+from bgpctl_lab.poll import BUDGETS, BudgetExceeded, budget_seconds, eventually
+from tests.lab.helpers import assert_json_subset, json_mismatches
 
 
 def test_eventually_returns_the_first_passing_value() -> None:
@@ -19,7 +20,9 @@ def test_eventually_returns_the_first_passing_value() -> None:
             raise LabError("vtysh not answering yet") if len(calls) == 1 else AssertionError("not yet")
         return 42
 
-    assert eventually(check, 5.0, interval=0.01) == 42
+    waited = eventually("answer", budget=5.0, probe=check, interval_s=0.01)
+    assert waited.value == 42
+    assert waited.polls == 3
     assert len(calls) == 3
 
 
@@ -28,9 +31,21 @@ def test_eventually_names_the_budget_and_the_last_failure() -> None:
         raise AssertionError("edge has 0 routes")
 
     t0 = time.monotonic()
-    with pytest.raises(AssertionError, match=r"routes: still failing after budget 0.2 s .* last: edge has 0 routes"):
-        eventually(never, 0.2, interval=0.05, what="routes")
+    with pytest.raises(BudgetExceeded, match=r"'routes' did not hold within its budget of 0.2 s \(\d+ polls\); "
+                                             r"last problems:\n  AssertionError: edge has 0 routes"):
+        eventually("routes", budget=0.2, probe=never, interval_s=0.05)
     assert 0.2 <= time.monotonic() - t0 < 1.0
+
+
+def test_budget_exceeded_is_a_test_failure_and_a_bgpctl_error() -> None:
+    assert issubclass(BudgetExceeded, AssertionError)
+    assert issubclass(BudgetExceeded, BgpctlError)
+
+
+def test_a_named_budget_is_named_in_the_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BUDGETS, "tiny", 0.05)
+    with pytest.raises(BudgetExceeded, match=r"budget of tiny \(0.05 s\)"):
+        eventually("x", budget="tiny", probe=lambda: 1, check=lambda v: [f"value {v}"], interval_s=0.01)
 
 
 def test_other_exceptions_are_not_swallowed() -> None:
@@ -38,7 +53,12 @@ def test_other_exceptions_are_not_swallowed() -> None:
         raise KeyError("bug in the test")
 
     with pytest.raises(KeyError):
-        eventually(broken, 1.0)
+        eventually("broken", budget=1.0, probe=broken)
+
+
+def test_expect_and_check_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="at most one"):
+        eventually("x", budget=1.0, probe=lambda: 1, expect=1, check=lambda v: [])
 
 
 def test_named_budgets() -> None:

@@ -27,8 +27,8 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pnetns
 
 from bgpctl.errors import LabError
-from bgpctl.lab import impair, nft
-from bgpctl.lab.impair import Applied, Impairment
+from bgpctl_lab import impair, nft
+from bgpctl_lab.impair import Applied, Impairment
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bgpctl.lab.jsonmatch import mismatches
-from bgpctl.lab.poll import BudgetExceeded, eventually
+from bgpctl_lab.jsonmatch import mismatches
+from bgpctl_lab.poll import BudgetExceeded, eventually
 
 CASES: list[tuple[str, Any, Any, list[str]]] = [
     ("equal scalars", 1, 1, []),
@@ -57,12 +57,12 @@ def test_every_value_contains_itself(v: Any) -> None:
 
 def test_eventually_returns_when_matched() -> None:
     values = iter([{"s": "Idle"}, {"s": "Active"}, {"s": "Established"}])
-    waited = eventually("session up", budget_s=5, probe=lambda: next(values), expect={"s": "Established"},
+    waited = eventually("session up", budget=5, probe=lambda: next(values), expect={"s": "Established"},
                         interval_s=0.001)
     assert waited.polls == 3
 
 
 def test_eventually_names_the_budget() -> None:
     with pytest.raises(BudgetExceeded, match=r"'session up' did not hold within its budget of 0.05 s"):
-        eventually("session up", budget_s=0.05, probe=lambda: {"s": "Idle"}, expect={"s": "Established"},
+        eventually("session up", budget=0.05, probe=lambda: {"s": "Idle"}, expect={"s": "Established"},
                    interval_s=0.01)

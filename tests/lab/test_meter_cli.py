@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bgpctl.cli.lab_meter import summary_lines
 from bgpctl.cli.main import cli
-from bgpctl.lab.meter_report import Gap, MeterReport, MeterSettings, RegionSeen, RttStats, SecondLoss
+from bgpctl_lab.cli.lab_meter import summary_lines
+from bgpctl_lab.meter_report import Gap, MeterReport, MeterSettings, RegionSeen, RttStats, SecondLoss
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -18,7 +18,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["--to", "203.0.113.10"], "--lab NAME --from NODE"),
+    (["--to", "203.0.113.10"], "--from NODE (e.g. --from agents, in --lab NAME)"),
     (["--netns", "x", "--lab", "y", "--from", "agents", "--to", "203.0.113.10"], "not both"),
     (["--netns", "tbmet_nope", "--to", "203.0.113.10", "--seconds", "0"], "bounded"),
     (["--netns", "tbmet_nope", "--to", "connect.example"], "not an IP address"),

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bgpctl.lab import impair
-from bgpctl.lab.impair import Impairment
-from bgpctl.lab.meter import run_meter
-from bgpctl.lab.meter_report import MeterReport
-from bgpctl.lab.poll import eventually
+from bgpctl_lab import impair
+from bgpctl_lab.impair import Impairment
+from bgpctl_lab.meter import run_meter
+from bgpctl_lab.meter_report import MeterReport
+from bgpctl_lab.poll import eventually
 from tests.lab.test_meter_support import ENDPOINT, ENDPOINT6, NEEDS_ROOT, Net, topology
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, NEEDS_ROOT]
@@ -107,7 +107,7 @@ def test_one_failed_path_shows_in_the_worst_flow_gap(ecmp: Net, record_property:
         run_meter(ecmp.node("snd"), ENDPOINT, 9000, fine=True, seconds=3.0, flows=16)))  # 16: both paths used
     meter.start()
     try:
-        eventually("the stream is flowing", budget_s=STREAM_BUDGET_S, probe=lambda: _answered(ecmp, "r2"),
+        eventually("the stream is flowing", budget=STREAM_BUDGET_S, probe=lambda: _answered(ecmp, "r2"),
                    check=lambda n: [] if n > 0 else ["no probe answered by r2 yet"])
         time.sleep(0.5)  # part of the stream before the fault
         t_add = (time.monotonic(), 0.0)
@@ -184,7 +184,7 @@ def test_a_responder_that_stops_mid_stream_gives_a_gap_equal_to_the_outage(pair:
                               "--to", ENDPOINT, "--fine", "--seconds", "6", "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        eventually("the meter's stream reaches the responder", budget_s=STREAM_BUDGET_S,
+        eventually("the meter's stream reaches the responder", budget=STREAM_BUDGET_S,
                    probe=lambda: _counted(pair), check=lambda n: [] if n >= 100 else [f"{n} probes so far"])
         a = first.stop()  # the outage starts...
         second = pair.responder("r1", "use1b")  # ...and ends when this one answers

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bgpctl.errors import ProbeError
-from bgpctl.lab.meter import settings_for
-from bgpctl.lab.meter_packet import PACKET_SIZE, RTP_HEADER, Kind, MeterPacket, decode, echo_of, encode
-from bgpctl.lab.meter_report import (
+from bgpctl_lab.meter import settings_for
+from bgpctl_lab.meter_packet import PACKET_SIZE, RTP_HEADER, Kind, MeterPacket, decode, echo_of, encode
+from bgpctl_lab.meter_report import (
     EchoPacket,
     MeterReport,
     MeterSettings,

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from bgpctl import events
-from bgpctl.lab import netns as ns
+from bgpctl_lab import netns as ns
 
 pytestmark = pytest.mark.lab
 

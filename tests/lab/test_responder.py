@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from bgpctl.errors import ProbeError
-from bgpctl.lab.meter_packet import PACKET_SIZE, Kind, MeterPacket, decode, encode
-from bgpctl.lab.meter_socket import sender_sockets
-from bgpctl.lab.responder import run_responder
+from bgpctl_lab.meter_packet import PACKET_SIZE, Kind, MeterPacket, decode, encode
+from bgpctl_lab.meter_socket import sender_sockets
+from bgpctl_lab.responder import run_responder
 from tests.lab.test_meter_support import ENDPOINT, NEEDS_ROOT, Net, topology
 
 pytestmark = [pytest.mark.lab, NEEDS_ROOT]

@@ -19,15 +19,14 @@ from pathlib import Path
 import pytest
 
 from bgpctl.errors import LabError
-from bgpctl.lab import frr, netns, runner
-from bgpctl.lab.runner import Lab
-from bgpctl.lab.state import lab_dir, read
-from tests.lab.conftest import reap_stale_test_labs, require_lab
+from bgpctl_lab import frr, netns, runner
+from bgpctl_lab.poll import BUDGETS, eventually
+from bgpctl_lab.pytest_plugin import reap_stale_test_labs, require_lab
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.state import lab_dir, read
 from tests.lab.helpers import (
-    BUDGETS,
     TOPOLOGY,
     all_established,
-    eventually,
     ping,
     route_nexthops,
     snmp_counter,
@@ -119,8 +118,8 @@ def test_every_session_is_established_and_routes_use_both_regions(lab: Lab) -> N
     vtysh_matches(lab, "edge", "show bgp summary json",
                   {"ipv4Unicast": {"peers": {"198.18.1.2": {"state": "Idle (Admin)"}}}})
     for prefix in ("203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"):
-        eventually(functools.partial(_assert_hops, lab, prefix, {"198.18.1.11", "198.18.1.12"}),
-                   "route_converged", what=f"ECMP for {prefix} on edge")
+        eventually(f"ECMP for {prefix} on edge", budget="route_converged",
+                   probe=functools.partial(_assert_hops, lab, prefix, {"198.18.1.11", "198.18.1.12"}))
     for tgw, _, _ in TGW.values():
         vtysh_matches(lab, tgw, "show ip route 192.0.2.0/24 json",
                       {"192.0.2.0/24": [{"protocol": "bgp", "selected": True,
@@ -141,8 +140,8 @@ def test_agents_reach_the_connect_endpoints_of_each_region(lab: Lab, region: str
     lab.configure("edge", ["router bgp 65010", f"neighbor {other[1]} shutdown"])
     try:
         for prefix in ("203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"):
-            eventually(functools.partial(_assert_hops, lab, prefix, {hop}), "route_converged",
-                       what=f"{prefix} only via {hop}")
+            eventually(f"{prefix} only via {hop}", budget="route_converged",
+                       probe=functools.partial(_assert_hops, lab, prefix, {hop}))
         before = {h: snmp_counter(lab, h, "Icmp", "InEchos") for h in ("connect-use1", "connect-usw2")}
         for target in PROBE_TARGETS:
             ping(lab, "agents", target, count=3)
@@ -151,7 +150,7 @@ def test_agents_reach_the_connect_endpoints_of_each_region(lab: Lab, region: str
         assert after[other[2]] == before[other[2]]
     finally:
         lab.configure("edge", ["router bgp 65010", f"no neighbor {other[1]} shutdown"])
-        eventually(lambda: all_established(lab), "bgp_established")
+        eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
 
 
 def _connections(lab: Lab) -> dict[str, dict[str, int]]:
@@ -163,7 +162,7 @@ def _connections(lab: Lab) -> dict[str, dict[str, int]]:
 
 
 def test_up_twice_is_idempotent(lab: Lab) -> None:
-    eventually(lambda: all_established(lab), "bgp_established")
+    eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
     before_conns = _connections(lab)
     before_pids = sorted(p.pid for p in lab.frr_pids())
     before_ns = {n: netns.ns_id(lab.netns(n)) for n in lab.nodes()}
@@ -188,16 +187,17 @@ def test_up_of_another_file_under_the_same_name_is_refused(lab: Lab, tmp_path: P
 def test_stopped_frr_is_restarted_by_up_and_by_start_frr(lab: Lab) -> None:
     lab.stop_frr("tgw-usw2")
     assert not lab.frr_alive("tgw-usw2") and lab.frr_pids("tgw-usw2") == []
-    eventually(lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11"}), "bgp_down",
-               what="edge drops tgw-usw2's routes")
+    eventually("edge drops tgw-usw2's routes", budget="bgp_down",
+               probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11"}))
     runner.up(TOPOLOGY, name=lab.name)  # repairs
     assert lab.frr_alive("tgw-usw2")
-    eventually(lambda: all_established(lab), "bgp_established")
+    eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
     lab.stop_frr("tgw-use1")
     lab.start_frr("tgw-use1")
     assert lab.frr_alive("tgw-use1")
-    eventually(lambda: all_established(lab), "bgp_established")
-    eventually(lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}), "route_converged")
+    eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
+    eventually('_assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"})', budget="route_converged",
+               probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}))
 
 
 def test_mode_switch_shuts_the_direct_sessions_and_back(lab: Lab) -> None:
@@ -210,13 +210,14 @@ def test_mode_switch_shuts_the_direct_sessions_and_back(lab: Lab) -> None:
             assert not frr.admin_down(lab.sessions(node)["198.18.1.2"])  # open towards bgpctl on cr
         # the edge's sessions with the TGWs are shut, so its Connect routes can only come from bgpctl on cr
         # (lab/services.yaml starts the daemon in controller mode): both regions, ECMP
-        eventually(lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}), "route_converged",
-                   what="the Connect routes come from bgpctl on cr")
+        eventually("the Connect routes come from bgpctl on cr", budget="route_converged",
+                   probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}))
     finally:
         runner.up(TOPOLOGY, name=lab.name, mode="no-controller")
     assert lab.mode == "no-controller"
     all_established(lab)
-    eventually(lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}), "route_converged")
+    eventually('_assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"})', budget="route_converged",
+               probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}))
 
 
 def test_link_down_and_clear_bgp(lab: Lab) -> None:
@@ -229,14 +230,15 @@ def test_link_down_and_clear_bgp(lab: Lab) -> None:
 
     lab.link_set("tgw-use1", "eth1", False)
     try:
-        eventually(lambda: _assert(tgw_session() != "Established"), "admin_down", what="tgw-use1 loses its session")
+        eventually("tgw-use1 loses its session", budget="admin_down",
+                   probe=lambda: _assert(tgw_session() != "Established"))
     finally:
         lab.link_set("tgw-use1", "eth1", True)
-    eventually(lambda: all_established(lab), "bgp_established")
+    eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
     before = dropped()
     lab.clear_bgp("edge", "198.18.1.11")
-    eventually(lambda: _assert(dropped() > before), "admin_down", what="the session was reset")
-    eventually(lambda: all_established(lab), "bgp_established")
+    eventually("the session was reset", budget="admin_down", probe=lambda: _assert(dropped() > before))
+    eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
 
 
 def _assert(cond: bool) -> None:
@@ -249,7 +251,8 @@ def test_spawned_helpers_are_recorded_and_killed(lab: Lab) -> None:
     proc = next(p for p in lab.spawned() if p.pid == pid)
     assert proc.node == "connect-use1" and proc.tag == "test-spawn"
     assert netns.proc_netns(pid) == netns.ns_id(lab.netns("connect-use1"))
-    eventually(lambda: _assert("hello from 1" in Path(proc.log).read_text()), "process_exit")
+    eventually('_assert("hello from 1" in Path(proc.log).read_text())', budget="process_exit",
+               probe=lambda: _assert("hello from 1" in Path(proc.log).read_text()))
     assert lab.spawned_alive(proc)
     assert lab.kill_spawned(tag="test-spawn") == [pid]
     assert not netns.alive(pid)
@@ -297,7 +300,8 @@ def test_two_labs_side_by_side(lab: Lab, extra_lab: Callable[[str], str]) -> Non
     assert set(second.netns(n) for n in second.nodes()).isdisjoint(lab.netns(n) for n in lab.nodes())
     all_established(second)
     all_established(lab)
-    eventually(lambda: ping(second, "agents", "203.0.113.10"), "route_converged")
+    eventually('ping(second, "agents", "203.0.113.10")', budget="route_converged",
+               probe=lambda: ping(second, "agents", "203.0.113.10"))
     runner.down(name)
     all_established(lab)
     ping(lab, "agents", "203.0.113.10")
@@ -308,7 +312,7 @@ def test_two_labs_side_by_side(lab: Lab, extra_lab: Callable[[str], str]) -> Non
 CRASH = """
 import os, signal, sys
 from pathlib import Path
-from bgpctl.lab import netns, runner
+from bgpctl_lab import netns, runner
 point = sys.argv[2]
 if point == "links":          # die in the middle of creating the veths
     real, calls = netns.add_veth, []
@@ -380,14 +384,14 @@ def test_labs_of_killed_test_runs_are_reaped() -> None:
 
 def test_cli_up_and_down(extra_lab: Callable[[str], str]) -> None:
     name = extra_lab("bu")
-    up = subprocess.run([*BGPCTL, "lab", "up", "-f", str(TOPOLOGY), "-n", name], capture_output=True, text=True,
-                        timeout=60, check=False)
+    up = subprocess.run([*BGPCTL, "lab", "up", "--topology", str(TOPOLOGY), "--lab", name], capture_output=True,
+                        text=True, timeout=60, check=False)
     assert up.returncode == 0, up.stderr
     assert re.match(rf"lab {name} up in [\d.]+ s \(mode no-controller\): 8 nodes, 4 FRR sessions Established",
                     up.stdout), up.stdout
-    down = subprocess.run([*BGPCTL, "lab", "down", "-n", name], capture_output=True, text=True, timeout=30,
+    down = subprocess.run([*BGPCTL, "lab", "down", "--lab", name], capture_output=True, text=True, timeout=30,
                           check=False)
     assert down.returncode == 0 and down.stdout.startswith(f"lab {name} down in"), down.stderr
-    again = subprocess.run([*BGPCTL, "lab", "down", "-n", name], capture_output=True, text=True, timeout=30,
+    again = subprocess.run([*BGPCTL, "lab", "down", "--lab", name], capture_output=True, text=True, timeout=30,
                            check=True)
     assert again.stdout.strip() == f"lab {name} was not up"

@@ -16,8 +16,16 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from ruamel.yaml import YAML
 
 from bgpctl.errors import LabError
-from bgpctl.lab import frr
-from bgpctl.lab.topology import TopologyError, clab_schema, load, schema_problems
+from bgpctl_lab import frr
+from bgpctl_lab.topology import (
+    TOPOLOGY_ENV,
+    TopologyError,
+    clab_schema,
+    drills_dir,
+    find_topology,
+    load,
+    schema_problems,
+)
 from tests.lab.helpers import REPO, TOPOLOGY
 
 SHARED_SCHEMA = REPO.parent / "shared" / "clab.schema.json"
@@ -173,7 +181,7 @@ def test_every_frr_config_uses_9s_hold_and_both_mode_groups() -> None:
         assert set(frr.peer_groups(conf)) == {"CONTROLLER", "DIRECT"}
 
 
-# ---------------------------------------------------------------- pure helpers of bgpctl.lab.frr
+# ---------------------------------------------------------------- pure helpers of bgpctl_lab.frr
 
 EDGE_CONF = (REPO / "lab" / "edge" / "frr.conf").read_text()
 
@@ -219,3 +227,19 @@ def test_exec_lines_are_plain_commands() -> None:
     for node in load(TOPOLOGY).nodes.values():
         for argv in node.exec:
             assert not set(shlex.join(argv)) & set("|>&;*$`"), argv
+
+
+def test_the_topology_is_found_from_the_option_the_environment_or_the_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOPOLOGY_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LabError, match=rf"no containerlab.yml in {tmp_path}: .*--topology FILE"):
+        find_topology()
+    with pytest.raises(LabError, match=r"nope.yml \(from --topology\) does not exist"):
+        find_topology(Path("nope.yml"))
+    monkeypatch.setenv(TOPOLOGY_ENV, str(TOPOLOGY))
+    assert find_topology() == TOPOLOGY
+    assert drills_dir(find_topology()) == REPO / "lab" / "drills"
+    monkeypatch.delenv(TOPOLOGY_ENV)
+    (tmp_path / "containerlab.yml").write_text("name: x\n")
+    assert find_topology() == tmp_path / "containerlab.yml"

@@ -22,7 +22,6 @@ from scapy.layers.inet import IP, UDP
 from bgpctl import events as names
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
-from bgpctl.lab.poll import eventually
 from bgpctl.policy.load import load_policy
 from bgpctl.probe import stamp
 from bgpctl.probe.icmp import IcmpProbe
@@ -33,6 +32,7 @@ from bgpctl.probe.reflector import Reflector
 from bgpctl.probe.scheduler import PathProber
 from bgpctl.probe.tcp import TcpConnectProbe
 from bgpctl.probe.udp import StampProbe
+from bgpctl_lab.poll import eventually
 from tests.probe.topo import API_TARGET, SPOOF, SRC, SRC6, TABLE, TARGET, TARGET6, TGW, TGW6, Topo, sh, topology
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
@@ -128,7 +128,7 @@ def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
         assert pinning.state()["r1/p6"]["address_owned"] is True
         assert f"from {SRC6['r1']} lookup 601 proto 200" in topo.ip("cr", "-6", "rule")
         # A fresh IPv6 topology needs about a second of neighbour discovery before packets flow promptly.
-        eventually("IPv6 path r1 answers promptly", budget_s=V6_WARMUP_BUDGET_S,
+        eventually("IPv6 path r1 answers promptly", budget=V6_WARMUP_BUDGET_S,
                    probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6,
                                     check=False),
                    check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out])
@@ -395,7 +395,7 @@ def test_cli_probe_all_prints_mtr_like_stats_and_records_jsonl(topo: Topo, tmp_p
     procs = [_spawn_reflector(topo, n) for n in ("c1", "c2")]
     try:
         for node in ("c1", "c2"):
-            eventually(f"reflector listening in {node}", budget_s=REFLECTOR_START_BUDGET_S,
+            eventually(f"reflector listening in {node}", budget=REFLECTOR_START_BUDGET_S,
                        probe=_udp_listeners(topo, node),
                        check=lambda out: [] if ":862" in out else ["no UDP socket on port 862 yet"])
         record = tmp_path / "samples.jsonl"

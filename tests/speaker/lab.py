@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -205,7 +206,7 @@ def make_policy(**speaker_exabgp: Any) -> Policy:
     root = Path(__file__).resolve().parents[2]
     doc = YAML(typ="safe").load((root / "policies" / "lab.yaml").read_text())
     doc["speaker"]["local_addresses"] = ["198.18.1.2", "2001:db8:1::2"]
-    doc["speaker"]["exabgp"] = {"binary": str(root / ".venv" / "bin" / "exabgp"), "user": "root",
+    doc["speaker"]["exabgp"] = {"binary": str(Path(sys.executable).parent / "exabgp"), "user": "root",
                                 "graceful_restart": 120, **speaker_exabgp}
     doc["peers"] = [
         {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge", "timers": {"hold_time": 9},

@@ -17,7 +17,7 @@ from bgpctl.speaker import config
 from tests.speaker.lab import make_policy
 
 ROOT = Path(__file__).resolve().parents[2]
-EXABGP = ROOT / ".venv" / "bin" / "exabgp"
+EXABGP = Path(sys.executable).parent / "exabgp"  # the venv the tests run in
 RELAY = str(ROOT / "bgpctl" / "speaker" / "relay.py")
 
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 
 from bgpctl.core.mos import estimate_mos
 from bgpctl.errors import ProbeError
-from bgpctl.lab.meter_packet import Kind, MeterPacket, decode, encode
-from bgpctl.lab.meter_report import EchoPacket, MeterReport, MeterSettings, SentPacket, build_report
-from bgpctl.lab.meter_socket import family_of, realtime, receive, sender_sockets
+from bgpctl_lab.meter_packet import Kind, MeterPacket, decode, encode
+from bgpctl_lab.meter_report import EchoPacket, MeterReport, MeterSettings, SentPacket, build_report
+from bgpctl_lab.meter_socket import family_of, realtime, receive, sender_sockets
 
 FINE_SPACING_MS = 2.0
 DEFAULT_RATE_PPS = 50.0

@@ -2,9 +2,9 @@
 
 Run inside the target namespace (``ip netns exec NS`` or ``Lab.spawn``)::
 
-    python -m bgpctl.lab.delayer --ifname eth1 --state-dir DIR --seconds 600
+    python -m bgpctl_lab.delayer --ifname eth1 --state-dir DIR --seconds 600
 
-``DIR/params.json`` (written by :mod:`bgpctl.lab.impair`) says what to apply; the delayer answers
+``DIR/params.json`` (written by :mod:`bgpctl_lab.impair`) says what to apply; the delayer answers
 in ``DIR/status.json``. SIGHUP re-reads the params (set/change), SIGTERM/SIGINT or the end of the
 lifetime remove every rule it made and end it. It refuses to run in the host's root namespace.
 
@@ -39,8 +39,8 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from bgpctl.errors import LabError
-from bgpctl.lab import nft
-from bgpctl.lab.impair import Backend, Impairment
+from bgpctl_lab import nft
+from bgpctl_lab.impair import Backend, Impairment
 
 _PR_SET_TIMERSLACK = 29
 _RT_PRIORITY = 10
@@ -175,7 +175,7 @@ class Delayer:
             return int(data["generation"]), imp, str(data.get("backend", "auto")), float(data["expires_at"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise LabError(f"cannot read {self.dir / 'params.json'}: {e}; write it with "
-                           f"bgpctl.lab.impair.set_impairment") from e
+                           f"bgpctl_lab.impair.set_impairment") from e
 
     # -- applying ------------------------------------------------------------------------------
     def _netem(self, imp: Impairment | None) -> bool:
@@ -201,6 +201,10 @@ class Delayer:
     def apply(self, imp: Impairment, choice: str) -> None:
         if imp.burst_ms > 0 and (choice == "netem" or self.backend == "netem"):
             raise LabError("netem has no queueing-delay bursts; use backend 'nft' (or 'auto') for burst_ms")
+        if imp.udp_dport is not None:
+            if choice == "netem" or self.backend == "netem":
+                raise LabError("udp_dport needs the nft backend: netem impairs every packet of the interface")
+            choice = "nft"
         if self.backend is None:
             if choice in ("auto", "netem") and imp.burst_ms <= 0 and self._netem(imp):
                 self.backend = "netem"
@@ -221,11 +225,13 @@ class Delayer:
     def _apply_nft(self, imp: Impairment) -> None:
         if imp.loss_pct > 0:
             nft.ensure_sink()
-        nft.apply_nft(nft.render_impair(self.ifname, imp.loss_pct, imp.duplicate_pct))
+        nft.apply_nft(nft.render_impair(self.ifname, imp.loss_pct, imp.duplicate_pct, imp.udp_dport))
         if imp.needs_queue and not self.queue_installed:
             self._bind()
-            nft.install_queue(self.ifname, self.queue_num)
+            nft.install_queue(self.ifname, self.queue_num, udp_dport=imp.udp_dport)
             self.queue_installed = True
+        elif imp.needs_queue and imp.udp_dport != self.imp.udp_dport:
+            nft.install_queue(self.ifname, self.queue_num, udp_dport=imp.udp_dport)  # same queue, new match
         elif not imp.needs_queue and self.queue_installed:
             nft.remove_queue(self.ifname)
             self.queue_installed = False
@@ -353,7 +359,7 @@ class Delayer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bgpctl.lab.delayer", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bgpctl_lab.delayer", description=__doc__.splitlines()[0])
     ap.add_argument("--ifname", required=True)
     ap.add_argument("--state-dir", required=True, type=Path)
     ap.add_argument("--seconds", required=True, type=float, help="lifetime; the delayer always ends by itself")

@@ -9,22 +9,22 @@ from types import FrameType
 
 import click
 
-from bgpctl.cli.lab import lab
 from bgpctl.errors import ProbeError
-from bgpctl.lab.meter import DEFAULT_RATE_PPS, run_meter
-from bgpctl.lab.meter_report import MeterReport
-from bgpctl.lab.responder import run_responder
-from bgpctl.lab.runner import Lab
+from bgpctl_lab.cli.lab import lab, lab_option
+from bgpctl_lab.meter import DEFAULT_RATE_PPS, run_meter
+from bgpctl_lab.meter_report import MeterReport
+from bgpctl_lab.responder import run_responder
+from bgpctl_lab.runner import DEFAULT_NAME, Lab
 
 
 def _netns_of(lab_name: str | None, node: str | None, netns: str | None) -> str | None:
     if netns is not None:
         if lab_name is not None or node is not None:
-            raise ProbeError("give either --netns, or --lab with --from, not both")
+            raise ProbeError("give either --netns, or --from NODE (with --lab), not both")
         return netns
-    if lab_name is None or node is None:
-        raise ProbeError("say where to send from: --lab NAME --from NODE (e.g. --from agents), or --netns NS")
-    return Lab.attach(lab_name).netns(node)
+    if node is None:
+        raise ProbeError("say where to send from: --from NODE (e.g. --from agents, in --lab NAME), or --netns NS")
+    return Lab.attach(lab_name or DEFAULT_NAME).netns(node)
 
 
 def summary_lines(r: MeterReport) -> list[str]:
@@ -51,7 +51,7 @@ def summary_lines(r: MeterReport) -> list[str]:
 
 
 @lab.command("meter")
-@click.option("--lab", "lab_name", metavar="NAME", help="Lab whose node sends the stream.")
+@lab_option(default=None)
 @click.option("--from", "node", metavar="NODE", help="Node to send from (e.g. agents).")
 @click.option("--netns", metavar="NS", help="Send from this network namespace instead of a lab node.")
 @click.option("--to", "target", required=True, metavar="ADDR", help="Connect endpoint (e.g. 203.0.113.10).")

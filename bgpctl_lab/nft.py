@@ -10,7 +10,7 @@ What each piece does, on the egress side of one interface:
   stolen packet looks to the sender like a packet that left and was lost on the wire, which is
   what netem's loss looks like too. Duplication is ``dup to "<ifname>"`` (the copy leaves on the
   same interface).
-* delay, jitter and reordering queue packets to userspace (NFQUEUE, see :mod:`bgpctl.lab.delayer`)
+* delay, jitter and reordering queue packets to userspace (NFQUEUE, see :mod:`bgpctl_lab.delayer`)
   from the ``mangle`` ``POSTROUTING`` hook matching ``-o <ifname>`` (postrouting sees local and
   forwarded packets, and a packet passes it once, so nothing is queued twice). The kernels this
   project runs on have no ``nft_queue`` (``CONFIG_NFT_QUEUE`` is not set), so the queue rule is an
@@ -87,20 +87,30 @@ def _random_below(pct: float) -> str:
     return f"numgen random mod {_SCALE} < {t} "
 
 
-def render_impair(ifname: str, loss_pct: float, duplicate_pct: float) -> str:
-    """An ``nft -f`` script that (re)creates the loss/duplication table atomically, or deletes it."""
+def _udp_match(udp_dport: int | None) -> str:
+    if udp_dport is None:
+        return ""
+    if not 1 <= udp_dport <= 65535:
+        raise LabError(f"udp_dport={udp_dport} must be a UDP port, 1 to 65535")
+    return f"meta l4proto udp udp dport {udp_dport} "
+
+
+def render_impair(ifname: str, loss_pct: float, duplicate_pct: float, udp_dport: int | None = None) -> str:
+    """An ``nft -f`` script that (re)creates the loss/duplication table atomically, or deletes it.
+    With ``udp_dport``, only UDP packets to that port are lost or duplicated (and counted)."""
     table = impair_table(ifname)
+    match = _udp_match(udp_dport)
     lines = [f"add table netdev {table}", f"delete table netdev {table}"]
     if _threshold(loss_pct) <= 0 and _threshold(duplicate_pct) <= 0:
         return "\n".join(lines) + "\n"
     rules = []
     if _threshold(loss_pct) > 0:
-        rules.append(f'meta protocol {{ ip, ip6 }} {_random_below(loss_pct)}counter fwd to "{SINK_IFNAME}"')
+        rules.append(f'meta protocol {{ ip, ip6 }} {match}{_random_below(loss_pct)}counter fwd to "{SINK_IFNAME}"')
     if _threshold(duplicate_pct) > 0:
         # The copy goes through this hook again: it carries DUP_MARK so it is not copied once more
         # (else the duplicates would be p/(1-p), not p); the original gets its mark back.
         rules.append(
-            f"meta protocol {{ ip, ip6 }} meta mark & {DUP_MARK:#x} == 0 {_random_below(duplicate_pct)}"
+            f"meta protocol {{ ip, ip6 }} {match}meta mark & {DUP_MARK:#x} == 0 {_random_below(duplicate_pct)}"
             f"meta mark set meta mark | {DUP_MARK:#x} counter dup to \"{ifname}\" "
             f"meta mark set meta mark & {~DUP_MARK & 0xFFFFFFFF:#x}"
         )
@@ -133,14 +143,17 @@ def render_blackhole(ifname: str, on: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_queue(ifname: str, queue_num: int) -> str:
-    """``iptables-restore --noflush`` input that (re)creates the queue chain and its jump."""
+def render_queue(ifname: str, queue_num: int, udp_dport: int | None = None) -> str:
+    """``iptables-restore --noflush`` input that (re)creates the queue chain and its jump (with
+    ``udp_dport``: only UDP packets to that port are queued, i.e. delayed)."""
     chain = queue_chain(ifname)
+    _udp_match(udp_dport)  # checks the port
+    match = f"-p udp --dport {udp_dport} " if udp_dport is not None else ""
     return "\n".join([
         f"*{QUEUE_TABLE}",
         f":{chain} - [0:0]",
         f"-A POSTROUTING -o {ifname} -j {chain}",
-        f"-A {chain} -j NFQUEUE --queue-num {queue_num} --queue-bypass",
+        f"-A {chain} {match}-j NFQUEUE --queue-num {queue_num} --queue-bypass",
         "COMMIT",
         "",
     ])
@@ -188,9 +201,9 @@ def queue_present(ifname: str, netns: str | None = None) -> bool:
     )
 
 
-def install_queue(ifname: str, queue_num: int, netns: str | None = None) -> None:
+def install_queue(ifname: str, queue_num: int, netns: str | None = None, udp_dport: int | None = None) -> None:
     remove_queue(ifname, netns)
-    script = render_queue(ifname, queue_num)
+    script = render_queue(ifname, queue_num, udp_dport)
     for cmd in _iptables_cmds():
         _run(netns_argv(netns, [f"{cmd}-restore", "--noflush"]), script)
 

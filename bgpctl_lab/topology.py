@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,34 @@ FRR_DAEMONS_TARGET = PurePosixPath("/etc/frr/daemons")
 IFNAME_MAX = 15  # IFNAMSIZ - 1
 SUPPORTED_NODE_KEYS = frozenset({"kind", "image", "binds", "exec", "env", "sysctls", "labels"})
 SUPPORTED_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu"})
+
+# Where the lab's files are: the topology file names them (binds, relative to its directory), and the
+# rest sits next to it: <dir>/lab/services.yaml, <dir>/lab/drills/*.yaml. Never the source tree.
+TOPOLOGY_ENV = "BGPCTL_LAB_TOPOLOGY"
+DEFAULT_TOPOLOGY = Path("containerlab.yml")
+
+
+def find_topology(given: Path | None = None) -> Path:
+    """The topology file: ``given`` (``--topology``), else ``$BGPCTL_LAB_TOPOLOGY``, else
+    ``./containerlab.yml``; LabError saying how to name it when there is none."""
+    env = os.environ.get(TOPOLOGY_ENV)
+    path = given or (Path(env) if env else DEFAULT_TOPOLOGY)
+    if not path.is_file():
+        if given or env:
+            raise LabError(f"topology file {path} (from {'--topology' if given else TOPOLOGY_ENV}) does not exist")
+        raise LabError(f"no {DEFAULT_TOPOLOGY} in {Path.cwd()}: run from the directory holding it, or give "
+                       f"--topology FILE (or set {TOPOLOGY_ENV})")
+    return path.resolve()
+
+
+def lab_files(topology_file: Path) -> Path:
+    """``<topology dir>/lab``: node configs, services.yaml, drills/."""
+    return topology_file.resolve().parent / "lab"
+
+
+def drills_dir(topology_file: Path) -> Path:
+    """The drills of a topology: ``<topology dir>/lab/drills``."""
+    return lab_files(topology_file) / "drills"
 
 
 class TopologyError(ProblemsError, LabError):
@@ -100,7 +129,7 @@ class Topology:
 @cache
 def clab_schema() -> dict[str, Any]:
     """containerlab's topology JSON Schema (srl-labs/containerlab ``schemas/clab.schema.json``)."""
-    text = resources.files("bgpctl.lab").joinpath("clab.schema.json").read_text(encoding="utf-8")
+    text = resources.files("bgpctl_lab").joinpath("clab.schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -1,7 +1,7 @@
 """Faults on a running lab's nodes: the one place the CLI and the drills both go through.
 
-Link, FRR and BGP-session faults are :class:`~bgpctl.lab.runner.Lab` methods; impairments and
-blackholes live in :mod:`bgpctl.lab.impair` / :mod:`bgpctl.lab.nft` and are bound to a lab node here,
+Link, FRR and BGP-session faults are :class:`~bgpctl_lab.runner.Lab` methods; impairments and
+blackholes live in :mod:`bgpctl_lab.impair` / :mod:`bgpctl_lab.nft` and are bound to a lab node here,
 so that their delayer processes are started through ``Lab.spawn`` and ``lab down`` removes them.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bgpctl.lab import impair, nft
-from bgpctl.lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
+from bgpctl_lab import impair, nft
+from bgpctl_lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
 
 if TYPE_CHECKING:
-    from bgpctl.lab.runner import Lab
+    from bgpctl_lab.runner import Lab
 
 
 def impair_node(lab: Lab, node: str, iface: str, imp: Impairment, *, seconds: float = DEFAULT_LIFETIME_S,

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict
 
 from bgpctl.errors import ProbeError
-from bgpctl.lab.meter_packet import Kind, MeterPacket, decode, echo_of, valid_region
-from bgpctl.lab.meter_socket import Received, realtime, receive, reply, responder_sockets
+from bgpctl_lab.meter_packet import Kind, MeterPacket, decode, echo_of, valid_region
+from bgpctl_lab.meter_socket import Received, realtime, receive, reply, responder_sockets
 
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_HOLD_MS = 10_000.0

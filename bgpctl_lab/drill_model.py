@@ -4,11 +4,11 @@ A drill starts the call meter, checks the steady state, injects one fault, waits
 expected routing changes (each with a named budget), restores, and waits for the recovery.
 The report says when each step held and what a call would have heard (the meter's gaps).
 
-Expectations are JSON subsets of a vtysh ``... json`` output (see :mod:`bgpctl.lab.jsonmatch`),
+Expectations are JSON subsets of a vtysh ``... json`` output (see :mod:`bgpctl_lab.jsonmatch`),
 so a drill checks each hop (TGW, then edge) and the meter checks the data path. A check's budget may
 differ per lab mode (``budget_by_mode``: "on region 2 within 2 s" holds for the controller, while
 plain BGP is given its hold time). ``watch`` counts next-hop changes at a node during the drill
-(:mod:`bgpctl.lab.route_watch`), so a drill can demand "no route change" (``route_changes_max: 0``).
+(:mod:`bgpctl_lab.route_watch`), so a drill can demand "no route change" (``route_changes_max: 0``).
 A drill without ``fault`` only measures (active-active).
 """
 
@@ -207,16 +207,14 @@ class DrillError(BgpctlError):
     """A drill file is invalid, or a drill step did not hold."""
 
 
-def drills_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "lab" / "drills"
-
-
-def load_drill(name_or_path: str) -> Drill:
+def load_drill(name_or_path: str, drills: Path) -> Drill:
+    """Drill ``name_or_path``: a path to a file, or the name of one in ``drills`` (a topology's
+    ``lab/drills``, :func:`bgpctl_lab.topology.drills_dir`)."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = drills_dir() / f"{name_or_path}.yaml"
+        path = drills / f"{name_or_path}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in drills_dir().glob("*.yaml"))
+        known = sorted(p.stem for p in drills.glob("*.yaml"))
         raise DrillError(f"no drill '{name_or_path}' ({path} does not exist); known drills: {', '.join(known)}")
     try:
         data = YAML(typ="safe").load(path.read_text())

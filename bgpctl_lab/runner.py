@@ -13,26 +13,25 @@ recorded process that is provably still ours (start time and cmdline, see ``_is_
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
 import subprocess
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bgpctl.errors import LabError
-from bgpctl.lab import frr, netns
-from bgpctl.lab.services import ensure_services, load_services, services_file
-from bgpctl.lab.state import LabState, NodeState, Proc, lab_dir, locked, read, write
-from bgpctl.lab.topology import Topology, load
+from bgpctl_lab import frr, netns
+from bgpctl_lab.poll import BUDGETS, BudgetExceeded, eventually
+from bgpctl_lab.services import TAG_PREFIX, Service, load_services, services_file
+from bgpctl_lab.state import LabState, NodeState, Proc, lab_dir, locked, read, write
+from bgpctl_lab.topology import Topology, load
 
 DEFAULT_NAME = "bgpctl"
 DEFAULT_MODE = "no-controller"
-UP_BUDGET_S = 20.0  # every session between the lab's FRR nodes Established (issue: "< 20 s")
-SOCKET_BUDGET_S = 10.0  # an FRR daemon's vty socket appears
+UP_BUDGET_S = BUDGETS["lab_up"]  # every session between the lab's FRR nodes Established (issue: "< 20 s")
+SOCKET_BUDGET_S = BUDGETS["frr_socket"]  # an FRR daemon's vty socket appears
 IP = "ip"
 
 
@@ -82,10 +81,10 @@ class Lab:
     def attach(cls, name: str = DEFAULT_NAME) -> Lab:
         st = read(name)
         if st is None:
-            raise LabError(f"lab {name!r} is not up; start it with `bgpctl lab up --name {name}`")
+            raise LabError(f"lab {name!r} is not up; start it with `bgpctl lab up --lab {name}`")
         if st.phase != "up":
             raise LabError(f"lab {name!r} did not finish coming up (phase {st.phase!r}); run "
-                           f"`bgpctl lab down --name {name}` and `bgpctl lab up --name {name}`")
+                           f"`bgpctl lab down --lab {name}` and `bgpctl lab up --lab {name}`")
         return cls(st)
 
     # ------------------------------------------------------------------ inventory
@@ -223,18 +222,16 @@ class Lab:
 
     def wait_established(self, budget: float = UP_BUDGET_S) -> float:
         """Poll until every session of ``established()`` is Established; returns the seconds it took."""
-        t0 = time.monotonic()
-        last: dict[str, dict[str, str]] = {}
-        while True:
-            with contextlib.suppress(LabError):
-                last = self.established()
-                if last and all(s == "Established" for peers in last.values() for s in peers.values()):
-                    return time.monotonic() - t0
-            if time.monotonic() - t0 > budget:
-                pending = {n: {p: s for p, s in peers.items() if s != "Established"} for n, peers in last.items()}
-                raise LabError(f"lab {self.name!r}: BGP sessions not Established within {budget:g} s: "
-                               f"{pending}; look at {self.run_dir}/<node>/bgpd.log")
-            time.sleep(0.1)
+        def pending(sessions: dict[str, dict[str, str]]) -> list[str]:
+            if not sessions:
+                return ["no FRR sessions yet"]
+            return [f"{n}: {p} {s}" for n, peers in sessions.items() for p, s in peers.items() if s != "Established"]
+
+        try:
+            return eventually(f"lab {self.name}: BGP sessions Established", budget=budget, probe=self.established,
+                              check=pending, interval_s=0.1).elapsed_s
+        except BudgetExceeded as e:
+            raise LabError(f"{e}\nlook at {self.run_dir}/<node>/bgpd.log") from None
 
     def _frr_addresses(self) -> set[str]:
         addrs: set[str] = set()
@@ -278,6 +275,39 @@ class Lab:
         return netns.alive(proc.pid) and _is_ours(proc, self.netns(proc.node))
 
 
+# ---------------------------------------------------------------------- services (lab/services.yaml)
+
+
+def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path) -> list[str]:
+    """Start every service of the lab's mode that is not running, stop those of other modes; returns
+    the ``node/name`` of those started."""
+    unknown = sorted(set(services) - set(lab.nodes()))
+    if unknown:
+        raise LabError(f"lab/services.yaml names nodes the topology does not have: {', '.join(unknown)}")
+    running: set[tuple[str, str]] = set()
+    for p in lab.spawned():
+        if not p.tag.startswith(TAG_PREFIX):
+            continue
+        if lab.spawned_alive(p):
+            running.add((p.node, p.tag))
+        else:
+            lab.kill_spawned(pid=p.pid)  # forget the dead one (it is not ours any more: nothing is signalled)
+    mode = lab.mode
+    started = []
+    for node, items in services.items():
+        for svc in items:
+            tag = TAG_PREFIX + svc.name
+            if not svc.runs_in(mode):
+                for p in lab.spawned():
+                    if p.node == node and p.tag == tag:
+                        lab.kill_spawned(pid=p.pid, grace=10.0)
+            elif (node, tag) not in running:
+                argv = svc.resolved_argv(root=root, node_dir=lab.node_dir(node))
+                lab.spawn(node, argv, tag=tag, log_name=f"{svc.name}.log")
+                started.append(f"{node}/{svc.name}")
+    return started
+
+
 # ---------------------------------------------------------------------- up
 
 
@@ -294,7 +324,7 @@ def up(topology_file: Path, name: str = DEFAULT_NAME, mode: str = DEFAULT_MODE, 
     if existing is not None and existing.phase == "up":
         if Path(existing.topology) != topo.file:
             raise LabError(f"lab {name!r} is already up from {existing.topology}; run `bgpctl lab down "
-                           f"--name {name}` first, or choose another --name")
+                           f"--lab {name}` first, or choose another --lab")
         lab = Lab(existing)
         for node in lab.frr_nodes():
             lab.start_frr(node)  # no-op where FRR runs
@@ -318,7 +348,7 @@ def _create(topo: Topology, name: str, mode: str) -> Lab:
     taken = [ns.netns for ns in nodes.values() if netns.exists(ns.netns)]
     if taken:
         raise LabError(f"namespaces {', '.join(taken)} already exist but lab {name!r} has no state; "
-                       f"they belong to something else: choose another --name or remove them (ip netns del)")
+                       f"they belong to something else: choose another --lab or remove them (ip netns del)")
     st = LabState(name=name, topology=str(topo.file), mode=mode, phase="creating", run_dir=str(run_dir),
                   nodes=nodes)
     with locked(name):
@@ -407,17 +437,16 @@ def _spawn_daemon(name: str, node: str, daemon: str) -> None:
         write(st)
 
 
-def _wait_sockets(st: LabState, batch: Iterable[tuple[str, str]]) -> None:
-    deadline = time.monotonic() + SOCKET_BUDGET_S
-    pending = [(n, d) for n, d in batch]
-    while pending:
-        pending = [(n, d) for n, d in pending if not (frr.socket_dir(st.nodes[n].netns) / f"{d}.vty").exists()]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            where = ", ".join(f"{n}/{d} (see {st.nodes[n].dir}/{d}.out and {d}.log)" for n, d in pending)
-            raise LabError(f"FRR daemons did not start within {SOCKET_BUDGET_S:g} s: {where}")
-        time.sleep(0.02)
+def _wait_sockets(st: LabState, batch: Sequence[tuple[str, str]]) -> None:
+    def missing() -> list[str]:
+        return [f"{n}/{d} (see {st.nodes[n].dir}/{d}.out and {d}.log)" for n, d in batch
+                if not (frr.socket_dir(st.nodes[n].netns) / f"{d}.vty").exists()]
+
+    try:
+        eventually("FRR daemons started (vty sockets)", budget=SOCKET_BUDGET_S, probe=missing,
+                   check=lambda left: left, interval_s=0.02)
+    except BudgetExceeded as e:
+        raise LabError(str(e)) from None
 
 
 def _configure_frr(st: LabState, nodes: Sequence[str], mode: str | None = None) -> None:

@@ -5,7 +5,7 @@ Backends (the result always says which one ran):
 * ``netem``: the kernel's netem qdisc through pyroute2, where the kernel has it (users' machines).
 * ``nft``: this project's machines have no netem. Loss and duplication are nftables rules on the
   interface's egress hook; delay, jitter and reordering queue packets to userspace (NFQUEUE) where
-  :mod:`bgpctl.lab.delayer` releases each verdict after its drawn delay. See :mod:`bgpctl.lab.nft`.
+  :mod:`bgpctl_lab.delayer` releases each verdict after its drawn delay. See :mod:`bgpctl_lab.nft`.
 
 Either way one bounded helper process per (namespace, interface), the *delayer*, owns the
 impairment: it applies it when it starts, applies changes when told (SIGHUP after a new params
@@ -33,8 +33,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from bgpctl.errors import LabError
-from bgpctl.lab import nft
-from bgpctl.lab.state import locked_dir
+from bgpctl_lab import nft
+from bgpctl_lab.poll import until
+from bgpctl_lab.state import locked_dir
 
 Backend = Literal["netem", "nft"]
 BackendChoice = Literal["auto", "netem", "nft"]
@@ -45,7 +46,7 @@ STATE_ROOT = Path(os.environ.get("BGPCTL_IMPAIR_STATE", "/run/bgpctl/impair"))
 DEFAULT_LIFETIME_S = 600.0
 APPLY_BUDGET_S = 15.0  # how long a delayer may take to start or to apply a change
 EXIT_BUDGET_S = 10.0  # how long a delayer may take to remove its rules and exit after SIGTERM
-DELAYER_MODULE = "bgpctl.lab.delayer"
+DELAYER_MODULE = "bgpctl_lab.delayer"
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class Impairment:
     ``burst_every_s`` seconds (uniformly 0.5 to 1.5 times that apart) a burst whose peak is drawn
     between ``burst_ms / 2`` and ``burst_ms``: the extra delay rises 1 ms per ms to the peak and falls
     back the same way (a queue that fills and drains; nothing overtakes). ``seed`` makes the delayer's
-    draws repeatable (the kernel's random loss and duplication draws cannot be seeded).
+    draws repeatable (the kernel's random loss and duplication draws cannot be seeded). ``udp_dport``
+    limits the impairment to UDP packets to that port (e.g. 862, STAMP probes), so that nothing else on
+    the link is lost or counted; it needs the nft backend (netem impairs every packet).
     """
 
     delay_ms: float = 0.0
@@ -70,6 +73,7 @@ class Impairment:
     burst_ms: float = 0.0
     burst_every_s: float = 5.0
     seed: int | None = None
+    udp_dport: int | None = None
 
     def __post_init__(self) -> None:
         problems = check_impairment(self)
@@ -90,7 +94,7 @@ class Impairment:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Impairment:
         known = {"delay_ms", "jitter_ms", "loss_pct", "duplicate_pct", "reorder_pct", "burst_ms", "burst_every_s",
-                 "seed"}
+                 "seed", "udp_dport"}
         unknown = set(data) - known
         if unknown:
             raise LabError(f"unknown impairment field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -110,6 +114,8 @@ def check_impairment(imp: Impairment) -> list[str]:
             problems.append(f"{name}={v} must be a percentage between 0 and 100")
     if not math.isfinite(imp.burst_every_s) or not 0.1 <= imp.burst_every_s <= 3600:
         problems.append(f"burst_every_s={imp.burst_every_s} must be between 0.1 and 3600 s")
+    if imp.udp_dport is not None and not 1 <= imp.udp_dport <= 65535:
+        problems.append(f"udp_dport={imp.udp_dport} must be a UDP port, 1 to 65535")
     if imp.reorder_pct > 0 and imp.delay_ms <= 0:
         problems.append("reorder_pct needs delay_ms > 0 (reordered packets overtake delayed ones)")
     return problems
@@ -189,12 +195,7 @@ def delayer_alive(pid: int, ifname: str) -> bool:
 
 
 def _wait(cond: Callable[[], bool], budget_s: float) -> bool:
-    end = time.monotonic() + budget_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
+    return until(cond, budget_s)
 
 
 _locked = locked_dir  # one writer at a time per (namespace, interface)

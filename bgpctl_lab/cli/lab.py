@@ -8,17 +8,33 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from bgpctl.errors import LabError
-from bgpctl.lab import frr
-from bgpctl.lab.runner import DEFAULT_MODE, DEFAULT_NAME, UP_BUDGET_S, Lab, down, up
+from bgpctl_lab import frr
+from bgpctl_lab.runner import DEFAULT_MODE, DEFAULT_NAME, UP_BUDGET_S, Lab, down, up
+from bgpctl_lab.topology import TOPOLOGY_ENV, find_topology
 
-NAME_OPTION = click.option("--name", "-n", default=DEFAULT_NAME, show_default=True, envvar="BGPCTL_LAB_NAME",
-                           help="Lab name: namespaces are <name>-<node>; two labs with different names coexist.")
+FC = TypeVar("FC", bound=Callable[..., Any])
+NAME_ENV = "BGPCTL_LAB_NAME"
+
+
+def lab_option(default: str | None = DEFAULT_NAME) -> Callable[[FC], FC]:
+    """``--lab NAME`` (or $BGPCTL_LAB_NAME): the one way every lab command names its lab."""
+    return click.option("--lab", "lab_name", metavar="NAME", default=default, show_default=default is not None,
+                        envvar=NAME_ENV,
+                        help="Lab name: namespaces are <lab>-<node>; labs with different names coexist.")
+
+
+LAB_OPTION = lab_option()
+TOPOLOGY_OPTION = click.option(
+    "--topology", "-t", "topology", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    envvar=TOPOLOGY_ENV, help="containerlab topology file (default: ./containerlab.yml); node configs, "
+                              "services and drills are found in lab/ next to it.")
 
 
 @click.group()
@@ -27,19 +43,19 @@ def lab() -> None:
 
 
 @lab.command("up")
-@click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=Path("containerlab.yml"),
-              show_default=True, envvar="BGPCTL_LAB_FILE", help="containerlab topology file.")
-@NAME_OPTION
+@TOPOLOGY_OPTION
+@LAB_OPTION
 @click.option("--mode", type=click.Choice(list(frr.MODES)), default=DEFAULT_MODE, show_default=True,
               help="no-controller: the TGWs announce the Connect prefixes to the edge themselves; "
                    "controller: edge<->TGW sessions shut, bgpctl on cr announces; "
                    "no-controller-bfd: no-controller plus BFD 300 ms x 3 on the edge<->TGW sessions.")
 @click.option("--budget", type=float, default=UP_BUDGET_S, show_default=True,
               help="Seconds allowed for every FRR<->FRR session to reach Established.")
-def up_cmd(file: Path, name: str, mode: str, budget: float) -> None:
+def up_cmd(topology: Path | None, lab_name: str, mode: str, budget: float) -> None:
     """Bring the lab up (idempotent: a running lab is repaired and switched to --mode)."""
     t0 = time.monotonic()
-    the_lab = up(file, name, mode, budget=budget)
+    name = lab_name
+    the_lab = up(find_topology(topology), name, mode, budget=budget)
     took = time.monotonic() - t0
     sessions = the_lab.established() if frr.frr_only(mode) else {}
     n = sum(len(p) for p in sessions.values())
@@ -48,9 +64,10 @@ def up_cmd(file: Path, name: str, mode: str, budget: float) -> None:
 
 
 @lab.command("down")
-@NAME_OPTION
-def down_cmd(name: str) -> None:
+@LAB_OPTION
+def down_cmd(lab_name: str) -> None:
     """Remove every namespace, process, link and run directory of the lab (also after a crash)."""
+    name = lab_name
     t0 = time.monotonic()
     if down(name):
         click.echo(f"lab {name} down in {time.monotonic() - t0:.1f} s")
@@ -76,11 +93,11 @@ def _status(the_lab: Lab) -> dict[str, Any]:
 
 
 @lab.command("status")
-@NAME_OPTION
+@LAB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status_cmd(name: str, as_json: bool) -> None:
+def status_cmd(lab_name: str, as_json: bool) -> None:
     """Nodes, FRR daemons, BGP session states and spawned helper processes."""
-    st = _status(Lab.attach(name))
+    st = _status(Lab.attach(lab_name))
     if as_json:
         click.echo(json.dumps(st, indent=2))
         return
@@ -100,23 +117,23 @@ def status_cmd(name: str, as_json: bool) -> None:
 
 
 @lab.command("exec", context_settings={"ignore_unknown_options": True})
-@NAME_OPTION
+@LAB_OPTION
 @click.argument("node")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_cmd(name: str, node: str, argv: tuple[str, ...]) -> None:
+def exec_cmd(lab_name: str, node: str, argv: tuple[str, ...]) -> None:
     """Run a command in a node's namespace: bgpctl lab exec NODE -- CMD [ARGS...]."""
-    the_lab = Lab.attach(name)
+    the_lab = Lab.attach(lab_name)
     ns = the_lab.netns(node)
     os.execvpe("ip", ["ip", "netns", "exec", ns, *argv], {**os.environ, **the_lab.env(node)})
 
 
 @lab.command("vtysh", context_settings={"ignore_unknown_options": True})
-@NAME_OPTION
+@LAB_OPTION
 @click.argument("node")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def vtysh_cmd(name: str, node: str, command: tuple[str, ...]) -> None:
+def vtysh_cmd(lab_name: str, node: str, command: tuple[str, ...]) -> None:
     """FRR's vtysh on a node: bgpctl lab vtysh NODE -- show bgp summary (no command: interactive)."""
-    the_lab = Lab.attach(name)
+    the_lab = Lab.attach(lab_name)
     if node not in the_lab.frr_nodes():
         raise LabError(f"node {node!r} runs no FRR; FRR nodes: {', '.join(the_lab.frr_nodes())}")
     ns = the_lab.netns(node)

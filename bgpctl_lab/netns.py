@@ -12,7 +12,6 @@ import errno
 import ipaddress
 import os
 import signal
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from bgpctl.errors import LabError
+from bgpctl_lab.poll import until
 
 NETNS_DIR = Path("/run/netns")
 
@@ -194,20 +194,18 @@ def terminate(pids: Iterable[int], grace: float = 1.0) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(pids)
-        if not any(alive(p) for p in pids):
-            return
-        time.sleep(0.02)
+    if until(lambda: _all_gone(pids), grace, interval_s=0.02):
+        return
     for pid in pids:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        _reap(pids)
-        time.sleep(0.01)
+    until(lambda: _all_gone(pids), 2.0)
+
+
+def _all_gone(pids: list[int]) -> bool:
+    _reap(pids)
+    return not any(alive(p) for p in pids)
 
 
 def _reap(pids: Iterable[int]) -> None:

@@ -1,4 +1,4 @@
-"""Run a failover drill (:mod:`bgpctl.lab.drill_model`) against a running lab and report it.
+"""Run a failover drill (:mod:`bgpctl_lab.drill_model`) against a running lab and report it.
 
 Timeline: steady-state checks -> call meter (and the route watch, if any) starts -> fault at
 ``fault.at_s`` -> expectations polled in order (each against its own budget for the lab's mode, timed
@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bgpctl.lab import faults
-from bgpctl.lab.drill_model import Action, Check, Drill
-from bgpctl.lab.impair import Impairment
-from bgpctl.lab.meter import run_meter
-from bgpctl.lab.meter_report import MeterReport
-from bgpctl.lab.poll import BudgetExceeded, eventually
-from bgpctl.lab.route_watch import RouteChange, RouteWatcher
+from bgpctl_lab import faults
+from bgpctl_lab.drill_model import Action, Check, Drill
+from bgpctl_lab.impair import Impairment
+from bgpctl_lab.meter import run_meter
+from bgpctl_lab.meter_report import MeterReport
+from bgpctl_lab.poll import BudgetExceeded, eventually
+from bgpctl_lab.route_watch import RouteChange, RouteWatcher
 
 if TYPE_CHECKING:
-    from bgpctl.lab.runner import Lab
+    from bgpctl_lab.runner import Lab
 
 
 class CheckResult(BaseModel):
@@ -84,7 +84,7 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
     start = time.monotonic() if since is None else since
     left = max(0.0, start + budget - time.monotonic())
     try:
-        eventually(check.name, budget_s=left, probe=lambda: lab.vtysh_json(check.node, check.vtysh),
+        eventually(check.name, budget=left, probe=lambda: lab.vtysh_json(check.node, check.vtysh),
                    expect=check.expect, interval_s=0.02)
     except BudgetExceeded as e:
         return CheckResult(name=check.name, node=check.node, held=False, after_s=None, budget_s=budget,

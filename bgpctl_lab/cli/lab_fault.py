@@ -7,18 +7,16 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from bgpctl.cli.lab import lab
-from bgpctl.lab import faults, impair
-from bgpctl.lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
+from bgpctl_lab import faults, impair
+from bgpctl_lab.cli.lab import LAB_OPTION, lab
+from bgpctl_lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
 
 if TYPE_CHECKING:
-    from bgpctl.lab.runner import Lab
-
-LAB_OPTION = click.option("--lab", "lab_name", default="bgpctl", show_default=True, help="Name of the running lab.")
+    from bgpctl_lab.runner import Lab
 
 
 def _attach(lab_name: str) -> Lab:
-    from bgpctl.lab.runner import Lab  # noqa: PLC0415 (imported when a command runs, not at CLI start)
+    from bgpctl_lab.runner import Lab  # noqa: PLC0415 (imported when a command runs, not at CLI start)
 
     return Lab.attach(lab_name)
 
@@ -27,7 +25,8 @@ def _describe(a: Applied) -> str:
     i = a.impairment
     left = max(0.0, a.expires_at - time.time())
     return (f"{a.netns}/{a.ifname}: delay {i.delay_ms:g} ms, jitter {i.jitter_ms:g} ms, loss {i.loss_pct:g} %, "
-            f"duplicate {i.duplicate_pct:g} %, reorder {i.reorder_pct:g} % "
+            f"duplicate {i.duplicate_pct:g} %, reorder {i.reorder_pct:g} %"
+            f"{'' if i.udp_dport is None else f' (UDP to port {i.udp_dport} only)'} "
             f"[backend {a.backend}, delayer pid {a.delayer_pid}, {left:.0f} s left]")
 
 
@@ -45,15 +44,18 @@ def fault() -> None:
 @click.option("--duplicate", type=float, default=0.0, help="Packets duplicated, %.")
 @click.option("--reorder", type=float, default=0.0, help="Packets sent at once, ahead of delayed ones, %.")
 @click.option("--seed", type=int, default=None, help="Seed for the delayer's random draws.")
+@click.option("--udp-dport", type=click.IntRange(1, 65535), default=None,
+              help="Impair only UDP packets to this port (e.g. 862, the STAMP probes); default: every packet.")
 @click.option("--seconds", type=float, default=DEFAULT_LIFETIME_S, show_default=True,
               help="Lifetime: the impairment removes itself after this long.")
 @click.option("--backend", type=click.Choice(["auto", "netem", "nft"]), default="auto", show_default=True)
 @LAB_OPTION
 def impair_cmd(*, node: str, iface: str, delay: float, jitter: float, loss: float, duplicate: float,
-               reorder: float, seed: int | None, seconds: float, backend: str, lab_name: str) -> None:
+               reorder: float, seed: int | None, udp_dport: int | None, seconds: float, backend: str,
+               lab_name: str) -> None:
     """Set (or change) the impairment on packets leaving IFACE of NODE."""
     imp = Impairment(delay_ms=delay, jitter_ms=jitter, loss_pct=loss, duplicate_pct=duplicate,
-                     reorder_pct=reorder, seed=seed)
+                     reorder_pct=reorder, seed=seed, udp_dport=udp_dport)
     applied = faults.impair_node(_attach(lab_name), node, iface, imp, seconds=seconds,
                                  backend=cast(BackendChoice, backend))
     click.echo(_describe(applied))

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from bgpctl.errors import BgpctlError
+from bgpctl_lab.cli.lab import TOPOLOGY_OPTION
+from bgpctl_lab.topology import drills_dir, find_topology
 
 DEMO_LAB = "demo"
 
@@ -42,19 +44,19 @@ def _decisions(log_file: Path, since_unix: float) -> list[str]:
 
 @click.command("demo")
 @click.option("--drill", "drill_name", default="region-blackhole", show_default=True,
-              help="Drill from lab/drills/ to run.")
-@click.option("--file", "-f", "topology", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("containerlab.yml"), show_default=True)
-@click.option("--keep", is_flag=True, help="Leave the lab running afterwards (bgpctl lab down --name demo).")
-def demo(drill_name: str, topology: Path, keep: bool) -> None:
+              help="Drill from lab/drills/ (next to the topology file) to run.")
+@TOPOLOGY_OPTION
+@click.option("--keep", is_flag=True, help="Leave the lab running afterwards (bgpctl lab down --lab demo).")
+def demo(drill_name: str, topology: Path | None, keep: bool) -> None:
     """Bring up the reference lab with bgpctl on cr, run a failover drill, print what happened."""
-    from bgpctl.lab import runner  # noqa: PLC0415
-    from bgpctl.lab.drill import run_drill, summary  # noqa: PLC0415
-    from bgpctl.lab.drill_model import load_drill  # noqa: PLC0415
+    from bgpctl_lab import runner  # noqa: PLC0415
+    from bgpctl_lab.drill import run_drill, summary  # noqa: PLC0415
+    from bgpctl_lab.drill_model import load_drill  # noqa: PLC0415
 
-    drill = load_drill(drill_name)
-    click.echo(f"== bringing up lab '{DEMO_LAB}' from {topology} with the bgpctl daemon on cr", err=True)
-    lab = runner.up(topology, DEMO_LAB, "controller")
+    topology_file = find_topology(topology)
+    drill = load_drill(drill_name, drills_dir(topology_file))
+    click.echo(f"== bringing up lab '{DEMO_LAB}' from {topology_file} with the bgpctl daemon on cr", err=True)
+    lab = runner.up(topology_file, DEMO_LAB, "controller")
     try:
         click.echo(f"== running drill {drill.name}: {drill.description}", err=True)
         report = run_drill(lab, drill, out_dir=lab.run_dir / "drills", progress=lambda m: click.echo(m, err=True))
@@ -67,6 +69,6 @@ def demo(drill_name: str, topology: Path, keep: bool) -> None:
             raise BgpctlError(f"drill {drill.name} did not pass: {'; '.join(report.violations)}")
     finally:
         if keep:
-            click.echo(f"lab '{DEMO_LAB}' left running: bgpctl lab down --name {DEMO_LAB}", err=True)
+            click.echo(f"lab '{DEMO_LAB}' left running: bgpctl lab down --lab {DEMO_LAB}", err=True)
         else:
             runner.down(DEMO_LAB)

@@ -14,22 +14,22 @@ Placeholders: ``{python}`` the interpreter bgpctl runs under, ``{root}`` the dir
 file, ``{node_dir}`` the node's run directory. ``modes`` limits a service to some lab modes (the
 bgpctl daemon on cr runs only in ``controller`` mode); an ``up`` in another mode stops it. Every
 service is bounded by its own ``--seconds`` lifetime, or is the daemon, which ``down`` stops.
+
+This module only describes and reads services; :func:`bgpctl_lab.runner.ensure_services` starts and
+stops them (the runner imports this module, never the other way round).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from bgpctl.errors import LabError
-
-if TYPE_CHECKING:
-    from bgpctl.lab.runner import Lab
+from bgpctl_lab.topology import lab_files
 
 TAG_PREFIX = "service:"
 
@@ -50,7 +50,7 @@ class Service(BaseModel):
 
 
 def services_file(topology_file: Path) -> Path:
-    return topology_file.resolve().parent / "lab" / "services.yaml"
+    return lab_files(topology_file) / "services.yaml"
 
 
 def load_services(path: Path) -> dict[str, list[Service]]:
@@ -67,33 +67,3 @@ def load_services(path: Path) -> dict[str, list[Service]]:
         return {str(node): [Service.model_validate(s) for s in items or []] for node, items in data.items()}
     except ValidationError as e:
         raise LabError(f"{path}: {e}") from e
-
-
-def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path) -> list[str]:
-    """Start every service of the lab's mode that is not running, stop those of other modes; returns
-    the ``node/name`` of those started."""
-    unknown = sorted(set(services) - set(lab.nodes()))
-    if unknown:
-        raise LabError(f"lab/services.yaml names nodes the topology does not have: {', '.join(unknown)}")
-    running: set[tuple[str, str]] = set()
-    for p in lab.spawned():
-        if not p.tag.startswith(TAG_PREFIX):
-            continue
-        if lab.spawned_alive(p):
-            running.add((p.node, p.tag))
-        else:
-            lab.kill_spawned(pid=p.pid)  # forget the dead one (it is not ours any more: nothing is signalled)
-    mode = lab.mode
-    started = []
-    for node, items in services.items():
-        for svc in items:
-            tag = TAG_PREFIX + svc.name
-            if not svc.runs_in(mode):
-                for p in lab.spawned():
-                    if p.node == node and p.tag == tag:
-                        lab.kill_spawned(pid=p.pid, grace=10.0)
-            elif (node, tag) not in running:
-                argv = svc.resolved_argv(root=root, node_dir=lab.node_dir(node))
-                lab.spawn(node, argv, tag=tag, log_name=f"{svc.name}.log")
-                started.append(f"{node}/{svc.name}")
-    return started

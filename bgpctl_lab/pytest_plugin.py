@@ -1,0 +1,196 @@
+"""pytest plugin of the lab tests: one reference lab per session, always torn down; a dump of it when a test fails.
+
+Registered by ``pytest_plugins = ["bgpctl_lab.pytest_plugin"]`` (bgpctl's tests/conftest.py).
+
+* ``lab``: the session's lab (the ``--lab-topology`` file in mode no-controller), named ``bt<pid>`` so
+  that several pytest runs on one machine never share a lab. Skipped, with the reason, when not root or
+  FRR is missing. Torn down at the end of the session, also when tests fail, unless
+  ``--keep-lab-on-failure`` was given and a test failed (then the message says how to remove it).
+* ``lab_topology``: the topology file (``--lab-topology``, else ``$BGPCTL_LAB_TOPOLOGY``, else
+  ``containerlab.yml`` in pytest's root directory).
+* On a failing test that uses ``lab``, every node's logs, the state, ``show ... json`` of each FRR
+  node and ``ip -j ...`` of each node go to /tmp/bgpctl-test-runs/<test>/; the report names the path.
+* ``lab_name_factory``: unique names for the extra labs a test brings up itself (torn down by the test).
+* Labs left by a test run that was killed (SIGKILL, timeout) are taken down when the next session starts.
+
+Tests that need root, namespaces or FRR carry the ``lab`` marker (``pytest -m "not lab"`` is the
+developer's tier; see docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bgpctl_lab import frr, netns, runner
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.state import STATE_ROOT
+from bgpctl_lab.topology import TOPOLOGY_ENV
+
+TEST_RUNS = Path("/tmp/bgpctl-test-runs")
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br)(\d+)$")  # the names of test labs: <prefix><pytest pid>
+_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bgpctl_lab", "bgpctl lab")
+    group.addoption("--keep-lab-on-failure", action="store_true", default=False,
+                    help="leave the session's lab up when a test failed (bgpctl lab status/down --lab bt<pid>)")
+    group.addoption("--lab-topology", default=None, metavar="FILE",
+                    help=f"containerlab topology of the session's lab (default: ${TOPOLOGY_ENV}, else "
+                         "containerlab.yml in the root directory)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs root, network namespaces and FRR (real lab)")
+
+
+def lab_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "lab tests need root (network namespaces, FRR): run them as root"
+    if shutil.which("ip") is None:
+        return "iproute2 (ip) is not installed"
+    if shutil.which(frr.VTYSH) is None:
+        return "vtysh is not installed: apt-get install frr"
+    return frr.available()
+
+
+def require_lab() -> None:
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def all_established(lab: Lab) -> dict[str, dict[str, str]]:
+    """Every FRR<->FRR session that is not administratively shut is Established (AssertionError otherwise)."""
+    sessions = lab.established()
+    bad = {n: {p: s for p, s in peers.items() if s != "Established"} for n, peers in sessions.items()}
+    bad = {n: p for n, p in bad.items() if p}
+    assert sessions and not bad, f"not Established: {bad}"
+    return sessions
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    rep = yield
+    if not rep.failed or rep.when == "teardown":
+        return rep
+    item.session.stash[_FAILED] = True
+    the_lab = getattr(item, "funcargs", {}).get("lab")
+    if isinstance(the_lab, Lab):
+        dest = TEST_RUNS / safe_name(item.nodeid)
+        try:
+            dump_lab(the_lab, dest)
+            rep.sections.append(("lab dump", f"logs and show ... json of every node: {dest}"))
+        except Exception as e:  # never mask the test's own failure
+            rep.sections.append(("lab dump", f"could not dump the lab to {dest}: {e!r}"))
+    return rep
+
+
+def reap_stale_test_labs() -> list[str]:
+    """Take down the labs of test runs that were killed before their teardown (named <prefix><pid>,
+    whose pid is no longer a pytest process)."""
+    reaped = []
+    if STATE_ROOT.is_dir():
+        for d in STATE_ROOT.iterdir():
+            m = TEST_LAB.match(d.name)
+            if m and int(m.group(2)) != os.getpid():
+                cmd = netns.proc_cmdline(int(m.group(2))) or []
+                if not any("pytest" in part for part in cmd):
+                    runner.down(d.name)
+                    reaped.append(d.name)
+    return reaped
+
+
+@pytest.fixture(scope="session")
+def lab_topology(request: pytest.FixtureRequest) -> Path:
+    given = request.config.getoption("--lab-topology") or os.environ.get(TOPOLOGY_ENV)
+    path = Path(given) if given else request.config.rootpath / "containerlab.yml"
+    if not path.is_file():
+        pytest.fail(f"lab topology {path} does not exist: give --lab-topology FILE or set {TOPOLOGY_ENV}")
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest, lab_topology: Path) -> Iterator[Lab]:
+    require_lab()
+    reap_stale_test_labs()
+    name = f"bt{os.getpid()}"
+    try:
+        the_lab = runner.up(lab_topology, name=name, mode="no-controller")
+        eventually(f"lab {name} sessions", budget="bgp_established", probe=lambda: all_established(the_lab))
+        yield the_lab
+    finally:
+        keep = request.config.getoption("--keep-lab-on-failure", default=False)
+        if keep and request.session.stash.get(_FAILED, False):
+            msg = (f"--keep-lab-on-failure: lab {name} left up; inspect with `bgpctl lab status --lab {name}`, "
+                   f"remove with `bgpctl lab down --lab {name}`")
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(msg, yellow=True)
+            else:
+                print(msg)
+        else:
+            runner.down(name)
+
+
+@pytest.fixture
+def lab_name_factory() -> Callable[[str], str]:
+    """``make("s")`` -> a lab name unique to this pytest process (``s<pid>``)."""
+    def make(prefix: str) -> str:
+        return f"{prefix}{os.getpid()}"
+    return make
+
+
+# ---------------------------------------------------------------------- failure dumps
+
+
+def safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
+
+
+IP_DUMPS = {"ip-addr.json": ["ip", "-j", "addr"], "ip-route.json": ["ip", "-j", "route"],
+            "ip-link-stats.json": ["ip", "-j", "-s", "link"], "ip-neigh.json": ["ip", "-j", "neigh"],
+            "ip-rule.txt": ["ip", "rule"], "nft-ruleset.txt": ["nft", "list", "ruleset"]}
+DUMP_COMMANDS = ("show bgp summary json", "show bgp ipv4 unicast json", "show ip route json",
+                 "show bgp neighbors json", "show running-config")
+
+
+def dump_lab(lab: Lab, dest: Path) -> Path:
+    """Copy every node's run directory (daemon logs, helper output) and the state, and dump
+    ``show ... json`` of every FRR node and ``ip -j addr/route/link`` of every node, into ``dest``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    if lab.run_dir.exists():
+        shutil.copytree(lab.run_dir, dest / "run", dirs_exist_ok=True)
+    for node in lab.nodes():
+        ndir = dest / "nodes" / node
+        ndir.mkdir(parents=True, exist_ok=True)
+        for fname, args in IP_DUMPS.items():
+            _write(ndir / fname, functools.partial(_exec_out, lab, node, args))
+        if node in lab.frr_nodes():
+            for cmd in DUMP_COMMANDS:
+                suffix = ".json" if cmd.endswith(" json") else ".txt"
+                _write(ndir / f"{cmd.removesuffix(' json').replace(' ', '-')}{suffix}",
+                       functools.partial(lab.vtysh, node, cmd))
+    return dest
+
+
+def _exec_out(lab: Lab, node: str, argv: list[str]) -> str:
+    return lab.exec(node, argv, check=False, timeout=10).stdout
+
+
+def _write(path: Path, produce: Callable[[], str]) -> None:
+    try:
+        path.write_text(produce())
+    except Exception as e:  # a dump must never hide the test's own failure
+        path.write_text(f"(could not dump: {e})\n")

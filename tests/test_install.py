@@ -1,0 +1,60 @@
+"""``pip install`` of bgpctl on a host without a C compiler: the product installs and runs, the lab says
+how to install it. Slow (builds a wheel, makes a venv, downloads the dependencies): ``-m slow``.
+
+Any C build fails here: the compiler variables point at /bin/false and PATH holds only the new venv.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL_BUDGET_S = 600.0
+
+pytestmark = pytest.mark.slow
+
+NO_COMPILER = {"CC": "/bin/false", "CXX": "/bin/false", "LDSHARED": "/bin/false", "CPP": "/bin/false"}
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_BUDGET_S, env=env, check=False)
+
+
+def test_pip_install_without_a_compiler_then_daemon_help_works_and_lab_says_how_to_install(
+        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
+    t0 = time.monotonic()
+    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)])
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("bgpctl-*.whl")
+    venv = tmp_path / "venv"
+    made = _run([sys.executable, "-m", "venv", str(venv)])
+    assert made.returncode == 0, made.stderr
+    bin_dir = venv / "bin"
+    env = {**{k: v for k, v in os.environ.items() if k.startswith(("PIP_", "HOME", "LANG", "SSL_"))},
+           **NO_COMPILER, "PATH": str(bin_dir)}
+
+    installed = _run([str(bin_dir / "pip"), "install", "-q", "--no-cache-dir", str(wheel)], env=env)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    record_property("install_s", round(time.monotonic() - t0, 1))
+    listed = _run([str(bin_dir / "pip"), "list", "--format", "freeze"], env=env).stdout.lower()
+    assert "netfilterqueue" not in listed and "scapy" not in listed
+
+    daemon = _run([str(bin_dir / "bgpctl"), "daemon", "--help"], env=env)
+    assert daemon.returncode == 0, daemon.stderr
+    assert "--policy" in daemon.stdout
+
+    for argv in (["lab", "up"], ["demo"]):
+        lab = _run([str(bin_dir / "bgpctl"), *argv], env=env)
+        assert lab.returncode == 1
+        assert lab.stderr == "bgpctl: the lab is not installed: pip install 'bgpctl[lab]' (netfilterqueue missing)\n"
+
+    # the control: the lab extra needs a C build (NetfilterQueue), which this environment refuses
+    lab_extra = _run([str(bin_dir / "pip"), "install", "-q", "--no-cache-dir", f"{wheel}[lab]"], env=env)
+    assert lab_extra.returncode != 0, "installing the lab extra without a compiler should fail here"
