@@ -32,7 +32,10 @@ Semantics, precisely (``tests/core/test_stats.py`` checks each against a naive r
   losses, a point estimate over 1 %, about one window in eight; the bound needs 10, about one
   window in 1.4 million). The price is patience with small excesses: a path at twice the threshold
   is found in tens of seconds, not at once (docs/false-alarms.md has both, measured).
-  ``mos_high`` is the MOS with that loss: the best MOS the window is compatible with.
+  ``mos_high`` is the MOS with that loss: the best MOS the window is compatible with. The bound
+  counts the window's *holes* (probes unanswered past the adaptive RTO while later ones were
+  answered) as lost already: the evidence says so, and waiting for their timeout would delay the
+  judgement of a lossy path by the whole timeout.
 - **last_rtt_ms**: the RTT of the answered sample with the highest sequence number.
 - **MOS**: :func:`bgpctl.core.mos.estimate_mos` of the median RTT (the E-model wants the mean
   delay; the median is its outlier-proof stand-in), the jitter (0 when ``None``) and the loss;
@@ -189,13 +192,15 @@ class PathWindow:
             consecutive = lost
             p50 = p95 = None
         jitter = max(0.0, self._jsum * JITTER_GAIN) if answered >= 2 else None
+        overdue, holes, rto_ms = self._overdue(now, p50, jitter)
         mos = mos_high = loss_low = None
         if samples:
-            loss_low = 100.0 * wilson_low(lost, samples)
+            # holes are lost as far as the evidence goes (later probes were answered): the bound counts them
+            # now rather than at their timeout; the point estimate waits for the timeout
+            loss_low = 100.0 * wilson_low(lost + holes, samples + holes)
             mos = estimate_mos(p50 or 0.0, jitter or 0.0, 100.0 * lost / samples, self.codec)
-            mos_high = mos if not lost else estimate_mos(p50 or 0.0, jitter or 0.0, loss_low, self.codec)
+            mos_high = mos if not (lost + holes) else estimate_mos(p50 or 0.0, jitter or 0.0, loss_low, self.codec)
         last_rtt = self._rtt_ms[self._answered[-1]] if answered else None
-        overdue, holes, rto_ms = self._overdue(now, p50, jitter)
         return PathStats(samples=samples, lost=lost, consecutive_lost=consecutive, rtt_p50_ms=p50,
                          rtt_p95_ms=p95, jitter_ms=jitter, mos=mos, overdue=overdue, rto_ms=rto_ms,
                          loss_pct_low=loss_low, mos_high=mos_high, last_rtt_ms=last_rtt, holes=holes)
