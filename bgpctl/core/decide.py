@@ -363,7 +363,8 @@ def _cleared_suspicion(rules: _Rules, stats: PathStats | None, new: PathHealth, 
     ended it was slow enough to cross an ``rtt_ms`` threshold (a latency step, judged as latency)."""
     rtt = None if stats is None else stats.last_rtt_ms
     cleared = Reason("unanswered", 0.0, float(rules.hysteresis.down_after_lost),
-                     "answered again" + ("" if rtt is None else f" (RTT {rtt:.1f} ms)") + ": suspicion cleared")
+                     "unanswered 0: answered again" + ("" if rtt is None else f" (RTT {rtt:.1f} ms)")
+                     + ", suspicion cleared")
     for level, checks in ((_DOWN, rules.down), (_DEGRADED, rules.degraded)):
         for c in checks:
             if c.metric.name == "rtt_ms" and rtt is not None and rtt > c.threshold:

@@ -461,7 +461,7 @@ def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
             assert e["measurements"]["consecutive_lost"] >= 3, e
         health = samples(metrics_text(clab), "bgpctl_path_health")
         for s, r, p in PATHS:
-            assert health[(("path", p), ("region", r), ("service", s))] == (2.0 if r == "usw2" else 0.0)
+            assert health[(("path", p), ("region", r), ("service", s))] == (3.0 if r == "usw2" else 0.0)  # 3: down
         # the policy's down action withdraws towards the TGW too: usw2 no longer draws the return traffic
         assert [x for x in tgw_problems(clab) if x.startswith("tgw-use1")] == []
         usw2 = clab.vtysh_json("tgw-usw2", f"show bgp ipv4 unicast {AGENTS} json")
@@ -487,8 +487,8 @@ def _ts(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
-KNOWN_METRICS = {"consecutive_lost", "samples", "rtt_ms", "jitter_ms", "loss_pct", "mos", "rise", "min_dwell",
-                 "hold_down"}
+KNOWN_METRICS = {"consecutive_lost", "unanswered", "samples", "rtt_ms", "jitter_ms", "loss_pct", "mos", "rise",
+                 "min_dwell", "hold_down"}
 
 
 def test_every_log_line_is_json_and_every_decision_names_metric_and_threshold(clab: Lab) -> None:
