@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from bgpctl_lab.jsonmatch import mismatches
+from bgpctl_lab.pytest_plugin import all_established
 from bgpctl_lab.runner import Lab
+
+__all__ = ["REPO", "TOPOLOGY", "all_established", "assert_json_subset", "json_mismatches", "ping", "route_nexthops",
+           "snmp_counter", "vtysh_matches"]
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "containerlab.yml"
@@ -31,15 +35,6 @@ def vtysh_matches(lab: Lab, node: str, command: str, expected: Any) -> Any:
     problems = json_mismatches(expected, data)
     assert not problems, f"{node}: {command}:\n  " + "\n  ".join(problems)
     return data
-
-
-def all_established(lab: Lab) -> dict[str, dict[str, str]]:
-    """Every FRR<->FRR session that is not administratively shut is Established."""
-    sessions = lab.established()
-    bad = {n: {p: s for p, s in peers.items() if s != "Established"} for n, peers in sessions.items()}
-    bad = {n: p for n, p in bad.items() if p}
-    assert sessions and not bad, f"not Established: {bad}"
-    return sessions
 
 
 def route_nexthops(lab: Lab, node: str, prefix: str) -> set[str]:
