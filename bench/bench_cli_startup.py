@@ -46,12 +46,29 @@ def main() -> int:
     results = {}
     for args in COMMANDS:
         took = time_command([a.bgpctl, *args], a.runs)
-        results[f"bgpctl {' '.join(args)}"] = {"runs": a.runs, "median_s": round(statistics.median(took), 3),
-                                                "min_s": round(min(took), 3), "max_s": round(max(took), 3)}
+        results[f"bgpctl {' '.join(args)}"] = {
+            "runs": a.runs,
+            "median_s": round(statistics.median(took), 3),
+            "min_s": round(min(took), 3),
+            "max_s": round(max(took), 3),
+        }
     load1, _, _ = os.getloadavg()
-    print(json.dumps({"bgpctl": a.bgpctl, "results": results, "target_median_s": TARGET_S,
-                      "machine": {"python": platform.python_version(), "kernel": platform.release(),
-                                  "cpus": os.cpu_count(), "load_average_1min": round(load1, 2)}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "bgpctl": a.bgpctl,
+                "results": results,
+                "target_median_s": TARGET_S,
+                "machine": {
+                    "python": platform.python_version(),
+                    "kernel": platform.release(),
+                    "cpus": os.cpu_count(),
+                    "load_average_1min": round(load1, 2),
+                },
+            },
+            indent=2,
+        )
+    )
     return 0 if all(r["median_s"] < TARGET_S for r in results.values()) else 1
 
 

@@ -59,10 +59,21 @@ def measure(imp: Impairment, label: str, rate: int, seconds: float) -> Row:
         c1, t1 = cpu_seconds(a.delayer_pid), time.monotonic()
         d = s.delays
         q = statistics.quantiles(d, n=100)
-        return Row(label, rate, s.sent, s.lost, s.out_of_order, round(statistics.fmean(d) - b_mean, 3),
-                   round(statistics.median(d) - b_median, 3), round(q[94], 3), round(q[98], 3),
-                   round(max(d), 3), round(statistics.stdev(d), 3), round(100 * (c1 - c0) / (t1 - t0), 2),
-                   a.backend)
+        return Row(
+            label,
+            rate,
+            s.sent,
+            s.lost,
+            s.out_of_order,
+            round(statistics.fmean(d) - b_mean, 3),
+            round(statistics.median(d) - b_median, 3),
+            round(q[94], 3),
+            round(q[98], 3),
+            round(max(d), 3),
+            round(statistics.stdev(d), 3),
+            round(100 * (c1 - c0) / (t1 - t0), 2),
+            a.backend,
+        )
 
 
 def main() -> None:
@@ -70,8 +81,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rates", default="50,500")
     args = ap.parse_args()
-    cases = [(Impairment(delay_ms=50), "delay 50"), (Impairment(delay_ms=50, jitter_ms=10, seed=1),
-                                                    "delay 50 jitter 10")]
+    cases = [
+        (Impairment(delay_ms=50), "delay 50"),
+        (Impairment(delay_ms=50, jitter_ms=10, seed=1), "delay 50 jitter 10"),
+    ]
     for rate in (int(r) for r in args.rates.split(",")):
         for imp, label in cases:
             print(json.dumps(measure(imp, label, rate, args.seconds).__dict__), flush=True)

@@ -75,17 +75,32 @@ class Bench:
 
 def machine() -> dict[str, Any]:
     load = os.getloadavg()
-    return {"host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "loadavg_at_start": [round(x, 2) for x in load]}
+    return {
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
 
 
 def to_run(mode: str, drill: str, i: int, r: DrillReport, path: str) -> Run:
-    return Run(mode=mode, drill=drill, run=i, passed=r.passed, interruption_ms=r.interruption_ms,
-               route_moved_after_s=r.route_moved_after_s, route_changes=r.route_changes,
-               lost=r.meter.lost if r.meter else None, regions=r.regions_answered,
-               expect={c.name: c.after_s for c in r.expect}, recover={c.name: c.after_s for c in r.recover},
-               violations=r.violations, report=path,
-               judgements={h: sum(1 for d in r.decisions if d["new"] == h) for h in ("suspect", "down", "degraded")})
+    return Run(
+        mode=mode,
+        drill=drill,
+        run=i,
+        passed=r.passed,
+        interruption_ms=r.interruption_ms,
+        route_moved_after_s=r.route_moved_after_s,
+        route_changes=r.route_changes,
+        lost=r.meter.lost if r.meter else None,
+        regions=r.regions_answered,
+        expect={c.name: c.after_s for c in r.expect},
+        recover={c.name: c.after_s for c in r.recover},
+        violations=r.violations,
+        report=path,
+        judgements={h: sum(1 for d in r.decisions if d["new"] == h) for h in ("suspect", "down", "degraded")},
+    )
 
 
 def _stat(values: Sequence[float | None], fmt: str) -> str:
@@ -105,11 +120,17 @@ def table(runs: Sequence[Run], modes: Sequence[str], drills: Sequence[str]) -> s
     measures: list[tuple[str, str, Any]] = [
         ("worst-flow interruption, ms", "{:.0f}", lambda r: r.interruption_ms),
         ("edge route moved after the fault, s", "{:.2f}", lambda r: r.route_moved_after_s),
-        ("last expectation held after the fault, s", "{:.2f}",
-         lambda r: list(r.expect.values())[-1] if r.expect else None),
+        (
+            "last expectation held after the fault, s",
+            "{:.2f}",
+            lambda r: list(r.expect.values())[-1] if r.expect else None,
+        ),
         ("edge next-hop changes (whole drill)", "{:.0f}", lambda r: r.route_changes),
-        ("daemon 'down' / 'suspect' judgements", "{:.0f}",
-         lambda r: r.judgements.get("down", 0) + r.judgements.get("suspect", 0) if r.mode == "controller" else None),
+        (
+            "daemon 'down' / 'suspect' judgements",
+            "{:.0f}",
+            lambda r: r.judgements.get("down", 0) + r.judgements.get("suspect", 0) if r.mode == "controller" else None,
+        ),
         ("runs passed", "", None),
     ]
     for d in drills:
@@ -170,8 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--runs-for", default="", help="per-drill runs, e.g. region-loss=3,region-latency=3")
     ap.add_argument("--name", default=f"bd{os.getpid()}", help="lab name (one lab at a time, per mode)")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--table-from", default="", metavar="FILE[,FILE]",
-                    help="print the table of earlier results (merged, e.g. one file per mode) and exit")
+    ap.add_argument(
+        "--table-from",
+        default="",
+        metavar="FILE[,FILE]",
+        help="print the table of earlier results (merged, e.g. one file per mode) and exit",
+    )
     a = ap.parse_args(argv)
     if a.table_from:
         runs = [Run(**r) for f in a.table_from.split(",") for r in json.loads(Path(f).read_text())["runs"]]
@@ -195,8 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     out_file = a.out / f"drills-{stamp}.json"
     reports_dir = a.out / f"drills-{stamp}"
-    bench = Bench(started_utc=stamp, command=[sys.executable, "-m", "bench.bench_drills", *(argv or sys.argv[1:])],
-                  machine=machine())
+    bench = Bench(
+        started_utc=stamp,
+        command=[sys.executable, "-m", "bench.bench_drills", *(argv or sys.argv[1:])],
+        machine=machine(),
+    )
     t_start = time.monotonic()
     try:
         for mode in modes:
@@ -212,14 +240,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         report = run_drill(lab, loaded[d], out_dir=reports_dir)
                         path = sorted(reports_dir.glob(f"drill-{d}-{mode}-*.json"))[-1]
                         bench.runs.append(to_run(mode, d, i, report, str(path)))
-                        print(f"-- {mode} {d} run {i}/{runs_for[d]} ({time.monotonic() - t1:.0f} s)\n"
-                              f"{summary(report)}", flush=True)
+                        print(
+                            f"-- {mode} {d} run {i}/{runs_for[d]} ({time.monotonic() - t1:.0f} s)\n{summary(report)}",
+                            flush=True,
+                        )
                         out_file.write_text(json.dumps(asdict(bench), indent=2))
                 if mode == "controller":  # the daemon's recording replays to the daemon's decisions
                     check = compare(lab, REPO / "policies" / "lab.yaml")
                     bench.replays.append({"mode": mode, **asdict(check)})
-                    print(f"== replay of the daemon's recording: {check.transitions} health and {check.route_changes} "
-                          f"route changes, {'the same' if check.same else check.problems}", flush=True)
+                    print(
+                        f"== replay of the daemon's recording: {check.transitions} health and {check.route_changes} "
+                        f"route changes, {'the same' if check.same else check.problems}",
+                        flush=True,
+                    )
             except BgpctlError as e:  # this mode could not run (lab up, a drill's action): go on with the next
                 print(f"== mode {mode} aborted: {e}", file=sys.stderr, flush=True)
                 bench.errors.append(f"{mode}: {e}")
@@ -229,8 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: the lab is down; partial results below", file=sys.stderr)
     bench.machine["wall_s"] = round(time.monotonic() - t_start, 1)
     out_file.write_text(json.dumps(asdict(bench), indent=2))
-    print(f"\n{table(bench.runs, modes, drills)}\n\nresults: {out_file} "
-          f"({bench.machine['wall_s']:.0f} s)")
+    print(f"\n{table(bench.runs, modes, drills)}\n\nresults: {out_file} ({bench.machine['wall_s']:.0f} s)")
     return 1 if bench.errors else 0
 
 

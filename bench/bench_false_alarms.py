@@ -55,13 +55,28 @@ class Result:
     causes: dict[str, int]  # "state/metric of the first reason" -> judgements
 
 
-def run(hours: float, loss_pct: float, base_ms: float, jitter_ms: float, seed: int, key: PathKey = KEY,
-        interval_ms: float | None = None) -> Result:
+def run(
+    hours: float,
+    loss_pct: float,
+    base_ms: float,
+    jitter_ms: float,
+    seed: int,
+    key: PathKey = KEY,
+    interval_ms: float | None = None,
+) -> Result:
     policy = load_policy(POLICY)
     if interval_ms is not None:
         svc = policy.services[key.service]
-        policy = policy.model_copy(update={"services": {**policy.services, key.service: svc.model_copy(
-            update={"probe": svc.probe.model_copy(update={"interval_ms": interval_ms})})}})
+        policy = policy.model_copy(
+            update={
+                "services": {
+                    **policy.services,
+                    key.service: svc.model_copy(
+                        update={"probe": svc.probe.model_copy(update={"interval_ms": interval_ms})}
+                    ),
+                }
+            }
+        )
     policy = single_path(policy, key)
     service = policy.services[key.service]
     threshold = policy.sla_classes[service.sla].degraded.loss_pct
@@ -97,14 +112,29 @@ def run(hours: float, loss_pct: float, base_ms: float, jitter_ms: float, seed: i
             cause = f"{t.new.value}/{t.reasons[0].metric}"
             causes[cause] = causes.get(cause, 0) + 1
     evals = max(1, counts["evals"])
-    return Result(key.service, service.probe.interval_ms, loss_pct, base_ms, jitter_ms, hours, seed,
-                  by[Health.SUSPECT] / hours, by[Health.DOWN] / hours, by[Health.DEGRADED] / hours,
-                  counts["point"] / evals, counts["point_up"] / hours, counts["bound"] / evals,
-                  counts["bound_up"] / hours, round(cpu, 1), causes)
+    return Result(
+        key.service,
+        service.probe.interval_ms,
+        loss_pct,
+        base_ms,
+        jitter_ms,
+        hours,
+        seed,
+        by[Health.SUSPECT] / hours,
+        by[Health.DOWN] / hours,
+        by[Health.DEGRADED] / hours,
+        counts["point"] / evals,
+        counts["point_up"] / hours,
+        counts["bound"] / evals,
+        counts["bound_up"] / hours,
+        round(cpu, 1),
+        causes,
+    )
 
 
-def detection(loss_pct: float, seeds: int, key: PathKey = KEY, base_ms: float = 40.0,
-              jitter_ms: float = 10.0) -> list[tuple[float, str, str]]:
+def detection(
+    loss_pct: float, seeds: int, key: PathKey = KEY, base_ms: float = 40.0, jitter_ms: float = 10.0
+) -> list[tuple[float, str, str]]:
     """Seconds from the start of ``loss_pct`` random loss (after 10 clean seconds) to the first judgement
     worse than up, with its state and metric, one per seed (``inf`` if none within 60 s)."""
     policy = single_path(load_policy(POLICY), key)
@@ -128,7 +158,11 @@ def detection(loss_pct: float, seeds: int, key: PathKey = KEY, base_ms: float = 
 
 
 TABLE = [  # (loss %, base ms, jitter sd ms, interval ms)
-    (0.5, 40, 10, None), (0.5, 40, 20, None), (0.5, 40, 10, 10), (0.2, 40, 10, None), (0.8, 40, 10, None),
+    (0.5, 40, 10, None),
+    (0.5, 40, 20, None),
+    (0.5, 40, 10, 10),
+    (0.2, 40, 10, None),
+    (0.8, 40, 10, None),
 ]
 
 
@@ -142,8 +176,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--table", action="store_true", help="run the configurations of docs/false-alarms.md")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    ap.add_argument("--detect", type=int, default=0, metavar="SEEDS",
-                    help="instead: time to the first judgement worse than up at 2-36 %% loss, over SEEDS runs")
+    ap.add_argument(
+        "--detect",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="instead: time to the first judgement worse than up at 2-36 %% loss, over SEEDS runs",
+    )
     args = ap.parse_args()
     if args.detect:
         print("| loss | median s | max s | first judgement (state/metric, count) |")
@@ -154,22 +193,30 @@ def main() -> None:
             kinds: dict[str, int] = {}
             for _, state, metric in runs:
                 kinds[f"{state}/{metric}"] = kinds.get(f"{state}/{metric}", 0) + 1
-            print(f"| {loss:g} % | {statistics.median(times):.2f} | {times[-1]:.2f} | "
-                  f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))} |", flush=True)
+            print(
+                f"| {loss:g} % | {statistics.median(times):.2f} | {times[-1]:.2f} | "
+                f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))} |",
+                flush=True,
+            )
         return
     configs = TABLE if args.table else [(args.loss, args.base_ms, args.jitter_ms, args.interval_ms)]
     results = []
-    print("| loss | RTT | interval | hours | suspect/h | down/h | degraded/h | point > 1 % (share, up/h) "
-          "| Wilson > 1 % (share, up/h) | causes | CPU s |")
+    print(
+        "| loss | RTT | interval | hours | suspect/h | down/h | degraded/h | point > 1 % (share, up/h) "
+        "| Wilson > 1 % (share, up/h) | causes | CPU s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for loss, base, jitter, interval in configs:
         r = run(args.hours, loss, base, jitter, args.seed, interval_ms=interval)
         results.append(r)
-        print(f"| {r.loss_pct:g} % | {r.base_ms:g} +- {r.jitter_ms:g} ms | {r.interval_ms:g} ms | {r.hours:g} "
-              f"| {r.suspect_per_h:.2f} | {r.down_per_h:.2f} | {r.degraded_per_h:.2f} "
-              f"| {100 * r.point_over_share:.2f} %, {r.point_upcrossings_per_h:.1f} "
-              f"| {100 * r.bound_over_share:.4f} %, {r.bound_upcrossings_per_h:.2f} "
-              f"| {', '.join(f'{k} {v}' for k, v in r.causes.items()) or '-'} | {r.cpu_s:g} |", flush=True)
+        print(
+            f"| {r.loss_pct:g} % | {r.base_ms:g} +- {r.jitter_ms:g} ms | {r.interval_ms:g} ms | {r.hours:g} "
+            f"| {r.suspect_per_h:.2f} | {r.down_per_h:.2f} | {r.degraded_per_h:.2f} "
+            f"| {100 * r.point_over_share:.2f} %, {r.point_upcrossings_per_h:.1f} "
+            f"| {100 * r.bound_over_share:.4f} %, {r.bound_upcrossings_per_h:.2f} "
+            f"| {', '.join(f'{k} {v}' for k, v in r.causes.items()) or '-'} | {r.cpu_s:g} |",
+            flush=True,
+        )
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
 

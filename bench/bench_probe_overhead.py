@@ -34,8 +34,9 @@ REFLECTOR_START_BUDGET_S = 10.0
 
 
 def _listening(topo: Topo, node: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", topo.ns(node), "ss", "-Hlun"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["ip", "netns", "exec", topo.ns(node), "ss", "-Hlun"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def measure(paths: int = 16, interval_ms: float = 20.0, seconds: float = 10.0) -> dict[str, object]:
@@ -43,17 +44,47 @@ def measure(paths: int = 16, interval_ms: float = 20.0, seconds: float = 10.0) -
     with topology(f"bench{time.time_ns() % 100000}") as topo:
         regions = ["r1" if i % 2 == 0 else "r2" for i in range(paths)]
         pins = [Pin(f"198.18.200.{11 + i}", 301 + i, TGW[r], f"{r}/p{i}") for i, r in enumerate(regions)]
-        specs = [ProbeSpec(PathKey("media", r, f"p{i}"), ProbeProtocol.UDP, pins[i].source, TARGET, 862, 46,
-                           interval_ms / 1000.0, 0.2) for i, r in enumerate(regions)]
-        reflectors = [subprocess.Popen(["ip", "netns", "exec", topo.ns(n), sys.executable, "-m", "bgpctl",
-                                        "reflector", "--seconds", str(seconds + 60)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                      for n in ("c1", "c2")]
+        specs = [
+            ProbeSpec(
+                PathKey("media", r, f"p{i}"),
+                ProbeProtocol.UDP,
+                pins[i].source,
+                TARGET,
+                862,
+                46,
+                interval_ms / 1000.0,
+                0.2,
+            )
+            for i, r in enumerate(regions)
+        ]
+        reflectors = [
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    topo.ns(n),
+                    sys.executable,
+                    "-m",
+                    "bgpctl",
+                    "reflector",
+                    "--seconds",
+                    str(seconds + 60),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in ("c1", "c2")
+        ]
         try:
             for n in ("c1", "c2"):
-                eventually(f"reflector in {n}", budget=REFLECTOR_START_BUDGET_S,
-                           probe=lambda n=n: _listening(topo, n),  # type: ignore[misc]
-                           check=lambda out: [] if ":862" in out else ["not listening yet"])
+                eventually(
+                    f"reflector in {n}",
+                    budget=REFLECTOR_START_BUDGET_S,
+                    probe=lambda n=n: _listening(topo, n),  # type: ignore[misc]
+                    check=lambda out: [] if ":862" in out else ["not listening yet"],
+                )
             rtts: dict[PathKey, list[float]] = {s.key: [] for s in specs}
 
             def sink(key: PathKey, sample: Sample) -> None:
@@ -75,10 +106,16 @@ def measure(paths: int = 16, interval_ms: float = 20.0, seconds: float = 10.0) -
     sent = sum(c["sent"] for c in counters.values())
     all_rtts = [r for v in rtts.values() for r in v]
     return {
-        "paths": paths, "interval_ms": interval_ms, "probes_sent": sent, "lost": lost,
+        "paths": paths,
+        "interval_ms": interval_ms,
+        "probes_sent": sent,
+        "lost": lost,
         "skipped_slots": sum(c["skipped"] for c in counters.values()),
-        "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "cpu_pct_of_one_core": round(100 * cpu / wall, 2),
-        "user_s": round(ru1.ru_utime - ru0.ru_utime, 3), "system_s": round(ru1.ru_stime - ru0.ru_stime, 3),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "cpu_pct_of_one_core": round(100 * cpu / wall, 2),
+        "user_s": round(ru1.ru_utime - ru0.ru_utime, 3),
+        "system_s": round(ru1.ru_stime - ru0.ru_stime, 3),
         "probes_per_s": round(sent / wall, 1),
         "reflectors_cpu_s": round(children.ru_utime + children.ru_stime, 3),
         "rtt_p50_ms": round(statistics.median(all_rtts), 3) if all_rtts else None,

@@ -69,9 +69,18 @@ def generate(minutes: float = 10.0, rate: float = 50.0, seed: int = 1) -> list[s
             if (region, path) == ("use1", "vpn") and 450 <= t < 452:
                 rtt += abs(rnd.gauss(0, 15.0))
             received = None if lost else sent + rtt / 1000.0
-            lines.append(json.dumps({"service": "media", "region": region, "path": path, "seq": i,
-                                     "sent": round(sent, 6),
-                                     "received": None if received is None else round(received, 6)}))
+            lines.append(
+                json.dumps(
+                    {
+                        "service": "media",
+                        "region": region,
+                        "path": path,
+                        "seq": i,
+                        "sent": round(sent, 6),
+                        "received": None if received is None else round(received, 6),
+                    }
+                )
+            )
     return lines
 
 
@@ -142,8 +151,13 @@ def main() -> None:
 
     result = {
         "benchmark": "replay",
-        "recording": {"minutes": args.minutes, "rate_per_path": args.rate, "paths": len(PATHS),
-                      "samples": len(lines), "seed": args.seed},
+        "recording": {
+            "minutes": args.minutes,
+            "rate_per_path": args.rate,
+            "paths": len(PATHS),
+            "samples": len(lines),
+            "seed": args.seed,
+        },
         "in_process_wall_s": round(wall, 3),
         "cli_wall_s": round(cli_wall, 3),
         "peak_rss_mib": round(peak_rss_mib, 1),
@@ -159,9 +173,13 @@ def main() -> None:
         "final_health": {str(k): h.value for k, h in summary.final_health.items()},
         "target_s": 10.0,
         "ok": cli_wall < 10.0 and wall < 10.0,
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},  # before, after
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": cpu_model(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },  # before, after
     }
     print(json.dumps(result, indent=2))
 

@@ -27,10 +27,15 @@ T0 = 1_800_000_000.0
 def single_path(policy: Policy, key: PathKey) -> Policy:
     """``policy`` reduced to the one service and region of ``key`` (the simulation feeds no other path)."""
     service = policy.services[key.service].model_copy(
-        update={"probe": policy.services[key.service].probe.model_copy(
-            update={"targets": {key.region: policy.services[key.service].probe.targets[key.region]}})})
-    return policy.model_copy(update={"services": {key.service: service},
-                                     "regions": {key.region: policy.regions[key.region]}})
+        update={
+            "probe": policy.services[key.service].probe.model_copy(
+                update={"targets": {key.region: policy.services[key.service].probe.targets[key.region]}}
+            )
+        }
+    )
+    return policy.model_copy(
+        update={"services": {key.service: service}, "regions": {key.region: policy.regions[key.region]}}
+    )
 
 
 @dataclass

@@ -20,13 +20,22 @@ from bgpctl.core.types import ChangeKind, Plan, Rib, RouteAttrs, RouteChange, Ro
 
 
 def attrs_to_dict(attrs: RouteAttrs) -> dict[str, object]:
-    return {"next_hop": attrs.next_hop, "as_path": list(attrs.as_path), "med": attrs.med,
-            "communities": list(attrs.communities), "large_communities": list(attrs.large_communities)}
+    return {
+        "next_hop": attrs.next_hop,
+        "as_path": list(attrs.as_path),
+        "med": attrs.med,
+        "communities": list(attrs.communities),
+        "large_communities": list(attrs.large_communities),
+    }
 
 
 def change_to_dict(change: RouteChange) -> dict[str, object]:
-    out: dict[str, object] = {"peer": change.peer, "kind": str(change.kind), "prefix": change.key.prefix,
-                              "path_id": change.key.path_id}
+    out: dict[str, object] = {
+        "peer": change.peer,
+        "kind": str(change.kind),
+        "prefix": change.key.prefix,
+        "path_id": change.key.path_id,
+    }
     if change.attrs is not None:
         out.update(attrs_to_dict(change.attrs))
     out["why"] = change.why
@@ -38,23 +47,35 @@ def change_from_dict(data: Mapping[str, Any]) -> RouteChange:
     kind = ChangeKind(data["kind"])
     attrs = None
     if kind is ChangeKind.ANNOUNCE:
-        attrs = RouteAttrs(data["next_hop"], tuple(data["as_path"]), data.get("med"),
-                           tuple(data.get("communities", ())), tuple(data.get("large_communities", ())))
-    return RouteChange(data["peer"], kind, RouteKey(data["prefix"], data.get("path_id", 0)), attrs,
-                       data.get("why", ""))
+        attrs = RouteAttrs(
+            data["next_hop"],
+            tuple(data["as_path"]),
+            data.get("med"),
+            tuple(data.get("communities", ())),
+            tuple(data.get("large_communities", ())),
+        )
+    return RouteChange(data["peer"], kind, RouteKey(data["prefix"], data.get("path_id", 0)), attrs, data.get("why", ""))
 
 
 def rib_to_dict(rib: Rib) -> dict[str, list[dict[str, object]]]:
-    return {peer: [{"prefix": k.prefix, "path_id": k.path_id, **attrs_to_dict(routes[k])}
-                   for k in sorted(routes, key=route_order)]
-            for peer, routes in rib.items()}
+    return {
+        peer: [
+            {"prefix": k.prefix, "path_id": k.path_id, **attrs_to_dict(routes[k])}
+            for k in sorted(routes, key=route_order)
+        ]
+        for peer, routes in rib.items()
+    }
 
 
 def plan_to_dict(p: Plan) -> dict[str, object]:
     """A plan as JSON-able data (routes sorted by prefix and path id)."""
-    return {"desired": rib_to_dict(p.desired), "changes": [change_to_dict(c) for c in p.changes],
-            "deferred": [change_to_dict(c) for c in p.deferred], "notes": list(p.notes),
-            "change_times": list(p.change_times)}
+    return {
+        "desired": rib_to_dict(p.desired),
+        "changes": [change_to_dict(c) for c in p.changes],
+        "deferred": [change_to_dict(c) for c in p.deferred],
+        "notes": list(p.notes),
+        "change_times": list(p.change_times),
+    }
 
 
 def transition_to_dict(t: Transition) -> dict[str, object]:

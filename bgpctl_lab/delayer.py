@@ -160,10 +160,18 @@ class Delayer:
 
     # -- status ------------------------------------------------------------------------------
     def write_status(self, state: str, error: str = "") -> None:
-        data = {"pid": os.getpid(), "generation": self.generation, "state": state, "error": error,
-                "backend": self.backend, "queue_num": self.queue_num if self.backend == "nft" else None,
-                "impairment": self.imp.to_json(), "expires_at": time.time() + self.deadline - time.monotonic(),
-                "queued": self.queued, "released": self.released}
+        data = {
+            "pid": os.getpid(),
+            "generation": self.generation,
+            "state": state,
+            "error": error,
+            "backend": self.backend,
+            "queue_num": self.queue_num if self.backend == "nft" else None,
+            "impairment": self.imp.to_json(),
+            "expires_at": time.time() + self.deadline - time.monotonic(),
+            "queued": self.queued,
+            "released": self.released,
+        }
         tmp = self.dir / "status.tmp"
         tmp.write_text(json.dumps(data, sort_keys=True))
         os.replace(tmp, self.dir / "status.json")
@@ -174,8 +182,9 @@ class Delayer:
             imp = Impairment.from_json(data["impairment"])
             return int(data["generation"]), imp, str(data.get("backend", "auto")), float(data["expires_at"])
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise LabError(f"cannot read {self.dir / 'params.json'}: {e}; write it with "
-                           f"bgpctl_lab.impair.set_impairment") from e
+            raise LabError(
+                f"cannot read {self.dir / 'params.json'}: {e}; write it with bgpctl_lab.impair.set_impairment"
+            ) from e
 
     # -- applying ------------------------------------------------------------------------------
     def _netem(self, imp: Impairment | None) -> bool:
@@ -188,9 +197,17 @@ class Delayer:
                 else:
                     # netem draws jitter uniformly in +-j without a distribution table (pyroute2 loads
                     # none): j = sqrt(3) * stddev keeps the standard deviation the caller asked for
-                    ipr.tc("replace", "netem", index=idx, root=True, delay=round(imp.delay_ms * 1000),
-                           jitter=round(imp.jitter_ms * 1000 * math.sqrt(3)), loss=imp.loss_pct,
-                           duplicate=imp.duplicate_pct, prob_reorder=imp.reorder_pct)
+                    ipr.tc(
+                        "replace",
+                        "netem",
+                        index=idx,
+                        root=True,
+                        delay=round(imp.delay_ms * 1000),
+                        jitter=round(imp.jitter_ms * 1000 * math.sqrt(3)),
+                        loss=imp.loss_pct,
+                        duplicate=imp.duplicate_pct,
+                        prob_reorder=imp.reorder_pct,
+                    )
             except NetlinkError as e:
                 if e.code == _NETEM_ENOENT and imp is not None:
                     return False
@@ -246,9 +263,14 @@ class Delayer:
                 self._netem(None)
             except Exception as e:  # keep removing the rest
                 errors.append(str(e))
-        for step in (lambda: nft.remove_queue(self.ifname), self._drain_queue,
-                     lambda: self._release(self.held.pop_all()), self._unbind,
-                     lambda: nft.delete_table(nft.impair_table(self.ifname)), nft.remove_sink_if_unused):
+        for step in (
+            lambda: nft.remove_queue(self.ifname),
+            self._drain_queue,
+            lambda: self._release(self.held.pop_all()),
+            self._unbind,
+            lambda: nft.delete_table(nft.impair_table(self.ifname)),
+            nft.remove_sink_if_unused,
+        ):
             try:
                 step()
             except Exception as e:  # keep removing the rest
@@ -366,8 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if not in_named_netns():
-            raise LabError("the delayer runs only inside a named network namespace (never the host's): "
-                           "start it with `ip netns exec NS` or Lab.spawn")
+            raise LabError(
+                "the delayer runs only inside a named network namespace (never the host's): "
+                "start it with `ip netns exec NS` or Lab.spawn"
+            )
         d = Delayer(args.ifname, args.state_dir, args.seconds)
     except LabError as e:
         print(f"delayer: {e}", file=sys.stderr)

@@ -84,13 +84,23 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
     start = time.monotonic() if since is None else since
     left = max(0.0, start + budget - time.monotonic())
     try:
-        eventually(check.name, budget=left, probe=lambda: lab.vtysh_json(check.node, check.vtysh),
-                   expect=check.expect, interval_s=0.02)
+        eventually(
+            check.name,
+            budget=left,
+            probe=lambda: lab.vtysh_json(check.node, check.vtysh),
+            expect=check.expect,
+            interval_s=0.02,
+        )
     except BudgetExceeded as e:
-        return CheckResult(name=check.name, node=check.node, held=False, after_s=None, budget_s=budget,
-                           problems=str(e))
-    return CheckResult(name=check.name, node=check.node, held=True, after_s=round(time.monotonic() - start, 3),
-                       budget_s=budget, not_before_s=check.not_before(mode))
+        return CheckResult(name=check.name, node=check.node, held=False, after_s=None, budget_s=budget, problems=str(e))
+    return CheckResult(
+        name=check.name,
+        node=check.node,
+        held=True,
+        after_s=round(time.monotonic() - start, 3),
+        budget_s=budget,
+        not_before_s=check.not_before(mode),
+    )
 
 
 def describe(action: Action) -> str:
@@ -99,9 +109,11 @@ def describe(action: Action) -> str:
     if action.links:
         return "; ".join(f"link {li.node}/{li.iface} {li.state}" for li in action.links)
     if action.impair:
-        return "; ".join(f"impair {i.node}/{i.iface} " + ("clear" if i.clear else
-                         f"delay {i.delay_ms:g} ms jitter {i.jitter_ms:g} ms loss {i.loss_pct:g} %")
-                         for i in action.impair)
+        return "; ".join(
+            f"impair {i.node}/{i.iface} "
+            + ("clear" if i.clear else f"delay {i.delay_ms:g} ms jitter {i.jitter_ms:g} ms loss {i.loss_pct:g} %")
+            for i in action.impair
+        )
     if action.frr:
         return f"frr {action.frr.node} {action.frr.action}"
     assert action.bgp_clear is not None
@@ -120,9 +132,15 @@ def apply(lab: Lab, action: Action, *, lifetime_s: float) -> None:
             if i.clear:
                 faults.clear_node(lab, i.node, i.iface)
             else:
-                imp = Impairment(delay_ms=i.delay_ms, jitter_ms=i.jitter_ms, loss_pct=i.loss_pct,
-                                 duplicate_pct=i.duplicate_pct, reorder_pct=i.reorder_pct, burst_ms=i.burst_ms,
-                                 burst_every_s=i.burst_every_s)
+                imp = Impairment(
+                    delay_ms=i.delay_ms,
+                    jitter_ms=i.jitter_ms,
+                    loss_pct=i.loss_pct,
+                    duplicate_pct=i.duplicate_pct,
+                    reorder_pct=i.reorder_pct,
+                    burst_ms=i.burst_ms,
+                    burst_every_s=i.burst_every_s,
+                )
                 faults.impair_node(lab, i.node, i.iface, imp, seconds=lifetime_s)
     elif action.frr:
         (lab.stop_frr if action.frr.action == "stop" else lab.start_frr)(action.frr.node)
@@ -144,8 +162,9 @@ def _at(t0: float, at_s: float) -> None:
         time.sleep(delay)  # scheduling the fault on the drill's timeline, not waiting for a state
 
 
-def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
-              progress: Callable[[str], None] = lambda _m: None) -> DrillReport:
+def run_drill(
+    lab: Lab, drill: Drill, *, out_dir: Path | None = None, progress: Callable[[str], None] = lambda _m: None
+) -> DrillReport:
     mode = lab.mode
     started = time.time()
     steady = [_check(lab, c, mode) for c in drill.steady]
@@ -159,16 +178,27 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
 
     def meter() -> None:
         try:
-            meter_result["report"] = run_meter(src, drill.meter.to, drill.meter.port, rate_pps=drill.meter.rate,
-                                               fine=drill.meter.fine, flows=drill.meter.flows,
-                                               seconds=drill.meter.seconds)
+            meter_result["report"] = run_meter(
+                src,
+                drill.meter.to,
+                drill.meter.port,
+                rate_pps=drill.meter.rate,
+                fine=drill.meter.fine,
+                flows=drill.meter.flows,
+                seconds=drill.meter.seconds,
+            )
         except Exception as e:  # reported in the drill's report, not lost in a thread
             meter_result["error"] = e
 
     thread = threading.Thread(target=meter, name=f"meter-{drill.name}", daemon=True)
     t0, t0_unix = time.monotonic(), time.time()
-    watcher = (RouteWatcher(lab.netns(drill.watch.node), drill.watch.prefixes, interval_ms=drill.watch.interval_ms,
-                            t0=t0).start() if drill.watch else None)
+    watcher = (
+        RouteWatcher(
+            lab.netns(drill.watch.node), drill.watch.prefixes, interval_ms=drill.watch.interval_ms, t0=t0
+        ).start()
+        if drill.watch
+        else None
+    )
     thread.start()
     fault_r = restore_r = None
     expect: list[CheckResult] = []
@@ -199,12 +229,29 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
         raise meter_result["error"]
     watch = None
     if watcher is not None and drill.watch is not None:
-        watch = {"node": drill.watch.node, "prefixes": drill.watch.prefixes, "interval_ms": drill.watch.interval_ms,
-                 "polls": watcher.polls, "errors": watcher.errors,
-                 "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()}}
-    report = _report(drill, lab, mode=mode, started=started, steady=steady, fault=fault_r, expect=expect,
-                     restore=restore_r, recover=recover, meter=meter_result.get("report"), watch=watch,
-                     timeline=timeline, decisions=daemon_decisions(lab, started, t0_unix))
+        watch = {
+            "node": drill.watch.node,
+            "prefixes": drill.watch.prefixes,
+            "interval_ms": drill.watch.interval_ms,
+            "polls": watcher.polls,
+            "errors": watcher.errors,
+            "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()},
+        }
+    report = _report(
+        drill,
+        lab,
+        mode=mode,
+        started=started,
+        steady=steady,
+        fault=fault_r,
+        expect=expect,
+        restore=restore_r,
+        recover=recover,
+        meter=meter_result.get("report"),
+        watch=watch,
+        timeline=timeline,
+        decisions=daemon_decisions(lab, started, t0_unix),
+    )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"drill-{drill.name}-{mode}-{int(started)}.json"
@@ -214,59 +261,114 @@ def run_drill(lab: Lab, drill: Drill, *, out_dir: Path | None = None,
     return report
 
 
-def _report(drill: Drill, lab: Lab, *, mode: str, started: float, steady: list[CheckResult],
-            fault: ActionResult | None = None, expect: list[CheckResult] | None = None,
-            restore: ActionResult | None = None, recover: list[CheckResult] | None = None,
-            meter: MeterReport | None = None, watch: dict[str, Any] | None = None,
-            timeline: list[RouteChange] | None = None, decisions: list[dict[str, Any]] | None = None) -> DrillReport:
+def _report(
+    drill: Drill,
+    lab: Lab,
+    *,
+    mode: str,
+    started: float,
+    steady: list[CheckResult],
+    fault: ActionResult | None = None,
+    expect: list[CheckResult] | None = None,
+    restore: ActionResult | None = None,
+    recover: list[CheckResult] | None = None,
+    meter: MeterReport | None = None,
+    watch: dict[str, Any] | None = None,
+    timeline: list[RouteChange] | None = None,
+    decisions: list[dict[str, Any]] | None = None,
+) -> DrillReport:
     expect, recover, timeline, decisions = expect or [], recover or [], timeline or [], decisions or []
     bounds = drill.bounds.get(mode)  # type: ignore[call-overload]
-    violations = [f"{phase} check '{r.name}' did not hold within {r.budget_s:g} s"
-                  for phase, rs in (("steady", steady), ("expect", expect), ("recover", recover))
-                  for r in rs if not r.held]
-    violations += [f"{phase} check '{r.name}' held after {r.after_s:.2f} s, sooner than its not-before of "
-                   f"{r.not_before_s:g} s in mode {mode} (rise/dwell)"
-                   for phase, rs in (("expect", expect), ("recover", recover))
-                   for r in rs if r.held and r.after_s is not None and r.not_before_s is not None
-                   and r.after_s < r.not_before_s]
+    violations = [
+        f"{phase} check '{r.name}' did not hold within {r.budget_s:g} s"
+        for phase, rs in (("steady", steady), ("expect", expect), ("recover", recover))
+        for r in rs
+        if not r.held
+    ]
+    violations += [
+        f"{phase} check '{r.name}' held after {r.after_s:.2f} s, sooner than its not-before of "
+        f"{r.not_before_s:g} s in mode {mode} (rise/dwell)"
+        for phase, rs in (("expect", expect), ("recover", recover))
+        for r in rs
+        if r.held and r.after_s is not None and r.not_before_s is not None and r.after_s < r.not_before_s
+    ]
     interruption = meter.longest_flow_gap_ms if meter else None
     if meter is None and steady and all(r.held for r in steady):
         violations.append("the call meter produced no report")
     if bounds is not None and meter is not None:
         if bounds.interruption_max_ms is not None and meter.longest_flow_gap_ms > bounds.interruption_max_ms:
-            violations.append(f"interruption {meter.longest_flow_gap_ms:.0f} ms > bound "
-                              f"{bounds.interruption_max_ms:g} ms")
+            violations.append(
+                f"interruption {meter.longest_flow_gap_ms:.0f} ms > bound {bounds.interruption_max_ms:g} ms"
+            )
         if bounds.lost_max is not None and meter.lost > bounds.lost_max:
             violations.append(f"lost {meter.lost} packets > bound {bounds.lost_max}")
     regions = regions_answered(meter)
-    if bounds is not None and meter is not None and bounds.min_regions is not None \
-            and len(regions) < bounds.min_regions:
-        violations.append(f"the meter's flows were answered by {len(regions)} region(s) "
-                          f"({', '.join(regions) or 'none'}) < bound {bounds.min_regions}")
+    if (
+        bounds is not None
+        and meter is not None
+        and bounds.min_regions is not None
+        and len(regions) < bounds.min_regions
+    ):
+        violations.append(
+            f"the meter's flows were answered by {len(regions)} region(s) "
+            f"({', '.join(regions) or 'none'}) < bound {bounds.min_regions}"
+        )
     changes = len(timeline) if watch is not None else None
-    if bounds is not None and bounds.route_changes_max is not None and changes is not None \
-            and changes > bounds.route_changes_max:
+    if (
+        bounds is not None
+        and bounds.route_changes_max is not None
+        and changes is not None
+        and changes > bounds.route_changes_max
+    ):
         first = timeline[0]
-        violations.append(f"{changes} route change(s) at {watch['node'] if watch else '?'} > bound "
-                          f"{bounds.route_changes_max} (first: {first.prefix} -> {first.nexthops or 'no route'} "
-                          f"at {first.at_s:.2f} s)")
+        violations.append(
+            f"{changes} route change(s) at {watch['node'] if watch else '?'} > bound "
+            f"{bounds.route_changes_max} (first: {first.prefix} -> {first.nexthops or 'no route'} "
+            f"at {first.at_s:.2f} s)"
+        )
     withdrawn = [c for c in timeline if not c.nexthops]
-    if bounds is not None and bounds.route_withdrawals_max is not None and watch is not None \
-            and len(withdrawn) > bounds.route_withdrawals_max:
-        violations.append(f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
-                          f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)")
-    for health, bound in (("down", bounds.down_max if bounds else None),
-                          ("suspect", bounds.suspect_max if bounds else None)):
+    if (
+        bounds is not None
+        and bounds.route_withdrawals_max is not None
+        and watch is not None
+        and len(withdrawn) > bounds.route_withdrawals_max
+    ):
+        violations.append(
+            f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
+            f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)"
+        )
+    for health, bound in (
+        ("down", bounds.down_max if bounds else None),
+        ("suspect", bounds.suspect_max if bounds else None),
+    ):
         judged = [d for d in decisions if d["new"] == health]
         if bound is not None and len(judged) > bound:
-            violations.append(f"{len(judged)} '{health}' judgement(s) by the daemon > bound {bound} (first: "
-                              f"{judged[0]['path']}: {'; '.join(judged[0]['reasons'])})")
-    return DrillReport(drill=drill.name, lab=lab.name, mode=mode, started_unix=started, steady=steady, fault=fault,
-                       expect=expect, restore=restore, recover=recover, meter=meter,
-                       interruption_ms=interruption, regions_answered=regions, watch=watch, route_changes=changes,
-                       route_timeline=timeline, route_moved_after_s=moved_after(fault, timeline), decisions=decisions,
-                       bounds=bounds.model_dump(exclude_none=True) if bounds else {}, violations=violations,
-                       passed=not violations)
+            violations.append(
+                f"{len(judged)} '{health}' judgement(s) by the daemon > bound {bound} (first: "
+                f"{judged[0]['path']}: {'; '.join(judged[0]['reasons'])})"
+            )
+    return DrillReport(
+        drill=drill.name,
+        lab=lab.name,
+        mode=mode,
+        started_unix=started,
+        steady=steady,
+        fault=fault,
+        expect=expect,
+        restore=restore,
+        recover=recover,
+        meter=meter,
+        interruption_ms=interruption,
+        regions_answered=regions,
+        watch=watch,
+        route_changes=changes,
+        route_timeline=timeline,
+        route_moved_after_s=moved_after(fault, timeline),
+        decisions=decisions,
+        bounds=bounds.model_dump(exclude_none=True) if bounds else {},
+        violations=violations,
+        passed=not violations,
+    )
 
 
 DAEMON_LOG = "daemon.log"
@@ -296,9 +398,18 @@ def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:
 def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[str, Any]]:
     """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report;
     ``at_s`` on the drill's timeline (seconds since the meter started, as the fault's ``applied_s``)."""
-    return [{"at_unix": ev["at_unix"], "at_s": round(ev["at_unix"] - t0_unix, 3), "path": ev.get("path"),
-             "old": ev.get("old"), "new": ev.get("new"), "reasons": list(ev.get("reasons") or [])}
-            for ev in daemon_events(lab, since_unix) if ev.get("event") == "path.health"]
+    return [
+        {
+            "at_unix": ev["at_unix"],
+            "at_s": round(ev["at_unix"] - t0_unix, 3),
+            "path": ev.get("path"),
+            "old": ev.get("old"),
+            "new": ev.get("new"),
+            "reasons": list(ev.get("reasons") or []),
+        }
+        for ev in daemon_events(lab, since_unix)
+        if ev.get("event") == "path.health"
+    ]
 
 
 def regions_answered(meter: MeterReport | None) -> list[str]:
@@ -315,29 +426,39 @@ def moved_after(fault: ActionResult | None, timeline: list[RouteChange]) -> floa
 
 def summary(report: DrillReport) -> str:
     """A few lines an engineer reads after a drill."""
-    lines = [f"drill {report.drill} (lab {report.lab}, mode {report.mode}): "
-             f"{'PASSED' if report.passed else 'FAILED'}"]
+    lines = [f"drill {report.drill} (lab {report.lab}, mode {report.mode}): {'PASSED' if report.passed else 'FAILED'}"]
     if report.fault:
         lines.append(f"  fault    {report.fault.what} at {report.fault.applied_s:.2f} s")
     since = "the fault" if report.fault else "the meter's start"
     for r in report.expect:
-        lines.append(f"  expect   {r.name}: " + (f"held {r.after_s:.2f} s after {since}" if r.held
-                                                 else f"did NOT hold within {r.budget_s:g} s"))
+        lines.append(
+            f"  expect   {r.name}: "
+            + (f"held {r.after_s:.2f} s after {since}" if r.held else f"did NOT hold within {r.budget_s:g} s")
+        )
     if report.restore:
         lines.append(f"  restore  {report.restore.what} at {report.restore.applied_s:.2f} s")
     for r in report.recover:
-        lines.append(f"  recover  {r.name}: " + (f"held {r.after_s:.2f} s after the restore" if r.held
-                                                  else f"did NOT hold within {r.budget_s:g} s"))
+        lines.append(
+            f"  recover  {r.name}: "
+            + (f"held {r.after_s:.2f} s after the restore" if r.held else f"did NOT hold within {r.budget_s:g} s")
+        )
     m = report.meter
     if m:
         regions = ", ".join(f"{k}: {v.answered}" for k, v in sorted(m.regions.items()))
-        lines.append(f"  call     {m.sent} sent, {m.lost} lost ({m.loss_pct:.2f} %), worst flow interrupted "
-                     f"{m.longest_flow_gap_ms:.0f} ms, all flows {m.longest_gap_ms:.0f} ms; answered by {regions}")
+        lines.append(
+            f"  call     {m.sent} sent, {m.lost} lost ({m.loss_pct:.2f} %), worst flow interrupted "
+            f"{m.longest_flow_gap_ms:.0f} ms, all flows {m.longest_gap_ms:.0f} ms; answered by {regions}"
+        )
     if report.route_changes is not None and report.watch is not None:
-        moved = (f"; first {report.route_moved_after_s:.2f} s after the fault"
-                 if report.route_moved_after_s is not None else "")
-        lines.append(f"  routes   {report.route_changes} next-hop change(s) at {report.watch['node']} "
-                     f"(polled every {report.watch['interval_ms']:g} ms){moved}")
+        moved = (
+            f"; first {report.route_moved_after_s:.2f} s after the fault"
+            if report.route_moved_after_s is not None
+            else ""
+        )
+        lines.append(
+            f"  routes   {report.route_changes} next-hop change(s) at {report.watch['node']} "
+            f"(polled every {report.watch['interval_ms']:g} ms){moved}"
+        )
     for d in report.decisions[:8]:  # which rule fired
         lines.append(f"  daemon   {d['at_s']:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
     if len(report.decisions) > 8:

@@ -53,9 +53,11 @@ class Check(_M):
     expect: Any
     budget_s: Annotated[float, Field(gt=0, le=600, description="named wait budget, seconds")]
     budget_by_mode: dict[Mode, Annotated[float, Field(gt=0, le=600)]] = Field(
-        default_factory=dict, description="a different budget in these lab modes")
+        default_factory=dict, description="a different budget in these lab modes"
+    )
     not_before_by_mode: dict[Mode, Annotated[float, Field(ge=0, le=600)]] = Field(
-        default_factory=dict, description="in these modes, holding sooner is a violation (rise/dwell)")
+        default_factory=dict, description="in these modes, holding sooner is a violation (rise/dwell)"
+    )
 
     @model_validator(mode="after")
     def _json(self) -> Check:
@@ -79,8 +81,10 @@ class Check(_M):
     def _window(self) -> Check:
         for m, nb in self.not_before_by_mode.items():
             if nb >= self.budget(m):
-                raise ValueError(f"check '{self.name}': not_before_by_mode.{m} ({nb:g} s) must be less than "
-                                 f"its budget in that mode ({self.budget(m):g} s)")
+                raise ValueError(
+                    f"check '{self.name}': not_before_by_mode.{m} ({nb:g} s) must be less than "
+                    f"its budget in that mode ({self.budget(m):g} s)"
+                )
         return self
 
 
@@ -119,7 +123,8 @@ class Action(_M):
     at_s: Annotated[float, Field(ge=0)]
     link: LinkFault | None = None
     links: Annotated[list[LinkFault], Field(min_length=1)] | None = Field(
-        None, description="several links at once (e.g. both regions down)")
+        None, description="several links at once (e.g. both regions down)"
+    )
     impair: list[ImpairFault] | None = None
     frr: FrrFault | None = None
     bgp_clear: BgpClearFault | None = None
@@ -138,15 +143,20 @@ class Bounds(_M):
     interruption_max_ms: float | None = Field(None, description="longest per-flow gap")
     lost_max: int | None = None
     min_regions: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="at least this many regions answered the meter's flows")
+        None, description="at least this many regions answered the meter's flows"
+    )
     route_changes_max: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="next-hop changes seen by the drill's `watch` (needs `watch`)")
+        None, description="next-hop changes seen by the drill's `watch` (needs `watch`)"
+    )
     route_withdrawals_max: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="times a watched prefix lost every next hop (fail-static: 0; needs `watch`)")
+        None, description="times a watched prefix lost every next hop (fail-static: 0; needs `watch`)"
+    )
     down_max: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="the daemon's 'down' judgements during the drill (controller mode)")
+        None, description="the daemon's 'down' judgements during the drill (controller mode)"
+    )
     suspect_max: Annotated[int, Field(ge=0)] | None = Field(
-        None, description="the daemon's 'suspect' judgements during the drill (controller mode)")
+        None, description="the daemon's 'suspect' judgements during the drill (controller mode)"
+    )
 
 
 class Watch(_M):
@@ -190,8 +200,10 @@ class Drill(_M):
             raise ValueError("recover checks need a restore")
         last = self.restore.at_s if self.restore else self.fault.at_s
         if last >= self.meter.seconds:
-            raise ValueError(f"the meter runs {self.meter.seconds:g} s but the last action is at {last:g} s: "
-                             "lengthen meter.seconds so the meter sees the recovery")
+            raise ValueError(
+                f"the meter runs {self.meter.seconds:g} s but the last action is at {last:g} s: "
+                "lengthen meter.seconds so the meter sees the recovery"
+            )
         return self
 
     @model_validator(mode="after")

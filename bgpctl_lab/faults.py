@@ -16,8 +16,15 @@ if TYPE_CHECKING:
     from bgpctl_lab.runner import Lab
 
 
-def impair_node(lab: Lab, node: str, iface: str, imp: Impairment, *, seconds: float = DEFAULT_LIFETIME_S,
-                backend: BackendChoice = "auto") -> Applied:
+def impair_node(
+    lab: Lab,
+    node: str,
+    iface: str,
+    imp: Impairment,
+    *,
+    seconds: float = DEFAULT_LIFETIME_S,
+    backend: BackendChoice = "auto",
+) -> Applied:
     """Set (or change) the impairment on packets leaving ``iface`` of ``node``."""
 
     def spawn(argv: list[str]) -> int:

@@ -83,8 +83,9 @@ def config_commands(conf_text: str) -> list[str]:
     ``frr version``/``frr defaults`` lines only mean something in a start-up file and are skipped.
     """
     lines = [line.rstrip() for line in conf_text.splitlines()]
-    body = [line for line in lines
-            if line.strip() and not line.lstrip().startswith("!") and not line.startswith("frr ")]
+    body = [
+        line for line in lines if line.strip() and not line.lstrip().startswith("!") and not line.startswith("frr ")
+    ]
     return ["configure terminal", *body, "end"]
 
 
@@ -103,8 +104,9 @@ def _run_vtysh(argv: list[str], ns: str, what: str, timeout: float) -> str:
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
-        raise LabError(f"vtysh -N {ns} {what}: no answer within {timeout:.0f} s; is FRR running there? "
-                       "(bgpctl lab status)") from e
+        raise LabError(
+            f"vtysh -N {ns} {what}: no answer within {timeout:.0f} s; is FRR running there? (bgpctl lab status)"
+        ) from e
     err = strip_noise(proc.stderr).strip()
     if proc.returncode != 0:
         detail = (err or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()
@@ -121,8 +123,9 @@ def parse_json(ns: str, command: str, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise LabError(f"vtysh -N {ns} -c {command!r} did not return JSON (add 'json' to the command?): "
-                       f"{text[:200]!r}") from e
+        raise LabError(
+            f"vtysh -N {ns} -c {command!r} did not return JSON (add 'json' to the command?): {text[:200]!r}"
+        ) from e
 
 
 def bgp_asn(conf_text: str) -> int | None:
@@ -147,8 +150,11 @@ def mode_commands(conf_text: str, mode: str) -> list[str]:
     cmds += [f"neighbor {g} shutdown" if g == shut else f"no neighbor {g} shutdown" for g in groups]
     if BFD_GROUP in groups:
         bfd_group, profile = BFD_MODES.get(mode, (None, None))
-        cmds += ([f"neighbor {BFD_GROUP} bfd", f"neighbor {BFD_GROUP} bfd profile {profile}"]
-                 if bfd_group == BFD_GROUP else [f"no neighbor {BFD_GROUP} bfd"])
+        cmds += (
+            [f"neighbor {BFD_GROUP} bfd", f"neighbor {BFD_GROUP} bfd profile {profile}"]
+            if bfd_group == BFD_GROUP
+            else [f"no neighbor {BFD_GROUP} bfd"]
+        )
     return [*cmds, "end"]
 
 

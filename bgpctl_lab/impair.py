@@ -93,8 +93,17 @@ class Impairment:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Impairment:
-        known = {"delay_ms", "jitter_ms", "loss_pct", "duplicate_pct", "reorder_pct", "burst_ms", "burst_every_s",
-                 "seed", "udp_dport"}
+        known = {
+            "delay_ms",
+            "jitter_ms",
+            "loss_pct",
+            "duplicate_pct",
+            "reorder_pct",
+            "burst_ms",
+            "burst_every_s",
+            "seed",
+            "udp_dport",
+        }
         unknown = set(data) - known
         if unknown:
             raise LabError(f"unknown impairment field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -140,16 +149,30 @@ def state_dir(netns: str, ifname: str) -> Path:
 
 
 def delayer_argv(ifname: str, directory: Path, seconds: float) -> list[str]:
-    return [sys.executable, "-m", DELAYER_MODULE, "--ifname", ifname, "--state-dir", str(directory),
-            "--seconds", f"{seconds:g}"]
+    return [
+        sys.executable,
+        "-m",
+        DELAYER_MODULE,
+        "--ifname",
+        ifname,
+        "--state-dir",
+        str(directory),
+        "--seconds",
+        f"{seconds:g}",
+    ]
 
 
 def netns_spawner(netns: str) -> Spawner:
     """Start argv with ``ip netns exec`` (which execs in place: the pid is the helper's own)."""
 
     def spawn(argv: list[str]) -> int:
-        proc = subprocess.Popen(nft.netns_argv(netns, argv), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            nft.netns_argv(netns, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return proc.pid
 
     return spawn
@@ -208,14 +231,27 @@ def current(netns: str, ifname: str) -> Applied | None:
         return None
     if not delayer_alive(int(status["pid"]), ifname):
         return None
-    return Applied(netns=netns, ifname=ifname, impairment=Impairment.from_json(status["impairment"]),
-                   backend=status["backend"], delayer_pid=int(status["pid"]),
-                   queue_num=status.get("queue_num"), expires_at=float(status["expires_at"]),
-                   generation=int(status["generation"]))
+    return Applied(
+        netns=netns,
+        ifname=ifname,
+        impairment=Impairment.from_json(status["impairment"]),
+        backend=status["backend"],
+        delayer_pid=int(status["pid"]),
+        queue_num=status.get("queue_num"),
+        expires_at=float(status["expires_at"]),
+        generation=int(status["generation"]),
+    )
 
 
-def set_impairment(netns: str, ifname: str, imp: Impairment, *, seconds: float = DEFAULT_LIFETIME_S,
-                   backend: BackendChoice = "auto", spawn: Spawner | None = None) -> Applied:
+def set_impairment(
+    netns: str,
+    ifname: str,
+    imp: Impairment,
+    *,
+    seconds: float = DEFAULT_LIFETIME_S,
+    backend: BackendChoice = "auto",
+    spawn: Spawner | None = None,
+) -> Applied:
     """Apply ``imp`` on packets leaving ``ifname`` in ``netns`` for ``seconds``; change it if one is set.
 
     A change keeps the same delayer (packets it holds keep their release times) and restarts the
@@ -232,13 +268,25 @@ def set_impairment(netns: str, ifname: str, imp: Impairment, *, seconds: float =
         return _set_locked(netns, ifname, imp, seconds=seconds, backend=backend, spawn=spawn, directory=directory)
 
 
-def _set_locked(netns: str, ifname: str, imp: Impairment, *, seconds: float, backend: BackendChoice,
-                spawn: Spawner | None, directory: Path) -> Applied:
+def _set_locked(
+    netns: str,
+    ifname: str,
+    imp: Impairment,
+    *,
+    seconds: float,
+    backend: BackendChoice,
+    spawn: Spawner | None,
+    directory: Path,
+) -> Applied:
     running = current(netns, ifname)
     previous = _read_json(directory / "params.json")
     generation = int(previous["generation"]) + 1 if previous else 1
-    params = {"generation": generation, "impairment": imp.to_json(), "backend": backend,
-              "expires_at": time.time() + seconds}
+    params = {
+        "generation": generation,
+        "impairment": imp.to_json(),
+        "backend": backend,
+        "expires_at": time.time() + seconds,
+    }
     _write_json(directory / "params.json", params)
     if running is not None:
         os.kill(running.delayer_pid, signal.SIGHUP)
@@ -258,12 +306,16 @@ def _set_locked(netns: str, ifname: str, imp: Impairment, *, seconds: float, bac
         return status is None and not _pid_exists(pid)
 
     if not _wait(settled, APPLY_BUDGET_S):
-        raise LabError(f"the delayer (pid {pid}) for {netns}/{ifname} did not apply the impairment within "
-                       f"{APPLY_BUDGET_S} s; see its log, then `bgpctl lab fault clear`")
+        raise LabError(
+            f"the delayer (pid {pid}) for {netns}/{ifname} did not apply the impairment within "
+            f"{APPLY_BUDGET_S} s; see its log, then `bgpctl lab fault clear`"
+        )
     status = _read_json(directory / "status.json") or {}
     if status.get("state") != "running" or status.get("generation") != generation:
-        raise LabError(f"the delayer for {netns}/{ifname} could not apply the impairment: "
-                       f"{status.get('error', 'it exited without saying why; see its log')}")
+        raise LabError(
+            f"the delayer for {netns}/{ifname} could not apply the impairment: "
+            f"{status.get('error', 'it exited without saying why; see its log')}"
+        )
     applied = current(netns, ifname)
     if applied is None:
         raise LabError(f"the delayer for {netns}/{ifname} exited right after applying the impairment")

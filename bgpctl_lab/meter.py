@@ -67,18 +67,41 @@ class _Run:
         """Read every datagram waiting on ``s`` and keep the echoes of this run."""
         while (got := receive(s)) is not None:
             p = decode(got.data)
-            if (p is None or p.kind != Kind.ECHO or p.nonce != self.nonce or not 0 <= p.seq < len(self.sent)
-                    or p.flow != p.seq % self.flows):
+            if (
+                p is None
+                or p.kind != Kind.ECHO
+                or p.nonce != self.nonce
+                or not 0 <= p.seq < len(self.sent)
+                or p.flow != p.seq % self.flows
+            ):
                 continue
             self.kernel_stamps &= got.kernel_stamp
-            self.echoes.append(EchoPacket(seq=p.seq, flow=p.flow, rx_ns=got.rx_ns, region=p.region,
-                                          server_ns=max(0, p.echo_tx_ns - p.echo_rx_ns)))
+            self.echoes.append(
+                EchoPacket(
+                    seq=p.seq,
+                    flow=p.flow,
+                    rx_ns=got.rx_ns,
+                    region=p.region,
+                    server_ns=max(0, p.echo_tx_ns - p.echo_rx_ns),
+                )
+            )
             self.answered.add(p.seq)
             self.max_rtt_ns = max(self.max_rtt_ns, got.rx_ns - self.sent[p.seq].send_ns)
 
 
-def settings_for(netns: str | None, target: str, port: int, *, rate_pps: float, fine: bool, flows: int,
-                 seconds: float, count: int | None, dscp: int, drain_s: float) -> MeterSettings:
+def settings_for(
+    netns: str | None,
+    target: str,
+    port: int,
+    *,
+    rate_pps: float,
+    fine: bool,
+    flows: int,
+    seconds: float,
+    count: int | None,
+    dscp: int,
+    drain_s: float,
+) -> MeterSettings:
     """Check the bounds of a run; the error says which value to change."""
     family_of(target)
     if not 1 <= port <= 65535:
@@ -88,8 +111,7 @@ def settings_for(netns: str | None, target: str, port: int, *, rate_pps: float, 
     if not fine and not 1.0 <= rate_pps <= MAX_RATE_PPS:
         raise ProbeError(f"rate {rate_pps:g} packets/s is out of bounds; give 1-{MAX_RATE_PPS:g} (or --fine)")
     if not 0 < seconds <= MAX_SECONDS:
-        raise ProbeError(f"seconds={seconds:g}: every stream is bounded; give more than 0 and at most "
-                         f"{MAX_SECONDS:g}")
+        raise ProbeError(f"seconds={seconds:g}: every stream is bounded; give more than 0 and at most {MAX_SECONDS:g}")
     if count is not None and not 1 <= count <= MAX_COUNT:
         raise ProbeError(f"count={count}: give 1-{MAX_COUNT} packets")
     if not 0 <= dscp <= 63:
@@ -100,24 +122,57 @@ def settings_for(netns: str | None, target: str, port: int, *, rate_pps: float, 
     by_time = max(1, math.floor(seconds * 1000.0 / spacing_ms + 1e-9))
     total = min(by_time, count) if count is not None else by_time
     if total > MAX_COUNT:
-        raise ProbeError(f"{seconds:g} s at {1000.0 / spacing_ms:g} packets/s is {total} packets; the meter keeps "
-                         f"every packet for its report, so give at most {MAX_COUNT} (fewer seconds, a lower "
-                         f"rate, or --count)")
-    return MeterSettings(netns=netns, target=target, port=port, flows=flows, spacing_ms=spacing_ms,
-                         rate_pps=1000.0 / spacing_ms, fine=fine, dscp=dscp, seconds=seconds, count=total,
-                         drain_s=drain_s)
+        raise ProbeError(
+            f"{seconds:g} s at {1000.0 / spacing_ms:g} packets/s is {total} packets; the meter keeps "
+            f"every packet for its report, so give at most {MAX_COUNT} (fewer seconds, a lower "
+            f"rate, or --count)"
+        )
+    return MeterSettings(
+        netns=netns,
+        target=target,
+        port=port,
+        flows=flows,
+        spacing_ms=spacing_ms,
+        rate_pps=1000.0 / spacing_ms,
+        fine=fine,
+        dscp=dscp,
+        seconds=seconds,
+        count=total,
+        drain_s=drain_s,
+    )
 
 
-def run_meter(netns: str | None, target: str, port: int = 9000, *, rate_pps: float = DEFAULT_RATE_PPS,
-              fine: bool = False, flows: int = 4, seconds: float = 10.0, count: int | None = None,
-              dscp: int = 46, drain_s: float = 1.0, realtime_sched: bool = True) -> MeterReport:
+def run_meter(
+    netns: str | None,
+    target: str,
+    port: int = 9000,
+    *,
+    rate_pps: float = DEFAULT_RATE_PPS,
+    fine: bool = False,
+    flows: int = 4,
+    seconds: float = 10.0,
+    count: int | None = None,
+    dscp: int = 46,
+    drain_s: float = 1.0,
+    realtime_sched: bool = True,
+) -> MeterReport:
     """Send one bounded stream from namespace ``netns`` (None: this one) to ``target``:``port``; report it.
 
     After the last send it waits ``drain_s`` (longer if twice the largest RTT seen is longer, up to
     MAX_DRAIN_S) or until every packet is answered; whatever has not come back by then is lost.
     """
-    settings = settings_for(netns, target, port, rate_pps=rate_pps, fine=fine, flows=flows, seconds=seconds,
-                            count=count, dscp=dscp, drain_s=drain_s)
+    settings = settings_for(
+        netns,
+        target,
+        port,
+        rate_pps=rate_pps,
+        fine=fine,
+        flows=flows,
+        seconds=seconds,
+        count=count,
+        dscp=dscp,
+        drain_s=drain_s,
+    )
     socks = sender_sockets(netns, target, flows, dscp)
     try:
         ports = [int(s.getsockname()[1]) for s in socks]
@@ -127,8 +182,15 @@ def run_meter(netns: str | None, target: str, port: int = 9000, *, rate_pps: flo
     finally:
         for s in socks:
             s.close()
-    return build_report(settings, run.sent, run.echoes, source_ports=ports, realtime_sched=rt,
-                        kernel_rx_timestamps=run.kernel_stamps, mos=estimate_mos)
+    return build_report(
+        settings,
+        run.sent,
+        run.echoes,
+        source_ports=ports,
+        realtime_sched=rt,
+        kernel_rx_timestamps=run.kernel_stamps,
+        mos=estimate_mos,
+    )
 
 
 def _stream(run: _Run, settings: MeterSettings) -> None:

@@ -61,10 +61,10 @@ def encode(p: MeterPacket) -> bytes:
     if p.region and not valid_region(p.region):
         raise ValueError(f"region {p.region!r} must be 1-16 characters of A-Z a-z 0-9 . _ -")
     ssrc = (p.nonce ^ (p.flow * 0x9E3779B1)) & 0xFFFFFFFF
-    head = RTP_HEADER.pack(_RTP_V2, _PT_PCMU, p.flow_seq & 0xFFFF,
-                           (p.flow_seq * _SAMPLES_PER_PACKET) & 0xFFFFFFFF, ssrc)
-    body = BODY.pack(MAGIC, VERSION, int(p.kind), p.flow, p.nonce, p.seq, p.send_ns,
-                     p.echo_rx_ns, p.echo_tx_ns, region)
+    head = RTP_HEADER.pack(
+        _RTP_V2, _PT_PCMU, p.flow_seq & 0xFFFF, (p.flow_seq * _SAMPLES_PER_PACKET) & 0xFFFFFFFF, ssrc
+    )
+    body = BODY.pack(MAGIC, VERSION, int(p.kind), p.flow, p.nonce, p.seq, p.send_ns, p.echo_rx_ns, p.echo_tx_ns, region)
     return head + body + _PAD
 
 
@@ -85,5 +85,6 @@ def decode(data: bytes) -> MeterPacket | None:
 
 def echo_of(probe: MeterPacket, *, region: str, rx_ns: int, tx_ns: int) -> bytes:
     """The responder's answer to ``probe``: same identity and size, with its region and times."""
-    return encode(MeterPacket(Kind.ECHO, probe.flow, probe.nonce, probe.seq, probe.send_ns, rx_ns, tx_ns,
-                              region, probe.flow_seq))
+    return encode(
+        MeterPacket(Kind.ECHO, probe.flow, probe.nonce, probe.seq, probe.send_ns, rx_ns, tx_ns, region, probe.flow_seq)
+    )

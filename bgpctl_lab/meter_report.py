@@ -173,8 +173,13 @@ class _Point:
     rtt_ns: int  # arrival minus send, on the same timeline
 
 
-def longest_gap(arrivals_ns: Sequence[int], seqs: Sequence[int], first_due_ns: int | None,
-                last_due_ns: int | None, stream: tuple[int, int]) -> tuple[int, int, int | None, int | None]:
+def longest_gap(
+    arrivals_ns: Sequence[int],
+    seqs: Sequence[int],
+    first_due_ns: int | None,
+    last_due_ns: int | None,
+    stream: tuple[int, int],
+) -> tuple[int, int, int | None, int | None]:
     """(start_ns, end_ns, after_seq, before_seq) of the longest silence.
 
     ``arrivals_ns``/``seqs``: first copies of echoes in arrival order. ``first_due_ns``/``last_due_ns``:
@@ -198,10 +203,16 @@ def _gap(points: Sequence[_Point], stream: tuple[int, int], t0: int) -> Gap:
     """The longest silence on one timeline; an echo was due at its send time + the median RTT."""
     ordered = sorted(points, key=lambda p: p.at_ns)
     p50 = int(percentile(sorted(float(p.rtt_ns) for p in ordered), 50)) if ordered else 0
-    g0, g1, after, before = longest_gap([p.at_ns for p in ordered], [p.seq for p in ordered],
-                                        stream[0] + p50, stream[1] + p50, stream)
-    return Gap(ms=(g1 - g0) / NS_PER_MS, start_s=(g0 - t0) / NS_PER_S, end_s=(g1 - t0) / NS_PER_S,
-               after_seq=after, before_seq=before)
+    g0, g1, after, before = longest_gap(
+        [p.at_ns for p in ordered], [p.seq for p in ordered], stream[0] + p50, stream[1] + p50, stream
+    )
+    return Gap(
+        ms=(g1 - g0) / NS_PER_MS,
+        start_s=(g0 - t0) / NS_PER_S,
+        end_s=(g1 - t0) / NS_PER_S,
+        after_seq=after,
+        before_seq=before,
+    )
 
 
 def _raw(e: EchoPacket, p: SentPacket) -> _Point:
@@ -214,10 +225,16 @@ def _net(e: EchoPacket, p: SentPacket) -> _Point:
     return _Point(at_ns=p.send_ns - p.late_ns + net_rtt, seq=e.seq, rtt_ns=net_rtt)
 
 
-def build_report(settings: MeterSettings, sent: Sequence[SentPacket], echoes: Sequence[EchoPacket], *,
-                 source_ports: Sequence[int] = (), realtime_sched: bool = False,
-                 kernel_rx_timestamps: bool = True,
-                 mos: Callable[[float, float, float], float] | None = None) -> MeterReport:
+def build_report(
+    settings: MeterSettings,
+    sent: Sequence[SentPacket],
+    echoes: Sequence[EchoPacket],
+    *,
+    source_ports: Sequence[int] = (),
+    realtime_sched: bool = False,
+    kernel_rx_timestamps: bool = True,
+    mos: Callable[[float, float, float], float] | None = None,
+) -> MeterReport:
     """The report for one run. ``sent`` in send order; ``echoes`` in arrival order, duplicates included.
 
     ``mos(rtt_ms, jitter_ms, loss_pct)`` estimates the MOS when given (and when anything came back).
@@ -242,9 +259,13 @@ def build_report(settings: MeterSettings, sent: Sequence[SentPacket], echoes: Se
     rtts = sorted(float(e.rx_ns - by_seq[e.seq].send_ns) for e in first)
     rtt: RttStats | None = None
     if rtts:
-        rtt = RttStats(min_ms=rtts[0] / NS_PER_MS, p50_ms=percentile(rtts, 50) / NS_PER_MS,
-                       p95_ms=percentile(rtts, 95) / NS_PER_MS, max_ms=rtts[-1] / NS_PER_MS,
-                       mean_ms=sum(rtts) / len(rtts) / NS_PER_MS)
+        rtt = RttStats(
+            min_ms=rtts[0] / NS_PER_MS,
+            p50_ms=percentile(rtts, 50) / NS_PER_MS,
+            p95_ms=percentile(rtts, 95) / NS_PER_MS,
+            max_ms=rtts[-1] / NS_PER_MS,
+            mean_ms=sum(rtts) / len(rtts) / NS_PER_MS,
+        )
     holds = sorted(float(e.server_ns) for e in first)
 
     n_sent = len(sent)
@@ -260,15 +281,19 @@ def build_report(settings: MeterSettings, sent: Sequence[SentPacket], echoes: Se
         row[0] += 1
         if p.seq not in seen:
             row[1] += 1
-    seconds = [SecondLoss(second=s, sent=n, lost=lo, loss_pct=100.0 * lo / n)
-               for s, (n, lo) in sorted(per_second.items())]
+    seconds = [
+        SecondLoss(second=s, sent=n, lost=lo, loss_pct=100.0 * lo / n) for s, (n, lo) in sorted(per_second.items())
+    ]
 
     regions: dict[str, RegionSeen] = {}
     for e in first:
         at = (e.rx_ns - t0) / NS_PER_S
         r = regions.get(e.region)
-        regions[e.region] = (RegionSeen(answered=1, first_s=at, last_s=at) if r is None else
-                             RegionSeen(answered=r.answered + 1, first_s=r.first_s, last_s=at))
+        regions[e.region] = (
+            RegionSeen(answered=1, first_s=at, last_s=at)
+            if r is None
+            else RegionSeen(answered=r.answered + 1, first_s=r.first_s, last_s=at)
+        )
 
     flows = [_flow_report(f, sent, first, by_seq, source_ports) for f in range(settings.flows)]
     worst = max(flows, key=lambda f: f.longest_gap_ms, default=None)
@@ -282,20 +307,42 @@ def build_report(settings: MeterSettings, sent: Sequence[SentPacket], echoes: Se
     if mos is not None and rtt is not None:
         score = mos(rtt.mean_ms, jitter if jitter is not None else 0.0, loss_pct)
     return MeterReport(
-        settings=settings, started_unix=t0 / NS_PER_S, duration_s=(t_last - t0) / NS_PER_S,
-        sent=n_sent, received=n_recv, lost=lost, loss_pct=loss_pct, duplicates=duplicates,
-        reordered=reordered, send_errors=sum(1 for p in sent if p.error is not None),
-        longest_gap_ms=gap.ms, longest_gap=gap, longest_gap_raw_ms=raw_gap.ms,
+        settings=settings,
+        started_unix=t0 / NS_PER_S,
+        duration_s=(t_last - t0) / NS_PER_S,
+        sent=n_sent,
+        received=n_recv,
+        lost=lost,
+        loss_pct=loss_pct,
+        duplicates=duplicates,
+        reordered=reordered,
+        send_errors=sum(1 for p in sent if p.error is not None),
+        longest_gap_ms=gap.ms,
+        longest_gap=gap,
+        longest_gap_raw_ms=raw_gap.ms,
         longest_flow_gap_ms=worst.longest_gap_ms if worst else 0.0,
-        longest_flow_gap_flow=worst.flow if worst else None, per_second_loss=seconds, rtt=rtt,
+        longest_flow_gap_flow=worst.flow if worst else None,
+        per_second_loss=seconds,
+        rtt=rtt,
         server_hold_ms_p50=percentile(holds, 50) / NS_PER_MS if holds else None,
-        jitter_ms=jitter, mos=score, regions=regions, flows=flows,
-        send_late_p99_ms=percentile(late, 99) / NS_PER_MS, send_late_max_ms=late[-1] / NS_PER_MS,
-        realtime_sched=realtime_sched, kernel_rx_timestamps=kernel_rx_timestamps)
+        jitter_ms=jitter,
+        mos=score,
+        regions=regions,
+        flows=flows,
+        send_late_p99_ms=percentile(late, 99) / NS_PER_MS,
+        send_late_max_ms=late[-1] / NS_PER_MS,
+        realtime_sched=realtime_sched,
+        kernel_rx_timestamps=kernel_rx_timestamps,
+    )
 
 
-def _flow_report(flow: int, sent: Sequence[SentPacket], first: Sequence[EchoPacket],
-                 by_seq: dict[int, SentPacket], source_ports: Sequence[int]) -> FlowReport:
+def _flow_report(
+    flow: int,
+    sent: Sequence[SentPacket],
+    first: Sequence[EchoPacket],
+    by_seq: dict[int, SentPacket],
+    source_ports: Sequence[int],
+) -> FlowReport:
     mine_sent = [p for p in sent if p.flow == flow]
     mine = [e for e in first if e.flow == flow]
     reordered = 0
@@ -313,7 +360,14 @@ def _flow_report(flow: int, sent: Sequence[SentPacket], first: Sequence[EchoPack
     counts: dict[str, int] = {}
     for e in mine:
         counts[e.region] = counts.get(e.region, 0) + 1
-    return FlowReport(flow=flow, source_port=source_ports[flow] if flow < len(source_ports) else None,
-                      sent=len(mine_sent), received=len(mine), lost=len(mine_sent) - len(mine),
-                      reordered=reordered, longest_gap_ms=gap_ms,
-                      jitter_ms=None if jitter is None else jitter / NS_PER_MS, regions=counts)
+    return FlowReport(
+        flow=flow,
+        source_port=source_ports[flow] if flow < len(source_ports) else None,
+        sent=len(mine_sent),
+        received=len(mine),
+        lost=len(mine_sent) - len(mine),
+        reordered=reordered,
+        longest_gap_ms=gap_ms,
+        jitter_ms=None if jitter is None else jitter / NS_PER_MS,
+        regions=counts,
+    )

@@ -57,8 +57,9 @@ def family_of(address: str) -> socket.AddressFamily:
         raise ProbeError(f"{address!r} is not an IP address; give a literal IPv4 or IPv6 address") from e
 
 
-def _in_netns(netns: str | None, make: list[tuple[str, int]], family: socket.AddressFamily,
-              dscp: int | None, pktinfo: bool) -> list[socket.socket]:
+def _in_netns(
+    netns: str | None, make: list[tuple[str, int]], family: socket.AddressFamily, dscp: int | None, pktinfo: bool
+) -> list[socket.socket]:
     """Create and bind one UDP socket per (address, port) in ``make``, inside ``netns`` (None: here)."""
     out: list[socket.socket] = []
     error: list[BaseException] = []
@@ -69,8 +70,10 @@ def _in_netns(netns: str | None, make: list[tuple[str, int]], family: socket.Add
                 try:
                     fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
                 except FileNotFoundError:
-                    raise ProbeError(f"network namespace {netns!r} does not exist; start the lab first "
-                                     f"(`ip netns list` shows what exists)") from None
+                    raise ProbeError(
+                        f"network namespace {netns!r} does not exist; start the lab first "
+                        f"(`ip netns list` shows what exists)"
+                    ) from None
                 try:
                     pr_netns.setns(fd)  # an fd: pyroute2 neither creates nor closes it
                 finally:
@@ -158,8 +161,9 @@ def receive(s: socket.socket) -> Received | None:
         elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:
             local, ifindex = _IN6_PKTINFO.unpack_from(value)
     stamped = rx_ns is not None
-    return Received(data, (str(peer[0]), int(peer[1])), rx_ns if rx_ns is not None else time.time_ns(),
-                    stamped, local, ifindex)
+    return Received(
+        data, (str(peer[0]), int(peer[1])), rx_ns if rx_ns is not None else time.time_ns(), stamped, local, ifindex
+    )
 
 
 def reply(s: socket.socket, data: bytes, to: Received) -> None:

@@ -50,9 +50,7 @@ _RUN_BUDGET_S = 10.0
 def check_ifname(ifname: str) -> str:
     """An interface name that is safe to put into a ruleset (Linux IFNAMSIZ, no quoting games)."""
     if not _IFNAME.fullmatch(ifname):
-        raise LabError(
-            f"interface name {ifname!r} is not valid: use 1 to 15 letters, digits or _ . @ -"
-        )
+        raise LabError(f"interface name {ifname!r} is not valid: use 1 to 15 letters, digits or _ . @ -")
     return ifname
 
 
@@ -111,7 +109,7 @@ def render_impair(ifname: str, loss_pct: float, duplicate_pct: float, udp_dport:
         # (else the duplicates would be p/(1-p), not p); the original gets its mark back.
         rules.append(
             f"meta protocol {{ ip, ip6 }} {match}meta mark & {DUP_MARK:#x} == 0 {_random_below(duplicate_pct)}"
-            f"meta mark set meta mark | {DUP_MARK:#x} counter dup to \"{ifname}\" "
+            f'meta mark set meta mark | {DUP_MARK:#x} counter dup to "{ifname}" '
             f"meta mark set meta mark & {~DUP_MARK & 0xFFFFFFFF:#x}"
         )
     lines += [
@@ -149,14 +147,16 @@ def render_queue(ifname: str, queue_num: int, udp_dport: int | None = None) -> s
     chain = queue_chain(ifname)
     _udp_match(udp_dport)  # checks the port
     match = f"-p udp --dport {udp_dport} " if udp_dport is not None else ""
-    return "\n".join([
-        f"*{QUEUE_TABLE}",
-        f":{chain} - [0:0]",
-        f"-A POSTROUTING -o {ifname} -j {chain}",
-        f"-A {chain} {match}-j NFQUEUE --queue-num {queue_num} --queue-bypass",
-        "COMMIT",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"*{QUEUE_TABLE}",
+            f":{chain} - [0:0]",
+            f"-A POSTROUTING -o {ifname} -j {chain}",
+            f"-A {chain} {match}-j NFQUEUE --queue-num {queue_num} --queue-bypass",
+            "COMMIT",
+            "",
+        ]
+    )
 
 
 def netns_argv(netns: str | None, argv: Sequence[str]) -> list[str]:
@@ -166,16 +166,13 @@ def netns_argv(netns: str | None, argv: Sequence[str]) -> list[str]:
 
 def _run(argv: list[str], stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
     try:
-        cp = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=_RUN_BUDGET_S,
-                            check=False)
+        cp = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=_RUN_BUDGET_S, check=False)
     except FileNotFoundError as e:
         raise LabError(f"{argv[0]} is not installed: apt-get install nftables iptables iproute2") from e
     except subprocess.TimeoutExpired as e:
         raise LabError(f"{' '.join(argv)} did not finish within {_RUN_BUDGET_S} s") from e
     if check and cp.returncode != 0:
-        raise LabError(
-            f"{' '.join(argv)} failed (rc {cp.returncode}): {cp.stderr.strip()}\ninput was:\n{stdin}"
-        )
+        raise LabError(f"{' '.join(argv)} failed (rc {cp.returncode}): {cp.stderr.strip()}\ninput was:\n{stdin}")
     return cp
 
 

@@ -24,14 +24,14 @@ T = TypeVar("T")
 
 # Named budgets (seconds).
 BUDGETS: dict[str, float] = {
-    "lab_up": 20.0,             # `up` until every FRR<->FRR session is Established (issue: < 20 s)
-    "lab_down": 10.0,           # `down` removes everything (issue: < 10 s)
-    "bgp_established": 20.0,    # a (re)configured or restarted session comes back
-    "bgp_down": 15.0,           # a session notices its peer is gone (hold time 9 s + margin)
-    "admin_down": 5.0,          # a session is administratively shut (local, immediate)
-    "route_converged": 10.0,    # a BGP change reaches the RIB / kernel of a neighbour
-    "process_exit": 5.0,        # a killed process is gone
-    "frr_socket": 10.0,         # an FRR daemon's vty socket appears
+    "lab_up": 20.0,  # `up` until every FRR<->FRR session is Established (issue: < 20 s)
+    "lab_down": 10.0,  # `down` removes everything (issue: < 10 s)
+    "bgp_established": 20.0,  # a (re)configured or restarted session comes back
+    "bgp_down": 15.0,  # a session notices its peer is gone (hold time 9 s + margin)
+    "admin_down": 5.0,  # a session is administratively shut (local, immediate)
+    "route_converged": 10.0,  # a BGP change reaches the RIB / kernel of a neighbour
+    "process_exit": 5.0,  # a killed process is gone
+    "frr_socket": 10.0,  # an FRR daemon's vty socket appears
 }
 
 # What a probe may raise while the condition does not hold yet: a failed check, a daemon that does not
@@ -62,8 +62,15 @@ def budget_seconds(budget: str | float) -> tuple[str, float]:
     return f"{budget:g} s", float(budget)
 
 
-def eventually(name: str, *, budget: str | float, probe: Callable[[], T], expect: Any = None,
-               check: Callable[[T], list[str]] | None = None, interval_s: float = 0.05) -> Waited[T]:
+def eventually(
+    name: str,
+    *,
+    budget: str | float,
+    probe: Callable[[], T],
+    expect: Any = None,
+    check: Callable[[T], list[str]] | None = None,
+    interval_s: float = 0.05,
+) -> Waited[T]:
     """Call ``probe`` until its value matches ``expect`` (JSON subset, see :mod:`bgpctl_lab.jsonmatch`),
     or ``check(value)`` returns no problems, or (neither given) ``probe`` returns without raising.
 
@@ -95,8 +102,9 @@ def eventually(name: str, *, budget: str | float, probe: Callable[[], T], expect
             return Waited(name, now - start, polls, value)
         if now >= deadline:
             shown = "\n  ".join(problems[:12])
-            raise BudgetExceeded(f"'{name}' did not hold within its budget of {label} "
-                                 f"({polls} polls); last problems:\n  {shown}")
+            raise BudgetExceeded(
+                f"'{name}' did not hold within its budget of {label} ({polls} polls); last problems:\n  {shown}"
+            )
         time.sleep(min(interval_s, max(0.0, deadline - now)))
 
 

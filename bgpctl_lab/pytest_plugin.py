@@ -41,11 +41,19 @@ _FAILED = pytest.StashKey[bool]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("bgpctl_lab", "bgpctl lab")
-    group.addoption("--keep-lab-on-failure", action="store_true", default=False,
-                    help="leave the session's lab up when a test failed (bgpctl lab status/down --lab bt<pid>)")
-    group.addoption("--lab-topology", default=None, metavar="FILE",
-                    help=f"containerlab topology of the session's lab (default: ${TOPOLOGY_ENV}, else "
-                         "containerlab.yml in the root directory)")
+    group.addoption(
+        "--keep-lab-on-failure",
+        action="store_true",
+        default=False,
+        help="leave the session's lab up when a test failed (bgpctl lab status/down --lab bt<pid>)",
+    )
+    group.addoption(
+        "--lab-topology",
+        default=None,
+        metavar="FILE",
+        help=f"containerlab topology of the session's lab (default: ${TOPOLOGY_ENV}, else "
+        "containerlab.yml in the root directory)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,8 +86,9 @@ def all_established(lab: Lab) -> dict[str, dict[str, str]]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item,
-                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     if not rep.failed or rep.when == "teardown":
         return rep
@@ -131,8 +140,10 @@ def lab(request: pytest.FixtureRequest, lab_topology: Path) -> Iterator[Lab]:
     finally:
         keep = request.config.getoption("--keep-lab-on-failure", default=False)
         if keep and request.session.stash.get(_FAILED, False):
-            msg = (f"--keep-lab-on-failure: lab {name} left up; inspect with `bgpctl lab status --lab {name}`, "
-                   f"remove with `bgpctl lab down --lab {name}`")
+            msg = (
+                f"--keep-lab-on-failure: lab {name} left up; inspect with `bgpctl lab status --lab {name}`, "
+                f"remove with `bgpctl lab down --lab {name}`"
+            )
             reporter = request.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(msg, yellow=True)
@@ -145,8 +156,10 @@ def lab(request: pytest.FixtureRequest, lab_topology: Path) -> Iterator[Lab]:
 @pytest.fixture
 def lab_name_factory() -> Callable[[str], str]:
     """``make("s")`` -> a lab name unique to this pytest process (``s<pid>``)."""
+
     def make(prefix: str) -> str:
         return f"{prefix}{os.getpid()}"
+
     return make
 
 
@@ -157,11 +170,21 @@ def safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
 
 
-IP_DUMPS = {"ip-addr.json": ["ip", "-j", "addr"], "ip-route.json": ["ip", "-j", "route"],
-            "ip-link-stats.json": ["ip", "-j", "-s", "link"], "ip-neigh.json": ["ip", "-j", "neigh"],
-            "ip-rule.txt": ["ip", "rule"], "nft-ruleset.txt": ["nft", "list", "ruleset"]}
-DUMP_COMMANDS = ("show bgp summary json", "show bgp ipv4 unicast json", "show ip route json",
-                 "show bgp neighbors json", "show running-config")
+IP_DUMPS = {
+    "ip-addr.json": ["ip", "-j", "addr"],
+    "ip-route.json": ["ip", "-j", "route"],
+    "ip-link-stats.json": ["ip", "-j", "-s", "link"],
+    "ip-neigh.json": ["ip", "-j", "neigh"],
+    "ip-rule.txt": ["ip", "rule"],
+    "nft-ruleset.txt": ["nft", "list", "ruleset"],
+}
+DUMP_COMMANDS = (
+    "show bgp summary json",
+    "show bgp ipv4 unicast json",
+    "show ip route json",
+    "show bgp neighbors json",
+    "show running-config",
+)
 
 
 def dump_lab(lab: Lab, dest: Path) -> Path:
@@ -180,8 +203,10 @@ def dump_lab(lab: Lab, dest: Path) -> Path:
         if node in lab.frr_nodes():
             for cmd in DUMP_COMMANDS:
                 suffix = ".json" if cmd.endswith(" json") else ".txt"
-                _write(ndir / f"{cmd.removesuffix(' json').replace(' ', '-')}{suffix}",
-                       functools.partial(lab.vtysh, node, cmd))
+                _write(
+                    ndir / f"{cmd.removesuffix(' json').replace(' ', '-')}{suffix}",
+                    functools.partial(lab.vtysh, node, cmd),
+                )
     return dest
 
 

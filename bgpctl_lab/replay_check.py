@@ -42,20 +42,32 @@ def compare(lab: Lab, policy_file: Path, slack_s: float = 0.02) -> ReplayCheck:
     replayed_r = [(c.peer, str(c.kind), c.key.prefix, c.key.path_id, e.at) for e in events for c in e.plan.changes]
     logged = daemon_events(lab)
     logged_t = [(e["path"], e["old"], e["new"], e["at_unix"]) for e in logged if e.get("event") == "path.health"]
-    logged_r = [(e["peer"], e["kind"], e["prefix"], e["path_id"], e["at_unix"]) for e in logged
-                if e.get("event") == "route.change"]
+    logged_r = [
+        (e["peer"], e["kind"], e["prefix"], e["path_id"], e["at_unix"])
+        for e in logged
+        if e.get("event") == "route.change"
+    ]
     check = ReplayCheck(len(logged_t), len(logged_r))
     if [t[:3] for t in replayed_t] != [t[:3] for t in logged_t]:
-        check.problems.append(f"health changes differ: replay {[t[:3] for t in replayed_t]} != daemon "
-                              f"{[t[:3] for t in logged_t]}")
+        check.problems.append(
+            f"health changes differ: replay {[t[:3] for t in replayed_t]} != daemon {[t[:3] for t in logged_t]}"
+        )
     if [r[:4] for r in replayed_r] != [r[:4] for r in logged_r]:
-        check.problems.append(f"route changes differ: replay {[r[:4] for r in replayed_r]} != daemon "
-                              f"{[r[:4] for r in logged_r]}")
+        check.problems.append(
+            f"route changes differ: replay {[r[:4] for r in replayed_r]} != daemon {[r[:4] for r in logged_r]}"
+        )
     if not check.problems:
-        pairs = list(zip([t[-1] for t in replayed_t] + [r[-1] for r in replayed_r],
-                         [t[-1] for t in logged_t] + [r[-1] for r in logged_r], strict=True))
+        pairs = list(
+            zip(
+                [t[-1] for t in replayed_t] + [r[-1] for r in replayed_r],
+                [t[-1] for t in logged_t] + [r[-1] for r in logged_r],
+                strict=True,
+            )
+        )
         late = [(a, b) for a, b in pairs if not 0 <= b - a < slack_s]
         if late:
-            check.problems.append(f"{len(late)} change(s) logged more than {slack_s:g} s from the replayed "
-                                  f"evaluation (first: replay {late[0][0]:.3f}, daemon {late[0][1]:.3f})")
+            check.problems.append(
+                f"{len(late)} change(s) logged more than {slack_s:g} s from the replayed "
+                f"evaluation (first: replay {late[0][0]:.3f}, daemon {late[0][1]:.3f})"
+            )
     return check

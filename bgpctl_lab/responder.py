@@ -85,8 +85,9 @@ class _State:
             self.dropped_full += 1
             return
         self.order += 1
-        heapq.heappush(self.held, _Held(time.monotonic_ns() - (time.time_ns() - got.rx_ns) + self.hold_ns,
-                                        self.order, s, got, p))
+        heapq.heappush(
+            self.held, _Held(time.monotonic_ns() - (time.time_ns() - got.rx_ns) + self.hold_ns, self.order, s, got, p)
+        )
 
     def release(self) -> int | None:
         """Send every echo whose hold is over; the monotonic ns of the next one due (None: none held)."""
@@ -110,18 +111,25 @@ class _State:
         self.last_rx = got.rx_ns
 
 
-def run_responder(region: str, *, port: int = 9000, binds: tuple[str, ...] = ("0.0.0.0",),
-                  seconds: float = 3600.0, hold_ms: float = 0.0, netns: str | None = None,
-                  stop: threading.Event | None = None, on_ready: Callable[[], None] | None = None,
-                  realtime_sched: bool = True) -> ResponderSummary:
+def run_responder(
+    region: str,
+    *,
+    port: int = 9000,
+    binds: tuple[str, ...] = ("0.0.0.0",),
+    seconds: float = 3600.0,
+    hold_ms: float = 0.0,
+    netns: str | None = None,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
+    realtime_sched: bool = True,
+) -> ResponderSummary:
     """Answer meter probes on ``port`` for at most ``seconds``; ``on_ready()`` is called once listening."""
     if not valid_region(region):
         raise ProbeError(f"region {region!r}: give 1-16 characters of A-Z a-z 0-9 . _ - (e.g. use1)")
     if not 1 <= port <= 65535:
         raise ProbeError(f"port {port} is not a UDP port; give 1-65535")
     if not 0 < seconds <= MAX_SECONDS:
-        raise ProbeError(f"seconds={seconds:g}: a responder is bounded; give more than 0 and at most "
-                         f"{MAX_SECONDS:g}")
+        raise ProbeError(f"seconds={seconds:g}: a responder is bounded; give more than 0 and at most {MAX_SECONDS:g}")
     if not 0 <= hold_ms <= MAX_HOLD_MS:
         raise ProbeError(f"hold_ms={hold_ms:g}: give 0-{MAX_HOLD_MS:g}")
     if not binds:
@@ -154,8 +162,17 @@ def run_responder(region: str, *, port: int = 9000, binds: tuple[str, ...] = ("0
     finally:
         for s in socks:
             s.close()
-    return ResponderSummary(region=region, port=port, binds=list(binds), hold_ms=hold_ms,
-                            answered=state.answered, ignored=state.ignored, dropped_full=state.dropped_full,
-                            send_errors=state.send_errors,
-                            first_rx_unix_ns=state.first_rx, last_rx_unix_ns=state.last_rx,
-                            ran_s=time.monotonic() - began, realtime_sched=rt)
+    return ResponderSummary(
+        region=region,
+        port=port,
+        binds=list(binds),
+        hold_ms=hold_ms,
+        answered=state.answered,
+        ignored=state.ignored,
+        dropped_full=state.dropped_full,
+        send_errors=state.send_errors,
+        first_rx_unix_ns=state.first_rx,
+        last_rx_unix_ns=state.last_rx,
+        ran_s=time.monotonic() - began,
+        realtime_sched=rt,
+    )

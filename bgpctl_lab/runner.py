@@ -83,8 +83,10 @@ class Lab:
         if st is None:
             raise LabError(f"lab {name!r} is not up; start it with `bgpctl lab up --lab {name}`")
         if st.phase != "up":
-            raise LabError(f"lab {name!r} did not finish coming up (phase {st.phase!r}); run "
-                           f"`bgpctl lab down --lab {name}` and `bgpctl lab up --lab {name}`")
+            raise LabError(
+                f"lab {name!r} did not finish coming up (phase {st.phase!r}); run "
+                f"`bgpctl lab down --lab {name}` and `bgpctl lab up --lab {name}`"
+            )
         return cls(st)
 
     # ------------------------------------------------------------------ inventory
@@ -114,8 +116,7 @@ class Lab:
         try:
             return self._state.nodes[node]
         except KeyError:
-            raise LabError(f"lab {self.name!r} has no node {node!r}; nodes: {', '.join(self._state.nodes)}") \
-                from None
+            raise LabError(f"lab {self.name!r} has no node {node!r}; nodes: {', '.join(self._state.nodes)}") from None
 
     def netns(self, node: str) -> str:
         return self._node(node).netns
@@ -129,18 +130,27 @@ class Lab:
 
     # ------------------------------------------------------------------ commands in a node
 
-    def exec(self, node: str, argv: Sequence[str], *, check: bool = True,
-             timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, node: str, argv: Sequence[str], *, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         ns = self._node(node)
         env = {**os.environ, **ns.env}
         try:
-            proc = subprocess.run(_ns_argv(ns.netns, argv), capture_output=True, text=True, timeout=timeout,
-                                  env=env, check=False, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                _ns_argv(ns.netns, argv),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as e:
             raise LabError(f"{node}: {' '.join(argv)} did not finish within {timeout:g} s") from e
         if check and proc.returncode != 0:
-            raise LabError(f"{node}: {' '.join(argv)} exited {proc.returncode}: "
-                           f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+            raise LabError(
+                f"{node}: {' '.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
+            )
         return proc
 
     def _frr_node(self, node: str) -> NodeState:
@@ -216,20 +226,27 @@ class Lab:
         everyone = not frr.frr_only(self.mode)
         out: dict[str, dict[str, str]] = {}
         for node in self.frr_nodes():
-            out[node] = {p: s for p, s in self.sessions(node).items()
-                         if (everyone or p in frr_addrs) and not frr.admin_down(s)}
+            out[node] = {
+                p: s for p, s in self.sessions(node).items() if (everyone or p in frr_addrs) and not frr.admin_down(s)
+            }
         return out
 
     def wait_established(self, budget: float = UP_BUDGET_S) -> float:
         """Poll until every session of ``established()`` is Established; returns the seconds it took."""
+
         def pending(sessions: dict[str, dict[str, str]]) -> list[str]:
             if not sessions:
                 return ["no FRR sessions yet"]
             return [f"{n}: {p} {s}" for n, peers in sessions.items() for p, s in peers.items() if s != "Established"]
 
         try:
-            return eventually(f"lab {self.name}: BGP sessions Established", budget=budget, probe=self.established,
-                              check=pending, interval_s=0.1).elapsed_s
+            return eventually(
+                f"lab {self.name}: BGP sessions Established",
+                budget=budget,
+                probe=self.established,
+                check=pending,
+                interval_s=0.1,
+            ).elapsed_s
         except BudgetExceeded as e:
             raise LabError(f"{e}\nlook at {self.run_dir}/<node>/bgpd.log") from None
 
@@ -251,9 +268,14 @@ class Lab:
         log = Path(ns.dir) / log_name
         with locked(self.name), log.open("ab") as out:
             st = self._refresh()
-            proc = subprocess.Popen(_ns_argv(ns.netns, argv), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, **ns.env})
+            proc = subprocess.Popen(
+                _ns_argv(ns.netns, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **ns.env},
+            )
             st.spawned.append(Proc(proc.pid, node, tag, list(argv), str(log), netns.proc_starttime(proc.pid)))
             write(st)
         return proc.pid
@@ -311,8 +333,14 @@ def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path)
 # ---------------------------------------------------------------------- up
 
 
-def up(topology_file: Path, name: str = DEFAULT_NAME, mode: str = DEFAULT_MODE, *,
-       wait: bool = True, budget: float = UP_BUDGET_S) -> Lab:
+def up(
+    topology_file: Path,
+    name: str = DEFAULT_NAME,
+    mode: str = DEFAULT_MODE,
+    *,
+    wait: bool = True,
+    budget: float = UP_BUDGET_S,
+) -> Lab:
     """Bring the lab up (idempotent: an already running lab is checked, repaired and put into ``mode``)."""
     if mode not in frr.MODES:
         raise LabError(f"unknown lab mode {mode!r}; use one of: {', '.join(frr.MODES)}")
@@ -323,8 +351,10 @@ def up(topology_file: Path, name: str = DEFAULT_NAME, mode: str = DEFAULT_MODE, 
     existing = read(name)
     if existing is not None and existing.phase == "up":
         if Path(existing.topology) != topo.file:
-            raise LabError(f"lab {name!r} is already up from {existing.topology}; run `bgpctl lab down "
-                           f"--lab {name}` first, or choose another --lab")
+            raise LabError(
+                f"lab {name!r} is already up from {existing.topology}; run `bgpctl lab down "
+                f"--lab {name}` first, or choose another --lab"
+            )
         lab = Lab(existing)
         for node in lab.frr_nodes():
             lab.start_frr(node)  # no-op where FRR runs
@@ -341,16 +371,23 @@ def up(topology_file: Path, name: str = DEFAULT_NAME, mode: str = DEFAULT_MODE, 
 
 def _create(topo: Topology, name: str, mode: str) -> Lab:
     run_dir = lab_dir(name)
-    nodes = {n: NodeState(netns=_ns_name(name, n), dir=str(run_dir / n), env=dict(node.env),
-                          frr_conf=str(node.frr_conf) if node.frr_conf else None,
-                          daemons=frr.daemons(node.frr_daemons) if node.frr_conf else [])
-             for n, node in topo.nodes.items()}
+    nodes = {
+        n: NodeState(
+            netns=_ns_name(name, n),
+            dir=str(run_dir / n),
+            env=dict(node.env),
+            frr_conf=str(node.frr_conf) if node.frr_conf else None,
+            daemons=frr.daemons(node.frr_daemons) if node.frr_conf else [],
+        )
+        for n, node in topo.nodes.items()
+    }
     taken = [ns.netns for ns in nodes.values() if netns.exists(ns.netns)]
     if taken:
-        raise LabError(f"namespaces {', '.join(taken)} already exist but lab {name!r} has no state; "
-                       f"they belong to something else: choose another --lab or remove them (ip netns del)")
-    st = LabState(name=name, topology=str(topo.file), mode=mode, phase="creating", run_dir=str(run_dir),
-                  nodes=nodes)
+        raise LabError(
+            f"namespaces {', '.join(taken)} already exist but lab {name!r} has no state; "
+            f"they belong to something else: choose another --lab or remove them (ip netns del)"
+        )
+    st = LabState(name=name, topology=str(topo.file), mode=mode, phase="creating", run_dir=str(run_dir), nodes=nodes)
     with locked(name):
         write(st)  # before anything exists: `down` knows every namespace we may create
     uid, gid = _frr_user()
@@ -386,14 +423,17 @@ def _create(topo: Topology, name: str, mode: str) -> Lab:
 
 def _run(node: str, argv: list[str], env: dict[str, str] | None = None) -> None:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env, check=False,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=30, env=env, check=False, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as e:
         raise LabError(f"{node}: {' '.join(argv[4:])} did not finish within 30 s") from e
     if proc.returncode != 0:
-        raise LabError(f"{node}: exec {' '.join(argv[4:])!r} failed ({proc.returncode}): "
-                       f"{(proc.stderr or proc.stdout).strip()}; fix the topology file, then "
-                       "`bgpctl lab down` and `bgpctl lab up`")
+        raise LabError(
+            f"{node}: exec {' '.join(argv[4:])!r} failed ({proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()}; fix the topology file, then "
+            "`bgpctl lab down` and `bgpctl lab up`"
+        )
 
 
 def _clear_sockets(ns: str) -> None:
@@ -430,21 +470,35 @@ def _spawn_daemon(name: str, node: str, daemon: str) -> None:
         log_dir = Path(ns.dir)
         argv = frr.daemon_argv(daemon, ns.netns, log_dir / f"{daemon}.log")
         with (log_dir / f"{daemon}.out").open("ab") as out:
-            proc = subprocess.Popen(_ns_argv(ns.netns, argv), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        st.frr.append(Proc(proc.pid, node, f"frr:{daemon}", argv, str(log_dir / f"{daemon}.log"),
-                           netns.proc_starttime(proc.pid)))
+            proc = subprocess.Popen(
+                _ns_argv(ns.netns, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        st.frr.append(
+            Proc(proc.pid, node, f"frr:{daemon}", argv, str(log_dir / f"{daemon}.log"), netns.proc_starttime(proc.pid))
+        )
         write(st)
 
 
 def _wait_sockets(st: LabState, batch: Sequence[tuple[str, str]]) -> None:
     def missing() -> list[str]:
-        return [f"{n}/{d} (see {st.nodes[n].dir}/{d}.out and {d}.log)" for n, d in batch
-                if not (frr.socket_dir(st.nodes[n].netns) / f"{d}.vty").exists()]
+        return [
+            f"{n}/{d} (see {st.nodes[n].dir}/{d}.out and {d}.log)"
+            for n, d in batch
+            if not (frr.socket_dir(st.nodes[n].netns) / f"{d}.vty").exists()
+        ]
 
     try:
-        eventually("FRR daemons started (vty sockets)", budget=SOCKET_BUDGET_S, probe=missing,
-                   check=lambda left: left, interval_s=0.02)
+        eventually(
+            "FRR daemons started (vty sockets)",
+            budget=SOCKET_BUDGET_S,
+            probe=missing,
+            check=lambda left: left,
+            interval_s=0.02,
+        )
     except BudgetExceeded as e:
         raise LabError(str(e)) from None
 
@@ -457,9 +511,20 @@ def _configure_frr(st: LabState, nodes: Sequence[str], mode: str | None = None) 
         assert ns.frr_conf is not None
         procs.append((n, ns.netns, Path(ns.frr_conf)))
     errors = []
-    running = [(n, conf, subprocess.Popen(frr.config_argv(ns_name, conf), stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
-               for n, ns_name, conf in procs]
+    running = [
+        (
+            n,
+            conf,
+            subprocess.Popen(
+                frr.config_argv(ns_name, conf),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            ),
+        )
+        for n, ns_name, conf in procs
+    ]
     for n, conf, p in running:
         try:
             out, err = p.communicate(timeout=60)

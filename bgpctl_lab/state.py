@@ -25,8 +25,10 @@ VERSION = 1
 
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
-        raise LabError(f"lab name {name!r} is not valid: 1 to 20 letters, digits, '_' or '.', starting with a "
-                       "letter or digit (no '-': namespaces are named <lab>-<node>)")
+        raise LabError(
+            f"lab name {name!r} is not valid: 1 to 20 letters, digits, '_' or '.', starting with a "
+            "letter or digit (no '-': namespaces are named <lab>-<node>)"
+        )
     return name
 
 
@@ -94,8 +96,9 @@ def read(name: str) -> LabState | None:
     try:
         return LabState.from_json(text)
     except (ValueError, TypeError, KeyError) as e:
-        raise LabError(f"{path} is unreadable ({e}); remove the lab's namespaces with `ip netns del` and "
-                       f"then {lab_dir(name)}") from e
+        raise LabError(
+            f"{path} is unreadable ({e}); remove the lab's namespaces with `ip netns del` and then {lab_dir(name)}"
+        ) from e
 
 
 def write(state: LabState) -> None:

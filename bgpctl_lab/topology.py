@@ -48,8 +48,10 @@ def find_topology(given: Path | None = None) -> Path:
     if not path.is_file():
         if given or env:
             raise LabError(f"topology file {path} (from {'--topology' if given else TOPOLOGY_ENV}) does not exist")
-        raise LabError(f"no {DEFAULT_TOPOLOGY} in {Path.cwd()}: run from the directory holding it, or give "
-                       f"--topology FILE (or set {TOPOLOGY_ENV})")
+        raise LabError(
+            f"no {DEFAULT_TOPOLOGY} in {Path.cwd()}: run from the directory holding it, or give "
+            f"--topology FILE (or set {TOPOLOGY_ENV})"
+        )
     return path.resolve()
 
 
@@ -206,13 +208,26 @@ def model(data: Mapping[str, Any], file: Path) -> Topology:
         where = f"topology.nodes.{name}"
         kind = cfg.get("kind")
         if kind != "linux":
-            problems.append(Problem(fname, None, f"{where}.kind", f"kind {kind!r} is not supported by the "
-                                    "namespace runner", "use kind linux; a bridge is a linux node whose exec "
-                                    "creates it (see node ic)"))
+            problems.append(
+                Problem(
+                    fname,
+                    None,
+                    f"{where}.kind",
+                    f"kind {kind!r} is not supported by the namespace runner",
+                    "use kind linux; a bridge is a linux node whose exec creates it (see node ic)",
+                )
+            )
             continue
         for key in sorted(set(cfg) - SUPPORTED_NODE_KEYS):
-            problems.append(Problem(fname, None, f"{where}.{key}", "not supported by the namespace runner",
-                                    f"supported: {', '.join(sorted(SUPPORTED_NODE_KEYS))}"))
+            problems.append(
+                Problem(
+                    fname,
+                    None,
+                    f"{where}.{key}",
+                    "not supported by the namespace runner",
+                    f"supported: {', '.join(sorted(SUPPORTED_NODE_KEYS))}",
+                )
+            )
         binds: list[Bind] = []
         for i, spec in enumerate(cfg.get("binds") or []):
             bind = _parse_bind(spec, base)
@@ -220,8 +235,15 @@ def model(data: Mapping[str, Any], file: Path) -> Topology:
                 problems.append(Problem(fname, None, f"{where}.binds.{i}", f"{spec!r} is not host:container[:mode]"))
                 continue
             if bind.target in (FRR_CONF_TARGET, FRR_DAEMONS_TARGET) and not bind.host.is_file():
-                problems.append(Problem(fname, None, f"{where}.binds.{i}", f"{bind.host} does not exist",
-                                        "paths are relative to the topology file's directory"))
+                problems.append(
+                    Problem(
+                        fname,
+                        None,
+                        f"{where}.binds.{i}",
+                        f"{bind.host} does not exist",
+                        "paths are relative to the topology file's directory",
+                    )
+                )
             binds.append(bind)
         commands: list[tuple[str, ...]] = []
         for i, line in enumerate(cfg.get("exec") or []):
@@ -233,7 +255,11 @@ def model(data: Mapping[str, Any], file: Path) -> Topology:
             if argv:
                 commands.append(argv)
         nodes[name] = Node(
-            name=name, kind=kind, image=cfg.get("image"), binds=tuple(binds), exec=tuple(commands),
+            name=name,
+            kind=kind,
+            image=cfg.get("image"),
+            binds=tuple(binds),
+            exec=tuple(commands),
             env={str(k): _env_str(v) for k, v in (cfg.get("env") or {}).items()},
             sysctls={str(k): _env_str(v) for k, v in (cfg.get("sysctls") or {}).items()},
         )
@@ -242,8 +268,15 @@ def model(data: Mapping[str, Any], file: Path) -> Topology:
     for i, raw_link in enumerate(topo.get("links") or []):
         where = f"topology.links.{i}"
         for key in sorted(set(raw_link) - SUPPORTED_LINK_KEYS):
-            problems.append(Problem(fname, None, f"{where}.{key}", "not supported by the namespace runner",
-                                    "use brief links: endpoints [node:if, node:if] with optional ipv4/ipv6"))
+            problems.append(
+                Problem(
+                    fname,
+                    None,
+                    f"{where}.{key}",
+                    "not supported by the namespace runner",
+                    "use brief links: endpoints [node:if, node:if] with optional ipv4/ipv6",
+                )
+            )
         eps = raw_link.get("endpoints") or []
         if len(eps) != 2:
             problems.append(Problem(fname, None, f"{where}.endpoints", "a link needs exactly two endpoints"))
@@ -256,12 +289,19 @@ def model(data: Mapping[str, Any], file: Path) -> Topology:
             if node not in (topo.get("nodes") or {}):
                 problems.append(Problem(fname, None, f"{where}.endpoints.{j}", f"unknown node {node!r}"))
             if not ifname or len(ifname) > IFNAME_MAX or "/" in ifname:
-                problems.append(Problem(fname, None, f"{where}.endpoints.{j}",
-                                        f"interface name {ifname!r} is not valid on Linux",
-                                        f"1 to {IFNAME_MAX} characters, no '/'"))
+                problems.append(
+                    Problem(
+                        fname,
+                        None,
+                        f"{where}.endpoints.{j}",
+                        f"interface name {ifname!r} is not valid on Linux",
+                        f"1 to {IFNAME_MAX} characters, no '/'",
+                    )
+                )
             if (node, ifname) in seen:
-                problems.append(Problem(fname, None, f"{where}.endpoints.{j}",
-                                        f"{ep} is already used by {seen[node, ifname]}"))
+                problems.append(
+                    Problem(fname, None, f"{where}.endpoints.{j}", f"{ep} is already used by {seen[node, ifname]}")
+                )
             seen[node, ifname] = where
             try:
                 ip4 = _addr4(v4[j])

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"; ruff check bgpctl bgpctl_lab tests bench
+echo "== ruff format --check"; ruff format --check bgpctl bgpctl_lab tests bench
 echo "== mypy --strict"; mypy
 echo "== pytest"
 # CI gets the full hypothesis budget (>= 500 examples per property); see tests/conftest.py

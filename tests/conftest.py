@@ -12,8 +12,6 @@ from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["bgpctl_lab.pytest_plugin"]
 
-settings.register_profile("ci", max_examples=500, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-

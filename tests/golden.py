@@ -18,5 +18,7 @@ def check_golden(expected_file: Path, actual: str) -> None:
     if not expected_file.exists():
         raise AssertionError(f"{expected_file} is missing: run with BGPCTL_REGEN=1 to create it, then review it")
     expected = expected_file.read_text()
-    assert actual == expected, (f"output differs from {expected_file} (BGPCTL_REGEN=1 rewrites it):\n"
-                                f"--- expected\n{expected}\n--- actual\n{actual}")
+    assert actual == expected, (
+        f"output differs from {expected_file} (BGPCTL_REGEN=1 rewrites it):\n"
+        f"--- expected\n{expected}\n--- actual\n{actual}"
+    )

@@ -30,8 +30,12 @@ def test_every_event_name_is_unique_and_component_dot_what() -> None:
 def _literal_events(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)):
+        if not (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             continue
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in _LOG_METHODS:
@@ -43,6 +47,10 @@ def _literal_events(path: Path) -> list[str]:
 
 
 def test_log_calls_name_their_event_with_a_constant() -> None:
-    literal = [hit for path in sorted(PACKAGE.rglob("*.py")) if str(path.relative_to(PACKAGE)) not in _PENDING
-               for hit in _literal_events(path)]
+    literal = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if str(path.relative_to(PACKAGE)) not in _PENDING
+        for hit in _literal_events(path)
+    ]
     assert literal == []

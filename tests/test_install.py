@@ -28,7 +28,8 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def test_pip_install_without_a_compiler_then_daemon_help_works_and_lab_says_how_to_install(
-        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     t0 = time.monotonic()
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)])
     assert built.returncode == 0, built.stderr
@@ -37,8 +38,11 @@ def test_pip_install_without_a_compiler_then_daemon_help_works_and_lab_says_how_
     made = _run([sys.executable, "-m", "venv", str(venv)])
     assert made.returncode == 0, made.stderr
     bin_dir = venv / "bin"
-    env = {**{k: v for k, v in os.environ.items() if k.startswith(("PIP_", "HOME", "LANG", "SSL_"))},
-           **NO_COMPILER, "PATH": str(bin_dir)}
+    env = {
+        **{k: v for k, v in os.environ.items() if k.startswith(("PIP_", "HOME", "LANG", "SSL_"))},
+        **NO_COMPILER,
+        "PATH": str(bin_dir),
+    }
 
     installed = _run([str(bin_dir / "pip"), "install", "-q", "--no-cache-dir", str(wheel)], env=env)
     assert installed.returncode == 0, installed.stderr[-3000:]

@@ -34,21 +34,34 @@ class Lazy:
 
 
 COMMANDS: dict[str, Lazy] = {
-    "daemon": Lazy("bgpctl.cli.daemon", "daemon",
-                   "Run the controller: probe every path, decide, announce through ExaBGP."),
-    "demo": Lazy("bgpctl_lab.cli.demo", "demo",
-                 "Bring up the reference lab with bgpctl on cr, run a failover drill, print what happened.",
-                 lab=True),
-    "lab": Lazy("bgpctl_lab.cli.lab", "lab", "Run the reference lab (containerlab.yml) on network namespaces.",
-                also=("bgpctl_lab.cli.lab_drill", "bgpctl_lab.cli.lab_fault", "bgpctl_lab.cli.lab_meter"), lab=True),
-    "policy": Lazy("bgpctl.cli.policy", "policy", "Check, show and plan policy files.",
-                   also=("bgpctl.cli.policy_plan",)),
-    "probe": Lazy("bgpctl.cli.probe", "probe",
-                  "Probe paths the way the daemon does and print per-path stats like mtr."),
-    "reflector": Lazy("bgpctl.cli.probe", "reflector",
-                      "Answer STAMP (RFC 8762) / TWAMP-light probes, as the lab's Connect hosts do."),
-    "replay": Lazy("bgpctl.cli.replay", "replay",
-                   "Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller."),
+    "daemon": Lazy(
+        "bgpctl.cli.daemon", "daemon", "Run the controller: probe every path, decide, announce through ExaBGP."
+    ),
+    "demo": Lazy(
+        "bgpctl_lab.cli.demo",
+        "demo",
+        "Bring up the reference lab with bgpctl on cr, run a failover drill, print what happened.",
+        lab=True,
+    ),
+    "lab": Lazy(
+        "bgpctl_lab.cli.lab",
+        "lab",
+        "Run the reference lab (containerlab.yml) on network namespaces.",
+        also=("bgpctl_lab.cli.lab_drill", "bgpctl_lab.cli.lab_fault", "bgpctl_lab.cli.lab_meter"),
+        lab=True,
+    ),
+    "policy": Lazy(
+        "bgpctl.cli.policy", "policy", "Check, show and plan policy files.", also=("bgpctl.cli.policy_plan",)
+    ),
+    "probe": Lazy(
+        "bgpctl.cli.probe", "probe", "Probe paths the way the daemon does and print per-path stats like mtr."
+    ),
+    "reflector": Lazy(
+        "bgpctl.cli.probe", "reflector", "Answer STAMP (RFC 8762) / TWAMP-light probes, as the lab's Connect hosts do."
+    ),
+    "replay": Lazy(
+        "bgpctl.cli.replay", "replay", "Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller."
+    ),
 }
 
 

@@ -69,8 +69,9 @@ def effective(policy_: Policy, *, defaults: bool = True) -> dict[str, Any]:
 
 
 @policy.command("show")
-@click.option("--effective", "show_effective", is_flag=True,
-              help="include every default (what the daemon actually runs with)")
+@click.option(
+    "--effective", "show_effective", is_flag=True, help="include every default (what the daemon actually runs with)"
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 def show(file: str, show_effective: bool) -> None:
     """Print the validated policy FILE as YAML; with --effective, with defaults applied.

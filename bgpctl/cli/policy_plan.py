@@ -62,22 +62,30 @@ def read_snapshot(text: str, name: str, policy_: Policy) -> dict[PathKey, PathSt
     errors = sorted(jsonschema.Draft202012Validator(SNAPSHOT_SCHEMA).iter_errors(data), key=lambda e: e.json_path)
     if errors:
         lines = [f"{name}: {e.json_path}: {e.message}" for e in errors]
-        lines.append(f"{name}: expected {{\"service/region/path\": {{\"samples\": N, \"lost\": N, "
-                     f"\"consecutive_lost\": N, \"rtt_p50_ms\": ms, \"rtt_p95_ms\": ms, \"jitter_ms\": ms, "
-                     f"\"mos\": 1-4.5}}}} (see policies/examples/lab-snapshot.json)")
+        lines.append(
+            f'{name}: expected {{"service/region/path": {{"samples": N, "lost": N, '
+            f'"consecutive_lost": N, "rtt_p50_ms": ms, "rtt_p95_ms": ms, "jitter_ms": ms, '
+            f'"mos": 1-4.5}}}} (see policies/examples/lab-snapshot.json)'
+        )
         raise SnapshotError("\n".join(lines))
     known = {str(k): k for k in path_keys(policy_)}
     out: dict[PathKey, PathStats] = {}
     for key_text, fields in data.items():
         if key_text not in known:
-            raise SnapshotError(f"{name}: '{key_text}' is not a path the policy measures; "
-                                f"use one of {', '.join(known)}")
+            raise SnapshotError(
+                f"{name}: '{key_text}' is not a path the policy measures; use one of {', '.join(known)}"
+            )
         if fields["lost"] > fields["samples"] or fields["consecutive_lost"] > fields["samples"]:
             raise SnapshotError(f"{name}: '{key_text}': lost and consecutive_lost cannot exceed samples")
         out[known[key_text]] = PathStats(
-            samples=fields["samples"], lost=fields["lost"], consecutive_lost=fields["consecutive_lost"],
-            rtt_p50_ms=fields.get("rtt_p50_ms"), rtt_p95_ms=fields.get("rtt_p95_ms"),
-            jitter_ms=fields.get("jitter_ms"), mos=fields.get("mos"))
+            samples=fields["samples"],
+            lost=fields["lost"],
+            consecutive_lost=fields["consecutive_lost"],
+            rtt_p50_ms=fields.get("rtt_p50_ms"),
+            rtt_p95_ms=fields.get("rtt_p95_ms"),
+            jitter_ms=fields.get("jitter_ms"),
+            mos=fields.get("mos"),
+        )
     return out
 
 
@@ -98,21 +106,42 @@ def plan_report(policy_: Policy, health: Mapping[PathKey, PathHealth], result: P
     """The plan as JSON-able data: every path's health and state, the routes per peer with their state."""
     states, _ = path_states(policy_, health)
     sources = ideal_rib(policy_, health).sources
-    paths = [{"path": str(k), "health": health.get(k, PathHealth()).health.value,
-              "state": _state_of(states.get(k)),
-              "reasons": [r.text for r in health.get(k, PathHealth()).reasons]} for k in path_keys(policy_)]
+    paths = [
+        {
+            "path": str(k),
+            "health": health.get(k, PathHealth()).health.value,
+            "state": _state_of(states.get(k)),
+            "reasons": [r.text for r in health.get(k, PathHealth()).reasons],
+        }
+        for k in path_keys(policy_)
+    ]
     peers: dict[str, Any] = {}
     for peer in policy_.peers:
         routes = result.desired.get(peer.name, {})
         rows = []
         for key in sorted(routes, key=route_order):
             src = sources.get((peer.name, key))
-            rows.append({"prefix": key.prefix, "path_id": key.path_id, **attrs_to_dict(routes[key]),
-                         "state": src.state.value if src else None, "via": str(src.path) if src else None})
-        peers[peer.name] = {"role": peer.role.value, "peer_as": peer.peer_as, "add_path": peer.add_path.value,
-                            "routes": rows}
-    return {"paths": paths, "peers": peers, "deferred": [change_to_dict(c) for c in result.deferred],
-            "notes": list(result.notes)}
+            rows.append(
+                {
+                    "prefix": key.prefix,
+                    "path_id": key.path_id,
+                    **attrs_to_dict(routes[key]),
+                    "state": src.state.value if src else None,
+                    "via": str(src.path) if src else None,
+                }
+            )
+        peers[peer.name] = {
+            "role": peer.role.value,
+            "peer_as": peer.peer_as,
+            "add_path": peer.add_path.value,
+            "routes": rows,
+        }
+    return {
+        "paths": paths,
+        "peers": peers,
+        "deferred": [change_to_dict(c) for c in result.deferred],
+        "notes": list(result.notes),
+    }
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -123,9 +152,13 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_report(report: Mapping[str, Any]) -> list[str]:
     lines = ["paths:"]
-    lines += ["  " + line for line in _table(
-        ["PATH", "HEALTH", "STATE", "WHY"],
-        [[p["path"], p["health"], p["state"], "; ".join(p["reasons"]) or "-"] for p in report["paths"]])]
+    lines += [
+        "  " + line
+        for line in _table(
+            ["PATH", "HEALTH", "STATE", "WHY"],
+            [[p["path"], p["health"], p["state"], "; ".join(p["reasons"]) or "-"] for p in report["paths"]],
+        )
+    ]
     for name, peer in report["peers"].items():
         lines.append("")
         lines.append(f"peer {name} ({peer['role']}, AS{peer['peer_as']}, ADD-PATH {peer['add_path']}):")
@@ -134,13 +167,25 @@ def render_report(report: Mapping[str, Any]) -> list[str]:
             continue
         rows = []
         for r in peer["routes"]:
-            attrs = RouteAttrs(r["next_hop"], tuple(r["as_path"]), r["med"], tuple(r["communities"]),
-                               tuple(r["large_communities"]))
+            attrs = RouteAttrs(
+                r["next_hop"], tuple(r["as_path"]), r["med"], tuple(r["communities"]), tuple(r["large_communities"])
+            )
             state = f"{r['state']} ({r['via']})" if r["state"] else "kept"
-            rows.append([r["prefix"], str(r["path_id"]), r["next_hop"], " ".join(map(str, r["as_path"])),
-                         "-" if r["med"] is None else str(r["med"]), communities_text(attrs), state])
-        lines += ["  " + line for line in _table(
-            ["PREFIX", "PATH ID", "NEXT HOP", "AS PATH", "MED", "COMMUNITIES", "STATE"], rows)]
+            rows.append(
+                [
+                    r["prefix"],
+                    str(r["path_id"]),
+                    r["next_hop"],
+                    " ".join(map(str, r["as_path"])),
+                    "-" if r["med"] is None else str(r["med"]),
+                    communities_text(attrs),
+                    state,
+                ]
+            )
+        lines += [
+            "  " + line
+            for line in _table(["PREFIX", "PATH ID", "NEXT HOP", "AS PATH", "MED", "COMMUNITIES", "STATE"], rows)
+        ]
     if report["deferred"]:
         lines.append("")
         lines.append("deferred by the rate limit:")
@@ -153,8 +198,12 @@ def render_report(report: Mapping[str, Any]) -> list[str]:
 
 @policy.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--stats", "stats_file", type=click.Path(exists=True, dir_okay=False, path_type=str),
-              help="SNAPSHOT.json: PathStats per 'service/region/path' (default: every path up)")
+@click.option(
+    "--stats",
+    "stats_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="SNAPSHOT.json: PathStats per 'service/region/path' (default: every path up)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
 def plan_command(file: str, stats_file: str | None, as_json: bool) -> None:
     """Print the announcements per peer that policy FILE makes for the given measurements."""
@@ -171,4 +220,3 @@ def plan_command(file: str, stats_file: str | None, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo("\n".join(render_report(report)))
-

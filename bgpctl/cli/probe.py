@@ -39,17 +39,36 @@ def _pinned(enabled: bool, pins: Pinning) -> Iterator[None]:
 @click.command("probe")
 @click.argument("paths", nargs=-1, metavar="PATH...")
 @click.option("--all", "all_paths", is_flag=True, help="probe every path of every service in the policy")
-@click.option("--policy", "-p", "policy_file", envvar="BGPCTL_POLICY", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="policy file (default: $BGPCTL_POLICY)")
-@click.option("--count", "-c", type=click.IntRange(1, 1_000_000), default=10, show_default=True,
-              help="probes per path")
+@click.option(
+    "--policy",
+    "-p",
+    "policy_file",
+    envvar="BGPCTL_POLICY",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="policy file (default: $BGPCTL_POLICY)",
+)
+@click.option("--count", "-c", type=click.IntRange(1, 1_000_000), default=10, show_default=True, help="probes per path")
 @click.option("--record", type=click.Path(dir_okay=False), help="append the samples to this JSONL file")
-@click.option("--pin/--no-pin", default=True, show_default=True,
-              help="install the paths' policy routing for the run (what it adds, it removes at exit)")
+@click.option(
+    "--pin/--no-pin",
+    default=True,
+    show_default=True,
+    help="install the paths' policy routing for the run (what it adds, it removes at exit)",
+)
 @click.option("--netns", default=None, help="run the probes inside this network namespace")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per path instead of the table")
-def probe(*, paths: tuple[str, ...], all_paths: bool, policy_file: str, count: int, record: str | None,
-          pin: bool, netns: str | None, as_json: bool) -> None:
+def probe(
+    *,
+    paths: tuple[str, ...],
+    all_paths: bool,
+    policy_file: str,
+    count: int,
+    record: str | None,
+    pin: bool,
+    netns: str | None,
+    as_json: bool,
+) -> None:
     """Probe paths the way the daemon does and print per-path stats like mtr.
 
     PATH is region/path (every service probed over it), service/region/path, a region or a service.
@@ -85,24 +104,42 @@ def probe(*, paths: tuple[str, ...], all_paths: bool, policy_file: str, count: i
 
 def _row_json(r: PathSummary) -> dict[str, object]:
     out = {k: v for k, v in asdict(r).items() if k not in ("key", "stats")}
-    out.update(service=r.key.service, region=r.key.region, path=r.key.path, loss_pct=r.loss_pct,
-               rtt_p50_ms=r.stats.rtt_p50_ms, rtt_p95_ms=r.stats.rtt_p95_ms, jitter_ms=r.stats.jitter_ms,
-               mos=r.stats.mos)
+    out.update(
+        service=r.key.service,
+        region=r.key.region,
+        path=r.key.path,
+        loss_pct=r.loss_pct,
+        rtt_p50_ms=r.stats.rtt_p50_ms,
+        rtt_p95_ms=r.stats.rtt_p95_ms,
+        jitter_ms=r.stats.jitter_ms,
+        mos=r.stats.mos,
+    )
     return out
 
 
 @click.command("reflector")
-@click.option("--listen", default="0.0.0.0", show_default=True,
-              help="address to listen on (0.0.0.0 / :: answers for every local address)")
-@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
-              help="STAMP UDP port")
-@click.option("--tcp-port", "tcp_ports", type=click.IntRange(1, 65535), multiple=True,
-              help="also accept-and-close TCP connections on this port (targets for tcp probes); repeatable")
-@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="stop after this long (default: until SIGTERM or SIGINT)")
+@click.option(
+    "--listen",
+    default="0.0.0.0",
+    show_default=True,
+    help="address to listen on (0.0.0.0 / :: answers for every local address)",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True, help="STAMP UDP port")
+@click.option(
+    "--tcp-port",
+    "tcp_ports",
+    type=click.IntRange(1, 65535),
+    multiple=True,
+    help="also accept-and-close TCP connections on this port (targets for tcp probes); repeatable",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="stop after this long (default: until SIGTERM or SIGINT)",
+)
 @click.option("--netns", default=None, help="listen inside this network namespace")
-def reflector(*, listen: str, port: int, tcp_ports: tuple[int, ...], seconds: float | None,
-              netns: str | None) -> None:
+def reflector(*, listen: str, port: int, tcp_ports: tuple[int, ...], seconds: float | None, netns: str | None) -> None:
     """Answer STAMP (RFC 8762) / TWAMP-light probes, as the lab's Connect hosts do.
 
     Prints one JSON line when listening ({"event": "reflector.ready", ...}) and one with its counters
@@ -119,8 +156,16 @@ async def _serve(refl: Reflector, seconds: float | None) -> dict[str, int]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
-    click.echo(json.dumps({"event": events.REFLECTOR_READY, "listen": refl.listen, "port": refl.udp_port,
-                           "tcp_ports": list(refl.tcp_ports)}))
+    click.echo(
+        json.dumps(
+            {
+                "event": events.REFLECTOR_READY,
+                "listen": refl.listen,
+                "port": refl.udp_port,
+                "tcp_ports": list(refl.tcp_ports),
+            }
+        )
+    )
     try:
         if seconds is None:
             await asyncio.Event().wait()

@@ -30,11 +30,20 @@ from bgpctl.policy.load import load_policy
 
 
 @click.command()
-@click.option("--policy", "policy_file", required=True, type=click.Path(dir_okay=False, path_type=str),
-              help="the policy to judge the recording with (e.g. the one you are about to merge)")
-@click.option("--tick", type=click.FloatRange(min=0.001, max=60.0), default=None,
-              help="samples-only recordings: seconds between evaluations (default: the policy's smallest "
-                   "probe interval); a daemon recording replays at its own evaluation times")
+@click.option(
+    "--policy",
+    "policy_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="the policy to judge the recording with (e.g. the one you are about to merge)",
+)
+@click.option(
+    "--tick",
+    type=click.FloatRange(min=0.001, max=60.0),
+    default=None,
+    help="samples-only recordings: seconds between evaluations (default: the policy's smallest "
+    "probe interval); a daemon recording replays at its own evaluation times",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one per plan() call, then a summary")
 @click.argument("samples", type=click.File("r", encoding="utf-8"))
 def replay(policy_file: str, tick: float | None, as_json: bool, samples: TextIO) -> None:

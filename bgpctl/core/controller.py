@@ -42,8 +42,11 @@ def _window(policy: Policy, key: PathKey) -> PathWindow:
     the probe at the earliest: the adaptive RTO never goes below 1.5 intervals (nor above the timeout)."""
     service = policy.services[key.service]
     interval_s, timeout_s = service.probe.interval_ms / 1000.0, service.probe.timeout_ms / 1000.0
-    return PathWindow(policy.sla_classes[service.sla].hysteresis.window_s,
-                      rto_floor_s=min(1.5 * interval_s, timeout_s), rto_cap_s=timeout_s)
+    return PathWindow(
+        policy.sla_classes[service.sla].hysteresis.window_s,
+        rto_floor_s=min(1.5 * interval_s, timeout_s),
+        rto_cap_s=timeout_s,
+    )
 
 
 class Controller:
@@ -75,8 +78,11 @@ class Controller:
         decision = decide(self.policy, stats, self.health, now)
         self.health = dict(decision.health)
         judged = any(h.health is not Health.UNKNOWN for h in self.health.values())
-        retry = (self.last_plan is not None and bool(self.last_plan.deferred)
-                 and now - self._last_plan_at >= RETRY_DEFERRED_S)
+        retry = (
+            self.last_plan is not None
+            and bool(self.last_plan.deferred)
+            and now - self._last_plan_at >= RETRY_DEFERRED_S
+        )
         first = self.last_plan is None and judged
         if not (decision.transitions or retry or first):
             return Step(now, decision.transitions, None, stats)

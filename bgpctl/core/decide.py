@@ -122,8 +122,15 @@ def _or_point(bound: float | None, point: float | None) -> float | None:
 _METRICS = (
     _Metric("rtt_ms", "rtt_ms", "rtt_ms p95", " ms", True, lambda s: s.rtt_p95_ms, lambda s: s.rtt_p95_ms),
     _Metric("jitter_ms", "jitter_ms", "jitter_ms", " ms", True, lambda s: s.jitter_ms, lambda s: s.jitter_ms),
-    _Metric("loss_pct", "loss_pct", "loss_pct", "%", True, lambda s: s.loss_pct,
-            lambda s: _or_point(s.loss_pct_low, s.loss_pct)),
+    _Metric(
+        "loss_pct",
+        "loss_pct",
+        "loss_pct",
+        "%",
+        True,
+        lambda s: s.loss_pct,
+        lambda s: _or_point(s.loss_pct_low, s.loss_pct),
+    ),
     _Metric("mos", "mos_below", "mos", "", False, lambda s: s.mos, lambda s: _or_point(s.mos_high, s.mos)),
 )
 
@@ -153,13 +160,19 @@ class _Check:
         """``v`` crossed the threshold; ``point`` is the point estimate when ``v`` is a confidence bound."""
         m = self.metric
         if v is None:
-            return Reason(m.name, None, self.threshold, f"{m.label}: no probe answered in the window "
-                                                        f"(> {self.level} {_fmt(m, self.threshold)})")
+            return Reason(
+                m.name,
+                None,
+                self.threshold,
+                f"{m.label}: no probe answered in the window (> {self.level} {_fmt(m, self.threshold)})",
+            )
         op = ">" if m.higher_is_worse else "<"
         shown = _fmt(m, v)
         if point is not None and point != v:
-            shown = (f"{_fmt(m, point)} ({'at least' if m.higher_is_worse else 'at most'} {_fmt(m, v)} "
-                     f"at {LOSS_CONFIDENCE_PCT:g}% confidence)")
+            shown = (
+                f"{_fmt(m, point)} ({'at least' if m.higher_is_worse else 'at most'} {_fmt(m, v)} "
+                f"at {LOSS_CONFIDENCE_PCT:g}% confidence)"
+            )
         return Reason(m.name, v, self.threshold, f"{m.label} {shown} {op} {self.level} {_fmt(m, self.threshold)}")
 
     def _how(self) -> str:
@@ -178,8 +191,12 @@ class _Check:
         if v is None:
             return Reason(m.name, None, self.bound, f"{m.label}: no value to clear {_fmt(m, self.bound)} {self._how()}")
         op = ">" if m.higher_is_worse else "<"
-        return Reason(m.name, v, self.bound, f"{m.label} {_fmt(m, v)} {op} {_fmt(m, self.bound)} {self._how()}: "
-                                             "inside the hysteresis band")
+        return Reason(
+            m.name,
+            v,
+            self.bound,
+            f"{m.label} {_fmt(m, v)} {op} {_fmt(m, self.bound)} {self._how()}: inside the hysteresis band",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,13 +311,22 @@ def _sla_for(policy: Policy, service_name: str) -> SlaClass:
     try:
         return policy.sla_classes[name]
     except KeyError:
-        raise PolicyError([Problem(file="<policy>", line=None, path=f"services.{service_name}.sla",
-                                   message=f"names SLA class '{name}', which sla_classes does not define",
-                                   hint=f"define it or use one of {sorted(policy.sla_classes)}")]) from None
+        raise PolicyError(
+            [
+                Problem(
+                    file="<policy>",
+                    line=None,
+                    path=f"services.{service_name}.sla",
+                    message=f"names SLA class '{name}', which sla_classes does not define",
+                    hint=f"define it or use one of {sorted(policy.sla_classes)}",
+                )
+            ]
+        ) from None
 
 
-def decide(policy: Policy, stats: Mapping[PathKey, PathStats], previous: Mapping[PathKey, PathHealth],
-           now: float) -> Decision:
+def decide(
+    policy: Policy, stats: Mapping[PathKey, PathStats], previous: Mapping[PathKey, PathHealth], now: float
+) -> Decision:
     """The new health of every path of ``path_keys(policy)`` and the transitions since ``previous``."""
     health: dict[PathKey, PathHealth] = {}
     transitions: list[Transition] = []
@@ -326,11 +352,20 @@ def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float)
     # 1. hard failure, confirmed by timeouts: at once, from any state, with any number of samples
     if stats is not None and stats.consecutive_lost >= h.down_after_lost:
         cur = prev.health
-        reason = Reason("consecutive_lost", float(stats.consecutive_lost), float(h.down_after_lost),
-                        f"consecutive_lost {stats.consecutive_lost} >= down_after_lost {h.down_after_lost}")
-        return PathHealth(health=_DOWN, since=prev.since if cur is _DOWN else now,
-                          clean_since=None, down_until=max(prev.down_until, now + h.hold_down_s),
-                          reasons=(reason,), clean_level=None)
+        reason = Reason(
+            "consecutive_lost",
+            float(stats.consecutive_lost),
+            float(h.down_after_lost),
+            f"consecutive_lost {stats.consecutive_lost} >= down_after_lost {h.down_after_lost}",
+        )
+        return PathHealth(
+            health=_DOWN,
+            since=prev.since if cur is _DOWN else now,
+            clean_since=None,
+            down_until=max(prev.down_until, now + h.hold_down_s),
+            reasons=(reason,),
+            clean_level=None,
+        )
 
     # 2.-7. the window's judgement, underneath any suspicion
     base = prev.beneath if prev.health is _SUSPECT and prev.beneath is not None else prev
@@ -338,21 +373,36 @@ def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float)
     new = _judge_window(rules, stats, base, now)
 
     # 1b. suspicion: unanswered past the adaptive RTO, not timed out (yet)
-    if (stats is not None and (stats.unanswered >= h.down_after_lost or (suspected and stats.holes > 0))
-            and new.health is not _DOWN and new.health is not _UNKNOWN):
+    if (
+        stats is not None
+        and (stats.unanswered >= h.down_after_lost or (suspected and stats.holes > 0))
+        and new.health is not _DOWN
+        and new.health is not _UNKNOWN
+    ):
         missing = stats.unanswered + stats.holes
         if suspected and prev.reasons and prev.reasons[0].value == missing and prev.beneath is new:
             return prev  # nothing new to say
         if stats.unanswered >= h.down_after_lost:
-            text = (f"unanswered {stats.unanswered} >= down_after_lost {h.down_after_lost} "
-                    f"({stats.consecutive_lost} timed out + {stats.overdue} past RTO {stats.rto_ms or 0:.0f} ms): "
-                    "suspect, de-preferred until answers clear it or the timeouts confirm down")
+            text = (
+                f"unanswered {stats.unanswered} >= down_after_lost {h.down_after_lost} "
+                f"({stats.consecutive_lost} timed out + {stats.overdue} past RTO {stats.rto_ms or 0:.0f} ms): "
+                "suspect, de-preferred until answers clear it or the timeouts confirm down"
+            )
         else:
-            text = (f"{stats.holes} probe(s) before the last answer still unanswered past RTO "
-                    f"{stats.rto_ms or 0:.0f} ms: suspect until they are answered or time out")
+            text = (
+                f"{stats.holes} probe(s) before the last answer still unanswered past RTO "
+                f"{stats.rto_ms or 0:.0f} ms: suspect until they are answered or time out"
+            )
         reason = Reason("unanswered", float(missing), float(h.down_after_lost), text)
-        return PathHealth(health=_SUSPECT, since=prev.since if suspected else now, clean_since=None,
-                          down_until=new.down_until, reasons=(reason,), clean_level=None, beneath=new)
+        return PathHealth(
+            health=_SUSPECT,
+            since=prev.since if suspected else now,
+            clean_since=None,
+            down_until=new.down_until,
+            reasons=(reason,),
+            clean_level=None,
+            beneath=new,
+        )
     if suspected:
         return _cleared_suspicion(rules, stats, new, now)
     return new
@@ -362,19 +412,32 @@ def _cleared_suspicion(rules: _Rules, stats: PathStats | None, new: PathHealth, 
     """An answer ended the suspicion: back to the judgement underneath, worse at once if the answer that
     ended it was slow enough to cross an ``rtt_ms`` threshold (a latency step, judged as latency)."""
     rtt = None if stats is None else stats.last_rtt_ms
-    cleared = Reason("unanswered", 0.0, float(rules.hysteresis.down_after_lost),
-                     "unanswered 0: answered again" + ("" if rtt is None else f" (RTT {rtt:.1f} ms)")
-                     + ", suspicion cleared")
+    cleared = Reason(
+        "unanswered",
+        0.0,
+        float(rules.hysteresis.down_after_lost),
+        "unanswered 0: answered again" + ("" if rtt is None else f" (RTT {rtt:.1f} ms)") + ", suspicion cleared",
+    )
     for level, checks in ((_DOWN, rules.down), (_DEGRADED, rules.degraded)):
         for c in checks:
             if c.metric.name == "rtt_ms" and rtt is not None and rtt > c.threshold:
                 if new.health is not _UNKNOWN and _worse(level, new.health):
-                    crossed = Reason("rtt_ms", rtt, c.threshold, f"rtt_ms {rtt:.1f} of the answer that ended the "
-                                                                 f"suspicion > {c.level} {c.threshold:.1f} ms")
+                    crossed = Reason(
+                        "rtt_ms",
+                        rtt,
+                        c.threshold,
+                        f"rtt_ms {rtt:.1f} of the answer that ended the suspicion > {c.level} {c.threshold:.1f} ms",
+                    )
                     return _enter(new, level, now, rules.hysteresis, (cleared, crossed))
                 break
-    return PathHealth(health=new.health, since=new.since, clean_since=new.clean_since, down_until=new.down_until,
-                      reasons=(cleared, *new.reasons), clean_level=new.clean_level)
+    return PathHealth(
+        health=new.health,
+        since=new.since,
+        clean_since=new.clean_since,
+        down_until=new.down_until,
+        reasons=(cleared, *new.reasons),
+        clean_level=new.clean_level,
+    )
 
 
 def _judge_window(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
@@ -385,16 +448,30 @@ def _judge_window(rules: _Rules, stats: PathStats | None, prev: PathHealth, now:
     # 2. too little data: judge nothing
     if stats is None or stats.samples < h.min_samples:
         n = 0 if stats is None else stats.samples
-        if (prev.clean_since is None and prev.clean_level is None and prev.reasons
-                and prev.reasons[0].metric == "samples" and prev.reasons[0].value == n
-                and prev.reasons[0].threshold == h.min_samples):
+        if (
+            prev.clean_since is None
+            and prev.clean_level is None
+            and prev.reasons
+            and prev.reasons[0].metric == "samples"
+            and prev.reasons[0].value == n
+            and prev.reasons[0].threshold == h.min_samples
+        ):
             return prev  # nothing new to say (the hot path of a path without data)
-        reason = Reason("samples", float(n), float(h.min_samples),
-                        f"{n} settled samples < min_samples {h.min_samples}: not judged, "
-                        f"{cur.value} kept")
+        reason = Reason(
+            "samples",
+            float(n),
+            float(h.min_samples),
+            f"{n} settled samples < min_samples {h.min_samples}: not judged, {cur.value} kept",
+        )
         kept = tuple(r for r in prev.reasons if r.metric != "samples")
-        return PathHealth(health=cur, since=prev.since, clean_since=None, down_until=prev.down_until,
-                          reasons=(reason, *kept), clean_level=None)
+        return PathHealth(
+            health=cur,
+            since=prev.since,
+            clean_since=None,
+            down_until=prev.down_until,
+            reasons=(reason, *kept),
+            clean_level=None,
+        )
 
     # 3. soft level
     level, crossed = _soft_level(stats, rules)
@@ -403,9 +480,15 @@ def _judge_window(rules: _Rules, stats: PathStats | None, prev: PathHealth, now:
     if cur is _UNKNOWN or _worse(level, cur):
         reasons = tuple(crossed)
         if not reasons:  # first judgement, everything within thresholds
-            reasons = (Reason("samples", float(stats.samples), float(h.min_samples),
-                              f"first judgement on {stats.samples} settled samples (min_samples "
-                              f"{h.min_samples}): every measurement within its thresholds"),)
+            reasons = (
+                Reason(
+                    "samples",
+                    float(stats.samples),
+                    float(h.min_samples),
+                    f"first judgement on {stats.samples} settled samples (min_samples "
+                    f"{h.min_samples}): every measurement within its thresholds",
+                ),
+            )
         return _enter(prev, level, now, h, reasons)
 
     # 6./7. same level, or better: improve only through the hysteresis
@@ -423,34 +506,70 @@ def _judge_window(rules: _Rules, stats: PathStats | None, prev: PathHealth, now:
     held: list[Reason] = []
     clean_for = now - clean_since
     if clean_for < h.rise_s:
-        held.append(Reason("rise", clean_for, h.rise_s,
-                           f"clean for {clean_for:.1f} s < rise_s {h.rise_s:g} s: {cur.value} kept"))
+        held.append(
+            Reason(
+                "rise", clean_for, h.rise_s, f"clean for {clean_for:.1f} s < rise_s {h.rise_s:g} s: {cur.value} kept"
+            )
+        )
     in_state = now - prev.since
     if in_state < h.min_dwell_s:
-        held.append(Reason("min_dwell", in_state, h.min_dwell_s,
-                           f"{in_state:.1f} s in {cur.value} < min_dwell_s {h.min_dwell_s:g} s"))
+        held.append(
+            Reason(
+                "min_dwell",
+                in_state,
+                h.min_dwell_s,
+                f"{in_state:.1f} s in {cur.value} < min_dwell_s {h.min_dwell_s:g} s",
+            )
+        )
     if cur is _DOWN and now < prev.down_until:
-        held.append(Reason("hold_down", prev.down_until - now, h.hold_down_s,
-                           f"hold-down: {prev.down_until - now:.1f} s left of hold_down_s {h.hold_down_s:g} s"))
+        held.append(
+            Reason(
+                "hold_down",
+                prev.down_until - now,
+                h.hold_down_s,
+                f"hold-down: {prev.down_until - now:.1f} s left of hold_down_s {h.hold_down_s:g} s",
+            )
+        )
     if held:
-        return PathHealth(health=cur, since=prev.since, clean_since=clean_since, down_until=prev.down_until,
-                          reasons=tuple(held), clean_level=clean_level)
+        return PathHealth(
+            health=cur,
+            since=prev.since,
+            clean_since=clean_since,
+            down_until=prev.down_until,
+            reasons=tuple(held),
+            clean_level=clean_level,
+        )
 
     # improve to the level that stayed clean for the whole run
-    rise = Reason("rise", clean_for, h.rise_s, f"clean for {clean_for:.1f} s >= rise_s {h.rise_s:g} s: "
-                                               f"{cur.value} -> {clean_level.value}")
+    rise = Reason(
+        "rise",
+        clean_for,
+        h.rise_s,
+        f"clean for {clean_for:.1f} s >= rise_s {h.rise_s:g} s: {cur.value} -> {clean_level.value}",
+    )
     restart = recovery if _worse(clean_level, recovery) else None
-    return PathHealth(health=clean_level, since=now, clean_since=now if restart else None,
-                      down_until=prev.down_until, reasons=(rise, *_cleared(stats, rules, clean_level)),
-                      clean_level=restart)
+    return PathHealth(
+        health=clean_level,
+        since=now,
+        clean_since=now if restart else None,
+        down_until=prev.down_until,
+        reasons=(rise, *_cleared(stats, rules, clean_level)),
+        clean_level=restart,
+    )
 
 
 def _hold(prev: PathHealth, reasons: tuple[Reason, ...]) -> PathHealth:
     """Keep the state, stop the improvement clock; ``prev`` itself when nothing changes."""
     if prev.clean_since is None and prev.clean_level is None and prev.reasons == reasons:
         return prev
-    return PathHealth(health=prev.health, since=prev.since, clean_since=None, down_until=prev.down_until,
-                      reasons=reasons, clean_level=None)
+    return PathHealth(
+        health=prev.health,
+        since=prev.since,
+        clean_since=None,
+        down_until=prev.down_until,
+        reasons=reasons,
+        clean_level=None,
+    )
 
 
 def _enter(prev: PathHealth, level: Health, now: float, h: Hysteresis, reasons: tuple[Reason, ...]) -> PathHealth:
@@ -458,5 +577,11 @@ def _enter(prev: PathHealth, level: Health, now: float, h: Hysteresis, reasons: 
     down_until = prev.down_until
     if level is _DOWN:
         down_until = max(down_until, now + h.hold_down_s)
-    return PathHealth(health=level, since=now if level is not prev.health else prev.since, clean_since=None,
-                      down_until=down_until, reasons=reasons, clean_level=None)
+    return PathHealth(
+        health=level,
+        since=now if level is not prev.health else prev.since,
+        clean_since=None,
+        down_until=down_until,
+        reasons=reasons,
+        clean_level=None,
+    )

@@ -91,7 +91,10 @@ RATE_WINDOW_S = 60.0
 """The rate limit's sliding window, seconds."""
 
 STATE_RANK: dict[PathState, int] = {
-    PathState.PREFERRED: 0, PathState.STANDBY: 1, PathState.DEGRADED: 2, PathState.DOWN: 3,
+    PathState.PREFERRED: 0,
+    PathState.STANDBY: 1,
+    PathState.DEGRADED: 2,
+    PathState.DOWN: 3,
 }
 """Lower is more preferred."""
 
@@ -195,8 +198,16 @@ def _best(policy: Policy, keys: list[PathKey], ids: Mapping[tuple[str, str], int
     return min(keys, key=lambda k: (policy.regions[k.region].paths[k.path].priority, ids[(k.region, k.path)]))
 
 
-def _preferred(policy: Policy, name: str, service: Service, candidates: list[PathKey], *,
-               overrides: Overrides, ids: Mapping[tuple[str, str], int], notes: list[str]) -> list[PathKey]:
+def _preferred(
+    policy: Policy,
+    name: str,
+    service: Service,
+    candidates: list[PathKey],
+    *,
+    overrides: Overrides,
+    ids: Mapping[tuple[str, str], int],
+    notes: list[str],
+) -> list[PathKey]:
     pin = overrides.pin.get(name)
     if pin is not None:
         pinned = [k for k in candidates if k.region == pin]
@@ -218,8 +229,9 @@ def _preferred(policy: Policy, name: str, service: Service, candidates: list[Pat
     return []
 
 
-def path_states(policy: Policy, health: Mapping[PathKey, PathHealth],
-                overrides: Overrides | None = None) -> tuple[dict[PathKey, PathState | None], list[str]]:
+def path_states(
+    policy: Policy, health: Mapping[PathKey, PathHealth], overrides: Overrides | None = None
+) -> tuple[dict[PathKey, PathState | None], list[str]]:
     """The state of every (service, region, path) of the policy; None = not announced (UNKNOWN)."""
     ov = policy.overrides if overrides is None else overrides
     ids = path_ids(policy)
@@ -270,8 +282,9 @@ class _Candidate:
         return (*_preference(STATE_RANK[self.source.state], self.attrs), self.path_id)
 
 
-def _edge_candidates(policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None],
-                     ids: Mapping[tuple[str, str], int]) -> list[_Candidate]:
+def _edge_candidates(
+    policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None], ids: Mapping[tuple[str, str], int]
+) -> list[_Candidate]:
     out: list[_Candidate] = []
     for name, service in policy.services.items():
         for key in _service_paths(policy, name):
@@ -288,8 +301,9 @@ def _edge_candidates(policy: Policy, peer: Peer, states: Mapping[PathKey, PathSt
     return out
 
 
-def _tgw_candidates(policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None],
-                    ids: Mapping[tuple[str, str], int]) -> list[_Candidate]:
+def _tgw_candidates(
+    policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None], ids: Mapping[tuple[str, str], int]
+) -> list[_Candidate]:
     corporate = policy.corporate
     if corporate is None:
         return []
@@ -308,8 +322,7 @@ def _tgw_candidates(policy: Policy, peer: Peer, states: Mapping[PathKey, PathSta
             attrs = _attrs(policy, action, corporate.next_hop)
             for prefix in corporate.prefixes:
                 if _carries(peer, str(prefix)):
-                    out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs,
-                                          RouteSource(key, state)))
+                    out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
     return out
 
 
@@ -334,8 +347,10 @@ def ideal_rib(policy: Policy, health: Mapping[PathKey, PathHealth], overrides: O
         for k, c in best.items():
             sources[(peer.name, k)] = c.source
     dark = frozenset(
-        name for name in policy.services
-        if not any(states.get(k) in _ANNOUNCEABLE for k in _service_paths(policy, name)))
+        name
+        for name in policy.services
+        if not any(states.get(k) in _ANNOUNCEABLE for k in _service_paths(policy, name))
+    )
     return Ideal(routes, sources, states, dark, tuple(notes))
 
 
@@ -349,16 +364,20 @@ def _fail_static(policy: Policy, ideal: Ideal, previous: Rib | None, target: Rib
     Only on the policy's peers: routes to a peer the policy no longer has are withdrawn, not kept.
     """
     held: list[tuple[str, set[str]]] = [
-        (f"service {name}", {str(p) for p in policy.services[name].prefixes}) for name in sorted(ideal.dark)]
+        (f"service {name}", {str(p) for p in policy.services[name].prefixes}) for name in sorted(ideal.dark)
+    ]
     corporate = policy.corporate
-    if corporate is not None and (corporate.follow_service in ideal.dark
-                                  or corporate.follow_service not in policy.services):
-        held.append((f"the corporate prefixes (they follow {corporate.follow_service})",
-                     {str(p) for p in corporate.prefixes}))
+    if corporate is not None and (
+        corporate.follow_service in ideal.dark or corporate.follow_service not in policy.services
+    ):
+        held.append(
+            (f"the corporate prefixes (they follow {corporate.follow_service})", {str(p) for p in corporate.prefixes})
+        )
     for what, prefixes in held:
         if not policy.guards.fail_static:
-            notes.append(f"fail-static is off: {what}: no path is up or degraded; the routes follow the "
-                         f"down/unknown actions")
+            notes.append(
+                f"fail-static is off: {what}: no path is up or degraded; the routes follow the down/unknown actions"
+            )
             continue
         kept = 0
         if previous is not None:
@@ -493,9 +512,15 @@ def _diff(policy: Policy, ideal: Ideal | None, base: Rib, target: Rib) -> list[R
             out.append(_Ordered(group, sort, RouteChange(peer_name, ChangeKind.ANNOUNCE, key, attrs, why)))
         for key in sorted(old, key=route_order):
             if key not in new:
-                out.append(_Ordered(_GROUP_WITHDRAW, ((), pi, route_order(key)),
-                                    RouteChange(peer_name, ChangeKind.WITHDRAW, key, None,
-                                                _withdraw_why(policy, ideal, peer_name, key))))
+                out.append(
+                    _Ordered(
+                        _GROUP_WITHDRAW,
+                        ((), pi, route_order(key)),
+                        RouteChange(
+                            peer_name, ChangeKind.WITHDRAW, key, None, _withdraw_why(policy, ideal, peer_name, key)
+                        ),
+                    )
+                )
     out.sort(key=lambda o: (o.group, o.sort))
     return [o.change for o in out]
 
@@ -514,8 +539,7 @@ def apply_changes(rib: Rib, changes: Iterable[RouteChange]) -> Rib:
 
 def _normalized(policy: Policy, rib: Rib) -> Rib:
     """Policy peers first (each present, maybe empty), then other peers that still hold routes; keys sorted."""
-    out: Rib = {p.name: {k: rib[p.name][k] for k in sorted(rib.get(p.name, {}), key=route_order)}
-                for p in policy.peers}
+    out: Rib = {p.name: {k: rib[p.name][k] for k in sorted(rib.get(p.name, {}), key=route_order)} for p in policy.peers}
     for peer_name in sorted(set(rib) - set(out)):
         if rib[peer_name]:
             out[peer_name] = {k: rib[peer_name][k] for k in sorted(rib[peer_name], key=route_order)}
@@ -526,8 +550,13 @@ def _normalized(policy: Policy, rib: Rib) -> Rib:
 # plan
 
 
-def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | None, now: float,
-         overrides: Overrides | None = None) -> Plan:
+def plan(
+    policy: Policy,
+    health: Mapping[PathKey, PathHealth],
+    previous: Plan | None,
+    now: float,
+    overrides: Overrides | None = None,
+) -> Plan:
     """The desired RIB for ``health`` and the ordered, rate-limited changes from ``previous``.
 
     ``overrides`` None means ``policy.overrides``. See the module docstring for the rules.
@@ -543,8 +572,15 @@ def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | 
     for peer_name in sorted(prev_rib):
         for key in sorted(prev_rib[peer_name], key=route_order):
             if not allowed(key.prefix, allowlist):
-                guard.append(RouteChange(peer_name, ChangeKind.WITHDRAW, key, None,
-                                         f"{key.prefix} is outside guards.allowlist: withdrawn at once"))
+                guard.append(
+                    RouteChange(
+                        peer_name,
+                        ChangeKind.WITHDRAW,
+                        key,
+                        None,
+                        f"{key.prefix} is outside guards.allowlist: withdrawn at once",
+                    )
+                )
     base = apply_changes(prev_rib, guard)
 
     ideal: Ideal | None
@@ -563,10 +599,16 @@ def plan(policy: Policy, health: Mapping[PathKey, PathHealth], previous: Plan | 
     budget = max(0, policy.guards.max_route_changes_per_minute - len(recent) - len(guard))
     applied, deferred = ordered[:budget], ordered[budget:]
     if deferred:
-        notes.append(f"rate limit: {len(deferred)} change(s) deferred "
-                     f"(max {policy.guards.max_route_changes_per_minute} per minute)")
+        notes.append(
+            f"rate limit: {len(deferred)} change(s) deferred "
+            f"(max {policy.guards.max_route_changes_per_minute} per minute)"
+        )
     desired = _normalized(policy, apply_changes(base, applied))
     changes = (*guard, *applied)
-    return Plan(desired=desired, changes=tuple(changes), deferred=tuple(deferred), notes=tuple(notes),
-                change_times=recent + (now,) * len(changes))
-
+    return Plan(
+        desired=desired,
+        changes=tuple(changes),
+        deferred=tuple(deferred),
+        notes=tuple(notes),
+        change_times=recent + (now,) * len(changes),
+    )

@@ -79,18 +79,30 @@ Event = Header | Settled | Sent | Stepped
 
 
 def header_line(paths: Mapping[PathKey, Schedule], *, steps: bool) -> str:
-    return _dump({"bgpctl_recording": VERSION, "steps": steps,
-                  "paths": {str(k): {"interval_s": s.interval_s, "timeout_s": s.timeout_s} for k, s in paths.items()}})
+    return _dump(
+        {
+            "bgpctl_recording": VERSION,
+            "steps": steps,
+            "paths": {str(k): {"interval_s": s.interval_s, "timeout_s": s.timeout_s} for k, s in paths.items()},
+        }
+    )
 
 
 def sample_line(key: PathKey, sample: Sample) -> str:
-    return _dump({"service": key.service, "region": key.region, "path": key.path, "seq": sample.seq,
-                  "sent": sample.sent, "received": sample.received})
+    return _dump(
+        {
+            "service": key.service,
+            "region": key.region,
+            "path": key.path,
+            "seq": sample.seq,
+            "sent": sample.sent,
+            "received": sample.received,
+        }
+    )
 
 
 def sent_line(key: PathKey, seq: int, at: float) -> str:
-    return _dump({"ev": "sent", "service": key.service, "region": key.region, "path": key.path, "seq": seq,
-                  "sent": at})
+    return _dump({"ev": "sent", "service": key.service, "region": key.region, "path": key.path, "seq": seq, "sent": at})
 
 
 def step_line(at: float) -> str:
@@ -105,8 +117,7 @@ def _dump(obj: object) -> str:
 # reading
 
 _FIELDS = ("service", "region", "path", "seq", "sent", "received")
-_EXAMPLE = ('{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, "sent": 0.0, '
-            '"received": 0.012}')
+_EXAMPLE = '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, "sent": 0.0, "received": 0.012}'
 
 
 def read_recording(lines: Iterable[str], name: str = "<recording>") -> Iterator[Event]:
@@ -146,12 +157,27 @@ class Parser:
         if type(obj) is dict:
             service, region, path = obj.get("service"), obj.get("region"), obj.get("path")
             seq, sent, received = obj.get("seq"), obj.get("sent"), obj.get("received")
-            if ("ev" not in obj and isinstance(service, str) and isinstance(region, str) and isinstance(path, str)
-                    and type(seq) is int and (type(sent) is float or type(sent) is int) and math.isfinite(sent)
-                    and (received is None or ((type(received) is float or type(received) is int)
-                                              and math.isfinite(received) and received >= sent))):
-                return Settled(self._key(service, region, path),
-                               Sample(seq, float(sent), None if received is None else float(received)))
+            if (
+                "ev" not in obj
+                and isinstance(service, str)
+                and isinstance(region, str)
+                and isinstance(path, str)
+                and type(seq) is int
+                and (type(sent) is float or type(sent) is int)
+                and math.isfinite(sent)
+                and (
+                    received is None
+                    or (
+                        (type(received) is float or type(received) is int)
+                        and math.isfinite(received)
+                        and received >= sent
+                    )
+                )
+            ):
+                return Settled(
+                    self._key(service, region, path),
+                    Sample(seq, float(sent), None if received is None else float(received)),
+                )
         return self._checked(obj, where)
 
     def _checked(self, obj: object, where: str) -> Event:
@@ -168,8 +194,10 @@ class Parser:
         fields = _FIELDS[:5] if ev == "sent" else _FIELDS
         missing = [f for f in fields if f not in obj]
         if missing:
-            raise RecordingError(f"{where}: missing {', '.join(missing)} (a sample line needs {', '.join(_FIELDS)}; "
-                                 "received is null for a lost probe)")
+            raise RecordingError(
+                f"{where}: missing {', '.join(missing)} (a sample line needs {', '.join(_FIELDS)}; "
+                "received is null for a lost probe)"
+            )
         names = [obj["service"], obj["region"], obj["path"]]
         if not all(isinstance(n, str) for n in names):
             raise RecordingError(f"{where}: service, region and path must be strings")
@@ -182,8 +210,9 @@ class Parser:
             return Sent(key, seq, sent)
         received = None if obj["received"] is None else _number(obj["received"], "received", where)
         if received is not None and received < sent:
-            raise RecordingError(f"{where}: received {received} is before sent {sent}: both must come from one "
-                                 "monotonic clock")
+            raise RecordingError(
+                f"{where}: received {received} is before sent {sent}: both must come from one monotonic clock"
+            )
         return Settled(key, Sample(seq, sent, received))
 
 
@@ -196,8 +225,10 @@ def _number(value: object, name: str, where: str) -> float:
 def _header(obj: dict[str, object], where: str) -> Header:
     version = obj.get("bgpctl_recording")
     if version != VERSION:
-        raise RecordingError(f"{where}: recording version {version!r}; this bgpctl reads version {VERSION} "
-                             "(and version 1: sample lines without a header)")
+        raise RecordingError(
+            f"{where}: recording version {version!r}; this bgpctl reads version {VERSION} "
+            "(and version 1: sample lines without a header)"
+        )
     paths = obj.get("paths")
     if not isinstance(paths, dict):
         raise RecordingError(f"{where}: 'paths' must map 'service/region/path' to its interval_s and timeout_s")
@@ -205,8 +236,9 @@ def _header(obj: dict[str, object], where: str) -> Header:
     for name, sched in paths.items():
         parts = name.split("/")
         if len(parts) != 3 or not all(parts) or not isinstance(sched, dict):
-            raise RecordingError(f"{where}: paths.{name}: write 'service/region/path': "
-                                 "{\"interval_s\": ..., \"timeout_s\": ...}")
+            raise RecordingError(
+                f'{where}: paths.{name}: write \'service/region/path\': {{"interval_s": ..., "timeout_s": ...}}'
+            )
         interval = _number(sched.get("interval_s"), f"paths.{name}.interval_s", where)
         timeout = _number(sched.get("timeout_s"), f"paths.{name}.timeout_s", where)
         if interval <= 0 or timeout <= 0:

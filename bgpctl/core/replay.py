@@ -37,7 +37,6 @@ from bgpctl.render import change_text, change_to_dict, transition_to_dict
 __all__ = ["ReplayError", "ReplaySummary", "TimelineEvent", "read_recording", "replay"]
 
 
-
 class ReplayError(RecordingError):
     """A recording could not be replayed (bad line, unknown path, ...)."""
 
@@ -80,8 +79,9 @@ def default_tick(policy: Policy) -> float:
     return min(s.probe.interval_ms for s in policy.services.values()) / 1000.0
 
 
-def replay(policy: Policy, recording: Iterable[Event], tick_s: float | None = None,
-           summary: ReplaySummary | None = None) -> Iterator[TimelineEvent]:
+def replay(
+    policy: Policy, recording: Iterable[Event], tick_s: float | None = None, summary: ReplaySummary | None = None
+) -> Iterator[TimelineEvent]:
     """Run ``recording`` through the controller; yield one event per step that changed something.
 
     ``summary``, when given, is filled in as the replay goes (complete once the iterator is exhausted).
@@ -128,16 +128,20 @@ def _schedule_notes(policy: Policy, header: Header) -> list[str]:
             continue
         interval, timeout = service.probe.interval_ms / 1000.0, service.probe.timeout_ms / 1000.0
         if not (math.isclose(interval, sched.interval_s) and math.isclose(timeout, sched.timeout_s)):
-            notes.append(f"{key} was recorded with interval {sched.interval_s * 1000:g} ms / timeout "
-                         f"{sched.timeout_s * 1000:g} ms; the policy says {interval * 1000:g} / {timeout * 1000:g} ms: "
-                         "the replay judges the recorded probes")
+            notes.append(
+                f"{key} was recorded with interval {sched.interval_s * 1000:g} ms / timeout "
+                f"{sched.timeout_s * 1000:g} ms; the policy says {interval * 1000:g} / {timeout * 1000:g} ms: "
+                "the replay judges the recorded probes"
+            )
     return notes
 
 
 def _known(ctl: Controller, key: PathKey) -> None:
     if key not in ctl.windows:
-        raise ReplayError(f"the recording has samples of {key}, which the policy does not measure; "
-                          f"its paths are {', '.join(str(k) for k in sorted(ctl.windows))}")
+        raise ReplayError(
+            f"the recording has samples of {key}, which the policy does not measure; "
+            f"its paths are {', '.join(str(k) for k in sorted(ctl.windows))}"
+        )
 
 
 def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> Iterator[Step]:
@@ -156,8 +160,9 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
             _known(ctl, ev.key)
             ctl.sent(ev.key, ev.seq, ev.at)
         else:
-            raise ReplayError("a second header in the recording: replay one daemon run at a time "
-                              "(split the file at the header lines)")
+            raise ReplayError(
+                "a second header in the recording: replay one daemon run at a time (split the file at the header lines)"
+            )
 
 
 class _Ticker:
@@ -183,9 +188,11 @@ class _Ticker:
             _known(self.ctl, r.key)
             s = r.sample
             if s.sent < self.max_sent - REORDER_S:
-                raise ReplayError(f"probe {r.key} seq {s.seq} was sent at {s.sent}, more than "
-                                  f"{REORDER_S:g} s before a probe on an earlier line ({self.max_sent}): sort the "
-                                  "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')")
+                raise ReplayError(
+                    f"probe {r.key} seq {s.seq} was sent at {s.sent}, more than "
+                    f"{REORDER_S:g} s before a probe on an earlier line ({self.max_sent}): sort the "
+                    "recording by 'sent' first (for example: jq -c -s 'sort_by(.sent)[]')"
+                )
             self.max_sent = max(self.max_sent, s.sent)
             self.total.samples += 1
         return r
@@ -218,8 +225,9 @@ class _Ticker:
             self.ctl.add(ev.key, ev.sample)
 
 
-def _ticked(ctl: Controller, policy: Policy, source: Iterator[Event], tick: float,
-            total: ReplaySummary) -> Iterator[Step]:
+def _ticked(
+    ctl: Controller, policy: Policy, source: Iterator[Event], tick: float, total: ReplaySummary
+) -> Iterator[Step]:
     """Step on a fixed tick; before each step, every probe sent and every sample settled by then."""
     feed = _Ticker(ctl, policy, source, total)
     feed.read_until(-math.inf)  # the first line only
@@ -262,10 +270,20 @@ def event_to_dict(event: TimelineEvent) -> dict[str, object]:
 
 
 def summary_to_dict(s: ReplaySummary) -> dict[str, object]:
-    return {"summary": {"samples": s.samples, "ticks": s.ticks, "plans": s.plans, "transitions": s.transitions,
-                        "route_changes": s.route_changes, "deferred_max": s.deferred_max,
-                        "duration_s": round(s.end - s.start, 6), "exact": s.exact, "notes": list(s.notes),
-                        "final_health": {str(k): h.value for k, h in s.final_health.items()}}}
+    return {
+        "summary": {
+            "samples": s.samples,
+            "ticks": s.ticks,
+            "plans": s.plans,
+            "transitions": s.transitions,
+            "route_changes": s.route_changes,
+            "deferred_max": s.deferred_max,
+            "duration_s": round(s.end - s.start, 6),
+            "exact": s.exact,
+            "notes": list(s.notes),
+            "final_health": {str(k): h.value for k, h in s.final_health.items()},
+        }
+    }
 
 
 def render_event(event: TimelineEvent, shown_notes: Iterable[str] = ()) -> list[str]:
@@ -292,8 +310,10 @@ def render_event(event: TimelineEvent, shown_notes: Iterable[str] = ()) -> list[
 
 
 def render_summary(s: ReplaySummary) -> list[str]:
-    lines = [f"replayed {s.samples} samples over {s.end - s.start:.1f} s in {s.ticks} ticks: "
-             f"{s.transitions} health change(s), {s.plans} plan(s), {s.route_changes} route change(s)"
-             + (f", up to {s.deferred_max} deferred by the rate limit" if s.deferred_max else "")]
+    lines = [
+        f"replayed {s.samples} samples over {s.end - s.start:.1f} s in {s.ticks} ticks: "
+        f"{s.transitions} health change(s), {s.plans} plan(s), {s.route_changes} route change(s)"
+        + (f", up to {s.deferred_max} deferred by the rate limit" if s.deferred_max else "")
+    ]
     lines.extend(f"  final: {k}  {h.value}" for k, h in s.final_health.items())
     return lines

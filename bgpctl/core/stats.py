@@ -112,11 +112,14 @@ def rfc3550_jitter(rtts_ms: Iterable[float]) -> float | None:
 class PathWindow:
     """The sliding window of one path's settled samples. Not thread-safe; one owner per path."""
 
-    def __init__(self, window_s: float, codec: Codec = G711, *, rto_floor_s: float | None = None,
-                 rto_cap_s: float | None = None) -> None:
+    def __init__(
+        self, window_s: float, codec: Codec = G711, *, rto_floor_s: float | None = None, rto_cap_s: float | None = None
+    ) -> None:
         if not window_s > 0 or math.isinf(window_s):
-            raise ProbeError(f"window_s must be a positive number of seconds, not {window_s!r}: "
-                             "take it from the SLA class's hysteresis.window_s")
+            raise ProbeError(
+                f"window_s must be a positive number of seconds, not {window_s!r}: "
+                "take it from the SLA class's hysteresis.window_s"
+            )
         self.window_s = float(window_s)
         self.codec = codec
         self.rto_floor_s = rto_floor_s
@@ -161,11 +164,15 @@ class PathWindow:
         """Take one settled sample (answered, or lost after the timeout); see the module docstring."""
         self._outstanding.pop(sample.seq, None)
         if math.isnan(sample.sent) or (sample.received is not None and math.isnan(sample.received)):
-            raise ProbeError(f"sample seq {sample.seq} has a NaN timestamp: the prober must stamp "
-                             "sent/received from one monotonic clock")
+            raise ProbeError(
+                f"sample seq {sample.seq} has a NaN timestamp: the prober must stamp "
+                "sent/received from one monotonic clock"
+            )
         if sample.received is not None and sample.received < sample.sent:
-            raise ProbeError(f"sample seq {sample.seq} was answered {sample.sent - sample.received:.6f} s "
-                             "before it was sent: sent and received must come from the same monotonic clock")
+            raise ProbeError(
+                f"sample seq {sample.seq} was answered {sample.sent - sample.received:.6f} s "
+                "before it was sent: sent and received must come from the same monotonic clock"
+            )
         if sample.sent < self._cutoff or sample.seq in self._by_seq:
             return
         self._by_seq[sample.seq] = sample
@@ -201,9 +208,21 @@ class PathWindow:
             mos = estimate_mos(p50 or 0.0, jitter or 0.0, 100.0 * lost / samples, self.codec)
             mos_high = mos if not (lost + holes) else estimate_mos(p50 or 0.0, jitter or 0.0, loss_low, self.codec)
         last_rtt = self._rtt_ms[self._answered[-1]] if answered else None
-        return PathStats(samples=samples, lost=lost, consecutive_lost=consecutive, rtt_p50_ms=p50,
-                         rtt_p95_ms=p95, jitter_ms=jitter, mos=mos, overdue=overdue, rto_ms=rto_ms,
-                         loss_pct_low=loss_low, mos_high=mos_high, last_rtt_ms=last_rtt, holes=holes)
+        return PathStats(
+            samples=samples,
+            lost=lost,
+            consecutive_lost=consecutive,
+            rtt_p50_ms=p50,
+            rtt_p95_ms=p95,
+            jitter_ms=jitter,
+            mos=mos,
+            overdue=overdue,
+            rto_ms=rto_ms,
+            loss_pct_low=loss_low,
+            mos_high=mos_high,
+            last_rtt_ms=last_rtt,
+            holes=holes,
+        )
 
     def _overdue(self, now: float, p50_ms: float | None, jitter_ms: float | None) -> tuple[int, int, float | None]:
         """(probes after the last answer unanswered past the RTO, probes before it unanswered past the
@@ -273,7 +292,7 @@ class PathWindow:
         elif i == n:  # newest: the common case
             self._jsum = _G * self._jsum + abs(rtt - self._rtt_ms[a[-1]])
         elif i == 0:  # older than everything: a new oldest term
-            self._jsum += _G ** m * abs(self._rtt_ms[a[0]] - rtt)
+            self._jsum += _G**m * abs(self._rtt_ms[a[0]] - rtt)
         else:
             rp, rq = self._rtt_ms[a[i - 1]], self._rtt_ms[a[i]]
             replaced = _G ** (m - i) * abs(rq - rp)  # term i joined a[i-1] and a[i]
@@ -283,8 +302,7 @@ class PathWindow:
             else:
                 older = self._run(1, i - 1) * _G ** (m - i + 1)
                 newer = self._jsum - replaced - older
-            self._jsum = (_G * older + _G ** (m + 1 - i) * abs(rtt - rp)
-                          + _G ** (m - i) * abs(rq - rtt) + newer)
+            self._jsum = _G * older + _G ** (m + 1 - i) * abs(rtt - rp) + _G ** (m - i) * abs(rq - rtt) + newer
         self._jsum = max(0.0, self._jsum)
         a.add(seq)
 

@@ -77,8 +77,9 @@ def single_instance(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             f.seek(0)
             other = f.read().strip() or "?"
-            raise DaemonError(f"another bgpctl daemon (pid {other}) holds {path}: stop it first, or give this "
-                              f"one another --run-dir") from None
+            raise DaemonError(
+                f"another bgpctl daemon (pid {other}) holds {path}: stop it first, or give this one another --run-dir"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -121,13 +122,19 @@ class _Syncer:
             except SpeakerError as e:  # refused whole: nothing was sent, the previous RIB stays
                 self.log.error(events.SPEAKER_REFUSED, error=str(e))
                 continue
-            self.log.info(events.SPEAKER_SYNCED, sent=result.sent, errors=result.errors, complete=result.complete,
-                          ms=round((time.monotonic() - started) * 1000, 1))
+            self.log.info(
+                events.SPEAKER_SYNCED,
+                sent=result.sent,
+                errors=result.errors,
+                complete=result.complete,
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )
 
 
 class Daemon:
-    def __init__(self, policy: Policy, opts: Options, log: structlog.typing.FilteringBoundLogger,
-                 metrics: Metrics) -> None:
+    def __init__(
+        self, policy: Policy, opts: Options, log: structlog.typing.FilteringBoundLogger, metrics: Metrics
+    ) -> None:
         self.policy, self.opts, self.log, self.metrics = policy, opts, log, metrics
         self.run_dir = opts.run_dir or Path(policy.speaker.exabgp.run_dir)
         self.controller = Controller(policy)
@@ -187,9 +194,11 @@ class Daemon:
             became_complete = not self._complete and self._rib_complete(now)
             if became_complete:
                 self._complete = True
-                self.log.info(events.DAEMON_RIB_COMPLETE, after_s=round(now - self._started, 3),
-                              unjudged=[str(k) for k, h in self.controller.health.items()
-                                        if h.health is Health.UNKNOWN])
+                self.log.info(
+                    events.DAEMON_RIB_COMPLETE,
+                    after_s=round(now - self._started, 3),
+                    unjudged=[str(k) for k, h in self.controller.health.items() if h.health is Health.UNKNOWN],
+                )
             if p is not None or became_complete:
                 last = self.controller.last_plan
                 assert last is not None
@@ -233,17 +242,33 @@ class Daemon:
             if self.opts.record is not None:
                 self._recorder = stack.enter_context(Recorder(self.opts.record))
                 self._recorder.header({s.key: Schedule(s.interval_s, s.timeout_s) for s in specs}, steps=True)
-            self.log.info(events.DAEMON_START, policy=str(self.opts.policy_file), run_dir=str(self.run_dir),
-                          pid=os.getpid(), paths=[str(k) for k in self.controller.keys])
+            self.log.info(
+                events.DAEMON_START,
+                policy=str(self.opts.policy_file),
+                run_dir=str(self.run_dir),
+                pid=os.getpid(),
+                paths=[str(k) for k in self.controller.keys],
+            )
             await self.speaker.start()
-            self._probers = [PathProber(s.key, make_probe(s), interval_s=s.interval_s, timeout_s=s.timeout_s,
-                                        sink=self.on_sample, on_sent=self.on_sent) for s in specs]
+            self._probers = [
+                PathProber(
+                    s.key,
+                    make_probe(s),
+                    interval_s=s.interval_s,
+                    timeout_s=s.timeout_s,
+                    sink=self.on_sample,
+                    on_sent=self.on_sent,
+                )
+                for s in specs
+            ]
             groups: dict[float, list[PathProber]] = {}
             for p in self._probers:
                 groups.setdefault(p.interval_s, []).append(p)
             syncer = _Syncer(self.speaker, self.log)
-            tasks = [asyncio.create_task(drive(g, interval), name=f"probes-{interval * 1000:g}ms")
-                     for interval, g in groups.items()]
+            tasks = [
+                asyncio.create_task(drive(g, interval), name=f"probes-{interval * 1000:g}ms")
+                for interval, g in groups.items()
+            ]
             tasks.append(asyncio.create_task(syncer.run(), name="syncer"))
             try:
                 loop_task = asyncio.create_task(self._loop(syncer), name="evaluate")

@@ -32,8 +32,11 @@ class LogSink:
 
     def transition(self, t: Transition) -> None:
         level = self.log.warning if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED) else self.log.info
-        level(events.PATH_HEALTH, **transition_to_dict(t),
-              measurements={r.metric: r.value for r in t.reasons if r.value is not None})
+        level(
+            events.PATH_HEALTH,
+            **transition_to_dict(t),
+            measurements={r.metric: r.value for r in t.reasons if r.value is not None},
+        )
 
     def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
@@ -54,24 +57,27 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         path = ["service", "region", "path"]
-        self.route_changes = Counter("bgpctl_route_changes", "Route changes sent towards peers", ["peer", "kind"],
-                                     registry=r)
-        self.route_deferred = Counter("bgpctl_route_changes_deferred", "Route changes held back by the rate limit",
-                                      ["peer"], registry=r)
+        self.route_changes = Counter(
+            "bgpctl_route_changes", "Route changes sent towards peers", ["peer", "kind"], registry=r
+        )
+        self.route_deferred = Counter(
+            "bgpctl_route_changes_deferred", "Route changes held back by the rate limit", ["peer"], registry=r
+        )
         self.transitions = Counter("bgpctl_path_transitions", "Path health changes", [*path, "to"], registry=r)
-        self.health = Gauge("bgpctl_path_health", "Path health: -1 unknown, 0 up, 1 degraded, 2 suspect, 3 down", path,
-                            registry=r)
+        self.health = Gauge(
+            "bgpctl_path_health", "Path health: -1 unknown, 0 up, 1 degraded, 2 suspect, 3 down", path, registry=r
+        )
         self.rtt_p50 = Gauge("bgpctl_path_rtt_p50_ms", "Window RTT median", path, registry=r)
         self.rtt_p95 = Gauge("bgpctl_path_rtt_p95_ms", "Window RTT p95", path, registry=r)
         self.jitter = Gauge("bgpctl_path_jitter_ms", "RFC 3550 jitter over the window", path, registry=r)
         self.loss = Gauge("bgpctl_path_loss_pct", "Window loss", path, registry=r)
         self.mos = Gauge("bgpctl_path_mos", "E-model MOS estimate", path, registry=r)
         self.probes = Counter("bgpctl_probes", "Probe outcomes and reply problems", [*path, "outcome"], registry=r)
-        self.session_up = Gauge("bgpctl_bgp_session_up", "1 when the BGP session with the peer is up", ["peer"],
-                                registry=r)
+        self.session_up = Gauge(
+            "bgpctl_bgp_session_up", "1 when the BGP session with the peer is up", ["peer"], registry=r
+        )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
-        self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes",
-                                 registry=r)
+        self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
 
 
 class MetricsSink:
@@ -91,7 +97,12 @@ class MetricsSink:
 
     def measured(self, stats: Mapping[PathKey, PathStats]) -> None:
         for key, s in stats.items():
-            for gauge, value in ((self.m.rtt_p50, s.rtt_p50_ms), (self.m.rtt_p95, s.rtt_p95_ms),
-                                 (self.m.jitter, s.jitter_ms), (self.m.loss, s.loss_pct), (self.m.mos, s.mos)):
+            for gauge, value in (
+                (self.m.rtt_p50, s.rtt_p50_ms),
+                (self.m.rtt_p95, s.rtt_p95_ms),
+                (self.m.jitter, s.jitter_ms),
+                (self.m.loss, s.loss_pct),
+                (self.m.mos, s.mos),
+            ):
                 if value is not None:
                     gauge.labels(*key).set(value)

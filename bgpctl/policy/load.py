@@ -73,17 +73,21 @@ def check_policy(path: str | os.PathLike[str], environ: Mapping[str, str] | None
     except FileNotFoundError:
         raise PolicyError([FileProblem(filename, None, "", "no such file", "check the path")]) from None
     except IsADirectoryError:
-        raise PolicyError([FileProblem(filename, None, "", "is a directory",
-                                   "name the policy file itself, e.g. policies/lab.yaml")]) from None
+        raise PolicyError(
+            [FileProblem(filename, None, "", "is a directory", "name the policy file itself, e.g. policies/lab.yaml")]
+        ) from None
     except PermissionError:
-        raise PolicyError([FileProblem(filename, None, "", "permission denied",
-                                   "run as a user that can read it, or fix its mode")]) from None
+        raise PolicyError(
+            [FileProblem(filename, None, "", "permission denied", "run as a user that can read it, or fix its mode")]
+        ) from None
     except UnicodeDecodeError as e:
-        raise PolicyError([FileProblem(filename, None, "", f"not UTF-8 text (byte {e.start})",
-                                   "save the file as UTF-8")]) from None
+        raise PolicyError(
+            [FileProblem(filename, None, "", f"not UTF-8 text (byte {e.start})", "save the file as UTF-8")]
+        ) from None
     except OSError as e:
-        raise PolicyError([FileProblem(filename, None, "", f"cannot read it: {e.strerror}",
-                                   "check the path and its permissions")]) from None
+        raise PolicyError(
+            [FileProblem(filename, None, "", f"cannot read it: {e.strerror}", "check the path and its permissions")]
+        ) from None
     return check_policy_text(text, filename, environ)
 
 
@@ -95,12 +99,25 @@ def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | Non
     if problems and data is None:  # a syntax error: nothing more can be read
         raise PolicyError(problems)
     if data is None:
-        raise PolicyError([Problem(filename, 1, "", "the file is empty",
-                                   "start from policies/lab.yaml or see `bgpctl policy schema`")])
+        raise PolicyError(
+            [
+                Problem(
+                    filename, 1, "", "the file is empty", "start from policies/lab.yaml or see `bgpctl policy schema`"
+                )
+            ]
+        )
     if not isinstance(data, dict):
-        raise PolicyError([Problem(filename, 1, "", f"expected a mapping of sections at the top, got "
-                                                    f"{_describe(data)}",
-                                   "a policy starts with 'version: 1' and sections like 'speaker:'")])
+        raise PolicyError(
+            [
+                Problem(
+                    filename,
+                    1,
+                    "",
+                    f"expected a mapping of sections at the top, got {_describe(data)}",
+                    "a policy starts with 'version: 1' and sections like 'speaker:'",
+                )
+            ]
+        )
 
     positions: dict[Problem, tuple[int, int]] = {}
     policy: Policy | None = None
@@ -118,8 +135,7 @@ def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | Non
         unique = list(dict.fromkeys(problems))
         unique.sort(key=lambda p: positions.get(p, (p.line or 0, 0)))
         raise PolicyError(unique)
-    warnings = xref.secret_warnings(data, filename, parsed.locator,
-                                    os.environ if environ is None else environ)
+    warnings = xref.secret_warnings(data, filename, parsed.locator, os.environ if environ is None else environ)
     return CheckedPolicy(policy, tuple(warnings))
 
 
@@ -260,9 +276,11 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
         return loc, Problem(filename, locator.line(loc), render_path(path), message, hint)
 
     if secret and kind in ("model_type", "dict_type", "model_attributes_type"):
-        return problem("must name where the password comes from, not hold it",
-                       "write md5_password: {env: VARIABLE} or md5_password: {file: /etc/bgpctl/NAME.key}; "
-                       "the secret itself never goes in the policy")
+        return problem(
+            "must name where the password comes from, not hold it",
+            "write md5_password: {env: VARIABLE} or md5_password: {file: /etc/bgpctl/NAME.key}; "
+            "the secret itself never goes in the policy",
+        )
     shown = "a value" if secret else _describe(value)
 
     if kind == "extra_forbidden":
@@ -271,23 +289,29 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
         known = _fields(parent_type)
         parent = path[:-1]
         if parent_type is Withdraw:
-            return problem(f"unknown field '{key}'",
-                           "a withdraw action is only 'withdraw: true': remove the other fields, "
-                           "or remove 'withdraw' to announce")
+            return problem(
+                f"unknown field '{key}'",
+                "a withdraw action is only 'withdraw: true': remove the other fields, or remove 'withdraw' to announce",
+            )
         if parent_type is SecretRef:
-            return problem(f"unknown field '{key}'",
-                           "give 'file' (a path) or 'env' (a variable name); "
-                           "the secret itself never goes in the policy")
-        return problem(f"unknown field '{key}'",
-                       f"{did_you_mean(key, known)}known fields{' of ' + render_path(parent) if parent else ''}: "
-                       f"{_quoted(known)}")
+            return problem(
+                f"unknown field '{key}'",
+                "give 'file' (a path) or 'env' (a variable name); the secret itself never goes in the policy",
+            )
+        return problem(
+            f"unknown field '{key}'",
+            f"{did_you_mean(key, known)}known fields{' of ' + render_path(parent) if parent else ''}: {_quoted(known)}",
+        )
     if kind == "missing":
         key = str(path[-1])
         parent = path[:-1]
         description = _field_description(_type_at(model_loc[:-1]), key)
-        return problem("required field is missing",
-                       f"add '{key}:'{' under ' + render_path(parent) if parent else ' at the top level'}"
-                       f"{': ' + description if description else ''}", line_of=parent)
+        return problem(
+            "required field is missing",
+            f"add '{key}:'{' under ' + render_path(parent) if parent else ' at the top level'}"
+            f"{': ' + description if description else ''}",
+            line_of=parent,
+        )
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return problem(f"expected an integer, got {shown}", _number_hint(value, integer=True))
     if kind in ("float_type", "float_parsing"):
@@ -305,8 +329,11 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
             return problem("expected a string, got nothing (null)", "give a value or remove the line")
         return problem(f"expected a string, got {shown}", "put it in quotes")
     if kind == "list_type":
-        hint = f"write it as a list: [{value}]" if isinstance(value, str | int | float) and not secret \
+        hint = (
+            f"write it as a list: [{value}]"
+            if isinstance(value, str | int | float) and not secret
             else "write it as a list: [a, b] or one '- item' per line"
+        )
         return problem(f"expected a list, got {shown}", hint)
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         known = _fields(_type_at(model_loc))
@@ -316,40 +343,55 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
         return problem(f"expected a mapping, got {shown}", hint)
     if kind == "literal_error":
         if path and path[-1] == "withdraw":
-            return problem(f"withdraw must be true or left out, got {shown}",
-                           "write 'withdraw: true' to withdraw; leave it out to announce")
-        return problem(f"must be {ctx.get('expected', '?')}, got {shown}",
-                       "this bgpctl reads policy version 1" if path == ["version"] else "")
+            return problem(
+                f"withdraw must be true or left out, got {shown}",
+                "write 'withdraw: true' to withdraw; leave it out to announce",
+            )
+        return problem(
+            f"must be {ctx.get('expected', '?')}, got {shown}",
+            "this bgpctl reads policy version 1" if path == ["version"] else "",
+        )
     if kind == "enum":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         what = f"'{value}'" if isinstance(value, str) else shown
-        return problem(f"unknown value {what}",
-                       f"{did_you_mean(str(value), choices)}use one of: {_quoted(choices)}")
+        return problem(f"unknown value {what}", f"{did_you_mean(str(value), choices)}use one of: {_quoted(choices)}")
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        limit = _number(ctx.get({"greater_than_equal": "ge", "greater_than": "gt",
-                         "less_than_equal": "le", "less_than": "lt"}[kind]))
-        text = {"greater_than_equal": f"use {limit} or more", "greater_than": f"use more than {limit}",
-                "less_than_equal": f"use {limit} or less", "less_than": f"use less than {limit}"}[kind]
+        limit = _number(
+            ctx.get(
+                {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}[kind]
+            )
+        )
+        text = {
+            "greater_than_equal": f"use {limit} or more",
+            "greater_than": f"use more than {limit}",
+            "less_than_equal": f"use {limit} or less",
+            "less_than": f"use less than {limit}",
+        }[kind]
         small = kind.startswith("greater")
         return problem(f"{_number(value)} is too {'small' if small else 'large'}", text)
     if kind == "too_short":
         n = ctx.get("min_length", 1)
-        return problem(f"needs at least {n} {'entry' if n == 1 else 'entries'}, has "
-                       f"{ctx.get('actual_length', 0)}", "add one" if n == 1 else "add more")
+        return problem(
+            f"needs at least {n} {'entry' if n == 1 else 'entries'}, has {ctx.get('actual_length', 0)}",
+            "add one" if n == 1 else "add more",
+        )
     if kind == "too_long":
-        return problem(f"has {ctx.get('actual_length')} entries, at most {ctx.get('max_length')} allowed",
-                       "remove some")
+        return problem(
+            f"has {ctx.get('actual_length')} entries, at most {ctx.get('max_length')} allowed", "remove some"
+        )
     if kind == "string_pattern_mismatch":
         key_error = err["loc"][-1:] == ("[key]",)
         what = "key" if key_error else "name"
         if ctx.get("pattern") == _NAME_PATTERN:
-            return problem(f"'{value}' is not a valid {what}",
-                           "names are 1-32 lower-case letters, digits, '-' and '_', "
-                           "starting with a letter or digit")
+            return problem(
+                f"'{value}' is not a valid {what}",
+                "names are 1-32 lower-case letters, digits, '-' and '_', starting with a letter or digit",
+            )
         if ctx.get("pattern") == _ENV_PATTERN:
-            return problem("not an environment variable name" if secret else
-                           f"'{value}' is not an environment variable name",
-                           "use letters, digits and '_', not starting with a digit")
+            return problem(
+                "not an environment variable name" if secret else f"'{value}' is not an environment variable name",
+                "use letters, digits and '_', not starting with a digit",
+            )
         return problem(f"{shown} does not match {ctx.get('pattern')}")
     if kind == "bgpctl":
         return problem(str(ctx.get("message", err["msg"])), str(ctx.get("hint", "")))
@@ -364,6 +406,6 @@ def summary(policy: Policy) -> str:
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
-    return ", ".join([n(len(policy.peers), "peer"), n(len(policy.regions), "region"),
-                      n(len(policy.services), "service")])
-
+    return ", ".join(
+        [n(len(policy.peers), "peer"), n(len(policy.regions), "region"), n(len(policy.services), "service")]
+    )

@@ -66,17 +66,21 @@ def _check_address(family: int | None) -> object:
         if isinstance(value, IPv4Address | IPv6Address):
             return value
         if not isinstance(value, str):
-            raise _invalid(f"expected {_address_text(family)}, got {_shown(value)}",
-                           f"write it {_address_example(family)}")
+            raise _invalid(
+                f"expected {_address_text(family)}, got {_shown(value)}", f"write it {_address_example(family)}"
+            )
         try:
             parsed = ipaddress.ip_address(value)
         except ValueError:
-            hint = "write the address without a prefix length" if "/" in value else \
-                f"write it {_address_example(family)}"
+            hint = (
+                "write the address without a prefix length" if "/" in value else f"write it {_address_example(family)}"
+            )
             raise _invalid(f"'{value}' is not {_address_text(family)}", hint) from None
         if family is not None and parsed.version != family:
-            raise _invalid(f"'{value}' is an IPv{parsed.version} address; this field takes "
-                           f"{_address_text(family)}", f"write it {_address_example(family)}")
+            raise _invalid(
+                f"'{value}' is an IPv{parsed.version} address; this field takes {_address_text(family)}",
+                f"write it {_address_example(family)}",
+            )
         return value
 
     return check
@@ -95,8 +99,9 @@ def _check_network(value: object) -> object:
         try:
             loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise _invalid(f"'{value}' is not an IP prefix",
-                           "write it as ADDRESS/LENGTH like 203.0.113.0/24 or 2001:db8::/48") from None
+            raise _invalid(
+                f"'{value}' is not an IP prefix", "write it as ADDRESS/LENGTH like 203.0.113.0/24 or 2001:db8::/48"
+            ) from None
         raise _invalid(f"'{value}' has host bits set", f"did you mean {loose}?") from None
     return value
 
@@ -138,8 +143,10 @@ def is_large_community(value: str) -> bool:
 
 def _check_community(value: str) -> str:
     if not is_community(value):
-        raise _invalid(f"'{value}' is not a standard community",
-                       f"write ASN:VALUE with both parts 0-65535, or one of {', '.join(sorted(_WELL_KNOWN))}")
+        raise _invalid(
+            f"'{value}' is not a standard community",
+            f"write ASN:VALUE with both parts 0-65535, or one of {', '.join(sorted(_WELL_KNOWN))}",
+        )
     return value
 
 
@@ -149,10 +156,12 @@ def _check_large_community(value: str) -> str:
     return value
 
 
-Community = Annotated[str, AfterValidator(_check_community),
-                      Field(description="standard community ASN:VALUE or a well-known name")]
-LargeCommunity = Annotated[str, AfterValidator(_check_large_community),
-                           Field(description="large community GLOBAL:LOCAL1:LOCAL2")]
+Community = Annotated[
+    str, AfterValidator(_check_community), Field(description="standard community ASN:VALUE or a well-known name")
+]
+LargeCommunity = Annotated[
+    str, AfterValidator(_check_large_community), Field(description="large community GLOBAL:LOCAL1:LOCAL2")
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,8 +175,8 @@ class ExabgpSettings(_Model):
     run_dir: str = Field("/run/bgpctl", description="where the rendered config (mode 0600) and FIFOs live")
     user: str = Field("root", description="exabgp.daemon.user: must be able to read the rendered config")
     graceful_restart: Annotated[int, Field(ge=0, le=4095)] = Field(
-        120,
-        description="GR restart time in seconds, 0 = no GR; with GR, End-of-RIB is sent manually after resync")
+        120, description="GR restart time in seconds, 0 = no GR; with GR, End-of-RIB is sent manually after resync"
+    )
     group_updates: bool = True
 
 
@@ -216,14 +225,17 @@ class SecretRef(_Model):
 
     file: str | None = Field(None, description="path of a file holding the secret (mode 0600 advised)")
     env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
-        None, description="name of an environment variable holding the secret")
+        None, description="name of an environment variable holding the secret"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if (self.file is None) == (self.env is None):
-            raise _invalid("give exactly one of 'file' or 'env'",
-                           "name the file or the environment variable that holds the password; "
-                           "the secret itself never goes in the policy")
+            raise _invalid(
+                "give exactly one of 'file' or 'env'",
+                "name the file or the environment variable that holds the password; "
+                "the secret itself never goes in the policy",
+            )
         return self
 
 
@@ -233,7 +245,8 @@ class Peer(_Model):
     peer_as: ASN
     role: PeerRole
     local_address: IPAddressField | None = Field(
-        None, description="default: the speaker's first local address of the same family")
+        None, description="default: the speaker's first local address of the same family"
+    )
     description: str = ""
     timers: Timers = Timers()
     md5_password: SecretRef | None = None
@@ -250,14 +263,14 @@ class Path(_Model):
     """One way into a region, e.g. the Direct Connect interconnect or the VPN backup."""
 
     peer: Name = Field(description="the transit-gateway peer this path's routes go to")
-    next_hop: IPAddressField = Field(
-        description="next hop for Connect prefixes announced to the edge: the TGW")
-    probe_source: IPAddressField = Field(
-        description="source address of this path's probes (policy routing key)")
+    next_hop: IPAddressField = Field(description="next hop for Connect prefixes announced to the edge: the TGW")
+    probe_source: IPAddressField = Field(description="source address of this path's probes (policy routing key)")
     table: Annotated[int, Field(ge=1, le=4294967295)] = Field(
-        description="routing table that pins probes from probe_source to next_hop")
+        description="routing table that pins probes from probe_source to next_hop"
+    )
     priority: Annotated[int, Field(ge=0, le=100)] = Field(
-        0, description="lower is preferred among the paths of one region (interconnect 0, VPN 10)")
+        0, description="lower is preferred among the paths of one region (interconnect 0, VPN 10)"
+    )
 
 
 class Region(_Model):
@@ -275,8 +288,20 @@ class ProbeProtocol(enum.StrEnum):
     TCP = "tcp"  # connect time
 
 
-_DSCP_NAMES = {"be": 0, "cs1": 8, "af11": 10, "af21": 18, "af31": 26, "af41": 34, "cs3": 24, "cs4": 32,
-               "cs5": 40, "ef": 46, "cs6": 48, "cs7": 56}
+_DSCP_NAMES = {
+    "be": 0,
+    "cs1": 8,
+    "af11": 10,
+    "af21": 18,
+    "af31": 26,
+    "af41": 34,
+    "cs3": 24,
+    "cs4": 32,
+    "cs5": 40,
+    "ef": 46,
+    "cs6": 48,
+    "cs7": 56,
+}
 
 
 def _dscp_type(value: object) -> object:
@@ -290,9 +315,11 @@ class ProbeTarget(_Model):
     address: IPAddressField
     protocol: ProbeProtocol = ProbeProtocol.UDP
     port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
-        None, description="UDP: STAMP reflector port (default 862); TCP: required")
+        None, description="UDP: STAMP reflector port (default 862); TCP: required"
+    )
     dscp: Annotated[int | str, BeforeValidator(_dscp_type)] = Field(
-        "be", description="DSCP name (ef, af41, cs3, ...) or number 0-63")
+        "be", description="DSCP name (ef, af41, cs3, ...) or number 0-63"
+    )
 
     @field_validator("dscp")
     @classmethod
@@ -301,8 +328,7 @@ class ProbeTarget(_Model):
             if not 0 <= v <= 63:
                 raise _invalid(f"DSCP {v} is out of range", "use 0-63 or a name like ef, af41, cs3")
         elif v.lower() not in _DSCP_NAMES:
-            raise _invalid(f"unknown DSCP name '{v}'",
-                           f"use a number 0-63 or one of {', '.join(sorted(_DSCP_NAMES))}")
+            raise _invalid(f"unknown DSCP name '{v}'", f"use a number 0-63 or one of {', '.join(sorted(_DSCP_NAMES))}")
         return v
 
     @model_validator(mode="after")
@@ -326,9 +352,11 @@ class ProbeTarget(_Model):
 
 class ProbeSettings(_Model):
     interval_ms: Annotated[float, Field(ge=20, le=60000)] = Field(
-        100, description="probe spacing per path; 20 ms is the fastest")
+        100, description="probe spacing per path; 20 ms is the fastest"
+    )
     timeout_ms: Annotated[float, Field(ge=1, le=60000)] = Field(
-        1000, description="a reply later than this counts as lost")
+        1000, description="a reply later than this counts as lost"
+    )
     targets: dict[Name, ProbeTarget] = Field(min_length=1, description="per region name")
 
 
@@ -342,8 +370,7 @@ class Service(_Model):
     prefixes: list[IPNetworkField] = Field(min_length=1)
     sla: Name
     mode: Mode = Mode.ACTIVE_ACTIVE
-    order: list[Name] = Field(default_factory=list,
-                              description="active-standby: regions, most preferred first")
+    order: list[Name] = Field(default_factory=list, description="active-standby: regions, most preferred first")
     probe: ProbeSettings
 
 
@@ -362,14 +389,18 @@ class Thresholds(_Model):
 
 class Hysteresis(_Model):
     down_after_lost: Annotated[int, Field(ge=1, le=1000)] = Field(
-        5, description="this many consecutive lost probes take a path down at once (fast path)")
+        5, description="this many consecutive lost probes take a path down at once (fast path)"
+    )
     window_s: Annotated[float, Field(gt=0, le=3600)] = Field(
-        5, description="length of the sliding window the soft thresholds are measured on")
+        5, description="length of the sliding window the soft thresholds are measured on"
+    )
     min_samples: Annotated[int, Field(ge=1, le=100000)] = Field(
-        20, description="a window needs this many settled samples before soft thresholds are judged")
+        20, description="a window needs this many settled samples before soft thresholds are judged"
+    )
     rise_s: Seconds = Field(10, description="measurements must stay clean this long before a state improves")
     recovery_margin_pct: Annotated[float, Field(ge=0, lt=100)] = Field(
-        20, description="to recover, each measurement must be this much better than the threshold it crossed")
+        20, description="to recover, each measurement must be this much better than the threshold it crossed"
+    )
     hold_down_s: Seconds = Field(30, description="a path that went down stays down at least this long")
     min_dwell_s: Seconds = Field(5, description="minimum time in any state before a soft change")
 
@@ -415,8 +446,9 @@ def _action_tag(value: object) -> str:
     return "Withdraw" if withdraw is True else "Announce"
 
 
-ActionField = Annotated[Annotated[Announce, Tag("Announce")] | Annotated[Withdraw, Tag("Withdraw")],
-                        Discriminator(_action_tag)]
+ActionField = Annotated[
+    Annotated[Announce, Tag("Announce")] | Annotated[Withdraw, Tag("Withdraw")], Discriminator(_action_tag)
+]
 """An :data:`Action` as a field: ``{withdraw: true}`` is a Withdraw, anything else an Announce."""
 
 
@@ -453,10 +485,8 @@ class Corporate(_Model):
 
 
 class Guards(_Model):
-    allowlist: list[IPNetworkField] = Field(min_length=1,
-                                            description="nothing outside these is ever announced")
-    fail_static: bool = Field(True,
-                              description="if every path of a service is down, keep the last good routes")
+    allowlist: list[IPNetworkField] = Field(min_length=1, description="nothing outside these is ever announced")
+    fail_static: bool = Field(True, description="if every path of a service is down, keep the last good routes")
     max_route_changes_per_minute: Annotated[int, Field(ge=1, le=100000)] = 60
 
 
@@ -467,8 +497,7 @@ class Drain(_Model):
 
 class Overrides(_Model):
     drain: list[Drain] = Field(default_factory=list, description="treat as standby: de-prefer, keep routes")
-    pin: dict[Name, Name] = Field(default_factory=dict,
-                                  description="service -> region preferred while not down")
+    pin: dict[Name, Name] = Field(default_factory=dict, description="service -> region preferred while not down")
     freeze: bool = Field(False, description="announce nothing new: the current routes stay as they are")
 
 

@@ -137,52 +137,72 @@ def _peers(c: _Ctx, data: dict[str, object]) -> Found:  # noqa: C901, PLR0912
         name = _name(p.get("name"))
         if name is not None:
             if name in names:
-                yield c.at(["peers", i, "name"], f"peer name '{name}' is already used by peers[{names[name]}]",
-                           "give every peer its own name")
+                yield c.at(
+                    ["peers", i, "name"],
+                    f"peer name '{name}' is already used by peers[{names[name]}]",
+                    "give every peer its own name",
+                )
             else:
                 names[name] = i
         address = _addr(p.get("address"))
         if address is not None:
             if address in addresses:
-                yield c.at(["peers", i, "address"],
-                           f"address {address} is already used by peers[{addresses[address]}]",
-                           "one BGP session per neighbour address: remove the duplicate or fix the address")
+                yield c.at(
+                    ["peers", i, "address"],
+                    f"address {address} is already used by peers[{addresses[address]}]",
+                    "one BGP session per neighbour address: remove the duplicate or fix the address",
+                )
             else:
                 addresses[address] = i
         if "local_address" in p and p["local_address"] is not None:
             la = _addr(p["local_address"])
             if la is not None and local is not None and la not in local:
-                yield c.at(["peers", i, "local_address"],
-                           f"{la} is not one of speaker.local_addresses",
-                           f"add it there, or use one of: {', '.join(str(a) for a in local)}")
+                yield c.at(
+                    ["peers", i, "local_address"],
+                    f"{la} is not one of speaker.local_addresses",
+                    f"add it there, or use one of: {', '.join(str(a) for a in local)}",
+                )
             elif la is not None and address is not None and la.version != address.version:
-                yield c.at(["peers", i, "local_address"],
-                           f"{la} is {_family(la)} but the peer address {address} is {_family(address)}",
-                           "a session's two ends are of one family: pick a local address of the peer's family")
-        elif address is not None and local is not None and not any(a.version == address.version
-                                                                     for a in local):
-            yield c.at(["peers", i, "address"],
-                       f"no speaker.local_addresses entry is {_family(address)}, so this session has no "
-                       f"local address", f"add an {_family(address)} address to speaker.local_addresses")
+                yield c.at(
+                    ["peers", i, "local_address"],
+                    f"{la} is {_family(la)} but the peer address {address} is {_family(address)}",
+                    "a session's two ends are of one family: pick a local address of the peer's family",
+                )
+        elif address is not None and local is not None and not any(a.version == address.version for a in local):
+            yield c.at(
+                ["peers", i, "address"],
+                f"no speaker.local_addresses entry is {_family(address)}, so this session has no local address",
+                f"add an {_family(address)} address to speaker.local_addresses",
+            )
         secret = _dict(p.get("md5_password"))
         file = secret.get("file") if secret is not None else None
         if isinstance(file, str) and not os.path.isabs(file):
-            yield c.at(["peers", i, "md5_password", "file"],
-                       f"secret file '{file}' is a relative path",
-                       "write an absolute path: the daemon does not run from the policy's directory")
+            yield c.at(
+                ["peers", i, "md5_password", "file"],
+                f"secret file '{file}' is a relative path",
+                "write an absolute path: the daemon does not run from the policy's directory",
+            )
     roles = [p.get("role") for _, p in entries]
     if entries and all(r in _ROLES for r in roles) and PeerRole.EDGE not in roles:
-        yield c.at(["peers"], "no peer has role edge",
-                   "add the corporate edge router as a peer with role: edge; "
-                   "bgpctl announces the Connect prefixes to it")
-    used = {_name(path.get("peer")) for _, region in _items(_dict(data.get("regions")))
-            for _, path in _items(_dict(region.get("paths")))}
+        yield c.at(
+            ["peers"],
+            "no peer has role edge",
+            "add the corporate edge router as a peer with role: edge; bgpctl announces the Connect prefixes to it",
+        )
+    used = {
+        _name(path.get("peer"))
+        for _, region in _items(_dict(data.get("regions")))
+        for _, path in _items(_dict(region.get("paths")))
+    }
     if _dict(data.get("regions")) is not None:
         for i, p in entries:
             name = _name(p.get("name"))
             if p.get("role") == PeerRole.TRANSIT_GATEWAY and name is not None and name not in used:
-                yield c.at(["peers", i, "name"], f"transit-gateway peer '{name}' is not used by any path",
-                           f"add a path with 'peer: {name}' under a region, or remove the peer")
+                yield c.at(
+                    ["peers", i, "name"],
+                    f"transit-gateway peer '{name}' is not used by any path",
+                    f"add a path with 'peer: {name}' under a region, or remove the peer",
+                )
 
 
 def _paths(c: _Ctx, data: dict[str, object]) -> Found:
@@ -200,25 +220,34 @@ def _paths(c: _Ctx, data: dict[str, object]) -> Found:
             peer = _name(path.get("peer"))
             if peer is not None and peers_known:
                 if peer not in roles:
-                    yield c.at([*loc, "peer"], f"unknown peer '{peer}'",
-                               _hint_known(peer, tgws, "transit-gateway peers"))
+                    yield c.at(
+                        [*loc, "peer"], f"unknown peer '{peer}'", _hint_known(peer, tgws, "transit-gateway peers")
+                    )
                 elif roles[peer] == PeerRole.EDGE:
-                    yield c.at([*loc, "peer"], f"peer '{peer}' has role edge",
-                               "a path leads to a transit gateway: name a peer with role transit-gateway"
-                               + (f" ({', '.join(tgws)})" if tgws else ""))
+                    yield c.at(
+                        [*loc, "peer"],
+                        f"peer '{peer}' has role edge",
+                        "a path leads to a transit gateway: name a peer with role transit-gateway"
+                        + (f" ({', '.join(tgws)})" if tgws else ""),
+                    )
             table = path.get("table")
             if isinstance(table, int) and not isinstance(table, bool):
                 if table in tables:
-                    yield c.at([*loc, "table"], f"routing table {table} is already used by {tables[table]}",
-                               "give every path its own table: each pins its probes to its own next hop")
+                    yield c.at(
+                        [*loc, "table"],
+                        f"routing table {table} is already used by {tables[table]}",
+                        "give every path its own table: each pins its probes to its own next hop",
+                    )
                 else:
                     tables[table] = here
             source = _addr(path.get("probe_source"))
             if source is not None:
                 if source in sources:
-                    yield c.at([*loc, "probe_source"],
-                               f"probe source {source} is already used by {sources[source]}",
-                               "give every path its own probe source address: it selects the path's table")
+                    yield c.at(
+                        [*loc, "probe_source"],
+                        f"probe source {source} is already used by {sources[source]}",
+                        "give every path its own probe source address: it selects the path's table",
+                    )
                 else:
                     sources[source] = here
 
@@ -255,13 +284,17 @@ def _edge_families(data: dict[str, object], role: PeerRole) -> list[tuple[str, l
     return out
 
 
-def _family_problems(c: _Ctx, data: dict[str, object], loc: list[str | int],
-                     net: IPv4Network | IPv6Network, role: PeerRole) -> Found:
+def _family_problems(
+    c: _Ctx, data: dict[str, object], loc: list[str | int], net: IPv4Network | IPv6Network, role: PeerRole
+) -> Found:
     want = Family.of(net).value
     for name, fams in _edge_families(data, role) or []:
         if want not in fams:
-            yield c.at(loc, f"{net} is {_family(net)} but {role} peer '{name}' does not carry {want}",
-                       f"add {want} to that peer's families")
+            yield c.at(
+                loc,
+                f"{net} is {_family(net)} but {role} peer '{name}' does not carry {want}",
+                f"add {want} to that peer's families",
+            )
 
 
 def _services(c: _Ctx, data: dict[str, object]) -> Found:
@@ -281,13 +314,19 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
                 continue
             loc = [*base, "prefixes", i]
             if allow is not None and _outside(net, allow):
-                yield c.at(loc, f"{net} is outside guards.allowlist",
-                           "add a covering prefix to guards.allowlist, or fix the prefix; "
-                           "nothing outside the allowlist is ever announced")
+                yield c.at(
+                    loc,
+                    f"{net} is outside guards.allowlist",
+                    "add a covering prefix to guards.allowlist, or fix the prefix; "
+                    "nothing outside the allowlist is ever announced",
+                )
             clash = next((where for other, where in seen if _overlap(net, other)), None)
             if clash is not None:
-                yield c.at(loc, f"{net} overlaps {clash}",
-                           "service prefixes must not overlap: each prefix follows one service's decision")
+                yield c.at(
+                    loc,
+                    f"{net} overlaps {clash}",
+                    "service prefixes must not overlap: each prefix follows one service's decision",
+                )
             seen.append((net, f"{render_path(loc)} ({net})"))
             yield from _family_problems(c, data, loc, net, PeerRole.EDGE)
         yield from _order(c, svc, base, regions)
@@ -300,9 +339,12 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
                     yield c.at([*tloc, tname], f"unknown region '{tname}'", _hint_known(tname, regions, "regions"))
             missing = [r for r in regions if r not in targets]
             if missing:
-                yield c.at(tloc, f"no probe target for region{'s' if len(missing) > 1 else ''} "
-                                 f"{', '.join(repr(m) for m in missing)}",
-                           "every region needs a probe target per service: add one")
+                yield c.at(
+                    tloc,
+                    f"no probe target for region{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(m) for m in missing)}",
+                    "every region needs a probe target per service: add one",
+                )
 
 
 def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list[str] | None) -> Found:
@@ -312,13 +354,14 @@ def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list
         return
     if mode == Mode.ACTIVE_ACTIVE:
         if order:
-            yield c.at([*base, "order"], "'order' is only for active-standby",
-                       "remove it, or set mode: active-standby")
+            yield c.at([*base, "order"], "'order' is only for active-standby", "remove it, or set mode: active-standby")
         return
     if not order:
-        yield c.at([*base, "order"] if "order" in svc else [*base, "mode"],
-                   "active-standby needs 'order': the regions, most preferred first",
-                   f"add order: [{', '.join(regions or [])}]")
+        yield c.at(
+            [*base, "order"] if "order" in svc else [*base, "mode"],
+            "active-standby needs 'order': the regions, most preferred first",
+            f"add order: [{', '.join(regions or [])}]",
+        )
         return
     if regions is None:
         return
@@ -334,8 +377,11 @@ def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list
         seen.add(name)
     missing = [r for r in regions if r not in seen]
     if missing and all(_name(r) is not None for r in order):
-        yield c.at([*base, "order"], f"order leaves out {', '.join(repr(m) for m in missing)}",
-                   "list every region once, most preferred first")
+        yield c.at(
+            [*base, "order"],
+            f"order leaves out {', '.join(repr(m) for m in missing)}",
+            "list every region once, most preferred first",
+        )
 
 
 def _corporate(c: _Ctx, data: dict[str, object]) -> Found:
@@ -351,20 +397,27 @@ def _corporate(c: _Ctx, data: dict[str, object]) -> Found:
             continue
         loc: list[str | int] = ["corporate", "prefixes", i]
         if allow is not None and _outside(net, allow):
-            yield c.at(loc, f"{net} is outside guards.allowlist",
-                       "add a covering prefix to guards.allowlist, or fix the prefix; "
-                       "nothing outside the allowlist is ever announced")
+            yield c.at(
+                loc,
+                f"{net} is outside guards.allowlist",
+                "add a covering prefix to guards.allowlist, or fix the prefix; "
+                "nothing outside the allowlist is ever announced",
+            )
         for sname, svc in _items(services_d):
             for j, sraw in enumerate(_list(svc.get("prefixes")) or []):
                 snet = _net(sraw)
                 if snet is not None and _overlap(net, snet):
-                    yield c.at(loc, f"{net} overlaps services.{sname}.prefixes[{j}] ({snet})",
-                               "the agents' prefixes and the Connect prefixes must be disjoint")
+                    yield c.at(
+                        loc,
+                        f"{net} overlaps services.{sname}.prefixes[{j}] ({snet})",
+                        "the agents' prefixes and the Connect prefixes must be disjoint",
+                    )
         yield from _family_problems(c, data, loc, net, PeerRole.TRANSIT_GATEWAY)
     follow = _name(corp.get("follow_service"))
     if follow is not None and services is not None and follow not in services:
-        yield c.at(["corporate", "follow_service"], f"unknown service '{follow}'",
-                   _hint_known(follow, services, "services"))
+        yield c.at(
+            ["corporate", "follow_service"], f"unknown service '{follow}'", _hint_known(follow, services, "services")
+        )
 
 
 def _overrides(c: _Ctx, data: dict[str, object]) -> Found:
@@ -381,28 +434,37 @@ def _overrides(c: _Ctx, data: dict[str, object]) -> Found:
         if region is None:
             continue
         if region not in regions:
-            yield c.at(["overrides", "drain", i, "region"], f"unknown region '{region}'",
-                       _hint_known(region, regions, "regions"))
+            yield c.at(
+                ["overrides", "drain", i, "region"],
+                f"unknown region '{region}'",
+                _hint_known(region, regions, "regions"),
+            )
             continue
         drained = _name(d.get("path"))
         region_d = _dict(regions_d[region])
         paths = _names(region_d.get("paths")) if region_d is not None else None
         if drained is not None and paths is not None and drained not in paths:
-            yield c.at(["overrides", "drain", i, "path"], f"region '{region}' has no path '{drained}'",
-                       _hint_known(drained, paths, f"paths of {region}"))
+            yield c.at(
+                ["overrides", "drain", i, "path"],
+                f"region '{region}' has no path '{drained}'",
+                _hint_known(drained, paths, f"paths of {region}"),
+            )
     pin = _dict(ov.get("pin"))
     for service, pinned in (pin or {}).items():
         if _name(service) is not None and services is not None and service not in services:
-            yield c.at(["overrides", "pin", service], f"unknown service '{service}'",
-                       _hint_known(service, services, "services"))
+            yield c.at(
+                ["overrides", "pin", service],
+                f"unknown service '{service}'",
+                _hint_known(service, services, "services"),
+            )
         rname = _name(pinned)
         if rname is not None and regions is not None and rname not in regions:
-            yield c.at(["overrides", "pin", service], f"unknown region '{rname}'",
-                       _hint_known(rname, regions, "regions"))
+            yield c.at(
+                ["overrides", "pin", service], f"unknown region '{rname}'", _hint_known(rname, regions, "regions")
+            )
 
 
-_SEVERITY = (("rtt_ms", " ms", True), ("jitter_ms", " ms", True), ("loss_pct", "%", True),
-             ("mos_below", "", False))
+_SEVERITY = (("rtt_ms", " ms", True), ("jitter_ms", " ms", True), ("loss_pct", "%", True), ("mos_below", "", False))
 
 
 def _sla_classes(c: _Ctx, data: dict[str, object]) -> Found:
@@ -417,34 +479,42 @@ def _sla_classes(c: _Ctx, data: dict[str, object]) -> Found:
                 continue
             if (d >= w) if higher_is_worse else (d <= w):
                 rel = "below" if higher_is_worse else "above"
-                yield c.at(["sla_classes", name, "degraded", key],
-                           f"degraded at {d:g}{unit} is not {rel} down at {w:g}{unit}",
-                           f"degraded must trigger before down: make degraded.{key} "
-                           f"{'smaller' if higher_is_worse else 'larger'} than down.{key}")
+                yield c.at(
+                    ["sla_classes", name, "degraded", key],
+                    f"degraded at {d:g}{unit} is not {rel} down at {w:g}{unit}",
+                    f"degraded must trigger before down: make degraded.{key} "
+                    f"{'smaller' if higher_is_worse else 'larger'} than down.{key}",
+                )
 
 
 def _actions(c: _Ctx, data: dict[str, object]) -> Found:
     actions = _dict(data.get("actions"))
     if actions is None:
         return
-    why = {PathState.PREFERRED: "a preferred path is announced",
-           PathState.STANDBY: "a standby path keeps its routes (a drain relies on it)",
-           PathState.DEGRADED: "a degraded path is de-preferred (prepend or raise MED), not withdrawn, "
-                               "so existing calls keep a route"}
+    why = {
+        PathState.PREFERRED: "a preferred path is announced",
+        PathState.STANDBY: "a standby path keeps its routes (a drain relies on it)",
+        PathState.DEGRADED: "a degraded path is de-preferred (prepend or raise MED), not withdrawn, "
+        "so existing calls keep a route",
+    }
     for state, reason in why.items():
         per_role = _dict(actions.get(state))
         for role, action in (per_role or {}).items():
             if isinstance(action, dict) and action.get("withdraw") is True:
-                yield c.at(["actions", state, role, "withdraw"], f"only '{PathState.DOWN}' may withdraw routes",
-                           f"{reason}: remove 'withdraw: true' and give med/prepend/communities")
+                yield c.at(
+                    ["actions", state, role, "withdraw"],
+                    f"only '{PathState.DOWN}' may withdraw routes",
+                    f"{reason}: remove 'withdraw: true' and give med/prepend/communities",
+                )
 
 
 # --------------------------------------------------------------------------------------------
 # warnings: secrets are read by the daemon at start, so missing ones do not refuse the file
 
 
-def secret_warnings(data: dict[str, object], filename: str, locator: Locator,
-                    environ: Mapping[str, str]) -> list[Problem]:
+def secret_warnings(
+    data: dict[str, object], filename: str, locator: Locator, environ: Mapping[str, str]
+) -> list[Problem]:
     """Warnings for MD5 secrets that cannot be read now. Never reads or prints a secret itself."""
     c = _Ctx(filename, locator)
     out: list[Problem] = []
@@ -455,31 +525,55 @@ def secret_warnings(data: dict[str, object], filename: str, locator: Locator,
         env, path = secret.get("env"), secret.get("file")
         if isinstance(env, str):
             if env not in environ:
-                out.append(c.at(["peers", i, "md5_password", "env"],
-                                f"warning: environment variable {env} is not set",
-                                "the daemon reads it at start: set it in the service's environment")[0])
+                out.append(
+                    c.at(
+                        ["peers", i, "md5_password", "env"],
+                        f"warning: environment variable {env} is not set",
+                        "the daemon reads it at start: set it in the service's environment",
+                    )[0]
+                )
             elif not environ[env]:
-                out.append(c.at(["peers", i, "md5_password", "env"],
-                                f"warning: environment variable {env} is empty",
-                                "set it to the session's MD5 password")[0])
+                out.append(
+                    c.at(
+                        ["peers", i, "md5_password", "env"],
+                        f"warning: environment variable {env} is empty",
+                        "set it to the session's MD5 password",
+                    )[0]
+                )
         if isinstance(path, str):
             try:
                 st = os.stat(path)
             except OSError as e:
-                out.append(c.at(["peers", i, "md5_password", "file"],
-                                f"warning: secret file {path}: {e.strerror}",
-                                "the daemon reads it at start: create it with mode 0600")[0])
+                out.append(
+                    c.at(
+                        ["peers", i, "md5_password", "file"],
+                        f"warning: secret file {path}: {e.strerror}",
+                        "the daemon reads it at start: create it with mode 0600",
+                    )[0]
+                )
                 continue
             if not stat.S_ISREG(st.st_mode):
-                out.append(c.at(["peers", i, "md5_password", "file"],
-                                f"warning: secret file {path} is not a regular file",
-                                "point it at the file holding the password")[0])
+                out.append(
+                    c.at(
+                        ["peers", i, "md5_password", "file"],
+                        f"warning: secret file {path} is not a regular file",
+                        "point it at the file holding the password",
+                    )[0]
+                )
             elif st.st_mode & 0o077:
-                out.append(c.at(["peers", i, "md5_password", "file"],
-                                f"warning: secret file {path} has mode {stat.S_IMODE(st.st_mode):04o}",
-                                f"make it readable by its owner only: chmod 600 {path}")[0])
+                out.append(
+                    c.at(
+                        ["peers", i, "md5_password", "file"],
+                        f"warning: secret file {path} has mode {stat.S_IMODE(st.st_mode):04o}",
+                        f"make it readable by its owner only: chmod 600 {path}",
+                    )[0]
+                )
             elif not os.access(path, os.R_OK):
-                out.append(c.at(["peers", i, "md5_password", "file"],
-                                f"warning: secret file {path} is not readable by this user",
-                                "the daemon's user must be able to read it")[0])
+                out.append(
+                    c.at(
+                        ["peers", i, "md5_password", "file"],
+                        f"warning: secret file {path} is not readable by this user",
+                        "the daemon's user must be able to read it",
+                    )[0]
+                )
     return out

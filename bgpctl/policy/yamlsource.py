@@ -116,34 +116,62 @@ def _syntax_problem(filename: str, e: MarkedYAMLError) -> Problem:
     problem = (e.problem or "").strip()
     context = (e.context or "").strip()
     if "'\\t'" in problem or "\t" in problem:
-        return Problem(filename, line, "", f"tab character at{column}",
-                       "YAML indents with spaces only: replace the tab with spaces")
+        return Problem(
+            filename,
+            line,
+            "",
+            f"tab character at{column}",
+            "YAML indents with spaces only: replace the tab with spaces",
+        )
     if "expected a single document" in context or "expected a single document" in problem:
-        return Problem(filename, line, "", "the file holds more than one YAML document",
-                       "a policy is one document: remove the second '---' and what follows, or split the file")
+        return Problem(
+            filename,
+            line,
+            "",
+            "the file holds more than one YAML document",
+            "a policy is one document: remove the second '---' and what follows, or split the file",
+        )
     cmark = e.context_mark
     if context.startswith("while parsing a flow") and cmark is not None and mark is not None:
         brackets = "[ ]" if "sequence" in context else "{ }"
-        return Problem(filename, cmark.line + 1, "",
-                       f"YAML syntax error: the {brackets} opened at column {cmark.column + 1} is not closed "
-                       f"properly", f"check its brackets, commas and quotes; the parser gave up at line "
-                       f"{mark.line + 1} column {mark.column + 1}: {problem}")
+        return Problem(
+            filename,
+            cmark.line + 1,
+            "",
+            f"YAML syntax error: the {brackets} opened at column {cmark.column + 1} is not closed properly",
+            f"check its brackets, commas and quotes; the parser gave up at line "
+            f"{mark.line + 1} column {mark.column + 1}: {problem}",
+        )
     what = f"{context} {problem}".strip() if context else problem
-    return Problem(filename, line, "", f"YAML syntax error at{column}: {what}",
-                   "fix the YAML: check indentation, ':' after keys and matching quotes and brackets")
+    return Problem(
+        filename,
+        line,
+        "",
+        f"YAML syntax error at{column}: {what}",
+        "fix the YAML: check indentation, ':' after keys and matching quotes and brackets",
+    )
 
 
 def _duplicates(filename: str, node: Node, loc: list[str | int], out: list[Problem]) -> None:
     if isinstance(node, MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = key_text(key_node.value) if not isinstance(key_node, MappingNode | SequenceNode) \
+            key = (
+                key_text(key_node.value)
+                if not isinstance(key_node, MappingNode | SequenceNode)
                 else str(key_node.value)
+            )
             line = key_node.start_mark.line + 1
             if key in seen:
-                out.append(Problem(filename, line, render_path([*loc, key]),
-                                   f"duplicate key '{key}' (first at line {seen[key]})",
-                                   "keep one of them: YAML keys must be unique in a mapping"))
+                out.append(
+                    Problem(
+                        filename,
+                        line,
+                        render_path([*loc, key]),
+                        f"duplicate key '{key}' (first at line {seen[key]})",
+                        "keep one of them: YAML keys must be unique in a mapping",
+                    )
+                )
             else:
                 seen[key] = line
                 _duplicates(filename, value_node, [*loc, key], out)

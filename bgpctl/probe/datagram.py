@@ -43,8 +43,9 @@ class DatagramProbe:
     def _configure(self, sock: socket.socket) -> None:
         """Extra socket options of the kind (after bind and DSCP)."""
 
-    def _judge(self, data: bytes, flags: int, addr: Address,
-               anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
+    def _judge(
+        self, data: bytes, flags: int, addr: Address, anc: Ancillary
+    ) -> tuple[Problem | None, ProbeResult | None]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the Probe protocol

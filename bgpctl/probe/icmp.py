@@ -45,8 +45,9 @@ def build_echo(identifier: int, seq: int, payload_len: int = DEFAULT_PAYLOAD) ->
     return _HEADER.pack(ECHO_REQUEST, 0, csum, identifier, seq & 0xFFFF) + payload
 
 
-def parse_reply(packet: bytes, *, identifier: int, target: IPv4Address,
-                payload_len: int) -> tuple[Problem | None, int | None]:
+def parse_reply(
+    packet: bytes, *, identifier: int, target: IPv4Address, payload_len: int
+) -> tuple[Problem | None, int | None]:
     """Check one raw IPv4 datagram (IP header included) as an echo reply to us.
 
     Returns (problem, None) for a reply to be counted and dropped, (None, seq) for a good one, and
@@ -78,11 +79,20 @@ def parse_reply(packet: bytes, *, identifier: int, target: IPv4Address,
 class IcmpProbe(DatagramProbe):
     kind = ProbeProtocol.ICMP
 
-    def __init__(self, *, source: str, target: str, dscp: int = 0, payload_len: int = DEFAULT_PAYLOAD,
-                 netns: str | None = None, identifier: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        target: str,
+        dscp: int = 0,
+        payload_len: int = DEFAULT_PAYLOAD,
+        netns: str | None = None,
+        identifier: int | None = None,
+    ) -> None:
         if ip_address(target).version != 4 or ip_address(source).version != 4:
-            raise ProbeError(f"ICMP probes are IPv4 only for now ({source} -> {target}): "
-                             f"use protocol udp (STAMP) for IPv6 targets")
+            raise ProbeError(
+                f"ICMP probes are IPv4 only for now ({source} -> {target}): use protocol udp (STAMP) for IPv6 targets"
+            )
         super().__init__()
         self.source, self.target, self.dscp, self.payload_len = source, target, dscp, payload_len
         self.netns = netns
@@ -106,12 +116,13 @@ class IcmpProbe(DatagramProbe):
         self._sock.sendto(packet, (self.target, 0))
         return now
 
-    def _judge(self, data: bytes, flags: int, addr: Address,
-               anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
-        problem, seq = parse_reply(data, identifier=self.identifier, target=self._target_ip,
-                                   payload_len=self.payload_len)
+    def _judge(
+        self, data: bytes, flags: int, addr: Address, anc: Ancillary
+    ) -> tuple[Problem | None, ProbeResult | None]:
+        problem, seq = parse_reply(
+            data, identifier=self.identifier, target=self._target_ip, payload_len=self.payload_len
+        )
         if problem is not None or seq is None:
             return problem, None
         at = parse_ancillary(anc).at
         return None, ProbeResult(seq, time.time() if at is None else at)
-

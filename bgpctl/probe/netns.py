@@ -24,8 +24,10 @@ _libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded into t
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
-        raise ProbeError(f"setns failed: {os.strerror(err)} (bgpctl needs root, or CAP_SYS_ADMIN, "
-                         f"to open sockets in another network namespace)")
+        raise ProbeError(
+            f"setns failed: {os.strerror(err)} (bgpctl needs root, or CAP_SYS_ADMIN, "
+            f"to open sockets in another network namespace)"
+        )
 
 
 @contextmanager
@@ -38,8 +40,9 @@ def entered(netns: str | None) -> Iterator[None]:
     try:
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ProbeError(f"network namespace '{netns}' does not exist ({path}): "
-                         f"check the name with 'ip netns list'") from None
+        raise ProbeError(
+            f"network namespace '{netns}' does not exist ({path}): check the name with 'ip netns list'"
+        ) from None
     saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         _setns(target)

@@ -40,14 +40,23 @@ def specs_from_policy(policy: Policy) -> list[ProbeSpec]:
         for region_name, target in sorted(service.probe.targets.items()):
             region = policy.regions.get(region_name)
             if region is None:
-                raise ProbeError(f"service {service_name} probes region {region_name}, which the policy "
-                                 f"does not define: add it under regions or remove the target")
+                raise ProbeError(
+                    f"service {service_name} probes region {region_name}, which the policy "
+                    f"does not define: add it under regions or remove the target"
+                )
             for path_name, path in sorted(region.paths.items()):
-                specs.append(ProbeSpec(
-                    key=PathKey(service_name, region_name, path_name), protocol=target.protocol,
-                    source=str(path.probe_source), target=str(target.address), port=target.effective_port,
-                    dscp=target.dscp_value, interval_s=service.probe.interval_ms / 1000.0,
-                    timeout_s=service.probe.timeout_ms / 1000.0))
+                specs.append(
+                    ProbeSpec(
+                        key=PathKey(service_name, region_name, path_name),
+                        protocol=target.protocol,
+                        source=str(path.probe_source),
+                        target=str(target.address),
+                        port=target.effective_port,
+                        dscp=target.dscp_value,
+                        interval_s=service.probe.interval_ms / 1000.0,
+                        timeout_s=service.probe.timeout_ms / 1000.0,
+                    )
+                )
     return specs
 
 
@@ -63,8 +72,10 @@ def select(specs: Sequence[ProbeSpec], patterns: Iterable[str]) -> list[ProbeSpe
         hits = [s for s in specs if _matches(s.key, parts)]
         if not hits:
             choices = sorted({f"{s.key.region}/{s.key.path}" for s in specs} | {str(s.key) for s in specs})
-            raise ProbeError(f"no probed path matches '{pattern}': use one of {', '.join(choices)} "
-                             f"(or a region or service name, or --all)")
+            raise ProbeError(
+                f"no probed path matches '{pattern}': use one of {', '.join(choices)} "
+                f"(or a region or service name, or --all)"
+            )
         out.extend(h for h in hits if h not in out)
     return out
 
@@ -86,15 +97,19 @@ def make_probe(spec: ProbeSpec, netns: str | None = None) -> Probe:
     if spec.protocol is ProbeProtocol.ICMP:
         return IcmpProbe(source=spec.source, target=spec.target, dscp=spec.dscp, netns=netns)
     assert spec.port is not None
-    return TcpConnectProbe(source=spec.source, target=spec.target, port=spec.port, dscp=spec.dscp,
-                           timeout_s=spec.timeout_s, netns=netns)
+    return TcpConnectProbe(
+        source=spec.source, target=spec.target, port=spec.port, dscp=spec.dscp, timeout_s=spec.timeout_s, netns=netns
+    )
 
 
-async def run_specs(specs: Sequence[ProbeSpec], sink: SampleSink, *, count: int | None = None,
-                    netns: str | None = None) -> dict[PathKey, Counters]:
+async def run_specs(
+    specs: Sequence[ProbeSpec], sink: SampleSink, *, count: int | None = None, netns: str | None = None
+) -> dict[PathKey, Counters]:
     """Probe every spec ``count`` times (forever if None) concurrently; return each path's counters."""
-    probers = [PathProber(s.key, make_probe(s, netns), interval_s=s.interval_s, timeout_s=s.timeout_s,
-                          sink=sink) for s in specs]
+    probers = [
+        PathProber(s.key, make_probe(s, netns), interval_s=s.interval_s, timeout_s=s.timeout_s, sink=sink)
+        for s in specs
+    ]
     groups: dict[float, list[PathProber]] = {}
     for p in probers:
         groups.setdefault(p.interval_s, []).append(p)

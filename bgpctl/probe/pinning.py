@@ -71,14 +71,18 @@ def pins_from_policy(policy: Policy) -> list[Pin]:
         for path_name, path in sorted(region.paths.items()):
             pin = Pin(str(path.probe_source), path.table, str(path.next_hop), f"{region_name}/{path_name}")
             if ip_address(pin.source).version != ip_address(pin.next_hop).version:
-                raise ProbeError(f"path {pin.label}: probe_source {pin.source} and next_hop {pin.next_hop} "
-                                 f"are different IP versions; use one family per path")
+                raise ProbeError(
+                    f"path {pin.label}: probe_source {pin.source} and next_hop {pin.next_hop} "
+                    f"are different IP versions; use one family per path"
+                )
             for other in pins:
                 same = (other.source, other.table, other.next_hop) == (pin.source, pin.table, pin.next_hop)
                 if not same and (other.source == pin.source or other.table == pin.table):
                     what = "probe_source" if other.source == pin.source else "table"
-                    raise ProbeError(f"paths {other.label} and {pin.label} share a {what} but pin it "
-                                     f"differently: give each path its own probe_source and table")
+                    raise ProbeError(
+                        f"paths {other.label} and {pin.label} share a {what} but pin it "
+                        f"differently: give each path its own probe_source and table"
+                    )
             pins.append(pin)
     return pins
 
@@ -144,8 +148,12 @@ class Step:
         return dict(self.args)
 
 
-def _step(call: Literal["addr", "route", "rule"], command: Literal["add", "replace", "del"],
-          creates: Part | None = None, **args: Any) -> Step:
+def _step(
+    call: Literal["addr", "route", "rule"],
+    command: Literal["add", "replace", "del"],
+    creates: Part | None = None,
+    **args: Any,
+) -> Step:
     return Step(call, command, tuple(sorted(args.items())), creates)
 
 
@@ -161,14 +169,15 @@ def check_tables(pins: Iterable[Pin], observed: dict[Pin, Observed]) -> None:
     for pin in pins:
         foreign = [r for r in observed[pin].routes if r.proto != RT_PROTO_BGPCTL]
         if foreign:
-            raise ProbeError(f"path {pin.label}: routing table {pin.table} holds {len(foreign)} "
-                             f"route(s) bgpctl did not install (proto {sorted({r.proto for r in foreign})}): "
-                             f"give the path a table number of its own in the policy")
+            raise ProbeError(
+                f"path {pin.label}: routing table {pin.table} holds {len(foreign)} "
+                f"route(s) bgpctl did not install (proto {sorted({r.proto for r in foreign})}): "
+                f"give the path a table number of its own in the policy"
+            )
 
 
 def _route_del(route: RouteSeen, pin: Pin) -> Step:
-    key: dict[str, Any] = {"family": pin.family, "table": pin.table, "dst_len": route.dst_len,
-                           "proto": RT_PROTO_BGPCTL}
+    key: dict[str, Any] = {"family": pin.family, "table": pin.table, "dst_len": route.dst_len, "proto": RT_PROTO_BGPCTL}
     if route.dst is not None:
         key["dst"] = route.dst
     if route.priority is not None:
@@ -177,8 +186,16 @@ def _route_del(route: RouteSeen, pin: Pin) -> Step:
 
 
 def _rule_del(rule: RuleSeen, pin: Pin) -> Step:
-    return _step("rule", "del", family=pin.family, src=rule.src, src_len=rule.src_len, table=rule.table,
-                 priority=rule.priority, protocol=RT_PROTO_BGPCTL)
+    return _step(
+        "rule",
+        "del",
+        family=pin.family,
+        src=rule.src,
+        src_len=rule.src_len,
+        table=rule.table,
+        priority=rule.priority,
+        protocol=RT_PROTO_BGPCTL,
+    )
 
 
 def plan_install(pin: Pin, seen: Observed, *, priority: int, add_addresses: bool) -> list[Step]:
@@ -188,12 +205,26 @@ def plan_install(pin: Pin, seen: Observed, *, priority: int, add_addresses: bool
         raise ProbeError(f"path {pin.label}: {seen.oif_problem or 'no interface reaches the next hop'}")
     steps: list[Step] = []
     if add_addresses and not seen.addrs:
-        steps.append(_step("addr", "add", "addr", index=seen.oif, address=pin.source, prefixlen=pin.host_len,
-                           proto=RT_PROTO_BGPCTL))
+        steps.append(
+            _step(
+                "addr", "add", "addr", index=seen.oif, address=pin.source, prefixlen=pin.host_len, proto=RT_PROTO_BGPCTL
+            )
+        )
     has_default = any(r.default for r in seen.routes)
-    steps.append(_step("route", "replace", None if has_default else "route",
-                       dst="0.0.0.0" if pin.family == socket.AF_INET else "::", dst_len=0, gateway=pin.next_hop,
-                       oif=seen.oif, table=pin.table, proto=RT_PROTO_BGPCTL, family=pin.family))
+    steps.append(
+        _step(
+            "route",
+            "replace",
+            None if has_default else "route",
+            dst="0.0.0.0" if pin.family == socket.AF_INET else "::",
+            dst_len=0,
+            gateway=pin.next_hop,
+            oif=seen.oif,
+            table=pin.table,
+            proto=RT_PROTO_BGPCTL,
+            family=pin.family,
+        )
+    )
     for route in seen.routes:  # e.g. an old next hop of ours; a metric-0 default is replaced in place
         if route.default and (route.gateway == pin.next_hop or not route.priority):
             continue
@@ -202,8 +233,19 @@ def plan_install(pin: Pin, seen: Observed, *, priority: int, add_addresses: bool
         if rule.src == pin.source and not rule_matches(rule, pin):
             steps.append(_rule_del(rule, pin))
     if not any(rule_matches(r, pin) for r in seen.rules):
-        steps.append(_step("rule", "add", "rule", family=pin.family, src=pin.source, src_len=pin.host_len,
-                           table=pin.table, priority=priority, protocol=RT_PROTO_BGPCTL))
+        steps.append(
+            _step(
+                "rule",
+                "add",
+                "rule",
+                family=pin.family,
+                src=pin.source,
+                src_len=pin.host_len,
+                table=pin.table,
+                priority=priority,
+                protocol=RT_PROTO_BGPCTL,
+            )
+        )
     return steps
 
 
@@ -215,16 +257,21 @@ def plan_take_away(pin: Pin, seen: Observed, wanted: Callable[[Part, Pin], bool]
     if wanted("route", pin):
         steps += [_route_del(r, pin) for r in seen.routes if r.proto == RT_PROTO_BGPCTL]
     if wanted("addr", pin):
-        steps += [_step("addr", "del", index=a.index, address=pin.source, prefixlen=a.prefixlen)
-                  for a in seen.addrs if a.proto == RT_PROTO_BGPCTL]
+        steps += [
+            _step("addr", "del", index=a.index, address=pin.source, prefixlen=a.prefixlen)
+            for a in seen.addrs
+            if a.proto == RT_PROTO_BGPCTL
+        ]
     return steps
 
 
 def describe(pin: Pin, seen: Observed) -> dict[str, Any]:
     """What is installed for ``pin``: its rules, its table's routes, and whether bgpctl owns the address."""
-    return {"rules": sum(1 for r in seen.rules if rule_matches(r, pin)),
-            "routes": [{"default": r.default, "gateway": r.gateway, "proto": r.proto} for r in seen.routes],
-            "address_owned": any(a.proto == RT_PROTO_BGPCTL for a in seen.addrs)}
+    return {
+        "rules": sum(1 for r in seen.rules if rule_matches(r, pin)),
+        "routes": [{"default": r.default, "gateway": r.gateway, "proto": r.proto} for r in seen.routes],
+        "address_owned": any(a.proto == RT_PROTO_BGPCTL for a in seen.addrs),
+    }
 
 
 # ------------------------------------------------------------------------------------ netlink I/O
@@ -250,45 +297,74 @@ async def _iproute(netns: str | None) -> AsyncIterator[Any]:
 
 
 async def _table_routes(ipr: Any, pin: Pin) -> tuple[RouteSeen, ...]:
-    return tuple([RouteSeen(_attr(r, "RTA_DST"), int(r["dst_len"]), _attr(r, "RTA_PRIORITY"),
-                            _attr(r, "RTA_GATEWAY"), int(r["proto"]))
-                  async for r in await ipr.get_routes(family=pin.family, table=pin.table)
-                  if _attr(r, "RTA_TABLE", r["table"]) == pin.table])
+    return tuple(
+        [
+            RouteSeen(
+                _attr(r, "RTA_DST"),
+                int(r["dst_len"]),
+                _attr(r, "RTA_PRIORITY"),
+                _attr(r, "RTA_GATEWAY"),
+                int(r["proto"]),
+            )
+            async for r in await ipr.get_routes(family=pin.family, table=pin.table)
+            if _attr(r, "RTA_TABLE", r["table"]) == pin.table
+        ]
+    )
 
 
 async def _owned_rules(ipr: Any, pin: Pin) -> tuple[RuleSeen, ...]:
-    return tuple([RuleSeen(_attr(r, "FRA_SRC"), int(r["src_len"]), int(_attr(r, "FRA_TABLE", r["table"])),
-                           int(_attr(r, "FRA_PRIORITY", 0)))
-                  async for r in await ipr.get_rules(family=pin.family)
-                  if RULE_PRIORITY_MIN <= _attr(r, "FRA_PRIORITY", 0) <= RULE_PRIORITY_MAX
-                  and _attr(r, "FRA_PROTOCOL", 0) == RT_PROTO_BGPCTL])
+    return tuple(
+        [
+            RuleSeen(
+                _attr(r, "FRA_SRC"),
+                int(r["src_len"]),
+                int(_attr(r, "FRA_TABLE", r["table"])),
+                int(_attr(r, "FRA_PRIORITY", 0)),
+            )
+            async for r in await ipr.get_rules(family=pin.family)
+            if RULE_PRIORITY_MIN <= _attr(r, "FRA_PRIORITY", 0) <= RULE_PRIORITY_MAX
+            and _attr(r, "FRA_PROTOCOL", 0) == RT_PROTO_BGPCTL
+        ]
+    )
 
 
 async def _addresses(ipr: Any, pin: Pin) -> tuple[AddrSeen, ...]:
-    return tuple([AddrSeen(int(a["index"]), int(a["prefixlen"]), int(_attr(a, "IFA_PROTO", 0)))
-                  async for a in await ipr.get_addr(family=pin.family)
-                  if _attr(a, "IFA_LOCAL", _attr(a, "IFA_ADDRESS")) == pin.source
-                  or (pin.family == socket.AF_INET6 and _attr(a, "IFA_ADDRESS") == pin.source)])
+    return tuple(
+        [
+            AddrSeen(int(a["index"]), int(a["prefixlen"]), int(_attr(a, "IFA_PROTO", 0)))
+            async for a in await ipr.get_addr(family=pin.family)
+            if _attr(a, "IFA_LOCAL", _attr(a, "IFA_ADDRESS")) == pin.source
+            or (pin.family == socket.AF_INET6 and _attr(a, "IFA_ADDRESS") == pin.source)
+        ]
+    )
 
 
 async def _oif(ipr: Any, pin: Pin) -> tuple[int | None, str | None]:
     try:
         routes = list(await ipr.route("get", dst=pin.next_hop))
     except NetlinkError as e:
-        return None, (f"next hop {pin.next_hop} is not reachable from here ({e.args[-1]}); the TGW must be on "
-                      f"a connected network")
+        return None, (
+            f"next hop {pin.next_hop} is not reachable from here ({e.args[-1]}); the TGW must be on a connected network"
+        )
     gateway = _attr(routes[0], "RTA_GATEWAY")
     if gateway is not None:
-        return None, (f"next hop {pin.next_hop} is not on a connected network (reached via {gateway}); the "
-                      f"TGW must be directly reachable from the probe host")
+        return None, (
+            f"next hop {pin.next_hop} is not on a connected network (reached via {gateway}); the "
+            f"TGW must be directly reachable from the probe host"
+        )
     return int(_attr(routes[0], "RTA_OIF")), None
 
 
 async def observe(ipr: Any, pin: Pin, *, next_hop: bool = False) -> Observed:
     """Read one pin's state (and, with ``next_hop``, how its next hop is reached)."""
     oif, problem = await _oif(ipr, pin) if next_hop else (None, None)
-    return Observed(routes=await _table_routes(ipr, pin), rules=await _owned_rules(ipr, pin),
-                    addrs=await _addresses(ipr, pin), oif=oif, oif_problem=problem)
+    return Observed(
+        routes=await _table_routes(ipr, pin),
+        rules=await _owned_rules(ipr, pin),
+        addrs=await _addresses(ipr, pin),
+        oif=oif,
+        oif_problem=problem,
+    )
 
 
 async def apply(ipr: Any, steps: Iterable[Step]) -> None:
@@ -302,8 +378,9 @@ def _run_sync(coro: Coroutine[Any, Any, T], what: str) -> T:
     except RuntimeError:
         return asyncio.run(coro)
     coro.close()
-    raise ProbeError(f"Pinning.{what}() was called inside a running event loop: await "
-                     f"Pinning.{what}_async() there instead")
+    raise ProbeError(
+        f"Pinning.{what}() was called inside a running event loop: await Pinning.{what}_async() there instead"
+    )
 
 
 class Pinning:
@@ -313,11 +390,18 @@ class Pinning:
     ``async with``. Sync (no running event loop): ``install()`` / ``remove()`` / ``purge()`` / ``state()``,
     or ``with``."""
 
-    def __init__(self, pins: Iterable[Pin], *, netns: str | None = None, priority: int = RULE_PRIORITY,
-                 add_addresses: bool = True) -> None:
+    def __init__(
+        self,
+        pins: Iterable[Pin],
+        *,
+        netns: str | None = None,
+        priority: int = RULE_PRIORITY,
+        add_addresses: bool = True,
+    ) -> None:
         if not RULE_PRIORITY_MIN <= priority <= RULE_PRIORITY_MAX:
-            raise ProbeError(f"rule priority {priority} is outside bgpctl's range "
-                             f"{RULE_PRIORITY_MIN}-{RULE_PRIORITY_MAX}")
+            raise ProbeError(
+                f"rule priority {priority} is outside bgpctl's range {RULE_PRIORITY_MIN}-{RULE_PRIORITY_MAX}"
+            )
         self.pins = sorted(set(pins))
         self.netns, self.priority, self.add_addresses = netns, priority, add_addresses
         self._created: set[tuple[Part, Pin]] = set()
@@ -329,8 +413,12 @@ class Pinning:
         async with _iproute(self.netns) as ipr:
             check_tables(self.pins, {pin: await observe(ipr, pin) for pin in self.pins})
             for pin in self.pins:  # one at a time: a pin sharing a source with the last sees its rule
-                steps = plan_install(pin, await observe(ipr, pin, next_hop=True), priority=self.priority,
-                                     add_addresses=self.add_addresses)
+                steps = plan_install(
+                    pin,
+                    await observe(ipr, pin, next_hop=True),
+                    priority=self.priority,
+                    add_addresses=self.add_addresses,
+                )
                 for s in steps:
                     if s.creates is not None:
                         self._created.add((s.creates, pin))

@@ -29,8 +29,9 @@ class Recorder:
         try:
             self._file = open(self.path, "a", encoding="utf-8")
         except OSError as e:
-            raise ProbeError(f"cannot record samples to {self.path}: {e.strerror}; "
-                             f"pick a writable file with --record") from None
+            raise ProbeError(
+                f"cannot record samples to {self.path}: {e.strerror}; pick a writable file with --record"
+            ) from None
         return self
 
     def __exit__(self, *exc: object) -> None:

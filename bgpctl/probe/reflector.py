@@ -36,8 +36,14 @@ class _CloseAtOnce(asyncio.Protocol):
 class Reflector:
     """Listens on ``listen``:``port`` (UDP, STAMP) and on each of ``tcp_ports`` (accept-and-close)."""
 
-    def __init__(self, listen: str = "0.0.0.0", port: int = stamp.DEFAULT_PORT, *,
-                 tcp_ports: tuple[int, ...] = (), netns: str | None = None) -> None:
+    def __init__(
+        self,
+        listen: str = "0.0.0.0",
+        port: int = stamp.DEFAULT_PORT,
+        *,
+        tcp_ports: tuple[int, ...] = (),
+        netns: str | None = None,
+    ) -> None:
         self.listen, self.port, self.tcp_ports, self.netns = listen, port, tcp_ports, netns
         self.counters: Counter[str] = Counter()
         self._sock: socket.socket | None = None
@@ -71,8 +77,10 @@ class Reflector:
                 sock.close()
                 for t in tcp_socks:
                     t.close()
-                raise ProbeError(f"reflector cannot listen on {self.listen} port {self.port} "
-                                 f"(tcp {list(self.tcp_ports)}): {e}; is another reflector running?") from None
+                raise ProbeError(
+                    f"reflector cannot listen on {self.listen} port {self.port} "
+                    f"(tcp {list(self.tcp_ports)}): {e}; is another reflector running?"
+                ) from None
         self._loop = asyncio.get_running_loop()
         self._sock = sock
         self._loop.add_reader(sock.fileno(), self._readable)
@@ -97,8 +105,12 @@ class Reflector:
             received_ns = int(info.at * 1e9) if info.at is not None else time.time_ns()
             answer_anc = reply_ancillary(sock.family, local=info.local, tos=info.tos)
             sent_ntp = stamp.ntp_from_unix_ns(time.time_ns())
-            answer = stamp.reflect(data, received_ntp=stamp.ntp_from_unix_ns(received_ns), sent_ntp=sent_ntp,
-                                   ttl=255 if info.ttl is None else info.ttl)
+            answer = stamp.reflect(
+                data,
+                received_ntp=stamp.ntp_from_unix_ns(received_ns),
+                sent_ntp=sent_ntp,
+                ttl=255 if info.ttl is None else info.ttl,
+            )
             try:
                 sock.sendmsg([answer], answer_anc, 0, addr)
             except OSError:

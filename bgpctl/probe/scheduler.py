@@ -147,8 +147,16 @@ class PathProber:
     sends every path's probe, instead of one wake-up per path and probe.
     """
 
-    def __init__(self, key: PathKey, probe: Probe, *, interval_s: float, timeout_s: float,
-                 sink: SampleSink, on_sent: SentSink | None = None) -> None:
+    def __init__(
+        self,
+        key: PathKey,
+        probe: Probe,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        sink: SampleSink,
+        on_sent: SentSink | None = None,
+    ) -> None:
         if interval_s <= 0 or timeout_s <= 0:
             raise ValueError("interval and timeout must be positive")
         self.key, self.probe, self.sink, self.on_sent = key, probe, sink, on_sent
@@ -257,8 +265,9 @@ class PathProber:
         return self.book.counters
 
 
-async def drive(probers: Sequence[PathProber], interval_s: float, count: int | None = None, *,
-                start_at: float | None = None) -> None:
+async def drive(
+    probers: Sequence[PathProber], interval_s: float, count: int | None = None, *, start_at: float | None = None
+) -> None:
     """Tick every prober once per slot ``start + k * interval_s`` (loop clock), ``count`` slots (forever
     if None), then wait until all their probes settled. Opens the probers first, closes them at the end.
 

@@ -57,26 +57,23 @@ def set_dscp(sock: socket.socket, dscp: int) -> None:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos_from_dscp(dscp))
 
 
-def enable_receive_info(sock: socket.socket, *, ttl: bool = False, tos: bool = False,
-                        pktinfo: bool = False) -> None:
+def enable_receive_info(sock: socket.socket, *, ttl: bool = False, tos: bool = False, pktinfo: bool = False) -> None:
     """Kernel receive timestamps always; TTL, TOS and destination address on request."""
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     v6 = sock.family == socket.AF_INET6
     if ttl:
-        sock.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT) if v6
-                          else (socket.IPPROTO_IP, IP_RECVTTL)), 1)
+        sock.setsockopt(
+            *((socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT) if v6 else (socket.IPPROTO_IP, IP_RECVTTL)), 1
+        )
     if tos:
-        sock.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS) if v6
-                          else (socket.IPPROTO_IP, IP_RECVTOS)), 1)
+        sock.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS) if v6 else (socket.IPPROTO_IP, IP_RECVTOS)), 1)
     if pktinfo:
-        sock.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO) if v6
-                          else (socket.IPPROTO_IP, IP_PKTINFO)), 1)
+        sock.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO) if v6 else (socket.IPPROTO_IP, IP_PKTINFO)), 1)
 
 
 def ancillary_space() -> int:
     """Buffer size for recvmsg() that holds every control message enable_receive_info() can turn on."""
-    return (socket.CMSG_SPACE(_TIMESPEC.size) + 2 * socket.CMSG_SPACE(4)
-            + socket.CMSG_SPACE(_IN6_PKTINFO.size))
+    return socket.CMSG_SPACE(_TIMESPEC.size) + 2 * socket.CMSG_SPACE(4) + socket.CMSG_SPACE(_IN6_PKTINFO.size)
 
 
 def parse_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> Received:
@@ -113,8 +110,7 @@ def reply_ancillary(family: socket.AddressFamily, *, local: str | None, tos: int
     out: AncData = []
     if family == socket.AF_INET6:
         if local is not None:
-            out.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
-                        _IN6_PKTINFO.pack(IPv6Address(local).packed, 0)))
+            out.append((socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, _IN6_PKTINFO.pack(IPv6Address(local).packed, 0)))
         if tos is not None:
             out.append((socket.IPPROTO_IPV6, socket.IPV6_TCLASS, struct.pack("@i", tos)))
     else:

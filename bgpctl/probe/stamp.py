@@ -78,8 +78,10 @@ def unix_ns_from_ntp(ntp: int) -> int:
 
 def _padded(body: bytes, length: int) -> bytes:
     if length < PACKET_LEN:
-        raise StampFormatError(f"a STAMP packet is at least {PACKET_LEN} octets, not {length}: "
-                               f"choose a padding length of {PACKET_LEN} or more")
+        raise StampFormatError(
+            f"a STAMP packet is at least {PACKET_LEN} octets, not {length}: "
+            f"choose a padding length of {PACKET_LEN} or more"
+        )
     return body + bytes(length - PACKET_LEN)
 
 
@@ -137,10 +139,19 @@ def round_trip_s(sent: float, received: float, fields: ReplyFields) -> float:
 
 
 def encode_reflector(packet: ReflectorPacket, length: int = PACKET_LEN) -> bytes:
-    return _padded(_REFLECTOR.pack(packet.seq & 0xFFFFFFFF, packet.timestamp, packet.error_estimate,
-                                   packet.receive_timestamp, packet.sender_seq & 0xFFFFFFFF,
-                                   packet.sender_timestamp, packet.sender_error_estimate,
-                                   packet.sender_ttl & 0xFF), length)
+    return _padded(
+        _REFLECTOR.pack(
+            packet.seq & 0xFFFFFFFF,
+            packet.timestamp,
+            packet.error_estimate,
+            packet.receive_timestamp,
+            packet.sender_seq & 0xFFFFFFFF,
+            packet.sender_timestamp,
+            packet.sender_error_estimate,
+            packet.sender_ttl & 0xFF,
+        ),
+        length,
+    )
 
 
 def decode_reflector(data: bytes) -> ReflectorPacket:
@@ -149,8 +160,15 @@ def decode_reflector(data: bytes) -> ReflectorPacket:
     return ReflectorPacket(*_REFLECTOR.unpack_from(data))
 
 
-def reflect(data: bytes, *, received_ntp: int, sent_ntp: int, ttl: int,
-            seq: int | None = None, error_estimate: int = DEFAULT_ERROR_ESTIMATE) -> bytes:
+def reflect(
+    data: bytes,
+    *,
+    received_ntp: int,
+    sent_ntp: int,
+    ttl: int,
+    seq: int | None = None,
+    error_estimate: int = DEFAULT_ERROR_ESTIMATE,
+) -> bytes:
     """The reflector's answer to the sender packet ``data``, as long as ``data`` (symmetric size).
 
     ``seq=None`` is stateless mode (RFC 8762 section 4.3: copy the sender's sequence number); a stateful
@@ -158,7 +176,13 @@ def reflect(data: bytes, *, received_ntp: int, sent_ntp: int, ttl: int,
     """
     sender = decode_sender(data)
     answer = ReflectorPacket(
-        seq=sender.seq if seq is None else seq, timestamp=sent_ntp, error_estimate=error_estimate,
-        receive_timestamp=received_ntp, sender_seq=sender.seq, sender_timestamp=sender.timestamp,
-        sender_error_estimate=sender.error_estimate, sender_ttl=ttl)
+        seq=sender.seq if seq is None else seq,
+        timestamp=sent_ntp,
+        error_estimate=error_estimate,
+        receive_timestamp=received_ntp,
+        sender_seq=sender.seq,
+        sender_timestamp=sender.timestamp,
+        sender_error_estimate=sender.error_estimate,
+        sender_ttl=ttl,
+    )
     return encode_reflector(answer, len(data))

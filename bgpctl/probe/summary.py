@@ -40,15 +40,23 @@ def summarize(key: PathKey, kind: str, samples: Sequence[Sample], counters: Coun
             window.add(s)
         stats = window.stats(now=ordered[-1].sent + 0.5)
     else:
-        stats = PathStats(samples=0, lost=0, consecutive_lost=0, rtt_p50_ms=None, rtt_p95_ms=None,
-                          jitter_ms=None, mos=None)
+        stats = PathStats(
+            samples=0, lost=0, consecutive_lost=0, rtt_p50_ms=None, rtt_p95_ms=None, jitter_ms=None, mos=None
+        )
     problems = {p.value: counters[p.value] for p in Problem if counters[p.value]}
     return PathSummary(
-        key=key, kind=kind, sent=len(ordered), lost=sum(1 for s in ordered if s.received is None),
-        last_ms=rtts[-1] if rtts else None, avg_ms=statistics.fmean(rtts) if rtts else None,
-        best_ms=min(rtts) if rtts else None, worst_ms=max(rtts) if rtts else None,
+        key=key,
+        kind=kind,
+        sent=len(ordered),
+        lost=sum(1 for s in ordered if s.received is None),
+        last_ms=rtts[-1] if rtts else None,
+        avg_ms=statistics.fmean(rtts) if rtts else None,
+        best_ms=min(rtts) if rtts else None,
+        worst_ms=max(rtts) if rtts else None,
         stdev_ms=statistics.pstdev(rtts) if len(rtts) > 1 else (0.0 if rtts else None),
-        stats=stats, problems=problems)
+        stats=stats,
+        problems=problems,
+    )
 
 
 def _ms(v: float | None) -> str:
@@ -62,14 +70,28 @@ def render(rows: Sequence[PathSummary]) -> str:
     """mtr-style report: one line per path (RTT columns in ms), then any counted reply problems."""
     table = [HEADER]
     for r in rows:
-        table.append((str(r.key), r.kind, f"{r.loss_pct:.1f}%", str(r.sent), _ms(r.last_ms), _ms(r.avg_ms),
-                      _ms(r.best_ms), _ms(r.worst_ms), _ms(r.stdev_ms), _ms(r.stats.rtt_p50_ms),
-                      _ms(r.stats.rtt_p95_ms), _ms(r.stats.jitter_ms),
-                      "-" if r.stats.mos is None else f"{r.stats.mos:.2f}"))
+        table.append(
+            (
+                str(r.key),
+                r.kind,
+                f"{r.loss_pct:.1f}%",
+                str(r.sent),
+                _ms(r.last_ms),
+                _ms(r.avg_ms),
+                _ms(r.best_ms),
+                _ms(r.worst_ms),
+                _ms(r.stdev_ms),
+                _ms(r.stats.rtt_p50_ms),
+                _ms(r.stats.rtt_p95_ms),
+                _ms(r.stats.jitter_ms),
+                "-" if r.stats.mos is None else f"{r.stats.mos:.2f}",
+            )
+        )
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                          strict=True)))
-             for row in table]
+    lines = [
+        "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in table
+    ]
     for r in rows:
         if r.problems:
             lines.append(f"{r.key}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.problems.items())))

@@ -40,8 +40,9 @@ def rtt_from_tcp_info(info: bytes) -> float | None:
 class TcpConnectProbe:
     kind = ProbeProtocol.TCP
 
-    def __init__(self, *, source: str, target: str, port: int, dscp: int = 0, timeout_s: float = 1.0,
-                 netns: str | None = None) -> None:
+    def __init__(
+        self, *, source: str, target: str, port: int, dscp: int = 0, timeout_s: float = 1.0, netns: str | None = None
+    ) -> None:
         self.source, self.target, self.port, self.dscp = source, target, port, dscp
         self.timeout_s, self.netns = timeout_s, netns
         self._family = family_of(target)

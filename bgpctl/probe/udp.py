@@ -40,11 +40,18 @@ class StampProbe(DatagramProbe):
 
     kind = ProbeProtocol.UDP
 
-    def __init__(self, *, source: str, target: str, port: int = stamp.DEFAULT_PORT, dscp: int = 0,
-                 length: int = stamp.PACKET_LEN, netns: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        target: str,
+        port: int = stamp.DEFAULT_PORT,
+        dscp: int = 0,
+        length: int = stamp.PACKET_LEN,
+        netns: str | None = None,
+    ) -> None:
         if length < stamp.PACKET_LEN:
-            raise stamp.StampFormatError(f"STAMP packets are at least {stamp.PACKET_LEN} octets, "
-                                         f"not {length}")
+            raise stamp.StampFormatError(f"STAMP packets are at least {stamp.PACKET_LEN} octets, not {length}")
         super().__init__()
         self.source, self.target, self.port, self.dscp = source, target, port, dscp
         self.length = length
@@ -73,12 +80,14 @@ class StampProbe(DatagramProbe):
         self._sent_ntp[seq % _RING] = (seq, ntp)
         return now_ns / 1e9
 
-    def _judge(self, data: bytes, flags: int, addr: Address,
-               anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
+    def _judge(
+        self, data: bytes, flags: int, addr: Address, anc: Ancillary
+    ) -> tuple[Problem | None, ProbeResult | None]:
         return self.check(data, flags, addr, anc)
 
-    def check(self, data: bytes, flags: int, addr: Address,
-              anc: Ancillary) -> tuple[Problem | None, ProbeResult | None]:
+    def check(
+        self, data: bytes, flags: int, addr: Address, anc: Ancillary
+    ) -> tuple[Problem | None, ProbeResult | None]:
         """Validate one datagram; pure apart from reading what this probe sent."""
         if addr[0] != self._target_str or addr[1] != self.port:
             return Problem.WRONG_SOURCE, None

@@ -33,8 +33,10 @@ def _network(prefix: str) -> IPNetwork:
     try:
         return ipaddress.ip_network(prefix, strict=True)
     except ValueError as e:
-        raise SpeakerError(f"route {prefix!r} is not a valid prefix ({e}): the planner must produce "
-                           f"network addresses like 203.0.113.0/26") from e
+        raise SpeakerError(
+            f"route {prefix!r} is not a valid prefix ({e}): the planner must produce "
+            f"network addresses like 203.0.113.0/26"
+        ) from e
 
 
 def check_allowed(prefix: str, allowlist: Sequence[IPNetwork]) -> IPNetwork:
@@ -42,8 +44,10 @@ def check_allowed(prefix: str, allowlist: Sequence[IPNetwork]) -> IPNetwork:
     net = _network(prefix)
     if allowed(prefix, allowlist):
         return net
-    raise SpeakerError(f"refusing to announce {prefix}: it is outside the policy allowlist "
-                       f"({', '.join(str(a) for a in allowlist)}); fix the plan or extend guards.allowlist")
+    raise SpeakerError(
+        f"refusing to announce {prefix}: it is outside the policy allowlist "
+        f"({', '.join(str(a) for a in allowlist)}); fix the plan or extend guards.allowlist"
+    )
 
 
 def _path_information(peer: Peer, key: RouteKey) -> str:
@@ -52,8 +56,10 @@ def _path_information(peer: Peer, key: RouteKey) -> str:
     if key.path_id == 0:
         return ""
     if peer.add_path not in (AddPath.SEND, AddPath.BOTH):
-        raise SpeakerError(f"route {key.prefix} to {peer.name} has path id {key.path_id}, but ADD-PATH send is "
-                           f"off for this peer: set add_path: send in the policy or use path id 0")
+        raise SpeakerError(
+            f"route {key.prefix} to {peer.name} has path id {key.path_id}, but ADD-PATH send is "
+            f"off for this peer: set add_path: send in the policy or use path id 0"
+        )
     return f" path-information {ipaddress.IPv4Address(key.path_id)}"
 
 
@@ -65,16 +71,19 @@ def _next_hop(peer: Peer, net: IPNetwork, next_hop: str) -> str:
     except ValueError as e:
         raise SpeakerError(f"route {net} to {peer.name}: next hop {next_hop!r} is not an IP address or 'self'") from e
     if addr.version != net.version:
-        raise SpeakerError(f"route {net} to {peer.name}: next hop {addr} is IPv{addr.version} but the prefix is "
-                           f"IPv{net.version}; give a next hop of the prefix's family")
+        raise SpeakerError(
+            f"route {net} to {peer.name}: next hop {addr} is IPv{addr.version} but the prefix is "
+            f"IPv{net.version}; give a next hop of the prefix's family"
+        )
     return str(addr)
 
 
 def _communities(where: str, values: Sequence[str]) -> str:
     for c in values:
         if not is_community(c):
-            raise SpeakerError(f"{where}: {c!r} is not a standard community (ASN:VALUE, each 0-65535, or a "
-                               f"well-known name)")
+            raise SpeakerError(
+                f"{where}: {c!r} is not a standard community (ASN:VALUE, each 0-65535, or a well-known name)"
+            )
     return f" community [ {' '.join(values)} ]" if values else ""
 
 
@@ -91,9 +100,11 @@ def _as_path(where: str, local_as: int, as_path: Sequence[int]) -> str:
     if any(not 1 <= asn <= _U32 for asn in as_path):
         raise SpeakerError(f"{where}: AS path {list(as_path)} holds an ASN outside 1..{_U32}")
     if as_path[0] != local_as:
-        raise SpeakerError(f"{where}: AS path {list(as_path)} does not start with the local AS {local_as}; "
-                           f"ExaBGP sends an explicit path verbatim and peers drop such routes: prepend by "
-                           f"repeating the local AS")
+        raise SpeakerError(
+            f"{where}: AS path {list(as_path)} does not start with the local AS {local_as}; "
+            f"ExaBGP sends an explicit path verbatim and peers drop such routes: prepend by "
+            f"repeating the local AS"
+        )
     return f" as-path [ {' '.join(str(a) for a in as_path)} ]"
 
 
@@ -101,12 +112,16 @@ def _checked_peer(policy: Policy, peer_name: str, net: IPNetwork) -> Peer:
     try:
         peer = policy.peer(peer_name)
     except KeyError:
-        raise SpeakerError(f"route {net} is for peer {peer_name!r}, which is not in the policy's peers "
-                           f"({', '.join(p.name for p in policy.peers)})") from None
+        raise SpeakerError(
+            f"route {net} is for peer {peer_name!r}, which is not in the policy's peers "
+            f"({', '.join(p.name for p in policy.peers)})"
+        ) from None
     if Family.of(net) not in peer.families:
-        raise SpeakerError(f"route {net} to {peer_name}: the session only carries "
-                           f"{', '.join(f.value for f in peer.families)}; add {Family.of(net).value} to the "
-                           f"peer's families or route the prefix elsewhere")
+        raise SpeakerError(
+            f"route {net} to {peer_name}: the session only carries "
+            f"{', '.join(f.value for f in peer.families)}; add {Family.of(net).value} to the "
+            f"peer's families or route the prefix elsewhere"
+        )
     return peer
 
 
@@ -121,11 +136,13 @@ def announce_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAtt
         if not 0 <= attrs.med <= _U32:
             raise SpeakerError(f"{where}: MED {attrs.med} is not 0..{_U32}")
         med = f" med {attrs.med}"
-    return (f"neighbor {peer.address} announce route {net}{_path_information(peer, key)}"
-            f" next-hop {_next_hop(peer, net, attrs.next_hop)}{med}"
-            f"{_as_path(where, policy.speaker.local_as, attrs.as_path)}"
-            f"{_communities(where, attrs.communities)}{_large_communities(where, attrs.large_communities)}"
-            f" origin igp")
+    return (
+        f"neighbor {peer.address} announce route {net}{_path_information(peer, key)}"
+        f" next-hop {_next_hop(peer, net, attrs.next_hop)}{med}"
+        f"{_as_path(where, policy.speaker.local_as, attrs.as_path)}"
+        f"{_communities(where, attrs.communities)}{_large_communities(where, attrs.large_communities)}"
+        f" origin igp"
+    )
 
 
 def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs | None = None) -> str:
@@ -141,16 +158,19 @@ def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAtt
 def eor_lines(policy: Policy, peer_name: str) -> list[Command]:
     """``neighbor ADDR announce eor AFI SAFI`` for each family of the peer (used with manual-eor)."""
     peer = policy.peer(peer_name)
-    return [Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(f.words)}", None)
-            for f in peer.families]
+    return [
+        Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(f.words)}", None) for f in peer.families
+    ]
 
 
 def render(policy: Policy, change: RouteChange, announced: RouteAttrs | None = None) -> Command:
     """The command for one change. ``announced``: the attributes ExaBGP holds now (gives a withdraw its next hop)."""
     if change.kind is ChangeKind.ANNOUNCE:
         if change.attrs is None:
-            raise SpeakerError(f"announce of {change.key.prefix} to {change.peer} carries no attributes: "
-                               f"the planner must give next hop and AS path")
+            raise SpeakerError(
+                f"announce of {change.key.prefix} to {change.peer} carries no attributes: "
+                f"the planner must give next hop and AS path"
+            )
         return Command(change.peer, announce_line(policy, change.peer, change.key, change.attrs), change)
     return Command(change.peer, withdraw_line(policy, change.peer, change.key, announced), change)
 
@@ -175,6 +195,9 @@ def diff(policy: Policy, desired: Rib, held: Rib, full: frozenset[str] = frozens
             if peer.name in full or have.get(key) != want[key]:
                 why = "resync" if have.get(key) == want[key] else ("update" if key in have else "new")
                 announces.append(RouteChange(peer.name, ChangeKind.ANNOUNCE, key, want[key], why))
-        withdraws.extend(RouteChange(peer.name, ChangeKind.WITHDRAW, key, None, "not desired")
-                         for key in sorted(have) if key not in want)
+        withdraws.extend(
+            RouteChange(peer.name, ChangeKind.WITHDRAW, key, None, "not desired")
+            for key in sorted(have)
+            if key not in want
+        )
     return announces + withdraws

@@ -33,15 +33,19 @@ def read_secret(ref: SecretRef, environ: Mapping[str, str]) -> str:
     if ref.env is not None:
         value = environ.get(ref.env)
         if value is None:
-            raise SpeakerError(f"environment variable {ref.env} (named by a peer's md5_password) is not set: "
-                               f"export it before starting bgpctl")
+            raise SpeakerError(
+                f"environment variable {ref.env} (named by a peer's md5_password) is not set: "
+                f"export it before starting bgpctl"
+            )
     else:
         assert ref.file is not None  # SecretRef guarantees exactly one
         try:
             value = Path(ref.file).read_text(encoding="utf-8")
         except OSError as e:
-            raise SpeakerError(f"cannot read the MD5 password file {ref.file}: {e.strerror}; create it "
-                               f"(mode 0600) or fix md5_password.file") from e
+            raise SpeakerError(
+                f"cannot read the MD5 password file {ref.file}: {e.strerror}; create it "
+                f"(mode 0600) or fix md5_password.file"
+            ) from e
         value = value.rstrip("\r\n")
     return value
 
@@ -54,30 +58,37 @@ def read_secrets(policy: Policy, environ: Mapping[str, str] | None = None) -> di
 
 def _md5(peer: Peer, secret: str) -> str:
     if not secret or len(secret) > _MD5_MAX:
-        raise SpeakerError(f"the MD5 password of peer {peer.name} must be 1-{_MD5_MAX} characters (Linux TCP-MD5); "
-                           f"fix the secret its md5_password names")
-    if any(c in secret for c in "\"\\;{}\n\r\t") or not secret.isprintable():
-        raise SpeakerError(f"the MD5 password of peer {peer.name} holds a quote, backslash, ';', brace or "
-                           f"control character, which ExaBGP's configuration cannot carry: choose another")
+        raise SpeakerError(
+            f"the MD5 password of peer {peer.name} must be 1-{_MD5_MAX} characters (Linux TCP-MD5); "
+            f"fix the secret its md5_password names"
+        )
+    if any(c in secret for c in '"\\;{}\n\r\t') or not secret.isprintable():
+        raise SpeakerError(
+            f"the MD5 password of peer {peer.name} holds a quote, backslash, ';', brace or "
+            f"control character, which ExaBGP's configuration cannot carry: choose another"
+        )
     return secret
 
 
 def _local_address(policy: Policy, peer: Peer) -> str:
     if peer.local_address is not None:
         if peer.local_address.version != peer.address.version:
-            raise SpeakerError(f"peer {peer.name}: local_address {peer.local_address} and address {peer.address} "
-                               f"are of different IP versions")
+            raise SpeakerError(
+                f"peer {peer.name}: local_address {peer.local_address} and address {peer.address} "
+                f"are of different IP versions"
+            )
         return str(peer.local_address)
     for addr in policy.speaker.local_addresses:
         if addr.version == peer.address.version:
             return str(addr)
-    raise SpeakerError(f"peer {peer.name} ({peer.address}) has no local_address and speaker.local_addresses has "
-                       f"no IPv{peer.address.version} address: add one")
+    raise SpeakerError(
+        f"peer {peer.name} ({peer.address}) has no local_address and speaker.local_addresses has "
+        f"no IPv{peer.address.version} address: add one"
+    )
 
 
 def _neighbor(policy: Policy, peer: Peer, secrets: Mapping[str, str]) -> list[str]:
-    lines = [f"neighbor {peer.address} {{",
-             "    inherit base;"]
+    lines = [f"neighbor {peer.address} {{", "    inherit base;"]
     description = _SAFE_TEXT.sub("", peer.description or peer.name)[:60]
     lines.append(f'    description "{description}";')
     lines.append(f"    local-address {_local_address(policy, peer)};")
@@ -109,8 +120,10 @@ def render_config(policy: Policy, relay_argv: Sequence[str], secrets: Mapping[st
         raise SpeakerError(f"the relay command {list(relay_argv)} must start with an absolute path")
     for arg in relay_argv:
         if not _SAFE_ARG.match(arg):
-            raise SpeakerError(f"relay argument {arg!r} holds characters ExaBGP's 'run' cannot carry (spaces, "
-                               f"quotes, ';'): move the run directory to a plain path")
+            raise SpeakerError(
+                f"relay argument {arg!r} holds characters ExaBGP's 'run' cannot carry (spaces, "
+                f"quotes, ';'): move the run directory to a plain path"
+            )
     sp = policy.speaker
     gr = sp.exabgp.graceful_restart
     capability = ["        capability {", "            route-refresh;"]
@@ -153,23 +166,25 @@ def render_env(policy: Policy) -> str:
     user = policy.speaker.exabgp.user
     if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", user):
         raise SpeakerError(f"speaker.exabgp.user {user!r} is not a valid user name")
-    return "\n".join([
-        "[exabgp.daemon]",
-        f"user = '{user}'",
-        "daemonize = false",
-        "pid = ''",
-        "[exabgp.api]",
-        "ack = true",
-        "cli = false",
-        "encoder = json",
-        "respawn = false",
-        "terminate = true",
-        "[exabgp.log]",
-        "destination = 'stdout'",
-        "level = INFO",
-        "configuration = false",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[exabgp.daemon]",
+            f"user = '{user}'",
+            "daemonize = false",
+            "pid = ''",
+            "[exabgp.api]",
+            "ack = true",
+            "cli = false",
+            "encoder = json",
+            "respawn = false",
+            "terminate = true",
+            "[exabgp.log]",
+            "destination = 'stdout'",
+            "level = INFO",
+            "configuration = false",
+            "",
+        ]
+    )
 
 
 def render(policy: Policy, relay_argv: Sequence[str], secrets: Mapping[str, str]) -> Rendered:

@@ -111,8 +111,7 @@ class UnparsableLine:
     reason: str
 
 
-Event = (Ack | StateEvent | UpdateEvent | EorEvent | NotificationEvent | ShutdownEvent | OtherEvent
-         | UnparsableLine)
+Event = Ack | StateEvent | UpdateEvent | EorEvent | NotificationEvent | ShutdownEvent | OtherEvent | UnparsableLine
 
 
 class _Shape(Exception):
@@ -202,8 +201,7 @@ def _announced(raw: Any) -> tuple[Nlri, ...]:
                 entry = _obj(item, "nlri entry")
                 key = RouteKey(_str(entry.get("nlri"), "nlri"), _path_id(entry))
                 seen = found.get((family, key))
-                if seen is None or (seen.next_hop is not None and _is_link_local(seen.next_hop)
-                                    and not link_local):
+                if seen is None or (seen.next_hop is not None and _is_link_local(seen.next_hop) and not link_local):
                     found[(family, key)] = Nlri(family, key, next_hop)
     return tuple(found.values())
 
@@ -245,16 +243,26 @@ def _event(doc: dict[str, Any]) -> Event:
     direction = _str(neighbor.get("direction", ""), "direction")
     if kind == "notification":
         note = _obj(neighbor.get("notification"), "notification")
-        return NotificationEvent(peer, direction, _int(note.get("code"), "code"), _int(note.get("subcode"), "subcode"),
-                                 _str(note.get("message", ""), "message"))
+        return NotificationEvent(
+            peer,
+            direction,
+            _int(note.get("code"), "code"),
+            _int(note.get("subcode"), "subcode"),
+            _str(note.get("message", ""), "message"),
+        )
     if kind == "update":
         message = _obj(neighbor.get("message"), "message")
         if "eor" in message:
             eor = _obj(message["eor"], "eor")
             return EorEvent(peer, direction, _str(eor.get("afi"), "afi"), _str(eor.get("safi"), "safi"))
         update = _obj(message.get("update"), "update")
-        return UpdateEvent(peer, direction, _attributes(update.get("attribute")), _announced(update.get("announce")),
-                           _withdrawn(update.get("withdraw")))
+        return UpdateEvent(
+            peer,
+            direction,
+            _attributes(update.get("attribute")),
+            _announced(update.get("announce")),
+            _withdrawn(update.get("withdraw")),
+        )
     return OtherEvent(kind, peer)
 
 
@@ -266,8 +274,11 @@ def parse(line: str) -> Event:
     if text == "error":
         return Ack(False)
     if not text.startswith("{"):
-        return UnparsableLine(text, "neither an ACK (done/error) nor a JSON event; bgpctl sends no "
-                                    "show/version commands, so no text output is expected")
+        return UnparsableLine(
+            text,
+            "neither an ACK (done/error) nor a JSON event; bgpctl sends no "
+            "show/version commands, so no text output is expected",
+        )
     try:
         doc = json.loads(text)
     except ValueError as e:

@@ -113,18 +113,29 @@ def _exabgp_binary(name: str) -> str:
     sibling = Path(sys.executable).parent / name  # the venv bgpctl runs from
     if sibling.exists():
         return str(sibling)
-    raise SpeakerError(f"ExaBGP executable {name!r} not found on PATH nor next to {sys.executable}: "
-                       f"install exabgp or set speaker.exabgp.binary to its path")
+    raise SpeakerError(
+        f"ExaBGP executable {name!r} not found on PATH nor next to {sys.executable}: "
+        f"install exabgp or set speaker.exabgp.binary to its path"
+    )
 
 
 class Speaker:
     """See the module docstring. ``exabgp_prefix`` runs ExaBGP under a wrapper (the lab uses
     ``ip netns exec NS``); it must exec, not fork, so that ExaBGP keeps the spawned PID."""
 
-    def __init__(self, policy: Policy, run_dir: str | Path, log: structlog.typing.FilteringBoundLogger, *,
-                 exabgp_prefix: Sequence[str] = (), restart_backoff: Backoff | None = None,
-                 retry_backoff: Backoff | None = None, ack_timeout_s: float = 30.0,
-                 hello_timeout_s: float = 10.0, withdraw_budget_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        run_dir: str | Path,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        exabgp_prefix: Sequence[str] = (),
+        restart_backoff: Backoff | None = None,
+        retry_backoff: Backoff | None = None,
+        ack_timeout_s: float = 30.0,
+        hello_timeout_s: float = 10.0,
+        withdraw_budget_s: float = 5.0,
+    ) -> None:
         self.policy = policy
         self.run_dir = Path(run_dir)
         self._log = log
@@ -185,8 +196,14 @@ class Speaker:
         rendered = render(self.policy, relay_argv, read_secrets(self.policy))
         write_private(self.config_path, rendered.config)
         write_private(self.run_dir / ENV_NAME, rendered.env)
-        argv = [*self._prefix, _exabgp_binary(self.policy.speaker.exabgp.binary),
-                "--env-file", str(self.run_dir / ENV_NAME), "server", str(self.config_path)]
+        argv = [
+            *self._prefix,
+            _exabgp_binary(self.policy.speaker.exabgp.binary),
+            "--env-file",
+            str(self.run_dir / ENV_NAME),
+            "server",
+            str(self.config_path),
+        ]
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         self._server = await asyncio.start_unix_server(self._on_client, path=str(sock), limit=_LINE_LIMIT)
@@ -201,8 +218,12 @@ class Speaker:
             os.chown(sock, pw.pw_uid, pw.pw_gid)
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="speaker-reconciler")
         self._supervisor = Supervisor(argv, self._log, backoff=self._restart_backoff, on_exit=self._on_exabgp_exit)
-        self._log.info(events.SPEAKER_START, config=str(self.config_path), peers=sorted(self._names.values()),
-                       graceful_restart=self.policy.speaker.exabgp.graceful_restart)
+        self._log.info(
+            events.SPEAKER_START,
+            config=str(self.config_path),
+            peers=sorted(self._names.values()),
+            graceful_restart=self.policy.speaker.exabgp.graceful_restart,
+        )
         try:
             await self._supervisor.start()
         except BaseException:
@@ -214,8 +235,10 @@ class Speaker:
         try:
             await asyncio.wait_for(self._connected.wait(), timeout_s)
         except TimeoutError:
-            raise SpeakerError(f"ExaBGP's API process did not connect within {timeout_s} s; see the "
-                               f"exabgp_exited / exabgp_output log lines") from None
+            raise SpeakerError(
+                f"ExaBGP's API process did not connect within {timeout_s} s; see the "
+                f"exabgp_exited / exabgp_output log lines"
+            ) from None
 
     async def sync(self, desired: Rib, *, complete: bool = True) -> SyncResult:
         """Make ExaBGP hold ``desired``: validate it whole (a route outside the allowlist, to an unknown peer
@@ -266,13 +289,15 @@ class Speaker:
                 waits = [self._expect_echo(peer, key) for peer in up for key in self._held.get(peer, {})]
                 result = await self._reconcile()
                 try:
-                    await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True),
-                                           self._withdraw_budget_s)
+                    await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), self._withdraw_budget_s)
                     self._log.info(events.SPEAKER_WITHDRAWN, routes=len(waits), errors=result.errors)
                 except TimeoutError:
-                    self._log.error(events.SPEAKER_WITHDRAW_UNCONFIRMED, routes=len(waits),
-                                    budget_s=self._withdraw_budget_s,
-                                    hint="some withdrawals were not seen on the wire before ExaBGP stopped")
+                    self._log.error(
+                        events.SPEAKER_WITHDRAW_UNCONFIRMED,
+                        routes=len(waits),
+                        budget_s=self._withdraw_budget_s,
+                        hint="some withdrawals were not seen on the wire before ExaBGP stopped",
+                    )
         if self._supervisor is not None:
             await self._supervisor.stop()
         if self._server is not None:
@@ -298,11 +323,19 @@ class Speaker:
             hello = b""
         parts = hello.decode("utf-8", "replace").split()
         expected = self.exabgp_pid
-        if len(parts) != 3 or parts[:2] != ["bgpctl-relay", "1"] or not parts[2].isdigit() \
-                or (expected is not None and int(parts[2]) != expected):
+        if (
+            len(parts) != 3
+            or parts[:2] != ["bgpctl-relay", "1"]
+            or not parts[2].isdigit()
+            or (expected is not None and int(parts[2]) != expected)
+        ):
             self.counters["relay_refused"] += 1
-            self._log.error(events.RELAY_REFUSED, hello=hello[:200].decode("utf-8", "replace"), exabgp_pid=expected,
-                            hint="only the relay of the ExaBGP bgpctl started may connect")
+            self._log.error(
+                events.RELAY_REFUSED,
+                hello=hello[:200].decode("utf-8", "replace"),
+                exabgp_pid=expected,
+                hint="only the relay of the ExaBGP bgpctl started may connect",
+            )
             writer.close()
             return
         if self._conn is not None:
@@ -363,13 +396,24 @@ class Speaker:
                 self._on_update(event)
             case messages.NotificationEvent(peer=addr, direction=direction, code=code, subcode=subcode, message=text):
                 self.counters["notifications"] += 1
-                self._log.warning(events.BGP_NOTIFICATION, peer=self._names.get(addr, addr), direction=direction,
-                                  code=code, subcode=subcode, message=text,
-                                  hint=("the peer refused our OPEN: check peer_as, families, add_path and "
-                                        "hold time against its configuration") if code == 2 else "")
+                self._log.warning(
+                    events.BGP_NOTIFICATION,
+                    peer=self._names.get(addr, addr),
+                    direction=direction,
+                    code=code,
+                    subcode=subcode,
+                    message=text,
+                    hint=(
+                        "the peer refused our OPEN: check peer_as, families, add_path and "
+                        "hold time against its configuration"
+                    )
+                    if code == 2
+                    else "",
+                )
             case messages.EorEvent(peer=addr, direction=direction, afi=afi, safi=safi):
-                self._log.debug(events.BGP_EOR, peer=self._names.get(addr, addr), direction=direction,
-                                family=f"{afi} {safi}")
+                self._log.debug(
+                    events.BGP_EOR, peer=self._names.get(addr, addr), direction=direction, family=f"{afi} {safi}"
+                )
             case messages.ShutdownEvent():
                 self._log.info(events.EXABGP_SHUTTING_DOWN)
             case messages.OtherEvent(kind=kind, peer=addr):
@@ -437,8 +481,12 @@ class Speaker:
             self._lost(conn, f"write failed: {e}")
         except TimeoutError:
             self.counters["ack_timeouts"] += 1
-            self._log.error(events.EXABGP_ACK_TIMEOUT, budget_s=self._ack_timeout_s, outstanding=len(self._pending),
-                            hint="ExaBGP stopped answering; killing it so that the supervisor restarts it")
+            self._log.error(
+                events.EXABGP_ACK_TIMEOUT,
+                budget_s=self._ack_timeout_s,
+                outstanding=len(self._pending),
+                hint="ExaBGP stopped answering; killing it so that the supervisor restarts it",
+            )
             self._lost(conn, "ACK timeout")
             if self._supervisor is not None:  # wedged: SIGTERM may never be handled; GR keeps the routes
                 self._supervisor.signal_child(signal.SIGKILL)
@@ -460,9 +508,15 @@ class Speaker:
         self._rearm.set()
         self.counters["acks_error"] += 1
         recent = list(self._supervisor.recent)[-3:] if self._supervisor is not None else []
-        self._log.error(events.EXABGP_COMMAND_ERROR, peer=cmd.peer, command=cmd.line, attempt=attempts,
-                        retry_in_s=round(delay, 3), exabgp_recent_output=recent,
-                        hint="ExaBGP refused the command; the route is not marked announced and is retried")
+        self._log.error(
+            events.EXABGP_COMMAND_ERROR,
+            peer=cmd.peer,
+            command=cmd.line,
+            attempt=attempts,
+            retry_in_s=round(delay, 3),
+            exabgp_recent_output=recent,
+            hint="ExaBGP refused the command; the route is not marked announced and is retried",
+        )
 
     # one pass in make-before-break order (announce, then withdraw what is safe, then End-of-RIB), each step
     # checking that the connection survived; kept in one place so that the order is read top to bottom
@@ -524,8 +578,12 @@ class Speaker:
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
         if self._manual_eor and full and self._rib_complete:
-            eors = [c for peer in sorted(full) if self._states.get(peer) == SessionState.UP
-                    for c in commands.eor_lines(self.policy, peer)]
+            eors = [
+                c
+                for peer in sorted(full)
+                if self._states.get(peer) == SessionState.UP
+                for c in commands.eor_lines(self.policy, peer)
+            ]
             for cmd, ok in zip(eors, await self._send(conn, eors), strict=True):
                 sent += 1
                 if ok:
@@ -533,12 +591,19 @@ class Speaker:
                 else:
                     errors += 1
                     self.counters["acks_error"] += 1
-                    self._log.error(events.EXABGP_COMMAND_ERROR, peer=cmd.peer, command=cmd.line,
-                                    hint="End-of-RIB refused; the peer's resync is retried")
+                    self._log.error(
+                        events.EXABGP_COMMAND_ERROR,
+                        peer=cmd.peer,
+                        command=cmd.line,
+                        hint="End-of-RIB refused; the peer's resync is retried",
+                    )
                     self._resync.add(cmd.peer)
             if full:
-                self._log.info(events.SPEAKER_RESYNCED, peers=sorted(full),
-                               routes={p: len(self._desired.get(p, {})) for p in sorted(full)})
+                self._log.info(
+                    events.SPEAKER_RESYNCED,
+                    peers=sorted(full),
+                    routes={p: len(self._desired.get(p, {})) for p in sorted(full)},
+                )
         if self._resync and self._rib_complete:
             self._wake.set()  # an End-of-RIB was refused: resync that peer again
         result = SyncResult(sent, errors, held_back, connected=True)

@@ -37,11 +37,17 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class Supervisor:
     """Keeps one child process running. ``on_start(pid)`` / ``on_exit(rc)`` are called on the loop."""
 
-    def __init__(self, argv: Sequence[str], log: structlog.typing.FilteringBoundLogger, *,
-                 backoff: Backoff | None = None, stop_grace_s: float = 5.0,
-                 on_start: Callable[[int], None] | None = None,
-                 on_exit: Callable[[int], None] | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        backoff: Backoff | None = None,
+        stop_grace_s: float = 5.0,
+        on_start: Callable[[int], None] | None = None,
+        on_exit: Callable[[int], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._argv = list(argv)
         self._log = log
         self._backoff = backoff or Backoff()
@@ -76,11 +82,16 @@ class Supervisor:
     async def _spawn(self) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
-                *self._argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent)
+                *self._argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
         except OSError as e:
-            raise SpeakerError(f"cannot start ExaBGP ({self._argv[0]}): {e.strerror}; check "
-                               f"speaker.exabgp.binary in the policy") from e
+            raise SpeakerError(
+                f"cannot start ExaBGP ({self._argv[0]}): {e.strerror}; check speaker.exabgp.binary in the policy"
+            ) from e
 
     async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -122,9 +133,16 @@ class Supervisor:
             ran = time.monotonic() - began
             attempt = 1 if ran >= self._backoff.reset_after_s else attempt + 1
             delay = self._backoff.delay(attempt, self._rng.random())
-            self._log.error(events.EXABGP_EXITED, pid=proc.pid, rc=rc, ran_s=round(ran, 3),
-                            restart_in_s=round(delay, 3), attempt=attempt, last_output=list(self.recent)[-10:],
-                            hint="bgpctl restarts ExaBGP; with graceful restart the peers keep the routes")
+            self._log.error(
+                events.EXABGP_EXITED,
+                pid=proc.pid,
+                rc=rc,
+                ran_s=round(ran, 3),
+                restart_in_s=round(delay, 3),
+                attempt=attempt,
+                last_output=list(self.recent)[-10:],
+                hint="bgpctl restarts ExaBGP; with graceful restart the peers keep the routes",
+            )
             await asyncio.sleep(delay)
 
     def signal_child(self, sig: int) -> bool:

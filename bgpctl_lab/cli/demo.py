@@ -43,8 +43,13 @@ def _decisions(log_file: Path, since_unix: float) -> list[str]:
 
 
 @click.command("demo")
-@click.option("--drill", "drill_name", default="region-blackhole", show_default=True,
-              help="Drill from lab/drills/ (next to the topology file) to run.")
+@click.option(
+    "--drill",
+    "drill_name",
+    default="region-blackhole",
+    show_default=True,
+    help="Drill from lab/drills/ (next to the topology file) to run.",
+)
 @TOPOLOGY_OPTION
 @click.option("--keep", is_flag=True, help="Leave the lab running afterwards (bgpctl lab down --lab demo).")
 def demo(drill_name: str, topology: Path | None, keep: bool) -> None:

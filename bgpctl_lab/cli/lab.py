@@ -25,16 +25,28 @@ NAME_ENV = "BGPCTL_LAB_NAME"
 
 def lab_option(default: str | None = DEFAULT_NAME) -> Callable[[FC], FC]:
     """``--lab NAME`` (or $BGPCTL_LAB_NAME): the one way every lab command names its lab."""
-    return click.option("--lab", "lab_name", metavar="NAME", default=default, show_default=default is not None,
-                        envvar=NAME_ENV,
-                        help="Lab name: namespaces are <lab>-<node>; labs with different names coexist.")
+    return click.option(
+        "--lab",
+        "lab_name",
+        metavar="NAME",
+        default=default,
+        show_default=default is not None,
+        envvar=NAME_ENV,
+        help="Lab name: namespaces are <lab>-<node>; labs with different names coexist.",
+    )
 
 
 LAB_OPTION = lab_option()
 TOPOLOGY_OPTION = click.option(
-    "--topology", "-t", "topology", type=click.Path(path_type=Path, dir_okay=False), default=None,
-    envvar=TOPOLOGY_ENV, help="containerlab topology file (default: ./containerlab.yml); node configs, "
-                              "services and drills are found in lab/ next to it.")
+    "--topology",
+    "-t",
+    "topology",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar=TOPOLOGY_ENV,
+    help="containerlab topology file (default: ./containerlab.yml); node configs, "
+    "services and drills are found in lab/ next to it.",
+)
 
 
 @click.group()
@@ -45,12 +57,22 @@ def lab() -> None:
 @lab.command("up")
 @TOPOLOGY_OPTION
 @LAB_OPTION
-@click.option("--mode", type=click.Choice(list(frr.MODES)), default=DEFAULT_MODE, show_default=True,
-              help="no-controller: the TGWs announce the Connect prefixes to the edge themselves; "
-                   "controller: edge<->TGW sessions shut, bgpctl on cr announces; "
-                   "no-controller-bfd: no-controller plus BFD 300 ms x 3 on the edge<->TGW sessions.")
-@click.option("--budget", type=float, default=UP_BUDGET_S, show_default=True,
-              help="Seconds allowed for every FRR<->FRR session to reach Established.")
+@click.option(
+    "--mode",
+    type=click.Choice(list(frr.MODES)),
+    default=DEFAULT_MODE,
+    show_default=True,
+    help="no-controller: the TGWs announce the Connect prefixes to the edge themselves; "
+    "controller: edge<->TGW sessions shut, bgpctl on cr announces; "
+    "no-controller-bfd: no-controller plus BFD 300 ms x 3 on the edge<->TGW sessions.",
+)
+@click.option(
+    "--budget",
+    type=float,
+    default=UP_BUDGET_S,
+    show_default=True,
+    help="Seconds allowed for every FRR<->FRR session to reach Established.",
+)
 def up_cmd(topology: Path | None, lab_name: str, mode: str, budget: float) -> None:
     """Bring the lab up (idempotent: a running lab is repaired and switched to --mode)."""
     t0 = time.monotonic()
@@ -59,8 +81,10 @@ def up_cmd(topology: Path | None, lab_name: str, mode: str, budget: float) -> No
     took = time.monotonic() - t0
     sessions = the_lab.established() if frr.frr_only(mode) else {}
     n = sum(len(p) for p in sessions.values())
-    click.echo(f"lab {name} up in {took:.1f} s (mode {mode}): {len(the_lab.nodes())} nodes, "
-               f"{n} FRR sessions Established; run dir {the_lab.run_dir}")
+    click.echo(
+        f"lab {name} up in {took:.1f} s (mode {mode}): {len(the_lab.nodes())} nodes, "
+        f"{n} FRR sessions Established; run dir {the_lab.run_dir}"
+    )
 
 
 @lab.command("down")
@@ -86,10 +110,18 @@ def _status(the_lab: Lab) -> dict[str, Any]:
             except LabError as e:
                 info["bgp"] = {"error": str(e)}
         nodes[node] = info
-    spawned = [{"pid": p.pid, "node": p.node, "tag": p.tag, "argv": p.argv, "log": p.log,
-                "alive": the_lab.spawned_alive(p)} for p in the_lab.spawned()]
-    return {"name": the_lab.name, "mode": the_lab.mode, "topology": str(the_lab.topology_file),
-            "run_dir": str(the_lab.run_dir), "nodes": nodes, "spawned": spawned}
+    spawned = [
+        {"pid": p.pid, "node": p.node, "tag": p.tag, "argv": p.argv, "log": p.log, "alive": the_lab.spawned_alive(p)}
+        for p in the_lab.spawned()
+    ]
+    return {
+        "name": the_lab.name,
+        "mode": the_lab.mode,
+        "topology": str(the_lab.topology_file),
+        "run_dir": str(the_lab.run_dir),
+        "nodes": nodes,
+        "spawned": spawned,
+    }
 
 
 @lab.command("status")

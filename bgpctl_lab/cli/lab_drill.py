@@ -16,8 +16,13 @@ from bgpctl_lab.topology import drills_dir, find_topology
 @click.argument("drill_name", metavar="NAME")
 @LAB_OPTION
 @TOPOLOGY_OPTION
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Directory for the JSON report (default: the lab's run directory).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory for the JSON report (default: the lab's run directory).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON instead of a summary.")
 def drill_cmd(drill_name: str, lab_name: str, topology: Path | None, out_dir: Path | None, as_json: bool) -> None:
     """Run drill NAME (a file in lab/drills/ next to the topology, or a path) against the running lab.

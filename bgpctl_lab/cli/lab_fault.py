@@ -24,10 +24,12 @@ def _attach(lab_name: str) -> Lab:
 def _describe(a: Applied) -> str:
     i = a.impairment
     left = max(0.0, a.expires_at - time.time())
-    return (f"{a.netns}/{a.ifname}: delay {i.delay_ms:g} ms, jitter {i.jitter_ms:g} ms, loss {i.loss_pct:g} %, "
-            f"duplicate {i.duplicate_pct:g} %, reorder {i.reorder_pct:g} %"
-            f"{'' if i.udp_dport is None else f' (UDP to port {i.udp_dport} only)'} "
-            f"[backend {a.backend}, delayer pid {a.delayer_pid}, {left:.0f} s left]")
+    return (
+        f"{a.netns}/{a.ifname}: delay {i.delay_ms:g} ms, jitter {i.jitter_ms:g} ms, loss {i.loss_pct:g} %, "
+        f"duplicate {i.duplicate_pct:g} %, reorder {i.reorder_pct:g} %"
+        f"{'' if i.udp_dport is None else f' (UDP to port {i.udp_dport} only)'} "
+        f"[backend {a.backend}, delayer pid {a.delayer_pid}, {left:.0f} s left]"
+    )
 
 
 @lab.group("fault")
@@ -44,20 +46,49 @@ def fault() -> None:
 @click.option("--duplicate", type=float, default=0.0, help="Packets duplicated, %.")
 @click.option("--reorder", type=float, default=0.0, help="Packets sent at once, ahead of delayed ones, %.")
 @click.option("--seed", type=int, default=None, help="Seed for the delayer's random draws.")
-@click.option("--udp-dport", type=click.IntRange(1, 65535), default=None,
-              help="Impair only UDP packets to this port (e.g. 862, the STAMP probes); default: every packet.")
-@click.option("--seconds", type=float, default=DEFAULT_LIFETIME_S, show_default=True,
-              help="Lifetime: the impairment removes itself after this long.")
+@click.option(
+    "--udp-dport",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Impair only UDP packets to this port (e.g. 862, the STAMP probes); default: every packet.",
+)
+@click.option(
+    "--seconds",
+    type=float,
+    default=DEFAULT_LIFETIME_S,
+    show_default=True,
+    help="Lifetime: the impairment removes itself after this long.",
+)
 @click.option("--backend", type=click.Choice(["auto", "netem", "nft"]), default="auto", show_default=True)
 @LAB_OPTION
-def impair_cmd(*, node: str, iface: str, delay: float, jitter: float, loss: float, duplicate: float,
-               reorder: float, seed: int | None, udp_dport: int | None, seconds: float, backend: str,
-               lab_name: str) -> None:
+def impair_cmd(
+    *,
+    node: str,
+    iface: str,
+    delay: float,
+    jitter: float,
+    loss: float,
+    duplicate: float,
+    reorder: float,
+    seed: int | None,
+    udp_dport: int | None,
+    seconds: float,
+    backend: str,
+    lab_name: str,
+) -> None:
     """Set (or change) the impairment on packets leaving IFACE of NODE."""
-    imp = Impairment(delay_ms=delay, jitter_ms=jitter, loss_pct=loss, duplicate_pct=duplicate,
-                     reorder_pct=reorder, seed=seed, udp_dport=udp_dport)
-    applied = faults.impair_node(_attach(lab_name), node, iface, imp, seconds=seconds,
-                                 backend=cast(BackendChoice, backend))
+    imp = Impairment(
+        delay_ms=delay,
+        jitter_ms=jitter,
+        loss_pct=loss,
+        duplicate_pct=duplicate,
+        reorder_pct=reorder,
+        seed=seed,
+        udp_dport=udp_dport,
+    )
+    applied = faults.impair_node(
+        _attach(lab_name), node, iface, imp, seconds=seconds, backend=cast(BackendChoice, backend)
+    )
     click.echo(_describe(applied))
 
 

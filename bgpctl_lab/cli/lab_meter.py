@@ -37,9 +37,11 @@ def summary_lines(r: MeterReport) -> list[str]:
         f"spacing {s.spacing_ms:g} ms, {s.flows} flows); worst flow's longest gap {r.longest_flow_gap_ms:.1f} ms",
     ]
     if r.rtt is not None:
-        lines.append(f"rtt p50 {r.rtt.p50_ms:.2f} ms, p95 {r.rtt.p95_ms:.2f}, max {r.rtt.max_ms:.2f}, "
-                     f"mean {r.rtt.mean_ms:.2f}; jitter {r.jitter_ms or 0.0:.2f} ms; MOS "
-                     f"{'n/a' if r.mos is None else f'{r.mos:.2f}'}")
+        lines.append(
+            f"rtt p50 {r.rtt.p50_ms:.2f} ms, p95 {r.rtt.p95_ms:.2f}, max {r.rtt.max_ms:.2f}, "
+            f"mean {r.rtt.mean_ms:.2f}; jitter {r.jitter_ms or 0.0:.2f} ms; MOS "
+            f"{'n/a' if r.mos is None else f'{r.mos:.2f}'}"
+        )
     for name, seen in sorted(r.regions.items()):
         lines.append(f"region {name}: {seen.answered} answers, {seen.first_s:.3f}-{seen.last_s:.3f} s")
     lossy = [f"{x.second}s:{x.lost}/{x.sent}" for x in r.per_second_loss if x.lost]
@@ -64,13 +66,36 @@ def summary_lines(r: MeterReport) -> list[str]:
 @click.option("--dscp", default=46, show_default=True, help="DSCP of the probes (46 = EF).")
 @click.option("--drain", "drain_s", default=1.0, show_default=True, help="Seconds to wait for late echoes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def meter(*, lab_name: str | None, node: str | None, netns: str | None, target: str, port: int, seconds: float,
-          count: int | None, rate_pps: float, fine: bool, flows: int, dscp: int, drain_s: float,
-          as_json: bool) -> None:
+def meter(
+    *,
+    lab_name: str | None,
+    node: str | None,
+    netns: str | None,
+    target: str,
+    port: int,
+    seconds: float,
+    count: int | None,
+    rate_pps: float,
+    fine: bool,
+    flows: int,
+    dscp: int,
+    drain_s: float,
+    as_json: bool,
+) -> None:
     """Send a bounded voice-like UDP stream to an echo responder; report loss, longest gap, RTT, MOS."""
     ns = _netns_of(lab_name, node, netns)
-    report = run_meter(ns, target, port, rate_pps=rate_pps, fine=fine, flows=flows, seconds=seconds,
-                       count=count, dscp=dscp, drain_s=drain_s)
+    report = run_meter(
+        ns,
+        target,
+        port,
+        rate_pps=rate_pps,
+        fine=fine,
+        flows=flows,
+        seconds=seconds,
+        count=count,
+        dscp=dscp,
+        drain_s=drain_s,
+    )
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -81,11 +106,21 @@ def meter(*, lab_name: str | None, node: str | None, netns: str | None, target: 
 @lab.command("responder")
 @click.option("--region", required=True, help="Region name put in every echo (e.g. use1).")
 @click.option("--port", default=9000, show_default=True)
-@click.option("--bind", "binds", multiple=True, default=("0.0.0.0",), show_default=True,
-              help="Local address to listen on (repeat for several; :: for IPv6).")
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    default=("0.0.0.0",),
+    show_default=True,
+    help="Local address to listen on (repeat for several; :: for IPv6).",
+)
 @click.option("--seconds", default=3600.0, show_default=True, help="Stop by itself after this long.")
-@click.option("--hold-ms", default=0.0, show_default=True,
-              help="Hold each echo this long (calibration: the meter must report it in the RTT).")
+@click.option(
+    "--hold-ms",
+    default=0.0,
+    show_default=True,
+    help="Hold each echo this long (calibration: the meter must report it in the RTT).",
+)
 def responder(*, region: str, port: int, binds: tuple[str, ...], seconds: float, hold_ms: float) -> None:
     """Echo meter probes, in this network namespace, until --seconds pass or SIGTERM/SIGINT.
 
@@ -102,6 +137,7 @@ def responder(*, region: str, port: int, binds: tuple[str, ...], seconds: float,
     def _ready() -> None:
         click.echo(json.dumps({"event": "responder.ready", "region": region, "port": port, "binds": binds}))
 
-    summary = run_responder(region, port=port, binds=binds, seconds=seconds, hold_ms=hold_ms, stop=stop,
-                            on_ready=_ready)
+    summary = run_responder(
+        region, port=port, binds=binds, seconds=seconds, hold_ms=hold_ms, stop=stop, on_ready=_ready
+    )
     click.echo(json.dumps({"event": "responder.summary", **summary.model_dump()}))

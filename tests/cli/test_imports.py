@@ -47,7 +47,7 @@ def _module_level_imports(module: str, path: Path) -> set[str]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join([*parent, *filter(None, [base])])
                 found.add(base)
                 found.update(f"{base}.{a.name}" for a in node.names)
@@ -81,7 +81,7 @@ def test_there_are_no_import_circles() -> None:
         stack.append(m)
         for d in sorted(GRAPH[m]):
             if state.get(d) == 1:
-                cycles.append([*stack[stack.index(d):], d])
+                cycles.append([*stack[stack.index(d) :], d])
             elif d not in state:
                 dfs(d)
         stack.pop()
@@ -94,8 +94,9 @@ def test_there_are_no_import_circles() -> None:
 
 
 def test_the_product_never_imports_the_lab() -> None:
-    offenders = {m: sorted(d for d in deps if d.startswith("bgpctl_lab"))
-                 for m, deps in GRAPH.items() if m.startswith("bgpctl.")}
+    offenders = {
+        m: sorted(d for d in deps if d.startswith("bgpctl_lab")) for m, deps in GRAPH.items() if m.startswith("bgpctl.")
+    }
     assert {m: d for m, d in offenders.items() if d} == {}
 
 
@@ -109,6 +110,7 @@ def test_the_graph_sees_type_checking_imports(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("bgpctl_lab")))
 def test_each_lab_module_imports_first_on_its_own(module: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr

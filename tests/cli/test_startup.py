@@ -18,14 +18,29 @@ from click.testing import CliRunner
 
 from bgpctl.cli import main
 
-HEAVY = ("pyroute2", "scapy", "netfilterqueue", "bgpctl_lab", "exabgp", "pydantic", "structlog", "jsonschema",
-         "ruamel", "prometheus_client")
+HEAVY = (
+    "pyroute2",
+    "scapy",
+    "netfilterqueue",
+    "bgpctl_lab",
+    "exabgp",
+    "pydantic",
+    "structlog",
+    "jsonschema",
+    "ruamel",
+    "prometheus_client",
+)
 
 
 def _imported_after(code: str) -> list[str]:
     """Top-level packages of HEAVY imported by ``code`` in a fresh interpreter."""
-    script = "\n".join(["import json, sys", textwrap.dedent(code),
-                        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))"])
+    script = "\n".join(
+        [
+            "import json, sys",
+            textwrap.dedent(code),
+            f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))",
+        ]
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     imported: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
     return imported

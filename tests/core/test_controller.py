@@ -15,8 +15,14 @@ MEDIA_USE1 = PathKey("media", "use1", "interconnect")
 T0 = 1_800_000_000.0
 
 
-def feed(ctl: Controller, start: float, seconds: float, *, lost: set[PathKey] = frozenset(),  # type: ignore[assignment]
-         seq0: int = 0) -> float:
+def feed(
+    ctl: Controller,
+    start: float,
+    seconds: float,
+    *,
+    lost: set[PathKey] = frozenset(),  # type: ignore[assignment]
+    seq0: int = 0,
+) -> float:
     """Every path's probes at its own interval for ``seconds``; RTT 1 ms; ``lost`` paths lose all."""
     t = start
     for key in ctl.keys:
@@ -47,9 +53,13 @@ def test_first_judgement_plans_every_service(ctl: Controller) -> None:
     edge = step.plan.desired["edge"]
     # media and signalling active-active: both regions alike; api active-standby: usw2 de-preferred
     assert {(k.prefix, a.next_hop, a.med, len(a.as_path)) for k, a in edge.items()} == {
-        ("203.0.113.0/26", "198.18.1.11", 0, 1), ("203.0.113.0/26", "198.18.1.12", 0, 1),
-        ("203.0.113.64/26", "198.18.1.11", 0, 1), ("203.0.113.64/26", "198.18.1.12", 0, 1),
-        ("203.0.113.128/26", "198.18.1.11", 0, 1), ("203.0.113.128/26", "198.18.1.12", 100, 2)}
+        ("203.0.113.0/26", "198.18.1.11", 0, 1),
+        ("203.0.113.0/26", "198.18.1.12", 0, 1),
+        ("203.0.113.64/26", "198.18.1.11", 0, 1),
+        ("203.0.113.64/26", "198.18.1.12", 0, 1),
+        ("203.0.113.128/26", "198.18.1.11", 0, 1),
+        ("203.0.113.128/26", "198.18.1.12", 100, 2),
+    }
     # a second step with nothing new plans nothing
     assert ctl.step(now).plan is None
 

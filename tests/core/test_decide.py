@@ -24,15 +24,36 @@ from tests.core.plans.support import TWO_PATHS, deep_merge, lab_policy
 UNK, UP, DEG, DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.DOWN
 KEY = PathKey("media", "use1", "interconnect")
 
-PINNED: dict[str, Any] = {"sla_classes": {
-    "voice": {"degraded": {"rtt_ms": 150, "jitter_ms": 30, "loss_pct": 1, "mos_below": 4.0},
-              "down": {"rtt_ms": 400, "jitter_ms": 80, "loss_pct": 10, "mos_below": 3.1},
-              "hysteresis": {"down_after_lost": 5, "window_s": 5, "min_samples": 20, "rise_s": 10,
-                             "recovery_margin_pct": 20, "hold_down_s": 15, "min_dwell_s": 5}},
-    "api": {"degraded": {"rtt_ms": 300, "loss_pct": 2}, "down": {"rtt_ms": 1000, "loss_pct": 20},
-            "hysteresis": {"down_after_lost": 3, "window_s": 10, "min_samples": 10, "rise_s": 20,
-                           "recovery_margin_pct": 20, "hold_down_s": 30, "min_dwell_s": 10}},
-}}
+PINNED: dict[str, Any] = {
+    "sla_classes": {
+        "voice": {
+            "degraded": {"rtt_ms": 150, "jitter_ms": 30, "loss_pct": 1, "mos_below": 4.0},
+            "down": {"rtt_ms": 400, "jitter_ms": 80, "loss_pct": 10, "mos_below": 3.1},
+            "hysteresis": {
+                "down_after_lost": 5,
+                "window_s": 5,
+                "min_samples": 20,
+                "rise_s": 10,
+                "recovery_margin_pct": 20,
+                "hold_down_s": 15,
+                "min_dwell_s": 5,
+            },
+        },
+        "api": {
+            "degraded": {"rtt_ms": 300, "loss_pct": 2},
+            "down": {"rtt_ms": 1000, "loss_pct": 20},
+            "hysteresis": {
+                "down_after_lost": 3,
+                "window_s": 10,
+                "min_samples": 10,
+                "rise_s": 20,
+                "recovery_margin_pct": 20,
+                "hold_down_s": 30,
+                "min_dwell_s": 10,
+            },
+        },
+    }
+}
 """lab.yaml with the SLA classes these tests are written against pinned (tuning the lab policy
 must not move them)."""
 
@@ -46,16 +67,29 @@ def voice(**hysteresis: Any) -> Policy:
     return lab_policy(deep_merge(PINNED, {"sla_classes": {"voice": {"hysteresis": hysteresis}}}))
 
 
-def win(loss: float = 0.0, p95: float = 20.0, jitter: float = 2.0, samples: int = 1000, consecutive: int = 0,
-        mos: float | None = None, p50: float = 15.0) -> PathStats:
+def win(
+    loss: float = 0.0,
+    p95: float = 20.0,
+    jitter: float = 2.0,
+    samples: int = 1000,
+    consecutive: int = 0,
+    mos: float | None = None,
+    p50: float = 15.0,
+) -> PathStats:
     """Window statistics; ``loss`` in percent of ``samples`` (must be a whole number of samples)."""
     lost = round(loss * samples / 100)
     assert abs(lost - loss * samples / 100) < 1e-9, "pick samples so that loss is whole samples"
     if mos is None:
         mos = estimate_mos(p50 if lost < samples else 0.0, jitter, loss)
-    return PathStats(samples=samples, lost=lost, consecutive_lost=consecutive,
-                     rtt_p50_ms=p50 if lost < samples else None, rtt_p95_ms=p95 if lost < samples else None,
-                     jitter_ms=jitter if lost < samples else None, mos=mos)
+    return PathStats(
+        samples=samples,
+        lost=lost,
+        consecutive_lost=consecutive,
+        rtt_p50_ms=p50 if lost < samples else None,
+        rtt_p95_ms=p95 if lost < samples else None,
+        jitter_ms=jitter if lost < samples else None,
+        mos=mos,
+    )
 
 
 GOOD = win()
@@ -68,8 +102,9 @@ BLACKHOLE = win(loss=0.5, consecutive=5)  # 5 lost in a row: hard failure
 NOISE = win(loss=1.0, p95=150.0, jitter=30.0, mos=4.0)  # every metric exactly on its degraded threshold
 
 
-def every(start: float, stop: float, step: float, stats: PathStats | None, health: Health
-          ) -> list[tuple[float, PathStats | None, Health]]:
+def every(
+    start: float, stop: float, step: float, stats: PathStats | None, health: Health
+) -> list[tuple[float, PathStats | None, Health]]:
     """Calls at start, start+step, ... < stop, all expecting ``health``."""
     out = []
     n = 0
@@ -89,81 +124,159 @@ class Case:
 
 
 CASES = [
-    Case("too few samples: UNKNOWN stays UNKNOWN, no data too",
-         [(0, win(samples=10), UNK), (1, None, UNK), (2, win(samples=19), UNK)],
-         reasons=["19 settled samples < min_samples 20: not judged, unknown kept"]),
-    Case("first judgement UP at once when min_samples is reached",
-         [(0, win(samples=10), UNK), (0.2, win(samples=20), UP)], metrics=["samples"]),
-    Case("first judgement DEGRADED at once",
-         [(0, DEGR, DEG)], reasons=["loss_pct 2.0% > degraded 1.0%"]),
-    Case("first judgement DOWN at once, arms the hold-down",
-         [(0, DEAD_SOFT, DOWN), (14.9, GOOD, DOWN)], reasons=["hold-down: 0.1 s left of hold_down_s 15 s"]),
-    Case("hard failure with few samples: DOWN from UNKNOWN at once",
-         [(0, win(samples=5, loss=100, consecutive=5), DOWN)],
-         reasons=["consecutive_lost 5 >= down_after_lost 5"]),
-    Case("hard failure from UP at once, whatever the dwell",
-         [(0, GOOD, UP), (0.1, BLACKHOLE, DOWN)], metrics=["consecutive_lost"]),
-    Case("one lost probe short of the hard failure is noise",
-         [(0, GOOD, UP), (0.1, win(loss=0.4, consecutive=4), UP)]),
-    Case("worsening at once: UP -> DEGRADED -> DOWN in consecutive calls",
-         [(0, GOOD, UP), (0.1, DEGR, DEG), (0.2, DEAD_SOFT, DOWN)], reasons=["loss_pct 12.0% > down 10.0%"]),
-    Case("DEGRADED -> UP once clean for rise_s",
-         [(0, DEGR, DEG), *every(1, 11, 0.5, GOOD, DEG), (10.99, GOOD, DEG), (11, GOOD, UP)],
-         reasons=["clean for 10.0 s >= rise_s 10 s: degraded -> up",
-                  "loss_pct 0.0% <= 0.8% (degraded 1.0% less 20% margin)"]),
-    Case("rise interrupted by one window inside the band starts over",
-         [(0, DEGR, DEG), *every(1, 6.5, 0.5, GOOD, DEG), (6.5, BAND, DEG), *every(7, 17, 0.5, GOOD, DEG),
-          (17, GOOD, UP)]),
-    Case("rise interrupted by one window crossing again starts over",
-         [(0, DEGR, DEG), *every(1, 9, 1, GOOD, DEG), (9, DEGR, DEG), *every(10, 20, 1, GOOD, DEG), (20, GOOD, UP)]),
-    Case("min_dwell_s holds an improvement even when rise_s is 0",
-         [(0, DEGR, DEG), (1, GOOD, DEG), (4.9, GOOD, DEG), (5, GOOD, UP)], policy=voice(rise_s=0),
-         metrics=["rise", "loss_pct"]),
-    Case("min_dwell_s reason while held",
-         [(0, DEGR, DEG), (1, GOOD, DEG)], policy=voice(rise_s=0), reasons=["1.0 s in degraded < min_dwell_s 5 s"]),
-    Case("hold-down keeps DOWN after rise_s and dwell are met",
-         [(0, BLACKHOLE, DOWN), *every(1, 15, 0.5, GOOD, DOWN), (14.99, GOOD, DOWN), (15, GOOD, UP)],
-         policy=voice(rise_s=1, min_dwell_s=0)),
-    Case("hold-down re-armed while the path is still seen dead",
-         [(0, BLACKHOLE, DOWN), (10, BLACKHOLE, DOWN), *every(11, 25, 1, GOOD, DOWN), (25, GOOD, UP)],
-         policy=voice(rise_s=1, min_dwell_s=0)),
-    Case("inside the recovery band a DEGRADED path stays DEGRADED",
-         [(0, DEGR, DEG), *every(1, 61, 1, BAND, DEG), *every(61, 71, 1, EDGE_CLEAN, DEG), (71, EDGE_CLEAN, UP)]),
-    Case("band reason names the recovery bound",
-         [(0, DEGR, DEG), (1, BAND, DEG)],
-         reasons=["loss_pct 0.9% > 0.8% (degraded 1.0% less 20% margin): inside the hysteresis band"]),
-    Case("noise exactly on every degraded threshold keeps UP",
-         [(0, GOOD, UP), *every(1, 100, 1, NOISE, UP)]),
-    Case("noise inside the down thresholds keeps DEGRADED",
-         [(0, DEGR, DEG), *every(1, 100, 1, win(loss=10, p95=400, jitter=80, mos=3.1), DEG)]),
-    Case("DOWN -> DEGRADED when only the down thresholds are cleared, after the hold-down",
-         [(0, DEAD_SOFT, DOWN), *every(1, 15, 1, HALF, DOWN), (15, HALF, DEG), *every(16, 40, 1, HALF, DEG)],
-         metrics=["loss_pct"]),
-    Case("DOWN -> UP in one step when UP was clean for the whole rise",
-         [(0, DEAD_SOFT, DOWN), *every(1, 15, 1, GOOD, DOWN), (15, GOOD, UP)]),
-    Case("DOWN -> DEGRADED -> UP when the UP-clean run started later",
-         [(0, DEAD_SOFT, DOWN), *every(1, 5, 1, HALF, DOWN), *every(5, 15, 1, GOOD, DOWN), (15, GOOD, DEG),
-          *every(16, 25, 1, GOOD, DEG), (25, GOOD, UP)]),
-    Case("no data keeps a judged state (fail-static); the hard failure still acts",
-         [(0, GOOD, UP), *every(1, 50, 7, None, UP), (60, win(samples=3), UP), (61, BLACKHOLE, DOWN),
-          (200, None, DOWN), (201, win(samples=3), DOWN)]),
-    Case("no data stops the rise clock",
-         [(0, DEGR, DEG), *every(1, 6, 1, GOOD, DEG), (6, None, DEG), *every(7, 17, 1, GOOD, DEG), (17, GOOD, UP)]),
-    Case("rtt is judged on the p95",
-         [(0, win(p95=160.0, p50=20.0), DEG)], reasons=["rtt_ms p95 160.0 ms > degraded 150.0 ms"]),
-    Case("jitter crosses down",
-         [(0, win(jitter=90.0), DOWN)], reasons=["jitter_ms 90.0 ms > down 80.0 ms"]),
-    Case("mos crosses down",
-         [(0, win(mos=3.0), DOWN)], reasons=["mos 3.00 < down 3.10"]),
-    Case("mos recovers at threshold + 20% of the headroom to 4.5 (4.10), not before",
-         [(0, win(mos=3.9), DEG), *every(1, 30, 1, win(mos=4.09), DEG), *every(30, 40, 1, win(mos=4.10), DEG),
-          (40, win(mos=4.10), UP)],
-         reasons=["mos 4.10 >= 4.10 (degraded 4.00 plus 20% of the headroom to 4.5)"]),
-    Case("every probe lost below down_after_lost: DOWN by loss, and no answer crosses rtt",
-         [(0, win(samples=100, loss=100, consecutive=100), DOWN)], policy=voice(down_after_lost=1000),
-         metrics=["loss_pct", "rtt_ms"]),
-    Case("recovery margin 0: clean as soon as under the threshold",
-         [(0, DEGR, DEG), *every(1, 11, 1, BAND, DEG), (11, BAND, UP)], policy=voice(recovery_margin_pct=0)),
+    Case(
+        "too few samples: UNKNOWN stays UNKNOWN, no data too",
+        [(0, win(samples=10), UNK), (1, None, UNK), (2, win(samples=19), UNK)],
+        reasons=["19 settled samples < min_samples 20: not judged, unknown kept"],
+    ),
+    Case(
+        "first judgement UP at once when min_samples is reached",
+        [(0, win(samples=10), UNK), (0.2, win(samples=20), UP)],
+        metrics=["samples"],
+    ),
+    Case("first judgement DEGRADED at once", [(0, DEGR, DEG)], reasons=["loss_pct 2.0% > degraded 1.0%"]),
+    Case(
+        "first judgement DOWN at once, arms the hold-down",
+        [(0, DEAD_SOFT, DOWN), (14.9, GOOD, DOWN)],
+        reasons=["hold-down: 0.1 s left of hold_down_s 15 s"],
+    ),
+    Case(
+        "hard failure with few samples: DOWN from UNKNOWN at once",
+        [(0, win(samples=5, loss=100, consecutive=5), DOWN)],
+        reasons=["consecutive_lost 5 >= down_after_lost 5"],
+    ),
+    Case(
+        "hard failure from UP at once, whatever the dwell",
+        [(0, GOOD, UP), (0.1, BLACKHOLE, DOWN)],
+        metrics=["consecutive_lost"],
+    ),
+    Case("one lost probe short of the hard failure is noise", [(0, GOOD, UP), (0.1, win(loss=0.4, consecutive=4), UP)]),
+    Case(
+        "worsening at once: UP -> DEGRADED -> DOWN in consecutive calls",
+        [(0, GOOD, UP), (0.1, DEGR, DEG), (0.2, DEAD_SOFT, DOWN)],
+        reasons=["loss_pct 12.0% > down 10.0%"],
+    ),
+    Case(
+        "DEGRADED -> UP once clean for rise_s",
+        [(0, DEGR, DEG), *every(1, 11, 0.5, GOOD, DEG), (10.99, GOOD, DEG), (11, GOOD, UP)],
+        reasons=[
+            "clean for 10.0 s >= rise_s 10 s: degraded -> up",
+            "loss_pct 0.0% <= 0.8% (degraded 1.0% less 20% margin)",
+        ],
+    ),
+    Case(
+        "rise interrupted by one window inside the band starts over",
+        [
+            (0, DEGR, DEG),
+            *every(1, 6.5, 0.5, GOOD, DEG),
+            (6.5, BAND, DEG),
+            *every(7, 17, 0.5, GOOD, DEG),
+            (17, GOOD, UP),
+        ],
+    ),
+    Case(
+        "rise interrupted by one window crossing again starts over",
+        [(0, DEGR, DEG), *every(1, 9, 1, GOOD, DEG), (9, DEGR, DEG), *every(10, 20, 1, GOOD, DEG), (20, GOOD, UP)],
+    ),
+    Case(
+        "min_dwell_s holds an improvement even when rise_s is 0",
+        [(0, DEGR, DEG), (1, GOOD, DEG), (4.9, GOOD, DEG), (5, GOOD, UP)],
+        policy=voice(rise_s=0),
+        metrics=["rise", "loss_pct"],
+    ),
+    Case(
+        "min_dwell_s reason while held",
+        [(0, DEGR, DEG), (1, GOOD, DEG)],
+        policy=voice(rise_s=0),
+        reasons=["1.0 s in degraded < min_dwell_s 5 s"],
+    ),
+    Case(
+        "hold-down keeps DOWN after rise_s and dwell are met",
+        [(0, BLACKHOLE, DOWN), *every(1, 15, 0.5, GOOD, DOWN), (14.99, GOOD, DOWN), (15, GOOD, UP)],
+        policy=voice(rise_s=1, min_dwell_s=0),
+    ),
+    Case(
+        "hold-down re-armed while the path is still seen dead",
+        [(0, BLACKHOLE, DOWN), (10, BLACKHOLE, DOWN), *every(11, 25, 1, GOOD, DOWN), (25, GOOD, UP)],
+        policy=voice(rise_s=1, min_dwell_s=0),
+    ),
+    Case(
+        "inside the recovery band a DEGRADED path stays DEGRADED",
+        [(0, DEGR, DEG), *every(1, 61, 1, BAND, DEG), *every(61, 71, 1, EDGE_CLEAN, DEG), (71, EDGE_CLEAN, UP)],
+    ),
+    Case(
+        "band reason names the recovery bound",
+        [(0, DEGR, DEG), (1, BAND, DEG)],
+        reasons=["loss_pct 0.9% > 0.8% (degraded 1.0% less 20% margin): inside the hysteresis band"],
+    ),
+    Case("noise exactly on every degraded threshold keeps UP", [(0, GOOD, UP), *every(1, 100, 1, NOISE, UP)]),
+    Case(
+        "noise inside the down thresholds keeps DEGRADED",
+        [(0, DEGR, DEG), *every(1, 100, 1, win(loss=10, p95=400, jitter=80, mos=3.1), DEG)],
+    ),
+    Case(
+        "DOWN -> DEGRADED when only the down thresholds are cleared, after the hold-down",
+        [(0, DEAD_SOFT, DOWN), *every(1, 15, 1, HALF, DOWN), (15, HALF, DEG), *every(16, 40, 1, HALF, DEG)],
+        metrics=["loss_pct"],
+    ),
+    Case(
+        "DOWN -> UP in one step when UP was clean for the whole rise",
+        [(0, DEAD_SOFT, DOWN), *every(1, 15, 1, GOOD, DOWN), (15, GOOD, UP)],
+    ),
+    Case(
+        "DOWN -> DEGRADED -> UP when the UP-clean run started later",
+        [
+            (0, DEAD_SOFT, DOWN),
+            *every(1, 5, 1, HALF, DOWN),
+            *every(5, 15, 1, GOOD, DOWN),
+            (15, GOOD, DEG),
+            *every(16, 25, 1, GOOD, DEG),
+            (25, GOOD, UP),
+        ],
+    ),
+    Case(
+        "no data keeps a judged state (fail-static); the hard failure still acts",
+        [
+            (0, GOOD, UP),
+            *every(1, 50, 7, None, UP),
+            (60, win(samples=3), UP),
+            (61, BLACKHOLE, DOWN),
+            (200, None, DOWN),
+            (201, win(samples=3), DOWN),
+        ],
+    ),
+    Case(
+        "no data stops the rise clock",
+        [(0, DEGR, DEG), *every(1, 6, 1, GOOD, DEG), (6, None, DEG), *every(7, 17, 1, GOOD, DEG), (17, GOOD, UP)],
+    ),
+    Case(
+        "rtt is judged on the p95",
+        [(0, win(p95=160.0, p50=20.0), DEG)],
+        reasons=["rtt_ms p95 160.0 ms > degraded 150.0 ms"],
+    ),
+    Case("jitter crosses down", [(0, win(jitter=90.0), DOWN)], reasons=["jitter_ms 90.0 ms > down 80.0 ms"]),
+    Case("mos crosses down", [(0, win(mos=3.0), DOWN)], reasons=["mos 3.00 < down 3.10"]),
+    Case(
+        "mos recovers at threshold + 20% of the headroom to 4.5 (4.10), not before",
+        [
+            (0, win(mos=3.9), DEG),
+            *every(1, 30, 1, win(mos=4.09), DEG),
+            *every(30, 40, 1, win(mos=4.10), DEG),
+            (40, win(mos=4.10), UP),
+        ],
+        reasons=["mos 4.10 >= 4.10 (degraded 4.00 plus 20% of the headroom to 4.5)"],
+    ),
+    Case(
+        "every probe lost below down_after_lost: DOWN by loss, and no answer crosses rtt",
+        [(0, win(samples=100, loss=100, consecutive=100), DOWN)],
+        policy=voice(down_after_lost=1000),
+        metrics=["loss_pct", "rtt_ms"],
+    ),
+    Case(
+        "recovery margin 0: clean as soon as under the threshold",
+        [(0, DEGR, DEG), *every(1, 11, 1, BAND, DEG), (11, BAND, UP)],
+        policy=voice(recovery_margin_pct=0),
+    ),
 ]
 
 
@@ -247,16 +360,24 @@ def test_other_sla_class_uses_its_own_thresholds() -> None:
 
 def test_path_keys_lab_order() -> None:
     assert [str(k) for k in path_keys(LAB)] == [
-        "media/use1/interconnect", "media/usw2/interconnect",
-        "signalling/use1/interconnect", "signalling/usw2/interconnect",
-        "api/use1/interconnect", "api/usw2/interconnect"]
+        "media/use1/interconnect",
+        "media/usw2/interconnect",
+        "signalling/use1/interconnect",
+        "signalling/usw2/interconnect",
+        "api/use1/interconnect",
+        "api/usw2/interconnect",
+    ]
 
 
 def test_path_keys_two_paths_per_region_and_missing_targets() -> None:
     two = lab_policy(deep_merge(PINNED, TWO_PATHS))
     keys = path_keys(two)
     assert [str(k) for k in keys if k.service == "media"] == [
-        "media/use1/interconnect", "media/use1/vpn", "media/usw2/interconnect", "media/usw2/vpn"]
+        "media/use1/interconnect",
+        "media/use1/vpn",
+        "media/usw2/interconnect",
+        "media/usw2/vpn",
+    ]
     assert len(keys) == 12 and len(set(keys)) == 12
 
 

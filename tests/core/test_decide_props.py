@@ -53,10 +53,18 @@ def previous(draw: st.DrawFn, health: st.SearchStrategy[Health] = health_any, no
     h = draw(health)
     since = draw(st.floats(0, now))
     clean = draw(st.one_of(st.none(), st.floats(since, now)))
-    level = None if clean is None or h in (UP, UNK) else draw(
-        st.sampled_from([lv for lv in (UP, DEG) if RANK[lv] < RANK[h]]))
-    return PathHealth(health=h, since=since, clean_since=clean if level else None,
-                      down_until=draw(st.floats(0, now + 100)), clean_level=level)
+    level = (
+        None
+        if clean is None or h in (UP, UNK)
+        else draw(st.sampled_from([lv for lv in (UP, DEG) if RANK[lv] < RANK[h]]))
+    )
+    return PathHealth(
+        health=h,
+        since=since,
+        clean_since=clean if level else None,
+        down_until=draw(st.floats(0, now + 100)),
+        clean_level=level,
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -70,9 +78,13 @@ def crosses(value: float | None, thr: float | None, higher_is_worse: bool) -> bo
 
 
 def level_crossed(s: PathStats, t: Thresholds) -> bool:
-    return (crosses(s.rtt_p95_ms, t.rtt_ms, True) or crosses(s.jitter_ms, t.jitter_ms, True)
-            or crosses(s.loss_pct, t.loss_pct, True) or crosses(s.mos, t.mos_below, False)
-            or (t.rtt_ms is not None and s.samples > 0 and s.lost == s.samples))
+    return (
+        crosses(s.rtt_p95_ms, t.rtt_ms, True)
+        or crosses(s.jitter_ms, t.jitter_ms, True)
+        or crosses(s.loss_pct, t.loss_pct, True)
+        or crosses(s.mos, t.mos_below, False)
+        or (t.rtt_ms is not None and s.samples > 0 and s.lost == s.samples)
+    )
 
 
 def oracle_level(s: PathStats, sla: SlaClass) -> Health:
@@ -101,8 +113,7 @@ def clean_for(s: PathStats | None, sla: SlaClass, h: Hysteresis, level: Health) 
 
 
 @st.composite
-def stats_within(draw: st.DrawFn, t: Thresholds, h: Hysteresis, judged: bool = False, margin: float = 0.0
-                 ) -> PathStats:
+def stats_within(draw: st.DrawFn, t: Thresholds, h: Hysteresis, judged: bool = False, margin: float = 0.0) -> PathStats:
     """Any window whose every measurement is on or inside ``t`` (less ``margin`` %: inside the
     recovery bounds) and no hard failure."""
     keep = 1 - margin / 100
@@ -119,10 +130,15 @@ def stats_within(draw: st.DrawFn, t: Thresholds, h: Hysteresis, judged: bool = F
     if margin and samples - lost < 2:  # a clean window has a jitter value
         samples, lost, consecutive = max(samples, 2), 0, 0
     answered = samples - lost
-    return PathStats(samples=samples, lost=lost, consecutive_lost=consecutive,
-                     rtt_p50_ms=draw(st.floats(0, p95)) if answered else None,
-                     rtt_p95_ms=p95 if answered else None, jitter_ms=jit if answered >= 2 else None,
-                     mos=mos if samples else None)
+    return PathStats(
+        samples=samples,
+        lost=lost,
+        consecutive_lost=consecutive,
+        rtt_p50_ms=draw(st.floats(0, p95)) if answered else None,
+        rtt_p95_ms=p95 if answered else None,
+        jitter_ms=jit if answered >= 2 else None,
+        mos=mos if samples else None,
+    )
 
 
 @st.composite
@@ -133,18 +149,21 @@ def stats_any(draw: st.DrawFn, h: Hysteresis) -> PathStats | None:
     lost = draw(st.integers(0, samples))
     answered = samples - lost
     p95 = draw(st.floats(0, 600))
-    return PathStats(samples=samples, lost=lost, consecutive_lost=draw(st.integers(0, lost)),
-                     rtt_p50_ms=draw(st.floats(0, p95)) if answered else None,
-                     rtt_p95_ms=p95 if answered else None,
-                     jitter_ms=draw(st.floats(0, 120)) if answered >= 2 else None,
-                     mos=draw(st.floats(1.0, 4.5)) if samples else None)
+    return PathStats(
+        samples=samples,
+        lost=lost,
+        consecutive_lost=draw(st.integers(0, lost)),
+        rtt_p50_ms=draw(st.floats(0, p95)) if answered else None,
+        rtt_p95_ms=p95 if answered else None,
+        jitter_ms=draw(st.floats(0, 120)) if answered >= 2 else None,
+        mos=draw(st.floats(1.0, 4.5)) if samples else None,
+    )
 
 
 @st.composite
 def stats_mixed(draw: st.DrawFn, h: Hysteresis) -> PathStats | None:
     """Mostly realistic windows: clean, in the band, degraded, down, blackholed, too few, none."""
-    kind = draw(st.sampled_from(["clean", "clean", "half", "up", "band", "deg", "down", "hard", "few", "none",
-                                 "any"]))
+    kind = draw(st.sampled_from(["clean", "clean", "half", "up", "band", "deg", "down", "hard", "few", "none", "any"]))
     return draw(stats_of_kind(kind, h))
 
 
@@ -163,15 +182,23 @@ def stats_of_kind(draw: st.DrawFn, kind: str, h: Hysteresis) -> PathStats | None
         w = draw(stats_within(sla.degraded, h))
         n = min(w.samples, h.min_samples - 1)
         lost = min(w.lost, max(0, n - 1))
-        return PathStats(n, lost, min(w.consecutive_lost, lost), w.rtt_p50_ms if n else None,
-                         w.rtt_p95_ms if n else None, w.jitter_ms if n - lost >= 2 else None, w.mos if n else None)
+        return PathStats(
+            n,
+            lost,
+            min(w.consecutive_lost, lost),
+            w.rtt_p50_ms if n else None,
+            w.rtt_p95_ms if n else None,
+            w.jitter_ms if n - lost >= 2 else None,
+            w.mos if n else None,
+        )
     if kind == "none":
         return None
     s = draw(stats_any(h))
     if kind == "hard" and s is not None:
         n = max(s.samples, h.down_after_lost)
-        return PathStats(samples=n, lost=n, consecutive_lost=n, rtt_p50_ms=None, rtt_p95_ms=None,
-                         jitter_ms=None, mos=1.0)
+        return PathStats(
+            samples=n, lost=n, consecutive_lost=n, rtt_p50_ms=None, rtt_p95_ms=None, jitter_ms=None, mos=1.0
+        )
     return s
 
 
@@ -216,27 +243,46 @@ def stats_at_level(draw: st.DrawFn, level: Health, h: Hysteresis) -> PathStats:
         assert t.rtt_ms is not None and ceiling.rtt_ms is not None
         hi = ceiling.rtt_ms if level is DEG else 60000.0
         v = draw(st.floats(t.rtt_ms * (1 - m / 100), hi, exclude_min=True))
-        return PathStats(base.samples, min(base.lost, base.samples - 1),
-                         min(base.consecutive_lost, h.down_after_lost - 1),
-                         base.rtt_p50_ms if base.rtt_p50_ms is not None else 1.0, v, base.jitter_ms, base.mos)
+        return PathStats(
+            base.samples,
+            min(base.lost, base.samples - 1),
+            min(base.consecutive_lost, h.down_after_lost - 1),
+            base.rtt_p50_ms if base.rtt_p50_ms is not None else 1.0,
+            v,
+            base.jitter_ms,
+            base.mos,
+        )
     if metric == "jitter":
         assert t.jitter_ms is not None and ceiling.jitter_ms is not None
         hi = ceiling.jitter_ms if level is DEG else 60000.0
         v = draw(st.floats(t.jitter_ms * (1 - m / 100), hi, exclude_min=True))
-        return PathStats(base.samples, min(base.lost, base.samples - 2),
-                         min(base.consecutive_lost, h.down_after_lost - 1),
-                         base.rtt_p50_ms if base.rtt_p50_ms is not None else 1.0,
-                         base.rtt_p95_ms if base.rtt_p95_ms is not None else 1.0, v, base.mos)
+        return PathStats(
+            base.samples,
+            min(base.lost, base.samples - 2),
+            min(base.consecutive_lost, h.down_after_lost - 1),
+            base.rtt_p50_ms if base.rtt_p50_ms is not None else 1.0,
+            base.rtt_p95_ms if base.rtt_p95_ms is not None else 1.0,
+            v,
+            base.mos,
+        )
     assert t.mos_below is not None and ceiling.mos_below is not None
     lo = ceiling.mos_below if level is DEG else 1.0
     v = draw(st.floats(lo, t.mos_below + (4.5 - t.mos_below) * m / 100, exclude_max=True))
-    return PathStats(base.samples, base.lost, min(base.consecutive_lost, h.down_after_lost - 1), base.rtt_p50_ms,
-                     base.rtt_p95_ms, base.jitter_ms, v)
+    return PathStats(
+        base.samples,
+        base.lost,
+        min(base.consecutive_lost, h.down_after_lost - 1),
+        base.rtt_p50_ms,
+        base.rtt_p95_ms,
+        base.jitter_ms,
+        v,
+    )
 
 
 @given(data=st.data(), h=hysteresis, level=health_judged, deltas=times)
-def test_noise_at_a_level_or_in_its_band_never_changes_the_state(data: st.DataObject, h: Hysteresis,
-                                                                 level: Health, deltas: list[float]) -> None:
+def test_noise_at_a_level_or_in_its_band_never_changes_the_state(
+    data: st.DataObject, h: Hysteresis, level: Health, deltas: list[float]
+) -> None:
     policy = with_hysteresis(h)
     prev: dict[PathKey, PathHealth] = {KEY: data.draw(previous(st.just(level)))}
     now = 1000.0
@@ -250,8 +296,9 @@ def test_noise_at_a_level_or_in_its_band_never_changes_the_state(data: st.DataOb
 
 
 @given(prev=previous(), h=hysteresis, data=st.data(), now=st.floats(1000, 2000))
-def test_hard_failure_is_down_in_the_same_call(prev: PathHealth, h: Hysteresis, data: st.DataObject,
-                                               now: float) -> None:
+def test_hard_failure_is_down_in_the_same_call(
+    prev: PathHealth, h: Hysteresis, data: st.DataObject, now: float
+) -> None:
     s = data.draw(stats_any(h).filter(lambda x: x is not None))
     assert s is not None
     n = data.draw(st.integers(h.down_after_lost, h.down_after_lost + 50))
@@ -260,8 +307,10 @@ def test_hard_failure_is_down_in_the_same_call(prev: PathHealth, h: Hysteresis, 
     got = d.health[KEY]
     assert got.health is DOWN
     assert got.down_until >= now + h.hold_down_s
-    assert any(r.metric == "consecutive_lost" and r.value is not None and r.threshold is not None
-               and r.value >= r.threshold for r in got.reasons)
+    assert any(
+        r.metric == "consecutive_lost" and r.value is not None and r.threshold is not None and r.value >= r.threshold
+        for r in got.reasons
+    )
     assert [t.key for t in d.transitions] == ([] if prev.health is DOWN else [KEY])
 
 
@@ -312,14 +361,21 @@ phases = st.lists(st.tuples(kinds, st.integers(1, 25), st.floats(0.05, 3.0)), mi
 
 
 quick_hysteresis = st.builds(  # dwell as often longer than rise as not; hold-downs short enough to end
-    Hysteresis, down_after_lost=st.integers(1, 10), window_s=st.just(5.0), min_samples=st.integers(1, 50),
-    rise_s=st.floats(0, 10), recovery_margin_pct=st.floats(0, 50), hold_down_s=st.floats(0, 20),
-    min_dwell_s=st.floats(0, 10))
+    Hysteresis,
+    down_after_lost=st.integers(1, 10),
+    window_s=st.just(5.0),
+    min_samples=st.integers(1, 50),
+    rise_s=st.floats(0, 10),
+    recovery_margin_pct=st.floats(0, 50),
+    hold_down_s=st.floats(0, 20),
+    min_dwell_s=st.floats(0, 10),
+)
 
 
 @given(data=st.data(), h=quick_hysteresis, plan=phases)
-def test_no_improvement_before_rise_dwell_and_hold_down(data: st.DataObject, h: Hysteresis,
-                                                        plan: list[tuple[str, int, float]]) -> None:
+def test_no_improvement_before_rise_dwell_and_hold_down(
+    data: st.DataObject, h: Hysteresis, plan: list[tuple[str, int, float]]
+) -> None:
     """Phases of windows of one kind (clean, in the band, blackholed, no data, ...), each call
     ``dt`` apart: every improvement comes after min_dwell_s in the state, after the hold-down,
     at the end of a run of windows clean for the new level lasting rise_s; every worsening names a
@@ -331,8 +387,11 @@ def test_no_improvement_before_rise_dwell_and_hold_down(data: st.DataObject, h: 
             now += dt
             seq.append((now, data.draw(stats_of_kind(kind, h))))
     steps = replay(with_hysteresis(h), seq)
-    improvements = sum(1 for s in steps if s.before.health is not UNK and s.after.health is not UNK
-                       and RANK[s.after.health] < RANK[s.before.health])
+    improvements = sum(
+        1
+        for s in steps
+        if s.before.health is not UNK and s.after.health is not UNK and RANK[s.after.health] < RANK[s.before.health]
+    )
     event(f"improvements: {min(improvements, 3)}{'+' if improvements >= 3 else ''}")
     for i, step in enumerate(steps):
         old, new = step.before.health, step.after.health
@@ -349,8 +408,9 @@ def test_no_improvement_before_rise_dwell_and_hold_down(data: st.DataObject, h: 
             j -= 1
         assert clean_for(step.stats, VOICE, h, new)
         assert step.now - steps[j].now >= h.rise_s - 1e-9, (step.now, steps[j].now, h.rise_s)
-        assert any(r.metric == "rise" and r.value is not None and r.value >= h.rise_s - 1e-9
-                   for r in step.after.reasons)
+        assert any(
+            r.metric == "rise" and r.value is not None and r.value >= h.rise_s - 1e-9 for r in step.after.reasons
+        )
 
 
 @given(data=st.data(), h=hysteresis, n=st.integers(1, 30))
@@ -373,10 +433,17 @@ def test_decide_is_deterministic_and_does_not_touch_its_inputs(data: st.DataObje
 # end to end on samples: a path whose probes stay inside the thresholds never changes state
 
 
-@given(rnd=st.randoms(use_true_random=False), base=st.floats(0, 30), spread=st.floats(0, 30),
-       n=st.integers(0, 600), settle_every=st.integers(1, 12), dup_pct=st.integers(0, 30))
-def test_samples_inside_the_thresholds_never_change_a_state(rnd: Random, base: float, spread: float, n: int,
-                                                            settle_every: int, dup_pct: int) -> None:
+@given(
+    rnd=st.randoms(use_true_random=False),
+    base=st.floats(0, 30),
+    spread=st.floats(0, 30),
+    n=st.integers(0, 600),
+    settle_every=st.integers(1, 12),
+    dup_pct=st.integers(0, 30),
+)
+def test_samples_inside_the_thresholds_never_change_a_state(
+    rnd: Random, base: float, spread: float, n: int, settle_every: int, dup_pct: int
+) -> None:
     """RTTs within [base, base + spread] ms (p95 <= 60 < 150, jitter <= spread <= 30, MOS >= 4.3),
     no loss, 20 ms apart, replies reordered and duplicated: the path is UP from its first judgement on."""
     window = PathWindow(VOICE.hysteresis.window_s)

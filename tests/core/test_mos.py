@@ -75,8 +75,7 @@ IE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("codec", "loss", "expected"), IE_CASES,
-                         ids=[f"{c.name}-{loss}%" for c, loss, _ in IE_CASES])
+@pytest.mark.parametrize(("codec", "loss", "expected"), IE_CASES, ids=[f"{c.name}-{loss}%" for c, loss, _ in IE_CASES])
 def test_effective_equipment_impairment(codec: object, loss: float, expected: float) -> None:
     assert effective_equipment_impairment(loss, codec) == pytest.approx(expected, abs=1e-9)  # type: ignore[arg-type]
 
@@ -100,8 +99,9 @@ ESTIMATES = [
 ]
 
 
-@pytest.mark.parametrize(("rtt", "jitter", "loss", "codec", "r", "mos"), [c[1:] for c in ESTIMATES],
-                         ids=[c[0] for c in ESTIMATES])
+@pytest.mark.parametrize(
+    ("rtt", "jitter", "loss", "codec", "r", "mos"), [c[1:] for c in ESTIMATES], ids=[c[0] for c in ESTIMATES]
+)
 def test_estimates(rtt: float, jitter: float, loss: float, codec: object, r: float, mos: float) -> None:
     assert r_factor(rtt, jitter, loss, codec) == pytest.approx(r, abs=1e-6)  # type: ignore[arg-type]
     assert estimate_mos(rtt, jitter, loss, codec) == pytest.approx(mos, abs=0.01)  # type: ignore[arg-type]
@@ -133,8 +133,10 @@ def test_mos_never_improves_with_worse_network(rtt: float, jitter: float, loss: 
     assert estimate_mos(rtt, jitter, min(100.0, loss + more / 10)) <= base + 1e-12
 
 
-@given(a=st.floats(min_value=-50, max_value=150, allow_nan=False),
-       b=st.floats(min_value=-50, max_value=150, allow_nan=False))
+@given(
+    a=st.floats(min_value=-50, max_value=150, allow_nan=False),
+    b=st.floats(min_value=-50, max_value=150, allow_nan=False),
+)
 def test_mos_from_r_monotonic(a: float, b: float) -> None:
     lo, hi = sorted((a, b))
     assert mos_from_r(lo) <= mos_from_r(hi) + 1e-12

@@ -121,6 +121,7 @@ def test_no_run_of_down_after_lost_losses_no_suspicion(gaps: list[int], rtt: flo
         lost.update(range(i, i + g))
         i += g
     ts = sim(lambda j: None if j in lost else rtt).run(i + 10)
-    fast = [t for t in ts if t.new.value == "suspect" or {r.metric for r in t.reasons} & {"unanswered",
-                                                                                          "consecutive_lost"}]
+    fast = [
+        t for t in ts if t.new.value == "suspect" or {r.metric for r in t.reasons} & {"unanswered", "consecutive_lost"}
+    ]
     assert fast == [], [(t.new.value, [r.text for r in t.reasons]) for t in fast]

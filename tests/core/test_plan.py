@@ -29,60 +29,153 @@ def _states(policy: Any, service: str, spec: dict[str, str], overrides: Override
 
 
 STATE_CASES: list[tuple[str, Any, str, dict[str, str], Overrides | None, dict[str, Any]]] = [
-    ("active-active, all up: each region's best path preferred",
-     LAB, "media", {"default": "up"}, None, {"use1/interconnect": P, "usw2/interconnect": P}),
-    ("active-active, two paths per region: lowest priority preferred, the other standby",
-     TWO, "media", {"default": "up"}, None,
-     {"use1/interconnect": P, "use1/vpn": S, "usw2/interconnect": P, "usw2/vpn": S}),
-    ("active-active, interconnect down: the vpn takes over in its region",
-     TWO, "media", {"default": "up", "media/use1/interconnect": "down"}, None,
-     {"use1/interconnect": X, "use1/vpn": P, "usw2/interconnect": P, "usw2/vpn": S}),
-    ("active-active, interconnect degraded: degraded, the vpn preferred",
-     TWO, "media", {"default": "up", "media/use1/interconnect": "degraded"}, None,
-     {"use1/interconnect": D, "use1/vpn": P, "usw2/interconnect": P, "usw2/vpn": S}),
-    ("unknown paths have no state (not announced)",
-     LAB, "media", {"media/use1/interconnect": "up"}, None, {"use1/interconnect": P, "usw2/interconnect": None}),
-    ("active-standby, all up: first region of order preferred only",
-     LAB, "api", {"default": "up"}, None, {"use1/interconnect": P, "usw2/interconnect": S}),
-    ("active-standby, first region down: the next region preferred",
-     LAB, "api", {"default": "up", "api/use1/*": "down"}, None, {"use1/interconnect": X, "usw2/interconnect": P}),
-    ("active-standby, first region degraded: the next region preferred, first degraded",
-     LAB, "api", {"default": "up", "api/use1/*": "degraded"}, None,
-     {"use1/interconnect": D, "usw2/interconnect": P}),
-    ("active-standby, two paths: only the first region's best path preferred",
-     TWO, "api", {"default": "up"}, None,
-     {"use1/interconnect": P, "use1/vpn": S, "usw2/interconnect": S, "usw2/vpn": S}),
-    ("drain a region: its up paths standby, never withdrawn",
-     LAB, "media", {"default": "up"}, Overrides(drain=[Drain(region="use1")]),
-     {"use1/interconnect": S, "usw2/interconnect": P}),
-    ("drain one path: the region's next path preferred",
-     TWO, "media", {"default": "up"}, Overrides(drain=[Drain(region="use1", path="interconnect")]),
-     {"use1/interconnect": S, "use1/vpn": P, "usw2/interconnect": P, "usw2/vpn": S}),
-    ("drain does not lift a down path",
-     LAB, "media", {"default": "up", "media/use1/*": "down"}, Overrides(drain=[Drain(region="use1")]),
-     {"use1/interconnect": X, "usw2/interconnect": P}),
-    ("drain the active-standby primary: the standby region takes over",
-     LAB, "api", {"default": "up"}, Overrides(drain=[Drain(region="use1")]),
-     {"use1/interconnect": S, "usw2/interconnect": P}),
-    ("pin active-active to a region: only that region preferred",
-     LAB, "media", {"default": "up"}, Overrides(pin={"media": "usw2"}),
-     {"use1/interconnect": S, "usw2/interconnect": P}),
-    ("pin active-standby to its standby region",
-     LAB, "api", {"default": "up"}, Overrides(pin={"api": "usw2"}),
-     {"use1/interconnect": S, "usw2/interconnect": P}),
-    ("pin to a down region: normal rules",
-     LAB, "media", {"default": "up", "media/usw2/*": "down"}, Overrides(pin={"media": "usw2"}),
-     {"use1/interconnect": P, "usw2/interconnect": X}),
-    ("pin another service: this one unaffected",
-     LAB, "media", {"default": "up"}, Overrides(pin={"api": "usw2"}),
-     {"use1/interconnect": P, "usw2/interconnect": P}),
+    (
+        "active-active, all up: each region's best path preferred",
+        LAB,
+        "media",
+        {"default": "up"},
+        None,
+        {"use1/interconnect": P, "usw2/interconnect": P},
+    ),
+    (
+        "active-active, two paths per region: lowest priority preferred, the other standby",
+        TWO,
+        "media",
+        {"default": "up"},
+        None,
+        {"use1/interconnect": P, "use1/vpn": S, "usw2/interconnect": P, "usw2/vpn": S},
+    ),
+    (
+        "active-active, interconnect down: the vpn takes over in its region",
+        TWO,
+        "media",
+        {"default": "up", "media/use1/interconnect": "down"},
+        None,
+        {"use1/interconnect": X, "use1/vpn": P, "usw2/interconnect": P, "usw2/vpn": S},
+    ),
+    (
+        "active-active, interconnect degraded: degraded, the vpn preferred",
+        TWO,
+        "media",
+        {"default": "up", "media/use1/interconnect": "degraded"},
+        None,
+        {"use1/interconnect": D, "use1/vpn": P, "usw2/interconnect": P, "usw2/vpn": S},
+    ),
+    (
+        "unknown paths have no state (not announced)",
+        LAB,
+        "media",
+        {"media/use1/interconnect": "up"},
+        None,
+        {"use1/interconnect": P, "usw2/interconnect": None},
+    ),
+    (
+        "active-standby, all up: first region of order preferred only",
+        LAB,
+        "api",
+        {"default": "up"},
+        None,
+        {"use1/interconnect": P, "usw2/interconnect": S},
+    ),
+    (
+        "active-standby, first region down: the next region preferred",
+        LAB,
+        "api",
+        {"default": "up", "api/use1/*": "down"},
+        None,
+        {"use1/interconnect": X, "usw2/interconnect": P},
+    ),
+    (
+        "active-standby, first region degraded: the next region preferred, first degraded",
+        LAB,
+        "api",
+        {"default": "up", "api/use1/*": "degraded"},
+        None,
+        {"use1/interconnect": D, "usw2/interconnect": P},
+    ),
+    (
+        "active-standby, two paths: only the first region's best path preferred",
+        TWO,
+        "api",
+        {"default": "up"},
+        None,
+        {"use1/interconnect": P, "use1/vpn": S, "usw2/interconnect": S, "usw2/vpn": S},
+    ),
+    (
+        "drain a region: its up paths standby, never withdrawn",
+        LAB,
+        "media",
+        {"default": "up"},
+        Overrides(drain=[Drain(region="use1")]),
+        {"use1/interconnect": S, "usw2/interconnect": P},
+    ),
+    (
+        "drain one path: the region's next path preferred",
+        TWO,
+        "media",
+        {"default": "up"},
+        Overrides(drain=[Drain(region="use1", path="interconnect")]),
+        {"use1/interconnect": S, "use1/vpn": P, "usw2/interconnect": P, "usw2/vpn": S},
+    ),
+    (
+        "drain does not lift a down path",
+        LAB,
+        "media",
+        {"default": "up", "media/use1/*": "down"},
+        Overrides(drain=[Drain(region="use1")]),
+        {"use1/interconnect": X, "usw2/interconnect": P},
+    ),
+    (
+        "drain the active-standby primary: the standby region takes over",
+        LAB,
+        "api",
+        {"default": "up"},
+        Overrides(drain=[Drain(region="use1")]),
+        {"use1/interconnect": S, "usw2/interconnect": P},
+    ),
+    (
+        "pin active-active to a region: only that region preferred",
+        LAB,
+        "media",
+        {"default": "up"},
+        Overrides(pin={"media": "usw2"}),
+        {"use1/interconnect": S, "usw2/interconnect": P},
+    ),
+    (
+        "pin active-standby to its standby region",
+        LAB,
+        "api",
+        {"default": "up"},
+        Overrides(pin={"api": "usw2"}),
+        {"use1/interconnect": S, "usw2/interconnect": P},
+    ),
+    (
+        "pin to a down region: normal rules",
+        LAB,
+        "media",
+        {"default": "up", "media/usw2/*": "down"},
+        Overrides(pin={"media": "usw2"}),
+        {"use1/interconnect": P, "usw2/interconnect": X},
+    ),
+    (
+        "pin another service: this one unaffected",
+        LAB,
+        "media",
+        {"default": "up"},
+        Overrides(pin={"api": "usw2"}),
+        {"use1/interconnect": P, "usw2/interconnect": P},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("policy", "service", "health", "overrides", "expected"),
-                         [c[1:] for c in STATE_CASES], ids=[c[0] for c in STATE_CASES])
-def test_path_states(policy: Any, service: str, health: dict[str, str], overrides: Overrides | None,
-                     expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("policy", "service", "health", "overrides", "expected"),
+    [c[1:] for c in STATE_CASES],
+    ids=[c[0] for c in STATE_CASES],
+)
+def test_path_states(
+    policy: Any, service: str, health: dict[str, str], overrides: Overrides | None, expected: dict[str, Any]
+) -> None:
     assert _states(policy, service, health, overrides) == expected
 
 
@@ -102,34 +195,81 @@ def _route(p: Plan, peer: str, prefix: str, path_id: int) -> RouteAttrs | None:
 
 
 ROUTE_CASES: list[tuple[str, dict[str, str], str, str, int, RouteAttrs | None]] = [
-    ("preferred to the edge: MED 0, no prepend, next hop the TGW",
-     {"default": "up"}, "edge", MEDIA, 1, RouteAttrs("198.18.1.11", (65000,), 0)),
-    ("ADD-PATH: the second region gets path id 2",
-     {"default": "up"}, "edge", MEDIA, 2, RouteAttrs("198.18.1.12", (65000,), 0)),
-    ("standby to the edge: MED 100, one prepend",
-     {"default": "up"}, "edge", API, 2, RouteAttrs("198.18.1.12", (65000, 65000), 100)),
-    ("degraded to the edge: MED 500, three prepends",
-     {"default": "up", "media/use1/*": "degraded"}, "edge", MEDIA, 1,
-     RouteAttrs("198.18.1.11", (65000,) * 4, 500)),
+    (
+        "preferred to the edge: MED 0, no prepend, next hop the TGW",
+        {"default": "up"},
+        "edge",
+        MEDIA,
+        1,
+        RouteAttrs("198.18.1.11", (65000,), 0),
+    ),
+    (
+        "ADD-PATH: the second region gets path id 2",
+        {"default": "up"},
+        "edge",
+        MEDIA,
+        2,
+        RouteAttrs("198.18.1.12", (65000,), 0),
+    ),
+    (
+        "standby to the edge: MED 100, one prepend",
+        {"default": "up"},
+        "edge",
+        API,
+        2,
+        RouteAttrs("198.18.1.12", (65000, 65000), 100),
+    ),
+    (
+        "degraded to the edge: MED 500, three prepends",
+        {"default": "up", "media/use1/*": "degraded"},
+        "edge",
+        MEDIA,
+        1,
+        RouteAttrs("198.18.1.11", (65000,) * 4, 500),
+    ),
     ("down: withdrawn from the edge", {"default": "up", "media/use1/*": "down"}, "edge", MEDIA, 1, None),
     ("unknown: not announced", {"default": "up", "media/use1/*": "unknown"}, "edge", MEDIA, 1, None),
-    ("corporate prefix to the TGW: next hop the edge, preferred community",
-     {"default": "up"}, "tgw-use1", CORP, 0, RouteAttrs("198.18.1.1", (65000,), None, ("7224:7300",))),
-    ("corporate prefix follows media's state: degraded community and prepends",
-     {"default": "up", "media/usw2/*": "degraded"}, "tgw-usw2", CORP, 0,
-     RouteAttrs("198.18.1.1", (65000,) * 4, None, ("7224:7100",))),
-    ("corporate prefix follows media only, not api",
-     {"default": "up", "api/usw2/*": "down"}, "tgw-usw2", CORP, 0,
-     RouteAttrs("198.18.1.1", (65000,), None, ("7224:7300",))),
-    ("corporate prefix withdrawn from the TGW of a down media path",
-     {"default": "up", "media/usw2/*": "down"}, "tgw-usw2", CORP, 0, None),
+    (
+        "corporate prefix to the TGW: next hop the edge, preferred community",
+        {"default": "up"},
+        "tgw-use1",
+        CORP,
+        0,
+        RouteAttrs("198.18.1.1", (65000,), None, ("7224:7300",)),
+    ),
+    (
+        "corporate prefix follows media's state: degraded community and prepends",
+        {"default": "up", "media/usw2/*": "degraded"},
+        "tgw-usw2",
+        CORP,
+        0,
+        RouteAttrs("198.18.1.1", (65000,) * 4, None, ("7224:7100",)),
+    ),
+    (
+        "corporate prefix follows media only, not api",
+        {"default": "up", "api/usw2/*": "down"},
+        "tgw-usw2",
+        CORP,
+        0,
+        RouteAttrs("198.18.1.1", (65000,), None, ("7224:7300",)),
+    ),
+    (
+        "corporate prefix withdrawn from the TGW of a down media path",
+        {"default": "up", "media/usw2/*": "down"},
+        "tgw-usw2",
+        CORP,
+        0,
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("health", "peer", "prefix", "path_id", "expected"),
-                         [c[1:] for c in ROUTE_CASES], ids=[c[0] for c in ROUTE_CASES])
-def test_route_attributes(health: dict[str, str], peer: str, prefix: str, path_id: int,
-                          expected: RouteAttrs | None) -> None:
+@pytest.mark.parametrize(
+    ("health", "peer", "prefix", "path_id", "expected"), [c[1:] for c in ROUTE_CASES], ids=[c[0] for c in ROUTE_CASES]
+)
+def test_route_attributes(
+    health: dict[str, str], peer: str, prefix: str, path_id: int, expected: RouteAttrs | None
+) -> None:
     assert _route(plan(LAB, health_map(LAB, health), None, 0.0), peer, prefix, path_id) == expected
 
 
@@ -145,14 +285,17 @@ BEST_CASES: list[tuple[str, dict[str, str], str, str | None]] = [
     ("use1 degraded: usw2 (preferred) wins", {"default": "up", "media/use1/*": "degraded"}, MEDIA, "198.18.1.12"),
     ("use1 down: usw2", {"default": "up", "media/use1/*": "down"}, MEDIA, "198.18.1.12"),
     ("both degraded: the first region", {"default": "degraded"}, MEDIA, "198.18.1.11"),
-    ("standby region up, preferred region degraded: standby beats degraded",
-     {"default": "up", "api/use1/*": "degraded"}, API, "198.18.1.12"),
+    (
+        "standby region up, preferred region degraded: standby beats degraded",
+        {"default": "up", "api/use1/*": "degraded"},
+        API,
+        "198.18.1.12",
+    ),
     ("nothing up: nothing", {"default": "unknown"}, MEDIA, None),
 ]
 
 
-@pytest.mark.parametrize(("health", "prefix", "next_hop"), [c[1:] for c in BEST_CASES],
-                         ids=[c[0] for c in BEST_CASES])
+@pytest.mark.parametrize(("health", "prefix", "next_hop"), [c[1:] for c in BEST_CASES], ids=[c[0] for c in BEST_CASES])
 def test_without_add_path_only_the_best_route(health: dict[str, str], prefix: str, next_hop: str | None) -> None:
     policy = lab_policy(NO_ADD_PATH)
     p = plan(policy, health_map(policy, health), None, 0.0)
@@ -178,8 +321,11 @@ def test_ipv6_prefix_only_to_peers_that_carry_ipv6() -> None:
     patch: dict[str, Any] = {
         "services": {"media": {"prefixes": ["203.0.113.0/26", "2001:db8:1::/48"]}},
         "guards": {"allowlist": ["203.0.113.0/24", "192.0.2.0/24", "2001:db8::/32"]},
-        "peers": [{**NO_ADD_PATH["peers"][0], "families": ["ipv4-unicast", "ipv6-unicast"], "add_path": "send"},
-                  *NO_ADD_PATH["peers"][1:]]}
+        "peers": [
+            {**NO_ADD_PATH["peers"][0], "families": ["ipv4-unicast", "ipv6-unicast"], "add_path": "send"},
+            *NO_ADD_PATH["peers"][1:],
+        ],
+    }
     policy = lab_policy(patch)
     p = plan(policy, health_map(policy, {"default": "up"}), None, 0.0)
     assert {k.path_id for k in p.desired["edge"] if k.prefix == "2001:db8:1::/48"} == {1, 2}
@@ -203,8 +349,9 @@ def test_fail_static_keeps_the_last_routes_of_a_dark_service() -> None:
         assert {k: a for k, a in dark.desired[peer].items() if k.prefix in (MEDIA, CORP)} == want
     assert not [c for c in dark.changes if c.key.prefix in (MEDIA, CORP)]
     assert "fail-static: service media: no path is up or degraded; kept 2 previous route(s)" in dark.notes
-    assert ("fail-static: the corporate prefixes (they follow media): no path is up or degraded; "
-            "kept 2 previous route(s)") in dark.notes
+    assert (
+        "fail-static: the corporate prefixes (they follow media): no path is up or degraded; kept 2 previous route(s)"
+    ) in dark.notes
 
 
 def test_fail_static_off_withdraws() -> None:
@@ -225,8 +372,7 @@ def test_fail_static_also_for_unknown_after_a_restart() -> None:
 
 def test_freeze_keeps_everything_and_notes_it() -> None:
     first = plan(LAB, health_map(LAB, {"default": "up"}), None, 0.0)
-    frozen = plan(LAB, health_map(LAB, {"default": "up", "api/use1/*": "down"}), first, 10.0,
-                  Overrides(freeze=True))
+    frozen = plan(LAB, health_map(LAB, {"default": "up", "api/use1/*": "down"}), first, 10.0, Overrides(freeze=True))
     assert frozen.desired == first.desired
     assert frozen.changes == () and frozen.deferred == ()
     assert any(n.startswith("freeze") for n in frozen.notes)
@@ -236,8 +382,12 @@ def test_overrides_default_to_the_policy_overrides() -> None:
     policy = lab_policy({"overrides": {"pin": {"media": "usw2"}}})
     p = plan(policy, health_map(policy, {"default": "up"}), None, 0.0)
     assert p.desired["edge"][RouteKey(MEDIA, 1)].med == 100
-    assert plan(policy, health_map(policy, {"default": "up"}), None, 0.0,
-                Overrides()).desired["edge"][RouteKey(MEDIA, 1)].med == 0
+    assert (
+        plan(policy, health_map(policy, {"default": "up"}), None, 0.0, Overrides())
+        .desired["edge"][RouteKey(MEDIA, 1)]
+        .med
+        == 0
+    )
 
 
 def _unvalidated_prefix(prefix: str) -> Any:
@@ -259,9 +409,11 @@ def test_allowlist_drops_planned_routes_outside_it(prefix: str) -> None:
 def test_allowlist_withdraws_at_once_what_an_earlier_plan_holds_outside_it() -> None:
     policy = lab_policy({"guards": {"max_route_changes_per_minute": 1}})
     bad = RouteKey("10.1.0.0/16", 1)
-    previous = Plan(desired={"edge": {bad: RouteAttrs("198.18.1.11", (65000,))}, "tgw-use1": {},
-                             "tgw-usw2": {}},
-                    changes=(), change_times=(0.0,))
+    previous = Plan(
+        desired={"edge": {bad: RouteAttrs("198.18.1.11", (65000,))}, "tgw-use1": {}, "tgw-usw2": {}},
+        changes=(),
+        change_times=(0.0,),
+    )
     for overrides in (None, Overrides(freeze=True)):
         p = plan(policy, health_map(policy, {"default": "up"}), previous, 1.0, overrides)
         assert bad not in p.desired["edge"]
@@ -303,8 +455,7 @@ def test_recovery_order_better_first_then_de_preference() -> None:
 
 def test_withdrawals_come_last_and_unknown_is_explained() -> None:
     first = plan(LAB, health_map(LAB, {"default": "up"}), None, 0.0)
-    p = plan(LAB, health_map(LAB, {"default": "up", "media/use1/*": "unknown", "api/use1/*": "degraded"}),
-             first, 10.0)
+    p = plan(LAB, health_map(LAB, {"default": "up", "media/use1/*": "unknown", "api/use1/*": "degraded"}), first, 10.0)
     kinds = [c.kind for c in p.changes]
     assert kinds == sorted(kinds, key=lambda k: k is ChangeKind.WITHDRAW)
     withdrawn = [c for c in p.changes if c.kind is ChangeKind.WITHDRAW and c.peer == "edge"]
@@ -327,8 +478,9 @@ RATE_CASES: list[tuple[str, int, tuple[float, ...], float, int]] = [
 ]
 
 
-@pytest.mark.parametrize(("limit", "times", "now", "applied"), [c[1:] for c in RATE_CASES],
-                         ids=[c[0] for c in RATE_CASES])
+@pytest.mark.parametrize(
+    ("limit", "times", "now", "applied"), [c[1:] for c in RATE_CASES], ids=[c[0] for c in RATE_CASES]
+)
 def test_rate_limit(limit: int, times: tuple[float, ...], now: float, applied: int) -> None:
     policy = lab_policy({"guards": {"max_route_changes_per_minute": limit}})
     settled = plan(LAB, health_map(LAB, {"default": "up"}), None, 0.0)  # the lab's budget: all at once
@@ -356,19 +508,32 @@ def test_deferred_changes_are_the_tail_in_make_before_break_order() -> None:
 
 def test_the_lab_policy_key_set() -> None:
     # guards the tables above: the lab policy has the paths they talk about
-    assert set(path_states(LAB, {})[0]) == {PathKey(s, r, "interconnect") for s in ("media", "signalling", "api")
-                                             for r in ("use1", "usw2")}
+    assert set(path_states(LAB, {})[0]) == {
+        PathKey(s, r, "interconnect") for s in ("media", "signalling", "api") for r in ("use1", "usw2")
+    }
 
 
 WHY_CASES: list[tuple[str, str, RouteKey, str]] = [
     ("a peer the policy no longer has", "old-edge", RouteKey(MEDIA, 1), "peer old-edge is no longer in the policy"),
-    ("a prefix no service has any more", "edge", RouteKey("203.0.113.192/26", 1),
-     "203.0.113.192/26 is no longer announced to edge by the policy"),
+    (
+        "a prefix no service has any more",
+        "edge",
+        RouteKey("203.0.113.192/26", 1),
+        "203.0.113.192/26 is no longer announced to edge by the policy",
+    ),
     ("a path id no path has any more", "edge", RouteKey(MEDIA, 9), "path id 9 is no path of the policy any more"),
-    ("ADD-PATH turned on", "edge", RouteKey(MEDIA, 0),
-     "ADD-PATH is on towards edge now: 203.0.113.0/26 goes out once per path"),
-    ("ADD-PATH turned off", "tgw-use1", RouteKey(CORP, 1),
-     "ADD-PATH is off towards tgw-use1 now: 192.0.2.0/24 goes out once, path id 0"),
+    (
+        "ADD-PATH turned on",
+        "edge",
+        RouteKey(MEDIA, 0),
+        "ADD-PATH is on towards edge now: 203.0.113.0/26 goes out once per path",
+    ),
+    (
+        "ADD-PATH turned off",
+        "tgw-use1",
+        RouteKey(CORP, 1),
+        "ADD-PATH is off towards tgw-use1 now: 192.0.2.0/24 goes out once, path id 0",
+    ),
 ]
 
 

@@ -23,8 +23,10 @@ def _invoke(*args: str) -> tuple[int, str, str]:
 
 
 def _routes(report: dict[str, Any], peer: str) -> list[tuple[str, int, str, int, int | None, str | None]]:
-    return [(r["prefix"], r["path_id"], r["next_hop"], len(r["as_path"]), r["med"], r["state"])
-            for r in report["peers"][peer]["routes"]]
+    return [
+        (r["prefix"], r["path_id"], r["next_hop"], len(r["as_path"]), r["med"], r["state"])
+        for r in report["peers"][peer]["routes"]
+    ]
 
 
 def test_without_stats_every_path_is_up() -> None:
@@ -70,19 +72,35 @@ def test_table_output() -> None:
     header = lines[lines.index("peer edge (edge, AS65010, ADD-PATH send):") + 1].split()
     assert header == ["PREFIX", "PATH", "ID", "NEXT", "HOP", "AS", "PATH", "MED", "COMMUNITIES", "STATE"]
     row = lines[lines.index("peer edge (edge, AS65010, ADD-PATH send):") + 2].split()
-    assert row == ["203.0.113.0/26", "1", "198.18.1.11", "65000", "65000", "65000", "65000", "500", "-",
-                   "degraded", "(media/use1/interconnect)"]
+    assert row == [
+        "203.0.113.0/26",
+        "1",
+        "198.18.1.11",
+        "65000",
+        "65000",
+        "65000",
+        "65000",
+        "500",
+        "-",
+        "degraded",
+        "(media/use1/interconnect)",
+    ]
     assert any(line.split()[:3] == ["api/use1/interconnect", "down", "down"] for line in lines)
 
 
-@pytest.mark.parametrize(("snapshot", "message"), [
-    ({"media/eu1/interconnect": {"samples": 1, "lost": 0, "consecutive_lost": 0}}, "is not a path the policy"),
-    ({"media/use1/interconnect": {"samples": 1, "lost": 0}}, "'consecutive_lost' is a required property"),
-    ({"media/use1/interconnect": {"samples": 1, "lost": 0, "consecutive_lost": 0, "rtt": 5}},
-     "Additional properties are not allowed"),
-    ({"media-use1": {"samples": 1, "lost": 0, "consecutive_lost": 0}}, "does not match"),
-    ({"media/use1/interconnect": {"samples": 1, "lost": 3, "consecutive_lost": 0}}, "cannot exceed samples"),
-])
+@pytest.mark.parametrize(
+    ("snapshot", "message"),
+    [
+        ({"media/eu1/interconnect": {"samples": 1, "lost": 0, "consecutive_lost": 0}}, "is not a path the policy"),
+        ({"media/use1/interconnect": {"samples": 1, "lost": 0}}, "'consecutive_lost' is a required property"),
+        (
+            {"media/use1/interconnect": {"samples": 1, "lost": 0, "consecutive_lost": 0, "rtt": 5}},
+            "Additional properties are not allowed",
+        ),
+        ({"media-use1": {"samples": 1, "lost": 0, "consecutive_lost": 0}}, "does not match"),
+        ({"media/use1/interconnect": {"samples": 1, "lost": 3, "consecutive_lost": 0}}, "cannot exceed samples"),
+    ],
+)
 def test_bad_snapshots_are_refused(tmp_path: Path, snapshot: dict[str, Any], message: str) -> None:
     f = tmp_path / "snap.json"
     f.write_text(json.dumps(snapshot))
@@ -94,8 +112,11 @@ def test_bad_snapshots_are_refused(tmp_path: Path, snapshot: dict[str, Any], mes
 
 def test_a_bad_policy_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
-    f.write_text((POLICIES / "lab.yaml").read_text().replace("max_route_changes_per_minute: 60",
-                                                              "max_route_changes_per_minute: 0"))
+    f.write_text(
+        (POLICIES / "lab.yaml")
+        .read_text()
+        .replace("max_route_changes_per_minute: 60", "max_route_changes_per_minute: 0")
+    )
     code, _, err = _invoke("policy", "plan", str(f))
     assert code == EXIT_REFUSED
     assert "guards.max_route_changes_per_minute" in err

@@ -42,15 +42,29 @@ def run_case(case: Path) -> list[dict[str, Any]]:
         else:
             health = health_map(policy, step["health"], now)
         previous = plan(policy, health, previous, now, overrides)
-        out.append({"now": step["now"], "health": {str(k): h.health.value for k, h in health.items()},
-                    "plan": plan_to_dict(previous)})
+        out.append(
+            {
+                "now": step["now"],
+                "health": {str(k): h.health.value for k, h in health.items()},
+                "plan": plan_to_dict(previous),
+            }
+        )
     return out
 
 
 def test_the_required_cases_exist() -> None:
     names = {c.name for c in CASE_DIRS}
-    assert {"all-healthy-active-active", "active-standby", "region-down", "one-path-degraded",
-            "all-down-fail-static", "drain", "pin", "freeze", "no-add-path-edge"} <= names
+    assert {
+        "all-healthy-active-active",
+        "active-standby",
+        "region-down",
+        "one-path-degraded",
+        "all-down-fail-static",
+        "drain",
+        "pin",
+        "freeze",
+        "no-add-path-edge",
+    } <= names
 
 
 @pytest.mark.parametrize("case", CASE_DIRS, ids=[c.name for c in CASE_DIRS])

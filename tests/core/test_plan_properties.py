@@ -44,30 +44,41 @@ class Step:
 
 def overrides_for(policy: Policy) -> st.SearchStrategy[Overrides | None]:
     drains = [Drain(region=r) for r in policy.regions] + [
-        Drain(region=r, path=p) for r, region in policy.regions.items() for p in region.paths]
-    pins = st.dictionaries(st.sampled_from(sorted(policy.services)), st.sampled_from(sorted(policy.regions)),
-                           max_size=2)
-    some = st.builds(Overrides, drain=st.lists(st.sampled_from(drains), max_size=2, unique=True), pin=pins,
-                     freeze=st.sampled_from([False, False, False, True]))
+        Drain(region=r, path=p) for r, region in policy.regions.items() for p in region.paths
+    ]
+    pins = st.dictionaries(
+        st.sampled_from(sorted(policy.services)), st.sampled_from(sorted(policy.regions)), max_size=2
+    )
+    some = st.builds(
+        Overrides,
+        drain=st.lists(st.sampled_from(drains), max_size=2, unique=True),
+        pin=pins,
+        freeze=st.sampled_from([False, False, False, True]),
+    )
     return st.none() | some
 
 
 def health_for(policy: Policy) -> st.SearchStrategy[dict[PathKey, PathHealth]]:
     keys = all_keys(policy)
     return st.lists(st.sampled_from(HEALTHS), min_size=len(keys), max_size=len(keys)).map(
-        lambda hs: {k: PathHealth(h) for k, h in zip(keys, hs, strict=True)})
+        lambda hs: {k: PathHealth(h) for k, h in zip(keys, hs, strict=True)}
+    )
 
 
 @st.composite
 def scenario(draw: st.DrawFn, policies: list[Policy] = POLICIES) -> tuple[Policy, list[Step]]:
     policy = draw(st.sampled_from(policies))
-    steps = draw(st.lists(st.builds(Step, dt=DT, health=health_for(policy),
-                                    overrides=overrides_for(policy)), min_size=1, max_size=12))
+    steps = draw(
+        st.lists(
+            st.builds(Step, dt=DT, health=health_for(policy), overrides=overrides_for(policy)), min_size=1, max_size=12
+        )
+    )
     return policy, steps
 
 
-def run(policy: Policy, steps: list[Step], previous: Plan | None = None,
-        start: float = 1000.0) -> Iterator[tuple[float, Step, Plan | None, Plan]]:
+def run(
+    policy: Policy, steps: list[Step], previous: Plan | None = None, start: float = 1000.0
+) -> Iterator[tuple[float, Step, Plan | None, Plan]]:
     now = start
     for step in steps:
         now += step.dt
@@ -91,12 +102,17 @@ def _service_prefixes(policy: Policy) -> dict[str, set[str]]:
 def _in(prefix: str, allow: list[IPv4Network | IPv6Network]) -> bool:
     """Containment by address range (independent of the planner's own check)."""
     net = ip_network(prefix)
-    return any(net.version == a.version and int(a.network_address) <= int(net.network_address)
-               and int(net.broadcast_address) <= int(a.broadcast_address) for a in allow)
+    return any(
+        net.version == a.version
+        and int(a.network_address) <= int(net.network_address)
+        and int(net.broadcast_address) <= int(a.broadcast_address)
+        for a in allow
+    )
 
 
-networks = st.builds(lambda addr, plen: ip_network(f"{addr}/{plen}", strict=False),
-                     st.ip_addresses(v=4), st.integers(0, 32))
+networks = st.builds(
+    lambda addr, plen: ip_network(f"{addr}/{plen}", strict=False), st.ip_addresses(v=4), st.integers(0, 32)
+)
 
 
 @st.composite
@@ -105,19 +121,23 @@ def hostile(draw: st.DrawFn) -> tuple[Policy, list[Step], Plan]:
     base = draw(st.sampled_from(POLICIES))
     extra = draw(st.lists(networks, max_size=4))
     allow = draw(st.lists(networks, min_size=1, max_size=3))
-    services = {name: s.model_copy(update={"prefixes": [*s.prefixes, *draw(st.lists(st.sampled_from(extra),
-                                                                                      max_size=2))]
-                                            if extra else s.prefixes})
-                for name, s in base.services.items()}
+    services = {
+        name: s.model_copy(
+            update={
+                "prefixes": [*s.prefixes, *draw(st.lists(st.sampled_from(extra), max_size=2))] if extra else s.prefixes
+            }
+        )
+        for name, s in base.services.items()
+    }
     corporate = base.corporate
     if corporate is not None and extra:
         corporate = corporate.model_copy(update={"prefixes": [*corporate.prefixes, draw(st.sampled_from(extra))]})
     keep_original = draw(st.booleans())
-    guards = base.guards.model_copy(update={"allowlist": ([*base.guards.allowlist] if keep_original else [])
-                                            + allow})
+    guards = base.guards.model_copy(update={"allowlist": ([*base.guards.allowlist] if keep_original else []) + allow})
     policy = base.model_copy(update={"services": services, "corporate": corporate, "guards": guards})
-    prev_routes = draw(st.lists(st.tuples(st.sampled_from([p.name for p in base.peers]), networks,
-                                          st.integers(0, 4)), max_size=6))
+    prev_routes = draw(
+        st.lists(st.tuples(st.sampled_from([p.name for p in base.peers]), networks, st.integers(0, 4)), max_size=6)
+    )
     desired: Rib = {}
     for peer, net, pid in prev_routes:
         desired.setdefault(peer, {})[RouteKey(str(net), pid)] = RouteAttrs("198.18.1.11", (65000,))
@@ -152,9 +172,11 @@ def test_with_every_path_of_a_service_down_the_last_plan_stays(case: tuple[Polic
     for _, step, previous, p in run(policy, steps):
         if previous is None or not policy.guards.fail_static:
             continue
-        dark = {name for name in policy.services
-                if all(h.health in (Health.DOWN, Health.UNKNOWN) for k, h in step.health.items()
-                       if k.service == name)}
+        dark = {
+            name
+            for name in policy.services
+            if all(h.health in (Health.DOWN, Health.UNKNOWN) for k, h in step.health.items() if k.service == name)
+        }
         held = set().union(*(prefixes[s] for s in dark))
         if corporate.follow_service in dark:
             held |= {str(x) for x in corporate.prefixes}
@@ -168,8 +190,10 @@ def test_with_every_path_of_a_service_down_the_last_plan_stays(case: tuple[Polic
 @given(scenario())
 def test_up_or_degraded_paths_are_never_withdrawn_with_add_path(case: tuple[Policy, list[Step]]) -> None:
     policy, steps = case
-    ids = {i + 1: (r, path) for i, (r, path) in enumerate(
-        (r, path) for r, region in policy.regions.items() for path in region.paths)}
+    ids = {
+        i + 1: (r, path)
+        for i, (r, path) in enumerate((r, path) for r, region in policy.regions.items() for path in region.paths)
+    }
     edges = [peer.name for peer in policy.peers if peer.role.value == "edge" and peer.add_path is AddPath.SEND]
     owner = {str(pfx): name for name, s in policy.services.items() for pfx in s.prefixes}
     for _, step, _, p in run(policy, steps):
@@ -207,8 +231,9 @@ def test_desired_is_previous_plus_the_applied_changes(case: tuple[Policy, list[S
 @given(scenario())
 def test_deferred_plus_applied_reach_the_target(case: tuple[Policy, list[Step]]) -> None:
     policy, steps = case
-    unlimited = policy.model_copy(update={"guards": policy.guards.model_copy(
-        update={"max_route_changes_per_minute": 100000})})
+    unlimited = policy.model_copy(
+        update={"guards": policy.guards.model_copy(update={"max_route_changes_per_minute": 100000})}
+    )
     for now, step, previous, p in run(policy, steps):
         target = plan(unlimited, step.health, previous, now, step.overrides)
         assert _nonempty(apply_changes(p.desired, p.deferred)) == _nonempty(target.desired)
@@ -250,13 +275,14 @@ def test_same_inputs_again_change_nothing_more(case: tuple[Policy, list[Step]]) 
             assert again.desired == p.desired
 
 
-
 @given(scenario())
 def test_add_path_ids_never_move_between_paths(case: tuple[Policy, list[Step]]) -> None:
     """A path id always carries the same path's next hop, whatever the health: ids never move."""
     policy, steps = case
-    next_hops = {i + 1: str(path.next_hop) for i, path in enumerate(
-        path for region in policy.regions.values() for path in region.paths.values())}
+    next_hops = {
+        i + 1: str(path.next_hop)
+        for i, path in enumerate(path for region in policy.regions.values() for path in region.paths.values())
+    }
     edges = [peer.name for peer in policy.peers if peer.role.value == "edge" and peer.add_path is AddPath.SEND]
     for _, _, _, p in run(policy, steps):
         for edge in edges:

@@ -49,16 +49,31 @@ def _blackhole(start: float, end: float, key: PathKey = USE1) -> Any:
 BAD_LINES = [
     ("not json", "{", "not JSON"),
     ("not an object", "[1, 2]", "expected a JSON object"),
-    ("missing fields", '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1}',
-     "missing sent, received"),
-    ("seq not an integer", '{"service": "media", "region": "use1", "path": "interconnect", "seq": "1", '
-                           '"sent": 0, "received": null}', "'seq' must be an integer"),
-    ("sent not a number", '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, '
-                          '"sent": "0", "received": null}', "'sent' must be a finite number"),
-    ("received before sent", '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, '
-                             '"sent": 5.0, "received": 4.0}', "before sent"),
-    ("path not a string", '{"service": "media", "region": "use1", "path": 7, "seq": 1, '
-                          '"sent": 5.0, "received": null}', "must be strings"),
+    (
+        "missing fields",
+        '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1}',
+        "missing sent, received",
+    ),
+    (
+        "seq not an integer",
+        '{"service": "media", "region": "use1", "path": "interconnect", "seq": "1", "sent": 0, "received": null}',
+        "'seq' must be an integer",
+    ),
+    (
+        "sent not a number",
+        '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, "sent": "0", "received": null}',
+        "'sent' must be a finite number",
+    ),
+    (
+        "received before sent",
+        '{"service": "media", "region": "use1", "path": "interconnect", "seq": 1, "sent": 5.0, "received": 4.0}',
+        "before sent",
+    ),
+    (
+        "path not a string",
+        '{"service": "media", "region": "use1", "path": 7, "seq": 1, "sent": 5.0, "received": null}',
+        "must be strings",
+    ),
 ]
 
 
@@ -70,8 +85,9 @@ def test_bad_lines_are_refused_with_file_and_line(line: str, message: str) -> No
 
 
 def test_a_line_parses_to_a_sample() -> None:
-    r = parse_line('{"service": "media", "region": "use1", "path": "interconnect", "seq": 4, "sent": 1.5, '
-                   '"received": null}', "x:1")
+    r = parse_line(
+        '{"service": "media", "region": "use1", "path": "interconnect", "seq": 4, "sent": 1.5, "received": null}', "x:1"
+    )
     assert isinstance(r, Settled)
     assert r.key == USE1 and r.sample.seq == 4 and r.sample.sent == 1.5 and r.sample.received is None
 
@@ -100,19 +116,27 @@ def test_blackhole_goes_down_on_the_tick_the_fifth_loss_settles_and_withdraws_in
     events, summary = _run(lines)
     # a few losses are not yet confidently over the 1 % degraded loss threshold; 5 probes unanswered
     # past the adaptive RTO make the path suspect (de-preferred), their timeouts confirm it down
-    assert _transitions(events)[:4] == [(str(USE1), "unknown", "up"), (str(USW2), "unknown", "up"),
-                                        (str(USE1), "up", "suspect"), (str(USE1), "suspect", "down")]
+    assert _transitions(events)[:4] == [
+        (str(USE1), "unknown", "up"),
+        (str(USW2), "unknown", "up"),
+        (str(USE1), "up", "suspect"),
+        (str(USE1), "suspect", "down"),
+    ]
     suspect = next(e for e in events if any(t.new is Health.SUSPECT for t in e.transitions))
     # the 5th unanswered probe was sent at 120.08; the RTO is its floor, 1.5 x 20 ms: 120.11, next tick 120.12
     assert suspect.at == pytest.approx(120.12, abs=1e-6)
     assert [(c.peer, c.kind, c.attrs is not None and c.attrs.med) for c in suspect.plan.changes] == [
-        ("edge", ChangeKind.ANNOUNCE, 500), ("tgw-use1", ChangeKind.ANNOUNCE, None)]  # de-preferred, kept
+        ("edge", ChangeKind.ANNOUNCE, 500),
+        ("tgw-use1", ChangeKind.ANNOUNCE, None),
+    ]  # de-preferred, kept
     down = next(e for e in events if any(t.new is Health.DOWN for t in e.transitions))
     # the recording starts with the first probe (100.0); the 5th lost probe (sent 120.08) settles at
     # its 200 ms timeout, 120.28: a 20 ms tick
     assert down.at == pytest.approx(120.28, abs=1e-6)
     assert [(c.peer, c.kind, c.key) for c in down.plan.changes] == [
-        ("edge", ChangeKind.WITHDRAW, RouteKey(MEDIA, 1)), ("tgw-use1", ChangeKind.WITHDRAW, RouteKey("192.0.2.0/24"))]
+        ("edge", ChangeKind.WITHDRAW, RouteKey(MEDIA, 1)),
+        ("tgw-use1", ChangeKind.WITHDRAW, RouteKey("192.0.2.0/24")),
+    ]
     assert down.plan.changes[0].why == "media/use1/interconnect down: withdrawn"
     # it comes back, after the hold-down and the rise time, and is announced again
     assert _transitions(events)[-1][0::2] == (str(USE1), "up")
@@ -183,14 +207,25 @@ def test_event_json_and_text() -> None:
     down = next(e for e in events if any(t.new is Health.DOWN for t in e.transitions))
     data = event_to_dict(down)
     json.dumps(data)
-    assert data["transitions"] == [{"path": str(USE1), "old": "suspect", "new": "down",
-                                    "reasons": ["consecutive_lost 5 >= down_after_lost 5"]}]
+    assert data["transitions"] == [
+        {"path": str(USE1), "old": "suspect", "new": "down", "reasons": ["consecutive_lost 5 >= down_after_lost 5"]}
+    ]
     changes = data["changes"]
     assert isinstance(changes, list)
     assert [c["kind"] for c in changes] == ["withdraw", "withdraw"]
     text = render_event(down)
-    assert text[0].split() == ["20.280s", str(USE1), "suspect", "->", "down",
-                               "(consecutive_lost", "5", ">=", "down_after_lost", "5)"]
+    assert text[0].split() == [
+        "20.280s",
+        str(USE1),
+        "suspect",
+        "->",
+        "down",
+        "(consecutive_lost",
+        "5",
+        ">=",
+        "down_after_lost",
+        "5)",
+    ]
     assert text[1].split()[:4] == ["edge", "withdraw", MEDIA, "id"]
 
 
@@ -201,13 +236,14 @@ def test_event_json_and_text() -> None:
 def test_lines_a_little_out_of_order_give_the_same_timeline() -> None:
     lines = recording_lines(RTT, 40.0, 0.02, lost=_blackhole(20.0, 30.0))
     shuffled = [lines[i ^ 1] for i in range(len(lines))]  # swaps neighbours: use1/usw2 order flips
-    blocks = [shuffled[i:i + 100] for i in range(0, len(shuffled), 100)]  # and each 1 s block reversed
+    blocks = [shuffled[i : i + 100] for i in range(0, len(shuffled), 100)]  # and each 1 s block reversed
     shuffled = [line for block in blocks for line in reversed(block)]
     assert shuffled != lines
     ordered_events, _ = _run(lines)
     shuffled_events, _ = _run(shuffled)
-    assert [(e.at, _transitions([e]), e.plan.changes) for e in shuffled_events] == \
-        [(e.at, _transitions([e]), e.plan.changes) for e in ordered_events]
+    assert [(e.at, _transitions([e]), e.plan.changes) for e in shuffled_events] == [
+        (e.at, _transitions([e]), e.plan.changes) for e in ordered_events
+    ]
 
 
 def test_a_line_far_out_of_order_is_refused() -> None:

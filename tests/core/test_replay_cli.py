@@ -32,10 +32,15 @@ def test_json_lines(tmp_path: Path) -> None:
     objs = [json.loads(line) for line in result.stdout.splitlines()]
     events, summary = objs[:-1], objs[-1]["summary"]
     assert [(t["path"], t["old"], t["new"]) for e in events for t in e["transitions"]] == [
-        (str(USE1), "unknown", "up"), (str(USW2), "unknown", "up"),
-        (str(USE1), "up", "suspect"), (str(USE1), "suspect", "down")]
+        (str(USE1), "unknown", "up"),
+        (str(USW2), "unknown", "up"),
+        (str(USE1), "up", "suspect"),
+        (str(USE1), "suspect", "down"),
+    ]
     assert [(c["peer"], c["kind"], c["path_id"]) for c in events[-1]["changes"]] == [
-        ("edge", "withdraw", 1), ("tgw-use1", "withdraw", 0)]
+        ("edge", "withdraw", 1),
+        ("tgw-use1", "withdraw", 0),
+    ]
     assert summary["samples"] == 3000 and summary["transitions"] == 4
     assert summary["final_health"][str(USE1)] == "down"
     assert summary["route_changes"] == sum(len(e["changes"]) for e in events)
@@ -67,7 +72,12 @@ def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
 def test_the_installed_command(tmp_path: Path) -> None:
     bgpctl = Path(sys.executable).with_name("bgpctl")
     policy = str(replay_policy_file(tmp_path))
-    proc = subprocess.run([str(bgpctl), "replay", "--policy", policy, "--json", str(_recording(tmp_path))],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [str(bgpctl), "replay", "--policy", policy, "--json", str(_recording(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1])["summary"]["transitions"] == 4

@@ -70,8 +70,15 @@ class Naive:
         elif rtts:
             p50 = p95 = rtts[0]
         jitter = naive_jitter([(s.received - s.sent) * 1000 for s in by_seq if s.received is not None])
-        return {"samples": len(by_seq), "lost": n_lost, "consecutive_lost": tail, "p50": p50, "p95": p95,
-                "jitter": jitter, "loss_pct": 100 * n_lost / len(by_seq) if by_seq else None}
+        return {
+            "samples": len(by_seq),
+            "lost": n_lost,
+            "consecutive_lost": tail,
+            "p50": p50,
+            "p95": p95,
+            "jitter": jitter,
+            "loss_pct": 100 * n_lost / len(by_seq) if by_seq else None,
+        }
 
 
 def close(a: float | None, b: object) -> bool:
@@ -88,7 +95,15 @@ def close(a: float | None, b: object) -> bool:
 def test_empty_window() -> None:
     s = PathWindow(5).stats(100.0)
     assert (s.samples, s.lost, s.consecutive_lost, s.rtt_p50_ms, s.rtt_p95_ms, s.jitter_ms, s.mos, s.loss_pct) == (
-        0, 0, 0, None, None, None, None, None)
+        0,
+        0,
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_consecutive_lost_counts_the_lost_tail_in_sequence_order() -> None:
@@ -207,8 +222,11 @@ def test_mos_uses_median_rtt_jitter_and_loss() -> None:
     assert s.mos == pytest.approx(estimate_mos(100, 0, 10))
 
 
-@pytest.mark.parametrize("sample", [Sample(1, 1.0, 0.5), Sample(1, math.nan, None), Sample(1, 0.0, math.nan)],
-                         ids=["answered-before-sent", "nan-sent", "nan-received"])
+@pytest.mark.parametrize(
+    "sample",
+    [Sample(1, 1.0, 0.5), Sample(1, math.nan, None), Sample(1, 0.0, math.nan)],
+    ids=["answered-before-sent", "nan-sent", "nan-received"],
+)
 def test_bad_samples_are_refused_with_a_hint(sample: Sample) -> None:
     with pytest.raises(ProbeError, match="clock"):
         PathWindow(5).add(sample)

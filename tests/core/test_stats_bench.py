@@ -45,8 +45,9 @@ def recording(seed: int) -> list[tuple[float, PathKey, Sample]]:
     return events
 
 
-def replay(events: list[tuple[float, PathKey, Sample]], decide_every_sample: bool
-           ) -> tuple[float, int, dict[PathKey, PathHealth]]:
+def replay(
+    events: list[tuple[float, PathKey, Sample]], decide_every_sample: bool
+) -> tuple[float, int, dict[PathKey, PathHealth]]:
     policy = lab_policy(deep_merge(PINNED, TWO_PATHS))
     keys = path_keys(policy)
     window_s = policy.sla_classes["voice"].hysteresis.window_s
@@ -79,8 +80,10 @@ def test_ten_minutes_of_four_paths_well_under_budget(every_sample: bool) -> None
     events = recording(seed=7)
     assert len(events) == 4 * RATE_HZ * DURATION_S == 120_000
     elapsed, transitions, health = replay(events, every_sample)
-    print(f"\n{len(events)} samples, decide {'per sample' if every_sample else 'per 20 ms tick'}: "
-          f"{elapsed:.2f} s, {transitions} transitions")
+    print(
+        f"\n{len(events)} samples, decide {'per sample' if every_sample else 'per 20 ms tick'}: "
+        f"{elapsed:.2f} s, {transitions} transitions"
+    )
     assert elapsed < BUDGET_S
     # the recording's faults were seen and cleared: use1/interconnect went down and came back
     hot = PathKey("media", "use1", "interconnect")

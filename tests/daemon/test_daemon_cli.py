@@ -54,10 +54,22 @@ class Ns:
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def daemon(self, *args: str, policy: Path = LAB_POLICY, run_dir: Path | None = None) -> subprocess.Popen[str]:
-        argv = ["ip", "netns", "exec", self.name, *BGPCTL, "daemon", "--policy", str(policy),
-                "--run-dir", str(run_dir or self.run_dir), "--log-format", "json", *args]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.name,
+            *BGPCTL,
+            "daemon",
+            "--policy",
+            str(policy),
+            "--run-dir",
+            str(run_dir or self.run_dir),
+            "--log-format",
+            "json",
+            *args,
+        ]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.procs.append(proc)
         return proc
 
@@ -67,8 +79,9 @@ class Ns:
 
     def exabgp(self) -> list[int]:
         """ExaBGP itself (its interpreter runs .../bin/exabgp), not the API helper it runs."""
-        return [p for p in self.pids() if any(os.path.basename(part) == "exabgp"
-                                              for part in labns.proc_cmdline(p) or [])]
+        return [
+            p for p in self.pids() if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])
+        ]
 
     def rules(self) -> str:
         return subprocess.run(["ip", "-n", self.name, "rule"], capture_output=True, text=True, check=True).stdout
@@ -93,9 +106,12 @@ def ns(tmp_path: Path) -> Iterator[Ns]:
     the_ns = Ns(name, tmp_path / "run")
     try:
         labns.create(name)  # loopback up
-        for argv in (["link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"],
-                     ["addr", "add", "198.18.1.2/24", "dev", "eth1"],
-                     ["link", "set", "eth1p", "up"], ["link", "set", "eth1", "up"]):
+        for argv in (
+            ["link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"],
+            ["addr", "add", "198.18.1.2/24", "dev", "eth1"],
+            ["link", "set", "eth1p", "up"],
+            ["link", "set", "eth1", "up"],
+        ):
             subprocess.run(["ip", "-n", name, *argv], check=True)
         yield the_ns
     finally:
@@ -131,10 +147,18 @@ def test_a_bad_policy_exits_nonzero_naming_file_and_line_and_starts_nothing(ns: 
 def test_a_second_daemon_on_the_same_run_dir_is_refused_and_the_first_keeps_running(ns: Ns) -> None:
     first = ns.daemon()
     # the first daemon's pins are in place (its ExaBGP runs; no peer answers in this namespace)
-    eventually("first daemon pinned", budget=BUDGETS["daemon_pinned"], probe=ns.pinned_rules,
-               check=lambda rules: [] if len(rules) == 2 else [f"rules: {rules}"])
-    eventually("first daemon's ExaBGP runs", budget=BUDGETS["daemon_pinned"], probe=ns.exabgp,
-               check=lambda pids: [] if len(pids) == 1 else [f"exabgp: {pids}"])
+    eventually(
+        "first daemon pinned",
+        budget=BUDGETS["daemon_pinned"],
+        probe=ns.pinned_rules,
+        check=lambda rules: [] if len(rules) == 2 else [f"rules: {rules}"],
+    )
+    eventually(
+        "first daemon's ExaBGP runs",
+        budget=BUDGETS["daemon_pinned"],
+        probe=ns.exabgp,
+        check=lambda pids: [] if len(pids) == 1 else [f"exabgp: {pids}"],
+    )
     pins_before, exabgp_before = ns.pinned_rules(), ns.exabgp()
 
     rc, err = _finish(ns.daemon())
@@ -152,7 +176,8 @@ def test_a_second_daemon_on_the_same_run_dir_is_refused_and_the_first_keeps_runn
     policy = load_policy(LAB_POLICY)
     assert Pinning(pins_from_policy(policy), netns=ns.name).state() == {
         "use1/interconnect": {"rules": 0, "routes": [], "address_owned": False},
-        "usw2/interconnect": {"rules": 0, "routes": [], "address_owned": False}}
+        "usw2/interconnect": {"rules": 0, "routes": [], "address_owned": False},
+    }
 
 
 @pytest.mark.parametrize("value", ["nope", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http"])
@@ -174,8 +199,12 @@ def test_a_metrics_port_out_of_range_is_refused_with_a_message(ns: Ns) -> None:
 def test_the_namespace_process_list_sees_a_running_daemon(ns: Ns) -> None:
     # the ground truth the "starts nothing" checks above rely on: a daemon that did start shows up in it
     proc = ns.daemon()
-    eventually("daemon and its ExaBGP visible in the namespace", budget=BUDGETS["daemon_pinned"],
-               probe=ns.pids, check=lambda pids: [] if proc.pid in pids and ns.exabgp() else [f"pids: {pids}"])
+    eventually(
+        "daemon and its ExaBGP visible in the namespace",
+        budget=BUDGETS["daemon_pinned"],
+        probe=ns.pids,
+        check=lambda pids: [] if proc.pid in pids and ns.exabgp() else [f"pids: {pids}"],
+    )
     _kill(proc.pid, signal.SIGTERM)
     _finish(proc, "daemon_exit")
     eventually("namespace empty after SIGTERM", budget=BUDGETS["daemon_exit"], probe=ns.pids, expect=[])

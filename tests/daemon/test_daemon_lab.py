@@ -67,11 +67,11 @@ DAEMON_TAG = "service:daemon"
 
 # Named budgets (seconds): a slow machine shows which expectation was too tight.
 BUDGETS: dict[str, float] = {
-    "daemon_converged": 30.0,   # the daemon's routes are on every FRR peer (first start, or after a restart)
-    "exabgp_back": 20.0,        # ExaBGP restarted by the speaker, sessions Established, EoR received
-    "daemon_stopped": 10.0,     # a SIGTERMed daemon (and its ExaBGP) are gone
-    "metrics_up": 10.0,         # the metrics endpoint answers
-    "path_down": 5.0,           # a blackholed region's paths are down and withdrawn at the edge
+    "daemon_converged": 30.0,  # the daemon's routes are on every FRR peer (first start, or after a restart)
+    "exabgp_back": 20.0,  # ExaBGP restarted by the speaker, sessions Established, EoR received
+    "daemon_stopped": 10.0,  # a SIGTERMed daemon (and its ExaBGP) are gone
+    "metrics_up": 10.0,  # the metrics endpoint answers
+    "path_down": 5.0,  # a blackholed region's paths are down and withdrawn at the edge
 }
 ROUTE_POLL_S = 0.02
 # The edge hashes flows on their ports (fib_multipath_hash_policy 1): with 8 flows all land on one next hop
@@ -134,8 +134,11 @@ def exabgp_in(lab: Lab) -> list[int]:
     """Every ExaBGP process in cr's namespace, whoever its parent."""
     nsid = labns.ns_id(lab.netns("cr"))
     assert nsid is not None
-    return [p for p in labns.pids_in([nsid])
-            if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])]
+    return [
+        p
+        for p in labns.pids_in([nsid])
+        if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])
+    ]
 
 
 def cr_neighbor(lab: Lab, node: str) -> dict[str, Any]:
@@ -161,8 +164,7 @@ def session_problems(lab: Lab, since: dict[str, int]) -> list[str]:
         if eor is not True:
             problems.append(f"{node}: no End-of-RIB from cr yet")
         routes = lab.vtysh_json(node, "show bgp ipv4 unicast json").get("routes", {})
-        stale = sorted(p for p, paths in routes.items()
-                       if any(x.get("stale") and x.get("peerId") == CR for x in paths))
+        stale = sorted(p for p, paths in routes.items() if any(x.get("stale") and x.get("peerId") == CR for x in paths))
         if stale:
             problems.append(f"{node}: stale paths from cr: {stale}")
     return problems
@@ -190,9 +192,19 @@ def tgw_problems(lab: Lab, community: str = "7224:7300") -> list[str]:
         if len(ours) != 1:
             problems.append(f"{tgw}: {len(ours)} paths for {AGENTS} from cr")
             continue
-        problems += [f"{tgw}: {p}" for p in json_mismatches(
-            {"valid": True, "bestpath": {"overall": True}, "nexthops": [{"ip": EDGE_ADDR}],
-             "community": {"string": community}, "aspath": {"string": "65000"}}, ours[0])]
+        problems += [
+            f"{tgw}: {p}"
+            for p in json_mismatches(
+                {
+                    "valid": True,
+                    "bestpath": {"overall": True},
+                    "nexthops": [{"ip": EDGE_ADDR}],
+                    "community": {"string": community},
+                    "aspath": {"string": "65000"},
+                },
+                ours[0],
+            )
+        ]
     return problems
 
 
@@ -200,14 +212,30 @@ def edge_problems(lab: Lab, media_hops: set[str] | None = None) -> list[str]:
     """[] when the edge's RIB has ``media_hops`` (default: both TGWs) for media and signalling, and for
     the API group use1 best (MED 0, path 65000) over usw2 (MED 100, one prepend)."""
     hops = media_hops or {USE1, USW2}
-    problems = [f"edge: {p} via {got}, want {sorted(hops)}"
-                for p in (MEDIA, SIGNALLING) if (got := route_nexthops(lab, "edge", p)) != hops]
+    problems = [
+        f"edge: {p} via {got}, want {sorted(hops)}"
+        for p in (MEDIA, SIGNALLING)
+        if (got := route_nexthops(lab, "edge", p)) != hops
+    ]
     api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
-    problems += [f"edge {API}: {p}" for p in json_mismatches({"paths": [
-        {"__exact_len__": 2},
-        {"nexthops": [{"ip": USE1}], "metric": 0, "aspath": {"string": "65000"}, "bestpath": {"overall": True}},
-        {"nexthops": [{"ip": USW2}], "metric": 100, "aspath": {"string": "65000 65000"}, "bestpath": None},
-    ]}, api)]
+    problems += [
+        f"edge {API}: {p}"
+        for p in json_mismatches(
+            {
+                "paths": [
+                    {"__exact_len__": 2},
+                    {
+                        "nexthops": [{"ip": USE1}],
+                        "metric": 0,
+                        "aspath": {"string": "65000"},
+                        "bestpath": {"overall": True},
+                    },
+                    {"nexthops": [{"ip": USW2}], "metric": 100, "aspath": {"string": "65000 65000"}, "bestpath": None},
+                ]
+            },
+            api,
+        )
+    ]
     if (got := route_nexthops(lab, "edge", API)) != {USE1}:
         problems.append(f"edge: {API} installed via {got}, want {USE1}")
     return problems
@@ -216,9 +244,14 @@ def edge_problems(lab: Lab, media_hops: set[str] | None = None) -> list[str]:
 def pins_problems(lab: Lab) -> list[str]:
     """[] when cr holds the daemon's policy routing for both paths: rule, default via the TGW, address."""
     state = Pinning(pins_from_policy(load_policy(LAB_POLICY)), netns=lab.netns("cr")).state()
-    want = {label: {"rules": 1, "routes": [{"default": True, "gateway": gw, "proto": RT_PROTO_BGPCTL}],
-                    "address_owned": False}  # containerlab.yml gives cr the probe sources itself
-            for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))}
+    want = {
+        label: {
+            "rules": 1,
+            "routes": [{"default": True, "gateway": gw, "proto": RT_PROTO_BGPCTL}],
+            "address_owned": False,
+        }  # containerlab.yml gives cr the probe sources itself
+        for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))
+    }
     return [] if state == want else [f"pins: {state}"]
 
 
@@ -228,10 +261,17 @@ def converged_problems(lab: Lab) -> list[str]:
 
 def metrics_text(lab: Lab) -> str:
     """The metrics page, fetched from inside cr's namespace (the endpoint listens on its loopback)."""
-    code = ("import urllib.request, sys; "
-            f"sys.stdout.write(urllib.request.urlopen({METRICS_URL!r}, timeout=2).read().decode())")
-    proc = subprocess.run(["ip", "netns", "exec", lab.netns("cr"), sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=10, check=False)
+    code = (
+        "import urllib.request, sys; "
+        f"sys.stdout.write(urllib.request.urlopen({METRICS_URL!r}, timeout=2).read().decode())"
+    )
+    proc = subprocess.run(
+        ["ip", "netns", "exec", lab.netns("cr"), sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
     assert proc.returncode == 0, f"metrics fetch failed: {proc.stderr.strip()[-300:]}"
     return proc.stdout
 
@@ -300,9 +340,14 @@ class KernelRouteWatch:
                 ipr.close()
 
     def summary(self) -> dict[str, Any]:
-        return {"polls": self.polls, "missing": len(self.missing), "changed": len(self.changed),
-                "longest_poll_gap_ms": round(self.longest_poll_gap_s * 1000, 1),
-                "first_missing": self.missing[:1], "first_changed": self.changed[:1]}
+        return {
+            "polls": self.polls,
+            "missing": len(self.missing),
+            "changed": len(self.changed),
+            "longest_poll_gap_ms": round(self.longest_poll_gap_s * 1000, 1),
+            "first_missing": self.missing[:1],
+            "first_changed": self.changed[:1],
+        }
 
     def __enter__(self) -> KernelRouteWatch:
         self._t0 = time.monotonic()
@@ -324,9 +369,15 @@ FORWARDING = {"edge": WATCHED, "tgw-use1": (AGENTS,), "tgw-usw2": (AGENTS,)}
 
 
 def test_after_up_every_hop_holds_the_daemons_routes_and_calls_reach_both_regions(
-        clab: Lab, record_property: Any) -> None:
-    w = eventually("daemon converged after up", budget=BUDGETS["daemon_converged"], probe=lambda: clab,
-                   check=converged_problems, interval_s=0.2)
+    clab: Lab, record_property: Any
+) -> None:
+    w = eventually(
+        "daemon converged after up",
+        budget=BUDGETS["daemon_converged"],
+        probe=lambda: clab,
+        check=converged_problems,
+        interval_s=0.2,
+    )
     record_property("converged_after_up_s", round(w.elapsed_s, 2))
     with IPRoute(netns=clab.netns("edge"), flags=0) as ipr:  # what forwarding uses: the kernel FIB
         kernel = nexthops_of(ipr.get_routes(family=2), WATCHED)
@@ -347,14 +398,28 @@ def test_exabgp_killed_routes_stay_and_sessions_come_back(clab: Lab, record_prop
     with KernelRouteWatch(clab, FORWARDING) as watch:
         os.kill(old, signal.SIGKILL)
         stale = StaleSeen(before)
-        w = eventually("sessions back after ExaBGP was killed", budget=BUDGETS["exabgp_back"],
-                       probe=lambda: clab, check=stale, interval_s=0.1)
-        eventually("routes as before", budget=BUDGETS["daemon_converged"], probe=lambda: clab,
-                   check=converged_problems, interval_s=0.2)
-    record_property("exabgp_kill", {**watch.summary(), "sessions_back_s": round(w.elapsed_s, 2),
-                                    "stale_seen_on": sorted(stale.nodes)})
-    print(f"ExaBGP kill: {watch.summary()}; sessions back with EoR in {w.elapsed_s:.2f} s; stale (GR) seen "
-          f"on {sorted(stale.nodes)}")
+        w = eventually(
+            "sessions back after ExaBGP was killed",
+            budget=BUDGETS["exabgp_back"],
+            probe=lambda: clab,
+            check=stale,
+            interval_s=0.1,
+        )
+        eventually(
+            "routes as before",
+            budget=BUDGETS["daemon_converged"],
+            probe=lambda: clab,
+            check=converged_problems,
+            interval_s=0.2,
+        )
+    record_property(
+        "exabgp_kill",
+        {**watch.summary(), "sessions_back_s": round(w.elapsed_s, 2), "stale_seen_on": sorted(stale.nodes)},
+    )
+    print(
+        f"ExaBGP kill: {watch.summary()}; sessions back with EoR in {w.elapsed_s:.2f} s; stale (GR) seen "
+        f"on {sorted(stale.nodes)}"
+    )
     assert watch.polls >= 20, "the watch must have run through the restart"
     assert watch.missing == [], f"a forwarding hop lost routes during the ExaBGP restart: {watch.missing[:5]}"
     assert watch.changed == [], f"next hops changed during the ExaBGP restart: {watch.changed[:5]}"
@@ -384,27 +449,52 @@ def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None
         call = pool.submit(run_meter, clab.netns("agents"), "203.0.113.10", 9000, flows=CALL_FLOWS, seconds=4)
         t0 = time.monotonic()
         assert clab.kill_spawned(tag=DAEMON_TAG) == [old.pid]
-        eventually("old daemon and its ExaBGP gone", budget=BUDGETS["daemon_stopped"],
-                   probe=lambda: [p for p in [old.pid, *old_exabgp] if labns.alive(p)], expect=[])
+        eventually(
+            "old daemon and its ExaBGP gone",
+            budget=BUDGETS["daemon_stopped"],
+            probe=lambda: [p for p in [old.pid, *old_exabgp] if labns.alive(p)],
+            expect=[],
+        )
         stopped_s = time.monotonic() - t0
         runner.up(TOPOLOGY, name=clab.name, mode="controller")  # restarts the lab's services
         new = daemon_proc(clab)
         stale = StaleSeen(before)
-        w = eventually("sessions back after the daemon restart", budget=BUDGETS["exabgp_back"],
-                       probe=lambda: clab, check=stale, interval_s=0.1)
-        eventually("routes as before", budget=BUDGETS["daemon_converged"], probe=lambda: clab,
-                   check=converged_problems, interval_s=0.2)
+        w = eventually(
+            "sessions back after the daemon restart",
+            budget=BUDGETS["exabgp_back"],
+            probe=lambda: clab,
+            check=stale,
+            interval_s=0.1,
+        )
+        eventually(
+            "routes as before",
+            budget=BUDGETS["daemon_converged"],
+            probe=lambda: clab,
+            check=converged_problems,
+            interval_s=0.2,
+        )
         converged_s = time.monotonic() - t0
         meter = call.result(timeout=30)
     RESTARTS.append(Restart(watch, meter))
-    record_property("daemon_restart", {**watch.summary(), "stopped_s": round(stopped_s, 2),
-                                       "sessions_back_s": round(w.elapsed_s, 2), "converged_s": round(converged_s, 2),
-                                       "meter_sent": meter.sent, "meter_lost": meter.lost,
-                                       "longest_gap_ms": meter.longest_gap_ms, "stale_seen_on": sorted(stale.nodes)})
-    print(f"daemon restart: {watch.summary()}; old daemon gone in "
-          f"{stopped_s:.2f} s; sessions back with EoR {w.elapsed_s:.2f} s after the new start; converged "
-          f"{converged_s:.2f} s after the stop; calls: {meter.lost} of {meter.sent} lost, longest gap "
-          f"{meter.longest_gap_ms:.1f} ms; stale (GR) seen on {sorted(stale.nodes)}")
+    record_property(
+        "daemon_restart",
+        {
+            **watch.summary(),
+            "stopped_s": round(stopped_s, 2),
+            "sessions_back_s": round(w.elapsed_s, 2),
+            "converged_s": round(converged_s, 2),
+            "meter_sent": meter.sent,
+            "meter_lost": meter.lost,
+            "longest_gap_ms": meter.longest_gap_ms,
+            "stale_seen_on": sorted(stale.nodes),
+        },
+    )
+    print(
+        f"daemon restart: {watch.summary()}; old daemon gone in "
+        f"{stopped_s:.2f} s; sessions back with EoR {w.elapsed_s:.2f} s after the new start; converged "
+        f"{converged_s:.2f} s after the stop; calls: {meter.lost} of {meter.sent} lost, longest gap "
+        f"{meter.longest_gap_ms:.1f} ms; stale (GR) seen on {sorted(stale.nodes)}"
+    )
     # the new daemon: one ExaBGP, its probes pinned again (AsyncIPRoute), every path judged again
     assert new.pid != old.pid
     assert exabgp_in(clab) == exabgp_children(new.pid) and len(exabgp_children(new.pid)) == 1
@@ -412,7 +502,7 @@ def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None
     events = log_events(clab)
     starts = [i for i, e in enumerate(events) if e.get("event") == names.DAEMON_START]
     assert [events[i]["pid"] for i in starts][-2:] == [old.pid, new.pid]
-    judged = {e["path"] for e in events[starts[-1]:] if e.get("event") == names.PATH_HEALTH and e["new"] == "up"}
+    judged = {e["path"] for e in events[starts[-1] :] if e.get("event") == names.PATH_HEALTH and e["new"] == "up"}
     assert judged == {"/".join(p) for p in PATHS}
 
 
@@ -423,14 +513,20 @@ def test_daemon_restart_kept_every_forwarding_route_and_every_call() -> None:
         pytest.skip("test_daemon_restart_converges_again did not get as far as restarting the daemon")
     watch, meter = RESTARTS[-1].watch, RESTARTS[-1].meter
     assert watch.polls >= 20, "the watch must have run through the restart"
-    assert watch.missing == [], (f"{len(watch.missing)} of {watch.polls} polls found a forwarding hop without "
-                                 f"a route during the daemon restart, first: {watch.missing[:4]}")
+    assert watch.missing == [], (
+        f"{len(watch.missing)} of {watch.polls} polls found a forwarding hop without "
+        f"a route during the daemon restart, first: {watch.missing[:4]}"
+    )
     assert meter.lost == 0 and set(meter.regions) == {"use1", "usw2"}, (meter.lost, meter.regions)
 
 
 def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab) -> None:
-    w = eventually("metrics endpoint answers", budget=BUDGETS["metrics_up"], probe=lambda: metrics_text(clab),
-                   check=lambda text: [] if "bgpctl_path_health" in text else ["no bgpctl_path_health yet"])
+    w = eventually(
+        "metrics endpoint answers",
+        budget=BUDGETS["metrics_up"],
+        probe=lambda: metrics_text(clab),
+        check=lambda text: [] if "bgpctl_path_health" in text else ["no bgpctl_path_health yet"],
+    )
     health = samples(w.value, "bgpctl_path_health")
     assert health == {(("path", p), ("region", r), ("service", s)): 0.0 for s, r, p in PATHS}
     changes = samples(w.value, "bgpctl_route_changes_total")
@@ -442,19 +538,26 @@ def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab) -> Non
     assert up == {(("peer", p),): 1.0 for p in FRR_PEERS_OF_CR}
 
 
-def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
-        clab: Lab, record_property: Any) -> None:
+def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(clab: Lab, record_property: Any) -> None:
     t0 = time.time()
     faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
     try:
-        w = eventually("usw2 withdrawn at the edge", budget=BUDGETS["path_down"], probe=lambda: clab,
-                       check=edge_media_problems, interval_s=0.05)
+        w = eventually(
+            "usw2 withdrawn at the edge",
+            budget=BUDGETS["path_down"],
+            probe=lambda: clab,
+            check=edge_media_problems,
+            interval_s=0.05,
+        )
         record_property("blackhole_to_edge_withdrawn_s", round(w.elapsed_s, 2))
         print(f"usw2 blackholed: withdrawn at the edge after {w.elapsed_s:.2f} s")
         want = {f"{s}/usw2/interconnect" for s in ("media", "signalling", "api")}
-        downs = eventually("usw2's three paths logged down", budget=BUDGETS["path_down"],
-                           probe=lambda: downs_since(clab, t0),
-                           check=lambda es: [] if {e["path"] for e in es} == want else [f"down so far: {es}"])
+        downs = eventually(
+            "usw2's three paths logged down",
+            budget=BUDGETS["path_down"],
+            probe=lambda: downs_since(clab, t0),
+            check=lambda es: [] if {e["path"] for e in es} == want else [f"down so far: {es}"],
+        )
         for e in downs.value:
             assert e["level"] == "warning"
             assert any(re.fullmatch(r"consecutive_lost \d+ >= down_after_lost \d+.*", r) for r in e["reasons"]), e
@@ -471,11 +574,14 @@ def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
 
 
 def edge_media_problems(lab: Lab) -> list[str]:
-    problems = [f"edge: {p} via {got}" for p in (MEDIA, SIGNALLING, API)
-                if (got := route_nexthops(lab, "edge", p)) != {USE1}]
+    problems = [
+        f"edge: {p} via {got}" for p in (MEDIA, SIGNALLING, API) if (got := route_nexthops(lab, "edge", p)) != {USE1}
+    ]
     api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
-    problems += [f"edge {API}: {p}" for p in json_mismatches({"paths": [{"__exact_len__": 1},
-                                                                        {"nexthops": [{"ip": USE1}]}]}, api)]
+    problems += [
+        f"edge {API}: {p}"
+        for p in json_mismatches({"paths": [{"__exact_len__": 1}, {"nexthops": [{"ip": USE1}]}]}, api)
+    ]
     return problems
 
 
@@ -487,8 +593,18 @@ def _ts(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
-KNOWN_METRICS = {"consecutive_lost", "unanswered", "samples", "rtt_ms", "jitter_ms", "loss_pct", "mos", "rise",
-                 "min_dwell", "hold_down"}
+KNOWN_METRICS = {
+    "consecutive_lost",
+    "unanswered",
+    "samples",
+    "rtt_ms",
+    "jitter_ms",
+    "loss_pct",
+    "mos",
+    "rise",
+    "min_dwell",
+    "hold_down",
+}
 
 
 def test_every_log_line_is_json_and_every_decision_names_metric_and_threshold(clab: Lab) -> None:

@@ -56,8 +56,11 @@ def test_region_blackhole_moves_calls_in_under_400_ms(clab: Lab, tmp_path: Path)
     back = next(r for r in report.recover if r.name == "edge load-shares media over both regions again")
     assert back.held and back.after_s is not None and back.after_s >= 10  # rise_s 10 s before traffic returns
     events = daemon_events(clab, report.started_unix)
-    down = [e for e in events if e.get("event") == names.PATH_HEALTH and e.get("path") == "media/use1/interconnect"
-            and e.get("new") == "down"]
+    down = [
+        e
+        for e in events
+        if e.get("event") == names.PATH_HEALTH and e.get("path") == "media/use1/interconnect" and e.get("new") == "down"
+    ]
     assert down and "consecutive_lost" in str(down[0]["reasons"])  # the logged reason names the measurement
 
 
@@ -70,8 +73,9 @@ def test_loss_moves_traffic_within_2_s_through_the_loss_threshold(clab: Lab, tmp
     assert report.passed, summary(report)
     assert report.route_moved_after_s is not None and report.route_moved_after_s < 2.0, summary(report)
     first = _media_use1(report)[0]  # the report says which rule fired: the loss, with confidence
-    assert first["new"] == "degraded" and "loss_pct" in str(first["reasons"]) and "confidence" in str(
-        first["reasons"]), summary(report)
+    assert (
+        first["new"] == "degraded" and "loss_pct" in str(first["reasons"]) and "confidence" in str(first["reasons"])
+    ), summary(report)
 
 
 def test_latency_moves_traffic_within_2_s_and_is_degraded_not_down(clab: Lab, tmp_path: Path) -> None:

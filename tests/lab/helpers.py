@@ -13,11 +13,22 @@ from bgpctl_lab.jsonmatch import mismatches
 from bgpctl_lab.pytest_plugin import all_established
 from bgpctl_lab.runner import Lab
 
-__all__ = ["REPO", "TOPOLOGY", "all_established", "assert_json_subset", "json_mismatches", "ping", "route_nexthops",
-           "snmp_counter", "vtysh_matches"]
+__all__ = [
+    "REPO",
+    "TOPOLOGY",
+    "all_established",
+    "assert_json_subset",
+    "json_mismatches",
+    "ping",
+    "route_nexthops",
+    "snmp_counter",
+    "vtysh_matches",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "containerlab.yml"
+
+
 def json_mismatches(expected: Any, actual: Any) -> list[str]:
     """Where ``actual`` does not contain ``expected`` (bgpctl_lab.jsonmatch: dict keys are a subset, None
     means "absent", list items match distinct actual items in any order); [] when it matches."""

@@ -74,16 +74,17 @@ class _Pkt:
         raise AssertionError("Held must not issue verdicts itself")
 
 
-@given(dues=st.lists(st.floats(min_value=0, max_value=10, allow_nan=False), max_size=50),
-       now=st.floats(min_value=0, max_value=10))
+@given(
+    dues=st.lists(st.floats(min_value=0, max_value=10, allow_nan=False), max_size=50),
+    now=st.floats(min_value=0, max_value=10),
+)
 def test_held_releases_in_due_order_and_only_when_due(dues: list[float], now: float) -> None:
     h = Held()
     pkts = [_Pkt(str(i)) for i in range(len(dues))]
     for due, p in zip(dues, pkts, strict=True):
         h.push(due, p)
     out = h.pop_due(now)
-    expected = [p for _, _, p in sorted((d, i, p) for i, (d, p) in enumerate(zip(dues, pkts, strict=True))
-                                        if d <= now)]
+    expected = [p for _, _, p in sorted((d, i, p) for i, (d, p) in enumerate(zip(dues, pkts, strict=True)) if d <= now)]
     assert out == expected
     rest = h.pop_all()
     assert sorted(map(id, out + rest)) == sorted(map(id, pkts))
@@ -103,7 +104,7 @@ def test_equal_due_times_keep_arrival_order() -> None:
 
 def test_loss_and_duplication_render_with_basis_point_resolution() -> None:
     text = nft.render_impair("eth1", 5, 0.01)
-    assert "numgen random mod 10000 < 500 counter fwd to \"bgpctl_sink\"" in text
+    assert 'numgen random mod 10000 < 500 counter fwd to "bgpctl_sink"' in text
     assert "numgen random mod 10000 < 1 meta mark set" in text
     assert 'dup to "eth1"' in text
     assert text.startswith("add table netdev bgpctl_impair_eth1\ndelete table netdev bgpctl_impair_eth1\n")
@@ -111,18 +112,22 @@ def test_loss_and_duplication_render_with_basis_point_resolution() -> None:
 
 def test_100_percent_needs_no_random_draw_and_0_percent_deletes_the_table() -> None:
     assert "numgen" not in nft.render_impair("eth1", 100, 0)
-    assert nft.render_impair("eth1", 0, 0) == ("add table netdev bgpctl_impair_eth1\n"
-                                               "delete table netdev bgpctl_impair_eth1\n")
+    assert nft.render_impair("eth1", 0, 0) == (
+        "add table netdev bgpctl_impair_eth1\ndelete table netdev bgpctl_impair_eth1\n"
+    )
 
 
 def test_a_udp_port_limits_loss_duplication_and_queueing_to_that_traffic() -> None:
     text = nft.render_impair("eth2", 20, 1, udp_dport=862)
-    assert ("meta protocol { ip, ip6 } meta l4proto udp udp dport 862 numgen random mod 10000 < 2000 "
-            'counter fwd to "bgpctl_sink"') in text
+    assert (
+        "meta protocol { ip, ip6 } meta l4proto udp udp dport 862 numgen random mod 10000 < 2000 "
+        'counter fwd to "bgpctl_sink"'
+    ) in text
     assert "meta l4proto udp udp dport 862 meta mark & 0x40000000 == 0 numgen random mod 10000 < 100" in text
     assert "udp dport" not in nft.render_impair("eth2", 20, 1)
-    assert "-A bgpctl_q_eth2 -p udp --dport 862 -j NFQUEUE --queue-num 7 --queue-bypass" in \
-        nft.render_queue("eth2", 7, udp_dport=862)
+    assert "-A bgpctl_q_eth2 -p udp --dport 862 -j NFQUEUE --queue-num 7 --queue-bypass" in nft.render_queue(
+        "eth2", 7, udp_dport=862
+    )
     with pytest.raises(LabError, match="must be a UDP port"):
         nft.render_impair("eth2", 20, 0, udp_dport=70000)
     with pytest.raises(LabError, match="must be a UDP port"):
@@ -159,8 +164,9 @@ def test_rendered_rulesets_load_into_the_kernel(loss: float, dup: float) -> None
 
 
 def _ruleset(p: Pair) -> str:
-    return subprocess.run(["ip", "netns", "exec", p.a, "nft", "list", "ruleset"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["ip", "netns", "exec", p.a, "nft", "list", "ruleset"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 # ------------------------------------------------------------------------------------------------ the process
@@ -168,10 +174,26 @@ def _ruleset(p: Pair) -> str:
 
 def test_the_delayer_refuses_the_hosts_namespace(tmp_path: Path) -> None:
     assert not in_named_netns()  # pytest itself runs in the host's namespace
-    (tmp_path / "params.json").write_text(json.dumps(
-        {"generation": 1, "impairment": {"delay_ms": 5}, "backend": "nft", "expires_at": 0}))
-    r = subprocess.run([sys.executable, "-m", "bgpctl_lab.delayer", "--ifname", "tbimp_none0", "--state-dir",
-                        str(tmp_path), "--seconds", "1"], capture_output=True, text=True, timeout=30, check=False)
+    (tmp_path / "params.json").write_text(
+        json.dumps({"generation": 1, "impairment": {"delay_ms": 5}, "backend": "nft", "expires_at": 0})
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bgpctl_lab.delayer",
+            "--ifname",
+            "tbimp_none0",
+            "--state-dir",
+            str(tmp_path),
+            "--seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert r.returncode == 1
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["state"] == "failed" and "named network namespace" in status["error"]

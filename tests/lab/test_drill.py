@@ -101,8 +101,11 @@ def bfd_peers(lab: Lab, node: str) -> dict[str, dict[str, Any]]:
 def assert_bfd_up(lab: Lab) -> None:
     edge = bfd_peers(lab, "edge")
     assert set(edge) == TGW_PEERS, edge
-    for node, peers in (("edge", edge), ("tgw-use1", bfd_peers(lab, "tgw-use1")),
-                        ("tgw-usw2", bfd_peers(lab, "tgw-usw2"))):
+    for node, peers in (
+        ("edge", edge),
+        ("tgw-use1", bfd_peers(lab, "tgw-use1")),
+        ("tgw-usw2", bfd_peers(lab, "tgw-usw2")),
+    ):
         for peer, p in peers.items():
             assert p["status"] == "up", f"{node}: BFD with {peer} is {p['status']}"
             assert (p["receive-interval"], p["transmit-interval"], p["detect-multiplier"]) == (300, 300, 3), p

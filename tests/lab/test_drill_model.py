@@ -18,8 +18,16 @@ from tests.lab.helpers import TOPOLOGY
 
 DRILLS = drills_dir(TOPOLOGY)
 ALL_DRILLS = sorted(p.stem for p in DRILLS.glob("*.yaml"))
-ISSUE_DRILLS = {"region-blackhole", "interconnect-cut", "region-loss", "region-latency", "soak-jitter",
-                "soak-jitter-short", "both-regions-down", "active-active"}
+ISSUE_DRILLS = {
+    "region-blackhole",
+    "interconnect-cut",
+    "region-loss",
+    "region-latency",
+    "soak-jitter",
+    "soak-jitter-short",
+    "both-regions-down",
+    "active-active",
+}
 
 
 def raw(name: str) -> dict[str, Any]:
@@ -59,8 +67,11 @@ def test_soak_demands_zero_route_changes_and_both_down_no_withdrawal() -> None:
     for name in ("soak-jitter", "soak-jitter-short"):
         d = load_drill(name, DRILLS)
         assert d.watch is not None
-        assert {m: b.route_changes_max for m, b in d.bounds.items()} == \
-            {"controller": 0, "no-controller": 0, "no-controller-bfd": 0}
+        assert {m: b.route_changes_max for m, b in d.bounds.items()} == {
+            "controller": 0,
+            "no-controller": 0,
+            "no-controller-bfd": 0,
+        }
     assert load_drill("soak-jitter", DRILLS).meter.seconds == 600
     assert load_drill("soak-jitter-short", DRILLS).meter.seconds == 30
     down = load_drill("both-regions-down", DRILLS).bounds
@@ -116,28 +127,44 @@ def _route(dst: str, dst_len: int, *gws: str, multipath: bool = False) -> dict[s
 
 
 def test_nexthops_of_reads_ecmp_single_and_missing_routes() -> None:
-    dump = [_route("203.0.113.0", 26, "198.18.1.12", "198.18.1.11", multipath=True),
-            _route("203.0.113.64", 26, "198.18.1.12"),
-            _route("203.0.113.0", 24, "198.18.1.11")]  # a covering route is not the watched prefix
+    dump = [
+        _route("203.0.113.0", 26, "198.18.1.12", "198.18.1.11", multipath=True),
+        _route("203.0.113.64", 26, "198.18.1.12"),
+        _route("203.0.113.0", 24, "198.18.1.11"),
+    ]  # a covering route is not the watched prefix
     got = nexthops_of(dump, ["203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"])
-    assert got == {"203.0.113.0/26": ("198.18.1.11", "198.18.1.12"), "203.0.113.64/26": ("198.18.1.12",),
-                   "203.0.113.128/26": ()}
+    assert got == {
+        "203.0.113.0/26": ("198.18.1.11", "198.18.1.12"),
+        "203.0.113.64/26": ("198.18.1.12",),
+        "203.0.113.128/26": (),
+    }
 
 
 def test_changes_count_each_prefix_that_changed() -> None:
     both, one = ("198.18.1.11", "198.18.1.12"), ("198.18.1.12",)
     samples: list[tuple[float, dict[str, NextHops]]] = [
-        (0.0, {"a": both, "b": both}), (5.1, {"a": one, "b": both}), (5.2, {"a": one, "b": one}),
-               (20.0, {"a": both, "b": both})]
+        (0.0, {"a": both, "b": both}),
+        (5.1, {"a": one, "b": both}),
+        (5.2, {"a": one, "b": one}),
+        (20.0, {"a": both, "b": both}),
+    ]
     got = changes(samples)
     assert [(c.at_s, c.prefix, c.nexthops) for c in got] == [
-        (5.1, "a", list(one)), (5.2, "b", list(one)), (20.0, "a", list(both)), (20.0, "b", list(both))]
+        (5.1, "a", list(one)),
+        (5.2, "b", list(one)),
+        (20.0, "a", list(both)),
+        (20.0, "b", list(both)),
+    ]
     assert changes(samples[:1]) == []
 
 
 def test_moved_after_is_the_first_change_after_the_fault() -> None:
     samples: list[tuple[float, dict[str, NextHops]]] = [
-        (0.0, {"a": ("x", "y")}), (1.0, {"a": ("x",)}), (2.0, {"a": ("x", "y")}), (9.5, {"a": ("y",)})]
+        (0.0, {"a": ("x", "y")}),
+        (1.0, {"a": ("x",)}),
+        (2.0, {"a": ("x", "y")}),
+        (9.5, {"a": ("y",)}),
+    ]
     fault = ActionResult(at_s=3, applied_s=3.01, what="link down")
     assert moved_after(fault, changes(samples)) == pytest.approx(6.49)
     assert moved_after(None, changes(samples)) is None

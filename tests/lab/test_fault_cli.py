@@ -32,8 +32,9 @@ def session(lab: Lab, node: str, peer: str) -> str:
 
 def ping_avg_ms(lab: Lab, node: str, dst: str, count: int = 10) -> float:
     """Average RTT of a bounded ping (count packets, 2 s wait each at most)."""
-    out = lab.exec(node, ["ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2", dst],
-                   timeout=count * 2 + 5).stdout
+    out = lab.exec(
+        node, ["ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2", dst], timeout=count * 2 + 5
+    ).stdout
     m = _RTT.search(out)
     assert m, out
     return float(m.group(2))
@@ -56,14 +57,20 @@ def test_link_down_and_up(lab: Lab, tgw_link: tuple[str, str]) -> None:
     out = fault(lab, "link", node, ifname, "down").output
     assert "link down" in out
     assert not link_is_up(lab, node, ifname)
-    eventually('_not_established(lab, node, "198.18.1.1")', budget="bgp_down",
-               probe=lambda: _not_established(lab, node, "198.18.1.1"))
+    eventually(
+        '_not_established(lab, node, "198.18.1.1")',
+        budget="bgp_down",
+        probe=lambda: _not_established(lab, node, "198.18.1.1"),
+    )
 
     fault(lab, "link", node, ifname, "up")
     assert link_is_up(lab, node, ifname)
 
-    eventually('_established(lab, node, "198.18.1.1")', budget="bgp_established",
-               probe=lambda: _established(lab, node, "198.18.1.1"))
+    eventually(
+        '_established(lab, node, "198.18.1.1")',
+        budget="bgp_established",
+        probe=lambda: _established(lab, node, "198.18.1.1"),
+    )
 
 
 def _not_established(lab: Lab, node: str, peer: str) -> None:
@@ -76,17 +83,26 @@ def _established(lab: Lab, node: str, peer: str) -> None:
 
 def test_frr_stop_and_start(lab: Lab) -> None:
     try:
-        eventually('_established(lab, "edge", "198.18.1.12")', budget="bgp_established",
-                   probe=lambda: _established(lab, "edge", "198.18.1.12"))
+        eventually(
+            '_established(lab, "edge", "198.18.1.12")',
+            budget="bgp_established",
+            probe=lambda: _established(lab, "edge", "198.18.1.12"),
+        )
         fault(lab, "frr", "tgw-usw2", "stop")
         assert not lab.frr_alive("tgw-usw2") and lab.frr_pids("tgw-usw2") == []
-        eventually('_not_established(lab, "edge", "198.18.1.12")', budget="bgp_down",
-                   probe=lambda: _not_established(lab, "edge", "198.18.1.12"))
+        eventually(
+            '_not_established(lab, "edge", "198.18.1.12")',
+            budget="bgp_down",
+            probe=lambda: _not_established(lab, "edge", "198.18.1.12"),
+        )
 
         assert "FRR started" in fault(lab, "frr", "tgw-usw2", "start").output
         assert lab.frr_alive("tgw-usw2")
-        eventually('_established(lab, "edge", "198.18.1.12")', budget="bgp_established",
-                   probe=lambda: _established(lab, "edge", "198.18.1.12"))
+        eventually(
+            '_established(lab, "edge", "198.18.1.12")',
+            budget="bgp_established",
+            probe=lambda: _established(lab, "edge", "198.18.1.12"),
+        )
     finally:
         if not lab.frr_alive("tgw-usw2"):
             lab.start_frr("tgw-usw2")
@@ -98,14 +114,18 @@ def _dropped(lab: Lab, node: str, peer: str) -> int:
 
 
 def test_bgp_clear_resets_the_session(lab: Lab) -> None:
-    eventually('_established(lab, "edge", "198.18.1.11")', budget="bgp_established",
-               probe=lambda: _established(lab, "edge", "198.18.1.11"))
+    eventually(
+        '_established(lab, "edge", "198.18.1.11")',
+        budget="bgp_established",
+        probe=lambda: _established(lab, "edge", "198.18.1.11"),
+    )
     before = _dropped(lab, "edge", "198.18.1.11")
     fault(lab, "bgp-clear", "edge", "198.18.1.11")
 
     def reset_and_back() -> None:
         assert _dropped(lab, "edge", "198.18.1.11") == before + 1
         _established(lab, "edge", "198.18.1.11")
+
     eventually("reset_and_back", budget="bgp_established", probe=reset_and_back)
 
 

@@ -31,8 +31,11 @@ def test_eventually_names_the_budget_and_the_last_failure() -> None:
         raise AssertionError("edge has 0 routes")
 
     t0 = time.monotonic()
-    with pytest.raises(BudgetExceeded, match=r"'routes' did not hold within its budget of 0.2 s \(\d+ polls\); "
-                                             r"last problems:\n  AssertionError: edge has 0 routes"):
+    with pytest.raises(
+        BudgetExceeded,
+        match=r"'routes' did not hold within its budget of 0.2 s \(\d+ polls\); "
+        r"last problems:\n  AssertionError: edge has 0 routes",
+    ):
         eventually("routes", budget=0.2, probe=never, interval_s=0.05)
     assert 0.2 <= time.monotonic() - t0 < 1.0
 

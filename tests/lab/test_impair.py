@@ -101,8 +101,10 @@ def make_pair() -> Iterator[Pair]:
             with IPRoute(netns=ns, flags=0) as ip:
                 (link,) = ip.get_links(ifname=ifname)
                 macs[ns] = link.get_attr("IFLA_ADDRESS")
-        for ns, ifname, dsts, peer in ((pair.a, pair.ifname, (ADDR_B, ADDR6_B), pair.b),
-                                       (pair.b, "vb", (ADDR_A, ADDR6_A), pair.a)):
+        for ns, ifname, dsts, peer in (
+            (pair.a, pair.ifname, (ADDR_B, ADDR6_B), pair.b),
+            (pair.b, "vb", (ADDR_A, ADDR6_A), pair.a),
+        ):
             with IPRoute(netns=ns, flags=0) as ip:
                 (idx,) = ip.link_lookup(ifname=ifname)
                 for dst in dsts:
@@ -213,9 +215,16 @@ def udp_stream(p: Pair, count: int, rate_pps: float, drain_s: float = 1.0) -> St
 
 def binomial_interval(n: int, p: float, alpha: float = 1e-6) -> tuple[int, int]:
     """[lo, hi] with P(X < lo) <= alpha/2 and P(X > hi) <= alpha/2 for X ~ Binomial(n, p), exactly."""
+
     def pmf(k: int) -> float:
-        return math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-                        + k * math.log(p) + (n - k) * math.log1p(-p))
+        return math.exp(
+            math.lgamma(n + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(n - k + 1)
+            + k * math.log(p)
+            + (n - k) * math.log1p(-p)
+        )
+
     lo, acc = 0, 0.0
     while acc + pmf(lo) <= alpha / 2:
         acc += pmf(lo)
@@ -228,8 +237,9 @@ def binomial_interval(n: int, p: float, alpha: float = 1e-6) -> tuple[int, int]:
 
 
 def ruleset(ns: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def wait_for(cond: Callable[[], bool], budget_s: float, what: str) -> None:
@@ -275,8 +285,7 @@ def test_delay_50ms_is_50ms_plus_minus_1ms(pair: Pair, record_property: Callable
     assert min(s.delays) > 49.5 and q[-1] < 51.5, (min(s.delays), q[-1])
 
 
-def test_jitter_10ms_gives_stddev_within_20_percent(pair: Pair,
-                                                    record_property: Callable[[str, object], None]) -> None:
+def test_jitter_10ms_gives_stddev_within_20_percent(pair: Pair, record_property: Callable[[str, object], None]) -> None:
     applied(pair, Impairment(delay_ms=50, jitter_ms=10, seed=1), record_property)
     s = udp_stream(pair, 800, 200)
     sd = statistics.stdev(s.delays)
@@ -305,9 +314,13 @@ def test_loss_within_binomial_bound(pair: Pair, loss: int, record_property: Call
 
 def ping(p: Pair, dst: str, count: int, interval: float) -> str:
     """A bounded ping from A (count packets, at most 2 s wait for the last)."""
-    return subprocess.run(["ip", "netns", "exec", p.a, "ping", "-n", "-q", "-c", str(count), "-i", str(interval),
-                           "-W", "2", dst], capture_output=True, text=True, timeout=count * interval + 10,
-                          check=False).stdout
+    return subprocess.run(
+        ["ip", "netns", "exec", p.a, "ping", "-n", "-q", "-c", str(count), "-i", str(interval), "-W", "2", dst],
+        capture_output=True,
+        text=True,
+        timeout=count * interval + 10,
+        check=False,
+    ).stdout
 
 
 def test_loss_is_silent_to_the_sender(pair: Pair, record_property: Callable[[str, object], None]) -> None:
@@ -365,8 +378,7 @@ def test_reorder_sends_a_share_ahead(pair: Pair, record_property: Callable[[str,
 # ------------------------------------------------------------------------------------------------ set, change, clear
 
 
-def test_change_is_live_and_clear_restores_baseline(pair: Pair,
-                                                     record_property: Callable[[str, object], None]) -> None:
+def test_change_is_live_and_clear_restores_baseline(pair: Pair, record_property: Callable[[str, object], None]) -> None:
     a = applied(pair, Impairment(delay_ms=50, loss_pct=20), record_property)
     assert statistics.median(udp_stream(pair, 100, 100).delays) > 49.0
 
@@ -411,8 +423,9 @@ def test_sigterm_removes_the_rules(pair: Pair, record_property: Callable[[str, o
     assert nothing_left(pair)
 
 
-def test_hard_death_fails_open_and_clear_removes_leftovers(pair: Pair,
-                                                          record_property: Callable[[str, object], None]) -> None:
+def test_hard_death_fails_open_and_clear_removes_leftovers(
+    pair: Pair, record_property: Callable[[str, object], None]
+) -> None:
     a = applied(pair, Impairment(delay_ms=200), record_property)
     if a.backend != "nft":
         pytest.skip("fail-open concerns the NFQUEUE backend only")
@@ -429,12 +442,15 @@ def test_hard_death_fails_open_and_clear_removes_leftovers(pair: Pair,
 # ------------------------------------------------------------------------------------------------ refusals
 
 
-@pytest.mark.parametrize(("kwargs", "needle"), [
-    ({"loss_pct": 101}, "loss_pct=101"),
-    ({"delay_ms": -1}, "delay_ms=-1"),
-    ({"reorder_pct": 10}, "reorder_pct needs delay_ms > 0"),
-    ({"jitter_ms": math.nan}, "jitter_ms=nan"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"loss_pct": 101}, "loss_pct=101"),
+        ({"delay_ms": -1}, "delay_ms=-1"),
+        ({"reorder_pct": 10}, "reorder_pct needs delay_ms > 0"),
+        ({"jitter_ms": math.nan}, "jitter_ms=nan"),
+    ],
+)
 def test_bad_impairments_are_refused(kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(LabError, match="impairment refused") as e:
         Impairment(**kwargs)

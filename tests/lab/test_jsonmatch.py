@@ -23,8 +23,12 @@ CASES: list[tuple[str, Any, Any, list[str]]] = [
     ("exact length", [1, 2, 3], [{"__exact_len__": 2}, 1], ["$: expected 2 elements, got 3"]),
     ("exact length ok", [1, 2], [{"__exact_len__": 2}, 2, 1], []),
     ("type mismatch", [1], {"a": 1}, ["$: expected an object, got list"]),
-    ("nested path", {"r": {"n": [{"ip": "a"}]}}, {"r": {"n": [{"ip": "b"}]}},
-     ["$.r.n[0]: no element matches {'ip': 'b'}"]),
+    (
+        "nested path",
+        {"r": {"n": [{"ip": "a"}]}},
+        {"r": {"n": [{"ip": "b"}]}},
+        ["$.r.n[0]: no element matches {'ip': 'b'}"],
+    ),
 ]
 
 
@@ -57,12 +61,12 @@ def test_every_value_contains_itself(v: Any) -> None:
 
 def test_eventually_returns_when_matched() -> None:
     values = iter([{"s": "Idle"}, {"s": "Active"}, {"s": "Established"}])
-    waited = eventually("session up", budget=5, probe=lambda: next(values), expect={"s": "Established"},
-                        interval_s=0.001)
+    waited = eventually(
+        "session up", budget=5, probe=lambda: next(values), expect={"s": "Established"}, interval_s=0.001
+    )
     assert waited.polls == 3
 
 
 def test_eventually_names_the_budget() -> None:
     with pytest.raises(BudgetExceeded, match=r"'session up' did not hold within its budget of 0.05 s"):
-        eventually("session up", budget=0.05, probe=lambda: {"s": "Idle"}, expect={"s": "Established"},
-                   interval_s=0.01)
+        eventually("session up", budget=0.05, probe=lambda: {"s": "Idle"}, expect={"s": "Established"}, interval_s=0.01)

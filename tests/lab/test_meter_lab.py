@@ -37,14 +37,22 @@ def ecmp() -> Iterator[Net]:
 
 
 def _record(record_property: Record, r: MeterReport) -> None:
-    record_property("meter", {"sent": r.sent, "lost": r.lost, "gap_ms": round(r.longest_gap_ms, 3),
-                              "gap_raw_ms": round(r.longest_gap_raw_ms, 3),
-                              "rtt_p50_ms": r.rtt.p50_ms if r.rtt else None,
-                              "send_late_max_ms": round(r.send_late_max_ms, 3)})
+    record_property(
+        "meter",
+        {
+            "sent": r.sent,
+            "lost": r.lost,
+            "gap_ms": round(r.longest_gap_ms, 3),
+            "gap_raw_ms": round(r.longest_gap_raw_ms, 3),
+            "rtt_p50_ms": r.rtt.p50_ms if r.rtt else None,
+            "send_late_max_ms": round(r.send_late_max_ms, 3),
+        },
+    )
 
 
 def test_fine_mode_without_fault_loses_nothing_and_the_longest_gap_is_the_spacing(
-        pair: Net, record_property: Record) -> None:
+    pair: Net, record_property: Record
+) -> None:
     pair.responder("r1", "use1")
     r = run_meter(pair.node("snd"), ENDPOINT, 9000, fine=True, seconds=5.0, flows=4)
     _record(record_property, r)
@@ -80,8 +88,7 @@ def test_50ms_of_injected_delay_shows_in_the_round_trip_within_1ms(pair: Net, re
     finally:
         impair.clear_impairment(pair.node("r1"), "e0")
     assert base.rtt is not None and delayed.rtt is not None
-    record_property("rtt_p50_ms", {"base": base.rtt.p50_ms, "delayed": delayed.rtt.p50_ms,
-                                   "backend": applied.backend})
+    record_property("rtt_p50_ms", {"base": base.rtt.p50_ms, "delayed": delayed.rtt.p50_ms, "backend": applied.backend})
     assert base.lost == 0 and delayed.lost == 0
     assert abs(delayed.rtt.p50_ms - base.rtt.p50_ms - 50.0) <= 1.0
 
@@ -103,12 +110,17 @@ def test_one_failed_path_shows_in_the_worst_flow_gap(ecmp: Net, record_property:
     ecmp.responder("r1", "use1")
     ecmp.responder("r2", "usw2")
     result: list[MeterReport] = []
-    meter = threading.Thread(target=lambda: result.append(
-        run_meter(ecmp.node("snd"), ENDPOINT, 9000, fine=True, seconds=3.0, flows=16)))  # 16: both paths used
+    meter = threading.Thread(
+        target=lambda: result.append(run_meter(ecmp.node("snd"), ENDPOINT, 9000, fine=True, seconds=3.0, flows=16))
+    )  # 16: both paths used
     meter.start()
     try:
-        eventually("the stream is flowing", budget=STREAM_BUDGET_S, probe=lambda: _answered(ecmp, "r2"),
-                   check=lambda n: [] if n > 0 else ["no probe answered by r2 yet"])
+        eventually(
+            "the stream is flowing",
+            budget=STREAM_BUDGET_S,
+            probe=lambda: _answered(ecmp, "r2"),
+            check=lambda n: [] if n > 0 else ["no probe answered by r2 yet"],
+        )
         time.sleep(0.5)  # part of the stream before the fault
         t_add = (time.monotonic(), 0.0)
         ecmp.nft("r2", BLACKHOLE)
@@ -121,8 +133,14 @@ def test_one_failed_path_shows_in_the_worst_flow_gap(ecmp: Net, record_property:
         meter.join(timeout=30)
     (r,) = result
     shortest, longest = (t_del[0] - t_add[1]) * 1e3, (t_del[1] - t_add[0]) * 1e3
-    record_property("path_failure", {"outage_ms": [round(shortest, 1), round(longest, 1)],
-                                     "flow_gap_ms": r.longest_flow_gap_ms, "gap_ms": r.longest_gap_ms})
+    record_property(
+        "path_failure",
+        {
+            "outage_ms": [round(shortest, 1), round(longest, 1)],
+            "flow_gap_ms": r.longest_flow_gap_ms,
+            "gap_ms": r.longest_gap_ms,
+        },
+    )
     per_flow_ms = r.settings.flows * r.settings.spacing_ms
     assert r.longest_flow_gap_flow is not None
     silenced = r.flows[r.longest_flow_gap_flow]
@@ -133,8 +151,9 @@ def test_one_failed_path_shows_in_the_worst_flow_gap(ecmp: Net, record_property:
 
 
 def _answered(net: Net, role: str) -> int:
-    out = subprocess.run(["ip", "netns", "exec", net.node(role), "cat", "/proc/net/snmp"], capture_output=True,
-                         text=True, check=True).stdout.splitlines()
+    out = subprocess.run(
+        ["ip", "netns", "exec", net.node(role), "cat", "/proc/net/snmp"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     udp = [line.split() for line in out if line.startswith("Udp:")]
     return int(dict(zip(udp[0], udp[1], strict=True))["OutDatagrams"])
 
@@ -148,18 +167,21 @@ BLACKHOLE = """table netdev tbmet_bh {
 
 
 def test_loss_injected_with_nft_is_counted_exactly_and_within_binomial_tolerance(
-        pair: Net, record_property: Record) -> None:
+    pair: Net, record_property: Record
+) -> None:
     pair.responder("r1", "use1")
-    pair.nft("r1", """table inet tbmet_loss {
+    pair.nft(
+        "r1",
+        """table inet tbmet_loss {
   chain in {
     type filter hook input priority 0; policy accept;
     udp dport 9000 numgen random mod 100 < 20 counter drop
   }
 }
-""")
+""",
+    )
     r = run_meter(pair.node("snd"), ENDPOINT, 9000, fine=True, seconds=2.0)
-    rules = [x["rule"] for x in pair.nft_json("r1", "list", "table", "inet", "tbmet_loss")["nftables"]
-             if "rule" in x]
+    rules = [x["rule"] for x in pair.nft_json("r1", "list", "table", "inet", "tbmet_loss")["nftables"] if "rule" in x]
     dropped = next(e["counter"]["packets"] for e in rules[0]["expr"] if "counter" in e)
     record_property("loss", {"sent": r.sent, "lost": r.lost, "nft_dropped": dropped})
     assert r.sent == 1000
@@ -170,22 +192,45 @@ def test_loss_injected_with_nft_is_counted_exactly_and_within_binomial_tolerance
     assert all(5.0 <= s.loss_pct <= 35.0 for s in r.per_second_loss)
 
 
-def test_a_responder_that_stops_mid_stream_gives_a_gap_equal_to_the_outage(pair: Net,
-                                                                            record_property: Record) -> None:
+def test_a_responder_that_stops_mid_stream_gives_a_gap_equal_to_the_outage(pair: Net, record_property: Record) -> None:
     first = pair.responder("r1", "use1")
-    pair.nft("r1", """table inet tbmet_count {
+    pair.nft(
+        "r1",
+        """table inet tbmet_count {
   chain in {
     type filter hook input priority 0; policy accept;
     udp dport 9000 counter
   }
 }
-""")
-    meter = subprocess.Popen([sys.executable, "-m", "bgpctl", "lab", "meter", "--netns", pair.node("snd"),
-                              "--to", ENDPOINT, "--fine", "--seconds", "6", "--json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+""",
+    )
+    meter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bgpctl",
+            "lab",
+            "meter",
+            "--netns",
+            pair.node("snd"),
+            "--to",
+            ENDPOINT,
+            "--fine",
+            "--seconds",
+            "6",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        eventually("the meter's stream reaches the responder", budget=STREAM_BUDGET_S,
-                   probe=lambda: _counted(pair), check=lambda n: [] if n >= 100 else [f"{n} probes so far"])
+        eventually(
+            "the meter's stream reaches the responder",
+            budget=STREAM_BUDGET_S,
+            probe=lambda: _counted(pair),
+            check=lambda n: [] if n >= 100 else [f"{n} probes so far"],
+        )
         a = first.stop()  # the outage starts...
         second = pair.responder("r1", "use1b")  # ...and ends when this one answers
         out, err = meter.communicate(timeout=30)
@@ -208,8 +253,7 @@ def test_a_responder_that_stops_mid_stream_gives_a_gap_equal_to_the_outage(pair:
 
 
 def _counted(net: Net) -> int:
-    rules = [x["rule"] for x in net.nft_json("r1", "list", "table", "inet", "tbmet_count")["nftables"]
-             if "rule" in x]
+    rules = [x["rule"] for x in net.nft_json("r1", "list", "table", "inet", "tbmet_count")["nftables"] if "rule" in x]
     return int(next(e["counter"]["packets"] for e in rules[0]["expr"] if "counter" in e))
 
 
@@ -234,8 +278,21 @@ def test_no_route_counts_as_sent_and_lost(pair: Net) -> None:
 
 def test_cli_json_and_text(pair: Net) -> None:
     pair.responder("r1", "use1")
-    base = [sys.executable, "-m", "bgpctl", "lab", "meter", "--netns", pair.node("snd"), "--to", ENDPOINT,
-            "--seconds", "1", "--flows", "2"]
+    base = [
+        sys.executable,
+        "-m",
+        "bgpctl",
+        "lab",
+        "meter",
+        "--netns",
+        pair.node("snd"),
+        "--to",
+        ENDPOINT,
+        "--seconds",
+        "1",
+        "--flows",
+        "2",
+    ]
     out = subprocess.run([*base, "--json"], capture_output=True, text=True, check=True).stdout
     data = json.loads(out)
     assert data["sent"] == 50 and data["received"] == 50 and data["regions"]["use1"]["answered"] == 50

@@ -28,19 +28,47 @@ S = 2 * MS  # spacing
 
 
 def _settings(flows: int = 1, n: int = 100) -> MeterSettings:
-    return MeterSettings(netns=None, target="203.0.113.10", port=9000, flows=flows, spacing_ms=S / MS,
-                         rate_pps=1e9 / S, fine=True, dscp=46, seconds=n * S / 1e9, count=n, drain_s=1.0)
+    return MeterSettings(
+        netns=None,
+        target="203.0.113.10",
+        port=9000,
+        flows=flows,
+        spacing_ms=S / MS,
+        rate_pps=1e9 / S,
+        fine=True,
+        dscp=46,
+        seconds=n * S / 1e9,
+        count=n,
+        drain_s=1.0,
+    )
 
 
-def _stream(n: int, *, flows: int = 1, lost: frozenset[int] | set[int] = frozenset(), rtt: int = MS,
-            late: dict[int, int] | None = None, server: dict[int, int] | None = None,
-            region: str = "use1") -> tuple[list[SentPacket], list[EchoPacket]]:
+def _stream(
+    n: int,
+    *,
+    flows: int = 1,
+    lost: frozenset[int] | set[int] = frozenset(),
+    rtt: int = MS,
+    late: dict[int, int] | None = None,
+    server: dict[int, int] | None = None,
+    region: str = "use1",
+) -> tuple[list[SentPacket], list[EchoPacket]]:
     late = late or {}
     server = server or {}
-    sent = [SentPacket(seq=i, flow=i % flows, send_ns=T0 + i * S + late.get(i, 0), late_ns=late.get(i, 0))
-            for i in range(n)]
-    echoes = [EchoPacket(seq=p.seq, flow=p.flow, rx_ns=p.send_ns + rtt + server.get(p.seq, 0), region=region,
-                         server_ns=server.get(p.seq, 0)) for p in sent if p.seq not in lost]
+    sent = [
+        SentPacket(seq=i, flow=i % flows, send_ns=T0 + i * S + late.get(i, 0), late_ns=late.get(i, 0)) for i in range(n)
+    ]
+    echoes = [
+        EchoPacket(
+            seq=p.seq,
+            flow=p.flow,
+            rx_ns=p.send_ns + rtt + server.get(p.seq, 0),
+            region=region,
+            server_ns=server.get(p.seq, 0),
+        )
+        for p in sent
+        if p.seq not in lost
+    ]
     echoes.sort(key=lambda e: e.rx_ns)
     return sent, echoes
 
@@ -118,8 +146,11 @@ def test_duplicates_and_reordering_within_a_flow() -> None:
     e4 = next(e for e in echoes if e.seq == 4)
     e6 = next(e for e in echoes if e.seq == 6)
     # 6 arrives before 4 (same flow 0): one reordered; 5 (flow 1) overtaking 4 is not reordering
-    swapped = [EchoPacket(4, 0, e6.rx_ns + 1, "use1", 0), EchoPacket(6, 0, e4.rx_ns, "use1", 0),
-               EchoPacket(5, 1, e4.rx_ns - 1, "use1", 0)]
+    swapped = [
+        EchoPacket(4, 0, e6.rx_ns + 1, "use1", 0),
+        EchoPacket(6, 0, e4.rx_ns, "use1", 0),
+        EchoPacket(5, 1, e4.rx_ns - 1, "use1", 0),
+    ]
     rest = [e for e in echoes if e.seq not in (4, 5, 6)]
     dup = [EchoPacket(10, 0, echoes[-1].rx_ns + MS, "use1", 0)]
     r = build_report(_settings(2, 40), sent, sorted(rest + swapped, key=lambda e: e.rx_ns) + dup)
@@ -187,8 +218,14 @@ def test_longest_gap_is_the_longest_run_of_loss(received: list[bool], flows: int
     assert sum(f.lost for f in r.flows) == r.lost
 
 
-@given(st.integers(0, 2**32 - 1), st.integers(0, 63), st.integers(0, 2**32 - 1), st.integers(0, 2**63),
-       st.integers(0, 70000), st.from_regex(r"[A-Za-z0-9._-]{1,16}", fullmatch=True))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 63),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**63),
+    st.integers(0, 70000),
+    st.from_regex(r"[A-Za-z0-9._-]{1,16}", fullmatch=True),
+)
 def test_packets_round_trip(nonce: int, flow: int, seq: int, send_ns: int, flow_seq: int, region: str) -> None:
     p = MeterPacket(Kind.PROBE, flow, nonce, seq, send_ns, flow_seq=flow_seq)
     data = encode(p)
@@ -196,8 +233,11 @@ def test_packets_round_trip(nonce: int, flow: int, seq: int, send_ns: int, flow_
     v_pt = RTP_HEADER.unpack_from(data)
     assert v_pt[0] >> 6 == 2 and v_pt[1] == 0 and v_pt[2] == flow_seq & 0xFFFF  # RTP v2, PCMU
     got = decode(data)
-    assert got is not None and got.kind == Kind.PROBE and (got.flow, got.nonce, got.seq, got.send_ns) == \
-        (flow, nonce, seq, send_ns)
+    assert (
+        got is not None
+        and got.kind == Kind.PROBE
+        and (got.flow, got.nonce, got.seq, got.send_ns) == (flow, nonce, seq, send_ns)
+    )
     echo = echo_of(got, region=region, rx_ns=5, tx_ns=9)
     assert len(echo) == len(data)
     back = decode(echo)
@@ -217,30 +257,52 @@ def test_foreign_packets_do_not_decode() -> None:
         echo_of(MeterPacket(Kind.PROBE, 1, 2, 3, 4), region="us east 1", rx_ns=0, tx_ns=0)
 
 
-@pytest.mark.parametrize(("kw", "needle"), [
-    ({"flows": 0}, "flows=0"),
-    ({"rate_pps": 5000.0}, "rate 5000"),
-    ({"seconds": 0.0}, "bounded"),
-    ({"seconds": 7200.0}, "bounded"),
-    ({"count": 0}, "count=0"),
-    ({"fine": True, "seconds": 3600.0}, "at most 400000"),
-    ({"dscp": 64}, "DSCP"),
-])
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"flows": 0}, "flows=0"),
+        ({"rate_pps": 5000.0}, "rate 5000"),
+        ({"seconds": 0.0}, "bounded"),
+        ({"seconds": 7200.0}, "bounded"),
+        ({"count": 0}, "count=0"),
+        ({"fine": True, "seconds": 3600.0}, "at most 400000"),
+        ({"dscp": 64}, "DSCP"),
+    ],
+)
 def test_unbounded_or_bad_settings_are_refused(kw: dict[str, float], needle: str) -> None:
-    args: dict[str, object] = {"rate_pps": 50.0, "fine": False, "flows": 4, "seconds": 10.0, "count": None,
-                               "dscp": 46, "drain_s": 1.0}
+    args: dict[str, object] = {
+        "rate_pps": 50.0,
+        "fine": False,
+        "flows": 4,
+        "seconds": 10.0,
+        "count": None,
+        "dscp": 46,
+        "drain_s": 1.0,
+    }
     args.update(kw)
     with pytest.raises(ProbeError, match=needle):
         settings_for(None, "203.0.113.10", 9000, **args)  # type: ignore[arg-type]
 
 
 def test_settings_bound_by_seconds_and_count() -> None:
-    s = settings_for(None, "203.0.113.10", 9000, rate_pps=50.0, fine=False, flows=4, seconds=10.0, count=None,
-                     dscp=46, drain_s=1.0)
+    s = settings_for(
+        None, "203.0.113.10", 9000, rate_pps=50.0, fine=False, flows=4, seconds=10.0, count=None, dscp=46, drain_s=1.0
+    )
     assert (s.count, s.spacing_ms) == (500, 20.0)
-    f = settings_for(None, "2001:db8::1", 9000, rate_pps=50.0, fine=True, flows=4, seconds=3.0, count=100,
-                     dscp=46, drain_s=1.0)
+    f = settings_for(
+        None, "2001:db8::1", 9000, rate_pps=50.0, fine=True, flows=4, seconds=3.0, count=100, dscp=46, drain_s=1.0
+    )
     assert (f.count, f.spacing_ms, f.rate_pps) == (100, 2.0, 500.0)
     with pytest.raises(ProbeError, match="not an IP address"):
-        settings_for(None, "connect.example", 9000, rate_pps=50.0, fine=False, flows=1, seconds=1.0,
-                     count=None, dscp=46, drain_s=1.0)
+        settings_for(
+            None,
+            "connect.example",
+            9000,
+            rate_pps=50.0,
+            fine=False,
+            flows=1,
+            seconds=1.0,
+            count=None,
+            dscp=46,
+            drain_s=1.0,
+        )

@@ -67,8 +67,9 @@ class Responder:
                         self.ready = msg
                         return
         err = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
-        raise AssertionError(f"responder {self.region} in {self.netns} not ready within {budget_s} s "
-                             f"(exit {self.proc.poll()}): {err}")
+        raise AssertionError(
+            f"responder {self.region} in {self.netns} not ready within {budget_s} s (exit {self.proc.poll()}): {err}"
+        )
 
     def wait_exit(self, budget_s: float = EXIT_BUDGET_S) -> dict[str, Any]:
         """Wait for it to end by itself; its summary line."""
@@ -109,8 +110,14 @@ class Net:
 
     def responder(self, role: str, region: str, *extra: str, wait: bool = True) -> Responder:
         argv = ["ip", "netns", "exec", self.node(role), *responder_argv(region, *extra)]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=Path(__file__).resolve().parents[2])
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         r = Responder(self.node(role), region, proc)
         self.responders.append(r)
         if wait:
@@ -118,16 +125,15 @@ class Net:
         return r
 
     def sysctl(self, role: str, key: str, value: str) -> None:
-        subprocess.run(["ip", "netns", "exec", self.node(role), "sysctl", "-q", "-w", f"{key}={value}"],
-                       check=True)
+        subprocess.run(["ip", "netns", "exec", self.node(role), "sysctl", "-q", "-w", f"{key}={value}"], check=True)
 
     def nft(self, role: str, script: str) -> None:
-        subprocess.run(["ip", "netns", "exec", self.node(role), "nft", "-f", "-"], input=script, text=True,
-                       check=True)
+        subprocess.run(["ip", "netns", "exec", self.node(role), "nft", "-f", "-"], input=script, text=True, check=True)
 
     def nft_json(self, role: str, *args: str) -> Any:
-        out = subprocess.run(["ip", "netns", "exec", self.node(role), "nft", "-j", *args], text=True,
-                             check=True, capture_output=True).stdout
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.node(role), "nft", "-j", *args], text=True, check=True, capture_output=True
+        ).stdout
         return json.loads(out)
 
     def teardown(self) -> None:
@@ -173,8 +179,9 @@ def topology(kind: str) -> Iterator[Net]:
                 ip.route("add", dst="0.0.0.0/0", gateway="198.18.60.5")
             net.sysctl("snd", "net.ipv4.fib_multipath_hash_policy", "1")  # hash on ports: flows spread
             with ns.ipr(snd) as ip:
-                ip.route("add", dst=f"{ENDPOINT}/32",
-                         multipath=[{"gateway": "198.18.60.2"}, {"gateway": "198.18.60.6"}])
+                ip.route(
+                    "add", dst=f"{ENDPOINT}/32", multipath=[{"gateway": "198.18.60.2"}, {"gateway": "198.18.60.6"}]
+                )
         else:
             raise ValueError(kind)
         yield net
@@ -183,8 +190,7 @@ def topology(kind: str) -> Iterator[Net]:
 
 
 def _namespaces(prefix: str) -> list[str]:
-    return sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix)) if os.path.isdir("/run/netns") \
-        else []
+    return sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix)) if os.path.isdir("/run/netns") else []
 
 
 @NEEDS_ROOT

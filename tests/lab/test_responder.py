@@ -51,8 +51,13 @@ def test_answers_only_meter_probes_same_size_from_the_dialed_address(pair: Net) 
     (s,) = sender_sockets(pair.node("snd"), ENDPOINT, 1, 46)
     try:
         good = _probe(1)
-        foreign = [b"hello", bytes(PACKET_SIZE), good[:-1], good[:12] + b"XXXX" + good[16:],
-                   encode(MeterPacket(Kind.ECHO, 0, 77, 9, 0, region="evil"))]
+        foreign = [
+            b"hello",
+            bytes(PACKET_SIZE),
+            good[:-1],
+            good[:12] + b"XXXX" + good[16:],
+            encode(MeterPacket(Kind.ECHO, 0, 77, 9, 0, region="evil")),
+        ]
         for data in [*foreign, good]:
             s.sendto(data, (ENDPOINT, 9000))
         got = _answers(s, ANSWER_BUDGET_S)
@@ -114,8 +119,11 @@ def test_in_process_with_a_stop_event(pair: Net) -> None:
     stop = threading.Event()
     ready = threading.Event()
     out: list[object] = []
-    t = threading.Thread(target=lambda: out.append(run_responder("usw2", port=9100, netns=pair.node("r1"),
-                                                                 stop=stop, on_ready=ready.set)))
+    t = threading.Thread(
+        target=lambda: out.append(
+            run_responder("usw2", port=9100, netns=pair.node("r1"), stop=stop, on_ready=ready.set)
+        )
+    )
     t.start()
     try:
         assert ready.wait(5.0)
@@ -135,14 +143,22 @@ def test_in_process_with_a_stop_event(pair: Net) -> None:
     assert getattr(out[0], "answered", None) == 1
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--region", "us east"], "region 'us east'"),
-    (["--region", "use1", "--seconds", "0"], "bounded"),
-    (["--region", "use1", "--hold-ms", "-1"], "hold_ms"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--region", "us east"], "region 'us east'"),
+        (["--region", "use1", "--seconds", "0"], "bounded"),
+        (["--region", "use1", "--hold-ms", "-1"], "hold_ms"),
+    ],
+)
 def test_bad_arguments_say_what_to_do(args: list[str], needle: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "bgpctl", "lab", "responder", *args], check=False,
-                         capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        [sys.executable, "-m", "bgpctl", "lab", "responder", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 1 and needle in res.stderr
 
 

@@ -111,19 +111,32 @@ def test_up_and_down_are_fast_complete_and_leave_nothing(extra_lab: Callable[[st
 
 def test_every_session_is_established_and_routes_use_both_regions(lab: Lab) -> None:
     sessions = all_established(lab)
-    assert sessions == {"edge": {"198.18.1.11": "Established", "198.18.1.12": "Established"},
-                        "tgw-use1": {"198.18.1.1": "Established"},
-                        "tgw-usw2": {"198.18.1.1": "Established"}}
+    assert sessions == {
+        "edge": {"198.18.1.11": "Established", "198.18.1.12": "Established"},
+        "tgw-use1": {"198.18.1.1": "Established"},
+        "tgw-usw2": {"198.18.1.1": "Established"},
+    }
     # the sessions towards cr (bgpctl) are shut in no-controller mode
-    vtysh_matches(lab, "edge", "show bgp summary json",
-                  {"ipv4Unicast": {"peers": {"198.18.1.2": {"state": "Idle (Admin)"}}}})
+    vtysh_matches(
+        lab, "edge", "show bgp summary json", {"ipv4Unicast": {"peers": {"198.18.1.2": {"state": "Idle (Admin)"}}}}
+    )
     for prefix in ("203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"):
-        eventually(f"ECMP for {prefix} on edge", budget="route_converged",
-                   probe=functools.partial(_assert_hops, lab, prefix, {"198.18.1.11", "198.18.1.12"}))
+        eventually(
+            f"ECMP for {prefix} on edge",
+            budget="route_converged",
+            probe=functools.partial(_assert_hops, lab, prefix, {"198.18.1.11", "198.18.1.12"}),
+        )
     for tgw, _, _ in TGW.values():
-        vtysh_matches(lab, tgw, "show ip route 192.0.2.0/24 json",
-                      {"192.0.2.0/24": [{"protocol": "bgp", "selected": True,
-                                         "nexthops": [{"ip": "198.18.1.1", "active": True}]}]})
+        vtysh_matches(
+            lab,
+            tgw,
+            "show ip route 192.0.2.0/24 json",
+            {
+                "192.0.2.0/24": [
+                    {"protocol": "bgp", "selected": True, "nexthops": [{"ip": "198.18.1.1", "active": True}]}
+                ]
+            },
+        )
 
 
 def _assert_hops(lab: Lab, prefix: str, hops: set[str]) -> None:
@@ -140,8 +153,11 @@ def test_agents_reach_the_connect_endpoints_of_each_region(lab: Lab, region: str
     lab.configure("edge", ["router bgp 65010", f"neighbor {other[1]} shutdown"])
     try:
         for prefix in ("203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"):
-            eventually(f"{prefix} only via {hop}", budget="route_converged",
-                       probe=functools.partial(_assert_hops, lab, prefix, {hop}))
+            eventually(
+                f"{prefix} only via {hop}",
+                budget="route_converged",
+                probe=functools.partial(_assert_hops, lab, prefix, {hop}),
+            )
         before = {h: snmp_counter(lab, h, "Icmp", "InEchos") for h in ("connect-use1", "connect-usw2")}
         for target in PROBE_TARGETS:
             ping(lab, "agents", target, count=3)
@@ -187,8 +203,11 @@ def test_up_of_another_file_under_the_same_name_is_refused(lab: Lab, tmp_path: P
 def test_stopped_frr_is_restarted_by_up_and_by_start_frr(lab: Lab) -> None:
     lab.stop_frr("tgw-usw2")
     assert not lab.frr_alive("tgw-usw2") and lab.frr_pids("tgw-usw2") == []
-    eventually("edge drops tgw-usw2's routes", budget="bgp_down",
-               probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11"}))
+    eventually(
+        "edge drops tgw-usw2's routes",
+        budget="bgp_down",
+        probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11"}),
+    )
     runner.up(TOPOLOGY, name=lab.name)  # repairs
     assert lab.frr_alive("tgw-usw2")
     eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
@@ -196,8 +215,11 @@ def test_stopped_frr_is_restarted_by_up_and_by_start_frr(lab: Lab) -> None:
     lab.start_frr("tgw-use1")
     assert lab.frr_alive("tgw-use1")
     eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
-    eventually('_assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"})', budget="route_converged",
-               probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}))
+    eventually(
+        '_assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"})',
+        budget="route_converged",
+        probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}),
+    )
 
 
 def test_mode_switch_shuts_the_direct_sessions_and_back(lab: Lab) -> None:
@@ -210,14 +232,20 @@ def test_mode_switch_shuts_the_direct_sessions_and_back(lab: Lab) -> None:
             assert not frr.admin_down(lab.sessions(node)["198.18.1.2"])  # open towards bgpctl on cr
         # the edge's sessions with the TGWs are shut, so its Connect routes can only come from bgpctl on cr
         # (lab/services.yaml starts the daemon in controller mode): both regions, ECMP
-        eventually("the Connect routes come from bgpctl on cr", budget="route_converged",
-                   probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}))
+        eventually(
+            "the Connect routes come from bgpctl on cr",
+            budget="route_converged",
+            probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}),
+        )
     finally:
         runner.up(TOPOLOGY, name=lab.name, mode="no-controller")
     assert lab.mode == "no-controller"
     all_established(lab)
-    eventually('_assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"})', budget="route_converged",
-               probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}))
+    eventually(
+        '_assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"})',
+        budget="route_converged",
+        probe=lambda: _assert_hops(lab, "203.0.113.0/26", {"198.18.1.11", "198.18.1.12"}),
+    )
 
 
 def test_link_down_and_clear_bgp(lab: Lab) -> None:
@@ -225,13 +253,13 @@ def test_link_down_and_clear_bgp(lab: Lab) -> None:
         return lab.sessions("tgw-use1")["198.18.1.1"]
 
     def dropped() -> int:
-        return int(lab.vtysh_json("edge", "show bgp neighbors 198.18.1.11 json")["198.18.1.11"]
-                   ["connectionsDropped"])
+        return int(lab.vtysh_json("edge", "show bgp neighbors 198.18.1.11 json")["198.18.1.11"]["connectionsDropped"])
 
     lab.link_set("tgw-use1", "eth1", False)
     try:
-        eventually("tgw-use1 loses its session", budget="admin_down",
-                   probe=lambda: _assert(tgw_session() != "Established"))
+        eventually(
+            "tgw-use1 loses its session", budget="admin_down", probe=lambda: _assert(tgw_session() != "Established")
+        )
     finally:
         lab.link_set("tgw-use1", "eth1", True)
     eventually("every FRR session Established", budget="bgp_established", probe=lambda: all_established(lab))
@@ -246,13 +274,20 @@ def _assert(cond: bool) -> None:
 
 
 def test_spawned_helpers_are_recorded_and_killed(lab: Lab) -> None:
-    pid = lab.spawn("connect-use1", ["sh", "-c", "echo hello from $(ip -br addr show lo | wc -l); exec sleep 60"],
-                    tag="test-spawn", log_name="test-spawn.log")
+    pid = lab.spawn(
+        "connect-use1",
+        ["sh", "-c", "echo hello from $(ip -br addr show lo | wc -l); exec sleep 60"],
+        tag="test-spawn",
+        log_name="test-spawn.log",
+    )
     proc = next(p for p in lab.spawned() if p.pid == pid)
     assert proc.node == "connect-use1" and proc.tag == "test-spawn"
     assert netns.proc_netns(pid) == netns.ns_id(lab.netns("connect-use1"))
-    eventually('_assert("hello from 1" in Path(proc.log).read_text())', budget="process_exit",
-               probe=lambda: _assert("hello from 1" in Path(proc.log).read_text()))
+    eventually(
+        '_assert("hello from 1" in Path(proc.log).read_text())',
+        budget="process_exit",
+        probe=lambda: _assert("hello from 1" in Path(proc.log).read_text()),
+    )
     assert lab.spawned_alive(proc)
     assert lab.kill_spawned(tag="test-spawn") == [pid]
     assert not netns.alive(pid)
@@ -276,19 +311,35 @@ def test_exec_and_vtysh_errors_say_what_to_do(lab: Lab) -> None:
 
 def test_cli_status_exec_vtysh(lab: Lab) -> None:
     env = {**os.environ, "BGPCTL_LAB_NAME": lab.name}
-    st = json.loads(subprocess.run([*BGPCTL, "lab", "status", "--json"], env=env, capture_output=True,
-                                   text=True, check=True).stdout)
+    st = json.loads(
+        subprocess.run([*BGPCTL, "lab", "status", "--json"], env=env, capture_output=True, text=True, check=True).stdout
+    )
     assert st["name"] == lab.name and st["mode"] == "no-controller"
     assert st["nodes"]["edge"]["frr"] == "running"
     assert st["nodes"]["edge"]["bgp"]["198.18.1.11"] == "Established"
-    out = subprocess.run([*BGPCTL, "lab", "exec", "agents", "--", "ip", "-br", "addr", "show", "eth1"],
-                         env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*BGPCTL, "lab", "exec", "agents", "--", "ip", "-br", "addr", "show", "eth1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0 and "192.0.2.10/24" in out.stdout, out.stderr
-    out = subprocess.run([*BGPCTL, "lab", "vtysh", "edge", "--", "show", "bgp", "summary", "json"], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*BGPCTL, "lab", "vtysh", "edge", "--", "show", "bgp", "summary", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["ipv4Unicast"]["as"] == 65010
-    out = subprocess.run([*BGPCTL, "lab", "vtysh", "agents", "--", "show", "version"], env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*BGPCTL, "lab", "vtysh", "agents", "--", "show", "version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 1 and "runs no FRR" in out.stderr
     human = subprocess.run([*BGPCTL, "lab", "status"], env=env, capture_output=True, text=True, check=True).stdout
     assert "198.18.1.11      Established" in human
@@ -300,8 +351,11 @@ def test_two_labs_side_by_side(lab: Lab, extra_lab: Callable[[str], str]) -> Non
     assert set(second.netns(n) for n in second.nodes()).isdisjoint(lab.netns(n) for n in lab.nodes())
     all_established(second)
     all_established(lab)
-    eventually('ping(second, "agents", "203.0.113.10")', budget="route_converged",
-               probe=lambda: ping(second, "agents", "203.0.113.10"))
+    eventually(
+        'ping(second, "agents", "203.0.113.10")',
+        budget="route_converged",
+        probe=lambda: ping(second, "agents", "203.0.113.10"),
+    )
     runner.down(name)
     all_established(lab)
     ping(lab, "agents", "203.0.113.10")
@@ -334,8 +388,13 @@ runner.up(Path(sys.argv[3]), name=sys.argv[1])
 def test_down_after_the_runner_was_killed_mid_up(extra_lab: Callable[[str], str], point: str) -> None:
     name = extra_lab("bc")
     root_before = _root_links()
-    proc = subprocess.run([sys.executable, "-c", CRASH, name, point, str(TOPOLOGY)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, name, point, str(TOPOLOGY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     st = read(name)
     assert st is not None and st.phase == "creating"
@@ -356,8 +415,13 @@ def test_down_after_the_runner_was_killed_mid_up(extra_lab: Callable[[str], str]
 
 def test_up_after_a_crash_starts_clean(extra_lab: Callable[[str], str]) -> None:
     name = extra_lab("br")
-    proc = subprocess.run([sys.executable, "-c", CRASH, name, "frr", str(TOPOLOGY)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, name, "frr", str(TOPOLOGY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     crashed = read(name)
     assert crashed is not None
@@ -384,14 +448,22 @@ def test_labs_of_killed_test_runs_are_reaped() -> None:
 
 def test_cli_up_and_down(extra_lab: Callable[[str], str]) -> None:
     name = extra_lab("bu")
-    up = subprocess.run([*BGPCTL, "lab", "up", "--topology", str(TOPOLOGY), "--lab", name], capture_output=True,
-                        text=True, timeout=60, check=False)
+    up = subprocess.run(
+        [*BGPCTL, "lab", "up", "--topology", str(TOPOLOGY), "--lab", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert up.returncode == 0, up.stderr
-    assert re.match(rf"lab {name} up in [\d.]+ s \(mode no-controller\): 8 nodes, 4 FRR sessions Established",
-                    up.stdout), up.stdout
-    down = subprocess.run([*BGPCTL, "lab", "down", "--lab", name], capture_output=True, text=True, timeout=30,
-                          check=False)
+    assert re.match(
+        rf"lab {name} up in [\d.]+ s \(mode no-controller\): 8 nodes, 4 FRR sessions Established", up.stdout
+    ), up.stdout
+    down = subprocess.run(
+        [*BGPCTL, "lab", "down", "--lab", name], capture_output=True, text=True, timeout=30, check=False
+    )
     assert down.returncode == 0 and down.stdout.startswith(f"lab {name} down in"), down.stderr
-    again = subprocess.run([*BGPCTL, "lab", "down", "--lab", name], capture_output=True, text=True, timeout=30,
-                           check=True)
+    again = subprocess.run(
+        [*BGPCTL, "lab", "down", "--lab", name], capture_output=True, text=True, timeout=30, check=True
+    )
     assert again.stdout.strip() == f"lab {name} was not up"

@@ -60,8 +60,7 @@ def test_typo_in_a_node_field_is_refused(tmp_path: Path) -> None:
     data["topology"]["nodes"]["edge"]["bind"] = data["topology"]["nodes"]["edge"].pop("binds")
     with pytest.raises(TopologyError) as exc:
         load(_write(tmp_path, data))
-    assert any(p.path == "topology.nodes.edge" and "bind" in p.message for p in exc.value.problems), \
-        exc.value.problems
+    assert any(p.path == "topology.nodes.edge" and "bind" in p.message for p in exc.value.problems), exc.value.problems
     assert str(tmp_path / "containerlab.yml") in str(exc.value)
 
 
@@ -77,8 +76,7 @@ def test_malformed_endpoint_fails_only_with_the_2020_12_validator() -> None:
 def test_model_of_the_reference_lab() -> None:
     topo = load(TOPOLOGY)
     assert topo.name == "bgpctl"
-    assert set(topo.nodes) == {"ic", "cr", "edge", "agents", "tgw-use1", "tgw-usw2", "connect-use1",
-                               "connect-usw2"}
+    assert set(topo.nodes) == {"ic", "cr", "edge", "agents", "tgw-use1", "tgw-usw2", "connect-use1", "connect-usw2"}
     assert sorted(topo.frr_nodes()) == ["edge", "tgw-use1", "tgw-usw2"]
     for node in topo.frr_nodes():
         assert topo.nodes[node].frr_conf == REPO / "lab" / node / "frr.conf"
@@ -188,22 +186,39 @@ EDGE_CONF = (REPO / "lab" / "edge" / "frr.conf").read_text()
 
 def test_mode_commands_shut_the_other_peer_group() -> None:
     assert frr.mode_commands(EDGE_CONF, "no-controller") == [
-        "configure terminal", "router bgp 65010", "neighbor CONTROLLER shutdown", "no neighbor DIRECT shutdown",
-        "no neighbor DIRECT bfd", "end"]
+        "configure terminal",
+        "router bgp 65010",
+        "neighbor CONTROLLER shutdown",
+        "no neighbor DIRECT shutdown",
+        "no neighbor DIRECT bfd",
+        "end",
+    ]
     assert frr.mode_commands(EDGE_CONF, "controller") == [
-        "configure terminal", "router bgp 65010", "no neighbor CONTROLLER shutdown", "neighbor DIRECT shutdown",
-        "no neighbor DIRECT bfd", "end"]
+        "configure terminal",
+        "router bgp 65010",
+        "no neighbor CONTROLLER shutdown",
+        "neighbor DIRECT shutdown",
+        "no neighbor DIRECT bfd",
+        "end",
+    ]
     assert frr.mode_commands(EDGE_CONF, "no-controller-bfd") == [
-        "configure terminal", "router bgp 65010", "neighbor CONTROLLER shutdown", "no neighbor DIRECT shutdown",
-        "neighbor DIRECT bfd", "neighbor DIRECT bfd profile edge-tgw", "end"]
+        "configure terminal",
+        "router bgp 65010",
+        "neighbor CONTROLLER shutdown",
+        "no neighbor DIRECT shutdown",
+        "neighbor DIRECT bfd",
+        "neighbor DIRECT bfd profile edge-tgw",
+        "end",
+    ]
     assert frr.mode_commands("router bgp 1\n neighbor 1.1.1.1 remote-as 2\n", "controller") == []
     with pytest.raises(LabError, match="unknown lab mode"):
         frr.mode_commands(EDGE_CONF, "both")
 
 
 def test_config_commands_drop_comments_and_startup_only_lines() -> None:
-    cmds = frr.config_commands("! c\nfrr version 8.4.4\nfrr defaults traditional\nhostname x\n!\nrouter bgp 1\n"
-                               " neighbor A peer-group\nexit\n")
+    cmds = frr.config_commands(
+        "! c\nfrr version 8.4.4\nfrr defaults traditional\nhostname x\n!\nrouter bgp 1\n neighbor A peer-group\nexit\n"
+    )
     assert cmds == ["configure terminal", "hostname x", "router bgp 1", " neighbor A peer-group", "exit", "end"]
 
 
@@ -215,8 +230,10 @@ def test_daemons_file_parsing(tmp_path: Path) -> None:
 
 
 def test_session_states_cover_every_address_family() -> None:
-    summary = {"ipv4Unicast": {"peers": {"198.18.1.1": {"state": "Established"}}},
-               "ipv6Unicast": {"peers": {"2001:db8::1": {"state": "Active"}}}}
+    summary = {
+        "ipv4Unicast": {"peers": {"198.18.1.1": {"state": "Established"}}},
+        "ipv6Unicast": {"peers": {"2001:db8::1": {"state": "Active"}}},
+    }
     assert frr.session_states(summary) == {"198.18.1.1": "Established", "2001:db8::1": "Active"}
     assert frr.session_states({}) == {}
     assert frr.admin_down("Idle (Admin)") and not frr.admin_down("Idle")
@@ -230,7 +247,8 @@ def test_exec_lines_are_plain_commands() -> None:
 
 
 def test_the_topology_is_found_from_the_option_the_environment_or_the_directory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(TOPOLOGY_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(LabError, match=rf"no containerlab.yml in {tmp_path}: .*--topology FILE"):

@@ -33,8 +33,9 @@ def _rel(path: Path) -> str:
 
 def test_corpus_is_large_enough() -> None:
     assert len(BAD) >= 40
-    assert {p.stem for p in BAD} == {p.stem for p in (HERE / "bad").glob("*.expected")}, \
+    assert {p.stem for p in BAD} == {p.stem for p in (HERE / "bad").glob("*.expected")}, (
         "every bad file needs its .expected golden and no golden may be left over"
+    )
 
 
 def test_base_of_the_corpus_is_valid() -> None:

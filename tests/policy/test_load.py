@@ -67,7 +67,7 @@ def test_field_path_and_line_of_a_nested_list_item() -> None:
 
 
 def test_alias_fields_keep_their_yaml_spelling_in_paths() -> None:
-    text = _with('transit-gateway: { communities: ["7224:7300"] }', 'transit-gateway: { med: -1 }')
+    text = _with('transit-gateway: { communities: ["7224:7300"] }', "transit-gateway: { med: -1 }")
     with pytest.raises(PolicyError) as e:
         load_policy_text(text, "f.yaml")
     assert [p.path for p in e.value.problems] == ["actions.preferred.transit-gateway.med"]
@@ -85,13 +85,15 @@ def test_md5_env_missing_is_a_warning_not_an_error() -> None:
     checked = check_policy_text(_md5("{ env: BGPCTL_TEST_MD5 }"), "s.yaml", environ={})
     assert [w.render() for w in checked.warnings] == [
         "s.yaml:12 peers[0].md5_password.env: warning: environment variable BGPCTL_TEST_MD5 is not set "
-        "(the daemon reads it at start: set it in the service's environment)"]
+        "(the daemon reads it at start: set it in the service's environment)"
+    ]
     assert checked.policy.peers[0].md5_password is not None
 
 
 def test_md5_env_set_gives_no_warning_and_its_value_is_never_shown() -> None:
-    checked = check_policy_text(_md5("{ env: BGPCTL_TEST_MD5 }"), "s.yaml",
-                                environ={"BGPCTL_TEST_MD5": "Sup3r-secret-Pw"})
+    checked = check_policy_text(
+        _md5("{ env: BGPCTL_TEST_MD5 }"), "s.yaml", environ={"BGPCTL_TEST_MD5": "Sup3r-secret-Pw"}
+    )
     assert checked.warnings == ()
     assert "Sup3r-secret-Pw" not in repr(checked)
 
@@ -107,7 +109,8 @@ def test_md5_file_checks(tmp_path: Path) -> None:
     assert check_policy_text(_md5(f"{{ file: {key} }}"), "s.yaml", environ={}).warnings == ()
     gone = check_policy_text(_md5(f"{{ file: {tmp_path / 'gone.key'} }}"), "s.yaml", environ={})
     assert [w.message for w in gone.warnings] == [
-        f"warning: secret file {tmp_path / 'gone.key'}: No such file or directory"]
+        f"warning: secret file {tmp_path / 'gone.key'}: No such file or directory"
+    ]
 
 
 def test_cli_check_prints_warnings_and_still_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,17 +136,58 @@ def test_the_environment_is_the_default_source(monkeypatch: pytest.MonkeyPatch) 
 # --------------------------------------------------------------------------------------------
 # robustness: any mangling of a valid file gives a Policy or a PolicyError with sane problems
 
-_SNIPPETS = ["", "x", "- x", "  - ", "foo: bar", ":", "[", "{a: 1", "'", '"', "\t", "  bogus: 1", "null",
-             "- { }", "  role: edge", "peers: 3", "  - name: edge", "*x", "&a b", "<<: *a", "? k", "!!int x",
-             "version: 1", "  local_as: 1.5", "    prefixes: [::/0]", "---", "...", "%YAML 1.2", "# c",
-             "    table: 101", "    sla: [voice]", "2001:db8::1", "7224:7300", "~", "0x10", "1e3"]
+_SNIPPETS = [
+    "",
+    "x",
+    "- x",
+    "  - ",
+    "foo: bar",
+    ":",
+    "[",
+    "{a: 1",
+    "'",
+    '"',
+    "\t",
+    "  bogus: 1",
+    "null",
+    "- { }",
+    "  role: edge",
+    "peers: 3",
+    "  - name: edge",
+    "*x",
+    "&a b",
+    "<<: *a",
+    "? k",
+    "!!int x",
+    "version: 1",
+    "  local_as: 1.5",
+    "    prefixes: [::/0]",
+    "---",
+    "...",
+    "%YAML 1.2",
+    "# c",
+    "    table: 101",
+    "    sla: [voice]",
+    "2001:db8::1",
+    "7224:7300",
+    "~",
+    "0x10",
+    "1e3",
+]
 
 
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=BASE.count("\n")),
-                          st.sampled_from(["replace", "insert", "delete", "indent"]),
-                          st.sampled_from(_SNIPPETS)), min_size=1, max_size=4))
-def test_mangled_files_never_escape_as_anything_but_policy_error(
-        edits: list[tuple[int, str, str]]) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=BASE.count("\n")),
+            st.sampled_from(["replace", "insert", "delete", "indent"]),
+            st.sampled_from(_SNIPPETS),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_mangled_files_never_escape_as_anything_but_policy_error(edits: list[tuple[int, str, str]]) -> None:
     lines = BASE.splitlines()
     for where, how, snippet in edits:
         at = min(where, len(lines))

@@ -55,8 +55,7 @@ def test_production_shape() -> None:
         assert all(p.peer(path.peer).role is PeerRole.TRANSIT_GATEWAY for path in region.paths.values())
     assert set(p.services) == {"media", "signalling", "api"}
     tgw = [p.actions.get(s, PeerRole.TRANSIT_GATEWAY) for s in PathState if s is not PathState.DOWN]
-    assert [a.communities for a in tgw if isinstance(a, Announce)] == [["7224:7300"], ["7224:7200"],
-                                                                       ["7224:7100"]]
+    assert [a.communities for a in tgw if isinstance(a, Announce)] == [["7224:7300"], ["7224:7200"], ["7224:7100"]]
     assert isinstance(p.actions.get(PathState.DOWN, PeerRole.EDGE), Withdraw)
     secrets = [peer.md5_password for peer in p.peers if peer.md5_password is not None]
     assert any(s.file for s in secrets) and any(s.env for s in secrets)
@@ -104,19 +103,23 @@ def test_schema_accepts_the_valid_policies(path: Path) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("bad", ["version-2", "unknown-field-typo", "enum-role-typo", "int-quoted",
-                                 "range-hold-time", "withdraw-with-med"])
+@pytest.mark.parametrize(
+    "bad", ["version-2", "unknown-field-typo", "enum-role-typo", "int-quoted", "range-hold-time", "withdraw-with-med"]
+)
 def test_schema_refuses_structurally_bad_files(bad: str) -> None:
     data = YAML(typ="safe", pure=True).load((HERE / "bad" / f"{bad}.yaml").read_text())
     assert list(Draft202012Validator(_schema()).iter_errors(json.loads(json.dumps(data))))
 
 
 def test_good_and_bad_on_one_command_line() -> None:
-    code, out, err = _run("policy", "check", "tests/policy/good/base.yaml", "tests/policy/bad/xref-unknown-sla.yaml",
-                          "policies/lab.yaml")
+    code, out, err = _run(
+        "policy", "check", "tests/policy/good/base.yaml", "tests/policy/bad/xref-unknown-sla.yaml", "policies/lab.yaml"
+    )
     assert code == EXIT_REFUSED
-    assert out.splitlines() == ["tests/policy/good/base.yaml: ok (3 peers, 2 regions, 2 services)",
-                                "policies/lab.yaml: ok (3 peers, 2 regions, 3 services)"]
+    assert out.splitlines() == [
+        "tests/policy/good/base.yaml: ok (3 peers, 2 regions, 2 services)",
+        "policies/lab.yaml: ok (3 peers, 2 regions, 3 services)",
+    ]
     assert err == (HERE / "bad" / "xref-unknown-sla.expected").read_text()
 
 
@@ -124,8 +127,10 @@ def test_unreadable_inputs_are_problems_too(tmp_path: Path) -> None:
     code, out, err = _run("policy", "check", str(tmp_path / "nope.yaml"), str(tmp_path), "policies/lab.yaml")
     assert code == EXIT_REFUSED
     assert out == "policies/lab.yaml: ok (3 peers, 2 regions, 3 services)\n"
-    assert err.splitlines() == [f"{tmp_path / 'nope.yaml'}: no such file (check the path)",
-                                f"{tmp_path}: is a directory (name the policy file itself, e.g. policies/lab.yaml)"]
+    assert err.splitlines() == [
+        f"{tmp_path / 'nope.yaml'}: no such file (check the path)",
+        f"{tmp_path}: is a directory (name the policy file itself, e.g. policies/lab.yaml)",
+    ]
 
 
 def test_show_of_a_bad_file_exits_2_with_the_problems() -> None:

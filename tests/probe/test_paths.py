@@ -26,28 +26,43 @@ def test_specs_follow_the_lab_policy() -> None:
     policy = load_policy(LAB)
     specs = specs_from_policy(policy)
     by_key = {str(s.key): s for s in specs}
-    assert sorted(by_key) == sorted(f"{svc}/{r}/interconnect" for svc in ("media", "signalling", "api")
-                                    for r in ("use1", "usw2"))
+    assert sorted(by_key) == sorted(
+        f"{svc}/{r}/interconnect" for svc in ("media", "signalling", "api") for r in ("use1", "usw2")
+    )
     media = by_key["media/use1/interconnect"]
     assert (media.protocol, media.source, media.target, media.port, media.dscp) == (
-        ProbeProtocol.UDP, "198.18.1.21", "203.0.113.10", 862, 46)
+        ProbeProtocol.UDP,
+        "198.18.1.21",
+        "203.0.113.10",
+        862,
+        46,
+    )
     media_probe = policy.services["media"].probe
     assert (media.interval_s, media.timeout_s) == (media_probe.interval_ms / 1000, media_probe.timeout_ms / 1000)
     assert media.interval_s == 0.02
     api = by_key["api/usw2/interconnect"]
     assert (api.protocol, api.source, api.port, api.dscp, api.interval_s) == (
-        ProbeProtocol.TCP, "198.18.1.22", 443, 18, 0.2)
+        ProbeProtocol.TCP,
+        "198.18.1.22",
+        443,
+        18,
+        0.2,
+    )
     assert by_key["signalling/use1/interconnect"].dscp == 24  # cs3
 
 
 def test_select_by_path_service_region_and_full_key() -> None:
     specs = specs_from_policy(load_policy(LAB))
     assert {str(s.key) for s in select(specs, ["use1/interconnect"])} == {
-        "media/use1/interconnect", "signalling/use1/interconnect", "api/use1/interconnect"}
-    assert {str(s.key) for s in select(specs, ["media"])} == {"media/use1/interconnect",
-                                                             "media/usw2/interconnect"}
+        "media/use1/interconnect",
+        "signalling/use1/interconnect",
+        "api/use1/interconnect",
+    }
+    assert {str(s.key) for s in select(specs, ["media"])} == {"media/use1/interconnect", "media/usw2/interconnect"}
     assert [str(s.key) for s in select(specs, ["api/usw2/interconnect", "api"])] == [
-        "api/usw2/interconnect", "api/use1/interconnect"]  # no duplicates, first mention first
+        "api/usw2/interconnect",
+        "api/use1/interconnect",
+    ]  # no duplicates, first mention first
     assert select(specs, []) == specs
     with pytest.raises(ProbeError, match=r"no probed path matches 'use1/vpn'.*use1/interconnect"):
         select(specs, ["use1/vpn"])
@@ -56,7 +71,8 @@ def test_select_by_path_service_region_and_full_key() -> None:
 def test_pins_follow_the_lab_policy() -> None:
     assert pins_from_policy(load_policy(LAB)) == [
         Pin("198.18.1.21", 101, "198.18.1.11", "use1/interconnect"),
-        Pin("198.18.1.22", 102, "198.18.1.12", "usw2/interconnect")]
+        Pin("198.18.1.22", 102, "198.18.1.12", "usw2/interconnect"),
+    ]
 
 
 def test_two_paths_pinning_one_source_differently_are_refused() -> None:
@@ -74,8 +90,7 @@ def test_two_paths_pinning_one_source_differently_are_refused() -> None:
 
 def test_summary_and_mtr_like_table() -> None:
     key = PathKey("media", "use1", "interconnect")
-    samples = [Sample(0, 10.0, 10.010), Sample(1, 10.02, None), Sample(2, 10.04, 10.060),
-               Sample(3, 10.06, 10.090)]
+    samples = [Sample(0, 10.0, 10.010), Sample(1, 10.02, None), Sample(2, 10.04, 10.060), Sample(3, 10.06, 10.090)]
     counters = Counters({"sent": 4, "answered": 3, "lost": 1, Problem.WRONG_SOURCE.value: 2})
     row = summarize(key, "udp", samples, counters)
     assert (row.sent, row.lost, row.loss_pct) == (4, 1, 25.0)
@@ -84,10 +99,32 @@ def test_summary_and_mtr_like_table() -> None:
     assert row.stats.rtt_p50_ms == pytest.approx(20.0) and row.stats.lost == 1
     assert row.problems == {"wrong_source": 2}
     lines = render([row]).splitlines()
-    assert lines[0].split() == ["PATH", "KIND", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev", "p50",
-                                "p95", "Jttr", "MOS"]
-    assert lines[1].split()[:9] == ["media/use1/interconnect", "udp", "25.0%", "4", "30.00", "20.00", "10.00",
-                                    "30.00", "8.16"]
+    assert lines[0].split() == [
+        "PATH",
+        "KIND",
+        "Loss%",
+        "Snt",
+        "Last",
+        "Avg",
+        "Best",
+        "Wrst",
+        "StDev",
+        "p50",
+        "p95",
+        "Jttr",
+        "MOS",
+    ]
+    assert lines[1].split()[:9] == [
+        "media/use1/interconnect",
+        "udp",
+        "25.0%",
+        "4",
+        "30.00",
+        "20.00",
+        "10.00",
+        "30.00",
+        "8.16",
+    ]
     assert lines[2] == "media/use1/interconnect: wrong_source 2"
 
 
@@ -108,13 +145,22 @@ def test_jsonl_records_round_trip(tmp_path: Path) -> None:
             rec(key, s)
         rec.step(1763700000.2)
     lines = path.read_text().splitlines()
-    assert json.loads(lines[4]) == {"service": "media", "region": "use1", "path": "interconnect", "seq": 1,
-                                    "sent": 1763700000.143456, "received": None}
+    assert json.loads(lines[4]) == {
+        "service": "media",
+        "region": "use1",
+        "path": "interconnect",
+        "seq": 1,
+        "sent": 1763700000.143456,
+        "received": None,
+    }
     assert list(read_recording(lines)) == [
         Header({key: Schedule(0.02, 0.3)}, steps=True),
-        Sent(key, 0, samples[0].sent), Settled(key, samples[0]),
-        Sent(key, 1, samples[1].sent), Settled(key, samples[1]),
-        Stepped(1763700000.2)]
+        Sent(key, 0, samples[0].sent),
+        Settled(key, samples[0]),
+        Sent(key, 1, samples[1].sent),
+        Settled(key, samples[1]),
+        Stepped(1763700000.2),
+    ]
 
 
 def test_recorder_names_an_unwritable_file(tmp_path: Path) -> None:

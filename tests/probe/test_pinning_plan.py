@@ -37,10 +37,23 @@ def test_a_fresh_pin_adds_address_default_route_and_rule_and_says_it_created_the
     steps = plan_install(PIN, Observed(oif=3), priority=9200, add_addresses=True)
     assert calls(steps) == [("addr", "add", "addr"), ("route", "replace", "route"), ("rule", "add", "rule")]
     assert steps[0].kwargs() == {"index": 3, "address": PIN.source, "prefixlen": 32, "proto": RT_PROTO_BGPCTL}
-    assert steps[1].kwargs() == {"dst": "0.0.0.0", "dst_len": 0, "gateway": PIN.next_hop, "oif": 3, "table": 101,
-                                 "proto": RT_PROTO_BGPCTL, "family": socket.AF_INET}
-    assert steps[2].kwargs() == {"family": socket.AF_INET, "src": PIN.source, "src_len": 32, "table": 101,
-                                 "priority": 9200, "protocol": RT_PROTO_BGPCTL}
+    assert steps[1].kwargs() == {
+        "dst": "0.0.0.0",
+        "dst_len": 0,
+        "gateway": PIN.next_hop,
+        "oif": 3,
+        "table": 101,
+        "proto": RT_PROTO_BGPCTL,
+        "family": socket.AF_INET,
+    }
+    assert steps[2].kwargs() == {
+        "family": socket.AF_INET,
+        "src": PIN.source,
+        "src_len": 32,
+        "table": 101,
+        "priority": 9200,
+        "protocol": RT_PROTO_BGPCTL,
+    }
 
 
 def test_ipv6_pins_use_host_length_128_and_the_v6_default() -> None:
@@ -62,18 +75,32 @@ def test_stale_routes_and_rules_of_ours_are_deleted() -> None:
     other_table = RuleSeen(PIN.source, 32, 999, 9200)
     seen = Observed(routes=(old_metric, old_metric0, specific), rules=(other_table,), oif=3)
     steps = plan_install(PIN, seen, priority=9200, add_addresses=False)
-    assert calls(steps) == [("route", "replace", None), ("route", "del", None), ("route", "del", None),
-                            ("rule", "del", None), ("rule", "add", "rule")]
-    assert steps[1].kwargs() == {"family": socket.AF_INET, "table": 101, "dst_len": 0, "priority": 10,
-                                 "proto": RT_PROTO_BGPCTL}
+    assert calls(steps) == [
+        ("route", "replace", None),
+        ("route", "del", None),
+        ("route", "del", None),
+        ("rule", "del", None),
+        ("rule", "add", "rule"),
+    ]
+    assert steps[1].kwargs() == {
+        "family": socket.AF_INET,
+        "table": 101,
+        "dst_len": 0,
+        "priority": 10,
+        "proto": RT_PROTO_BGPCTL,
+    }
     assert steps[2].kwargs()["dst"] == "203.0.113.0" and steps[2].kwargs()["dst_len"] == 24
     assert steps[3].kwargs()["table"] == 999
 
 
 def test_an_unusable_next_hop_is_refused_with_the_reason() -> None:
     with pytest.raises(ProbeError, match=r"path use1/interconnect: next hop .* via 198\.18\.9\.1"):
-        plan_install(PIN, Observed(oif_problem="next hop 198.18.1.11 is not on a connected network (reached via "
-                                               "198.18.9.1)"), priority=9200, add_addresses=True)
+        plan_install(
+            PIN,
+            Observed(oif_problem="next hop 198.18.1.11 is not on a connected network (reached via 198.18.9.1)"),
+            priority=9200,
+            add_addresses=True,
+        )
 
 
 def test_a_table_with_foreign_routes_is_refused_before_anything_changes() -> None:
@@ -88,17 +115,26 @@ def test_take_away_removes_only_the_wanted_parts_with_our_marks() -> None:
     unrelated_rule = RuleSeen("198.18.1.77", 32, 300, 9200)
     seen = Observed(routes=(OURS_DEFAULT,), rules=(OUR_RULE, unrelated_rule), addrs=(operators_addr, our_addr))
     assert calls(plan_take_away(PIN, seen, lambda part, pin: True)) == [
-        ("rule", "del", None), ("route", "del", None), ("addr", "del", None)]
+        ("rule", "del", None),
+        ("route", "del", None),
+        ("addr", "del", None),
+    ]
     assert plan_take_away(PIN, seen, lambda part, pin: True)[2].kwargs() == {
-        "index": 3, "address": PIN.source, "prefixlen": 32}
+        "index": 3,
+        "address": PIN.source,
+        "prefixlen": 32,
+    }
     assert calls(plan_take_away(PIN, seen, lambda part, pin: part == "rule")) == [("rule", "del", None)]
     assert plan_take_away(PIN, seen, lambda part, pin: False) == []
 
 
 def test_describe_summarizes_a_snapshot() -> None:
     seen = Observed(routes=(OURS_DEFAULT,), rules=(OUR_RULE,), addrs=(AddrSeen(3, 32, 0),))
-    assert describe(PIN, seen) == {"rules": 1, "routes": [{"default": True, "gateway": PIN.next_hop,
-                                                           "proto": RT_PROTO_BGPCTL}], "address_owned": False}
+    assert describe(PIN, seen) == {
+        "rules": 1,
+        "routes": [{"default": True, "gateway": PIN.next_hop, "proto": RT_PROTO_BGPCTL}],
+        "address_owned": False,
+    }
 
 
 def test_the_sync_api_refuses_to_run_inside_an_event_loop() -> None:

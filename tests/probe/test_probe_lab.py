@@ -75,8 +75,7 @@ class ProbeLab:
     def run(self, count: int, *, timeout_s: float | None = None) -> tuple[list[Sample], Counters]:
         spec = self.spec if timeout_s is None else dataclasses.replace(self.spec, timeout_s=timeout_s)
         samples: list[Sample] = []
-        counters = asyncio.run(run_specs([spec], lambda _k, s: samples.append(s), count=count,
-                                         netns=self.ns("cr")))
+        counters = asyncio.run(run_specs([spec], lambda _k, s: samples.append(s), count=count, netns=self.ns("cr")))
         return samples, counters[spec.key]
 
     def r1_stamp_count(self, node: str) -> int:
@@ -98,14 +97,21 @@ def _ensure(lab_: Lab, node: str, udp_port: int, argv: list[str], name: str, rea
     reflector and a meter responder in each connect node) once it listens, else one started here
     (tag ``tbprb-<name>``, stopped by the fixture)."""
     if any(p.node == node and p.tag.endswith(name) for p in lab_.spawned()):
-        eventually(f"the lab's {name} listening on {node}", budget=READY_BUDGET_S,
-                   probe=_udp_listening(lab_, node, udp_port),
-                   check=lambda out: [] if out.strip() else [f"nothing listens on UDP {udp_port} yet"])
+        eventually(
+            f"the lab's {name} listening on {node}",
+            budget=READY_BUDGET_S,
+            probe=_udp_listening(lab_, node, udp_port),
+            check=lambda out: [] if out.strip() else [f"nothing listens on UDP {udp_port} yet"],
+        )
         return
     log = f"{TAG}-{name}.log"
     lab_.spawn(node, argv, tag=f"{TAG}-{name}", log_name=log)
-    eventually(f"{name} ready on {node}", budget=READY_BUDGET_S, probe=_log(lab_, node, log),
-               check=lambda text: [] if ready in text else [f"no {ready!r} in {log} yet"])
+    eventually(
+        f"{name} ready on {node}",
+        budget=READY_BUDGET_S,
+        probe=_log(lab_, node, log),
+        check=lambda text: [] if ready in text else [f"no {ready!r} in {log} yet"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +124,22 @@ def plab(lab: Lab) -> Iterator[ProbeLab]:
         # what this module started.
         for node in ("connect-use1", "connect-usw2"):
             _ensure(lab, node, 862, reflector_argv(), "reflector", events.REFLECTOR_READY)
-        _ensure(lab, "connect-use1", 9000, [sys.executable, "-m", "bgpctl", "lab", "responder", "--region",
-                                            "use1", "--seconds", "1800"], "responder", events.RESPONDER_READY)
+        _ensure(
+            lab,
+            "connect-use1",
+            9000,
+            [sys.executable, "-m", "bgpctl", "lab", "responder", "--region", "use1", "--seconds", "1800"],
+            "responder",
+            events.RESPONDER_READY,
+        )
         for node in ("tgw-use1", "tgw-usw2"):
-            subprocess.run(["ip", "netns", "exec", lab.netns(node), "nft", "-f", "-"], input=_NFT_COUNT,
-                           text=True, check=True, timeout=30)
+            subprocess.run(
+                ["ip", "netns", "exec", lab.netns(node), "nft", "-f", "-"],
+                input=_NFT_COUNT,
+                text=True,
+                check=True,
+                timeout=30,
+            )
         pinning.install()
         yield ProbeLab(lab, spec)
     finally:
@@ -162,25 +179,47 @@ def impaired(plab: ProbeLab) -> Iterator[Callable[[Impairment], None]]:
 
 @pytest.mark.parametrize("delay_ms", [0, 20, 150])
 def test_median_rtt_is_injected_delay_plus_baseline_within_1ms(
-        plab: ProbeLab, baseline_ms: float, impaired: Callable[[Impairment], None], delay_ms: int,
-        record_property: Record) -> None:
+    plab: ProbeLab, baseline_ms: float, impaired: Callable[[Impairment], None], delay_ms: int, record_property: Record
+) -> None:
     if delay_ms:
         impaired(Impairment(delay_ms=delay_ms))
     # The policy's 200 ms timeout would count a 150 ms probe delayed 50 ms more by a busy machine as
     # lost; the median is what is measured here, so every reply is kept (timeout 1 s).
     samples, counters = plab.run(250, timeout_s=1.0)
     median = statistics.median(_rtts_ms(samples))
-    record_property("probe_delay", {"injected_ms": delay_ms, "baseline_ms": round(baseline_ms, 3),
-                                    "median_ms": round(median, 3), "lost": counters["lost"]})
+    record_property(
+        "probe_delay",
+        {
+            "injected_ms": delay_ms,
+            "baseline_ms": round(baseline_ms, 3),
+            "median_ms": round(median, 3),
+            "lost": counters["lost"],
+        },
+    )
     assert counters["lost"] == 0, counters
     assert abs(median - (delay_ms + baseline_ms)) <= 1.0, (median, baseline_ms)
 
 
 def _impair_loss_counter(plab: ProbeLab) -> int:
     """Packets the nft loss rule on tgw-use1:eth2 has stolen since the impairment was set."""
-    out = subprocess.run(["ip", "netns", "exec", plab.ns(IMPAIRED[0]), "nft", "-j", "list", "table", "netdev",
-                          f"bgpctl_impair_{IMPAIRED[1]}"], capture_output=True, text=True, check=True,
-                         timeout=30).stdout
+    out = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            plab.ns(IMPAIRED[0]),
+            "nft",
+            "-j",
+            "list",
+            "table",
+            "netdev",
+            f"bgpctl_impair_{IMPAIRED[1]}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
     total = 0
     for obj in json.loads(out)["nftables"]:
         rule = obj.get("rule")
@@ -191,13 +230,28 @@ def _impair_loss_counter(plab: ProbeLab) -> int:
 
 @pytest.mark.parametrize("loss_pct", [1, 5, 20])
 def test_measured_loss_is_within_2_points_of_injected_loss_over_1000_probes(
-        plab: ProbeLab, loss_pct: int, record_property: Record) -> None:
+    plab: ProbeLab, loss_pct: int, record_property: Record
+) -> None:
     # Deterministic injection: of every 100 consecutive probes crossing tgw-use1, exactly loss_pct are
     # dropped (nft numgen inc), so 1000 probes lose exactly 10 x loss_pct.
-    rule = ["ip", "saddr", "198.18.1.21", "udp", "dport", "862", "numgen", "inc", "mod", "100", "<",
-            str(loss_pct), "drop"]
-    echoed = plab.lab.exec("tgw-use1", ["nft", "--echo", "--handle", "insert", "rule", "inet", "tbprb",
-                                        "through", *rule]).stdout
+    rule = [
+        "ip",
+        "saddr",
+        "198.18.1.21",
+        "udp",
+        "dport",
+        "862",
+        "numgen",
+        "inc",
+        "mod",
+        "100",
+        "<",
+        str(loss_pct),
+        "drop",
+    ]
+    echoed = plab.lab.exec(
+        "tgw-use1", ["nft", "--echo", "--handle", "insert", "rule", "inet", "tbprb", "through", *rule]
+    ).stdout
     handle = re.search(r"# handle (\d+)", echoed)
     assert handle is not None, echoed
     try:
@@ -212,7 +266,8 @@ def test_measured_loss_is_within_2_points_of_injected_loss_over_1000_probes(
 
 @pytest.mark.parametrize("loss_pct", [1, 5, 20])
 def test_random_loss_from_the_lab_impairment_is_counted_exactly(
-        plab: ProbeLab, impaired: Callable[[Impairment], None], loss_pct: int, record_property: Record) -> None:
+    plab: ProbeLab, impaired: Callable[[Impairment], None], loss_pct: int, record_property: Record
+) -> None:
     """With the lab's own (random, Bernoulli) loss, the probes must count exactly what it dropped.
 
     Whether 1000 Bernoulli draws land within 2 points of L is the impairment's luck, not the prober's
@@ -227,8 +282,9 @@ def test_random_loss_from_the_lab_impairment_is_counted_exactly(
     samples, counters = plab.run(1000, timeout_s=ANSWER_TIMEOUT_S)
     dropped = _impair_loss_counter(plab)
     measured = 100.0 * counters["lost"] / counters["sent"]
-    record_property("probe_loss_random", {"injected_pct": loss_pct, "measured_pct": measured,
-                                          "dropped_by_impairment": dropped})
+    record_property(
+        "probe_loss_random", {"injected_pct": loss_pct, "measured_pct": measured, "dropped_by_impairment": dropped}
+    )
     assert len(samples) == counters["sent"] == 1000
     assert counters["lost"] == dropped, (counters, dropped)  # nothing else loses packets on this path
     sigma = math.sqrt(1000 * loss_pct / 100 * (1 - loss_pct / 100))
@@ -236,7 +292,8 @@ def test_random_loss_from_the_lab_impairment_is_counted_exactly(
 
 
 def test_rfc3550_jitter_within_30pct_of_the_call_meter_on_the_same_path(
-        plab: ProbeLab, impaired: Callable[[Impairment], None], record_property: Record) -> None:
+    plab: ProbeLab, impaired: Callable[[Impairment], None], record_property: Record
+) -> None:
     """Probes and the call meter cross the same jittered link at the same time; their RFC 3550 jitters agree.
 
     RFC 3550's estimator (J += (|D| - J) / 16) remembers about 31 packets, so one reading of it swings by
@@ -249,9 +306,27 @@ def test_rfc3550_jitter_within_30pct_of_the_call_meter_on_the_same_path(
     subprocess.run(["ip", "-n", cr, "route", "replace", f"{TARGET}/32", "via", "198.18.1.11"], check=True)
     try:
         impaired(Impairment(delay_ms=20, jitter_ms=10))
-        meter = subprocess.Popen([sys.executable, "-m", "bgpctl", "lab", "meter", "--netns", cr, "--to", TARGET,
-                                  "--flows", "4", "--seconds", "11", "--json"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        meter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bgpctl",
+                "lab",
+                "meter",
+                "--netns",
+                cr,
+                "--to",
+                TARGET,
+                "--flows",
+                "4",
+                "--seconds",
+                "11",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             samples, counters = plab.run(550, timeout_s=1.0)
             out, err = meter.communicate(timeout=METER_BUDGET_S)
@@ -275,11 +350,18 @@ def test_rfc3550_jitter_within_30pct_of_the_call_meter_on_the_same_path(
             assert j is not None
             readings.append(j)
     probe_jitter = statistics.fmean(readings)
-    record_property("probe_jitter", {"injected_ms": 10, "probe_rfc3550_ms": round(probe_jitter, 3),
-                                     "probe_readings_ms": [round(r, 2) for r in readings],
-                                     "meter_rfc3550_ms": round(meter_jitter, 3),
-                                     "meter_flows_ms": [round(m, 2) for m in meter_flows],
-                                     "meter_report_jitter_ms": report["jitter_ms"], "lost": counters["lost"]})
+    record_property(
+        "probe_jitter",
+        {
+            "injected_ms": 10,
+            "probe_rfc3550_ms": round(probe_jitter, 3),
+            "probe_readings_ms": [round(r, 2) for r in readings],
+            "meter_rfc3550_ms": round(meter_jitter, 3),
+            "meter_flows_ms": [round(m, 2) for m in meter_flows],
+            "meter_report_jitter_ms": report["jitter_ms"],
+            "lost": counters["lost"],
+        },
+    )
     assert counters["lost"] == 0, counters
     assert abs(probe_jitter - meter_jitter) <= 0.3 * meter_jitter, (probe_jitter, meter_jitter)
 
@@ -295,4 +377,3 @@ def test_region1_probes_cross_tgw_use1_while_main_points_at_region2(plab: ProbeL
         subprocess.run(["ip", "-n", cr, "route", "del", "203.0.113.0/24", "via", "198.18.1.12"], check=False)
     assert counters["answered"] == 100, counters
     assert (after[0] - before[0], after[1] - before[1]) == (100, 0)
-

@@ -58,17 +58,29 @@ def pinned(topo: Topo, tmp_path: Path) -> Iterator[Pinning]:
 Samples = list[Sample]
 
 
-async def _probe(topo: Topo, probe: Probe, *, count: int, interval_s: float = 0.02, timeout_s: float = 0.2,
-                 during: Callable[[PathProber, Samples], Awaitable[None]] | None = None,
-                 tcp_ports: tuple[int, ...] = (443,)) -> tuple[Samples, Counters]:
+async def _probe(
+    topo: Topo,
+    probe: Probe,
+    *,
+    count: int,
+    interval_s: float = 0.02,
+    timeout_s: float = 0.2,
+    during: Callable[[PathProber, Samples], Awaitable[None]] | None = None,
+    tcp_ports: tuple[int, ...] = (443,),
+) -> tuple[Samples, Counters]:
     """Run ``count`` probes of ``probe`` from cr with reflectors in c1 and c2; ``during`` runs alongside."""
     samples: Samples = []
     reflectors = [Reflector(tcp_ports=tcp_ports, netns=topo.ns(c)) for c in ("c1", "c2")]
     for r in reflectors:
         await r.start()
     try:
-        prober = PathProber(PathKey("media", "r1", "p"), probe, interval_s=interval_s, timeout_s=timeout_s,
-                            sink=lambda _k, s: samples.append(s))
+        prober = PathProber(
+            PathKey("media", "r1", "p"),
+            probe,
+            interval_s=interval_s,
+            timeout_s=timeout_s,
+            sink=lambda _k, s: samples.append(s),
+        )
         run = asyncio.create_task(prober.run(count))
         if during is not None:
             await during(prober, samples)
@@ -118,8 +130,12 @@ def test_without_pinning_the_same_probes_follow_the_main_table(topo: Topo) -> No
 
 def _state(topo: Topo) -> tuple[str, str, str, str]:
     # (a table that never held a route does not exist: `ip route show table` then fails with no output)
-    return (topo.ip("cr", "rule"), topo.ip("cr", "route", "show", "table", "201", check=False),
-            topo.ip("cr", "route", "show", "table", "202", check=False), topo.ip("cr", "-4", "addr"))
+    return (
+        topo.ip("cr", "rule"),
+        topo.ip("cr", "route", "show", "table", "201", check=False),
+        topo.ip("cr", "route", "show", "table", "202", check=False),
+        topo.ip("cr", "-4", "addr"),
+    )
 
 
 def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
@@ -128,10 +144,12 @@ def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
         assert pinning.state()["r1/p6"]["address_owned"] is True
         assert f"from {SRC6['r1']} lookup 601 proto 200" in topo.ip("cr", "-6", "rule")
         # A fresh IPv6 topology needs about a second of neighbour discovery before packets flow promptly.
-        eventually("IPv6 path r1 answers promptly", budget=V6_WARMUP_BUDGET_S,
-                   probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6,
-                                    check=False),
-                   check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out])
+        eventually(
+            "IPv6 path r1 answers promptly",
+            budget=V6_WARMUP_BUDGET_S,
+            probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6, check=False),
+            check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out],
+        )
         probe = StampProbe(source=SRC6["r1"], target=TARGET6, dscp=46, netns=cr)
 
         async def main() -> tuple[Samples, Counters]:
@@ -139,8 +157,13 @@ def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
             await refl.start()
             try:
                 samples: Samples = []
-                prober = PathProber(PathKey("media", "r1", "p6"), probe, interval_s=0.02, timeout_s=0.2,
-                                    sink=lambda _k, s: samples.append(s))
+                prober = PathProber(
+                    PathKey("media", "r1", "p6"),
+                    probe,
+                    interval_s=0.02,
+                    timeout_s=0.2,
+                    sink=lambda _k, s: samples.append(s),
+                )
                 return samples, await prober.run(30)
             finally:
                 refl.close()
@@ -171,8 +194,11 @@ def test_pinning_is_idempotent_and_removes_only_what_it_added(topo: Topo, tmp_pa
     Pinning(pins, netns=cr).install()  # a second install (another run, a restart) changes nothing
     first.install()
     assert _state(topo) == installed
-    assert first.state()["r1/p"] == {"rules": 1, "routes": [{"default": True, "gateway": TGW["r1"],
-                                                             "proto": RT_PROTO_BGPCTL}], "address_owned": True}
+    assert first.state()["r1/p"] == {
+        "rules": 1,
+        "routes": [{"default": True, "gateway": TGW["r1"], "proto": RT_PROTO_BGPCTL}],
+        "address_owned": True,
+    }
     assert first.state()["r2/p"]["address_owned"] is False  # the operator's address stays the operator's
 
     second = Pinning(pins, netns=cr)
@@ -201,8 +227,11 @@ def test_async_pinning_on_a_running_event_loop_installs_and_removes_the_same(top
             return await pinning.state_async(), _state(topo)
 
     state, installed = asyncio.run(main())
-    assert state["r1/p"] == {"rules": 1, "routes": [{"default": True, "gateway": TGW["r1"], "proto": RT_PROTO_BGPCTL}],
-                             "address_owned": True}
+    assert state["r1/p"] == {
+        "rules": 1,
+        "routes": [{"default": True, "gateway": TGW["r1"], "proto": RT_PROTO_BGPCTL}],
+        "address_owned": True,
+    }
     assert f"from {SRC['r1']} lookup {TABLE['r1']} proto 200" in installed[0]
     assert f"from {SRC['r2']} lookup {TABLE['r2']} proto 200" in installed[0]
     assert _state(topo) == original  # __aexit__ took away exactly what it added
@@ -269,8 +298,24 @@ def test_tcp_connect_probes_work_and_refusals_count_as_lost(topo: Topo, pinned: 
 
 def test_timeouts_count_as_lost_exactly(topo: Topo, pinned: Pinning) -> None:
     # numgen inc: every 4th probe forwarded by tgw1 is dropped, deterministically: exactly 25 of 100.
-    topo.nft("tgw1", "add", "rule", "inet", "tbprb", "through", "udp", "dport", "862", "numgen", "inc", "mod", "4",
-             "==", "3", "drop")
+    topo.nft(
+        "tgw1",
+        "add",
+        "rule",
+        "inet",
+        "tbprb",
+        "through",
+        "udp",
+        "dport",
+        "862",
+        "numgen",
+        "inc",
+        "mod",
+        "4",
+        "==",
+        "3",
+        "drop",
+    )
     probe = StampProbe(source=SRC["r1"], target=TARGET, netns=topo.ns("cr"))
     samples, counters = asyncio.run(_probe(topo, probe, count=100, timeout_s=0.1))
     assert (counters["sent"], counters["answered"], counters["lost"]) == (100, 75, 25)
@@ -295,8 +340,24 @@ def test_bad_replies_are_counted_and_ignored_and_the_loop_keeps_running(topo: To
     raw = _raw_sender(topo, "c1")
     n_each = 5
     # A drop of every 10th probe at tgw1 gives lost probes to send late replies for.
-    topo.nft("tgw1", "add", "rule", "inet", "tbprb", "through", "udp", "dport", "862", "numgen", "inc", "mod", "10",
-             "==", "9", "drop")
+    topo.nft(
+        "tgw1",
+        "add",
+        "rule",
+        "inet",
+        "tbprb",
+        "through",
+        "udp",
+        "dport",
+        "862",
+        "numgen",
+        "inc",
+        "mod",
+        "10",
+        "==",
+        "9",
+        "drop",
+    )
 
     def inject(src: str, sport: int, payload: bytes) -> None:
         pkt = IP(src=src, dst=SRC["r1"]) / UDP(sport=sport, dport=probe.local_port) / payload
@@ -319,8 +380,10 @@ def test_bad_replies_are_counted_and_ignored_and_the_loop_keeps_running(topo: To
         inject(TARGET, 862, _reply_for(answered.seq, sent_ntp))  # duplicate
         lost_ntp = probe._sent_ntp[lost.seq % 4096][1]
         inject(TARGET, 862, _reply_for(lost.seq, lost_ntp))  # after its timeout: late
-        await _until("late and duplicate counted",
-                     lambda: prober.counters[Problem.DUPLICATE] > 0 and prober.counters[Problem.LATE] > 0)
+        await _until(
+            "late and duplicate counted",
+            lambda: prober.counters[Problem.DUPLICATE] > 0 and prober.counters[Problem.LATE] > 0,
+        )
 
     try:
         samples, counters = asyncio.run(_probe(topo, probe, count=200, during=during))
@@ -350,8 +413,9 @@ def test_reflector_drops_short_packets_and_answers_padded_ones(topo: Topo, pinne
             junk.bind((SRC["r1"], 0))
             junk.sendto(b"x" * 10, (TARGET, 862))
             junk.close()
-            prober = PathProber(PathKey("media", "r1", "p"), probe, interval_s=0.02, timeout_s=0.2,
-                                sink=lambda _k, _s: None)
+            prober = PathProber(
+                PathKey("media", "r1", "p"), probe, interval_s=0.02, timeout_s=0.2, sink=lambda _k, _s: None
+            )
             counters = await prober.run(20)
             await _until("the short packet counted", lambda: refl.counters["dropped_short"] == 1)
             return counters, dict(refl.counters)
@@ -367,8 +431,20 @@ def test_reflector_drops_short_packets_and_answers_padded_ones(topo: Topo, pinne
 
 
 def _spawn_reflector(topo: Topo, node: str) -> subprocess.Popen[str]:
-    argv = ["ip", "netns", "exec", topo.ns(node), sys.executable, "-m", "bgpctl", "reflector",
-            "--tcp-port", "443", "--seconds", "120"]
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        topo.ns(node),
+        sys.executable,
+        "-m",
+        "bgpctl",
+        "reflector",
+        "--tcp-port",
+        "443",
+        "--seconds",
+        "120",
+    ]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -385,8 +461,10 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 def _udp_listeners(topo: Topo, node: str) -> Callable[[], str]:
     def listeners() -> str:
-        return subprocess.run(["ip", "netns", "exec", topo.ns(node), "ss", "-Hlun"], capture_output=True,
-                              text=True, check=True).stdout
+        return subprocess.run(
+            ["ip", "netns", "exec", topo.ns(node), "ss", "-Hlun"], capture_output=True, text=True, check=True
+        ).stdout
+
     return listeners
 
 
@@ -395,13 +473,34 @@ def test_cli_probe_all_prints_mtr_like_stats_and_records_jsonl(topo: Topo, tmp_p
     procs = [_spawn_reflector(topo, n) for n in ("c1", "c2")]
     try:
         for node in ("c1", "c2"):
-            eventually(f"reflector listening in {node}", budget=REFLECTOR_START_BUDGET_S,
-                       probe=_udp_listeners(topo, node),
-                       check=lambda out: [] if ":862" in out else ["no UDP socket on port 862 yet"])
+            eventually(
+                f"reflector listening in {node}",
+                budget=REFLECTOR_START_BUDGET_S,
+                probe=_udp_listeners(topo, node),
+                check=lambda out: [] if ":862" in out else ["no UDP socket on port 862 yet"],
+            )
         record = tmp_path / "samples.jsonl"
-        res = subprocess.run([sys.executable, "-m", "bgpctl", "probe", "--all", "--count", "40", "--policy",
-                              str(policy), "--netns", topo.ns("cr"), "--record", str(record)],
-                             capture_output=True, text=True, timeout=CLI_BUDGET_S, check=False)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bgpctl",
+                "probe",
+                "--all",
+                "--count",
+                "40",
+                "--policy",
+                str(policy),
+                "--netns",
+                topo.ns("cr"),
+                "--record",
+                str(record),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=CLI_BUDGET_S,
+            check=False,
+        )
         assert res.returncode == 0, res.stderr
         lines = res.stdout.splitlines()
         assert lines[0].split()[:9] == ["PATH", "KIND", "Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev"]
@@ -426,8 +525,12 @@ def test_cli_probe_all_prints_mtr_like_stats_and_records_jsonl(topo: Topo, tmp_p
 
 
 def test_cli_probe_names_the_choices_for_an_unknown_path(topo: Topo, tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "bgpctl", "probe", "nowhere/p", "--policy",
-                          str(topo.policy_file(tmp_path))], capture_output=True, text=True, timeout=30,
-                         check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "bgpctl", "probe", "nowhere/p", "--policy", str(topo.policy_file(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert res.returncode != 0
     assert "no probed path matches 'nowhere/p'" in res.stderr and "r1/p" in res.stderr

@@ -91,8 +91,9 @@ def test_old_replies_beyond_the_horizon_are_unknown() -> None:
     assert b.counters[Problem.UNKNOWN_SEQ] == 1
 
 
-events = st.lists(st.tuples(st.sampled_from(["reply", "expire", "dup", "junk"]), st.integers(0, 29),
-                            st.floats(0, 0.4)), max_size=200)
+events = st.lists(
+    st.tuples(st.sampled_from(["reply", "expire", "dup", "junk"]), st.integers(0, 29), st.floats(0, 0.4)), max_size=200
+)
 
 
 @given(events)
@@ -160,8 +161,13 @@ class FakeProbe:
 
 def _drive(probe: FakeProbe, *, interval_s: float, timeout_s: float, count: int) -> tuple[list[Sample], Counters]:
     samples: list[Sample] = []
-    prober = PathProber(PathKey("media", "r1", "p"), probe, interval_s=interval_s, timeout_s=timeout_s,
-                        sink=lambda _k, s: samples.append(s))
+    prober = PathProber(
+        PathKey("media", "r1", "p"),
+        probe,
+        interval_s=interval_s,
+        timeout_s=timeout_s,
+        sink=lambda _k, s: samples.append(s),
+    )
     counters = asyncio.run(prober.run(count))
     assert probe.closed
     return samples, counters
@@ -191,8 +197,13 @@ def test_a_reply_later_than_the_timeout_is_lost_in_both_modes() -> None:
 def test_watched_mode_settles_each_answer_as_it_arrives() -> None:
     seen: list[tuple[int, float]] = []
     probe = FakeProbe(lambda seq: 0.01)
-    prober = PathProber(PathKey("media", "r1", "p"), probe, interval_s=0.1, timeout_s=0.5,
-                        sink=lambda _k, s: seen.append((s.seq, time.time() - s.sent)))
+    prober = PathProber(
+        PathKey("media", "r1", "p"),
+        probe,
+        interval_s=0.1,
+        timeout_s=0.5,
+        sink=lambda _k, s: seen.append((s.seq, time.time() - s.sent)),
+    )
     start = time.monotonic()
     asyncio.run(prober.run(5))
     assert [seq for seq, _ in seen] == list(range(5))

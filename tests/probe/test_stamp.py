@@ -20,8 +20,7 @@ u16 = st.integers(0, 2**16 - 1)
 
 
 def test_sender_layout_matches_rfc_8762_section_4_2_1() -> None:
-    data = stamp.encode_sender(stamp.SenderPacket(seq=0x01020304, timestamp=0x1112131415161718,
-                                                  error_estimate=0x8001))
+    data = stamp.encode_sender(stamp.SenderPacket(seq=0x01020304, timestamp=0x1112131415161718, error_estimate=0x8001))
     assert len(data) == 44
     assert data[:4] == bytes.fromhex("01020304")
     assert data[4:12] == bytes.fromhex("1112131415161718")
@@ -30,10 +29,16 @@ def test_sender_layout_matches_rfc_8762_section_4_2_1() -> None:
 
 
 def test_reflector_layout_matches_rfc_8762_section_4_3_1() -> None:
-    pkt = stamp.ReflectorPacket(seq=7, timestamp=0xA0A0A0A0A0A0A0A0, error_estimate=0x0001,
-                                receive_timestamp=0xB0B0B0B0B0B0B0B0, sender_seq=9,
-                                sender_timestamp=0xC0C0C0C0C0C0C0C0, sender_error_estimate=0x0002,
-                                sender_ttl=61)
+    pkt = stamp.ReflectorPacket(
+        seq=7,
+        timestamp=0xA0A0A0A0A0A0A0A0,
+        error_estimate=0x0001,
+        receive_timestamp=0xB0B0B0B0B0B0B0B0,
+        sender_seq=9,
+        sender_timestamp=0xC0C0C0C0C0C0C0C0,
+        sender_error_estimate=0x0002,
+        sender_ttl=61,
+    )
     data = stamp.encode_reflector(pkt)
     assert len(data) == 44
     assert struct.unpack("!I", data[0:4])[0] == 7
@@ -53,10 +58,12 @@ def test_sender_round_trip(seq: int, ts: int, ee: int, pad: int) -> None:
     assert stamp.decode_sender(data) == stamp.SenderPacket(seq, ts, ee)
 
 
-@given(seq=u32, ts=u64, ee=u16, rx=u64, tx=u64, ttl=st.integers(0, 255), pad=st.integers(0, 1400),
-       own_seq=st.none() | u32)
-def test_reflect_echoes_the_sender_and_keeps_the_size(seq: int, ts: int, ee: int, rx: int, tx: int, ttl: int,
-                                                      pad: int, own_seq: int | None) -> None:
+@given(
+    seq=u32, ts=u64, ee=u16, rx=u64, tx=u64, ttl=st.integers(0, 255), pad=st.integers(0, 1400), own_seq=st.none() | u32
+)
+def test_reflect_echoes_the_sender_and_keeps_the_size(
+    seq: int, ts: int, ee: int, rx: int, tx: int, ttl: int, pad: int, own_seq: int | None
+) -> None:
     probe = stamp.encode_sender(stamp.SenderPacket(seq, ts, ee), 44 + pad)
     answer = stamp.reflect(probe, received_ntp=rx, sent_ntp=tx, ttl=ttl, seq=own_seq)
     assert len(answer) == len(probe)  # symmetric size
@@ -109,9 +116,21 @@ def test_widen_seq_recovers_recent_numbers_across_wraps(short: int, last: int, b
 
 # ---- ICMP echo (pure helpers)
 
+
 def _ip_header(src: str, payload_len: int) -> bytes:
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, 0, 0, 64, 1, 0,
-                       IPv4Address(src).packed, IPv4Address("198.18.200.1").packed)
+    return struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + payload_len,
+        0,
+        0,
+        64,
+        1,
+        0,
+        IPv4Address(src).packed,
+        IPv4Address("198.18.200.1").packed,
+    )
 
 
 def _as_reply(echo: bytes) -> bytes:
@@ -126,8 +145,7 @@ def test_icmp_echo_round_trip(ident: int, seq: int, payload: int) -> None:
     assert checksum(echo) == 0
     reply = _as_reply(echo)
     packet = _ip_header("203.0.113.10", len(reply)) + reply
-    assert parse_reply(packet, identifier=ident, target=IPv4Address("203.0.113.10"),
-                       payload_len=payload) == (None, seq)
+    assert parse_reply(packet, identifier=ident, target=IPv4Address("203.0.113.10"), payload_len=payload) == (None, seq)
 
 
 def test_icmp_bad_replies_are_named() -> None:

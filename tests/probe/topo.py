@@ -81,14 +81,22 @@ class Topo:
 
     def counters(self, node: str) -> dict[str, int]:
         data = json.loads(self.nft(node, "-j", "list", "counters", "table", "inet", "tbprb"))
-        return {o["counter"]["name"]: int(o["counter"]["packets"])
-                for o in data["nftables"] if "counter" in o}
+        return {o["counter"]["name"]: int(o["counter"]["packets"]) for o in data["nftables"] if "counter" in o}
 
-    def policy_file(self, directory: Path, *, media_interval_ms: int = 20, media_timeout_ms: int = 200,
-                    protocol: str = "udp", port: int | None = 862, dscp: str = "ef") -> Path:
+    def policy_file(
+        self,
+        directory: Path,
+        *,
+        media_interval_ms: int = 20,
+        media_timeout_ms: int = 200,
+        protocol: str = "udp",
+        port: int | None = 862,
+        dscp: str = "ef",
+    ) -> Path:
         port_part = "" if port is None else f", port: {port}"
-        text = POLICY.format(interval=media_interval_ms, timeout=media_timeout_ms, protocol=protocol,
-                             port_part=port_part, dscp=dscp)
+        text = POLICY.format(
+            interval=media_interval_ms, timeout=media_timeout_ms, protocol=protocol, port_part=port_part, dscp=dscp
+        )
         path = directory / "tbprb-policy.yaml"
         path.write_text(text)
         return path

@@ -58,8 +58,9 @@ class Lab:
         return dict(doc.get("routes", {}))
 
     def kernel_routes(self, prefix: str) -> str:
-        out = subprocess.run(["ip", "-n", PEER, "route", "show", prefix], capture_output=True, text=True,
-                             timeout=10, check=True)
+        out = subprocess.run(
+            ["ip", "-n", PEER, "route", "show", prefix], capture_output=True, text=True, timeout=10, check=True
+        )
         return out.stdout.strip()
 
     def neighbor(self, address: str) -> dict[str, Any]:
@@ -80,30 +81,32 @@ def poll(what: str, fn: Callable[[], T], ok: Callable[[T], bool], budget_s: floa
 
 
 def _frr_config() -> str:
-    return "\n".join([
-        "frr defaults traditional",
-        "router bgp 65010",
-        " bgp router-id 198.18.1.1",
-        " no bgp ebgp-requires-policy",
-        " no bgp network import-check",
-        " neighbor 198.18.1.2 remote-as 65000",
-        " neighbor 198.18.1.2 timers 3 9",
-        " neighbor 198.18.1.2 timers connect 1",
-        f" neighbor 198.18.1.2 password {MD5_SECRET}",
-        " neighbor 198.18.1.2 ttl-security hops 1",
-        " neighbor 2001:db8:1::2 remote-as 65000",
-        " neighbor 2001:db8:1::2 timers 3 9",
-        " neighbor 2001:db8:1::2 timers connect 1",
-        " address-family ipv4 unicast",
-        "  network 192.0.2.0/24",
-        "  no neighbor 2001:db8:1::2 activate",
-        " exit-address-family",
-        " address-family ipv6 unicast",
-        "  network 2001:db8:77::/48",
-        "  neighbor 2001:db8:1::2 activate",
-        " exit-address-family",
-        "",
-    ])
+    return "\n".join(
+        [
+            "frr defaults traditional",
+            "router bgp 65010",
+            " bgp router-id 198.18.1.1",
+            " no bgp ebgp-requires-policy",
+            " no bgp network import-check",
+            " neighbor 198.18.1.2 remote-as 65000",
+            " neighbor 198.18.1.2 timers 3 9",
+            " neighbor 198.18.1.2 timers connect 1",
+            f" neighbor 198.18.1.2 password {MD5_SECRET}",
+            " neighbor 198.18.1.2 ttl-security hops 1",
+            " neighbor 2001:db8:1::2 remote-as 65000",
+            " neighbor 2001:db8:1::2 timers 3 9",
+            " neighbor 2001:db8:1::2 timers connect 1",
+            " address-family ipv4 unicast",
+            "  network 192.0.2.0/24",
+            "  no neighbor 2001:db8:1::2 activate",
+            " exit-address-family",
+            " address-family ipv6 unicast",
+            "  network 2001:db8:77::/48",
+            "  neighbor 2001:db8:1::2 activate",
+            " exit-address-family",
+            "",
+        ]
+    )
 
 
 def ns_pids(names: tuple[str, ...] = NAMESPACES) -> list[int]:
@@ -188,9 +191,26 @@ def lab(work: Path) -> Iterator[Lab]:
         shutil.chown(the_lab.work / "frr", "frr", "frr")
         for daemon in ("zebra", "bgpd"):
             pidfile = FRR_RUN / f"{daemon}.pid"
-            subprocess.run(["ip", "netns", "exec", PEER, f"/usr/lib/frr/{daemon}", "-d", "-N", PEER, "-P", "0",
-                            "-i", str(pidfile), "--log", f"file:{the_lab.work / 'frr' / daemon}.log"],
-                           check=True, timeout=20)
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    PEER,
+                    f"/usr/lib/frr/{daemon}",
+                    "-d",
+                    "-N",
+                    PEER,
+                    "-P",
+                    "0",
+                    "-i",
+                    str(pidfile),
+                    "--log",
+                    f"file:{the_lab.work / 'frr' / daemon}.log",
+                ],
+                check=True,
+                timeout=20,
+            )
             the_lab.pids[daemon] = _read_pid(pidfile)
         conf = the_lab.work / "frr.conf"
         conf.write_text(_frr_config())
@@ -206,15 +226,38 @@ def make_policy(**speaker_exabgp: Any) -> Policy:
     root = Path(__file__).resolve().parents[2]
     doc = YAML(typ="safe").load((root / "policies" / "lab.yaml").read_text())
     doc["speaker"]["local_addresses"] = ["198.18.1.2", "2001:db8:1::2"]
-    doc["speaker"]["exabgp"] = {"binary": str(Path(sys.executable).parent / "exabgp"), "user": "root",
-                                "graceful_restart": 120, **speaker_exabgp}
+    doc["speaker"]["exabgp"] = {
+        "binary": str(Path(sys.executable).parent / "exabgp"),
+        "user": "root",
+        "graceful_restart": 120,
+        **speaker_exabgp,
+    }
     doc["peers"] = [
-        {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge", "timers": {"hold_time": 9},
-         "md5_password": {"env": "TBSPK_MD5"}, "ttl_security": True, "add_path": "send"},
-        {"name": "edge6", "address": "2001:db8:1::1", "peer_as": 65010, "role": "edge",
-         "families": ["ipv6-unicast"], "timers": {"hold_time": 9}},
-        {"name": "tgw-use1", "address": "198.18.1.11", "peer_as": 64512, "role": "transit-gateway",
-         "timers": {"hold_time": 9}},
+        {
+            "name": "edge",
+            "address": "198.18.1.1",
+            "peer_as": 65010,
+            "role": "edge",
+            "timers": {"hold_time": 9},
+            "md5_password": {"env": "TBSPK_MD5"},
+            "ttl_security": True,
+            "add_path": "send",
+        },
+        {
+            "name": "edge6",
+            "address": "2001:db8:1::1",
+            "peer_as": 65010,
+            "role": "edge",
+            "families": ["ipv6-unicast"],
+            "timers": {"hold_time": 9},
+        },
+        {
+            "name": "tgw-use1",
+            "address": "198.18.1.11",
+            "peer_as": 64512,
+            "role": "transit-gateway",
+            "timers": {"hold_time": 9},
+        },
     ]
     doc["guards"]["allowlist"] = ["203.0.113.0/24", "192.0.2.0/24", "2001:db8:100::/48"]
     return Policy.model_validate_json(json.dumps(doc))
@@ -253,10 +296,17 @@ def frr_paths(the_lab: Lab, afi: str, from_peer: str) -> dict[tuple[str, int], F
 
 def expected_paths(routes: dict[Any, Any]) -> dict[tuple[str, int], FrrPath]:
     """What FRR should hold for a peer's part of a bgpctl Rib."""
-    return {(k.prefix, k.path_id): FrrPath(a.next_hop, a.med if a.med is not None else None,
-                                           " ".join(str(x) for x in a.as_path), tuple(a.communities),
-                                           tuple(a.large_communities), False)
-            for k, a in routes.items()}
+    return {
+        (k.prefix, k.path_id): FrrPath(
+            a.next_hop,
+            a.med if a.med is not None else None,
+            " ".join(str(x) for x in a.as_path),
+            tuple(a.communities),
+            tuple(a.large_communities),
+            False,
+        )
+        for k, a in routes.items()
+    }
 
 
 class LogTap:
@@ -265,8 +315,10 @@ class LogTap:
     def __init__(self) -> None:
         self.sink = structlog.testing.CapturingLogger()
         self.log: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
-            self.sink, processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
-            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+            self.sink,
+            processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        )
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         docs = [json.loads(c.args[0]) for c in self.sink.calls]

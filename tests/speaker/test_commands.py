@@ -16,28 +16,51 @@ from tests.speaker.lab import make_policy
 POLICY = make_policy()
 
 ANNOUNCE_CASES = [
-    ("plain, path id 0 on an ADD-PATH peer",
-     "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11", (65000,), 0),
-     "neighbor 198.18.1.1 announce route 203.0.113.0/26 next-hop 198.18.1.11 med 0 as-path [ 65000 ] origin igp"),
-    ("path-information, prepend, communities, large communities",
-     "edge", RouteKey("203.0.113.0/26", 1),
-     RouteAttrs("198.18.1.11", (65000, 65000, 65000), 500, ("65000:100", "7224:7100"), ("65000:1:2",)),
-     "neighbor 198.18.1.1 announce route 203.0.113.0/26 path-information 0.0.0.1 next-hop 198.18.1.11 med 500 "
-     "as-path [ 65000 65000 65000 ] community [ 65000:100 7224:7100 ] large-community [ 65000:1:2 ] origin igp"),
-    ("large path id",
-     "edge", RouteKey("203.0.113.64/26", 258), RouteAttrs("198.18.1.12", (65000,)),
-     "neighbor 198.18.1.1 announce route 203.0.113.64/26 path-information 0.0.1.2 next-hop 198.18.1.12 "
-     "as-path [ 65000 ] origin igp"),
-    ("no MED, no AS path (ExaBGP adds the local AS), well-known community",
-     "tgw-use1", RouteKey("192.0.2.0/24"), RouteAttrs("198.18.1.1", (), None, ("no-export",)),
-     "neighbor 198.18.1.11 announce route 192.0.2.0/24 next-hop 198.18.1.1 community [ no-export ] origin igp"),
-    ("IPv6, address normalised",
-     "edge6", RouteKey("2001:db8:100::/48"), RouteAttrs("2001:DB8:1:0::2", (65000, 65000), 7),
-     "neighbor 2001:db8:1::1 announce route 2001:db8:100::/48 next-hop 2001:db8:1::2 med 7 "
-     "as-path [ 65000 65000 ] origin igp"),
-    ("next-hop self",
-     "tgw-use1", RouteKey("192.0.2.0/25"), RouteAttrs("self", (65000,)),
-     "neighbor 198.18.1.11 announce route 192.0.2.0/25 next-hop self as-path [ 65000 ] origin igp"),
+    (
+        "plain, path id 0 on an ADD-PATH peer",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11", (65000,), 0),
+        "neighbor 198.18.1.1 announce route 203.0.113.0/26 next-hop 198.18.1.11 med 0 as-path [ 65000 ] origin igp",
+    ),
+    (
+        "path-information, prepend, communities, large communities",
+        "edge",
+        RouteKey("203.0.113.0/26", 1),
+        RouteAttrs("198.18.1.11", (65000, 65000, 65000), 500, ("65000:100", "7224:7100"), ("65000:1:2",)),
+        "neighbor 198.18.1.1 announce route 203.0.113.0/26 path-information 0.0.0.1 next-hop 198.18.1.11 med 500 "
+        "as-path [ 65000 65000 65000 ] community [ 65000:100 7224:7100 ] large-community [ 65000:1:2 ] origin igp",
+    ),
+    (
+        "large path id",
+        "edge",
+        RouteKey("203.0.113.64/26", 258),
+        RouteAttrs("198.18.1.12", (65000,)),
+        "neighbor 198.18.1.1 announce route 203.0.113.64/26 path-information 0.0.1.2 next-hop 198.18.1.12 "
+        "as-path [ 65000 ] origin igp",
+    ),
+    (
+        "no MED, no AS path (ExaBGP adds the local AS), well-known community",
+        "tgw-use1",
+        RouteKey("192.0.2.0/24"),
+        RouteAttrs("198.18.1.1", (), None, ("no-export",)),
+        "neighbor 198.18.1.11 announce route 192.0.2.0/24 next-hop 198.18.1.1 community [ no-export ] origin igp",
+    ),
+    (
+        "IPv6, address normalised",
+        "edge6",
+        RouteKey("2001:db8:100::/48"),
+        RouteAttrs("2001:DB8:1:0::2", (65000, 65000), 7),
+        "neighbor 2001:db8:1::1 announce route 2001:db8:100::/48 next-hop 2001:db8:1::2 med 7 "
+        "as-path [ 65000 65000 ] origin igp",
+    ),
+    (
+        "next-hop self",
+        "tgw-use1",
+        RouteKey("192.0.2.0/25"),
+        RouteAttrs("self", (65000,)),
+        "neighbor 198.18.1.11 announce route 192.0.2.0/25 next-hop self as-path [ 65000 ] origin igp",
+    ),
 ]
 
 
@@ -47,11 +70,19 @@ def test_announce_line(why: str, peer: str, key: RouteKey, attrs: RouteAttrs, li
 
 
 WITHDRAW_CASES = [
-    ("edge", RouteKey("203.0.113.0/26", 2), RouteAttrs("198.18.1.12", (65000,)),
-     "neighbor 198.18.1.1 withdraw route 203.0.113.0/26 path-information 0.0.0.2 next-hop 198.18.1.12"),
+    (
+        "edge",
+        RouteKey("203.0.113.0/26", 2),
+        RouteAttrs("198.18.1.12", (65000,)),
+        "neighbor 198.18.1.1 withdraw route 203.0.113.0/26 path-information 0.0.0.2 next-hop 198.18.1.12",
+    ),
     ("tgw-use1", RouteKey("192.0.2.0/24"), None, "neighbor 198.18.1.11 withdraw route 192.0.2.0/24"),
-    ("edge6", RouteKey("2001:db8:100::/48"), RouteAttrs("2001:db8:1::2", (65000,)),
-     "neighbor 2001:db8:1::1 withdraw route 2001:db8:100::/48 next-hop 2001:db8:1::2"),
+    (
+        "edge6",
+        RouteKey("2001:db8:100::/48"),
+        RouteAttrs("2001:db8:1::2", (65000,)),
+        "neighbor 2001:db8:1::1 withdraw route 2001:db8:100::/48 next-hop 2001:db8:1::2",
+    ),
     # withdrawing is always safe: no allowlist check
     ("tgw-use1", RouteKey("198.51.100.0/24"), None, "neighbor 198.18.1.11 withdraw route 198.51.100.0/24"),
 ]
@@ -65,37 +96,86 @@ def test_withdraw_line(peer: str, key: RouteKey, attrs: RouteAttrs | None, line:
 
 def test_eor_lines_per_family() -> None:
     assert [c.line for c in commands.eor_lines(POLICY, "edge")] == ["neighbor 198.18.1.1 announce eor ipv4 unicast"]
-    assert [c.line for c in commands.eor_lines(POLICY, "edge6")] == [
-        "neighbor 2001:db8:1::1 announce eor ipv6 unicast"]
+    assert [c.line for c in commands.eor_lines(POLICY, "edge6")] == ["neighbor 2001:db8:1::1 announce eor ipv6 unicast"]
 
 
 A = RouteAttrs("198.18.1.11", (65000,))
 REFUSALS = [
     ("outside the allowlist", "edge", RouteKey("198.51.100.0/24"), A, "outside the policy allowlist"),
     ("wider than the allowlist", "edge", RouteKey("203.0.112.0/23"), A, "outside the policy allowlist"),
-    ("IPv6 outside the allowlist", "edge6", RouteKey("2001:db8:200::/48"), RouteAttrs("2001:db8:1::2", (65000,)),
-     "outside the policy allowlist"),
+    (
+        "IPv6 outside the allowlist",
+        "edge6",
+        RouteKey("2001:db8:200::/48"),
+        RouteAttrs("2001:db8:1::2", (65000,)),
+        "outside the policy allowlist",
+    ),
     ("host bits set", "edge", RouteKey("203.0.113.1/26"), A, "not a valid prefix"),
-    ("line injection in the prefix", "edge", RouteKey("203.0.113.0/26\nneighbor 198.18.1.1 announce route "
-                                                      "0.0.0.0/0 next-hop self"), A, "not a valid prefix"),
+    (
+        "line injection in the prefix",
+        "edge",
+        RouteKey("203.0.113.0/26\nneighbor 198.18.1.1 announce route 0.0.0.0/0 next-hop self"),
+        A,
+        "not a valid prefix",
+    ),
     ("unknown peer", "nobody", RouteKey("203.0.113.0/26"), A, "not in the policy's peers"),
-    ("family the session lacks", "edge", RouteKey("2001:db8:100::/48"), RouteAttrs("2001:db8:1::2", (65000,)),
-     "only carries ipv4-unicast"),
+    (
+        "family the session lacks",
+        "edge",
+        RouteKey("2001:db8:100::/48"),
+        RouteAttrs("2001:db8:1::2", (65000,)),
+        "only carries ipv4-unicast",
+    ),
     ("path id without ADD-PATH", "tgw-use1", RouteKey("203.0.113.0/26", 3), A, "ADD-PATH send is off"),
-    ("next hop of the other family", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("2001:db8:1::2", (65000,)),
-     "of the prefix's family"),
-    ("next hop not an address", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11 med 0", (65000,)),
-     "not an IP address"),
-    ("AS path not starting with the local AS", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11", (64999,)),
-     "does not start with the local AS"),
-    ("community injection", "edge", RouteKey("203.0.113.0/26"),
-     RouteAttrs("198.18.1.11", (65000,), None, ("65000:1 ] med 5 [",)), "not a standard community"),
-    ("community out of range", "edge", RouteKey("203.0.113.0/26"),
-     RouteAttrs("198.18.1.11", (65000,), None, ("65536:1",)), "not a standard community"),
-    ("large community malformed", "edge", RouteKey("203.0.113.0/26"),
-     RouteAttrs("198.18.1.11", (65000,), None, (), ("1:2",)), "not a large community"),
-    ("MED out of range", "edge", RouteKey("203.0.113.0/26"), RouteAttrs("198.18.1.11", (65000,), 2**32),
-     "MED 4294967296"),
+    (
+        "next hop of the other family",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("2001:db8:1::2", (65000,)),
+        "of the prefix's family",
+    ),
+    (
+        "next hop not an address",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11 med 0", (65000,)),
+        "not an IP address",
+    ),
+    (
+        "AS path not starting with the local AS",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11", (64999,)),
+        "does not start with the local AS",
+    ),
+    (
+        "community injection",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11", (65000,), None, ("65000:1 ] med 5 [",)),
+        "not a standard community",
+    ),
+    (
+        "community out of range",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11", (65000,), None, ("65536:1",)),
+        "not a standard community",
+    ),
+    (
+        "large community malformed",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11", (65000,), None, (), ("1:2",)),
+        "not a large community",
+    ),
+    (
+        "MED out of range",
+        "edge",
+        RouteKey("203.0.113.0/26"),
+        RouteAttrs("198.18.1.11", (65000,), 2**32),
+        "MED 4294967296",
+    ),
 ]
 
 
@@ -112,18 +192,28 @@ def test_announce_without_attributes_is_refused() -> None:
         commands.render(POLICY, RouteChange("edge", ChangeKind.ANNOUNCE, RouteKey("203.0.113.0/26"), None))
 
 
-_addresses = st.one_of(st.ip_addresses(network="203.0.112.0/23"), st.ip_addresses(network="192.0.2.0/24"),
-                       st.ip_addresses(v=4), st.ip_addresses(network="2001:db8:100::/47"), st.ip_addresses(v=6))
+_addresses = st.one_of(
+    st.ip_addresses(network="203.0.112.0/23"),
+    st.ip_addresses(network="192.0.2.0/24"),
+    st.ip_addresses(v=4),
+    st.ip_addresses(network="2001:db8:100::/47"),
+    st.ip_addresses(v=6),
+)
 _networks = _addresses.flatmap(
-    lambda a: st.integers(0, a.max_prefixlen).map(lambda n: ipaddress.ip_network(f"{a}/{n}", strict=False)))
+    lambda a: st.integers(0, a.max_prefixlen).map(lambda n: ipaddress.ip_network(f"{a}/{n}", strict=False))
+)
 
 
 @given(_networks)
 def test_allowlist_property(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
     """A prefix is accepted iff it is inside one allowlist entry of its own family."""
     prefix = str(net)
-    inside = any(net.version == a.version and int(a.network_address) <= int(net.network_address)
-                 and int(net.broadcast_address) <= int(a.broadcast_address) for a in POLICY.guards.allowlist)
+    inside = any(
+        net.version == a.version
+        and int(a.network_address) <= int(net.network_address)
+        and int(net.broadcast_address) <= int(a.broadcast_address)
+        for a in POLICY.guards.allowlist
+    )
     if inside:
         assert str(commands.check_allowed(prefix, POLICY.guards.allowlist)) == prefix
     else:

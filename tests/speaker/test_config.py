@@ -29,8 +29,13 @@ def _validate(tmp_path: Path, rendered: config.Rendered) -> subprocess.Completed
     conf, env = tmp_path / "exabgp.conf", tmp_path / "exabgp.env"
     config.write_private(conf, rendered.config)
     config.write_private(env, rendered.env)
-    return subprocess.run([str(EXABGP), "--env-file", str(env), "validate", str(conf)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [str(EXABGP), "--env-file", str(env), "validate", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _variant(**changes: object) -> Policy:
@@ -48,15 +53,22 @@ def test_lab_policy_renders_and_validates(tmp_path: Path) -> None:
     policy = make_policy()
     rendered = config.render(policy, _relay(tmp_path), {"edge": "tbspk secret"})
     text = rendered.config
-    block = text[text.index("neighbor 198.18.1.1 {"):]
-    block = block[:block.index("\n}\n")]
-    for expected in ('md5-password "tbspk secret";', "outgoing-ttl 255;", "incoming-ttl 255;", "hold-time 9;",
-                     "capability { add-path send; }", "local-address 198.18.1.2;", "peer-as 65010;"):
+    block = text[text.index("neighbor 198.18.1.1 {") :]
+    block = block[: block.index("\n}\n")]
+    for expected in (
+        'md5-password "tbspk secret";',
+        "outgoing-ttl 255;",
+        "incoming-ttl 255;",
+        "hold-time 9;",
+        "capability { add-path send; }",
+        "local-address 198.18.1.2;",
+        "peer-as 65010;",
+    ):
         assert expected in block
-    v6 = text[text.index("neighbor 2001:db8:1::1 {"):]
+    v6 = text[text.index("neighbor 2001:db8:1::1 {") :]
     assert "local-address 2001:db8:1::2;" in v6 and "ipv6 unicast;" in v6
     assert "graceful-restart 120;" in text and "manual-eor true;" in text
-    api = text[text.index("api {"):text.index("neighbor 198.18.1.1")]
+    api = text[text.index("api {") : text.index("neighbor 198.18.1.1")]
     assert "neighbor-changes;" in api and "receive { parsed; update; notification; }" in api
     assert f"run {' '.join(_relay(tmp_path))};" in text
     assert "terminate = true" in rendered.env and "user = 'root'" in rendered.env
@@ -78,8 +90,9 @@ def test_without_graceful_restart_exabgp_sends_eor_itself(tmp_path: Path) -> Non
 def test_validate_catches_a_broken_config(tmp_path: Path) -> None:
     """The validator is not a rubber stamp: the notes' gotcha (neighbor-changes inside receive {}) fails."""
     rendered = config.render(make_policy(), _relay(tmp_path), {"edge": "x"})
-    broken = rendered.config.replace("receive { parsed; update; notification; }",
-                                     "receive { parsed; update; notification; neighbor-changes; }")
+    broken = rendered.config.replace(
+        "receive { parsed; update; notification; }", "receive { parsed; update; notification; neighbor-changes; }"
+    )
     assert _validate(tmp_path, config.Rendered(broken, rendered.env)).returncode != 0
 
 
@@ -112,7 +125,10 @@ def test_description_cannot_break_the_config(tmp_path: Path) -> None:
     policy = _variant(**{"peers.0.description": 'x"; } neighbor 1.2.3.4 { peer-as 1; local-as 2; }'})
     rendered = config.render(policy, _relay(tmp_path), {"edge": "s"})
     assert [ln for ln in rendered.config.splitlines() if ln.startswith("neighbor ")] == [
-        "neighbor 198.18.1.1 {", "neighbor 2001:db8:1::1 {", "neighbor 198.18.1.11 {"]
+        "neighbor 198.18.1.1 {",
+        "neighbor 2001:db8:1::1 {",
+        "neighbor 198.18.1.11 {",
+    ]
     assert 'description "x  neighbor 1.2.3.4  peer-as 1 local-as 2 ";' in rendered.config
     assert _validate(tmp_path, rendered).returncode == 0
 

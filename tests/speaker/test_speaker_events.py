@@ -48,15 +48,18 @@ def test_session_states_and_own_routes(tmp_path: Path) -> None:
     assert sp.counters["own_routes_filtered"] == 1
     sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "notification received (6,2)" } }')
     assert sp.sessions()["edge"] == "down" and sp.received()["edge"] == {} and "edge" not in sp._resync
-    sp._dispatch(H + '"type": "state", ' + NB.replace('"peer": "198.18.1.1"', '"peer": "198.18.1.99"')
-                 + ', "state": "up" } }')
+    sp._dispatch(
+        H + '"type": "state", ' + NB.replace('"peer": "198.18.1.1"', '"peer": "198.18.1.99"') + ', "state": "up" } }'
+    )
     assert tap.events(events.EXABGP_UNKNOWN_PEER)
 
 
 def test_open_refused_by_the_peer_is_logged_with_a_hint(tmp_path: Path) -> None:
     sp, tap = _speaker(tmp_path)
-    sp._dispatch(H + '"type": "notification", ' + NB + ', "direction": "receive", "notification": { "code": 2, '
-                 '"subcode": 2, "data": "0x", "message": "Bad Peer AS" } } }')
+    sp._dispatch(
+        H + '"type": "notification", ' + NB + ', "direction": "receive", "notification": { "code": 2, '
+        '"subcode": 2, "data": "0x", "message": "Bad Peer AS" } } }'
+    )
     (note,) = tap.events(events.BGP_NOTIFICATION)
     assert (note["peer"], note["code"], note["subcode"], note["level"]) == ("edge", 2, 2, "warning")
     assert "refused our OPEN" in note["hint"]

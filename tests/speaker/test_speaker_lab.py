@@ -45,8 +45,9 @@ V6 = "2001:db8:1::2"
 MEDIA, SIG, API = "203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"
 
 
-def attrs(nh: str, prepend: int = 0, med: int | None = None, comm: tuple[str, ...] = (),
-          large: tuple[str, ...] = ()) -> RouteAttrs:
+def attrs(
+    nh: str, prepend: int = 0, med: int | None = None, comm: tuple[str, ...] = (), large: tuple[str, ...] = ()
+) -> RouteAttrs:
     return RouteAttrs(nh, (LOCAL,) * (1 + prepend), med, comm, large)
 
 
@@ -84,22 +85,35 @@ def _md5_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_speaker(run_dir: Path, tap: LogTap, ack_timeout_s: float = 30.0) -> Speaker:
-    return Speaker(L.make_policy(), run_dir, tap.log, exabgp_prefix=["ip", "netns", "exec", L.CR],
-                   restart_backoff=Backoff(initial_s=0.5, maximum_s=5.0),
-                   retry_backoff=Backoff(initial_s=0.5, maximum_s=2.0), ack_timeout_s=ack_timeout_s)
+    return Speaker(
+        L.make_policy(),
+        run_dir,
+        tap.log,
+        exabgp_prefix=["ip", "netns", "exec", L.CR],
+        restart_backoff=Backoff(initial_s=0.5, maximum_s=5.0),
+        retry_backoff=Backoff(initial_s=0.5, maximum_s=2.0),
+        ack_timeout_s=ack_timeout_s,
+    )
 
 
 async def wait_up(sp: Speaker, peers: tuple[str, ...] = ("edge", "edge6")) -> None:
-    await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers),
-                SESSION_BUDGET_S)
+    await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers), SESSION_BUDGET_S)
 
 
 async def frr_holds(lab: L.Lab, rib: Rib, what: str, budget_s: float = CONVERGE_BUDGET_S) -> None:
     """FRR's tables hold exactly ``rib``'s routes for edge (IPv4) and edge6 (IPv6), not stale."""
-    await apoll(f"{what}: FRR IPv4 table from {V4}", lambda: L.frr_paths(lab, "ipv4", V4),
-                lambda got: got == L.expected_paths(rib.get("edge", {})), budget_s)
-    await apoll(f"{what}: FRR IPv6 table from {V6}", lambda: L.frr_paths(lab, "ipv6", V6),
-                lambda got: got == L.expected_paths(rib.get("edge6", {})), budget_s)
+    await apoll(
+        f"{what}: FRR IPv4 table from {V4}",
+        lambda: L.frr_paths(lab, "ipv4", V4),
+        lambda got: got == L.expected_paths(rib.get("edge", {})),
+        budget_s,
+    )
+    await apoll(
+        f"{what}: FRR IPv6 table from {V6}",
+        lambda: L.frr_paths(lab, "ipv6", V6),
+        lambda got: got == L.expected_paths(rib.get("edge6", {})),
+        budget_s,
+    )
 
 
 async def stop_clean(sp: Speaker, lab: L.Lab) -> None:
@@ -129,12 +143,20 @@ def test_sync_reaches_frr_with_exact_attributes(the_lab: L.Lab, tmp_path: Path) 
             assert nbr["neighborCapabilities"]["gracefulRestart"] == "advertisedAndReceived"
             assert nbr["gracefulRestartInfo"]["ipv4Unicast"]["endOfRibStatus"]["endOfRibRecv"] is True
             # received routes: FRR's own network, never ours reflected back
-            await apoll("FRR's 192.0.2.0/24 received", sp.received,
-                        lambda r: RouteKey("192.0.2.0/24") in r.get("edge", {}), CONVERGE_BUDGET_S)
+            await apoll(
+                "FRR's 192.0.2.0/24 received",
+                sp.received,
+                lambda r: RouteKey("192.0.2.0/24") in r.get("edge", {}),
+                CONVERGE_BUDGET_S,
+            )
             assert all(RouteKey(p) not in sp.received().get("edge", {}) for p in (MEDIA, SIG))
             # IPv6: FRR sends a global and a link-local next hop; one route, with the global next hop
-            v6 = await apoll("FRR's 2001:db8:77::/48 received", lambda: sp.received().get("edge6", {}),
-                             lambda r: RouteKey("2001:db8:77::/48") in r, CONVERGE_BUDGET_S)
+            v6 = await apoll(
+                "FRR's 2001:db8:77::/48 received",
+                lambda: sp.received().get("edge6", {}),
+                lambda r: RouteKey("2001:db8:77::/48") in r,
+                CONVERGE_BUDGET_S,
+            )
             assert list(v6) == [RouteKey("2001:db8:77::/48")]
             assert v6[RouteKey("2001:db8:77::/48")].next_hop == "2001:db8:1::1"
             # the secret never reaches a log line (ours or ExaBGP's output), and the config is 0600
@@ -174,8 +196,10 @@ def test_only_the_difference_is_sent_and_allowlist_refused(the_lab: L.Lab, tmp_p
             assert (result.sent, result.errors, result.held_back) == (2, 0, 0)
             assert sp.counters["commands_sent"] == before + 2
             await frr_holds(the_lab, changed, "one change + one withdrawal")
-            print(f"\nMEASURED sync of 1 change + 1 withdrawal: acked {1000 * (t_acked - t0):.1f} ms, in FRR's "
-                  f"table (polled every 100 ms) {1000 * (time.monotonic() - t0):.0f} ms")
+            print(
+                f"\nMEASURED sync of 1 change + 1 withdrawal: acked {1000 * (t_acked - t0):.1f} ms, in FRR's "
+                f"table (polled every 100 ms) {1000 * (time.monotonic() - t0):.0f} ms"
+            )
 
             # outside the allowlist: refused whole in the speaker, nothing sent, previous RIB kept
             bad = {peer: dict(routes) for peer, routes in changed.items()}
@@ -194,8 +218,9 @@ def test_only_the_difference_is_sent_and_allowlist_refused(the_lab: L.Lab, tmp_p
     asyncio.run(run())
 
 
-def test_error_ack_is_logged_not_announced_and_retried(the_lab: L.Lab, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_error_ack_is_logged_not_announced_and_retried(
+    the_lab: L.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A command ExaBGP answers ``error`` to (here: an attribute it does not know, injected into one route's
     line) is logged with the command, counted, not marked announced, and retried with backoff; once the fault
     is gone the retry gets the route out without another sync()."""
@@ -223,23 +248,30 @@ def test_error_ack_is_logged_not_announced_and_retried(the_lab: L.Lab, tmp_path:
             assert RouteKey(API, 1) not in sp.announced()["edge"]
             errors = tap.events(events.EXABGP_COMMAND_ERROR)
             assert errors and errors[0]["command"].endswith("bogus-attr 12") and errors[0]["level"] == "error"
-            await apoll("the failing command is retried with backoff",
-                        lambda: len(tap.events(events.EXABGP_COMMAND_ERROR)), lambda n: n >= 2, RETRY_BUDGET_S)
+            await apoll(
+                "the failing command is retried with backoff",
+                lambda: len(tap.events(events.EXABGP_COMMAND_ERROR)),
+                lambda n: n >= 2,
+                RETRY_BUDGET_S,
+            )
             attempts = [e["attempt"] for e in tap.events(events.EXABGP_COMMAND_ERROR)]
             assert attempts[:2] == [1, 2]
             await frr_holds(the_lab, DESIRED, "nothing of the failed route reached FRR")
 
             monkeypatch.setattr(commands, "announce_line", real)  # the fault goes away
-            await apoll("the retry announces the route", lambda: sp.announced()["edge"],
-                        lambda a: a.get(RouteKey(API, 1)) == with_api["edge"][RouteKey(API, 1)], RETRY_BUDGET_S)
+            await apoll(
+                "the retry announces the route",
+                lambda: sp.announced()["edge"],
+                lambda a: a.get(RouteKey(API, 1)) == with_api["edge"][RouteKey(API, 1)],
+                RETRY_BUDGET_S,
+            )
             await frr_holds(the_lab, with_api, "route in after the retry")
             assert sp.counters["acks_error"] >= 2
 
             # a command for a neighbour ExaBGP does not have is refused too (the notes' other error case)
             conn = sp._conn
             assert conn is not None
-            bogus = commands.Command("edge", "neighbor 198.18.1.99 announce route 203.0.113.192/26 next-hop self",
-                                     None)
+            bogus = commands.Command("edge", "neighbor 198.18.1.99 announce route 203.0.113.192/26 next-hop self", None)
             async with sp._lock:
                 assert await sp._send(conn, [bogus]) == [False]
         finally:
@@ -265,8 +297,12 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
             await apoll("first resyncs done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE_BUDGET_S)
             eors = sp.counters["eor_sent"]
 
-            await asyncio.to_thread(the_lab.vtysh, "configure terminal", "router bgp 65010",
-                                    f"neighbor {V4} shutdown message tbspk-maintenance")
+            await asyncio.to_thread(
+                the_lab.vtysh,
+                "configure terminal",
+                "router bgp 65010",
+                f"neighbor {V4} shutdown message tbspk-maintenance",
+            )
             await apoll("edge down", sp.sessions, lambda s: s["edge"] == "down", CONVERGE_BUDGET_S)
             assert "edge" not in sp.announced() and "edge6" in sp.announced()
             notes = tap.events(events.BGP_NOTIFICATION)
@@ -277,12 +313,17 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
             meanwhile["edge"][RouteKey(API, 1)] = attrs("198.18.1.12", 1, 100)
             await sp.sync(meanwhile)
 
-            await asyncio.to_thread(the_lab.vtysh, "configure terminal", "router bgp 65010",
-                                    f"no neighbor {V4} shutdown")
+            await asyncio.to_thread(
+                the_lab.vtysh, "configure terminal", "router bgp 65010", f"no neighbor {V4} shutdown"
+            )
             await wait_up(sp, ("edge",))
             await frr_holds(the_lab, meanwhile, "after the session came back")
-            await apoll("End-of-RIB after the resync", lambda: sp.counters["eor_sent"], lambda n: n == eors + 1,
-                        CONVERGE_BUDGET_S)
+            await apoll(
+                "End-of-RIB after the resync",
+                lambda: sp.counters["eor_sent"],
+                lambda n: n == eors + 1,
+                CONVERGE_BUDGET_S,
+            )
             assert sp.announced()["edge"] == meanwhile["edge"]
         finally:
             await stop_clean(sp, the_lab)
@@ -304,8 +345,11 @@ class KernelWatch:
         dst, plen = self.prefix.split("/")
         with IPRoute(netns=L.PEER, flags=0) as ipr:
             while not self._stop.is_set():
-                routes = [r for r in ipr.get_routes(family=2, table=254)
-                          if r.get_attr("RTA_DST") == dst and r["dst_len"] == int(plen)]
+                routes = [
+                    r
+                    for r in ipr.get_routes(family=2, table=254)
+                    if r.get_attr("RTA_DST") == dst and r["dst_len"] == int(plen)
+                ]
                 self.checks += 1
                 if not routes:
                     self.misses += 1
@@ -340,19 +384,29 @@ def test_exabgp_killed_is_restarted_and_routes_never_leave_the_kernel(the_lab: L
             with KernelWatch(MEDIA) as watch:
                 t0 = time.monotonic()
                 os.kill(old_pid, signal.SIGKILL)
-                stale = await apoll("FRR marks our routes stale", lambda: L.frr_paths(the_lab, "ipv4", V4),
-                                    lambda p: bool(p) and all(x.stale for x in p.values()), CONVERGE_BUDGET_S)
+                stale = await apoll(
+                    "FRR marks our routes stale",
+                    lambda: L.frr_paths(the_lab, "ipv4", V4),
+                    lambda p: bool(p) and all(x.stale for x in p.values()),
+                    CONVERGE_BUDGET_S,
+                )
                 assert set(stale) == set(L.expected_paths(DESIRED["edge"]))
-                await apoll("ExaBGP restarted", lambda: sp.exabgp_pid, lambda p: p is not None and p != old_pid,
-                            RESTART_BUDGET_S)
+                await apoll(
+                    "ExaBGP restarted",
+                    lambda: sp.exabgp_pid,
+                    lambda p: p is not None and p != old_pid,
+                    RESTART_BUDGET_S,
+                )
                 t_restarted = time.monotonic()
                 await wait_up(sp)
                 t_up = time.monotonic()
                 await frr_holds(the_lab, DESIRED, "routes refreshed after the restart", RESTART_BUDGET_S)
                 t_fresh = time.monotonic()
-            print(f"\nMEASURED exabgp SIGKILL -> restarted {t_restarted - t0:.2f} s, sessions up {t_up - t0:.2f} s, "
-                  f"FRR routes fresh (not stale) {t_fresh - t0:.2f} s; kernel route missing in {watch.misses} of "
-                  f"{watch.checks} checks over {time.monotonic() - t0:.2f} s")
+            print(
+                f"\nMEASURED exabgp SIGKILL -> restarted {t_restarted - t0:.2f} s, sessions up {t_up - t0:.2f} s, "
+                f"FRR routes fresh (not stale) {t_fresh - t0:.2f} s; kernel route missing in {watch.misses} of "
+                f"{watch.checks} checks over {time.monotonic() - t0:.2f} s"
+            )
             assert watch.checks > 50
             assert watch.misses == 0, f"kernel route missing in {watch.misses} of {watch.checks} checks"
             assert sp.supervisor.starts == 2 and sp.counters["exabgp_exits"] == 1
@@ -392,8 +446,9 @@ def test_wedged_exabgp_is_killed_on_ack_timeout_and_the_change_still_lands(the_l
                 assert not result.connected and result.errors == 1
                 assert ack_budget_s <= waited < ack_budget_s + 2
                 assert tap.events(events.EXABGP_ACK_TIMEOUT) and sp.counters["ack_timeouts"] == 1
-                await apoll("ExaBGP replaced", lambda: sp.exabgp_pid, lambda p: p is not None and p != pid,
-                            RESTART_BUDGET_S)
+                await apoll(
+                    "ExaBGP replaced", lambda: sp.exabgp_pid, lambda p: p is not None and p != pid, RESTART_BUDGET_S
+                )
                 await wait_up(sp)
                 await frr_holds(the_lab, changed, "in-flight change landed after the restart", RESTART_BUDGET_S)
             assert watch.misses == 0 and watch.checks > 50
@@ -443,9 +498,12 @@ def test_peer_refusing_our_open_is_logged_and_recovers(the_lab: L.Lab, tmp_path:
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
             await asyncio.to_thread(frr_expects, 65001)
-            await apoll("FRR refuses our OPEN", lambda: [n for n in tap.events(events.BGP_NOTIFICATION)
-                                                          if n["peer"] == "edge6" and n["code"] == 2],
-                        bool, SESSION_BUDGET_S)
+            await apoll(
+                "FRR refuses our OPEN",
+                lambda: [n for n in tap.events(events.BGP_NOTIFICATION) if n["peer"] == "edge6" and n["code"] == 2],
+                bool,
+                SESSION_BUDGET_S,
+            )
             refused = next(n for n in tap.events(events.BGP_NOTIFICATION) if n["code"] == 2)
             assert refused["direction"] == "receive" and "refused our OPEN" in refused["hint"]
             assert sp.sessions()["edge6"] != "up" and "edge6" not in sp.announced()

@@ -24,7 +24,8 @@ from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.supervisor import Supervisor
 
 LOG: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
-    structlog.testing.CapturingLogger(), wrapper_class=structlog.make_filtering_bound_logger(10))
+    structlog.testing.CapturingLogger(), wrapper_class=structlog.make_filtering_bound_logger(10)
+)
 RESTART_BUDGET_S = 10.0
 
 
@@ -47,8 +48,13 @@ def test_child_exiting_zero_is_restarted_with_growing_delays(tmp_path: Path) -> 
 
     async def run() -> list[float]:
         starts: list[float] = []
-        sup = Supervisor([sys.executable, "-c", script], LOG, backoff=Backoff(initial_s=0.2, maximum_s=1.0, jitter=0),
-                         on_start=lambda _pid: starts.append(time.monotonic()), rng=random.Random(1))
+        sup = Supervisor(
+            [sys.executable, "-c", script],
+            LOG,
+            backoff=Backoff(initial_s=0.2, maximum_s=1.0, jitter=0),
+            on_start=lambda _pid: starts.append(time.monotonic()),
+            rng=random.Random(1),
+        )
         await sup.start()
         deadline = time.monotonic() + RESTART_BUDGET_S
         while len(sup.exits) < 4 and time.monotonic() < deadline:
@@ -66,8 +72,9 @@ def test_child_exiting_zero_is_restarted_with_growing_delays(tmp_path: Path) -> 
 
 
 def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm() -> None:
-    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
-             "time.sleep(60)"
+    script = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
 
     async def run() -> None:
         sup = Supervisor([sys.executable, "-c", script], LOG, stop_grace_s=0.5)

@@ -50,32 +50,57 @@ def lab_policy(patch: Mapping[str, Any] | None = None, file: str = "lab.yaml") -
 
 TWO_PATHS: dict[str, Any] = {
     "regions": {
-        "use1": {"paths": {
-            "interconnect": {"peer": "tgw-use1", "next_hop": "198.18.1.11", "probe_source": "198.18.1.21",
-                             "table": 101},
-            "vpn": {"peer": "tgw-use1", "next_hop": "198.18.1.31", "probe_source": "198.18.1.41",
-                    "table": 111, "priority": 10}}},
-        "usw2": {"paths": {
-            "interconnect": {"peer": "tgw-usw2", "next_hop": "198.18.1.12", "probe_source": "198.18.1.22",
-                             "table": 102},
-            "vpn": {"peer": "tgw-usw2", "next_hop": "198.18.1.32", "probe_source": "198.18.1.42",
-                    "table": 112, "priority": 10}}},
+        "use1": {
+            "paths": {
+                "interconnect": {
+                    "peer": "tgw-use1",
+                    "next_hop": "198.18.1.11",
+                    "probe_source": "198.18.1.21",
+                    "table": 101,
+                },
+                "vpn": {
+                    "peer": "tgw-use1",
+                    "next_hop": "198.18.1.31",
+                    "probe_source": "198.18.1.41",
+                    "table": 111,
+                    "priority": 10,
+                },
+            }
+        },
+        "usw2": {
+            "paths": {
+                "interconnect": {
+                    "peer": "tgw-usw2",
+                    "next_hop": "198.18.1.12",
+                    "probe_source": "198.18.1.22",
+                    "table": 102,
+                },
+                "vpn": {
+                    "peer": "tgw-usw2",
+                    "next_hop": "198.18.1.32",
+                    "probe_source": "198.18.1.42",
+                    "table": 112,
+                    "priority": 10,
+                },
+            }
+        },
     },
 }
 """Patch for lab.yaml: a VPN backup path (priority 10) next to the interconnect in each region."""
 
 
-NO_ADD_PATH: dict[str, Any] = {"peers": [
-    {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge"},
-    {"name": "tgw-use1", "address": "198.18.1.11", "peer_as": 64512, "role": "transit-gateway"},
-    {"name": "tgw-usw2", "address": "198.18.1.12", "peer_as": 64513, "role": "transit-gateway"},
-]}
+NO_ADD_PATH: dict[str, Any] = {
+    "peers": [
+        {"name": "edge", "address": "198.18.1.1", "peer_as": 65010, "role": "edge"},
+        {"name": "tgw-use1", "address": "198.18.1.11", "peer_as": 64512, "role": "transit-gateway"},
+        {"name": "tgw-usw2", "address": "198.18.1.12", "peer_as": 64513, "role": "transit-gateway"},
+    ]
+}
 """Patch for lab.yaml: the same peers without ADD-PATH (one best route per prefix to the edge)."""
 
 
 def all_keys(policy: Policy) -> list[PathKey]:
-    return [PathKey(s, r, p) for s in policy.services for r, region in policy.regions.items()
-            for p in region.paths]
+    return [PathKey(s, r, p) for s in policy.services for r, region in policy.regions.items() for p in region.paths]
 
 
 def health_map(policy: Policy, spec: Mapping[str, str], at: float = 0.0) -> dict[PathKey, PathHealth]:
@@ -99,8 +124,14 @@ def health_map(policy: Policy, spec: Mapping[str, str], at: float = 0.0) -> dict
     return out
 
 
-def recording_lines(rtt_ms: Mapping[PathKey, float], seconds: float, interval_s: float,
-                    lost: Any = None, extra_ms: Any = None, start: float = 100.0) -> list[str]:
+def recording_lines(
+    rtt_ms: Mapping[PathKey, float],
+    seconds: float,
+    interval_s: float,
+    lost: Any = None,
+    extra_ms: Any = None,
+    start: float = 100.0,
+) -> list[str]:
     """A deterministic JSONL recording: every path probed every ``interval_s`` for ``seconds``.
 
     ``lost(key, t)`` -> True drops the probe sent at ``t`` seconds after ``start``; ``extra_ms(key, t)``
@@ -114,16 +145,35 @@ def recording_lines(rtt_ms: Mapping[PathKey, float], seconds: float, interval_s:
             sent = start + t
             gone = bool(lost(key, t)) if lost is not None else False
             rtt = base + (extra_ms(key, t) if extra_ms is not None else 0.0)
-            lines.append(json.dumps({"service": key.service, "region": key.region, "path": key.path, "seq": i,
-                                     "sent": round(sent, 6),
-                                     "received": None if gone else round(sent + rtt / 1000.0, 6)}))
+            lines.append(
+                json.dumps(
+                    {
+                        "service": key.service,
+                        "region": key.region,
+                        "path": key.path,
+                        "seq": i,
+                        "sent": round(sent, 6),
+                        "received": None if gone else round(sent + rtt / 1000.0, 6),
+                    }
+                )
+            )
     return lines
 
 
 REPLAY_PATCH: dict[str, Any] = {
     "services": {"media": {"probe": {"interval_ms": 20, "timeout_ms": 200}}},
-    "sla_classes": {"voice": {"hysteresis": {"down_after_lost": 5, "window_s": 5, "min_samples": 20, "rise_s": 10,
-                                             "hold_down_s": 15, "min_dwell_s": 5}}},
+    "sla_classes": {
+        "voice": {
+            "hysteresis": {
+                "down_after_lost": 5,
+                "window_s": 5,
+                "min_samples": 20,
+                "rise_s": 10,
+                "hold_down_s": 15,
+                "min_dwell_s": 5,
+            }
+        }
+    },
 }
 """Patch for lab.yaml pinning what the replay tests' timings depend on (so tuning the lab policy does
 not move them): media probed every 20 ms, a probe is lost after 200 ms, 5 lost in a row = down."""
