@@ -10,7 +10,7 @@ echo "== mypy --strict"; mypy
 echo "== pytest"
 # CI gets the full hypothesis budget (>= 500 examples per property); see tests/conftest.py
 set +e
-pytest -p no:cacheprovider "$@"
+pytest -p no:cacheprovider --durations=25 "$@"
 rc=$?
 set -e
 [ $rc -eq 5 ] && { echo "pytest collected no tests: that is a failure here"; exit 1; }
