@@ -5,8 +5,9 @@ Three passes over one parse, all reported together:
 1. YAML (syntax, tabs, duplicate keys) -- :mod:`bgpctl.policy.yamlsource`;
 2. structure -- pydantic, in JSON mode so that addresses written as strings pass ``strict=True``;
    each pydantic error becomes a human message with a hint (:func:`describe_error`);
-3. cross-references -- :mod:`bgpctl.policy.xref`, on the raw data, so they run even where a section
-   failed pass 2.
+3. cross-references -- :mod:`bgpctl.policy.xref` -- and dangers (a default route, a martian, a down
+   action that announces, ...) -- :mod:`bgpctl.policy.danger` -- on the raw data, so they run even where
+   a section failed pass 2.
 
 A file with any problem raises :class:`~bgpctl.errors.PolicyError` carrying all of them, sorted by line.
 Warnings (a secret file or variable that is missing now, while the daemon only needs it at start) do not
@@ -30,7 +31,7 @@ from pydantic_core import ErrorDetails
 
 from bgpctl.errors import FileProblem, PolicyError, Problem
 from bgpctl.inputfile import InputFileError, check_characters, read_text
-from bgpctl.policy import xref
+from bgpctl.policy import danger, xref
 from bgpctl.policy.model import Policy, SecretRef, Withdraw
 from bgpctl.policy.yamlsource import Loc, Locator, parse_yaml, render_path
 
@@ -122,7 +123,7 @@ def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | Non
             loc, p = describe_error(err, filename, parsed.locator, data)
             problems.append(p)
             positions[p] = parsed.locator.position(loc)
-    for p, loc in xref.check(data, filename, parsed.locator):
+    for p, loc in [*xref.check(data, filename, parsed.locator), *danger.check(data, filename, parsed.locator)]:
         problems.append(p)
         positions[p] = parsed.locator.position(loc)
     if problems or policy is None:
