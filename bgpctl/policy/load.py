@@ -126,6 +126,11 @@ def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | Non
     for p, loc in [*xref.check(data, filename, parsed.locator), *danger.check(data, filename, parsed.locator)]:
         problems.append(p)
         positions[p] = parsed.locator.position(loc)
+    if not problems:  # the secrets only of a file that is otherwise good: reading them is I/O
+        env = os.environ if environ is None else environ
+        for p, loc in xref.secret_problems(data, filename, parsed.locator, env):
+            problems.append(p)
+            positions[p] = parsed.locator.position(loc)
     if problems or policy is None:
         unique = list(dict.fromkeys(problems))
         unique.sort(key=lambda p: positions.get(p, (p.line or 0, 0)))
