@@ -42,6 +42,15 @@ def _kind(mode: int) -> str:
     return "not a regular file"  # pragma: no cover - every other kind is one of the above
 
 
+def special_kind(path: str) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a socket", ...); None otherwise."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
 def _size(n: int) -> str:
     return f"{n // KIB} KiB" if n % KIB == 0 else f"{n} bytes"
 
@@ -55,6 +64,8 @@ def read_regular(path: str, max_bytes: int, what: str, example: str = "") -> byt
     def refuse(message: str, hint: str) -> InputFileError:
         return InputFileError(FileProblem(path, None, "", message, hint))
 
+    eg = f", e.g. {example}" if example else ""
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -62,11 +73,13 @@ def read_regular(path: str, max_bytes: int, what: str, example: str = "") -> byt
     except PermissionError:
         raise refuse("permission denied", "run as a user that can read it, or fix its mode") from None
     except OSError as e:
+        kind = special_kind(path)  # a socket cannot be opened (ENXIO): say what it is
+        if kind is not None:
+            raise refuse(f"is {kind}", f"name the {what} file itself{eg}") from None
         raise refuse(f"cannot open it: {e.strerror}", "check the path and its permissions") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            eg = f", e.g. {example}" if example else ""
             raise refuse(f"is {_kind(st.st_mode)}", f"name the {what} file itself{eg}")
         if st.st_size > max_bytes:
             raise refuse(

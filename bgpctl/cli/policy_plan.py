@@ -101,7 +101,9 @@ def read_snapshot_file(path: str, policy_: Policy) -> dict[PathKey, PathStats]:
     try:
         text = read_text(path, MAX_STATS_BYTES, "stats snapshot", example="policies/examples/lab-snapshot.json")
     except InputFileError as e:
-        raise SnapshotError(e.problem.render()) from None
+        p = e.problem  # in this file's style: FILE[:LINE]: what (hint)
+        where = p.file if p.line is None else f"{p.file}:{p.line}"
+        raise SnapshotError(f"{where}: {p.message} ({p.hint})") from None
     return read_snapshot(text, path, policy_)
 
 
@@ -251,7 +253,7 @@ def render_report(report: Mapping[str, Any]) -> list[str]:
 @click.option(
     "--stats",
     "stats_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    type=click.Path(path_type=str),
     help="SNAPSHOT.json: PathStats per 'service/region/path' (default: every path up)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")

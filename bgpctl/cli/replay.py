@@ -31,6 +31,7 @@ from bgpctl.core.replay import (
 from bgpctl.core.replay import (
     replay as run_replay,
 )
+from bgpctl.inputfile import special_kind
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy
 
@@ -45,6 +46,9 @@ def open_recording(path: str) -> Iterator[BinaryIO]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
+        kind = special_kind(path)  # a socket cannot be opened (ENXIO): say what it is
+        if kind is not None:
+            raise RecordingError(f"{path}: is {kind} (name the recording file, or '-' for standard input)") from None
         raise RecordingError(f"{path}: cannot open it: {e.strerror} (check the path and its permissions)") from None
     mode = os.fstat(fd).st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):

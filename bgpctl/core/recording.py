@@ -260,7 +260,8 @@ class Parser:
 
 def _number(value: object, name: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RecordingError(f"{where}: '{name}' must be a finite number of seconds, got {value!r}")
+        hint = "NaN and Infinity are not times" if isinstance(value, float) else "write seconds as a JSON number"
+        raise RecordingError(f"{where}: '{name}' must be a finite number of seconds, got {value!r}; {hint}")
     return float(value)
 
 

@@ -32,7 +32,7 @@ from bgpctl.errors import Problem
 MAX_DEPTH = 32
 """Deepest nesting of mappings and lists (the policy itself needs 6)."""
 MAX_ALIASES = 256
-"""Alias uses (``*name``) in one file."""
+"""Alias expansions (``*name``, counted again inside every expansion of an alias that holds it) in one file."""
 MAX_NODES = 100_000
 """Values (mappings, lists, scalars) once aliases are expanded: a large policy has a few thousand."""
 MAX_INT_DIGITS = 20
@@ -207,7 +207,7 @@ class _Builder:
             if self.aliases > MAX_ALIASES:
                 raise _LimitExceeded(
                     node,
-                    f"more than {MAX_ALIASES} alias uses (*name)",
+                    f"more than {MAX_ALIASES} alias expansions (*name)",
                     "write the values out: a policy needs few anchors and aliases",
                 )
         else:
