@@ -115,7 +115,7 @@ def test_a_policy_full_of_comment_lines_up_to_the_cap_loads_quickly(tmp_path: Pa
     path = _write(tmp_path, "#\n" * lines + BASE)
     began = time.monotonic()
     check_policy(path)
-    assert time.monotonic() - began < 2.5  # measured 0.15 s idle
+    assert time.monotonic() - began < 2.5  # measured 0.2 s
 
 
 # ------------------------------------------------------------------------------------------
