@@ -47,6 +47,14 @@ class Problem:
         return f"{where}{field} {self.message}{hint}"
 
 
+@dataclass(frozen=True)
+class FileProblem(Problem):
+    """A problem with the file as a whole (missing, unreadable, too big): rendered ``FILE: what (hint)``."""
+
+    def render(self) -> str:
+        return f"{self.file}: {self.message}" + (f" ({self.hint})" if self.hint else "")
+
+
 class ProblemsError(RefusedInput):
     """An input file was refused; carries every problem found in one run, not only the first."""
 

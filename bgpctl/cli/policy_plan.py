@@ -22,11 +22,16 @@ from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.plan import ideal_rib, path_states, plan, route_order
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Reason, RouteAttrs
 from bgpctl.errors import RefusedInput
+from bgpctl.inputfile import InputFileError, read_text
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import PathState, Policy
 from bgpctl.render import attrs_to_dict, change_from_dict, change_text, change_to_dict, communities_text
 
-_NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0}
+MAX_STATS_BYTES = 1024 * 1024
+"""A stats snapshot is refused above this size (one path's stats take about 150 bytes)."""
+_MAX_DIGITS = 20
+_COUNT = {"type": "integer", "minimum": 0, "maximum": 2**32}
+_NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0, "maximum": 86_400_000}
 SNAPSHOT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "bgpctl path stats snapshot",
@@ -37,9 +42,9 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
         "required": ["samples", "lost", "consecutive_lost"],
         "additionalProperties": False,
         "properties": {
-            "samples": {"type": "integer", "minimum": 0},
-            "lost": {"type": "integer", "minimum": 0},
-            "consecutive_lost": {"type": "integer", "minimum": 0},
+            "samples": _COUNT,
+            "lost": _COUNT,
+            "consecutive_lost": _COUNT,
             "rtt_p50_ms": _NUMBER_OR_NULL,
             "rtt_p95_ms": _NUMBER_OR_NULL,
             "jitter_ms": _NUMBER_OR_NULL,
@@ -53,12 +58,58 @@ class SnapshotError(RefusedInput):
     """A stats snapshot file was refused (exit code 3)."""
 
 
-def read_snapshot(text: str, name: str, policy_: Policy) -> dict[PathKey, PathStats]:
-    """SNAPSHOT.json text -> stats per path of ``policy_``; SnapshotError naming the file and key."""
+class _BadToken(ValueError):
+    def __init__(self, token: str, what: str, hint: str) -> None:
+        super().__init__(what)
+        self.token, self.what, self.hint = token, what, hint
+
+
+def _no_constant(token: str) -> object:
+    raise _BadToken(token, f"{token} is not a number JSON allows", "write a finite number, or null for no measurement")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise _BadToken(text, f"the number {text[:20]}... has more than {_MAX_DIGITS} digits", "fix the value")
+    return int(text)
+
+
+def _line_of(text: str, token: str) -> int:
+    at = text.find(token)
+    return text.count("\n", 0, at) + 1 if at >= 0 else 1
+
+
+def parse_snapshot_json(text: str, name: str) -> Any:
+    """SNAPSHOT.json text -> data; SnapshotError (one line, file:line) for what JSON or its limits refuse.
+
+    Refused: NaN and Infinity (Python's json reads them), integers over 20 digits (Python refuses past
+    4300 with a ValueError), nesting deeper than the parser's recursion (RecursionError)."""
     try:
-        data = json.loads(text)
+        return json.loads(text, parse_constant=_no_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as e:
         raise SnapshotError(f"{name}:{e.lineno}: not JSON ({e.msg})") from None
+    except _BadToken as e:
+        raise SnapshotError(f"{name}:{_line_of(text, e.token)}: {e.what} ({e.hint})") from None
+    except RecursionError:
+        raise SnapshotError(
+            f"{name}: nested too deeply (a snapshot is two levels deep: see policies/examples/lab-snapshot.json)"
+        ) from None
+
+
+def read_snapshot_file(path: str, policy_: Policy) -> dict[PathKey, PathStats]:
+    """Read SNAPSHOT.json (a regular file, at most :data:`MAX_STATS_BYTES`, UTF-8) and parse it."""
+    try:
+        text = read_text(path, MAX_STATS_BYTES, "stats snapshot", example="policies/examples/lab-snapshot.json")
+    except InputFileError as e:
+        p = e.problem  # in this file's style: FILE[:LINE]: what (hint)
+        where = p.file if p.line is None else f"{p.file}:{p.line}"
+        raise SnapshotError(f"{where}: {p.message} ({p.hint})") from None
+    return read_snapshot(text, path, policy_)
+
+
+def read_snapshot(text: str, name: str, policy_: Policy) -> dict[PathKey, PathStats]:
+    """SNAPSHOT.json text -> stats per path of ``policy_``; SnapshotError naming the file and key."""
+    data = parse_snapshot_json(text, name)
     errors = sorted(jsonschema.Draft202012Validator(SNAPSHOT_SCHEMA).iter_errors(data), key=lambda e: e.json_path)
     if errors:
         lines = [f"{name}: {e.json_path}: {e.message}" for e in errors]
@@ -68,6 +119,7 @@ def read_snapshot(text: str, name: str, policy_: Policy) -> dict[PathKey, PathSt
             f'"mos": 1-4.5}}}} (see policies/examples/lab-snapshot.json)'
         )
         raise SnapshotError("\n".join(lines))
+    assert isinstance(data, dict)  # the schema says so
     known = {str(k): k for k in path_keys(policy_)}
     out: dict[PathKey, PathStats] = {}
     for key_text, fields in data.items():
@@ -201,7 +253,7 @@ def render_report(report: Mapping[str, Any]) -> list[str]:
 @click.option(
     "--stats",
     "stats_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    type=click.Path(path_type=str),
     help="SNAPSHOT.json: PathStats per 'service/region/path' (default: every path up)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
@@ -211,8 +263,7 @@ def plan_command(file: str, stats_file: str | None, as_json: bool) -> None:
     if stats_file is None:
         health: Mapping[PathKey, PathHealth] = all_up(policy_)
     else:
-        with open(stats_file, encoding="utf-8") as f:
-            stats = read_snapshot(f.read(), stats_file, policy_)
+        stats = read_snapshot_file(stats_file, policy_)
         health = decide(policy_, stats, {}, 0.0).health
     result = plan(policy_, health, None, 0.0)
     report = plan_report(policy_, health, result)

@@ -10,12 +10,17 @@ and a last ``{"summary": ...}`` line.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import TextIO
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import click
 
-from bgpctl.core.recording import read_recording
+from bgpctl.core.recording import Event, RecordingError, read_recording, recording_lines
 from bgpctl.core.replay import (
     ReplaySummary,
     event_to_dict,
@@ -26,7 +31,33 @@ from bgpctl.core.replay import (
 from bgpctl.core.replay import (
     replay as run_replay,
 )
+from bgpctl.inputfile import special_kind
 from bgpctl.policy.load import load_policy
+from bgpctl.policy.model import Policy
+
+
+@contextlib.contextmanager
+def open_recording(path: str) -> Iterator[BinaryIO]:
+    """A recording to read: stdin for '-', else a regular file or a pipe (``<(zcat rec.gz)``); a directory,
+    device or socket is refused. The open never blocks: a named FIFO without a writer reads as empty."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        kind = special_kind(path)  # a socket cannot be opened (ENXIO): say what it is
+        if kind is not None:
+            raise RecordingError(f"{path}: is {kind} (name the recording file, or '-' for standard input)") from None
+        raise RecordingError(f"{path}: cannot open it: {e.strerror} (check the path and its permissions)") from None
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise RecordingError(f"{path}: is {kind} (name the recording file, or '-' for standard input)")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as stream:
+        yield stream
 
 
 @click.command()
@@ -45,8 +76,8 @@ from bgpctl.policy.load import load_policy
     "probe interval); a daemon recording replays at its own evaluation times",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one per plan() call, then a summary")
-@click.argument("samples", type=click.File("r", encoding="utf-8"))
-def replay(policy_file: str, tick: float | None, as_json: bool, samples: TextIO) -> None:
+@click.argument("samples", type=str)
+def replay(policy_file: str, tick: float | None, as_json: bool, samples: str) -> None:
     """Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller.
 
     A daemon recording (bgpctl daemon --record) replays exactly; a samples-only one has a line per
@@ -54,7 +85,12 @@ def replay(policy_file: str, tick: float | None, as_json: bool, samples: TextIO)
     "received": null for a lost probe. Prints the timeline of health and route changes.
     """
     policy = load_policy(policy_file)
-    recording = read_recording(samples, samples.name)
+    with open_recording(samples) as stream:
+        name = "<stdin>" if samples == "-" else samples
+        _run(policy, tick, as_json, read_recording(recording_lines(stream, name), name))
+
+
+def _run(policy: Policy, tick: float | None, as_json: bool, recording: Iterator[Event]) -> None:
     summary = ReplaySummary()
     shown: tuple[str, ...] = ()
     for event in run_replay(policy, recording, tick, summary):

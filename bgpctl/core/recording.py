@@ -24,13 +24,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import RefusedInput
 
 VERSION = 2
+
+MAX_LINE_BYTES = 64 * 1024
+"""A recording line longer than this is refused (a sample line is about 120 bytes, a header grows with the
+number of paths: 64 KiB holds several hundred)."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class RecordingError(RefusedInput):
@@ -128,6 +135,35 @@ def read_recording(lines: Iterable[str], name: str = "<recording>") -> Iterator[
             yield parser.parse(line, name, n)
 
 
+def recording_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """The lines of a recording read from a binary stream, each at most :data:`MAX_LINE_BYTES` and UTF-8
+    without control characters; RecordingError (file:line) otherwise. Never holds more than one line."""
+    n = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        n += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise RecordingError(
+                f"{name}:{n}: line longer than {MAX_LINE_BYTES // 1024} KiB; a recording line is one JSON "
+                "object of about 120 bytes: is this a recording?"
+            )
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RecordingError(
+                f"{name}:{n}: not UTF-8 text (byte {e.start} of the line); save the file as UTF-8"
+            ) from None
+        bad = _CONTROL.search(line.rstrip("\r\n"))
+        if bad is not None:
+            raise RecordingError(
+                f"{name}:{n}: control character U+{ord(bad.group()):04X} at column {bad.start() + 1}; "
+                "a recording is JSON lines of plain text"
+            )
+        yield line
+
+
 def parse_line(line: str, where: str) -> Event:
     """One line -> an event; RecordingError naming ``where`` (file:line) when it is malformed."""
     return Parser().parse(line, where, None)
@@ -151,8 +187,14 @@ class Parser:
         where = name if lineno is None else f"{name}:{lineno}"
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as e:
-            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+        except (ValueError, RecursionError) as e:  # ValueError: also an integer past Python's 4300 digits
+            msg = (
+                e.msg
+                if isinstance(e, json.JSONDecodeError)
+                else "nested too deeply"
+                if isinstance(e, RecursionError)
+                else "a number too long to read"
+            )
             raise RecordingError(f"{where}: not JSON ({msg}); each line must be one object like {_EXAMPLE}") from None
         if type(obj) is dict:
             service, region, path = obj.get("service"), obj.get("region"), obj.get("path")
@@ -218,7 +260,8 @@ class Parser:
 
 def _number(value: object, name: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RecordingError(f"{where}: '{name}' must be a finite number of seconds, got {value!r}")
+        hint = "NaN and Infinity are not times" if isinstance(value, float) else "write seconds as a JSON number"
+        raise RecordingError(f"{where}: '{name}' must be a finite number of seconds, got {value!r}; {hint}")
     return float(value)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from bgpctl.core.controller import Controller, Step
 from bgpctl.core.decide import path_keys
+from bgpctl.core.plan import RATE_WINDOW_S
 from bgpctl.core.recording import Event, Header, RecordingError, Sent, Settled, Stepped, read_recording
 from bgpctl.core.types import Health, PathKey, Plan, Sample, Transition
 from bgpctl.policy.model import Policy
@@ -74,17 +75,44 @@ writing into one file interleave their lines a little). Further back is refused:
 lazily and has decided those times already."""
 
 
+def quiet_after(policy: Policy) -> float:
+    """Fixed-tick mode: seconds after the last probe event by which every timer of the controller has run out.
+
+    Windows empty (``window_s``), probes time out, hold-down, rise and dwell times pass, and the rate limit's
+    minute ends: with no input, later steps change nothing. Twice the sum of the largest of each, to be safe
+    against chains of them. A gap in the recording longer than this is stepped up to this point and then
+    skipped to the next probe, so a recording with a day-long gap does not take a day of ticks.
+    """
+    hyst = [c.hysteresis for c in policy.sla_classes.values()]
+    longest = (
+        max(h.window_s for h in hyst)
+        + max(h.hold_down_s for h in hyst)
+        + max(h.rise_s for h in hyst)
+        + max(h.min_dwell_s for h in hyst)
+        + max(s.probe.timeout_ms for s in policy.services.values()) / 1000.0
+        + RATE_WINDOW_S
+    )
+    return 2 * longest
+
+
 def default_tick(policy: Policy) -> float:
     """The smallest probe interval of the policy, in seconds."""
     return min(s.probe.interval_ms for s in policy.services.values()) / 1000.0
 
 
 def replay(
-    policy: Policy, recording: Iterable[Event], tick_s: float | None = None, summary: ReplaySummary | None = None
+    policy: Policy,
+    recording: Iterable[Event],
+    tick_s: float | None = None,
+    summary: ReplaySummary | None = None,
+    *,
+    skip_quiet: bool = True,
 ) -> Iterator[TimelineEvent]:
     """Run ``recording`` through the controller; yield one event per step that changed something.
 
     ``summary``, when given, is filled in as the replay goes (complete once the iterator is exhausted).
+    ``skip_quiet``: in fixed-tick mode, skip the ticks of a long gap once nothing can change any more
+    (:func:`quiet_after`); off, every tick is stepped (the tests compare the two).
     """
     tick = default_tick(policy) if tick_s is None else tick_s
     if not tick > 0 or math.isinf(tick):
@@ -100,7 +128,8 @@ def replay(
         total.exact = first.steps
     else:
         source = _chain(first, source)
-    steps = _exact(ctl, source, total) if total.exact else _ticked(ctl, policy, source, tick, total)
+    quiet = quiet_after(policy) if skip_quiet else math.inf
+    steps = _exact(ctl, source, total) if total.exact else _ticked(ctl, policy, source, tick, total, quiet=quiet)
     for step in steps:
         total.ticks += 1
         total.end = step.at
@@ -176,6 +205,7 @@ class _Ticker:
         self.sends: list[tuple[float, int, PathKey, int]] = []
         self.pending: Settled | None = None
         self.max_sent = -math.inf
+        self.last_fed = -math.inf
         self.n = 0
 
     @property
@@ -220,15 +250,27 @@ class _Ticker:
         while self.sends and self.sends[0][0] <= now:
             sent, _, key, seq = heapq.heappop(self.sends)
             self.ctl.sent(key, seq, sent)
+            self.last_fed = max(self.last_fed, sent)
         while self.settles and self.settles[0][0] <= now:
-            ev = heapq.heappop(self.settles)[2]
+            at, _, ev = heapq.heappop(self.settles)
             self.ctl.add(ev.key, ev.sample)
+            self.last_fed = max(self.last_fed, at)
+
+    def next_time(self) -> float | None:
+        """When the next probe is sent or settles (None when the recording is done)."""
+        times = [q[0][0] for q in (self.sends, self.settles) if q]
+        if self.pending is not None:
+            times.append(self.pending.sample.sent)
+        return min(times) if times else None
 
 
 def _ticked(
-    ctl: Controller, policy: Policy, source: Iterator[Event], tick: float, total: ReplaySummary
+    ctl: Controller, policy: Policy, source: Iterator[Event], tick: float, total: ReplaySummary, *, quiet: float
 ) -> Iterator[Step]:
-    """Step on a fixed tick; before each step, every probe sent and every sample settled by then."""
+    """Step on a fixed tick; before each step, every probe sent and every sample settled by then.
+
+    In a gap of the recording, once ``quiet`` seconds have passed since the last probe event, the ticks up
+    to the next one are skipped (nothing can change: see :func:`quiet_after`)."""
     feed = _Ticker(ctl, policy, source, total)
     feed.read_until(-math.inf)  # the first line only
     if feed.pending is None:
@@ -243,6 +285,9 @@ def _ticked(
         if feed.done:
             break
         k += 1
+        nxt = feed.next_time()
+        if nxt is not None and total.start + k * tick >= feed.last_fed + quiet:
+            k = max(k, math.floor((nxt - total.start) / tick))
 
 
 def _next_sample(source: Iterator[Event]) -> Settled | None:

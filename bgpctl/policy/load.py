@@ -5,8 +5,9 @@ Three passes over one parse, all reported together:
 1. YAML (syntax, tabs, duplicate keys) -- :mod:`bgpctl.policy.yamlsource`;
 2. structure -- pydantic, in JSON mode so that addresses written as strings pass ``strict=True``;
    each pydantic error becomes a human message with a hint (:func:`describe_error`);
-3. cross-references -- :mod:`bgpctl.policy.xref`, on the raw data, so they run even where a section
-   failed pass 2.
+3. cross-references -- :mod:`bgpctl.policy.xref` -- and dangers (a default route, a martian, a down
+   action that announces, ...) -- :mod:`bgpctl.policy.danger` -- on the raw data, so they run even where
+   a section failed pass 2.
 
 A file with any problem raises :class:`~bgpctl.errors.PolicyError` carrying all of them, sorted by line.
 Warnings (a secret file or variable that is missing now, while the daemon only needs it at start) do not
@@ -23,29 +24,23 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bgpctl.errors import PolicyError, Problem
-from bgpctl.policy import xref
+from bgpctl.errors import FileProblem, PolicyError, Problem
+from bgpctl.inputfile import InputFileError, check_characters, read_text
+from bgpctl.policy import danger, xref
 from bgpctl.policy.model import Policy, SecretRef, Withdraw
 from bgpctl.policy.yamlsource import Loc, Locator, parse_yaml, render_path
 
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_POLICY_BYTES = 256 * 1024
+"""A policy file is refused above this size, before it is parsed (production.yaml is 11 KB)."""
 _TAGS = {"Announce", "Withdraw"}
 """Union tags pydantic puts into error locations (bgpctl.policy.model.ActionField); not YAML keys."""
-
-
-@dataclass(frozen=True)
-class FileProblem(Problem):
-    """A problem with the file as a whole (missing, unreadable): rendered ``FILE: what (hint)``."""
-
-    def render(self) -> str:
-        return f"{self.file}: {self.message}" + (f" ({self.hint})" if self.hint else "")
 
 
 @dataclass(frozen=True)
@@ -69,30 +64,30 @@ def load_policy_text(text: str, filename: str) -> Policy:
 def check_policy(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> CheckedPolicy:
     filename = os.fspath(path)
     try:
-        text = Path(filename).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError([FileProblem(filename, None, "", "no such file", "check the path")]) from None
-    except IsADirectoryError:
-        raise PolicyError(
-            [FileProblem(filename, None, "", "is a directory", "name the policy file itself, e.g. policies/lab.yaml")]
-        ) from None
-    except PermissionError:
-        raise PolicyError(
-            [FileProblem(filename, None, "", "permission denied", "run as a user that can read it, or fix its mode")]
-        ) from None
-    except UnicodeDecodeError as e:
-        raise PolicyError(
-            [FileProblem(filename, None, "", f"not UTF-8 text (byte {e.start})", "save the file as UTF-8")]
-        ) from None
-    except OSError as e:
-        raise PolicyError(
-            [FileProblem(filename, None, "", f"cannot read it: {e.strerror}", "check the path and its permissions")]
-        ) from None
+        text = read_text(filename, MAX_POLICY_BYTES, "policy", example="policies/lab.yaml")
+    except InputFileError as e:
+        raise PolicyError([e.problem]) from None
     return check_policy_text(text, filename, environ)
 
 
 def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | None = None) -> CheckedPolicy:
     """Validate a policy's text; return it with its warnings, or raise PolicyError with every problem."""
+    if len(text) > MAX_POLICY_BYTES:
+        raise PolicyError(
+            [
+                FileProblem(
+                    filename,
+                    None,
+                    "",
+                    f"is {len(text)} characters, more than the {MAX_POLICY_BYTES // 1024} KiB a policy may have",
+                    "a policy is a small text file: check that this is the right file",
+                )
+            ]
+        )
+    try:
+        check_characters(text, filename, "policy")
+    except InputFileError as e:
+        raise PolicyError([e.problem]) from None
     parsed = parse_yaml(text, filename)
     problems = list(parsed.problems)
     data = parsed.data
@@ -128,9 +123,14 @@ def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | Non
             loc, p = describe_error(err, filename, parsed.locator, data)
             problems.append(p)
             positions[p] = parsed.locator.position(loc)
-    for p, loc in xref.check(data, filename, parsed.locator):
+    for p, loc in [*xref.check(data, filename, parsed.locator), *danger.check(data, filename, parsed.locator)]:
         problems.append(p)
         positions[p] = parsed.locator.position(loc)
+    if not problems:  # the secrets only of a file that is otherwise good: reading them is I/O
+        env = os.environ if environ is None else environ
+        for p, loc in xref.secret_problems(data, filename, parsed.locator, env):
+            problems.append(p)
+            positions[p] = parsed.locator.position(loc)
     if problems or policy is None:
         unique = list(dict.fromkeys(problems))
         unique.sort(key=lambda p: positions.get(p, (p.line or 0, 0)))

@@ -354,8 +354,8 @@ class ProbeSettings(_Model):
     interval_ms: Annotated[float, Field(ge=20, le=60000)] = Field(
         100, description="probe spacing per path; 20 ms is the fastest"
     )
-    timeout_ms: Annotated[float, Field(ge=1, le=60000)] = Field(
-        1000, description="a reply later than this counts as lost"
+    timeout_ms: Annotated[float, Field(ge=10, le=60000)] = Field(
+        1000, description="a reply later than this counts as lost; 10 ms is the shortest"
     )
     targets: dict[Name, ProbeTarget] = Field(min_length=1, description="per region name")
 
@@ -391,8 +391,8 @@ class Hysteresis(_Model):
     down_after_lost: Annotated[int, Field(ge=1, le=1000)] = Field(
         5, description="this many consecutive lost probes take a path down at once (fast path)"
     )
-    window_s: Annotated[float, Field(gt=0, le=3600)] = Field(
-        5, description="length of the sliding window the soft thresholds are measured on"
+    window_s: Annotated[float, Field(ge=0.1, le=3600)] = Field(
+        5, description="length of the sliding window the soft thresholds are measured on; 0.1 s is the shortest"
     )
     min_samples: Annotated[int, Field(ge=1, le=100000)] = Field(
         20, description="a window needs this many settled samples before soft thresholds are judged"

@@ -18,7 +18,9 @@ from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from bgpctl.errors import Problem
+from bgpctl.inputfile import InputFileError, read_regular
 from bgpctl.policy.model import Family, Mode, PathState, PeerRole
+from bgpctl.policy.secrets import md5_password_problem
 from bgpctl.policy.yamlsource import Loc, Locator, render_path
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -509,6 +511,55 @@ def _actions(c: _Ctx, data: dict[str, object]) -> Found:
 
 
 # --------------------------------------------------------------------------------------------
+# secrets: a password ExaBGP cannot carry refuses the file; a missing one is a warning (read at start)
+
+SECRET_FILE_MAX = 4096
+
+
+def _secret_value(secret: dict[str, object], environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """(where, the secret as the daemon will read it) when it can be read now; (where, None) otherwise.
+
+    As bgpctl.speaker.config.read_secret: a variable's value, or a file's text without its final line break.
+    """
+    env, path = secret.get("env"), secret.get("file")
+    if isinstance(env, str):
+        return f"environment variable {env}", environ.get(env) or None
+    if not isinstance(path, str) or not os.path.isabs(path):
+        return "", None
+    try:
+        raw = read_regular(path, SECRET_FILE_MAX, "secret")
+    except InputFileError:
+        return f"secret file {path}", None  # secret_warnings says why
+    try:
+        return f"secret file {path}", raw.decode("utf-8").rstrip("\r\n") or None
+    except UnicodeDecodeError:
+        return f"secret file {path}", "\x00"  # not UTF-8: refused as a non-ASCII password, without quoting it
+
+
+def secret_problems(
+    data: dict[str, object], filename: str, locator: Locator, environ: Mapping[str, str]
+) -> list[tuple[Problem, Loc]]:
+    """MD5 passwords that can be read now and that ExaBGP cannot carry (bgpctl.policy.secrets). Never echoes one."""
+    c = _Ctx(filename, locator)
+    out: list[tuple[Problem, Loc]] = []
+    for i, p in _peer_entries(data):
+        secret = _dict(p.get("md5_password"))
+        if secret is None:
+            continue
+        where, value = _secret_value(secret, environ)
+        problem = md5_password_problem(value) if value is not None else None
+        if problem is not None:
+            field = "env" if isinstance(secret.get("env"), str) else "file"
+            out.append(
+                c.at(
+                    ["peers", i, "md5_password", field],
+                    f"the MD5 password in {where} {problem}",
+                    "choose a password of printable ASCII without those characters, at most 80 long",
+                )
+            )
+    return out
+
+
 # warnings: secrets are read by the daemon at start, so missing ones do not refuse the file
 
 

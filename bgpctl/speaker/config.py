@@ -15,11 +15,11 @@ from pathlib import Path
 
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import AddPath, Peer, Policy, SecretRef
+from bgpctl.policy.secrets import md5_password_problem
 
 PROCESS_NAME = "bgpctl"
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9 ._:/()+-]")
 _SAFE_ARG = re.compile(r"^[A-Za-z0-9_./+-]+$")
-_MD5_MAX = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +57,10 @@ def read_secrets(policy: Policy, environ: Mapping[str, str] | None = None) -> di
 
 
 def _md5(peer: Peer, secret: str) -> str:
-    if not secret or len(secret) > _MD5_MAX:
+    problem = md5_password_problem(secret)
+    if problem is not None:
         raise SpeakerError(
-            f"the MD5 password of peer {peer.name} must be 1-{_MD5_MAX} characters (Linux TCP-MD5); "
-            f"fix the secret its md5_password names"
-        )
-    if any(c in secret for c in '"\\;{}\n\r\t') or not secret.isprintable():
-        raise SpeakerError(
-            f"the MD5 password of peer {peer.name} holds a quote, backslash, ';', brace or "
-            f"control character, which ExaBGP's configuration cannot carry: choose another"
+            f"the MD5 password of peer {peer.name} {problem}: choose another and put it where its md5_password names"
         )
     return secret
 

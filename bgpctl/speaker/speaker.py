@@ -193,7 +193,8 @@ class Speaker:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         sock = self.run_dir / SOCKET_NAME
         relay_argv = [sys.executable, str(Path(relay.__file__).resolve()), str(sock)]
-        rendered = render(self.policy, relay_argv, read_secrets(self.policy))
+        secrets = read_secrets(self.policy)
+        rendered = render(self.policy, relay_argv, secrets)
         write_private(self.config_path, rendered.config)
         write_private(self.run_dir / ENV_NAME, rendered.env)
         argv = [
@@ -217,7 +218,13 @@ class Speaker:
                 raise SpeakerError(f"speaker.exabgp.user {user!r} does not exist: create it or use root") from None
             os.chown(sock, pw.pw_uid, pw.pw_gid)
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="speaker-reconciler")
-        self._supervisor = Supervisor(argv, self._log, backoff=self._restart_backoff, on_exit=self._on_exabgp_exit)
+        self._supervisor = Supervisor(
+            argv,
+            self._log,
+            backoff=self._restart_backoff,
+            on_exit=self._on_exabgp_exit,
+            secrets=list(secrets.values()),
+        )
         self._log.info(
             events.SPEAKER_START,
             config=str(self.config_path),

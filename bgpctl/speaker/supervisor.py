@@ -29,6 +29,19 @@ _PR_SET_PDEATHSIG = 1
 _RECENT_LINES = 50
 
 
+SCRUBBED = "***"
+
+
+def scrub(line: str, secrets: Sequence[str]) -> str:
+    """``line`` with every occurrence of every secret replaced by ``***`` (longest first, so a secret that
+    contains another is scrubbed whole). ExaBGP echoes the configuration line it failed on, and that line
+    can hold an MD5 password."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            line = line.replace(secret, SCRUBBED)
+    return line
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -47,8 +60,11 @@ class Supervisor:
         on_start: Callable[[int], None] | None = None,
         on_exit: Callable[[int], None] | None = None,
         rng: random.Random | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """``secrets``: strings never to log (the MD5 passwords); the child's output is scrubbed of them."""
         self._argv = list(argv)
+        self._secrets = tuple(s for s in secrets if s)
         self._log = log
         self._backoff = backoff or Backoff()
         self._stop_grace_s = stop_grace_s
@@ -96,7 +112,7 @@ class Supervisor:
     async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
+            line = scrub(raw.decode("utf-8", "replace").rstrip(), self._secrets)
             self.recent.append(line)
             self._log.debug(events.EXABGP_OUTPUT, pid=proc.pid, line=line)
 

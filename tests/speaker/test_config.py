@@ -51,12 +51,12 @@ def _variant(**changes: object) -> Policy:
 
 def test_lab_policy_renders_and_validates(tmp_path: Path) -> None:
     policy = make_policy()
-    rendered = config.render(policy, _relay(tmp_path), {"edge": "tbspk secret"})
+    rendered = config.render(policy, _relay(tmp_path), {"edge": "tbspk-secret"})
     text = rendered.config
     block = text[text.index("neighbor 198.18.1.1 {") :]
     block = block[: block.index("\n}\n")]
     for expected in (
-        'md5-password "tbspk secret";',
+        'md5-password "tbspk-secret";',
         "outgoing-ttl 255;",
         "incoming-ttl 255;",
         "hold-time 9;",
@@ -105,7 +105,10 @@ def test_secret_from_env_and_file(tmp_path: Path) -> None:
     assert config.read_secrets(by_file, {}) == {"edge": "from-file"}
 
 
-@pytest.mark.parametrize("bad", ['has"quote', "semi;colon", "new\nline", "", "x" * 81, "brace}"])
+@pytest.mark.parametrize(
+    "bad",
+    ['has"quote', "semi;colon", "new\nline", "", "x" * 81, "brace}", "it's", "back\\slash", "sp ace", "caf\u00e9"],
+)
 def test_bad_secret_is_refused_without_echoing_it(tmp_path: Path, bad: str) -> None:
     with pytest.raises(SpeakerError, match="MD5 password of peer edge") as err:
         config.render(make_policy(), _relay(tmp_path), {"edge": bad})

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from bgpctl.errors import SpeakerError
 from bgpctl.speaker import relay
 from bgpctl.speaker.backoff import Backoff
-from bgpctl.speaker.supervisor import Supervisor
+from bgpctl.speaker.speaker import _exabgp_binary
+from bgpctl.speaker.supervisor import SCRUBBED, Supervisor, scrub
 
 LOG: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
     structlog.testing.CapturingLogger(), wrapper_class=structlog.make_filtering_bound_logger(10)
@@ -151,3 +152,75 @@ def test_relay_exits_when_bgpctl_closes_the_socket(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         server.close()
+
+
+# ------------------------------------------------------------------------------------------
+# secrets in ExaBGP's output
+
+SECRET = "Zq9-secret-K3y"
+REJECTED_CONFIG = f"""\
+neighbor 198.51.100.1 {{
+    router-id 198.51.100.2;
+    local-address 198.51.100.2;
+    local-as 65000;
+    peer-as 65001;
+    md5-password "{SECRET}";
+    hold-time {SECRET};
+}}
+"""
+"""A configuration the real ExaBGP rejects, echoing the line it failed on: here the password's text (as in a
+password with a character ExaBGP cannot parse, which bgpctl now refuses before ExaBGP sees it)."""
+
+
+def _exabgp_output_with(tmp_path: Path, secrets: list[str]) -> list[str]:
+    """Run the real ExaBGP on REJECTED_CONFIG under the Supervisor; every log call it made, as text."""
+    conf, env = tmp_path / "exabgp.conf", tmp_path / "exabgp.env"
+    conf.write_text(REJECTED_CONFIG)
+    env.write_text(
+        '[exabgp.daemon]\ndaemonize = false\npid = ""\n[exabgp.log]\ndestination = "stdout"\n'
+        "[exabgp.api]\ncli = false\n"
+    )
+    capture = structlog.testing.CapturingLogger()
+    log: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
+        capture, wrapper_class=structlog.make_filtering_bound_logger(10)
+    )
+
+    async def run() -> None:
+        sup = Supervisor(
+            [_exabgp_binary("exabgp"), "--env-file", str(env), "server", str(conf)],
+            log,
+            backoff=Backoff(initial_s=30.0, maximum_s=30.0, jitter=0),
+            secrets=secrets,
+        )
+        await sup.start()
+        deadline = time.monotonic() + 60.0  # ExaBGP's start-up is a second or two, more under load
+        while not sup.exits and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await sup.stop()
+        assert sup.exits and sup.exits[0] != 0, "ExaBGP accepted the configuration: the test shows nothing"
+
+    asyncio.run(run())
+    return [f"{c.method_name} {c.args} {c.kwargs}" for c in capture.calls]
+
+
+def test_exabgp_output_is_scrubbed_of_the_md5_password(tmp_path: Path) -> None:
+    unscrubbed = _exabgp_output_with(tmp_path, [])
+    assert any(SECRET in line for line in unscrubbed), "ExaBGP no longer echoes the line: find another rejection"
+    logged = _exabgp_output_with(tmp_path, [SECRET, "unused-other-key"])
+    assert not any(SECRET in line for line in logged), logged
+    assert any("hold-time *** ;" in line for line in logged), logged
+    exited = [line for line in logged if "exabgp.exited" in line or "exabgp_exited" in line]
+    assert exited and SECRET not in exited[0] and "***" in exited[0], "last_output of the exit line is scrubbed too"
+
+
+_NO_STAR = st.characters(blacklist_characters="*")
+
+
+@given(st.text(_NO_STAR, max_size=60), st.lists(st.text(_NO_STAR, min_size=1, max_size=8), max_size=4))
+def test_scrub_leaves_no_secret(line: str, secrets: list[str]) -> None:
+    out = scrub(line, secrets)
+    assert not any(secret in out for secret in secrets)
+    if not any(secret in line for secret in secrets):
+        assert out == line
+    else:
+        assert SCRUBBED in out
