@@ -53,7 +53,7 @@ class DatagramProbe:
         self._txspace = tx_ancillary_space()
         self._tx = TxBook()
         self._tx_on = False  # the kernel agreed to give transmit stamps
-        self._tx_waiting = 0  # sends whose error-queue message has not been read
+        self._tx_waiting = 0  # sends whose error-queue message has not been read (poll reads it if > 0)
 
     # ------------------------------------------------------------------ for subclasses
 
@@ -160,7 +160,8 @@ class DatagramProbe:
         self._read_tx_stamps(sock, once=False)
         self._tx_on = restart_transmit_stamps(sock)
         self._tx.restart()
-        self._tx_waiting = 0
+        # _tx_waiting stays: stamps of packets a qdisc still holds come later, and the error queue must be
+        # read when they do (a watched socket's reader is woken as long as the queue is not empty).
 
     def _send_time(self, seq: int) -> float | None:
         """The kernel's transmit time of probe ``seq``, if its stamp has come."""

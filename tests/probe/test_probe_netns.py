@@ -581,3 +581,25 @@ def test_without_kernel_transmit_stamps_probes_fall_back_to_user_time_and_count_
     assert counters["answered"] == 60 and counters[Problem.USER_TX_STAMP] == 60, counters
     user = _user_send_times(probe, samples)
     assert all(abs(s.sent - user[s.seq]) < 1e-6 for s in samples)
+
+
+def test_sends_the_kernel_refuses_after_numbering_them_leave_the_other_probes_stamps_right(
+    topo: Topo, pinned: Pinning
+) -> None:
+    """An output-hook drop fails sendto() (EPERM) after the kernel gave the packet its OPT_ID number: the
+    probe restarts the numbering, so no later stamp is paired with the wrong probe."""
+    topo.nft(
+        "cr",
+        "-f",
+        "-",
+        input="table inet tbprb_tx {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
+        "  udp dport 862 numgen inc mod 4 == 1 drop\n }\n}\n",
+    )
+    probe = StampProbe(source=SRC["r1"], target=TARGET, netns=topo.ns("cr"))
+    samples, counters = asyncio.run(_probe(topo, probe, count=80, interval_s=0.01))
+    assert (counters["answered"], counters[Problem.SEND_FAILED]) == (60, 20), counters
+    assert counters[Problem.USER_TX_STAMP] == 0, counters
+    answered = [s for s in samples if s.received is not None]
+    user = _user_send_times(probe, answered)
+    assert all(user[s.seq] < s.sent < user[s.seq] + 0.1 for s in answered)
+    assert all(probe._tx.kernel_at(s.seq) == s.sent for s in answered)
