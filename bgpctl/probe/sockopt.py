@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from bgpctl.errors import ProbeError
-from bgpctl.probe.txstamp import SO_TIMESTAMPING, TX_STAMP_FLAGS
+from bgpctl.probe.txstamp import SO_TIMESTAMPING, TX_STAMP_FLAGS, TX_STAMP_FLAGS_RX_FILTERED
 
 # Linux values (include/uapi/asm-generic/socket.h, linux/in.h); Python's socket module lacks some of them.
 SO_TIMESTAMPNS = 35  # = SCM_TIMESTAMPNS (the "old" 64-bit-time variant on 64-bit architectures)
@@ -74,12 +74,15 @@ def enable_receive_info(sock: socket.socket, *, ttl: bool = False, tos: bool = F
 
 
 def enable_transmit_stamps(sock: socket.socket) -> bool:
-    """Ask for numbered software transmit stamps on the error queue; False if the kernel refuses."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, TX_STAMP_FLAGS)
-    except OSError:
-        return False
-    return True
+    """Ask for numbered software transmit stamps on the error queue; False if the kernel refuses. Where
+    the kernel can, received packets are spared a second (SCM_TIMESTAMPING) receive stamp."""
+    for flags in (TX_STAMP_FLAGS_RX_FILTERED, TX_STAMP_FLAGS):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def restart_transmit_stamps(sock: socket.socket) -> bool:
