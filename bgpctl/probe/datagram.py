@@ -1,6 +1,14 @@
 """What the datagram probe kinds (STAMP over UDP, ICMP echo) share: one non-blocking socket bound to
 the path's probe source, marked with the service's DSCP, read as replies arrive (``watch``) or once per
-probe slot (:meth:`DatagramProbe.poll`), with the kernel's receive timestamps.
+probe slot (:meth:`DatagramProbe.poll`), with the kernel's receive timestamps, and the kernel's
+transmit timestamps as send times (:mod:`bgpctl.probe.txstamp`).
+
+Transmit stamps: :meth:`DatagramProbe._transmit` sends, then reads the error queue once; on veth and
+loopback the stamp is there by the time sendto() returns (the driver stamps inside the call), and
+:meth:`~bgpctl.probe.protocol.Probe.send` returns it. A stamp that comes later (a qdisc held the packet)
+is read at the next :meth:`DatagramProbe.poll`, before the replies, and rides on the reply's
+:class:`~bgpctl.probe.protocol.ProbeResult` (``sent``). A reply to a probe without a stamp keeps the
+user-space send time and is counted (``user_tx_stamp``). Nothing here waits for a stamp.
 
 A subclass opens its socket kind (:meth:`_new_socket`), sends, and judges each datagram
 (:meth:`_judge`): a :class:`~bgpctl.probe.protocol.ProbeResult`, a
@@ -10,12 +18,20 @@ A subclass opens its socket kind (:meth:`_new_socket`), sends, and judges each d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from typing import TypeAlias
 
 from bgpctl.probe.netns import entered
 from bgpctl.probe.protocol import BadCallback, ProbeResult, Problem, ResultCallback
-from bgpctl.probe.sockopt import ancillary_space, enable_receive_info, set_dscp
+from bgpctl.probe.sockopt import (
+    ancillary_space,
+    enable_receive_info,
+    enable_transmit_stamps,
+    restart_transmit_stamps,
+    set_dscp,
+)
+from bgpctl.probe.txstamp import TxBook, parse_tx_stamp, tx_ancillary_space
 
 Address: TypeAlias = tuple[str, int] | tuple[str, int, int, int]
 Ancillary: TypeAlias = list[tuple[int, int, bytes]]
@@ -34,6 +50,10 @@ class DatagramProbe:
         self._on_result: ResultCallback | None = None
         self._on_bad: BadCallback | None = None
         self._ancspace = ancillary_space()
+        self._txspace = tx_ancillary_space()
+        self._tx = TxBook()
+        self._tx_on = False  # the kernel agreed to give transmit stamps
+        self._tx_waiting = 0  # sends whose error-queue message has not been read (poll reads it if > 0)
 
     # ------------------------------------------------------------------ for subclasses
 
@@ -59,6 +79,7 @@ class DatagramProbe:
             set_dscp(sock, self.dscp)
             self._configure(sock)
             enable_receive_info(sock)
+            self._tx_on = enable_transmit_stamps(sock)
         except BaseException:
             sock.close()
             raise
@@ -80,6 +101,8 @@ class DatagramProbe:
         if sock is None:
             return
         assert self._on_result is not None and self._on_bad is not None
+        if self._tx_waiting:
+            self._read_tx_stamps(sock, once=False)
         while True:
             try:
                 data, anc, flags, addr = sock.recvmsg(self.recv_size, self._ancspace)
@@ -91,4 +114,67 @@ class DatagramProbe:
             if problem is not None:
                 self._on_bad(problem)
             elif result is not None:
-                self._on_result(result)
+                self._on_result(self._with_send_time(result))
+
+    # ------------------------------------------------------------------ transmit stamps
+
+    def _transmit(self, seq: int, data: bytes, addr: Address, user_ns: int) -> float:
+        """Send ``data`` as probe ``seq`` (``user_ns``: time.time_ns() read just before); return the send
+        time, the kernel's if its stamp is already there. Raises OSError if the kernel refused."""
+        sock = self._sock
+        assert sock is not None, "open() first"
+        user_at = user_ns / 1e9
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            if self._tx_on:
+                self._restart_tx(sock)
+            raise
+        self._tx.sent(seq, user_at)
+        if not self._tx_on:
+            return user_at
+        self._tx_waiting += 1
+        self._read_tx_stamps(sock, once=True)
+        kernel_at = self._tx.kernel_at(seq)
+        return user_at if kernel_at is None else kernel_at
+
+    def _read_tx_stamps(self, sock: socket.socket, *, once: bool) -> None:
+        """Read the error queue (one message, or until it is empty): never blocks."""
+        while True:
+            try:
+                _, anc, _, _ = sock.recvmsg(1, self._txspace, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._tx_waiting = max(0, self._tx_waiting - 1)
+            stamp = parse_tx_stamp(anc)
+            if stamp is not None:
+                self._tx.stamped(stamp)
+            if once:
+                return
+
+    def _restart_tx(self, sock: socket.socket) -> None:
+        """After a failed send (which may have used a packet number): read what is queued, then make the
+        kernel number from 0 again."""
+        self._read_tx_stamps(sock, once=False)
+        self._tx_on = restart_transmit_stamps(sock)
+        self._tx.restart()
+        # _tx_waiting stays: stamps of packets a qdisc still holds come later, and the error queue must be
+        # read when they do (a watched socket's reader is woken as long as the queue is not empty).
+
+    def _send_time(self, seq: int) -> float | None:
+        """The kernel's transmit time of probe ``seq``, if its stamp has come."""
+        return self._tx.kernel_at(seq)
+
+    def _with_send_time(self, result: ProbeResult) -> ProbeResult:
+        """Attach the kernel's transmit time to ``result``, or count that there is none."""
+        if result.sent is not None:
+            return result
+        kernel_at = self._tx.kernel_at(result.seq)
+        if kernel_at is not None:
+            return dataclasses.replace(result, sent=kernel_at)
+        if self._tx.knows(result.seq):
+            assert self._on_bad is not None
+            self._on_bad(Problem.USER_TX_STAMP)
+        return result

@@ -112,9 +112,7 @@ class IcmpProbe(DatagramProbe):
     def send(self, seq: int) -> float:
         assert self._sock is not None, "open() first"
         packet = build_echo(self.identifier, seq, self.payload_len)
-        now = time.time()
-        self._sock.sendto(packet, (self.target, 0))
-        return now
+        return self._transmit(seq, packet, (self.target, 0), time.time_ns())
 
     def _judge(
         self, data: bytes, flags: int, addr: Address, anc: Ancillary

@@ -22,10 +22,13 @@ from bgpctl.policy.model import ProbeProtocol
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """One reply that passed the probe's checks: the sequence number it answers and when it arrived."""
+    """One reply that passed the probe's checks: the sequence number it answers and when it arrived, and
+    the kernel's transmit time of the probe if it came after :meth:`Probe.send` returned (it replaces
+    the send time that call returned)."""
 
     seq: int
     received: float
+    sent: float | None = None
 
 
 class Problem(enum.StrEnum):
@@ -42,6 +45,8 @@ class Problem(enum.StrEnum):
     REFUSED = "refused"  # TCP: connection refused or failed (the probe counts as lost)
     SEND_FAILED = "send_failed"  # the kernel refused to send (no route, ...): the probe counts as lost
     SKIPPED = "skipped"  # a send slot missed because the loop ran more than one interval late
+    USER_TX_STAMP = "user_tx_stamp"  # answered, but the kernel gave no transmit stamp: the user-space send
+    # time was used, scheduling delay included (used, only counted; datagram probes only)
 
 
 ResultCallback = Callable[[ProbeResult], None]
@@ -58,7 +63,8 @@ class Probe(Protocol):
         replies as they arrive; without it, replies wait in the socket until :meth:`poll`."""
 
     def send(self, seq: int) -> float:
-        """Send probe ``seq`` now; return the send time. Raises OSError if the kernel refused."""
+        """Send probe ``seq`` now; return the send time (the kernel's transmit time where it is known
+        already). Raises OSError if the kernel refused."""
 
     def poll(self) -> None:
         """Read every reply waiting in the socket now (receive times are the kernel's, so reading late

@@ -95,7 +95,8 @@ class SeqBook:
         if state is _State.LOST:
             self.counters.count(Problem.LATE)
             return
-        sent = self._sent[seq]
+        sent = self._sent[seq] if result.sent is None else result.sent
+        self._sent[seq] = sent
         if result.received - sent > self.timeout_s:
             self.counters.count(Problem.LATE)
             self._settle(seq, _State.LOST)

@@ -2,9 +2,10 @@
 
 Clock: every timestamp here is CLOCK_REALTIME, in float seconds since the Unix epoch. Receive times are
 the kernel's (SO_TIMESTAMPNS: stamped when the packet reached the socket layer, before any wake-up of
-this process); send times are taken with :func:`time.time_ns` immediately before the send system call.
-Both sides of an RTT therefore use one clock; a clock step between them (NTP slew is harmless, a step
-is not) shows up as one wrong sample.
+this process). Send times of the datagram probes are the kernel's as well where it gives them
+(SO_TIMESTAMPING software transmit stamps, see :mod:`bgpctl.probe.txstamp`), else :func:`time.time_ns`
+read immediately before the send system call. Both sides of an RTT therefore use one clock; a clock step
+between them (NTP slew is harmless, a step is not) shows up as one wrong sample.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from bgpctl.errors import ProbeError
+from bgpctl.probe.txstamp import SO_TIMESTAMPING, TX_STAMP_FLAGS, TX_STAMP_FLAGS_RX_FILTERED
 
 # Linux values (include/uapi/asm-generic/socket.h, linux/in.h); Python's socket module lacks some of them.
 SO_TIMESTAMPNS = 35  # = SCM_TIMESTAMPNS (the "old" 64-bit-time variant on 64-bit architectures)
@@ -71,9 +73,36 @@ def enable_receive_info(sock: socket.socket, *, ttl: bool = False, tos: bool = F
         sock.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO) if v6 else (socket.IPPROTO_IP, IP_PKTINFO)), 1)
 
 
+def enable_transmit_stamps(sock: socket.socket) -> bool:
+    """Ask for numbered software transmit stamps on the error queue; False if the kernel refuses. Where
+    the kernel can, received packets are spared a second (SCM_TIMESTAMPING) receive stamp."""
+    for flags in (TX_STAMP_FLAGS_RX_FILTERED, TX_STAMP_FLAGS):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def restart_transmit_stamps(sock: socket.socket) -> bool:
+    """Switch the stamps off and on: the kernel numbers the next packet 0 again. False if refused."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, 0)
+    except OSError:
+        return False
+    return enable_transmit_stamps(sock)
+
+
 def ancillary_space() -> int:
-    """Buffer size for recvmsg() that holds every control message enable_receive_info() can turn on."""
-    return socket.CMSG_SPACE(_TIMESPEC.size) + 2 * socket.CMSG_SPACE(4) + socket.CMSG_SPACE(_IN6_PKTINFO.size)
+    """Buffer size for recvmsg() that holds every control message enable_receive_info() can turn on, and
+    the SCM_TIMESTAMPING (3 timespecs) the kernel adds to received packets once transmit stamps are on."""
+    return (
+        socket.CMSG_SPACE(_TIMESPEC.size)
+        + socket.CMSG_SPACE(3 * _TIMESPEC.size)
+        + 2 * socket.CMSG_SPACE(4)
+        + socket.CMSG_SPACE(_IN6_PKTINFO.size)
+    )
 
 
 def parse_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> Received:

@@ -75,10 +75,10 @@ class StampProbe(DatagramProbe):
         now_ns = time.time_ns()
         ntp = stamp.ntp_from_unix_ns(now_ns)
         data = stamp.encode_sender(stamp.SenderPacket(seq % _SEQ_MOD, ntp), self.length)
-        self._sock.sendto(data, (self.target, self.port))
+        sent = self._transmit(seq, data, (self.target, self.port), now_ns)
         self._last_sent = max(self._last_sent, seq)
         self._sent_ntp[seq % _RING] = (seq, ntp)
-        return now_ns / 1e9
+        return sent
 
     def _judge(
         self, data: bytes, flags: int, addr: Address, anc: Ancillary
@@ -102,8 +102,11 @@ class StampProbe(DatagramProbe):
             return Problem.MALFORMED, None  # right number, but not the packet we sent
         at = parse_ancillary(anc).at
         received = time.time() if at is None else at
-        if remembered_seq == seq:
-            # The sample's RTT becomes RFC 8762's (T4 - T1) - (T3 - T2): network time only.
-            sent = stamp.unix_ns_from_ntp(remembered_ntp) / 1e9
-            received = sent + stamp.round_trip_s(sent, received, fields)
-        return None, ProbeResult(seq, received)
+        if remembered_seq != seq:
+            return None, ProbeResult(seq, received)
+        # The sample's RTT becomes RFC 8762's (T4 - T1) - (T3 - T2): network time only. T1 is the kernel's
+        # transmit time if it came (the packet carries the user-space one, read before the send).
+        kernel_at = self._send_time(seq)
+        sent = stamp.unix_ns_from_ntp(remembered_ntp) / 1e9 if kernel_at is None else kernel_at
+        received = sent + stamp.round_trip_s(sent, received, fields)
+        return None, ProbeResult(seq, received, sent=kernel_at)

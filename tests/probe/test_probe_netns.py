@@ -23,7 +23,7 @@ from bgpctl import events as names
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
 from bgpctl.policy.load import load_policy
-from bgpctl.probe import stamp
+from bgpctl.probe import stamp, txstamp
 from bgpctl.probe.icmp import IcmpProbe
 from bgpctl.probe.netns import entered
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pin, Pinning, pins_from_policy
@@ -534,3 +534,72 @@ def test_cli_probe_names_the_choices_for_an_unknown_path(topo: Topo, tmp_path: P
     )
     assert res.returncode != 0
     assert "no probed path matches 'nowhere/p'" in res.stderr and "r1/p" in res.stderr
+
+
+# ------------------------------------------------------------------------------------- transmit stamps
+
+
+def _user_send_times(probe: StampProbe, samples: Samples) -> dict[int, float]:
+    """The user-space send time each STAMP probe carried (read just before its sendto())."""
+    return {s.seq: stamp.unix_ns_from_ntp(probe._sent_ntp[s.seq % len(probe._sent_ntp)][1]) / 1e9 for s in samples}
+
+
+def test_stamp_probes_use_the_kernels_transmit_time_over_veth(topo: Topo, pinned: Pinning) -> None:
+    probe = StampProbe(source=SRC["r1"], target=TARGET, dscp=46, netns=topo.ns("cr"))
+    samples, counters = asyncio.run(_probe(topo, probe, count=100, interval_s=0.01))
+    assert counters["answered"] == 100 and counters[Problem.USER_TX_STAMP] == 0, counters
+    user = _user_send_times(probe, samples)
+    # veth stamps in its transmit routine, inside sendto(): after the user-space stamp, and well before
+    # the reply (which is the kernel's receive time).
+    assert all(user[s.seq] < s.sent for s in samples), [(s.sent - user[s.seq]) for s in samples]
+    assert all(s.sent - user[s.seq] < 0.1 and s.rtt is not None and s.rtt > 0 for s in samples)
+
+
+def test_icmp_probes_use_the_kernels_transmit_time_over_veth(topo: Topo, pinned: Pinning) -> None:
+    probe = IcmpProbe(source=SRC["r1"], target=TARGET, netns=topo.ns("cr"))
+    samples, counters = asyncio.run(_probe(topo, probe, count=50))
+    assert counters["answered"] == 50 and counters[Problem.USER_TX_STAMP] == 0, counters
+    assert probe._tx.kernel_at(49) == next(s.sent for s in samples if s.seq == 49)
+
+
+def _stamps_without_transmit(sock: socket.socket) -> bool:
+    """A kernel/device that accepts the option but never stamps a transmit: numbering, no TX_SOFTWARE."""
+    flags = txstamp.SOF_TIMESTAMPING_SOFTWARE | txstamp.SOF_TIMESTAMPING_OPT_ID | txstamp.SOF_TIMESTAMPING_OPT_TSONLY
+    sock.setsockopt(socket.SOL_SOCKET, txstamp.SO_TIMESTAMPING, flags)
+    return True
+
+
+@pytest.mark.parametrize(
+    "enable", [lambda _sock: False, _stamps_without_transmit], ids=["option-refused", "no-stamps-come"]
+)
+def test_without_kernel_transmit_stamps_probes_fall_back_to_user_time_and_count_it(
+    topo: Topo, pinned: Pinning, monkeypatch: pytest.MonkeyPatch, enable: Callable[[socket.socket], bool]
+) -> None:
+    monkeypatch.setattr("bgpctl.probe.datagram.enable_transmit_stamps", enable)
+    probe = StampProbe(source=SRC["r1"], target=TARGET, netns=topo.ns("cr"))
+    samples, counters = asyncio.run(_probe(topo, probe, count=60, interval_s=0.01))
+    assert counters["answered"] == 60 and counters[Problem.USER_TX_STAMP] == 60, counters
+    user = _user_send_times(probe, samples)
+    assert all(abs(s.sent - user[s.seq]) < 1e-6 for s in samples)
+
+
+def test_sends_the_kernel_refuses_after_numbering_them_leave_the_other_probes_stamps_right(
+    topo: Topo, pinned: Pinning
+) -> None:
+    """An output-hook drop fails sendto() (EPERM) after the kernel gave the packet its OPT_ID number: the
+    probe restarts the numbering, so no later stamp is paired with the wrong probe."""
+    topo.nft(
+        "cr",
+        "-f",
+        "-",
+        input="table inet tbprb_tx {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
+        "  udp dport 862 numgen inc mod 4 == 1 drop\n }\n}\n",
+    )
+    probe = StampProbe(source=SRC["r1"], target=TARGET, netns=topo.ns("cr"))
+    samples, counters = asyncio.run(_probe(topo, probe, count=80, interval_s=0.01))
+    assert (counters["answered"], counters[Problem.SEND_FAILED]) == (60, 20), counters
+    assert counters[Problem.USER_TX_STAMP] == 0, counters
+    answered = [s for s in samples if s.received is not None]
+    user = _user_send_times(probe, answered)
+    assert all(user[s.seq] < s.sent < user[s.seq] + 0.1 for s in answered)
+    assert all(probe._tx.kernel_at(s.seq) == s.sent for s in answered)
