@@ -169,6 +169,8 @@ def route_row(r: Mapping[str, Any]) -> list[str]:
 def routes_text(result: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     for p in result["peers"]:
+        if not p["routes"] and result["filter"]["prefix"] is not None:
+            continue  # asked about a prefix: peers without a route for it say nothing
         if lines:
             lines.append("")
         lines.append(

@@ -71,14 +71,17 @@ class DecisionLog:
 
     def __init__(self, maxlen: int = MAX_DECISIONS, clock: Callable[[], float] = time.time) -> None:
         self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=maxlen)
+        self._recent: tuple[dict[str, Any], ...] | None = ()  # None: changed since recent() last copied
         self._clock = clock
         self.stats: Mapping[PathKey, PathStats] = {}
 
     def transition(self, t: Transition) -> None:
+        self._recent = None
         self._entries.append({"at": t.at, "event": events.PATH_HEALTH, **transition_to_dict(t)})
 
     def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
         at = self._clock()
+        self._recent = None
         for c in p.changes:
             self._entries.append({"at": at, "event": events.ROUTE_CHANGE, **change_to_dict(c)})
         for c in p.deferred:
@@ -90,7 +93,10 @@ class DecisionLog:
         self.stats = stats
 
     def recent(self) -> tuple[dict[str, Any], ...]:
-        return tuple(self._entries)
+        """The kept decisions, oldest first (copied only when they changed: the loop asks on every pass)."""
+        if self._recent is None:
+            self._recent = tuple(self._entries)
+        return self._recent
 
 
 class SessionTracker:

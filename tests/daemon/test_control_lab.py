@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from bgpctl_lab import faults, runner
 from bgpctl_lab import netns as labns
-from bgpctl_lab import runner
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import lab_skip_reason
 from bgpctl_lab.runner import Lab
@@ -207,3 +207,37 @@ def test_the_socket_is_root_only_and_bad_requests_leave_the_daemon_routing(clab:
     assert clab.spawned_alive(daemon)
     assert status_problems(ask(clab, "status")) == []
     assert converged_problems(clab) == []
+
+
+def down_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
+    """[] when status has usw2's paths down with a reason naming the metric, and routes match FRR again."""
+    problems = schema_errors("status", status)
+    for p in status["paths"]:
+        want = "down" if p["region"] == "usw2" else "up"
+        if p["health"] != want:
+            problems.append(f"{p['path']} {p['health']}, want {want}")
+        elif want == "down" and not any("down_after_lost" in r for r in p["reasons"]):
+            problems.append(f"{p['path']}: reasons {p['reasons']} name no threshold")
+    if problems:
+        return problems
+    return routes_problems(lab, ask(lab, "routes"))
+
+
+def test_a_blackholed_region_shows_down_with_its_reason_and_routes_follow_frr(clab: Lab) -> None:
+    faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
+    try:
+        w = eventually(
+            "status: usw2 down with reasons, routes as FRR holds them",
+            budget=BUDGETS["status_settled"],
+            probe=lambda: ask(clab, "status", "-n", "200"),
+            check=lambda s: down_problems(clab, s),
+            interval_s=0.5,
+        )
+        downs = [d for d in w.value["decisions"] if d["event"] == "path.health" and d["new"] == "down"]
+        assert {d["path"] for d in downs} >= {f"{s}/usw2/interconnect" for s in ("media", "signalling", "api")}
+        edge = ask(clab, "routes", "--peer", "edge")["peers"][0]["routes"]
+        assert {r["next_hop"] for r in edge} == {"198.18.1.11"}
+        (tgw,) = ask(clab, "routes", "--peer", "tgw-usw2")["peers"]
+        assert tgw["routes"] == []  # the agents' prefix follows media's state: down means withdrawn
+    finally:
+        faults.clear_node(clab, "tgw-usw2", "eth2")
