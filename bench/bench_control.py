@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,10 +38,15 @@ def main() -> None:
     j = judge(lab_policy(), seconds=60, lost=lambda k, t: k.region == "use1" and int(t) % 20 < 3)
     snap = snapshot(j)
     build: dict[str, dict[str, float]] = {}
-    for name, f in (
-        ("status", lambda: protocol.encode(protocol.ok(1, status_result(snap, protocol.MAX_DECISIONS)))),
-        ("routes", lambda: protocol.encode(protocol.ok(1, routes_result(snap)))),
-    ):
+
+    def status() -> bytes:
+        return protocol.encode(protocol.ok(1, status_result(snap, protocol.MAX_DECISIONS)))
+
+    def routes() -> bytes:
+        return protocol.encode(protocol.ok(1, routes_result(snap)))
+
+    answers: list[tuple[str, Callable[[], bytes]]] = [("status", status), ("routes", routes)]
+    for name, f in answers:
         n = 500
         times = [t / n * 1e3 for t in timeit.repeat(f, number=n, repeat=7)]
         build[name] = {
