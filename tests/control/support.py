@@ -148,9 +148,8 @@ def serving(
     logger = log if log is not None else structlog.wrap_logger(structlog.ReturnLogger())
     group_gid = server_kw.pop("group_gid", None)
     dispatcher_kw = server_kw.pop("dispatcher_kw", {})
-    dispatcher = Dispatcher(
-        {**handlers(state), **(extra or {})}, logger, verbs=verbs, group_gid=group_gid, **dispatcher_kw
-    )
+    dispatcher_kw.setdefault("group_gid", group_gid)  # a test may let the socket's group in, yet not to change
+    dispatcher = Dispatcher({**handlers(state), **(extra or {})}, logger, verbs=verbs, **dispatcher_kw)
     server = ControlServer(path, dispatcher, logger, group_gid=group_gid, **server_kw)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     try:

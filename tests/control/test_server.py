@@ -20,7 +20,7 @@ from bgpctl.cli import main
 from bgpctl.control import client, protocol
 from bgpctl.control.server import Dispatcher, PeerCred, may_change_state
 from bgpctl.control.service import handlers
-from tests.control.support import judge, lab_policy, schema_errors, serving, snapshot
+from tests.control.support import LAB_POLICY, REPO, judge, lab_policy, schema_errors, serving, snapshot
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_cli_without_a_daemon_says_so_in_one_line_and_exits_1(tmp_path: Path) ->
 
 def test_cli_finds_the_socket_from_the_policy_run_dir(tmp_path: Path) -> None:
     policy = lab_policy()
-    out = CliRunner().invoke(main.cli, ["routes", "--policy", "policies/lab.yaml"])
+    out = CliRunner().invoke(main.cli, ["routes", "--policy", str(LAB_POLICY)])
     assert out.exit_code == 1
     assert f"{policy.speaker.exabgp.run_dir}/control.sock" in out.output
 
@@ -166,7 +166,7 @@ def test_cli_refuses_a_bad_prefix_before_asking(tmp_path: Path) -> None:
 
 def test_the_daemon_refuses_an_unknown_control_group_and_starts_nothing(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
-    text = Path("policies/lab.yaml").read_text()
+    text = LAB_POLICY.read_text()
     policy.write_text(text + "\ncontrol:\n  group: bgpctl-no-such-group\n")
     run_dir = tmp_path / "run"
     out = CliRunner().invoke(main.cli, ["daemon", "--policy", str(policy), "--run-dir", str(run_dir)])
@@ -177,3 +177,84 @@ def test_the_daemon_refuses_an_unknown_control_group_and_starts_nothing(tmp_path
         "root only)\n"
     )
     assert not run_dir.exists()
+
+
+NOBODY = 65534
+_CONNECT_AS_NOBODY = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("EACCES"); sys.exit(0)
+s.sendall(sys.argv[2].encode() + b"\\n")
+print(s.makefile("rb").readline().decode().strip())
+"""
+
+
+def _as_nobody(sock: Path, line: bytes) -> str:
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None
+    argv = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3", "-I", "-c"]
+    out = subprocess.run(
+        [*argv, _CONNECT_AS_NOBODY, str(sock), line.decode().strip()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another user (setpriv)")
+def test_another_user_is_kept_out_by_the_mode_and_with_the_group_is_seen_by_its_credentials(snap: Any) -> None:
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="bgpctl-ctl-") as d:
+        os.chmod(d, 0o755)  # the directory is not what keeps nobody out here: the socket's mode is
+        tmp = Path(d)
+        with serving(tmp, snap) as srv:
+            assert _as_nobody(srv.path, protocol.request_line("status")) == "EACCES"
+        done: list[object] = []
+
+        def drain(args: Mapping[str, Any]) -> Mapping[str, Any]:
+            done.append(args)
+            return {}
+
+        for may_change in (True, False):  # the group may change state (logged), or only connect
+            kw = {} if may_change else {"dispatcher_kw": {"group_gid": None}}
+            with (
+                capture_logs() as logs,
+                serving(
+                    tmp,
+                    snap,
+                    group_gid=NOBODY,
+                    extra={"drain": drain},
+                    verbs=_drain_verb(),
+                    log=structlog.get_logger(),
+                    **kw,
+                ) as srv,
+            ):
+                status = json.loads(_as_nobody(srv.path, protocol.request_line("status", {"decisions": 1})))
+                assert status["ok"] is True and len(status["result"]["decisions"]) == 1
+                drained = json.loads(_as_nobody(srv.path, protocol.request_line("drain", {"reason": "CHG-7"}, 5)))
+            assert drained["id"] == 5
+            if may_change:
+                assert drained["ok"] is True and done == [{"reason": "CHG-7"}]
+                (change,) = [e for e in logs if e["event"] == events.CONTROL_CHANGE]
+                assert (change["uid"], change["gid"], change["reason"]) == (NOBODY, NOBODY, "CHG-7")
+            else:
+                assert drained["ok"] is False and drained["error"]["code"] == "forbidden" and len(done) == 1
+                (refused,) = [e for e in logs if e["event"] == events.CONTROL_REFUSED]
+                assert (refused["uid"], refused["gid"], refused["code"]) == (NOBODY, NOBODY, "forbidden")
+
+
+def test_cli_with_a_bad_policy_exits_3_naming_file_and_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    out = CliRunner().invoke(main.cli, ["status", "--policy", "tests/policy/bad/bool-yes.yaml"])
+    assert out.exit_code == 3
+    assert out.output.startswith("bgpctl: tests/policy/bad/bool-yes.yaml:12 ")
