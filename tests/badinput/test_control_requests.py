@@ -136,14 +136,15 @@ def test_a_silent_client_gets_timeout_and_is_closed(srv: Running, baseline: dict
 
 
 def test_a_client_that_connects_and_leaves_changes_nothing(srv: Running, baseline: dict[str, Any]) -> None:
+    before = srv.counters()["connections"]
     for _ in range(20):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.connect(str(srv.path))
     eventually(  # 20 connections at once are more than MAX_CONNECTIONS: until they are closed, "busy" is right
-        "the 20 connections closed",
+        "the 20 connections accepted and closed",
         budget=10.0,
-        probe=lambda: srv.server.open_connections,
-        check=lambda n: [] if n == 0 else [f"{n} open"],
+        probe=lambda: (srv.counters()["connections"] - before, srv.server.open_connections),
+        check=lambda n: [] if n == (20, 0) else [f"{n[0]} accepted, {n[1]} open"],
     )
     assert srv.raw(b"") == []
     _still_fine(srv, baseline)
