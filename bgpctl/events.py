@@ -21,6 +21,13 @@ DAEMON_RIB_COMPLETE: Final = "daemon.rib_complete"
 SPEAKER_REFUSED: Final = "speaker.refused"
 SPEAKER_SYNCED: Final = "speaker.synced"
 
+# --- the control socket (bgpctl.control.server)
+CONTROL_LISTENING: Final = "control.listening"
+CONTROL_REQUEST: Final = "control.request"  # a read-only request (debug level)
+CONTROL_CHANGE: Final = "control.change"  # a request that changes state: who (pid, uid, gid), verb, args, reason
+CONTROL_REFUSED: Final = "control.refused"  # a request answered with an error
+CONTROL_FAILED: Final = "control.failed"  # a handler failed (a bug): answered "internal", daemon keeps running
+
 # --- the speaker (bgpctl.speaker.speaker)
 SPEAKER_START: Final = "speaker.start"
 SPEAKER_STOPPED: Final = "speaker.stopped"

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def test_pip_install_without_a_compiler_then_daemon_help_works_and_lab_says_how_
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(REPO)])
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("bgpctl-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # the control API's JSON Schemas are package data
+        assert {"bgpctl/schemas/status.schema.json", "bgpctl/schemas/routes.schema.json"} <= set(zf.namelist())
     venv = tmp_path / "venv"
     made = _run([sys.executable, "-m", "venv", str(venv)])
     assert made.returncode == 0, made.stderr

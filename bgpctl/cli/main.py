@@ -62,6 +62,16 @@ COMMANDS: dict[str, Lazy] = {
     "replay": Lazy(
         "bgpctl.cli.replay", "replay", "Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller."
     ),
+    "routes": Lazy(
+        "bgpctl.cli.control",
+        "routes",
+        "Ask the running daemon what it announces to whom, every attribute and the rule behind each route.",
+    ),
+    "status": Lazy(
+        "bgpctl.cli.control",
+        "status",
+        "Ask the running daemon: sessions, ExaBGP, every path's health and stats, overrides, last decisions.",
+    ),
 }
 
 

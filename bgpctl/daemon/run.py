@@ -32,6 +32,11 @@ import structlog
 from prometheus_client import start_http_server
 
 from bgpctl import events
+from bgpctl.control import protocol as control_protocol
+from bgpctl.control.server import ControlServer, Dispatcher
+from bgpctl.control.service import group_gid
+from bgpctl.control.service import handlers as control_handlers
+from bgpctl.control.state import DecisionLog, ExabgpView, SessionTracker, Snapshot
 from bgpctl.core.controller import Controller
 from bgpctl.core.recording import Schedule
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
@@ -45,6 +50,7 @@ from bgpctl.probe.recorder import Recorder
 from bgpctl.probe.scheduler import PathProber, drive
 from bgpctl.speaker.messages import SessionState
 from bgpctl.speaker.speaker import Speaker
+from bgpctl.speaker.supervisor import Supervisor
 
 LOCK_NAME = "bgpctl.lock"
 IDLE_WAKE_S = 1.0
@@ -138,7 +144,8 @@ class Daemon:
         self.policy, self.opts, self.log, self.metrics = policy, opts, log, metrics
         self.run_dir = opts.run_dir or Path(policy.speaker.exabgp.run_dir)
         self.controller = Controller(policy)
-        self.sinks: list[DecisionSink] = [LogSink(log), MetricsSink(metrics)]
+        self.decisions = DecisionLog()  # the control API's "last decisions" and current stats
+        self.sinks: list[DecisionSink] = [LogSink(log), MetricsSink(metrics), self.decisions]
         self.speaker = Speaker(policy, self.run_dir, log)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -148,6 +155,9 @@ class Daemon:
         self._recorder: Recorder | None = None
         self._probers: list[PathProber] = []
         self._probe_counts: dict[PathKey, dict[str, int]] = {}
+        self._sessions = SessionTracker()
+        self.control_state: Snapshot | None = None  # replaced after every pass of the loop
+        self.control_gid = group_gid(policy.control.group)  # before anything starts: an unknown group stops us
 
     # --------------------------------------------------------------------------- samples in
 
@@ -205,6 +215,7 @@ class Daemon:
                 # the speaker sends only what differs from what ExaBGP holds
                 syncer.offer(last.desired, complete=self._complete)
             self._export_state()
+            self.control_state = self.snapshot(time.time())
 
     def _rib_complete(self, now: float) -> bool:
         if self.controller.last_plan is None:
@@ -223,6 +234,38 @@ class Daemon:
                 if n > seen.get(outcome, 0):
                     self.metrics.probes.labels(*prober.key, outcome).inc(n - seen.get(outcome, 0))
                     seen[outcome] = n
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The state the control API answers from (references to immutable state, small copies)."""
+        try:
+            sup: Supervisor | None = self.speaker.supervisor
+        except SpeakerError:  # not started yet
+            sup = None
+        return Snapshot(
+            at=now,
+            policy=self.policy,
+            policy_file=str(self.opts.policy_file),
+            run_dir=str(self.run_dir),
+            pid=os.getpid(),
+            started_at=self._started,
+            rib_complete=self._complete,
+            health=self.controller.health,
+            stats=self.decisions.stats,
+            plan=self.controller.last_plan,
+            announced=self.speaker.announced(),
+            sessions=self._sessions.observe(self.speaker.sessions(), self.speaker.session_errors, now),
+            exabgp=ExabgpView(
+                pid=self.speaker.exabgp_pid,
+                starts=sup.starts if sup is not None else 0,
+                exits=tuple(sup.exits[-10:]) if sup is not None else (),
+                api_connected=self.speaker.api_connected,
+            ),
+            speaker_counters=dict(self.speaker.counters),
+            decisions=self.decisions.recent(),
+        )
+
+    def _control_snapshot(self) -> Snapshot:
+        return self.control_state if self.control_state is not None else self.snapshot(time.time())
 
     def stop(self) -> None:
         self._stop.set()
@@ -250,6 +293,17 @@ class Daemon:
                 paths=[str(k) for k in self.controller.keys],
             )
             await self.speaker.start()
+            control = ControlServer(
+                self.run_dir / control_protocol.SOCKET_NAME,
+                Dispatcher(control_handlers(self._control_snapshot), self.log, group_gid=self.control_gid),
+                self.log,
+                group_gid=self.control_gid,
+            )
+            try:
+                await control.start()
+            except OSError as e:
+                await self.speaker.stop(withdraw=False)
+                raise DaemonError(f"cannot listen on {control.path}: {e.strerror or e}: check the run directory") from e
             self._probers = [
                 PathProber(
                     s.key,
@@ -282,6 +336,7 @@ class Daemon:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.log.info(events.DAEMON_STOP, withdraw=self.opts.withdraw_on_exit)
+                await control.stop()
                 await self.speaker.stop(withdraw=self.opts.withdraw_on_exit)
 
 

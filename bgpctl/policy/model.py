@@ -501,6 +501,21 @@ class Overrides(_Model):
     freeze: bool = Field(False, description="announce nothing new: the current routes stay as they are")
 
 
+def _check_group(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise _invalid(
+            f"'{value}' is not a Unix group name", "use lower case letters, digits, '-' and '_', like bgpctl"
+        )
+    return value
+
+
+class Control(_Model):
+    group: Annotated[str, AfterValidator(_check_group)] | None = Field(
+        None,
+        description="Unix group that may use the control socket (mode 0660); omit for root only (mode 0600)",
+    )
+
+
 class Policy(_Model):
     version: Literal[1] = 1
     speaker: Speaker
@@ -512,6 +527,7 @@ class Policy(_Model):
     corporate: Corporate | None = None
     guards: Guards
     overrides: Overrides = Overrides()
+    control: Control = Control()
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:

@@ -168,6 +168,7 @@ class Speaker:
         self._reconciler: asyncio.Task[None] | None = None
         self._supervisor: Supervisor | None = None
         self.counters: collections.Counter[str] = collections.Counter()
+        self.session_errors: dict[str, str] = {}  # peer -> the reason ExaBGP gave when its session last went down
         self._rng = random.Random()
 
     # ---------------------------------------------------------------------------------- public API
@@ -179,6 +180,11 @@ class Speaker:
     @property
     def exabgp_pid(self) -> int | None:
         return None if self._supervisor is None else self._supervisor.pid
+
+    @property
+    def api_connected(self) -> bool:
+        """ExaBGP's API process is connected (False while ExaBGP is (re)starting)."""
+        return self._connected.is_set()
 
     @property
     def supervisor(self) -> Supervisor:
@@ -440,6 +446,8 @@ class Speaker:
             self._resync.add(name)
             self._wake.set()
         elif state == SessionState.DOWN:
+            if reason:
+                self.session_errors[name] = reason
             self._received[name] = {}
             self._resync.discard(name)
 

@@ -50,7 +50,7 @@ def test_importing_the_cli_imports_nothing_heavy() -> None:
     assert _imported_after("import bgpctl.cli.main") == []
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["daemon", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["daemon", "--help"], ["status", "--help"], ["routes", "--help"]])
 def test_help_imports_nothing_heavy(argv: list[str]) -> None:
     code = f"""
         from bgpctl.cli.main import cli

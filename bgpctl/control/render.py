@@ -1,0 +1,192 @@
+"""Text for people from the control API's answers: one renderer per data type, birdc/gobgp-like tables.
+
+They take the JSON data (``status`` and ``routes`` results, shapes in bgpctl/schemas/), so that what a
+person reads and what ``--json`` prints are the same facts. Stdlib only (the CLI stays light).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [indent + fmt.format(*r).rstrip() for r in [list(headers), *rows]]
+
+
+def duration(seconds: float | None) -> str:
+    """``3d04h``, ``2h05m``, ``4m07s``, ``12.3s``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    s = max(0.0, seconds)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(s), 60)
+    h, m = divmod(m, 60)
+    d, h = divmod(h, 24)
+    if d:
+        return f"{d}d{h:02d}h"
+    return f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s"
+
+
+def clock(at: float | None) -> str:
+    """``HH:MM:SS.mmm`` UTC."""
+    if at is None:
+        return "-"
+    return time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
+def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+# --------------------------------------------------------------------------------------------
+# one renderer per data type
+
+
+def daemon_text(status: Mapping[str, Any]) -> list[str]:
+    d, x = status["daemon"], status["exabgp"]
+    rib = "RIB complete" if d["rib_complete"] else "RIB not complete yet (End-of-RIB held back)"
+    exa = f"ExaBGP pid {x['pid']}" if x["running"] else "ExaBGP not running"
+    api = "API connected" if x["api_connected"] else "API not connected"
+    exits = f", exits {x['exits']}" if x["exits"] else ""
+    return [
+        f"bgpctl daemon pid {d['pid']}, up {duration(d['uptime_s'])}, policy {d['policy']}, {rib}",
+        f"{exa}, {api}, started {x['starts']} time(s){exits}",
+    ]
+
+
+def sessions_text(sessions: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = [
+        [
+            s["peer"],
+            s["address"],
+            s["role"],
+            str(s["peer_as"]),
+            s["state"],
+            duration(s["uptime_s"]) if s["state"] == "up" else f"since {clock(s['since'])}" if s["since"] else "-",
+            str(s["routes"]),
+            s["last_error"] or "-",
+        ]
+        for s in sessions
+    ]
+    return table(["PEER", "ADDRESS", "ROLE", "AS", "STATE", "UP/SINCE", "ROUTES", "LAST ERROR"], rows)
+
+
+def paths_text(paths: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for p in paths:
+        st = p["stats"]
+        rows.append(
+            [
+                p["path"],
+                p["health"],
+                p["state"] or "-",
+                f"{_num(st['rtt_p50_ms'])}/{_num(st['rtt_p95_ms'])}",
+                _num(st["jitter_ms"]),
+                _num(st["loss_pct"], "%"),
+                _num(st["mos"], digits=2),
+                "; ".join([*p["reasons"], p["why"]]),
+            ]
+        )
+    return table(["PATH", "HEALTH", "STATE", "RTT p50/p95 ms", "JITTER", "LOSS", "MOS", "WHY"], rows)
+
+
+def overrides_text(overrides: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not overrides:
+        return ["none"]
+    rows = [
+        [o["kind"], o["target"], o["source"], o["by"] or "-", clock(o["expires"]), o["reason"] or "-"]
+        for o in overrides
+    ]
+    return table(["KIND", "TARGET", "SOURCE", "BY", "EXPIRES", "REASON"], rows)
+
+
+def _route_attrs(r: Mapping[str, Any]) -> str:
+    text = f"nh {r['next_hop']} as-path {' '.join(map(str, r['as_path']))}"
+    if r.get("med") is not None:
+        text += f" med {r['med']}"
+    if r.get("communities"):
+        text += f" comm {','.join(r['communities'])}"
+    if r.get("large_communities"):
+        text += f" lcomm {','.join(r['large_communities'])}"
+    return text
+
+
+def decision_text(d: Mapping[str, Any]) -> str:
+    at, event = clock(d["at"]), d["event"]
+    if event == "path.health":
+        why = "; ".join(d["reasons"])
+        return f"{at}  {event:<14} {d['path']} {d['old']} -> {d['new']}" + (f" ({why})" if why else "")
+    if event == "plan.note":
+        return f"{at}  {event:<14} {d['note']}"
+    text = f"{at}  {event:<14} {d['peer']} {d['kind']} {d['prefix']}"
+    if d.get("path_id"):
+        text += f" id {d['path_id']}"
+    if d["kind"] == "announce":
+        text += f" {_route_attrs(d)}"
+    return text + (f"  [{d['why']}]" if d.get("why") else "")
+
+
+def status_text(status: Mapping[str, Any]) -> list[str]:
+    lines = daemon_text(status)
+    lines += ["", "Sessions:", *sessions_text(status["sessions"])]
+    lines += ["", "Paths:", *paths_text(status["paths"])]
+    lines += ["", "Overrides:", *overrides_text(status["overrides"])]
+    if status["notes"]:
+        lines += ["", "Notes:", *(f"  {n}" for n in status["notes"])]
+    decisions = status["decisions"]
+    lines += ["", f"Last {len(decisions)} decisions:"]
+    lines += [f"  {decision_text(d)}" for d in decisions] or ["  none"]
+    return lines
+
+
+def _rule_text(rule: Mapping[str, Any]) -> str:
+    if rule["kept"]:
+        text = f"kept: {rule['kept']}"
+        return text + (f" ({rule['path']})" if rule["path"] else "")
+    text = f"{rule['path']} {rule['health']} -> {rule['state']} ({rule['action']})"
+    return text + (f" override {rule['override']}" if rule["override"] else "")
+
+
+def route_row(r: Mapping[str, Any]) -> list[str]:
+    return [
+        r["prefix"],
+        str(r["path_id"]),
+        r["next_hop"],
+        " ".join(map(str, r["as_path"])),
+        "-" if r["med"] is None else str(r["med"]),
+        " ".join([*r["communities"], *r["large_communities"]]) or "-",
+        r["status"],
+        _rule_text(r["rule"]),
+    ]
+
+
+def routes_text(result: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for p in result["peers"]:
+        if not p["routes"] and result["filter"]["prefix"] is not None:
+            continue  # asked about a prefix: peers without a route for it say nothing
+        if lines:
+            lines.append("")
+        lines.append(
+            f"peer {p['peer']} {p['address']} ({p['role']}, AS{p['peer_as']}, ADD-PATH {p['add_path']}), "
+            f"session {p['session']}:"
+        )
+        if not p["routes"]:
+            lines.append("  (no routes)")
+            continue
+        lines += table(
+            ["PREFIX", "ID", "NEXT HOP", "AS PATH", "MED", "COMMUNITIES", "STATUS", "RULE"],
+            [route_row(r) for r in p["routes"]],
+            indent="  ",
+        )
+    if result["deferred"]:
+        lines += ["", f"{len(result['deferred'])} change(s) deferred by the rate limit"]
+    if result["notes"]:
+        lines += ["", *(f"note: {n}" for n in result["notes"])]
+    return lines

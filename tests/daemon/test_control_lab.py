@@ -1,0 +1,243 @@
+"""`bgpctl status` and `bgpctl routes` against the real daemon in the reference lab (controller mode),
+checked against what FRR on the edge and the TGWs holds, and against the shipped JSON Schemas.
+
+One lab of its own (``dc<pid>``), always torn down; run under the lab lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgpctl_lab import faults, runner
+from bgpctl_lab import netns as labns
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.pytest_plugin import lab_skip_reason
+from bgpctl_lab.runner import Lab
+from bgpctl_lab.state import STATE_ROOT
+from tests.control.support import schema_errors
+from tests.daemon.test_daemon_lab import (
+    CR,
+    FRR_PEERS_OF_CR,
+    converged_problems,
+    cr_neighbor,
+    daemon_proc,
+    exabgp_children,
+)
+from tests.lab.helpers import TOPOLOGY
+
+pytestmark = pytest.mark.lab
+
+LAB_PREFIX = "dc"
+BUDGETS = {"daemon_converged": 30.0, "status_settled": 20.0}
+
+
+@pytest.fixture(scope="module")
+def clab() -> Iterator[Lab]:
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if STATE_ROOT.is_dir():  # labs of earlier runs killed before their teardown (dc<pid>, pytest gone)
+        for d in STATE_ROOT.iterdir():
+            m = re.fullmatch(rf"{LAB_PREFIX}(\d+)", d.name)
+            alive = m is not None and any("pytest" in part for part in labns.proc_cmdline(int(m.group(1))) or [])
+            if m and int(m.group(1)) != os.getpid() and not alive:
+                runner.down(d.name)
+    name = f"{LAB_PREFIX}{os.getpid()}"
+    try:
+        lab = runner.up(TOPOLOGY, name=name, mode="controller")
+        eventually(
+            "daemon converged after up",
+            budget=BUDGETS["daemon_converged"],
+            probe=lambda: lab,
+            check=converged_problems,
+            interval_s=0.2,
+        )
+        yield lab
+    finally:
+        runner.down(name)
+
+
+def run_dir(lab: Lab) -> Path:
+    argv = daemon_proc(lab).argv
+    return Path(argv[argv.index("--run-dir") + 1])
+
+
+def bgpctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI, as an operator runs it, against the lab's daemon."""
+    return subprocess.run(
+        [sys.executable, "-m", "bgpctl", *args, "--run-dir", str(run_dir(lab))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ask(lab: Lab, verb: str, *args: str) -> dict[str, Any]:
+    out = bgpctl(lab, verb, "--json", *args)
+    assert out.returncode == 0, out.stderr
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def status_problems(status: dict[str, Any]) -> list[str]:
+    problems = schema_errors("status", status)
+    problems += [f"session {s['peer']} {s['state']}" for s in status["sessions"] if s["state"] != "up"]
+    problems += [f"path {p['path']} {p['health']}" for p in status["paths"] if p["health"] != "up"]
+    if not (status["exabgp"]["running"] and status["exabgp"]["api_connected"]):
+        problems.append(f"exabgp {status['exabgp']}")
+    if not status["daemon"]["rib_complete"]:
+        problems.append("RIB not complete")
+    return problems
+
+
+def test_status_shows_every_session_and_path_as_frr_and_the_process_tree_see_them(clab: Lab) -> None:
+    w = eventually(
+        "status: every session and path up",
+        budget=BUDGETS["status_settled"],
+        probe=lambda: ask(clab, "status", "-n", "50"),
+        check=status_problems,
+        interval_s=0.5,
+    )
+    status = w.value
+    daemon = daemon_proc(clab)
+    assert status["daemon"]["pid"] == daemon.pid
+    assert [status["exabgp"]["pid"]] == exabgp_children(daemon.pid)
+    for node in FRR_PEERS_OF_CR:
+        frr = cr_neighbor(clab, node)
+        assert frr["bgpState"] == "Established", node
+    sessions = {s["peer"]: s for s in status["sessions"]}
+    assert set(sessions) == set(FRR_PEERS_OF_CR)
+    assert all(s["uptime_s"] is not None and s["uptime_s"] >= 0 for s in sessions.values())
+    for p in status["paths"]:
+        st = p["stats"]
+        assert st["samples"] > 0 and st["rtt_p50_ms"] is not None and st["mos"] is not None, p
+        assert st["loss_pct"] is not None and st["loss_pct"] < 50, p
+        assert p["state"] in ("preferred", "standby") and p["why"], p
+    assert status["overrides"] == []
+    assert any(d["event"] == "route.change" for d in status["decisions"])
+    text = bgpctl(clab, "status")
+    assert text.returncode == 0 and "media/use1/interconnect" in text.stdout and "tgw-usw2" in text.stdout
+
+
+def _frr_routes_from_cr(lab: Lab, node: str, prefixes: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(prefix, next hop) -> the path FRR holds from cr: AS path, MED, communities."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    table = lab.vtysh_json(node, "show bgp ipv4 unicast json").get("routes", {})
+    from_cr = {p for p, paths in table.items() if any(x.get("peerId") == CR for x in paths)}
+    for prefix in sorted(from_cr | prefixes):
+        data = lab.vtysh_json(node, f"show bgp ipv4 unicast {prefix} json")
+        for path in data.get("paths", []):
+            if path.get("peer", {}).get("peerId") != CR:
+                continue
+            hop = path["nexthops"][0]["ip"]
+            out[(prefix, hop)] = {
+                "as_path": path.get("aspath", {}).get("string", ""),
+                "med": path.get("metric"),
+                "communities": path.get("community", {}).get("string", ""),
+            }
+    return out
+
+
+def _daemon_routes(peer: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r["prefix"], r["next_hop"]): {
+            "as_path": " ".join(map(str, r["as_path"])),
+            "med": r["med"],
+            "communities": " ".join(r["communities"]),
+        }
+        for r in peer["routes"]
+    }
+
+
+def routes_problems(lab: Lab, routes: dict[str, Any]) -> list[str]:
+    problems = schema_errors("routes", routes)
+    for peer in routes["peers"]:
+        problems += [
+            f"{peer['peer']} {r['prefix']}: {r['status']}" for r in peer["routes"] if r["status"] != "announced"
+        ]
+        ours = _daemon_routes(peer)
+        frr = _frr_routes_from_cr(lab, peer["peer"], {k[0] for k in ours})
+        if ours != frr:
+            problems.append(f"{peer['peer']}: daemon says {ours}, FRR holds {frr}")
+    return problems
+
+
+def test_routes_are_what_frr_holds_from_cr_with_every_attribute_and_their_rule(clab: Lab) -> None:
+    w = eventually(
+        "routes: the daemon's announcements are what FRR holds",
+        budget=BUDGETS["status_settled"],
+        probe=lambda: ask(clab, "routes"),
+        check=lambda r: routes_problems(clab, r),
+        interval_s=0.5,
+    )
+    routes = w.value
+    peers = {p["peer"]: p for p in routes["peers"]}
+    assert set(peers) == set(FRR_PEERS_OF_CR)
+    assert all(p["session"] == "up" for p in peers.values())
+    edge = peers["edge"]["routes"]
+    assert len(edge) == 6  # 3 prefixes x 2 regions (ADD-PATH)
+    api_standby = next(r for r in edge if r["prefix"] == "203.0.113.128/26" and r["next_hop"] == "198.18.1.12")
+    assert api_standby["rule"]["state"] == "standby" and api_standby["rule"]["action"] == "actions.standby.edge"
+    assert all(r["rule"]["health"] == "up" and r["rule"]["kept"] is None for p in peers.values() for r in p["routes"])
+
+    only = ask(clab, "routes", "--peer", "edge", "--prefix", "203.0.113.10")
+    assert [p["peer"] for p in only["peers"]] == ["edge"]
+    assert {r["prefix"] for r in only["peers"][0]["routes"]} == {"203.0.113.0/26"}
+    text = bgpctl(clab, "routes", "--peer", "tgw-use1")
+    assert text.returncode == 0 and "192.0.2.0/24" in text.stdout and "7224:7300" in text.stdout
+
+
+def test_the_socket_is_root_only_and_bad_requests_leave_the_daemon_routing(clab: Lab) -> None:
+    sock = run_dir(clab) / "control.sock"
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and sock.stat().st_uid == 0
+    bad = bgpctl(clab, "routes", "--peer", "nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("bgpctl: the daemon refused: no peer 'nope'")
+    daemon = daemon_proc(clab)
+    assert clab.spawned_alive(daemon)
+    assert status_problems(ask(clab, "status")) == []
+    assert converged_problems(clab) == []
+
+
+def down_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
+    """[] when status has usw2's paths down with a reason naming the metric, and routes match FRR again."""
+    problems = schema_errors("status", status)
+    for p in status["paths"]:
+        want = "down" if p["region"] == "usw2" else "up"
+        if p["health"] != want:
+            problems.append(f"{p['path']} {p['health']}, want {want}")
+        elif want == "down" and not any("down_after_lost" in r for r in p["reasons"]):
+            problems.append(f"{p['path']}: reasons {p['reasons']} name no threshold")
+    if problems:
+        return problems
+    return routes_problems(lab, ask(lab, "routes"))
+
+
+def test_a_blackholed_region_shows_down_with_its_reason_and_routes_follow_frr(clab: Lab) -> None:
+    faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
+    try:
+        w = eventually(
+            "status: usw2 down with reasons, routes as FRR holds them",
+            budget=BUDGETS["status_settled"],
+            probe=lambda: ask(clab, "status", "-n", "200"),
+            check=lambda s: down_problems(clab, s),
+            interval_s=0.5,
+        )
+        downs = [d for d in w.value["decisions"] if d["event"] == "path.health" and d["new"] == "down"]
+        assert {d["path"] for d in downs} >= {f"{s}/usw2/interconnect" for s in ("media", "signalling", "api")}
+        edge = ask(clab, "routes", "--peer", "edge")["peers"][0]["routes"]
+        assert {r["next_hop"] for r in edge} == {"198.18.1.11"}
+        (tgw,) = ask(clab, "routes", "--peer", "tgw-usw2")["peers"]
+        assert tgw["routes"] == []  # the agents' prefix follows media's state: down means withdrawn
+    finally:
+        faults.clear_node(clab, "tgw-usw2", "eth2")
