@@ -111,6 +111,9 @@ def call(
     try:
         try:
             sock.sendall(protocol.request_line(verb, args))
+        except (BrokenPipeError, ConnectionResetError):
+            # the daemon may answer before it reads (``busy``) and close: its answer is still ours to read
+            pass
         except OSError as e:
             raise ControlError(f"cannot send to the daemon on {path}: {e.strerror or e}") from None
         return parse_answer(_read_line(sock, path), path)

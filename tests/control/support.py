@@ -115,9 +115,12 @@ class Running:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout_s)
             s.connect(str(self.path))
-            s.sendall(data)
-            if shut:
-                s.shutdown(socket.SHUT_WR)
+            try:
+                s.sendall(data)
+                if shut:
+                    s.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered (``busy``) and closed before reading: read what it said
             buf = b""
             while True:
                 chunk = s.recv(65536)
