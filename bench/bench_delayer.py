@@ -1,4 +1,5 @@
-"""Accuracy and CPU cost of the NFQUEUE delayer, with real packets between two ``tbimp_*`` namespaces.
+"""Accuracy and CPU cost of the NFQUEUE delayer, with real packets between the two nodes of
+tests/topologies/impair-pair.clab.yml (lab ``bd<pid>_<n>``, brought up and taken down by the lab runner).
 
 Run (root), from the repository root::
 

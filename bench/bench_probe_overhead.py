@@ -3,7 +3,8 @@
     # as root, from the repository root:
     .venv/bin/python -m bench.bench_probe_overhead [--paths 16] [--interval-ms 20] [--seconds 10]
 
-Builds the tests/probe topology (namespaces ``tbprb_bench<pid>_*``), pins N probe sources
+Brings up tests/topologies/probe.clab.yml with the lab runner (lab ``bpo<pid>``, namespaces
+``bpo<pid>-*``, taken down at the end, also on failure), pins N probe sources
 (198.18.200.11, .12, ...) alternately through tgw1 and tgw2, runs one reflector process per connect
 namespace, and measures this process's CPU time (``time.process_time``: user + system, all threads)
 over the probing run's wall time. The reflectors' CPU is reported separately (``RUSAGE_CHILDREN``, after
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import signal
 import statistics
@@ -41,7 +43,7 @@ def _listening(topo: Topo, node: str) -> str:
 
 def measure(paths: int = 16, interval_ms: float = 20.0, seconds: float = 10.0) -> dict[str, object]:
     count = int(seconds * 1000 / interval_ms)
-    with topology(f"bench{time.time_ns() % 100000}") as topo:
+    with topology(f"bpo{os.getpid()}") as topo:
         regions = ["r1" if i % 2 == 0 else "r2" for i in range(paths)]
         pins = [Pin(f"198.18.200.{11 + i}", 301 + i, TGW[r], f"{r}/p{i}") for i, r in enumerate(regions)]
         specs = [

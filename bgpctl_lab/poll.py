@@ -32,6 +32,16 @@ BUDGETS: dict[str, float] = {
     "route_converged": 10.0,  # a BGP change reaches the RIB / kernel of a neighbour
     "process_exit": 5.0,  # a killed process is gone
     "frr_socket": 10.0,  # an FRR daemon's vty socket appears
+    # tests that run pieces of bgpctl against their own topology (tests/topologies/*.clab.yml)
+    "link_carrier": 10.0,  # both ends of a fresh veth report carrier (operstate UP)
+    "probe_settle": 10.0,  # an in-process prober/reflector has counted what the test sent it
+    "speaker_session": 30.0,  # ExaBGP start + OPEN exchange with FRR (FRR's connect retry 1 s)
+    "speaker_converge": 10.0,  # a speaker change reaches FRR's BGP table
+    "speaker_restart": 40.0,  # ExaBGP killed -> restarted, session up, routes refreshed
+    "speaker_retry": 10.0,  # an errored speaker command retried after the fault is gone
+    "supervisor_restart": 10.0,  # a supervised child restarts (or prints its first line)
+    "delayer_settle": 10.0,  # the delayer's nft rules and queue appear/disappear
+    "delayer_run_out": 11.0,  # a delayer started for 1 s ran out and removed its rules (1 s + delayer_settle)
 }
 
 # What a probe may raise while the condition does not hold yet: a failed check, a daemon that does not

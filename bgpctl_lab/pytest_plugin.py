@@ -11,6 +11,9 @@ Registered by ``pytest_plugins = ["bgpctl_lab.pytest_plugin"]`` (bgpctl's tests/
 * On a failing test that uses ``lab``, every node's logs, the state, ``show ... json`` of each FRR
   node and ``ip -j ...`` of each node go to /tmp/bgpctl-test-runs/<test>/; the report names the path.
 * ``lab_name_factory``: unique names for the extra labs a test brings up itself (torn down by the test).
+* ``topology_lab`` / ``module_topology_lab``: ``topology_lab(path)`` brings up the test's own containerlab
+  file (e.g. tests/topologies/probe.clab.yml) as lab ``tl<pid>_<n>`` and takes it down when the test (or
+  the module) ends, also when it fails; a failing test's labs are dumped like ``lab``.
 * Labs left by a test run that was killed (SIGKILL, timeout) are taken down when the next session starts.
 
 Tests that need root, namespaces or FRR carry the ``lab`` marker (``pytest -m "not lab"`` is the
@@ -19,7 +22,9 @@ developer's tier; see docs/testing.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -32,11 +37,14 @@ from bgpctl_lab import frr, netns, runner
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.state import STATE_ROOT
-from bgpctl_lab.topology import TOPOLOGY_ENV
+from bgpctl_lab.topology import TOPOLOGY_ENV, load
 
 TEST_RUNS = Path("/tmp/bgpctl-test-runs")
-TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br)(\d+)$")  # the names of test labs: <prefix><pytest pid>
+# the names of test labs: <prefix><pytest pid>, or tl<pytest pid>_<n> for a test's own topology
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
+_OWN_LABS = pytest.StashKey[list[Lab]]()
+_own_lab_counter = itertools.count()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,6 +78,17 @@ def lab_skip_reason() -> str | None:
     return frr.available()
 
 
+def own_lab_skip_reason(topology_file: Path) -> str | None:
+    """Why a test's own topology cannot run here: root and iproute2 always, FRR only if a node runs it."""
+    if load(topology_file).frr_nodes():
+        return lab_skip_reason()
+    if os.geteuid() != 0:
+        return "lab tests need root (network namespaces): run them as root"
+    if shutil.which("ip") is None:
+        return "iproute2 (ip) is not installed"
+    return None
+
+
 def require_lab() -> None:
     reason = lab_skip_reason()
     if reason:
@@ -94,11 +113,17 @@ def pytest_runtest_makereport(
         return rep
     item.session.stash[_FAILED] = True
     the_lab = getattr(item, "funcargs", {}).get("lab")
-    if isinstance(the_lab, Lab):
+    module = item.getparent(pytest.Module)
+    own: list[Lab] = item.stash.get(_OWN_LABS, [])
+    of_module: list[Lab] = module.stash.get(_OWN_LABS, []) if module is not None else []
+    labs = [*([the_lab] if isinstance(the_lab, Lab) else []), *own, *of_module]
+    for one in labs:
         dest = TEST_RUNS / safe_name(item.nodeid)
+        if len(labs) > 1:
+            dest = dest / one.name
         try:
-            dump_lab(the_lab, dest)
-            rep.sections.append(("lab dump", f"logs and show ... json of every node: {dest}"))
+            dump_lab(one, dest)
+            rep.sections.append(("lab dump", f"logs and show ... json of every node of {one.name}: {dest}"))
         except Exception as e:  # never mask the test's own failure
             rep.sections.append(("lab dump", f"could not dump the lab to {dest}: {e!r}"))
     return rep
@@ -161,6 +186,45 @@ def lab_name_factory() -> Callable[[str], str]:
         return f"{prefix}{os.getpid()}"
 
     return make
+
+
+TopologyLab = Callable[[Path], Lab]
+
+
+def own_lab_name() -> str:
+    """A fresh lab name for a test's own topology, ``tl<pid>_<n>`` (reaped if this run is killed)."""
+    return f"tl{os.getpid()}_{next(_own_lab_counter)}"
+
+
+@contextlib.contextmanager
+def _own_labs(request: pytest.FixtureRequest) -> Iterator[TopologyLab]:
+    """Bring up topology files on demand; every lab brought up is taken down on the way out."""
+    with contextlib.ExitStack() as stack:
+
+        def bring_up(topology_file: Path) -> Lab:
+            reason = own_lab_skip_reason(topology_file)
+            if reason:
+                pytest.skip(reason)
+            reap_stale_test_labs()
+            the_lab = stack.enter_context(runner.running(topology_file, own_lab_name()))
+            request.node.stash.setdefault(_OWN_LABS, []).append(the_lab)
+            return the_lab
+
+        yield bring_up
+
+
+@pytest.fixture
+def topology_lab(request: pytest.FixtureRequest) -> Iterator[TopologyLab]:
+    """``topology_lab(path)``: the containerlab file ``path`` up as a lab of this test (see module docstring)."""
+    with _own_labs(request) as bring_up:
+        yield bring_up
+
+
+@pytest.fixture(scope="module")
+def module_topology_lab(request: pytest.FixtureRequest) -> Iterator[TopologyLab]:
+    """``topology_lab`` shared by the tests of one module (up once, down after the module's last test)."""
+    with _own_labs(request) as bring_up:
+        yield bring_up
 
 
 # ---------------------------------------------------------------------- failure dumps

@@ -13,11 +13,12 @@ recorded process that is provably still ours (start time and cmdline, see ``_is_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -345,9 +346,9 @@ def up(
     if mode not in frr.MODES:
         raise LabError(f"unknown lab mode {mode!r}; use one of: {', '.join(frr.MODES)}")
     _require_root("up")
-    if (why := frr.available()) is not None:
-        raise LabError(why)
     topo = load(topology_file)
+    if topo.frr_nodes() and (why := frr.available()) is not None:
+        raise LabError(why)  # a topology of plain linux nodes runs without FRR
     existing = read(name)
     if existing is not None and existing.phase == "up":
         if Path(existing.topology) != topo.file:
@@ -364,9 +365,19 @@ def up(
             down(name)  # the remains of a crashed or failed `up`
         lab = _create(topo, name, mode)
     ensure_services(lab, load_services(services_file(topo.file)), root=topo.file.parent)
-    if wait:
+    if wait and lab.frr_nodes():
         lab.wait_established(budget)
     return lab
+
+
+@contextlib.contextmanager
+def running(topology_file: Path, name: str, mode: str = DEFAULT_MODE, *, wait: bool = True) -> Iterator[Lab]:
+    """``up`` for the length of a ``with`` block, then ``down``, also when the block (or ``up``) fails.
+    For tests and benchmarks that describe their own topology (docs/testing.md)."""
+    try:
+        yield up(topology_file, name=name, mode=mode, wait=wait)
+    finally:
+        down(name)
 
 
 def _create(topo: Topology, name: str, mode: str) -> Lab:
@@ -390,11 +401,10 @@ def _create(topo: Topology, name: str, mode: str) -> Lab:
     st = LabState(name=name, topology=str(topo.file), mode=mode, phase="creating", run_dir=str(run_dir), nodes=nodes)
     with locked(name):
         write(st)  # before anything exists: `down` knows every namespace we may create
-    uid, gid = _frr_user()
     for n, ns in nodes.items():
         Path(ns.dir).mkdir(parents=True, exist_ok=True)
         if ns.frr_conf:
-            os.chown(ns.dir, uid, gid)
+            os.chown(ns.dir, *_frr_user())
         netns.create(ns.netns)
         for key, value in topo.nodes[n].sysctls.items():
             _run(n, _ns_argv(ns.netns, ["sysctl", "-q", "-w", f"{key}={value}"]))
@@ -446,6 +456,8 @@ def _clear_sockets(ns: str) -> None:
 
 def _start_frr(name: str, nodes: Sequence[str]) -> None:
     """Start zebra on every node, then the other daemons; each pid is recorded as soon as it exists."""
+    if not nodes:
+        return
     st = read(name)
     if st is None:
         raise LabError(f"lab {name!r} has no state")

@@ -1,16 +1,15 @@
 """``bgpctl daemon`` refuses what it must refuse, as a real process, and starts nothing when it does.
 
-Each test gets a network namespace of its own (``tbdmn_<pid>_<n>``) holding a veth pair (both ends inside it) with
-cr's lab address, so that the daemon's policy routing (its probe pins) and ExaBGP only ever touch that
-namespace. Daemons are started with ``ip netns exec`` and killed by their recorded PID (after checking
-/proc/PID/cmdline still names them); whatever is left in the namespace is killed and the namespace
-removed, also when a test fails.
+Each test gets a lab of its own (tests/topologies/daemon.clab.yml, through the ``topology_lab`` fixture):
+one node cr holding a veth pair (both ends inside it) with cr's lab address, so that the daemon's policy
+routing (its probe pins) and ExaBGP only ever touch that namespace. Daemons are started with
+``ip netns exec`` and killed by their recorded PID (after checking /proc/PID/cmdline still names them);
+whatever is left in the namespace is killed and the lab taken down, also when a test fails.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import shutil
 import signal
@@ -27,24 +26,16 @@ from bgpctl.policy.load import load_policy
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
 from bgpctl_lab import netns as labns
 from bgpctl_lab.poll import eventually
+from bgpctl_lab.pytest_plugin import TopologyLab
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_POLICY = REPO / "policies" / "lab.yaml"
 BAD_POLICY = REPO / "tests" / "policy" / "bad" / "bool-yes.yaml"  # line 12: ttl_security: yes
 BGPCTL = [sys.executable, "-m", "bgpctl"]
-NS_PREFIX = f"tbdmn_{os.getpid()}_"
+TOPOLOGY = REPO / "tests" / "topologies" / "daemon.clab.yml"
 BUDGETS = {"daemon_pinned": 15.0, "daemon_exit": 10.0, "refused": 20.0}
-_counter = itertools.count()
 
 pytestmark = pytest.mark.lab  # every test runs daemons in a network namespace (root)
-
-
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, policy routing)"
-    if shutil.which("ip") is None:
-        return "iproute2 (ip) is not installed"
-    return None
 
 
 @dataclass
@@ -98,21 +89,10 @@ def _kill(pid: int, sig: int) -> None:
 
 
 @pytest.fixture
-def ns(tmp_path: Path) -> Iterator[Ns]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"{NS_PREFIX}{next(_counter)}"
-    the_ns = Ns(name, tmp_path / "run")
+def ns(tmp_path: Path, topology_lab: TopologyLab) -> Iterator[Ns]:
+    lab = topology_lab(TOPOLOGY)
+    the_ns = Ns(lab.netns("cr"), tmp_path / "run")
     try:
-        labns.create(name)  # loopback up
-        for argv in (
-            ["link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"],
-            ["addr", "add", "198.18.1.2/24", "dev", "eth1"],
-            ["link", "set", "eth1p", "up"],
-            ["link", "set", "eth1", "up"],
-        ):
-            subprocess.run(["ip", "-n", name, *argv], check=True)
         yield the_ns
     finally:
         for proc in the_ns.procs:
@@ -121,7 +101,6 @@ def ns(tmp_path: Path) -> Iterator[Ns]:
             proc.communicate(timeout=10)
         for pid in the_ns.pids():  # e.g. an ExaBGP whose daemon was SIGKILLed: the namespace is ours
             _kill(pid, signal.SIGKILL)
-        labns.remove(name)
 
 
 def _finish(proc: subprocess.Popen[str], budget: str = "refused") -> tuple[int, str]:

@@ -9,6 +9,7 @@ import random
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from bgpctl.errors import LabError
 from bgpctl_lab import nft
 from bgpctl_lab.delayer import Held, draw_delay_s, in_named_netns
 from bgpctl_lab.impair import Impairment
-from tests.lab.test_impair import Pair, make_pair
+from bgpctl_lab.pytest_plugin import TopologyLab
+from tests.lab.test_impair import TOPOLOGY, Pair, pair_of
 
 delays = st.floats(min_value=0, max_value=1000, allow_nan=False)
 pcts = st.floats(min_value=0, max_value=100, allow_nan=False)
@@ -149,18 +151,24 @@ def test_interface_names_cannot_inject_rules(bad: str) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 @pytest.mark.lab
 @pytest.mark.parametrize(("loss", "dup"), [(5, 0), (0, 30), (12.34, 0.5), (100, 100)])
-def test_rendered_rulesets_load_into_the_kernel(loss: float, dup: float) -> None:
-    with make_pair() as p:
-        nft.ensure_sink(p.a)
-        nft.apply_nft(nft.render_impair(p.ifname, loss, dup), p.a)
-        listed = _ruleset(p)
-        assert f'hook egress device "{p.ifname}"' in listed
-        nft.set_blackhole(p.ifname, True, p.a)
-        assert "bgpctl_blackhole_" in _ruleset(p)
-        nft.set_blackhole(p.ifname, False, p.a)
-        nft.apply_nft(nft.render_impair(p.ifname, 0, 0), p.a)
-        assert nft.remove_sink_if_unused(p.a) is True
-        assert "bgpctl" not in _ruleset(p)
+def test_rendered_rulesets_load_into_the_kernel(pair: Pair, loss: float, dup: float) -> None:
+    p = pair
+    nft.ensure_sink(p.a)
+    nft.apply_nft(nft.render_impair(p.ifname, loss, dup), p.a)
+    listed = _ruleset(p)
+    assert f'hook egress device "{p.ifname}"' in listed
+    nft.set_blackhole(p.ifname, True, p.a)
+    assert "bgpctl_blackhole_" in _ruleset(p)
+    nft.set_blackhole(p.ifname, False, p.a)
+    nft.apply_nft(nft.render_impair(p.ifname, 0, 0), p.a)
+    assert nft.remove_sink_if_unused(p.a) is True
+    assert "bgpctl" not in _ruleset(p)
+
+
+@pytest.fixture
+def pair(topology_lab: TopologyLab) -> Iterator[Pair]:
+    with pair_of(topology_lab(TOPOLOGY)) as p:
+        yield p
 
 
 def _ruleset(p: Pair) -> str:

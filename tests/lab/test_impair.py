@@ -1,7 +1,8 @@
-"""Impairments measured with real packets between two namespaces (``tbimp_*``), joined by a veth made
-inside the first one. A bounded UDP stream goes from A to B; B's kernel stamps each arrival
-(SO_TIMESTAMPNS) and the one-way delay is that stamp minus the send time carried in the payload
-(one host, one clock). The impairment is on A's side of the veth, on packets leaving it.
+"""Impairments measured with real packets between two namespaces joined by one veth
+(tests/topologies/impair-pair.clab.yml, brought up by the lab runner through the ``topology_lab`` fixture).
+A bounded UDP stream goes from A to B; B's kernel stamps each arrival (SO_TIMESTAMPNS) and the one-way
+delay is that stamp minus the send time carried in the payload (one host, one clock). The impairment is
+on A's side of the veth, on packets leaving it.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pnetns
 
 from bgpctl.errors import LabError
-from bgpctl_lab import impair, nft
+from bgpctl_lab import impair, nft, runner
 from bgpctl_lab.impair import Applied, Impairment
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.pytest_plugin import TopologyLab
+from bgpctl_lab.runner import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
 
 ADDR_A, ADDR_B, PORT = "198.18.77.1", "198.18.77.2", 47000
 ADDR6_A, ADDR6_B = "2001:db8:77::1", "2001:db8:77::2"
 SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-SETTLE_BUDGET_S = 10.0  # rules to appear/disappear after a delayer starts/ends
+TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "impair-pair.clab.yml"
 _counter = iter(range(1_000_000))
 
 
@@ -75,62 +79,40 @@ def _kill_leftover_delayers(names: list[str]) -> None:
                 os.kill(int(pid_s), signal.SIGKILL)
 
 
+def _carrier(pair: Pair) -> list[str]:
+    down = []
+    for ns, ifname in ((pair.a, pair.ifname), (pair.b, "vb")):
+        with IPRoute(netns=ns, flags=0) as ip:
+            (link,) = ip.get_links(ifname=ifname)
+            if link.get_attr("IFLA_OPERSTATE") != "UP":
+                down.append(f"{ns}/{ifname} {link.get_attr('IFLA_OPERSTATE')}")
+    return down
+
+
 @contextlib.contextmanager
-def make_pair() -> Iterator[Pair]:
-    n = next(_counter)
-    pair = Pair(a=f"tbimp_{os.getpid()}_{n}_a", b=f"tbimp_{os.getpid()}_{n}_b")
-    made: list[str] = []
+def pair_of(lab: Lab) -> Iterator[Pair]:
+    """The pair of a running impair-pair lab, once both ends have carrier; on the way out the impairment
+    is cleared and any delayer left in it killed (taking the lab down is the caller's)."""
+    pair = Pair(a=lab.netns("a"), b=lab.netns("b"))
     try:
-        for name in (pair.a, pair.b):
-            pnetns.create(name)
-            made.append(name)
-        with IPRoute(netns=pair.a, flags=0) as ip:
-            ip.link("add", ifname=pair.ifname, kind="veth", peer={"ifname": "vb", "net_ns_fd": pair.b})
-            (idx,) = ip.link_lookup(ifname=pair.ifname)
-            ip.addr("add", index=idx, address=ADDR_A, prefixlen=30)
-            ip.link("set", index=idx, state="up")
-        with IPRoute(netns=pair.b, flags=0) as ip:
-            (idx,) = ip.link_lookup(ifname="vb")
-            ip.addr("add", index=idx, address=ADDR_B, prefixlen=30)
-            ip.link("set", index=idx, state="up")
-        for ns, ifname, a6 in ((pair.a, pair.ifname, ADDR6_A), (pair.b, "vb", ADDR6_B)):
-            subprocess.run(["ip", "-n", ns, "addr", "add", f"{a6}/64", "dev", ifname, "nodad"], check=True)
-        # static neighbours: no ARP/ND in the measurements; then wait until both ends have carrier
-        macs = {}
-        for ns, ifname in ((pair.a, pair.ifname), (pair.b, "vb")):
-            with IPRoute(netns=ns, flags=0) as ip:
-                (link,) = ip.get_links(ifname=ifname)
-                macs[ns] = link.get_attr("IFLA_ADDRESS")
-        for ns, ifname, dsts, peer in (
-            (pair.a, pair.ifname, (ADDR_B, ADDR6_B), pair.b),
-            (pair.b, "vb", (ADDR_A, ADDR6_A), pair.a),
-        ):
-            with IPRoute(netns=ns, flags=0) as ip:
-                (idx,) = ip.link_lookup(ifname=ifname)
-                for dst in dsts:
-                    ip.neigh("add", dst=dst, lladdr=macs[peer], ifindex=idx, state=0x80)  # NUD_PERMANENT
-
-        def carrier() -> bool:
-            for ns, ifname in ((pair.a, pair.ifname), (pair.b, "vb")):
-                with IPRoute(netns=ns, flags=0) as ip:
-                    (link,) = ip.get_links(ifname=ifname)
-                    if link.get_attr("IFLA_OPERSTATE") != "UP":
-                        return False
-            return True
-
-        wait_for(carrier, SETTLE_BUDGET_S, "veth carrier on both ends")
+        eventually("veth carrier on both ends", budget="link_carrier", probe=lambda: _carrier(pair), check=list)
         yield pair
     finally:
         with contextlib.suppress(LabError):
             impair.clear_impairment(pair.a, pair.ifname)
-        _kill_leftover_delayers(made)
-        for name in made:
-            pnetns.remove(name)
+        _kill_leftover_delayers([pair.a, pair.b])
+
+
+@contextlib.contextmanager
+def make_pair() -> Iterator[Pair]:
+    """A pair outside pytest (bench/bench_delayer.py): lab ``bd<pid>_<n>``, down on the way out."""
+    with runner.running(TOPOLOGY, f"bd{os.getpid()}_{next(_counter)}") as lab, pair_of(lab) as pair:
+        yield pair
 
 
 @pytest.fixture
-def pair() -> Iterator[Pair]:
-    with make_pair() as p:
+def pair(topology_lab: TopologyLab) -> Iterator[Pair]:
+    with pair_of(topology_lab(TOPOLOGY)) as p:
         yield p
 
 
@@ -242,12 +224,14 @@ def ruleset(ns: str) -> str:
     ).stdout
 
 
-def wait_for(cond: Callable[[], bool], budget_s: float, what: str) -> None:
-    end = time.monotonic() + budget_s
-    while not cond():
-        if time.monotonic() > end:
-            pytest.fail(f"{what} not reached within {budget_s} s")
-        time.sleep(0.02)
+def delayer_gone(a: Applied, ifname: str, budget: str) -> None:
+    eventually(
+        "delayer exit",
+        budget=budget,
+        probe=lambda: impair.delayer_alive(a.delayer_pid, ifname),
+        check=lambda alive: [f"delayer {a.delayer_pid} still alive"] if alive else [],
+        interval_s=0.02,
+    )
 
 
 def nothing_left(p: Pair) -> bool:
@@ -408,7 +392,7 @@ def test_change_is_live_and_clear_restores_baseline(pair: Pair, record_property:
 
 def test_lifetime_ends_the_impairment(pair: Pair, record_property: Callable[[str, object], None]) -> None:
     a = applied(pair, Impairment(delay_ms=30, loss_pct=10), record_property, seconds=1.0)
-    wait_for(lambda: not impair.delayer_alive(a.delayer_pid, pair.ifname), 1.0 + SETTLE_BUDGET_S, "delayer exit")
+    delayer_gone(a, pair.ifname, "delayer_run_out")
     assert nothing_left(pair)
     assert impair.current(pair.a, pair.ifname) is None
     s = udp_stream(pair, 200, 200)
@@ -419,7 +403,7 @@ def test_sigterm_removes_the_rules(pair: Pair, record_property: Callable[[str, o
     a = applied(pair, Impairment(delay_ms=30, duplicate_pct=10), record_property)
     assert "bgpctl" in ruleset(pair.a)
     os.kill(a.delayer_pid, signal.SIGTERM)
-    wait_for(lambda: not impair.delayer_alive(a.delayer_pid, pair.ifname), SETTLE_BUDGET_S, "delayer exit")
+    delayer_gone(a, pair.ifname, "delayer_settle")
     assert nothing_left(pair)
 
 
@@ -430,7 +414,7 @@ def test_hard_death_fails_open_and_clear_removes_leftovers(
     if a.backend != "nft":
         pytest.skip("fail-open concerns the NFQUEUE backend only")
     os.kill(a.delayer_pid, signal.SIGKILL)
-    wait_for(lambda: not impair.delayer_alive(a.delayer_pid, pair.ifname), SETTLE_BUDGET_S, "delayer death")
+    delayer_gone(a, pair.ifname, "delayer_settle")
     assert nft.queue_present(pair.ifname, pair.a)  # the rule is still there ...
     s = udp_stream(pair, 200, 200)
     assert s.lost == 0 and statistics.median(s.delays) < 1.0  # ... but with no listener packets bypass it

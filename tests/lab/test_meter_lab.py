@@ -1,4 +1,5 @@
-"""The call-quality meter against real responders in ``tbmet_`` namespaces: accuracy, loss, ECMP, outages."""
+"""The call-quality meter against real responders in the meter topologies (tests/topologies/meter-*.clab.yml):
+accuracy, loss, ECMP, outages."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bgpctl_lab.impair import Impairment
 from bgpctl_lab.meter import run_meter
 from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.poll import eventually
+from bgpctl_lab.pytest_plugin import TopologyLab
 from tests.lab.test_meter_support import ENDPOINT, ENDPOINT6, NEEDS_ROOT, Net, topology
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, NEEDS_ROOT]
@@ -25,14 +27,14 @@ STREAM_BUDGET_S = 20.0  # python start-up of the meter's process on a loaded 2-c
 
 
 @pytest.fixture
-def pair() -> Iterator[Net]:
-    with topology("pair") as net:
+def pair(topology_lab: TopologyLab) -> Iterator[Net]:
+    with topology(topology_lab, "pair") as net:
         yield net
 
 
 @pytest.fixture
-def ecmp() -> Iterator[Net]:
-    with topology("ecmp") as net:
+def ecmp(topology_lab: TopologyLab) -> Iterator[Net]:
+    with topology(topology_lab, "ecmp") as net:
         yield net
 
 

@@ -1,6 +1,7 @@
-"""Namespaces and responder processes for the meter's tests (prefix ``tbmet_``), and tests of that clean-up.
+"""The meter's tests' topologies and responder processes, and tests of their clean-up.
 
-Topologies (all veths made inside namespaces; nothing touches the root namespace):
+Topologies (tests/topologies/meter-*.clab.yml, brought up by the lab runner through the ``topology_lab``
+fixture; nothing touches the root namespace):
 
 * ``pair``: ``snd`` 198.18.60.1/30 -- ``r1`` 198.18.60.2/30, with 203.0.113.10/32 and 2001:db8:60::10/128
   on ``r1``'s lo (the Connect endpoint).
@@ -11,7 +12,6 @@ Topologies (all veths made inside namespaces; nothing touches the root namespace
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import selectors
@@ -27,9 +27,15 @@ import pytest
 
 from bgpctl import events
 from bgpctl_lab import netns as ns
+from bgpctl_lab import runner
+from bgpctl_lab.pytest_plugin import TopologyLab, own_lab_name
+from bgpctl_lab.runner import Lab
 
 pytestmark = pytest.mark.lab
 
+TOPOLOGIES = {
+    kind: Path(__file__).resolve().parents[1] / "topologies" / f"meter-{kind}.clab.yml" for kind in ("pair", "ecmp")
+}
 ENDPOINT = "203.0.113.10"
 ENDPOINT6 = "2001:db8:60::10"
 READY_BUDGET_S = 15.0
@@ -90,23 +96,16 @@ class Responder:
 
 @dataclass
 class Net:
-    prefix: str
-    names: list[str] = field(default_factory=list)
+    lab: Lab
     responders: list[Responder] = field(default_factory=list)
 
     def node(self, role: str) -> str:
-        return f"{self.prefix}{role}"
+        """The network namespace of node ``role``."""
+        return self.lab.netns(role)
 
-    def add(self, role: str) -> str:
-        name = self.node(role)
-        if ns.exists(name):  # left by a run that was killed: ours by name prefix and pid
-            ns.remove(name)
-        self.names.append(name)
-        ns.create(name)
-        # no duplicate address detection: an IPv6 address is usable at once, not after ~1 s "tentative"
-        for scope in ("all", "default"):
-            self.sysctl(role, f"net.ipv6.conf.{scope}.accept_dad", "0")
-        return name
+    @property
+    def names(self) -> list[str]:
+        return [self.node(n) for n in self.lab.nodes()]
 
     def responder(self, role: str, region: str, *extra: str, wait: bool = True) -> Responder:
         argv = ["ip", "netns", "exec", self.node(role), *responder_argv(region, *extra)]
@@ -136,57 +135,23 @@ class Net:
         ).stdout
         return json.loads(out)
 
-    def teardown(self) -> None:
+    def stop_responders(self) -> None:
         for r in self.responders:
             if r.proc.poll() is None:
                 r.proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 r.proc.communicate(timeout=EXIT_BUDGET_S)
-        for name in self.names:
-            ns.remove(name)
-
-
-def _iface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
-    return ipaddress.ip_interface(text)
 
 
 @contextlib.contextmanager
-def topology(kind: str) -> Iterator[Net]:
-    """``pair`` or ``ecmp`` (see the module docstring); removed, with every responder, on the way out."""
-    net = Net(prefix=f"tbmet_{os.getpid() % 100000}_")
+def topology(make: TopologyLab, kind: str) -> Iterator[Net]:
+    """``pair`` or ``ecmp`` (see the module docstring) from the ``topology_lab`` fixture ``make``; every
+    responder started in it is stopped on the way out (the fixture then takes the lab down)."""
+    net = Net(make(TOPOLOGIES[kind]))
     try:
-        snd, r1 = net.add("snd"), net.add("r1")
-        ns.add_veth(snd, "e1", r1, "e0")
-        ns.add_address(snd, "e1", _iface("198.18.60.1/30"))
-        ns.add_address(r1, "e0", _iface("198.18.60.2/30"))
-        ns.add_address(snd, "e1", _iface("2001:db8:60:1::1/64"))
-        ns.add_address(r1, "e0", _iface("2001:db8:60:1::2/64"))
-        ns.add_address(r1, "lo", _iface(f"{ENDPOINT}/32"))
-        ns.add_address(r1, "lo", _iface(f"{ENDPOINT6}/128"))
-        with ns.ipr(r1) as ip:
-            ip.route("add", dst="0.0.0.0/0", gateway="198.18.60.1")
-        if kind == "pair":
-            with ns.ipr(snd) as ip:
-                ip.route("add", dst=f"{ENDPOINT}/32", gateway="198.18.60.2")
-                ip.route("add", dst=f"{ENDPOINT6}/128", gateway="2001:db8:60:1::2", family=10)
-        elif kind == "ecmp":
-            r2 = net.add("r2")
-            ns.add_veth(snd, "e2", r2, "e0")
-            ns.add_address(snd, "e2", _iface("198.18.60.5/30"))
-            ns.add_address(r2, "e0", _iface("198.18.60.6/30"))
-            ns.add_address(r2, "lo", _iface(f"{ENDPOINT}/32"))
-            with ns.ipr(r2) as ip:
-                ip.route("add", dst="0.0.0.0/0", gateway="198.18.60.5")
-            net.sysctl("snd", "net.ipv4.fib_multipath_hash_policy", "1")  # hash on ports: flows spread
-            with ns.ipr(snd) as ip:
-                ip.route(
-                    "add", dst=f"{ENDPOINT}/32", multipath=[{"gateway": "198.18.60.2"}, {"gateway": "198.18.60.6"}]
-                )
-        else:
-            raise ValueError(kind)
         yield net
     finally:
-        net.teardown()
+        net.stop_responders()
 
 
 def _namespaces(prefix: str) -> list[str]:
@@ -195,9 +160,12 @@ def _namespaces(prefix: str) -> list[str]:
 
 @NEEDS_ROOT
 def test_topology_and_responders_are_removed_even_when_the_test_fails() -> None:
-    prefix = f"tbmet_{os.getpid() % 100000}_"
+    # the mechanism behind the topology_lab fixture (runner.running), with a failure inside it
+    name = own_lab_name()
+    prefix = f"{name}-"
     pids: list[int] = []
-    with pytest.raises(RuntimeError, match="boom"), topology("ecmp") as net:
+    with pytest.raises(RuntimeError, match="boom"), runner.running(TOPOLOGIES["ecmp"], name) as lab:
+        net = Net(lab)
         pids.append(net.responder("r1", "use1").proc.pid)
         assert _namespaces(prefix) == sorted(net.names) == sorted(net.node(r) for r in ("snd", "r1", "r2"))
         assert ns.alive(pids[0])

@@ -17,6 +17,7 @@ import pytest
 from bgpctl.errors import ProbeError
 from bgpctl_lab.meter_packet import PACKET_SIZE, Kind, MeterPacket, decode, encode
 from bgpctl_lab.meter_socket import sender_sockets
+from bgpctl_lab.pytest_plugin import TopologyLab
 from bgpctl_lab.responder import run_responder
 from tests.lab.test_meter_support import ENDPOINT, NEEDS_ROOT, Net, topology
 
@@ -26,8 +27,8 @@ ANSWER_BUDGET_S = 2.0
 
 
 @pytest.fixture
-def pair() -> Iterator[Net]:
-    with topology("pair") as net:
+def pair(topology_lab: TopologyLab) -> Iterator[Net]:
+    with topology(topology_lab, "pair") as net:
         yield net
 
 

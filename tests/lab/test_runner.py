@@ -446,6 +446,22 @@ def test_labs_of_killed_test_runs_are_reaped() -> None:
         runner.down(name)
 
 
+def test_own_topology_labs_of_killed_test_runs_are_reaped() -> None:
+    # the labs of topology_lab (tl<pid>_<n>, tests/topologies/*.clab.yml) are found like the session's
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    name = f"tl{dead.pid}_0"
+    own = Path(__file__).resolve().parents[1] / "topologies" / "meter-pair.clab.yml"
+    try:
+        crashed = runner.up(own, name=name)
+        ns_names = [crashed.netns(n) for n in crashed.nodes()]
+        assert all(netns.exists(n) for n in ns_names)
+        assert name in reap_stale_test_labs()
+        assert _leftovers(name, ns_names, []) == []
+    finally:
+        runner.down(name)
+
+
 def test_cli_up_and_down(extra_lab: Callable[[str], str]) -> None:
     name = extra_lab("bu")
     up = subprocess.run(

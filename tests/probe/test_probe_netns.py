@@ -1,7 +1,8 @@
-"""Probes, pinning and the reflector on real namespaces and packets (tests/probe/topo.py's topology).
+"""Probes, pinning and the reflector on real namespaces and packets (tests/topologies/probe.clab.yml).
 
-Needs root (namespaces, raw sockets, nft). Everything runs in ``tbprb_<pid>_*`` namespaces, which the
-``topo`` fixture removes also on failure; in-process reflectors and probes close with their event loop.
+Needs root (namespaces, raw sockets, nft). Everything runs in the namespaces of a lab the
+``topology_lab`` fixture brings up (``tl<pid>_<n>-*``) and removes also on failure; in-process
+reflectors and probes close with their event loop.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from bgpctl.probe.scheduler import PathProber
 from bgpctl.probe.tcp import TcpConnectProbe
 from bgpctl.probe.udp import StampProbe
 from bgpctl_lab.poll import eventually
-from tests.probe.topo import API_TARGET, SPOOF, SRC, SRC6, TABLE, TARGET, TARGET6, TGW, TGW6, Topo, sh, topology
+from bgpctl_lab.pytest_plugin import TopologyLab
+from tests.probe.topo import API_TARGET, SPOOF, SRC, SRC6, TABLE, TARGET, TARGET6, TGW, TGW6, TOPOLOGY, Topo, sh
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
@@ -43,9 +45,8 @@ V6_WARMUP_BUDGET_S = 10.0
 
 
 @pytest.fixture
-def topo() -> Iterator[Topo]:
-    with topology() as t:
-        yield t
+def topo(topology_lab: TopologyLab) -> Topo:
+    return Topo(topology_lab(TOPOLOGY))
 
 
 @pytest.fixture
@@ -91,13 +92,16 @@ async def _probe(
     return samples, counters
 
 
-async def _until(what: str, cond: Callable[[], bool], budget_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + budget_s
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {budget_s} s")
-        await asyncio.sleep(0.005)
+async def _until(what: str, cond: Callable[[], bool]) -> None:
+    """Wait (in a thread, so the event loop keeps probing) until ``cond`` holds; budget probe_settle."""
+    await asyncio.to_thread(
+        eventually,
+        what,
+        budget="probe_settle",
+        probe=cond,
+        check=lambda ok: [] if ok else ["not yet"],
+        interval_s=0.005,
+    )
 
 
 def _rtts(samples: Samples) -> list[float]:

@@ -1,4 +1,4 @@
-"""A small namespace topology for the probe tests (prefix ``tbprb``), built and removed with ``ip``.
+"""The probe tests' topology, described in tests/topologies/probe.clab.yml and run by the lab runner.
 
     cr --e1/e0-- tgw1 --e1/e0-- c1   (203.0.113.10, .138 and 2001:db8:113::10 on lo)
     cr --e2/e0-- tgw2 --e1/e0-- c2   (the same addresses on lo)
@@ -8,20 +8,23 @@ IPv4 and IPv6 (2001:db8:20N::/64 cr-tgwN, 2001:db8:21N::/64 tgwN-cN, probe sourc
 cr's main table points at region 2 (default via tgw2). The probe source addresses 198.18.200.1 (r1) and
 198.18.200.2 (r2) are not configured: pinning adds them. Each tgw has an nft table ``tbprb`` with named
 counters on its forward hook, per probe source, per DSCP, and for replies, so tests can see which
-packets crossed which TGW. Veths are created inside the namespaces, never in the root namespace.
+packets crossed which TGW. Tests get it from the ``topology_lab`` fixture (:func:`topo_of`); the
+benchmark from :func:`topology`, which brings it up as a lab of its own and always takes it down.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-PREFIX = "tbprb"
+from bgpctl_lab import runner
+from bgpctl_lab.runner import Lab
+
+TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "probe.clab.yml"
 SRC = {"r1": "198.18.200.1", "r2": "198.18.200.2"}
 TGW = {"r1": "198.18.201.2", "r2": "198.18.202.2"}
 TABLE = {"r1": 201, "r2": 202}
@@ -31,28 +34,6 @@ SPOOF = "203.0.113.99"
 SRC6 = {"r1": "2001:db8:200::1", "r2": "2001:db8:200::2"}
 TGW6 = {"r1": "2001:db8:201::2", "r2": "2001:db8:202::2"}
 TARGET6 = "2001:db8:113::10"
-
-_NFT_TGW = """
-table inet tbprb {
-    counter from_r1 { }
-    counter from_r2 { }
-    counter stamp_ef { }
-    counter reply_ef { }
-    counter icmp_from_r1 { }
-    counter tcp_from_r1 { }
-    counter from_r1_v6 { }
-    chain through {
-        type filter hook forward priority 0; policy accept;
-        ip saddr 198.18.200.1 counter name from_r1
-        ip saddr 198.18.200.2 counter name from_r2
-        udp dport 862 ip dscp ef counter name stamp_ef
-        udp sport 862 ip dscp ef counter name reply_ef
-        ip saddr 198.18.200.1 icmp type echo-request counter name icmp_from_r1
-        ip saddr 198.18.200.1 tcp dport 443 counter name tcp_from_r1
-        ip6 saddr 2001:db8:200::1 udp dport 862 ip6 dscp ef counter name from_r1_v6
-    }
-}
-"""
 
 
 def sh(*argv: str, check: bool = True, input: str | None = None) -> str:
@@ -64,14 +45,14 @@ def sh(*argv: str, check: bool = True, input: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class Topo:
-    tag: str
+    lab: Lab
 
     def ns(self, node: str) -> str:
-        return f"{PREFIX}_{self.tag}_{node}"
+        return self.lab.netns(node)
 
     @property
     def nodes(self) -> list[str]:
-        return ["cr", "tgw1", "tgw2", "c1", "c2"]
+        return self.lab.nodes()
 
     def ip(self, node: str, *args: str, check: bool = True) -> str:
         return sh("ip", "-n", self.ns(node), *args, check=check)
@@ -102,58 +83,11 @@ class Topo:
         return path
 
 
-def _build(t: Topo) -> None:
-    for node in t.nodes:
-        sh("ip", "netns", "add", t.ns(node))
-        # no duplicate address detection: addresses are usable at once (pinning adds source addresses)
-        for conf in ("all", "default"):
-            sh("ip", "netns", "exec", t.ns(node), "sysctl", "-q", "-w", f"net.ipv6.conf.{conf}.accept_dad=0")
-        t.ip(node, "link", "set", "lo", "up")
-    for i in (1, 2):
-        tgw, c = f"tgw{i}", f"c{i}"
-        t.ip("cr", "link", "add", f"e{i}", "type", "veth", "peer", "name", "e0", "netns", t.ns(tgw))
-        t.ip(tgw, "link", "add", "e1", "type", "veth", "peer", "name", "e0", "netns", t.ns(c))
-        t.ip("cr", "addr", "add", f"198.18.20{i}.1/30", "dev", f"e{i}")
-        t.ip(tgw, "addr", "add", f"198.18.20{i}.2/30", "dev", "e0")
-        t.ip(tgw, "addr", "add", f"198.18.21{i}.1/30", "dev", "e1")
-        t.ip(c, "addr", "add", f"198.18.21{i}.2/30", "dev", "e0")
-        t.ip(c, "addr", "add", f"{TARGET}/32", "dev", "lo")
-        t.ip(c, "addr", "add", f"{API_TARGET}/32", "dev", "lo")
-        t.ip("cr", "addr", "add", f"2001:db8:20{i}::1/64", "dev", f"e{i}")
-        t.ip(tgw, "addr", "add", f"2001:db8:20{i}::2/64", "dev", "e0")
-        t.ip(tgw, "addr", "add", f"2001:db8:21{i}::1/64", "dev", "e1")
-        t.ip(c, "addr", "add", f"2001:db8:21{i}::2/64", "dev", "e0")
-        t.ip(c, "addr", "add", f"{TARGET6}/128", "dev", "lo")
-        for node, ifs in (("cr", [f"e{i}"]), (tgw, ["e0", "e1"]), (c, ["e0"])):
-            for ifname in ifs:
-                t.ip(node, "link", "set", ifname, "up")
-        sh("ip", "netns", "exec", t.ns(tgw), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        sh("ip", "netns", "exec", t.ns(tgw), "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
-        t.ip(tgw, "-6", "route", "add", "2001:db8:200::/64", "via", f"2001:db8:20{i}::1")
-        t.ip(tgw, "-6", "route", "add", "2001:db8:113::/64", "via", f"2001:db8:21{i}::2")
-        t.ip(c, "-6", "route", "add", "default", "via", f"2001:db8:21{i}::1")
-        t.ip(tgw, "route", "add", "198.18.200.0/24", "via", f"198.18.20{i}.1")
-        t.ip(tgw, "route", "add", "203.0.113.0/24", "via", f"198.18.21{i}.2")
-        t.ip(c, "route", "add", "default", "via", f"198.18.21{i}.1")
-        t.nft(tgw, "-f", "-", input=_NFT_TGW)
-    t.ip("cr", "route", "add", "default", "via", TGW["r2"])  # the main table points at region 2
-    t.ip("cr", "-6", "route", "add", "default", "via", TGW6["r2"])
-
-
-def _teardown(t: Topo) -> None:
-    for node in t.nodes:
-        sh("ip", "netns", "del", t.ns(node), check=False)
-
-
 @contextmanager
-def topology(tag: str | None = None) -> Iterator[Topo]:
-    t = Topo(tag or str(os.getpid()))
-    _teardown(t)  # a previous run with the same tag that died before its clean-up
-    try:
-        _build(t)
-        yield t
-    finally:
-        _teardown(t)
+def topology(name: str) -> Iterator[Topo]:
+    """The topology up as lab ``name`` (outside pytest: the benchmark); down on the way out, also on failure."""
+    with runner.running(TOPOLOGY, name) as lab:
+        yield Topo(lab)
 
 
 POLICY = """\

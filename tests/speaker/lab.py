@@ -1,53 +1,46 @@
-"""A two-namespace lab for the speaker: ``tbspk_cr`` (ExaBGP, run by the Speaker) and ``tbspk_peer``
-(a real FRR zebra + bgpd, AS 65010). One veth pair created inside ``tbspk_cr`` (never in the root
-namespace), IPv4 198.18.1.0/24 and IPv6 2001:db8:1::/64.
+"""The speaker's lab, described in tests/topologies/speaker.clab.yml and run by the lab runner: node ``cr``
+(ExaBGP, run by the test's Speaker) and node ``peer`` (a real FRR zebra + bgpd, AS 65010, config
+tests/topologies/speaker/frr.conf). One veth pair, IPv4 198.18.1.0/24 and IPv6 2001:db8:1::/64.
 
-Teardown kills only processes recorded here (checking /proc/PID/cmdline first) and any process whose
-network namespace is one of ours, then removes the namespaces and the FRR run directory.
+The ``module_topology_lab`` fixture brings it up as lab ``tl<pid>_<n>`` and takes it down (every process
+in its namespaces, then the namespaces) when the module ends, also on failure.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
-from pyroute2 import IPRoute, netns
 from ruamel.yaml import YAML
 
 from bgpctl.policy.model import Policy
+from bgpctl_lab import frr, netns, runner
 
-CR = "tbspk_cr"
-PEER = "tbspk_peer"
-NAMESPACES = (CR, PEER)
-FRR_RUN = Path("/var/run/frr") / PEER
-MD5_SECRET = "tbspk-md5-s3cret"
-
-T = TypeVar("T")
+TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "speaker.clab.yml"
+MD5_SECRET = "tbspk-md5-s3cret"  # the password of tests/topologies/speaker/frr.conf
 
 
-@dataclass
+@dataclass(frozen=True)
 class Lab:
-    work: Path
-    pids: dict[str, int] = field(default_factory=dict)
+    lab: runner.Lab
+
+    @property
+    def cr(self) -> str:
+        """cr's network namespace (ExaBGP runs there)."""
+        return self.lab.netns("cr")
+
+    @property
+    def peer(self) -> str:
+        """The FRR peer's network namespace."""
+        return self.lab.netns("peer")
 
     def vtysh(self, *commands: str) -> str:
-        args = ["vtysh", "-N", PEER]
-        for c in commands:
-            args += ["-c", c]
-        out = subprocess.run(args, capture_output=True, text=True, timeout=20, check=True)
-        return out.stdout
+        return frr.vtysh(self.peer, commands, timeout=20)
 
     def vtysh_json(self, command: str) -> Any:
         return json.loads(self.vtysh(command))
@@ -58,166 +51,16 @@ class Lab:
         return dict(doc.get("routes", {}))
 
     def kernel_routes(self, prefix: str) -> str:
-        out = subprocess.run(
-            ["ip", "-n", PEER, "route", "show", prefix], capture_output=True, text=True, timeout=10, check=True
-        )
-        return out.stdout.strip()
+        return self.lab.exec("peer", ["ip", "route", "show", prefix], timeout=10).stdout.strip()
 
     def neighbor(self, address: str) -> dict[str, Any]:
         doc = self.vtysh_json(f"show bgp neighbors {address} json")
         return dict(doc.get(address, {}))
 
-
-def poll(what: str, fn: Callable[[], T], ok: Callable[[T], bool], budget_s: float, every_s: float = 0.1) -> T:
-    """Call ``fn`` until ``ok(result)``; AssertionError naming ``what`` and the last result after ``budget_s``."""
-    deadline = time.monotonic() + budget_s
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {budget_s} s; last value: {value!r}")
-        time.sleep(every_s)
-
-
-def _frr_config() -> str:
-    return "\n".join(
-        [
-            "frr defaults traditional",
-            "router bgp 65010",
-            " bgp router-id 198.18.1.1",
-            " no bgp ebgp-requires-policy",
-            " no bgp network import-check",
-            " neighbor 198.18.1.2 remote-as 65000",
-            " neighbor 198.18.1.2 timers 3 9",
-            " neighbor 198.18.1.2 timers connect 1",
-            f" neighbor 198.18.1.2 password {MD5_SECRET}",
-            " neighbor 198.18.1.2 ttl-security hops 1",
-            " neighbor 2001:db8:1::2 remote-as 65000",
-            " neighbor 2001:db8:1::2 timers 3 9",
-            " neighbor 2001:db8:1::2 timers connect 1",
-            " address-family ipv4 unicast",
-            "  network 192.0.2.0/24",
-            "  no neighbor 2001:db8:1::2 activate",
-            " exit-address-family",
-            " address-family ipv6 unicast",
-            "  network 2001:db8:77::/48",
-            "  neighbor 2001:db8:1::2 activate",
-            " exit-address-family",
-            "",
-        ]
-    )
-
-
-def ns_pids(names: tuple[str, ...] = NAMESPACES) -> list[int]:
-    """PIDs whose network namespace is one of ``names``."""
-    wanted = set()
-    for n in names:
-        with contextlib.suppress(OSError):
-            wanted.add(os.stat(f"/run/netns/{n}").st_ino)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{entry}/ns/net").st_ino in wanted:
-                found.append(int(entry))
-    return found
-
-
-def _kill_recorded(pid: int, needle: str) -> None:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return
-    if needle in cmdline:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-
-
-def teardown(lab: Lab | None) -> None:
-    if lab is not None:
-        for name, pid in lab.pids.items():
-            _kill_recorded(pid, name)
-    deadline = time.monotonic() + 5
-    while ns_pids() and time.monotonic() < deadline:
-        for pid in ns_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM if time.monotonic() < deadline - 2 else signal.SIGKILL)
-        time.sleep(0.1)
-    for pid in ns_pids():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for n in NAMESPACES:
-        if n in netns.listnetns():
-            netns.remove(n)
-    shutil.rmtree(FRR_RUN, ignore_errors=True)
-
-
-def _read_pid(path: Path) -> int:
-    def read() -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            return int(path.read_text().strip())
-        return None
-
-    pid = poll(f"pid file {path}", read, lambda v: v is not None, 10.0)
-    assert pid is not None
-    return pid
-
-
-@contextlib.contextmanager
-def lab(work: Path) -> Iterator[Lab]:
-    teardown(None)  # leftovers of an interrupted run of this very test (our prefix only)
-    the_lab = Lab(work)
-    try:
-        for n in NAMESPACES:
-            netns.create(n)
-        with IPRoute(netns=CR, flags=0) as ipr:
-            ipr.link("add", ifname="cr0", kind="veth", peer={"ifname": "peer0", "net_ns_fd": PEER})
-            (idx,) = ipr.link_lookup(ifname="cr0")
-            ipr.addr("add", index=idx, address="198.18.1.2", prefixlen=24)
-            ipr.addr("add", index=idx, address="2001:db8:1::2", prefixlen=64, flags=0x02)  # IFA_F_NODAD
-            ipr.link("set", index=idx, state="up")
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-        with IPRoute(netns=PEER, flags=0) as ipr:
-            (idx,) = ipr.link_lookup(ifname="peer0")
-            ipr.addr("add", index=idx, address="198.18.1.1", prefixlen=24)
-            ipr.addr("add", index=idx, address="2001:db8:1::1", prefixlen=64, flags=0x02)
-            ipr.link("set", index=idx, state="up")
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-        FRR_RUN.mkdir(parents=True, exist_ok=True)
-        shutil.chown(FRR_RUN, "frr", "frr")
-        (the_lab.work / "frr").mkdir(exist_ok=True)
-        shutil.chown(the_lab.work / "frr", "frr", "frr")
-        for daemon in ("zebra", "bgpd"):
-            pidfile = FRR_RUN / f"{daemon}.pid"
-            subprocess.run(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    PEER,
-                    f"/usr/lib/frr/{daemon}",
-                    "-d",
-                    "-N",
-                    PEER,
-                    "-P",
-                    "0",
-                    "-i",
-                    str(pidfile),
-                    "--log",
-                    f"file:{the_lab.work / 'frr' / daemon}.log",
-                ],
-                check=True,
-                timeout=20,
-            )
-            the_lab.pids[daemon] = _read_pid(pidfile)
-        conf = the_lab.work / "frr.conf"
-        conf.write_text(_frr_config())
-        subprocess.run(["vtysh", "-N", PEER, "-f", str(conf)], check=True, timeout=20, capture_output=True)
-        yield the_lab
-    finally:
-        teardown(the_lab)
+    def cr_pids(self) -> list[int]:
+        """Every process in cr's network namespace."""
+        nsid = netns.ns_id(self.cr)
+        return netns.pids_in([nsid]) if nsid is not None else []
 
 
 def make_policy(**speaker_exabgp: Any) -> Policy:

@@ -1,7 +1,8 @@
-"""The speaker against the real thing: ExaBGP (the Speaker's child, in netns tbspk_cr) peering with a real FRR
-bgpd (netns tbspk_peer) over TCP-MD5 + GTSM + ADD-PATH (IPv4) and a plain IPv6 session.
+"""The speaker against the real thing: ExaBGP (the Speaker's child, in node cr) peering with a real FRR
+bgpd (node peer) over TCP-MD5 + GTSM + ADD-PATH (IPv4) and a plain IPv6 session
+(tests/topologies/speaker.clab.yml, brought up by the lab runner through ``module_topology_lab``).
 
-Every check polls FRR's JSON until it matches or a named budget runs out.
+Every check polls FRR's JSON until it matches or a named budget (bgpctl_lab.poll.BUDGETS) runs out.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from bgpctl.core.types import Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.speaker import Speaker, commands
 from bgpctl.speaker.backoff import Backoff
+from bgpctl_lab.poll import BUDGETS, eventually
+from bgpctl_lab.pytest_plugin import TopologyLab
 from tests.speaker import lab as L
 from tests.speaker.lab import LogTap
 
@@ -32,10 +35,11 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and FRR"),
 ]
 
-SESSION_BUDGET_S = 30.0  # ExaBGP start + OPEN exchange (FRR connect retry 1 s)
-CONVERGE_BUDGET_S = 10.0  # a change reaching FRR's BGP table
-RESTART_BUDGET_S = 40.0  # ExaBGP killed -> restarted, session up, routes refreshed
-RETRY_BUDGET_S = 10.0  # an errored command retried after the fault is gone
+SESSION = "speaker_session"  # ExaBGP start + OPEN exchange (FRR connect retry 1 s)
+CONVERGE = "speaker_converge"  # a change reaching FRR's BGP table
+RESTART = "speaker_restart"  # ExaBGP killed -> restarted, session up, routes refreshed
+RETRY = "speaker_retry"  # an errored command retried after the fault is gone
+SESSION_S = BUDGETS[SESSION]  # for the Speaker's own waits, which take seconds
 
 T = TypeVar("T")
 
@@ -62,21 +66,25 @@ DESIRED: Rib = {
 }
 
 
-async def apoll(what: str, fn: Callable[[], T], ok: Callable[[T], bool], budget_s: float, every_s: float = 0.1) -> T:
-    deadline = time.monotonic() + budget_s
-    while True:
-        value = await asyncio.to_thread(fn)
-        if ok(value):
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not reached within {budget_s} s; last value: {value!r}")
-        await asyncio.sleep(every_s)
+async def apoll(what: str, fn: Callable[[], T], ok: Callable[[T], bool], budget: str) -> T:
+    """Poll ``fn`` until ``ok(value)`` (bgpctl_lab.poll.eventually, in a thread: the event loop keeps
+    running the Speaker meanwhile); BudgetExceeded naming ``what`` and the last value otherwise."""
+
+    def wait() -> T:
+        return eventually(
+            what,
+            budget=budget,
+            probe=fn,
+            check=lambda value: [] if ok(value) else [f"last value: {value!r}"],
+            interval_s=0.1,
+        ).value
+
+    return await asyncio.to_thread(wait)
 
 
 @pytest.fixture(scope="module")
-def the_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L.Lab]:
-    with L.lab(tmp_path_factory.mktemp("tbspk")) as lab:
-        yield lab
+def the_lab(module_topology_lab: TopologyLab) -> L.Lab:
+    return L.Lab(module_topology_lab(L.TOPOLOGY))
 
 
 @pytest.fixture(autouse=True)
@@ -84,12 +92,12 @@ def _md5_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TBSPK_MD5", L.MD5_SECRET)
 
 
-def make_speaker(run_dir: Path, tap: LogTap, ack_timeout_s: float = 30.0) -> Speaker:
+def make_speaker(lab: L.Lab, run_dir: Path, tap: LogTap, ack_timeout_s: float = 30.0) -> Speaker:
     return Speaker(
         L.make_policy(),
         run_dir,
         tap.log,
-        exabgp_prefix=["ip", "netns", "exec", L.CR],
+        exabgp_prefix=["ip", "netns", "exec", lab.cr],
         restart_backoff=Backoff(initial_s=0.5, maximum_s=5.0),
         retry_backoff=Backoff(initial_s=0.5, maximum_s=2.0),
         ack_timeout_s=ack_timeout_s,
@@ -97,22 +105,22 @@ def make_speaker(run_dir: Path, tap: LogTap, ack_timeout_s: float = 30.0) -> Spe
 
 
 async def wait_up(sp: Speaker, peers: tuple[str, ...] = ("edge", "edge6")) -> None:
-    await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers), SESSION_BUDGET_S)
+    await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers), SESSION)
 
 
-async def frr_holds(lab: L.Lab, rib: Rib, what: str, budget_s: float = CONVERGE_BUDGET_S) -> None:
+async def frr_holds(lab: L.Lab, rib: Rib, what: str, budget: str = CONVERGE) -> None:
     """FRR's tables hold exactly ``rib``'s routes for edge (IPv4) and edge6 (IPv6), not stale."""
     await apoll(
         f"{what}: FRR IPv4 table from {V4}",
         lambda: L.frr_paths(lab, "ipv4", V4),
         lambda got: got == L.expected_paths(rib.get("edge", {})),
-        budget_s,
+        budget,
     )
     await apoll(
         f"{what}: FRR IPv6 table from {V6}",
         lambda: L.frr_paths(lab, "ipv6", V6),
         lambda got: got == L.expected_paths(rib.get("edge6", {})),
-        budget_s,
+        budget,
     )
 
 
@@ -126,10 +134,10 @@ def test_sync_reaches_frr_with_exact_attributes(the_lab: L.Lab, tmp_path: Path) 
     tap = LogTap()
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             first = await sp.sync(DESIRED)
             assert first.connected and first.errors == 0
             await wait_up(sp)
@@ -147,7 +155,7 @@ def test_sync_reaches_frr_with_exact_attributes(the_lab: L.Lab, tmp_path: Path) 
                 "FRR's 192.0.2.0/24 received",
                 sp.received,
                 lambda r: RouteKey("192.0.2.0/24") in r.get("edge", {}),
-                CONVERGE_BUDGET_S,
+                CONVERGE,
             )
             assert all(RouteKey(p) not in sp.received().get("edge", {}) for p in (MEDIA, SIG))
             # IPv6: FRR sends a global and a link-local next hop; one route, with the global next hop
@@ -155,7 +163,7 @@ def test_sync_reaches_frr_with_exact_attributes(the_lab: L.Lab, tmp_path: Path) 
                 "FRR's 2001:db8:77::/48 received",
                 lambda: sp.received().get("edge6", {}),
                 lambda r: RouteKey("2001:db8:77::/48") in r,
-                CONVERGE_BUDGET_S,
+                CONVERGE,
             )
             assert list(v6) == [RouteKey("2001:db8:77::/48")]
             assert v6[RouteKey("2001:db8:77::/48")].next_hop == "2001:db8:1::1"
@@ -165,7 +173,7 @@ def test_sync_reaches_frr_with_exact_attributes(the_lab: L.Lab, tmp_path: Path) 
             assert L.MD5_SECRET in sp.config_path.read_text()
         finally:
             await stop_clean(sp, the_lab)
-        assert sp.exabgp_pid is None and not L.ns_pids((L.CR,))
+        assert sp.exabgp_pid is None and not the_lab.cr_pids()
 
     asyncio.run(run())
 
@@ -174,14 +182,14 @@ def test_only_the_difference_is_sent_and_allowlist_refused(the_lab: L.Lab, tmp_p
     tap = LogTap()
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             await sp.sync(DESIRED)
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
-            await apoll("resync passes done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE_BUDGET_S)
+            await apoll("resync passes done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE)
 
             before = sp.counters["commands_sent"]
             assert (await sp.sync(DESIRED)).sent == 0  # nothing changed: nothing sent
@@ -232,10 +240,10 @@ def test_error_ack_is_logged_not_announced_and_retried(
         return line + " bogus-attr 12" if key.prefix == API else line
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             await sp.sync(DESIRED)
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
@@ -252,7 +260,7 @@ def test_error_ack_is_logged_not_announced_and_retried(
                 "the failing command is retried with backoff",
                 lambda: len(tap.events(events.EXABGP_COMMAND_ERROR)),
                 lambda n: n >= 2,
-                RETRY_BUDGET_S,
+                RETRY,
             )
             attempts = [e["attempt"] for e in tap.events(events.EXABGP_COMMAND_ERROR)]
             assert attempts[:2] == [1, 2]
@@ -263,7 +271,7 @@ def test_error_ack_is_logged_not_announced_and_retried(
                 "the retry announces the route",
                 lambda: sp.announced()["edge"],
                 lambda a: a.get(RouteKey(API, 1)) == with_api["edge"][RouteKey(API, 1)],
-                RETRY_BUDGET_S,
+                RETRY,
             )
             await frr_holds(the_lab, with_api, "route in after the retry")
             assert sp.counters["acks_error"] >= 2
@@ -287,14 +295,14 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
     tap = LogTap()
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             await sp.sync(DESIRED)
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
-            await apoll("first resyncs done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE_BUDGET_S)
+            await apoll("first resyncs done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE)
             eors = sp.counters["eor_sent"]
 
             await asyncio.to_thread(
@@ -303,7 +311,7 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
                 "router bgp 65010",
                 f"neighbor {V4} shutdown message tbspk-maintenance",
             )
-            await apoll("edge down", sp.sessions, lambda s: s["edge"] == "down", CONVERGE_BUDGET_S)
+            await apoll("edge down", sp.sessions, lambda s: s["edge"] == "down", CONVERGE)
             assert "edge" not in sp.announced() and "edge6" in sp.announced()
             notes = tap.events(events.BGP_NOTIFICATION)
             assert any(n["code"] == 6 and "tbspk-maintenance" in n["message"] for n in notes)
@@ -322,7 +330,7 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
                 "End-of-RIB after the resync",
                 lambda: sp.counters["eor_sent"],
                 lambda n: n == eors + 1,
-                CONVERGE_BUDGET_S,
+                CONVERGE,
             )
             assert sp.announced()["edge"] == meanwhile["edge"]
         finally:
@@ -332,9 +340,10 @@ def test_session_reset_resyncs_and_drops_what_changed_meanwhile(the_lab: L.Lab, 
 
 
 class KernelWatch:
-    """Polls tbspk_peer's kernel FIB for one prefix every 10 ms in a thread; records every miss."""
+    """Polls the peer's kernel FIB for one prefix every 10 ms in a thread; records every miss."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, netns: str, prefix: str) -> None:
+        self.netns = netns
         self.prefix = prefix
         self.checks = 0
         self.misses = 0
@@ -343,7 +352,7 @@ class KernelWatch:
 
     def _run(self) -> None:
         dst, plen = self.prefix.split("/")
-        with IPRoute(netns=L.PEER, flags=0) as ipr:
+        with IPRoute(netns=self.netns, flags=0) as ipr:
             while not self._stop.is_set():
                 routes = [
                     r
@@ -371,36 +380,36 @@ def test_exabgp_killed_is_restarted_and_routes_never_leave_the_kernel(the_lab: L
     tap = LogTap()
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             await sp.sync(DESIRED)
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
-            await apoll("kernel route installed", lambda: the_lab.kernel_routes(MEDIA), bool, CONVERGE_BUDGET_S)
+            await apoll("kernel route installed", lambda: the_lab.kernel_routes(MEDIA), bool, CONVERGE)
             old_pid = sp.exabgp_pid
             assert old_pid is not None
-            with KernelWatch(MEDIA) as watch:
+            with KernelWatch(the_lab.peer, MEDIA) as watch:
                 t0 = time.monotonic()
                 os.kill(old_pid, signal.SIGKILL)
                 stale = await apoll(
                     "FRR marks our routes stale",
                     lambda: L.frr_paths(the_lab, "ipv4", V4),
                     lambda p: bool(p) and all(x.stale for x in p.values()),
-                    CONVERGE_BUDGET_S,
+                    CONVERGE,
                 )
                 assert set(stale) == set(L.expected_paths(DESIRED["edge"]))
                 await apoll(
                     "ExaBGP restarted",
                     lambda: sp.exabgp_pid,
                     lambda p: p is not None and p != old_pid,
-                    RESTART_BUDGET_S,
+                    RESTART,
                 )
                 t_restarted = time.monotonic()
                 await wait_up(sp)
                 t_up = time.monotonic()
-                await frr_holds(the_lab, DESIRED, "routes refreshed after the restart", RESTART_BUDGET_S)
+                await frr_holds(the_lab, DESIRED, "routes refreshed after the restart", RESTART)
                 t_fresh = time.monotonic()
             print(
                 f"\nMEASURED exabgp SIGKILL -> restarted {t_restarted - t0:.2f} s, sessions up {t_up - t0:.2f} s, "
@@ -426,19 +435,19 @@ def test_wedged_exabgp_is_killed_on_ack_timeout_and_the_change_still_lands(the_l
     ack_budget_s = 2.0
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap, ack_timeout_s=ack_budget_s)
+        sp = make_speaker(the_lab, tmp_path / "run", tap, ack_timeout_s=ack_budget_s)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             await sp.sync(DESIRED)
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
-            await apoll("kernel route installed", lambda: the_lab.kernel_routes(MEDIA), bool, CONVERGE_BUDGET_S)
+            await apoll("kernel route installed", lambda: the_lab.kernel_routes(MEDIA), bool, CONVERGE)
             pid = sp.exabgp_pid
             assert pid is not None
             changed = {peer: dict(routes) for peer, routes in DESIRED.items()}
             changed["edge"][RouteKey(MEDIA, 1)] = attrs("198.18.1.11", 0, 10, ("7224:7300",))
-            with KernelWatch(MEDIA) as watch:
+            with KernelWatch(the_lab.peer, MEDIA) as watch:
                 os.kill(pid, signal.SIGSTOP)
                 t0 = time.monotonic()
                 result = await sp.sync(changed)
@@ -446,11 +455,9 @@ def test_wedged_exabgp_is_killed_on_ack_timeout_and_the_change_still_lands(the_l
                 assert not result.connected and result.errors == 1
                 assert ack_budget_s <= waited < ack_budget_s + 2
                 assert tap.events(events.EXABGP_ACK_TIMEOUT) and sp.counters["ack_timeouts"] == 1
-                await apoll(
-                    "ExaBGP replaced", lambda: sp.exabgp_pid, lambda p: p is not None and p != pid, RESTART_BUDGET_S
-                )
+                await apoll("ExaBGP replaced", lambda: sp.exabgp_pid, lambda p: p is not None and p != pid, RESTART)
                 await wait_up(sp)
-                await frr_holds(the_lab, changed, "in-flight change landed after the restart", RESTART_BUDGET_S)
+                await frr_holds(the_lab, changed, "in-flight change landed after the restart", RESTART)
             assert watch.misses == 0 and watch.checks > 50
             assert tap.events(events.EXABGP_EXITED)[0]["rc"] == -signal.SIGKILL
         finally:
@@ -464,10 +471,10 @@ def test_foreign_relay_is_refused(the_lab: L.Lab, tmp_path: Path) -> None:
     tap = LogTap()
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             reader, writer = await asyncio.open_unix_connection(str(tmp_path / "run" / "exabgp-api.sock"))
             writer.write(f"bgpctl-relay 1 {os.getpid()}\n".encode())
             await writer.drain()
@@ -490,10 +497,10 @@ def test_peer_refusing_our_open_is_logged_and_recovers(the_lab: L.Lab, tmp_path:
         the_lab.vtysh("configure terminal", "router bgp 65010", f"neighbor {V6} remote-as {asn}")
 
     async def run() -> None:
-        sp = make_speaker(tmp_path / "run", tap)
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
         await sp.start()
         try:
-            await sp.wait_connected(SESSION_BUDGET_S)
+            await sp.wait_connected(SESSION_S)
             await sp.sync(DESIRED)
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
@@ -502,7 +509,7 @@ def test_peer_refusing_our_open_is_logged_and_recovers(the_lab: L.Lab, tmp_path:
                 "FRR refuses our OPEN",
                 lambda: [n for n in tap.events(events.BGP_NOTIFICATION) if n["peer"] == "edge6" and n["code"] == 2],
                 bool,
-                SESSION_BUDGET_S,
+                SESSION,
             )
             refused = next(n for n in tap.events(events.BGP_NOTIFICATION) if n["code"] == 2)
             assert refused["direction"] == "receive" and "refused our OPEN" in refused["hint"]

@@ -23,11 +23,12 @@ from bgpctl.speaker import relay
 from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.speaker import _exabgp_binary
 from bgpctl.speaker.supervisor import SCRUBBED, Supervisor, scrub
+from bgpctl_lab.poll import eventually
 
 LOG: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
     structlog.testing.CapturingLogger(), wrapper_class=structlog.make_filtering_bound_logger(10)
 )
-RESTART_BUDGET_S = 10.0
+RESTART_BUDGET = "supervisor_restart"
 
 
 @given(st.integers(1, 50), st.floats(0, 1, exclude_max=True))
@@ -57,9 +58,13 @@ def test_child_exiting_zero_is_restarted_with_growing_delays(tmp_path: Path) -> 
             rng=random.Random(1),
         )
         await sup.start()
-        deadline = time.monotonic() + RESTART_BUDGET_S
-        while len(sup.exits) < 4 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(
+            eventually,
+            "four exits",
+            budget=RESTART_BUDGET,
+            probe=lambda: list(sup.exits),
+            check=lambda exits: [] if len(exits) >= 4 else [f"exits: {exits}"],
+        )
         await sup.stop()
         assert sup.exits[:4] == [0, 0, 0, 0]
         return starts
@@ -80,9 +85,14 @@ def test_stop_escalates_to_sigkill_for_a_child_that_ignores_sigterm() -> None:
     async def run() -> None:
         sup = Supervisor([sys.executable, "-c", script], LOG, stop_grace_s=0.5)
         await sup.start()
-        deadline = time.monotonic() + RESTART_BUDGET_S
-        while "ready" not in sup.recent and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await asyncio.to_thread(
+            eventually,
+            "child printed ready",
+            budget=RESTART_BUDGET,
+            probe=lambda: list(sup.recent),
+            check=lambda lines: [] if "ready" in lines else [f"recent: {lines!r}"],
+            interval_s=0.02,
+        )
         pid = sup.pid
         assert pid is not None
         began = time.monotonic()
