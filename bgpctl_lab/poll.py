@@ -40,6 +40,7 @@ BUDGETS: dict[str, float] = {
     "speaker_restart": 40.0,  # ExaBGP killed -> restarted, session up, routes refreshed
     "speaker_retry": 10.0,  # an errored speaker command retried after the fault is gone
     "supervisor_restart": 10.0,  # a supervised child restarts (or prints its first line)
+    "exabgp_refuses_config": 60.0,  # ExaBGP starts, reads a config it rejects and exits (1-2 s idle)
     "delayer_settle": 10.0,  # the delayer's nft rules and queue appear/disappear
     "delayer_run_out": 11.0,  # a delayer started for 1 s ran out and removed its rules (1 s + delayer_settle)
 }

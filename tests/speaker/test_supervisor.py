@@ -203,11 +203,17 @@ def _exabgp_output_with(tmp_path: Path, secrets: list[str]) -> list[str]:
             secrets=secrets,
         )
         await sup.start()
-        deadline = time.monotonic() + 60.0  # ExaBGP's start-up is a second or two, more under load
-        while not sup.exits and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await sup.stop()
-        assert sup.exits and sup.exits[0] != 0, "ExaBGP accepted the configuration: the test shows nothing"
+        try:
+            await asyncio.to_thread(
+                eventually,
+                "ExaBGP exits on the configuration it rejects",
+                budget="exabgp_refuses_config",
+                probe=lambda: list(sup.exits),
+                check=lambda exits: [] if exits else ["still running"],
+            )
+        finally:
+            await sup.stop()
+        assert sup.exits[0] != 0, "ExaBGP accepted the configuration: the test shows nothing"
 
     asyncio.run(run())
     return [f"{c.method_name} {c.args} {c.kwargs}" for c in capture.calls]
