@@ -4,7 +4,8 @@ A wrong TCP-MD5 key is silent: the peer's kernel drops our SYNs (and ours drops 
 ever sees a BGP message; ExaBGP reports nothing. A GTSM/TTL mismatch gets as far as TCP (``connected``)
 and then the OPEN or its KEEPALIVE is dropped. So the only sign of either is time: a peer whose session
 has not been ``up`` for :data:`NOT_ESTABLISHED_HOLD_TIMES` of its hold times since the episode began (the
-speaker connected to ExaBGP, or the session went down) is reported, with the causes that fit what was
+speaker connected to ExaBGP, or the session went down from up; attempts that fail meanwhile, e.g. a GTSM
+mismatch's hold-timer expiry every ~10 s, do not start it over) is reported, with the causes that fit what was
 seen (TCP connected or not), and again every further :data:`NOT_ESTABLISHED_HOLD_TIMES` hold times.
 """
 
@@ -64,8 +65,8 @@ class SessionWatch:
             return
         if state == "up":
             self._episodes.pop(peer, None)
-        elif state == "down":
-            self._episodes[peer] = _Episode(now)
+        elif state == "down":  # a session that was up starts an episode; one that never came up goes on
+            self._episodes.setdefault(peer, _Episode(now))
         elif state == "connected":
             self._episodes.setdefault(peer, _Episode(now)).tcp_connected = True
 

@@ -178,6 +178,7 @@ class Speaker:
         self._watch = SessionWatch({p.name: p.timers.hold_time for p in policy.peers})
         self._watcher: asyncio.Task[None] | None = None
         self._over_limit: set[str] = set()  # peers past max_prefixes in their current session
+        self._torn_down: set[str] = set()  # peers whose session we closed for max_prefixes, until it is down
         self._max_prefixes = {p.name: p.max_prefixes.limit for p in policy.peers}
         self._exabgp_stopping = False  # ExaBGP said it shuts down: its sessions' ends are not failures
         self._tasks: set[asyncio.Task[None]] = set()
@@ -366,6 +367,7 @@ class Speaker:
         self._states = {p.name: SessionState.IDLE for p in self.policy.peers}
         self._failures.clear()
         self._over_limit.clear()
+        self._torn_down.clear()
         self._exabgp_stopping = False
         self._watch.restart(time.monotonic())
         self._connected.set()
@@ -401,6 +403,7 @@ class Speaker:
         self._received = {p.name: {} for p in self.policy.peers}
         self._resync.clear()
         self._over_limit.clear()
+        self._torn_down.clear()
         self._watch.restart(time.monotonic())
         self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
@@ -468,14 +471,20 @@ class Speaker:
             self._resync.add(name)
             self._wake.set()
         elif state == SessionState.DOWN:
+            torn = name in self._torn_down
             self._received[name] = {}
             self._over_limit.discard(name)
             self._resync.discard(name)
             sent = notification.from_down_reason(reason)
+            if name in self._torn_down:
+                self._torn_down.discard(name)
+                if sent is None or (sent.code, sent.subcode) != (6, commands.CEASE_MAX_PREFIXES):
+                    # with graceful restart negotiated ExaBGP closes without the Cease NOTIFICATION
+                    self.failures[(name, Direction.SEND, "maximum_prefixes_reached")] += 1
             if sent is not None and sent.direction == Direction.SEND:
                 # ExaBGP reports a NOTIFICATION it sends only here (a received one came as its own event)
                 self._notification(addr, sent.direction, sent.code, sent.subcode, "")
-            elif sent is None and previous == SessionState.UP and not self._exabgp_stopping:
+            elif sent is None and previous == SessionState.UP and not self._exabgp_stopping and not torn:
                 self.failures[(name, NO_DIRECTION, "connection_lost")] += 1
 
     def check_sessions(self, now: float | None = None) -> None:
@@ -545,8 +554,9 @@ class Speaker:
             kept=len(self._received.get(name, {})),
             hint="the peer sends more prefixes than its max_prefixes.limit: "
             + (
-                "the session is closed with Cease / Maximum Number of Prefixes Reached (ExaBGP reconnects on its "
-                "back-off and it happens again while the peer keeps sending them)"
+                "the session is closed (Cease / Maximum Number of Prefixes Reached; with graceful restart "
+                "negotiated ExaBGP closes without the NOTIFICATION and the peer keeps our routes as stale); "
+                "ExaBGP reconnects on its back-off and it happens again while the peer keeps sending them"
                 if mp.action is MaxPrefixAction.TEARDOWN
                 else "further prefixes are not stored (bgpctl uses none of them) until the session restarts"
             ),
@@ -561,9 +571,11 @@ class Speaker:
         if conn is None:
             return
         cmd = commands.teardown_line(self.policy, name)
+        self._torn_down.add(name)  # before the ACK: the session may be down before "done" is read
         async with self._lock:
             (ok,) = await self._send(conn, [cmd])
         if not ok:
+            self._torn_down.discard(name)
             self.counters["acks_error"] += 1
             self._log.error(events.EXABGP_COMMAND_ERROR, peer=name, command=cmd.line, hint="teardown refused")
 

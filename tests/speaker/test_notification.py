@@ -83,6 +83,8 @@ def test_tcp_connected_but_never_up_points_at_gtsm_and_open() -> None:
     w.state("edge", "up", 1.0)
     w.state("edge", "down", 50.0)  # a new episode starts when the session goes down
     w.state("edge", "connected", 51.0)
+    w.state("edge", "down", 60.0)  # GTSM: ExaBGP's hold timer expires, it tries again: the same episode
+    w.state("edge", "connected", 61.0)
     assert w.due(67.9) == []
     (late,) = w.due(68.0)
     assert late.tcp_connected and late.likely_causes == CAUSES_TCP_ONLY and "GTSM" in late.likely_causes

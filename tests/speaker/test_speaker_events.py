@@ -150,3 +150,17 @@ def test_sync_without_exabgp_keeps_the_rib_and_refuses_outside_the_allowlist(tmp
         assert sp.desired() == rib
 
     asyncio.run(run())
+
+
+def test_a_session_we_closed_for_max_prefixes_counts_as_that_not_as_a_lost_connection(tmp_path: Path) -> None:
+    sp, _tap = _speaker(tmp_path)
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "up" } }')
+    sp._torn_down.add("edge")  # what _teardown records before ExaBGP acknowledges "neighbor ... teardown 1"
+    # with graceful restart negotiated ExaBGP closes without sending the Cease NOTIFICATION
+    reason = "graceful restarted negotiated, closing without sending any notification"
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "' + reason + '" } }')
+    assert sp.failures == {("edge", "send", "maximum_prefixes_reached"): 1}
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "up" } }')
+    sp._torn_down.add("edge")  # without graceful restart: the NOTIFICATION is in the reason, counted once
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "notification sent (6,1)" } }')
+    assert sp.failures == {("edge", "send", "maximum_prefixes_reached"): 2}
