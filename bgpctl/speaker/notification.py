@@ -77,9 +77,10 @@ HINTS: Final[dict[int | tuple[int, int], str]] = {
     1: "a framing problem on the session: check for a middlebox rewriting TCP, and both speakers' versions",
     2: "the peer refused our OPEN (or we refused its): check peer_as, families, add_path and hold time "
     "against its configuration",
-    (2, 2): "the AS numbers do not match: check peer_as in the policy against the peer's local AS, and "
-    "the peer's remote-as for us (speaker.local_as)",
-    (2, 6): "the hold times cannot be agreed: check timers.hold_time (>= 3 s) against the peer's minimum",
+    (2, 2): "the peer refused our OPEN (or we refused its): the AS numbers do not match: check peer_as in the "
+    "policy against the peer's local AS, and the peer's remote-as for us (speaker.local_as)",
+    (2, 6): "the peer refused our OPEN (or we refused its): the hold times cannot be agreed: check "
+    "timers.hold_time (>= 3 s) against the peer's minimum",
     3: "an UPDATE was malformed: compare both speakers' versions and the attributes sent",
     4: "no KEEPALIVE or UPDATE within the hold time: the path between the speakers loses packets, or one "
     "side is overloaded; a GTSM/TTL mismatch also ends this way (the peer drops our packets)",

@@ -11,8 +11,10 @@ seen (TCP connected or not), and again every further :data:`NOT_ESTABLISHED_HOLD
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import ipaddress
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 NOT_ESTABLISHED_HOLD_TIMES = 2
 """A session not up within this many hold times (18 s with the lab's 9 s) is reported at warning level."""
@@ -82,3 +84,94 @@ class SessionWatch:
 
     def waiting(self) -> Iterable[str]:
         return sorted(self._episodes)
+
+
+# ------------------------------------------------------------------------------------------ unanswered SYNs
+
+SYN_UNANSWERED_S = 3.0
+"""A connection attempt to a peer still in SYN-SENT after this long (the SYN and two retransmissions, at 0,
+1 and 3 s, unanswered: not even a reset) is reported. This is how a wrong TCP-MD5 key shows on our side."""
+
+CAUSES_SYN_UNANSWERED = (
+    "our TCP SYNs to the peer get no answer at all, not even a reset: a wrong or missing TCP-MD5 key at the "
+    "peer (its kernel drops SYNs whose signature does not match, silently), a firewall dropping TCP 179, or "
+    "the peer down"
+)
+CAUSES_UNACKNOWLEDGED = (
+    "TCP is connected but the peer acknowledges nothing we send (our OPEN is retransmitted): a GTSM/TTL "
+    "mismatch (the peer drops our packets with TTL < 255: set ttl_security as the peer expects), or a "
+    "firewall dropping one direction"
+)
+_ESTABLISHED, _SYN_SENT = "01", "02"  # include/net/tcp_states.h
+
+
+def _proc_address(field: str) -> tuple[str, int]:
+    """``0B0112C6:00B3`` (the kernel's in-memory words, printed as native integers) -> ("198.18.1.11", 179)."""
+    address, _, port = field.partition(":")
+    words = [int(address[i : i + 8], 16) for i in range(0, len(address), 8)]
+    raw = struct.pack(f"={len(words)}I", *words)
+    return str(ipaddress.ip_address(raw)), int(port, 16)
+
+
+def _remotes(proc_net_tcp: str, port: int, wanted: Callable[[list[str]], bool]) -> set[str]:
+    out: set[str] = set()
+    for line in proc_net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 5 or not wanted(fields):
+            continue
+        try:
+            address, remote_port = _proc_address(fields[2])
+        except (ValueError, struct.error):
+            continue
+        if remote_port == port:
+            out.add(address)
+    return out
+
+
+def syn_sent_to(proc_net_tcp: str, port: int = 179) -> set[str]:
+    """The remote addresses of the sockets in SYN-SENT towards ``port`` in a ``/proc/net/tcp`` or
+    ``/proc/net/tcp6`` text (this network namespace's)."""
+    return _remotes(proc_net_tcp, port, lambda f: f[3] == _SYN_SENT)
+
+
+def _tx_queue(field: str) -> int:
+    try:
+        return int(field.partition(":")[0], 16)
+    except ValueError:
+        return 0
+
+
+def unacknowledged_to(proc_net_tcp: str, port: int = 179) -> set[str]:
+    """The remote addresses of the established sockets towards ``port`` with data not yet acknowledged
+    (``tx_queue`` > 0)."""
+    return _remotes(proc_net_tcp, port, lambda f: f[3] == _ESTABLISHED and _tx_queue(f[4]) > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SynUnanswered:
+    peer: str
+    unanswered_s: float
+
+
+@dataclass(slots=True)
+class SynWatch:
+    """Per peer address: since when a connection attempt to it has been in SYN-SENT, seen at every look."""
+
+    peers: Mapping[str, str]  # address (as ipaddress prints it) -> peer name
+    threshold_s: float = SYN_UNANSWERED_S
+    _since: dict[str, float] = field(default_factory=dict)
+    _reported: set[str] = field(default_factory=set)
+
+    def up(self, peer: str) -> None:
+        self._reported.discard(peer)
+
+    def seen(self, syn_sent: set[str], now: float) -> list[SynUnanswered]:
+        waiting = {self.peers[a] for a in syn_sent if a in self.peers}
+        self._since = {p: self._since.get(p, now) for p in waiting}
+        due = [
+            SynUnanswered(p, round(now - t, 3))
+            for p, t in sorted(self._since.items())
+            if now - t >= self.threshold_s and p not in self._reported
+        ]
+        self._reported.update(d.peer for d in due)
+        return due

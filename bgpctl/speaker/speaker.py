@@ -46,6 +46,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -60,7 +61,15 @@ from bgpctl.speaker import commands, messages, notification, relay
 from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.config import read_secrets, render, write_private
 from bgpctl.speaker.messages import Direction, SessionState
-from bgpctl.speaker.sessionwatch import NOT_ESTABLISHED_HOLD_TIMES, SessionWatch
+from bgpctl.speaker.sessionwatch import (
+    CAUSES_SYN_UNANSWERED,
+    CAUSES_UNACKNOWLEDGED,
+    NOT_ESTABLISHED_HOLD_TIMES,
+    SessionWatch,
+    SynWatch,
+    syn_sent_to,
+    unacknowledged_to,
+)
 from bgpctl.speaker.supervisor import Supervisor
 
 CONFIG_NAME = "exabgp.conf"
@@ -69,6 +78,7 @@ SOCKET_NAME = "exabgp-api.sock"
 _LINE_LIMIT = 16 * 1024 * 1024
 WATCH_INTERVAL_S = 1.0
 """How often sessions that are not up are checked against their hold times (sessionwatch)."""
+PROC_TCP = ("tcp", "tcp6")  # /proc/PID/net/<these>: the sockets of ExaBGP's network namespace
 NO_DIRECTION = "none"
 """The ``direction`` label of a failure no NOTIFICATION carried (a session that never came up, a lost connection)."""
 
@@ -176,6 +186,8 @@ class Speaker:
         # (peer, direction, reason) -> how many times: every failed session, decoded (bgpctl.speaker.notification)
         self.failures: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self._watch = SessionWatch({p.name: p.timers.hold_time for p in policy.peers})
+        self._syns = SynWatch({str(p.address): p.name for p in policy.peers})
+        self._unacked = SynWatch({str(p.address): p.name for p in policy.peers})
         self._watcher: asyncio.Task[None] | None = None
         self._over_limit: set[str] = set()  # peers past max_prefixes in their current session
         self._torn_down: set[str] = set()  # peers whose session we closed for max_prefixes, until it is down
@@ -468,6 +480,8 @@ class Speaker:
         level = self._log.warning if state == SessionState.DOWN else self._log.info
         level(events.BGP_SESSION, peer=name, address=addr, state=state, previous=previous, reason=reason)
         if state == SessionState.UP:
+            self._syns.up(name)
+            self._unacked.up(name)
             self._resync.add(name)
             self._wake.set()
         elif state == SessionState.DOWN:
@@ -507,10 +521,48 @@ class Speaker:
                 likely_causes=late.likely_causes,
             )
 
+    def check_syns(
+        self, syn_sent: AbstractSet[str], unacked: AbstractSet[str] = frozenset(), now: float | None = None
+    ) -> None:
+        """Connections to peers stuck (their addresses, from /proc/net/tcp*): in SYN-SENT (a wrong MD5 key, a
+        firewall, a dead peer) or established with nothing acknowledged (a GTSM/TTL mismatch), each named
+        within seconds, once until the session is up."""
+        at = time.monotonic() if now is None else now
+        up = {str(p.address) for p in self.policy.peers if self._states.get(p.name) == SessionState.UP}
+        for watch, stuck, event, reason, causes in (
+            (self._syns, syn_sent, events.BGP_SYN_UNANSWERED, "syn_unanswered", CAUSES_SYN_UNANSWERED),
+            (self._unacked, unacked, events.BGP_UNACKNOWLEDGED, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
+        ):
+            for late in watch.seen(set(stuck) - up, at):  # a session that is up is busy, not stuck
+                peer = self.policy.peer(late.peer)
+                self.failures[(late.peer, Direction.SEND, reason)] += 1
+                self._log.warning(
+                    event,
+                    peer=late.peer,
+                    address=str(peer.address),
+                    unanswered_s=late.unanswered_s,
+                    md5=peer.md5_password is not None,
+                    ttl_security=peer.ttl_security,
+                    likely_causes=causes,
+                )
+
     async def _watch_loop(self) -> None:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             self.check_sessions()
+            pid = self.exabgp_pid
+            if pid is None:
+                continue
+            syn_sent: set[str] = set()
+            unacked: set[str] = set()
+            for name in PROC_TCP:  # ExaBGP's own namespace (a prefix like `ip netns exec NS` may put it elsewhere)
+                try:
+                    text = Path(f"/proc/{pid}/net/{name}").read_text(encoding="ascii", errors="replace")
+                except OSError:
+                    continue
+                syn_sent |= syn_sent_to(text)
+                unacked |= unacknowledged_to(text)
+            self.check_syns(syn_sent, unacked)
 
     def _on_update(self, event: messages.UpdateEvent) -> None:
         name = self._names.get(event.peer, event.peer)

@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bgpctl.speaker import notification as n
-from bgpctl.speaker.sessionwatch import CAUSES_NO_TCP, CAUSES_TCP_ONLY, SessionWatch
+from bgpctl.speaker.sessionwatch import (
+    CAUSES_NO_TCP,
+    CAUSES_TCP_ONLY,
+    SessionWatch,
+    SynWatch,
+    syn_sent_to,
+    unacknowledged_to,
+)
 
 
 def test_the_rfc_words_of_common_failures() -> None:
@@ -90,3 +97,45 @@ def test_tcp_connected_but_never_up_points_at_gtsm_and_open() -> None:
     assert late.tcp_connected and late.likely_causes == CAUSES_TCP_ONLY and "GTSM" in late.likely_causes
     w.state("nobody", "down", 70.0)  # not a watched peer: ignored
     assert list(w.waiting()) == ["edge"]
+
+
+# /proc/net/tcp as this kernel writes it (x86: the address words printed as native little-endian integers)
+PROC_TCP = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    "   0: 020112C6:A4F2 0C0112C6:00B3 02 00000001:00000000 01:00000276 00000002     0        0 1 1 0 1000 0\n"
+    "   1: 020112C6:A4F4 0B0112C6:00B3 01 00000000:00000000 02:00000276 00000000     0        0 2 1 0 20 4 30\n"
+    "   2: 020112C6:A4F6 0B0112C6:01BB 02 00000001:00000000 01:00000276 00000002     0        0 3 1 0 1000 0\n"
+    "   3: 0100007F:2505 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0\n"
+)
+PROC_TCP6 = (
+    "  sl  local_address                         remote_address                        st tx_queue\n"
+    "   0: B80D0120000000000000000002000000:A4F2 B80D0120000000000000000001000000:00B3 02 00000001:00000000\n"
+)
+
+
+def test_sockets_in_syn_sent_to_port_179_are_read_from_proc_net_tcp() -> None:
+    # .12:179 is in SYN-SENT; .11:179 is established (01); .11:443 is not BGP; the listener is not SYN-SENT
+    assert syn_sent_to(PROC_TCP) == {"198.18.1.12"}
+    assert syn_sent_to(PROC_TCP6) == {"2001:db8::1"}
+    assert syn_sent_to("") == set() and syn_sent_to("header\n  0: zz:zz 02\n") == set()
+
+
+def test_established_sockets_with_unacknowledged_data_are_read_from_proc_net_tcp() -> None:
+    # .11:179 established with 0 bytes unacknowledged: fine; the same with 45 bytes (an OPEN) outstanding
+    assert unacknowledged_to(PROC_TCP) == set()
+    stuck = PROC_TCP.replace("0B0112C6:00B3 01 00000000:00000000", "0B0112C6:00B3 01 0000002D:00000000")
+    assert unacknowledged_to(stuck) == {"198.18.1.11"}
+    assert syn_sent_to(stuck) == {"198.18.1.12"}
+
+
+def test_a_peer_whose_syns_stay_unanswered_for_three_seconds_is_named_once() -> None:
+    w = SynWatch({"198.18.1.12": "tgw-usw2", "198.18.1.11": "tgw-use1"})
+    assert w.seen({"198.18.1.12"}, 10.0) == []
+    assert w.seen({"198.18.1.12"}, 12.9) == []
+    assert w.seen(set(), 13.0) == []  # the attempt ended: the next one starts over
+    assert w.seen({"198.18.1.12", "198.51.100.1"}, 14.0) == []
+    (late,) = w.seen({"198.18.1.12"}, 17.0)
+    assert (late.peer, late.unanswered_s) == ("tgw-usw2", 3.0)
+    assert w.seen({"198.18.1.12"}, 30.0) == []  # once, until the session comes up
+    w.up("tgw-usw2")  # the session came up (and went down again): a new report is due
+    assert [(x.peer, x.unanswered_s) for x in w.seen({"198.18.1.12"}, 31.0)] == [("tgw-usw2", 17.0)]

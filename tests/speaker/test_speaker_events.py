@@ -66,7 +66,7 @@ def test_open_refused_by_the_peer_is_logged_with_a_hint(tmp_path: Path) -> None:
         "open_message_error_bad_peer_as",
         "OPEN Message Error / Bad Peer AS",
     )
-    assert "peer_as" in note["hint"]
+    assert "refused our OPEN" in note["hint"] and "peer_as" in note["hint"]
     # the down event that follows names the same NOTIFICATION: counted once
     sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "notification received (2,2)" } }')
     assert sp.failures == {("edge", "receive", "open_message_error_bad_peer_as"): 1}
@@ -164,3 +164,29 @@ def test_a_session_we_closed_for_max_prefixes_counts_as_that_not_as_a_lost_conne
     sp._torn_down.add("edge")  # without graceful restart: the NOTIFICATION is in the reason, counted once
     sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "notification sent (6,1)" } }')
     assert sp.failures == {("edge", "send", "maximum_prefixes_reached"): 2}
+
+
+def test_syns_unanswered_name_the_peer_within_seconds_unless_its_session_is_up(tmp_path: Path) -> None:
+    sp, tap = _speaker(tmp_path)
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "up" } }')  # edge (198.18.1.1) is up
+    for t in (0.0, 1.0, 2.0, 3.0):
+        sp.check_syns({"198.18.1.11", "198.18.1.1"}, now=t)
+    (late,) = tap.events(events.BGP_SYN_UNANSWERED)
+    assert (late["peer"], late["address"], late["unanswered_s"], late["level"]) == (
+        "tgw-use1",
+        "198.18.1.11",
+        3.0,
+        "warning",
+    )
+    assert "TCP-MD5" in late["likely_causes"] and late["md5"] is False
+    assert sp.failures == {("tgw-use1", "send", "syn_unanswered"): 1}
+
+
+def test_a_connection_the_peer_acknowledges_nothing_on_is_named_as_gtsm_within_seconds(tmp_path: Path) -> None:
+    sp, tap = _speaker(tmp_path)
+    for t in (0.0, 1.0, 2.0, 3.0):
+        sp.check_syns(set(), {"198.18.1.11"}, now=t)
+    (late,) = tap.events(events.BGP_UNACKNOWLEDGED)
+    assert (late["peer"], late["unanswered_s"], late["level"]) == ("tgw-use1", 3.0, "warning")
+    assert "GTSM" in late["likely_causes"] and late["ttl_security"] is False
+    assert sp.failures == {("tgw-use1", "send", "packets_unacknowledged"): 1}
