@@ -531,7 +531,7 @@ class Speaker:
         up = {str(p.address) for p in self.policy.peers if self._states.get(p.name) == SessionState.UP}
         for watch, stuck, event, reason, causes in (
             (self._syns, syn_sent, events.BGP_SYN_UNANSWERED, "syn_unanswered", CAUSES_SYN_UNANSWERED),
-            (self._unacked, unacked, events.BGP_UNACKNOWLEDGED, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
+            (self._unacked, unacked, events.BGP_PACKETS_UNACKNOWLEDGED, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
         ):
             for late in watch.seen(set(stuck) - up, at):  # a session that is up is busy, not stuck
                 peer = self.policy.peer(late.peer)

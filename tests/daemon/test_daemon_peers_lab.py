@@ -211,9 +211,9 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
     plab.configure(peer, ["router bgp 64512", f"neighbor {CR} ttl-security hops 1"])
     try:
         unacked = eventually(
-            f"{names.BGP_UNACKNOWLEDGED} for {peer}",
+            f"{names.BGP_PACKETS_UNACKNOWLEDGED} for {peer}",
             budget=BUDGETS["syn_unanswered"],
-            probe=lambda: events_since(plab, t0, names.BGP_UNACKNOWLEDGED, peer),
+            probe=lambda: events_since(plab, t0, names.BGP_PACKETS_UNACKNOWLEDGED, peer),
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.2,
         ).value[0]

@@ -186,7 +186,7 @@ def test_a_connection_the_peer_acknowledges_nothing_on_is_named_as_gtsm_within_s
     sp, tap = _speaker(tmp_path)
     for t in (0.0, 1.0, 2.0, 3.0):
         sp.check_syns(set(), {"198.18.1.11"}, now=t)
-    (late,) = tap.events(events.BGP_UNACKNOWLEDGED)
+    (late,) = tap.events(events.BGP_PACKETS_UNACKNOWLEDGED)
     assert (late["peer"], late["unanswered_s"], late["level"]) == ("tgw-use1", 3.0, "warning")
     assert "GTSM" in late["likely_causes"] and late["ttl_security"] is False
     assert sp.failures == {("tgw-use1", "send", "packets_unacknowledged"): 1}
