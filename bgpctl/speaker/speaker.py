@@ -529,9 +529,10 @@ class Speaker:
         within seconds, once until the session is up."""
         at = time.monotonic() if now is None else now
         up = {str(p.address) for p in self.policy.peers if self._states.get(p.name) == SessionState.UP}
+        unacked_event = events.BGP_PACKETS_UNACKNOWLEDGED
         for watch, stuck, event, reason, causes in (
             (self._syns, syn_sent, events.BGP_SYN_UNANSWERED, "syn_unanswered", CAUSES_SYN_UNANSWERED),
-            (self._unacked, unacked, events.BGP_PACKETS_UNACKNOWLEDGED, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
+            (self._unacked, unacked, unacked_event, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
         ):
             for late in watch.seen(set(stuck) - up, at):  # a session that is up is busy, not stuck
                 peer = self.policy.peer(late.peer)
