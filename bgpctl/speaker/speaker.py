@@ -477,7 +477,7 @@ class Speaker:
         previous = self._states.get(name)
         self._states[name] = state
         self._watch.state(name, state, time.monotonic())
-        level = self._log.warning if state == SessionState.DOWN else self._log.info
+        level = self._log.warning if state == SessionState.DOWN and not self._exabgp_stopping else self._log.info
         level(events.BGP_SESSION, peer=name, address=addr, state=state, previous=previous, reason=reason)
         if state == SessionState.UP:
             self._syns.up(name)
