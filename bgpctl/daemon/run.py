@@ -158,6 +158,7 @@ class Daemon:
         self._sessions = SessionTracker()
         self.control_state: Snapshot | None = None  # replaced after every pass of the loop
         self.control_gid = group_gid(policy.control.group)  # before anything starts: an unknown group stops us
+        self._failures_seen: dict[tuple[str, str, str], int] = {}
 
     # --------------------------------------------------------------------------- samples in
 
@@ -228,6 +229,12 @@ class Daemon:
             self.metrics.session_up.labels(peer).set(1 if state == SessionState.UP else 0)
         for event, n in self.speaker.counters.items():
             self.metrics.speaker.labels(event).set(n)
+        for peer, n in self.speaker.received_counts().items():
+            self.metrics.received_prefixes.labels(peer).set(n)
+        for labels, n in self.speaker.failures.items():
+            if n > self._failures_seen.get(labels, 0):
+                self.metrics.session_failures.labels(*labels).inc(n - self._failures_seen.get(labels, 0))
+                self._failures_seen[labels] = n
         for prober in self._probers:
             seen = self._probe_counts.setdefault(prober.key, {})
             for outcome, n in prober.counters.items():
@@ -272,12 +279,19 @@ class Daemon:
         self._wake.set()
 
     async def run(self) -> None:
+        """Pins in place around the whole run. At start, whatever a killed daemon left (its rules, tables,
+        addresses, also for paths the policy no longer has) is swept first; on every exit that runs
+        Python (a return, an exception, SIGTERM/SIGINT/SIGHUP) every pin of the policy is taken away,
+        also those this process found in place rather than created."""
         pins = Pinning(pins_from_policy(self.policy))
-        await pins.install_async()  # pyroute2's AsyncIPRoute, on our event loop
         try:
+            stale = await pins.sweep_async()  # pyroute2's AsyncIPRoute, on our event loop
+            if stale:
+                self.log.warning(events.DAEMON_STALE_PINS, removed=stale, hint="left by a daemon that did not exit")
+            await pins.install_async()
             await self._run_pinned()
         finally:
-            await pins.remove_async()
+            await pins.purge_async()
 
     async def _run_pinned(self) -> None:
         with contextlib.ExitStack() as stack:
@@ -341,7 +355,7 @@ class Daemon:
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop)
 
 

@@ -76,6 +76,19 @@ class Metrics:
         self.session_up = Gauge(
             "bgpctl_bgp_session_up", "1 when the BGP session with the peer is up", ["peer"], registry=r
         )
+        self.session_failures = Counter(
+            "bgpctl_bgp_session_failures",
+            "Failed BGP sessions by decoded reason: NOTIFICATIONs sent/received (RFC 4271/4486 words), "
+            "sessions not up within the allowed hold times, lost connections, max-prefixes exceeded",
+            ["peer", "direction", "reason"],
+            registry=r,
+        )
+        self.received_prefixes = Gauge(
+            "bgpctl_bgp_received_prefixes",
+            "Prefixes received from the peer and kept (at most its max_prefixes.limit)",
+            ["peer"],
+            registry=r,
+        )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
 

@@ -12,7 +12,7 @@ import enum
 import ipaddress
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -217,7 +217,34 @@ class AddPath(enum.StrEnum):
 
 class Timers(_Model):
     hold_time: Annotated[int, Field(ge=3, le=65535)] = Field(9, description="BGP hold time, seconds")
-    connect_retry: Annotated[int, Field(ge=1, le=3600)] = 5
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_connect_retry(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "connect_retry" in data:
+            raise _invalid(
+                "timers.connect_retry is no longer a policy field",
+                "ExaBGP 5 has no per-neighbour connect retry, it reconnects on its own back-off "
+                "of 1 s growing to 60 s: delete connect_retry from the peer's timers",
+            )
+        return data
+
+
+class MaxPrefixAction(enum.StrEnum):
+    """What bgpctl does when a peer sends more prefixes than its ``max_prefixes.limit``."""
+
+    IGNORE = "ignore"  # keep the session, store no further prefixes, warn (once per session)
+    TEARDOWN = "teardown"  # warn and close the session with Cease / Maximum Number of Prefixes Reached
+
+
+class MaxPrefixes(_Model):
+    """Bounds what a peer may send us. bgpctl uses no received route for its decisions, so the default
+    keeps sessions up and only stops storing."""
+
+    limit: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        1000, description="received prefixes (per peer, all families, path ids counted apart) kept at most"
+    )
+    action: MaxPrefixAction = MaxPrefixAction.IGNORE
 
 
 class SecretRef(_Model):
@@ -253,6 +280,7 @@ class Peer(_Model):
     ttl_security: bool = Field(False, description="GTSM (RFC 5082): send TTL 255, accept only TTL 255")
     families: list[Family] = Field(default_factory=lambda: [Family.IPV4_UNICAST], min_length=1)
     add_path: AddPath = AddPath.OFF
+    max_prefixes: MaxPrefixes = MaxPrefixes()
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ Ownership: bgpctl only ever touches what carries its marks: rules in its priorit
 table that holds any route bgpctl did not install is refused, not overwritten. ``install()`` is
 idempotent (run it twice: nothing changes the second time); ``remove()`` takes away exactly what carries
 the marks for the policy's paths: by default only what this object's ``install()`` created, so that a
-short ``bgpctl probe`` run leaves a running daemon's pins alone; ``purge()`` takes away all of it.
+short ``bgpctl probe`` run leaves a running daemon's pins alone; ``purge()`` takes away all of it;
+``sweep()`` (the daemon, at start) also every other rule carrying the marks (a crashed daemon's, whose
+policy had other paths) with its table's routes.
 
 Shape: what to change is decided by pure functions (:func:`plan_install`, :func:`plan_take_away`,
 :func:`check_tables`, :func:`describe`) from an :class:`Observed` snapshot of one pin's netlink state;
@@ -265,6 +267,23 @@ def plan_take_away(pin: Pin, seen: Observed, wanted: Callable[[Part, Pin], bool]
     return steps
 
 
+def orphans(marked: Iterable[tuple[int, RuleSeen]], pins: Iterable[Pin]) -> list[Pin]:
+    """Pure: the rules carrying bgpctl's marks that no pin of ``pins`` owns (left by a crashed daemon whose
+    policy had other paths), as pins to take away whole: the rule, its table's ``proto 200`` routes and a
+    ``proto 200`` address equal to its source. ``marked``: (address family, rule) pairs."""
+    keep = list(pins)
+    out: set[Pin] = set()
+    for family, rule in marked:
+        if rule.src is None:
+            continue
+        stale = Pin(rule.src, rule.table, rule.src, f"stale rule {rule.src} -> table {rule.table}")
+        if stale.family != family or rule.src_len != stale.host_len:
+            continue
+        if not any(rule_matches(rule, pin) for pin in keep):
+            out.add(stale)
+    return sorted(out)
+
+
 def describe(pin: Pin, seen: Observed) -> dict[str, Any]:
     """What is installed for ``pin``: its rules, its table's routes, and whether bgpctl owns the address."""
     return {
@@ -326,6 +345,27 @@ async def _owned_rules(ipr: Any, pin: Pin) -> tuple[RuleSeen, ...]:
             and _attr(r, "FRA_PROTOCOL", 0) == RT_PROTO_BGPCTL
         ]
     )
+
+
+async def _marked_rules(ipr: Any) -> list[tuple[int, RuleSeen]]:
+    """Every rule of either family with bgpctl's marks (priority range and protocol)."""
+    out: list[tuple[int, RuleSeen]] = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        out += [
+            (
+                family,
+                RuleSeen(
+                    _attr(r, "FRA_SRC"),
+                    int(r["src_len"]),
+                    int(_attr(r, "FRA_TABLE", r["table"])),
+                    int(_attr(r, "FRA_PRIORITY", 0)),
+                ),
+            )
+            async for r in await ipr.get_rules(family=family)
+            if RULE_PRIORITY_MIN <= _attr(r, "FRA_PRIORITY", 0) <= RULE_PRIORITY_MAX
+            and _attr(r, "FRA_PROTOCOL", 0) == RT_PROTO_BGPCTL
+        ]
+    return out
 
 
 async def _addresses(ipr: Any, pin: Pin) -> tuple[AddrSeen, ...]:
@@ -437,6 +477,20 @@ class Pinning:
         (a daemon's exit, or the clean-up after a crash)."""
         await self._take_away(lambda part, pin: True)
 
+    async def sweep_async(self) -> list[str]:
+        """The clean-up after a crash (a daemon killed with SIGKILL removes nothing): take away every part
+        of these pins that carries bgpctl's marks, and every other rule with bgpctl's marks together with
+        its table's ``proto 200`` routes and address. Returns the labels of the stale pins found."""
+        async with _iproute(self.netns) as ipr:
+            found = [
+                pin.label for pin in self.pins if any(rule_matches(r, pin) for r in (await observe(ipr, pin)).rules)
+            ]
+            stale = orphans(await _marked_rules(ipr), self.pins)
+            for pin in [*self.pins, *stale]:
+                await apply(ipr, plan_take_away(pin, await observe(ipr, pin), lambda part, pin: True))
+        self._created.clear()
+        return found + [pin.label for pin in stale]
+
     async def _take_away(self, wanted: Callable[[Part, Pin], bool]) -> None:
         async with _iproute(self.netns) as ipr:
             for pin in self.pins:
@@ -468,6 +522,9 @@ class Pinning:
 
     def state(self) -> dict[str, Any]:
         return _run_sync(self.state_async(), "state")
+
+    def sweep(self) -> list[str]:
+        return _run_sync(self.sweep_async(), "sweep")
 
     def __enter__(self) -> Pinning:
         self.install()

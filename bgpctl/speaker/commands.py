@@ -201,3 +201,14 @@ def diff(policy: Policy, desired: Rib, held: Rib, full: frozenset[str] = frozens
             if key not in want
         )
     return announces + withdraws
+
+
+CEASE_MAX_PREFIXES = 1  # RFC 4486: Cease / Maximum Number of Prefixes Reached
+
+
+def teardown_line(policy: Policy, peer_name: str, subcode: int = CEASE_MAX_PREFIXES) -> Command:
+    """``neighbor ADDR teardown SUBCODE``: ExaBGP closes the established session with Cease / ``subcode``."""
+    if not 1 <= subcode <= 255:
+        raise SpeakerError(f"Cease subcode {subcode} is outside 1-255")
+    peer = policy.peer(peer_name)
+    return Command(peer_name, f"neighbor {peer.address} teardown {subcode}", None)

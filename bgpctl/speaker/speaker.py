@@ -46,6 +46,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,17 +56,31 @@ import structlog
 from bgpctl import events
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
-from bgpctl.policy.model import Policy
-from bgpctl.speaker import commands, messages, relay
+from bgpctl.policy.model import MaxPrefixAction, Policy
+from bgpctl.speaker import commands, messages, notification, relay
 from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.config import read_secrets, render, write_private
 from bgpctl.speaker.messages import Direction, SessionState
+from bgpctl.speaker.sessionwatch import (
+    CAUSES_SYN_UNANSWERED,
+    CAUSES_UNACKNOWLEDGED,
+    NOT_ESTABLISHED_HOLD_TIMES,
+    SessionWatch,
+    SynWatch,
+    syn_sent_to,
+    unacknowledged_to,
+)
 from bgpctl.speaker.supervisor import Supervisor
 
 CONFIG_NAME = "exabgp.conf"
 ENV_NAME = "exabgp.env"
 SOCKET_NAME = "exabgp-api.sock"
 _LINE_LIMIT = 16 * 1024 * 1024
+WATCH_INTERVAL_S = 1.0
+"""How often sessions that are not up are checked against their hold times (sessionwatch)."""
+PROC_TCP = ("tcp", "tcp6")  # /proc/PID/net/<these>: the sockets of ExaBGP's network namespace
+NO_DIRECTION = "none"
+"""The ``direction`` label of a failure no NOTIFICATION carried (a session that never came up, a lost connection)."""
 
 
 class RouteSpeaker(Protocol):
@@ -168,7 +183,19 @@ class Speaker:
         self._reconciler: asyncio.Task[None] | None = None
         self._supervisor: Supervisor | None = None
         self.counters: collections.Counter[str] = collections.Counter()
-        self.session_errors: dict[str, str] = {}  # peer -> the reason ExaBGP gave when its session last went down
+        self.session_errors: dict[str, str] = {}  # peer -> why its session last went down (decoded when we can)
+        self._notified: dict[str, str] = {}  # peer -> the NOTIFICATION of its current episode, decoded
+        # (peer, direction, reason) -> how many times: every failed session, decoded (bgpctl.speaker.notification)
+        self.failures: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._watch = SessionWatch({p.name: p.timers.hold_time for p in policy.peers})
+        self._syns = SynWatch({str(p.address): p.name for p in policy.peers})
+        self._unacked = SynWatch({str(p.address): p.name for p in policy.peers})
+        self._watcher: asyncio.Task[None] | None = None
+        self._over_limit: set[str] = set()  # peers past max_prefixes in their current session
+        self._torn_down: set[str] = set()  # peers whose session we closed for max_prefixes, until it is down
+        self._max_prefixes = {p.name: p.max_prefixes.limit for p in policy.peers}
+        self._exabgp_stopping = False  # ExaBGP said it shuts down: its sessions' ends are not failures
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rng = random.Random()
 
     # ---------------------------------------------------------------------------------- public API
@@ -224,6 +251,8 @@ class Speaker:
                 raise SpeakerError(f"speaker.exabgp.user {user!r} does not exist: create it or use root") from None
             os.chown(sock, pw.pw_uid, pw.pw_gid)
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="speaker-reconciler")
+        self._watch.restart(time.monotonic())
+        self._watcher = asyncio.create_task(self._watch_loop(), name="speaker-session-watch")
         self._supervisor = Supervisor(
             argv,
             self._log,
@@ -281,6 +310,10 @@ class Speaker:
     def desired(self) -> Rib:
         return {peer: dict(routes) for peer, routes in self._desired.items()}
 
+    def received_counts(self) -> dict[str, int]:
+        """Prefixes kept per peer (each at most its ``max_prefixes.limit``)."""
+        return {peer: len(routes) for peer, routes in self._received.items()}
+
     def received(self) -> Rib:
         """Routes the peers sent us, without our own reflected back (as_path holds our AS)."""
         return {peer: dict(routes) for peer, routes in self._received.items()}
@@ -289,11 +322,12 @@ class Speaker:
         """Stop ExaBGP. ``withdraw=False`` keeps the routes at the peers (graceful restart: the next bgpctl
         re-announces them); ``withdraw=True`` withdraws everything first and waits (``withdraw_budget_s``)
         until ExaBGP reports the withdrawals on the wire."""
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
-            self._reconciler = None
+        for task in (self._reconciler, self._watcher, *self._tasks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reconciler = self._watcher = None
         if withdraw and self._conn is not None:
             self._desired = {}
             self._failures.clear()
@@ -358,6 +392,10 @@ class Speaker:
         self._held = {p.name: {} for p in self.policy.peers}
         self._states = {p.name: SessionState.IDLE for p in self.policy.peers}
         self._failures.clear()
+        self._over_limit.clear()
+        self._torn_down.clear()
+        self._exabgp_stopping = False
+        self._watch.restart(time.monotonic())
         self._connected.set()
         self._log.info(events.EXABGP_CONNECTED, pid=conn.pid)
         self._wake.set()  # push the desired RIB into the new ExaBGP
@@ -390,6 +428,9 @@ class Speaker:
         self._states = {p.name: SessionState.DOWN for p in self.policy.peers}
         self._received = {p.name: {} for p in self.policy.peers}
         self._resync.clear()
+        self._over_limit.clear()
+        self._torn_down.clear()
+        self._watch.restart(time.monotonic())
         self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
     def _dispatch(self, line: str) -> None:
@@ -409,25 +450,13 @@ class Speaker:
                 self._on_update(event)
             case messages.NotificationEvent(peer=addr, direction=direction, code=code, subcode=subcode, message=text):
                 self.counters["notifications"] += 1
-                self._log.warning(
-                    events.BGP_NOTIFICATION,
-                    peer=self._names.get(addr, addr),
-                    direction=direction,
-                    code=code,
-                    subcode=subcode,
-                    message=text,
-                    hint=(
-                        "the peer refused our OPEN: check peer_as, families, add_path and "
-                        "hold time against its configuration"
-                    )
-                    if code == 2
-                    else "",
-                )
+                self._notification(addr, direction, code, subcode, text)
             case messages.EorEvent(peer=addr, direction=direction, afi=afi, safi=safi):
                 self._log.debug(
                     events.BGP_EOR, peer=self._names.get(addr, addr), direction=direction, family=f"{afi} {safi}"
                 )
             case messages.ShutdownEvent():
+                self._exabgp_stopping = True
                 self._log.info(events.EXABGP_SHUTTING_DOWN)
             case messages.OtherEvent(kind=kind, peer=addr):
                 self._log.debug(events.EXABGP_EVENT, kind=kind, peer=addr)
@@ -435,21 +464,127 @@ class Speaker:
                 self.counters["unparsable_lines"] += 1
                 self._log.error(events.EXABGP_UNPARSABLE_LINE, line=text[:2000], reason=reason)
 
+    def _notification(self, addr: str, direction: str, code: int, subcode: int, text: str) -> None:
+        """A NOTIFICATION sent or received: one warning in words, one count per (peer, direction, reason)."""
+        name = self._names.get(addr, addr)
+        d = notification.decode(code, subcode, text)
+        self.failures[(name, direction, d.reason)] += 1
+        said = f' "{d.shutdown_message}"' if d.shutdown_message else ""
+        self._notified[name] = f"NOTIFICATION {direction} ({code},{subcode}) {d.description}{said}"
+        self.session_errors[name] = self._notified[name]
+        self._log.warning(
+            events.BGP_NOTIFICATION,
+            peer=name,
+            address=addr,
+            direction=direction,
+            code=code,
+            subcode=subcode,
+            reason=d.reason,
+            description=d.description,
+            shutdown_message=d.shutdown_message,
+            message=text,
+            hint=d.hint,
+        )
+
     def _on_state(self, addr: str, state: str, reason: str) -> None:
         name = self._names.get(addr)
         if name is None:
             self._log.error(events.EXABGP_UNKNOWN_PEER, peer=addr, state=state)
             return
+        previous = self._states.get(name)
         self._states[name] = state
-        self._log.info(events.BGP_SESSION, peer=name, address=addr, state=state, reason=reason)
+        self._watch.state(name, state, time.monotonic())
+        level = self._log.warning if state == SessionState.DOWN and not self._exabgp_stopping else self._log.info
+        level(events.BGP_SESSION, peer=name, address=addr, state=state, previous=previous, reason=reason)
         if state == SessionState.UP:
+            self._syns.up(name)
+            self._unacked.up(name)
             self._resync.add(name)
             self._wake.set()
         elif state == SessionState.DOWN:
-            if reason:
-                self.session_errors[name] = reason
+            # status' last error: the decoded NOTIFICATION of this episode if there was one, else ExaBGP's words
+            if name in self._notified or reason:
+                self.session_errors[name] = self._notified.pop(name, "") or reason
+            torn = name in self._torn_down
             self._received[name] = {}
+            self._over_limit.discard(name)
             self._resync.discard(name)
+            sent = notification.from_down_reason(reason)
+            if name in self._torn_down:
+                self._torn_down.discard(name)
+                if sent is None or (sent.code, sent.subcode) != (6, commands.CEASE_MAX_PREFIXES):
+                    # with graceful restart negotiated ExaBGP closes without the Cease NOTIFICATION
+                    self.failures[(name, Direction.SEND, "maximum_prefixes_reached")] += 1
+            if sent is not None and sent.direction == Direction.SEND:
+                # ExaBGP reports a NOTIFICATION it sends only here (a received one came as its own event)
+                self._notification(addr, sent.direction, sent.code, sent.subcode, "")
+                self._notified.pop(name, None)  # this episode's, already in session_errors
+            elif sent is None and previous == SessionState.UP and not self._exabgp_stopping and not torn:
+                self.failures[(name, NO_DIRECTION, "connection_lost")] += 1
+
+    def check_sessions(self, now: float | None = None) -> None:
+        """Warn about every session that has not come up within its allowed hold times (sessionwatch)."""
+        for late in self._watch.due(time.monotonic() if now is None else now):
+            self.failures[(late.peer, NO_DIRECTION, "not_established")] += 1
+            peer = self.policy.peer(late.peer)
+            self._log.warning(
+                events.BGP_SESSION_NOT_ESTABLISHED,
+                peer=late.peer,
+                address=str(peer.address),
+                waited_s=late.waited_s,
+                hold_time=peer.timers.hold_time,
+                hold_times=NOT_ESTABLISHED_HOLD_TIMES,
+                state=self._states.get(late.peer),
+                tcp_connected=late.tcp_connected,
+                report=late.report,
+                md5=peer.md5_password is not None,
+                ttl_security=peer.ttl_security,
+                likely_causes=late.likely_causes,
+            )
+
+    def check_syns(
+        self, syn_sent: AbstractSet[str], unacked: AbstractSet[str] = frozenset(), now: float | None = None
+    ) -> None:
+        """Connections to peers stuck (their addresses, from /proc/net/tcp*): in SYN-SENT (a wrong MD5 key, a
+        firewall, a dead peer) or established with nothing acknowledged (a GTSM/TTL mismatch), each named
+        within seconds, once until the session is up."""
+        at = time.monotonic() if now is None else now
+        up = {str(p.address) for p in self.policy.peers if self._states.get(p.name) == SessionState.UP}
+        unacked_event = events.BGP_PACKETS_UNACKNOWLEDGED
+        for watch, stuck, event, reason, causes in (
+            (self._syns, syn_sent, events.BGP_SYN_UNANSWERED, "syn_unanswered", CAUSES_SYN_UNANSWERED),
+            (self._unacked, unacked, unacked_event, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
+        ):
+            for late in watch.seen(set(stuck) - up, at):  # a session that is up is busy, not stuck
+                peer = self.policy.peer(late.peer)
+                self.failures[(late.peer, Direction.SEND, reason)] += 1
+                self._log.warning(
+                    event,
+                    peer=late.peer,
+                    address=str(peer.address),
+                    unanswered_s=late.unanswered_s,
+                    md5=peer.md5_password is not None,
+                    ttl_security=peer.ttl_security,
+                    likely_causes=causes,
+                )
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            self.check_sessions()
+            pid = self.exabgp_pid
+            if pid is None:
+                continue
+            syn_sent: set[str] = set()
+            unacked: set[str] = set()
+            for name in PROC_TCP:  # ExaBGP's own namespace (a prefix like `ip netns exec NS` may put it elsewhere)
+                try:
+                    text = Path(f"/proc/{pid}/net/{name}").read_text(encoding="ascii", errors="replace")
+                except OSError:
+                    continue
+                syn_sent |= syn_sent_to(text)
+                unacked |= unacknowledged_to(text)
+            self.check_syns(syn_sent, unacked)
 
     def _on_update(self, event: messages.UpdateEvent) -> None:
         name = self._names.get(event.peer, event.peer)
@@ -467,8 +602,56 @@ class Speaker:
         for nlri in event.withdrawn:
             rib.pop(nlri.key, None)
         a = event.attributes
+        limit = self._max_prefixes.get(name, 0)  # a peer not in the policy: nothing is kept
+        over = 0
         for nlri in event.announced:
+            if nlri.key not in rib and len(rib) >= limit:
+                over += 1  # bounded: nothing past the limit is kept, whatever the peer sends
+                continue
             rib[nlri.key] = RouteAttrs(nlri.next_hop or "", a.as_path, a.med, a.communities, a.large_communities)
+        if over:
+            self._past_limit(name, over)
+
+    def _past_limit(self, name: str, over: int) -> None:
+        """``name`` sent prefixes past its ``max_prefixes.limit``: warn once per session, then the action."""
+        self.counters["prefixes_over_limit"] += over
+        if name in self._over_limit or name not in self._max_prefixes:
+            return
+        self._over_limit.add(name)
+        mp = self.policy.peer(name).max_prefixes
+        self.failures[(name, Direction.RECEIVE, "max_prefixes_exceeded")] += 1
+        self._log.warning(
+            events.BGP_MAX_PREFIXES,
+            peer=name,
+            limit=mp.limit,
+            action=str(mp.action),
+            kept=len(self._received.get(name, {})),
+            hint="the peer sends more prefixes than its max_prefixes.limit: "
+            + (
+                "the session is closed (Cease / Maximum Number of Prefixes Reached; with graceful restart "
+                "negotiated ExaBGP closes without the NOTIFICATION and the peer keeps our routes as stale); "
+                "ExaBGP reconnects on its back-off and it happens again while the peer keeps sending them"
+                if mp.action is MaxPrefixAction.TEARDOWN
+                else "further prefixes are not stored (bgpctl uses none of them) until the session restarts"
+            ),
+        )
+        if mp.action is MaxPrefixAction.TEARDOWN:
+            task = asyncio.get_running_loop().create_task(self._teardown(name), name=f"teardown-{name}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _teardown(self, name: str) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        cmd = commands.teardown_line(self.policy, name)
+        self._torn_down.add(name)  # before the ACK: the session may be down before "done" is read
+        async with self._lock:
+            (ok,) = await self._send(conn, [cmd])
+        if not ok:
+            self._torn_down.discard(name)
+            self.counters["acks_error"] += 1
+            self._log.error(events.EXABGP_COMMAND_ERROR, peer=name, command=cmd.line, hint="teardown refused")
 
     def _expect_echo(self, peer: str, key: RouteKey) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

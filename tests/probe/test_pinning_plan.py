@@ -19,6 +19,7 @@ from bgpctl.probe.pinning import (
     Step,
     check_tables,
     describe,
+    orphans,
     plan_install,
     plan_take_away,
 )
@@ -148,3 +149,29 @@ def test_the_sync_api_refuses_to_run_inside_an_event_loop() -> None:
 def test_priority_outside_bgpctls_range_is_refused() -> None:
     with pytest.raises(ProbeError, match="outside bgpctl's range 9200-9299"):
         Pinning([PIN], priority=100)
+
+
+def test_orphans_are_marked_rules_no_pin_of_the_policy_owns() -> None:
+    stale = RuleSeen("198.18.1.99", 32, 199, 9250)  # a crashed daemon's path the policy no longer has
+    stale6 = RuleSeen("2001:db8:1::99", 128, 699, 9201)
+    marked = [
+        (socket.AF_INET, OUR_RULE),
+        (socket.AF_INET, stale),
+        (socket.AF_INET6, stale6),
+        (socket.AF_INET, RuleSeen(None, 0, 300, 9200)),  # no source: not a pin's shape, left alone
+        (socket.AF_INET, RuleSeen("198.18.1.98", 24, 300, 9200)),  # not a host route: left alone
+    ]
+    found = orphans(marked, [PIN, PIN6])
+    assert [(p.source, p.table) for p in found] == [("198.18.1.99", 199), ("2001:db8:1::99", 699)]
+    # taken away whole: the rule, the table's routes of ours, an address of ours
+    seen = Observed(
+        routes=(RouteSeen(None, 0, None, "198.18.1.11", RT_PROTO_BGPCTL),),
+        rules=(stale,),
+        addrs=(AddrSeen(3, 32, RT_PROTO_BGPCTL),),
+    )
+    assert calls(plan_take_away(found[0], seen, lambda part, pin: True)) == [
+        ("rule", "del", None),
+        ("route", "del", None),
+        ("addr", "del", None),
+    ]
+    assert orphans(marked[:1], [PIN]) == []
