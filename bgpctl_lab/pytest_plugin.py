@@ -41,7 +41,9 @@ from bgpctl_lab.topology import TOPOLOGY_ENV, load
 
 TEST_RUNS = Path("/tmp/bgpctl-test-runs")
 # the names of test labs: <prefix><pytest pid>, or tl<pytest pid>_<n> for a test's own topology
-TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl)(\d+)(?:_\d+)?$")
+# every prefix a test lab is named with (+ the pytest pid): bt/bu/bs/bc/br the session and runner tests,
+# tl a test's own topology, dm/dp/dc the daemon modules' controller labs (own_reference_lab)
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
 _OWN_LABS = pytest.StashKey[list[Lab]]()
 _own_lab_counter = itertools.count()
@@ -142,6 +144,23 @@ def reap_stale_test_labs() -> list[str]:
                     runner.down(d.name)
                     reaped.append(d.name)
     return reaped
+
+
+@contextlib.contextmanager
+def own_reference_lab(prefix: str, topology: Path, *, mode: str) -> Iterator[Lab]:
+    """A module's own copy of a reference topology in ``mode`` (e.g. ``controller``), named ``<prefix><pid>``:
+    skipped where the lab cannot run, stale copies of killed runs reaped first, always taken down."""
+    if not TEST_LAB.match(f"{prefix}1"):
+        raise ValueError(f"lab prefix {prefix!r} is not in TEST_LAB: killed runs' labs would never be reaped")
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    reap_stale_test_labs()
+    name = f"{prefix}{os.getpid()}"
+    try:
+        yield runner.up(topology, name=name, mode=mode)
+    finally:
+        runner.down(name)
 
 
 @pytest.fixture(scope="session")

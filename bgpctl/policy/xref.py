@@ -14,8 +14,9 @@ import ipaddress
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TypeVar
 
 from bgpctl.errors import Problem
 from bgpctl.inputfile import InputFileError, read_regular
@@ -28,6 +29,8 @@ _ROLES = frozenset(PeerRole)
 _MODES = frozenset(Mode)
 
 Found = Iterator[tuple[Problem, Loc]]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class _Ctx:
@@ -63,22 +66,22 @@ def _names(v: object) -> list[str] | None:
     return list(v)
 
 
-def _addr(v: object) -> IPv4Address | IPv6Address | None:
+def _parsed(parse: Callable[[str], _V], v: object) -> _V | None:
+    """``parse(v)`` for a string the parser accepts; None otherwise (the structural pass reports it)."""
     if not isinstance(v, str):
         return None
     try:
-        return ipaddress.ip_address(v)
+        return parse(v)
     except ValueError:
         return None
+
+
+def _addr(v: object) -> IPv4Address | IPv6Address | None:
+    return _parsed(ipaddress.ip_address, v)
 
 
 def _net(v: object) -> IPv4Network | IPv6Network | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        return ipaddress.ip_network(v)
-    except ValueError:
-        return None
+    return _parsed(ipaddress.ip_network, v)
 
 
 def _num(v: object) -> float | None:
@@ -122,40 +125,42 @@ def _peer_entries(data: dict[str, object]) -> list[tuple[int, dict[str, object]]
 
 def _speaker_addresses(data: dict[str, object]) -> list[IPv4Address | IPv6Address] | None:
     speaker = _dict(data.get("speaker"))
-    raw = _list(speaker.get("local_addresses")) if speaker else None
-    if raw is None:
-        return None
-    parsed = [_addr(a) for a in raw]
-    return None if any(a is None for a in parsed) else [a for a in parsed if a is not None]
+    return _every(_addr, _list(speaker.get("local_addresses")) if speaker else None)
+
+
+def _every(parse: Callable[[object], _V | None], raw: list[object] | None) -> list[_V] | None:
+    """Every entry of ``raw`` parsed, or None if the list is missing or any entry does not parse."""
+    parsed = [parse(v) for v in raw or []]
+    return None if raw is None or any(v is None for v in parsed) else [v for v in parsed if v is not None]
+
+
+def _claim(seen: dict[_K, _V], key: _K, owner: _V) -> _V | None:
+    """``owner`` claims ``key``: None if it is the first, else whoever had it first."""
+    first = seen.setdefault(key, owner)
+    return None if first == owner else first
 
 
 # the peer rules in one pass over the entries, each an independent `if`: a list of checks, not nested logic
-def _peers(c: _Ctx, data: dict[str, object]) -> Found:  # noqa: C901, PLR0912
+def _peers(c: _Ctx, data: dict[str, object]) -> Found:  # noqa: C901
     entries = _peer_entries(data)
     names: dict[str, int] = {}
     addresses: dict[IPv4Address | IPv6Address, int] = {}
     local = _speaker_addresses(data)
     for i, p in entries:
         name = _name(p.get("name"))
-        if name is not None:
-            if name in names:
-                yield c.at(
-                    ["peers", i, "name"],
-                    f"peer name '{name}' is already used by peers[{names[name]}]",
-                    "give every peer its own name",
-                )
-            else:
-                names[name] = i
+        if name is not None and (first := _claim(names, name, i)) is not None:
+            yield c.at(
+                ["peers", i, "name"],
+                f"peer name '{name}' is already used by peers[{first}]",
+                "give every peer its own name",
+            )
         address = _addr(p.get("address"))
-        if address is not None:
-            if address in addresses:
-                yield c.at(
-                    ["peers", i, "address"],
-                    f"address {address} is already used by peers[{addresses[address]}]",
-                    "one BGP session per neighbour address: remove the duplicate or fix the address",
-                )
-            else:
-                addresses[address] = i
+        if address is not None and (first := _claim(addresses, address, i)) is not None:
+            yield c.at(
+                ["peers", i, "address"],
+                f"address {address} is already used by peers[{first}]",
+                "one BGP session per neighbour address: remove the duplicate or fix the address",
+            )
         if "local_address" in p and p["local_address"] is not None:
             la = _addr(p["local_address"])
             if la is not None and local is not None and la not in local:
@@ -233,36 +238,25 @@ def _paths(c: _Ctx, data: dict[str, object]) -> Found:
                         + (f" ({', '.join(tgws)})" if tgws else ""),
                     )
             table = path.get("table")
-            if isinstance(table, int) and not isinstance(table, bool):
-                if table in tables:
-                    yield c.at(
-                        [*loc, "table"],
-                        f"routing table {table} is already used by {tables[table]}",
-                        "give every path its own table: each pins its probes to its own next hop",
-                    )
-                else:
-                    tables[table] = here
+            if isinstance(table, int) and not isinstance(table, bool) and (by := _claim(tables, table, here)):
+                yield c.at(
+                    [*loc, "table"],
+                    f"routing table {table} is already used by {by}",
+                    "give every path its own table: each pins its probes to its own next hop",
+                )
             source = _addr(path.get("probe_source"))
-            if source is not None:
-                if source in sources:
-                    yield c.at(
-                        [*loc, "probe_source"],
-                        f"probe source {source} is already used by {sources[source]}",
-                        "give every path its own probe source address: it selects the path's table",
-                    )
-                else:
-                    sources[source] = here
+            if source is not None and (by := _claim(sources, source, here)):
+                yield c.at(
+                    [*loc, "probe_source"],
+                    f"probe source {source} is already used by {by}",
+                    "give every path its own probe source address: it selects the path's table",
+                )
 
 
 def _allowlist(data: dict[str, object]) -> list[IPv4Network | IPv6Network] | None:
     guards = _dict(data.get("guards"))
-    raw = _list(guards.get("allowlist")) if guards else None
-    if raw is None:
-        return None
-    nets = [_net(n) for n in raw]
-    if not nets or any(n is None for n in nets):
-        return None
-    return [n for n in nets if n is not None]
+    nets: list[IPv4Network | IPv6Network] | None = _every(_net, _list(guards.get("allowlist")) if guards else None)
+    return nets or None
 
 
 def _outside(net: IPv4Network | IPv6Network, allow: list[IPv4Network | IPv6Network]) -> bool:

@@ -7,8 +7,6 @@ One lab of its own (``dc<pid>``), always torn down; run under the lab lock.
 from __future__ import annotations
 
 import json
-import os
-import re
 import stat
 import subprocess
 import sys
@@ -18,12 +16,10 @@ from typing import Any
 
 import pytest
 
-from bgpctl_lab import faults, runner
-from bgpctl_lab import netns as labns
+from bgpctl_lab import faults
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import lab_skip_reason
+from bgpctl_lab.pytest_plugin import own_reference_lab
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.state import STATE_ROOT
 from tests.control.support import schema_errors
 from tests.daemon.test_daemon_lab import (
     CR,
@@ -43,18 +39,7 @@ BUDGETS = {"daemon_converged": 30.0, "status_settled": 20.0}
 
 @pytest.fixture(scope="module")
 def clab() -> Iterator[Lab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    if STATE_ROOT.is_dir():  # labs of earlier runs killed before their teardown (dc<pid>, pytest gone)
-        for d in STATE_ROOT.iterdir():
-            m = re.fullmatch(rf"{LAB_PREFIX}(\d+)", d.name)
-            alive = m is not None and any("pytest" in part for part in labns.proc_cmdline(int(m.group(1))) or [])
-            if m and int(m.group(1)) != os.getpid() and not alive:
-                runner.down(d.name)
-    name = f"{LAB_PREFIX}{os.getpid()}"
-    try:
-        lab = runner.up(TOPOLOGY, name=name, mode="controller")
+    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
         eventually(
             "daemon converged after up",
             budget=BUDGETS["daemon_converged"],
@@ -63,8 +48,6 @@ def clab() -> Iterator[Lab]:
             interval_s=0.2,
         )
         yield lab
-    finally:
-        runner.down(name)
 
 
 def run_dir(lab: Lab) -> Path:

@@ -46,10 +46,10 @@ from bgpctl_lab import netns as labns
 from bgpctl_lab.meter import run_meter
 from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import lab_skip_reason
+from bgpctl_lab.pytest_plugin import own_reference_lab
 from bgpctl_lab.route_watch import NextHops, nexthops_of
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.state import STATE_ROOT, Proc
+from bgpctl_lab.state import Proc
 from tests.lab.helpers import REPO, TOPOLOGY, json_mismatches, route_nexthops
 
 pytestmark = pytest.mark.lab
@@ -83,29 +83,10 @@ LAB_PREFIX = "dm"
 # ------------------------------------------------------------------------------------------ the lab
 
 
-def _reap_stale_labs() -> None:
-    """Labs of earlier runs of this module that were killed before their teardown (dm<pid>, pid gone)."""
-    if not STATE_ROOT.is_dir():
-        return
-    for d in STATE_ROOT.iterdir():
-        m = re.fullmatch(rf"{LAB_PREFIX}(\d+)", d.name)
-        if m and int(m.group(1)) != os.getpid():
-            cmd = labns.proc_cmdline(int(m.group(1))) or []
-            if not any("pytest" in part for part in cmd):
-                runner.down(d.name)
-
-
 @pytest.fixture(scope="module")
 def clab() -> Iterator[Lab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    _reap_stale_labs()
-    name = f"{LAB_PREFIX}{os.getpid()}"
-    try:
-        yield runner.up(TOPOLOGY, name=name, mode="controller")
-    finally:
-        runner.down(name)
+    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
+        yield lab
 
 
 # ------------------------------------------------------------------------------------------ reading state

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
 from collections.abc import Iterator
@@ -34,9 +33,8 @@ from bgpctl.speaker.sessionwatch import NOT_ESTABLISHED_HOLD_TIMES
 from bgpctl_lab import frr, runner
 from bgpctl_lab import netns as labns
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import lab_skip_reason
+from bgpctl_lab.pytest_plugin import own_reference_lab
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.state import STATE_ROOT
 from tests.daemon.test_daemon_lab import (
     CR,
     DAEMON_TAG,
@@ -70,30 +68,11 @@ EXTRA = [f"198.19.{i // 256}.{i % 256}/32" for i in range(10_000)]  # 198.18.0.0
 FAILURES = "bgpctl_bgp_session_failures_total"
 
 
-def _reap_stale_labs() -> None:
-    if not STATE_ROOT.is_dir():
-        return
-    for d in STATE_ROOT.iterdir():
-        m = re.fullmatch(rf"{LAB_PREFIX}(\d+)", d.name)
-        if m and int(m.group(1)) != os.getpid():
-            cmd = labns.proc_cmdline(int(m.group(1))) or []
-            if not any("pytest" in part for part in cmd):
-                runner.down(d.name)
-
-
 @pytest.fixture(scope="module")
 def plab() -> Iterator[Lab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    _reap_stale_labs()
-    name = f"{LAB_PREFIX}{os.getpid()}"
-    try:
-        lab = runner.up(TOPOLOGY, name=name, mode="controller")
+    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
         eventually("daemon converged", budget=BUDGETS["converged"], probe=lambda: lab, check=converged_problems)
         yield lab
-    finally:
-        runner.down(name)
 
 
 # ------------------------------------------------------------------------------------------ reading state
