@@ -18,6 +18,7 @@ PLAN_NOTE: Final = "plan.note"
 DAEMON_START: Final = "daemon.start"
 DAEMON_STOP: Final = "daemon.stop"
 DAEMON_RIB_COMPLETE: Final = "daemon.rib_complete"
+DAEMON_SIGNAL: Final = "daemon.signal"
 SPEAKER_REFUSED: Final = "speaker.refused"
 SPEAKER_SYNCED: Final = "speaker.synced"
 
