@@ -15,6 +15,7 @@ from typing import TextIO
 
 import click
 
+from bgpctl.cli.params import FiniteFloatRange
 from bgpctl.core.recording import read_recording
 from bgpctl.core.replay import (
     ReplaySummary,
@@ -39,7 +40,7 @@ from bgpctl.policy.load import load_policy
 )
 @click.option(
     "--tick",
-    type=click.FloatRange(min=0.001, max=60.0),
+    type=FiniteFloatRange(min=0.001, max=60.0),
     default=None,
     help="samples-only recordings: seconds between evaluations (default: the policy's smallest "
     "probe interval); a daemon recording replays at its own evaluation times",
