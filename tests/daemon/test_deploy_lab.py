@@ -314,10 +314,68 @@ def test_the_units_limits_are_what_setpriv_applies() -> None:
     ]
 
 
+# MemoryDenyWriteExecute=yes is a seccomp filter in systemd; the kernel's own PR_SET_MDWE (Linux 6.3+,
+# inherited across fork and exec) refuses the same thing: a mapping that is (or becomes) writable and executable.
+MDWE = (
+    "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
+    "sys.exit(f'PR_SET_MDWE failed: {os.strerror(ctypes.get_errno())}') if libc.prctl(65, 1, 0, 0, 0) else "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+SECCOMP_EXEC = Path(__file__).with_name("seccomp_exec.py")
+
+
+def unit_values(text: str, key: str) -> list[str]:
+    """Every value of a key that may repeat (SystemCallFilter=), in order."""
+    return [line.partition("=")[2] for line in (raw.strip() for raw in text.splitlines()) if line.startswith(key + "=")]
+
+
+def _syscall_members(group: str, seen: dict[str, frozenset[str]]) -> frozenset[str]:
+    if group not in seen:
+        out = subprocess.run(
+            ["systemd-analyze", "syscall-filter", group], capture_output=True, text=True, check=True
+        ).stdout
+        names: set[str] = set()
+        for line in out.splitlines()[1:]:
+            word = line.strip()
+            if word and not word.startswith("#"):
+                names |= _syscall_members(word, seen) if word.startswith("@") else {word}
+        seen[group] = frozenset(names)
+    return seen[group]
+
+
+def allowed_syscalls(filters: list[str]) -> list[str]:
+    """The allow list the unit's SystemCallFilter= lines make: the first is an allow list, ``~`` lines deny."""
+    seen: dict[str, frozenset[str]] = {}
+    allowed: set[str] = set()
+    for value in filters:
+        deny = value.startswith("~")
+        names = set().union(
+            *(_syscall_members(w, seen) if w.startswith("@") else {w} for w in value.lstrip("~").split())
+        )
+        allowed = allowed - names if deny else allowed | names
+    return sorted(allowed)
+
+
+@pytest.mark.parametrize("sandbox", ["caps", "caps+mdwe", "caps+mdwe+seccomp"])
 def test_production_starts_under_the_units_limits_and_stops_clean(
-    ns: Ns, install: Install, daemon_user: pwd.struct_passwd
+    ns: Ns, install: Install, daemon_user: pwd.struct_passwd, sandbox: str
 ) -> None:
-    proc = _start(ns, install, setpriv_argv(unit_settings(UNIT.read_text())))
+    unit = UNIT.read_text()
+    limits = setpriv_argv(unit_settings(unit))
+    if "seccomp" in sandbox:  # SystemCallFilter= (+ SystemCallErrorNumber=EPERM), loaded after no_new_privs
+        if shutil.which("systemd-analyze") is None:
+            pytest.skip("systemd-analyze (systemd) is needed to expand the unit's system call groups")
+        assert unit_settings(unit)["SystemCallErrorNumber"] == "EPERM"
+        allow = install.root / "syscalls.allow"  # readable by the daemon's user (tmp_path is not)
+        allow.write_text("\n".join(allowed_syscalls(unit_values(unit, "SystemCallFilter"))) + "\n")
+        allow.chmod(0o644)
+        limits = [*limits, str(SYSTEM_PYTHON), str(SECCOMP_EXEC), str(allow)]
+    if "mdwe" in sandbox:
+        assert unit_settings(unit)["MemoryDenyWriteExecute"] == "yes"
+        limits = [*limits, str(install.python), "-c", MDWE]
+    proc = _start(ns, install, limits)
     policy = load_policy(install.policy)
     paths = sum(len(r.paths) for r in policy.regions.values())
     eventually(
@@ -339,6 +397,7 @@ def test_production_starts_under_the_units_limits_and_stops_clean(
         assert st["Uid"].split()[:2] == [str(daemon_user.pw_uid)] * 2, (what, st["Uid"])
         assert st["Gid"].split()[:2] == [str(daemon_user.pw_gid)] * 2, (what, st["Gid"])
         assert st["NoNewPrivs"] == "1", what
+        assert st["Seccomp"] == ("2" if "seccomp" in sandbox else "0"), (what, st["Seccomp"])  # 2: a filter
         assert int(st["CapBnd"], 16) == want_caps, (what, st["CapBnd"])
         assert int(st["CapEff"], 16) & ~want_caps == 0, (what, st["CapEff"])
     # every file the daemon wrote is the daemon user's, private
@@ -389,3 +448,13 @@ def test_a_run_dir_the_group_can_write_is_refused_before_anything_starts(ns: Ns,
         f"{install.run_dir} && chmod 0750 {install.run_dir}, or let systemd create it (RuntimeDirectory=bgpctl)"
     ]
     assert ns.pinned_rules() == [] and ns.exabgp() == [] and list(install.run_dir.iterdir()) == []
+
+
+def test_the_mdwe_wrapper_really_refuses_writable_executable_memory_after_exec(install: Install) -> None:
+    # the ground truth the caps+mdwe case relies on: the limit survives exec and is in force in the program
+    probe = "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)"
+    py = str(install.python)
+    done = subprocess.run([py, "-c", MDWE, py, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
+    plain = subprocess.run([py, "-c", probe], capture_output=True, text=True, check=False)
+    assert plain.returncode == 0, plain.stderr
