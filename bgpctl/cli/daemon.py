@@ -7,6 +7,20 @@ from pathlib import Path
 import click
 
 
+def _check_listen(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The shape of ADDR:PORT, refused as a usage error (exit 2) before anything starts; whether it can be
+    bound is found out when the daemon binds it."""
+    if value is None:
+        return None
+    from bgpctl.daemon.run import parse_listen  # noqa: PLC0415 (`bgpctl daemon --help` stays fast)
+
+    try:
+        parse_listen(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+    return value
+
+
 @click.command("daemon")
 @click.option(
     "--policy",
@@ -26,7 +40,8 @@ import click
     "metrics_listen",
     metavar="ADDR:PORT",
     default=None,
-    help="Serve Prometheus metrics here (e.g. 127.0.0.1:9477).",
+    callback=_check_listen,
+    help="Serve Prometheus metrics here (e.g. 127.0.0.1:9477, [::1]:9477).",
 )
 @click.option(
     "--withdraw-on-exit",

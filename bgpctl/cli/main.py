@@ -132,5 +132,42 @@ def cli() -> None:
     """Route controller for active-active Amazon Connect regions (BGP through ExaBGP)."""
 
 
+_GROUPS = {("policy",), ("lab",), ("lab", "fault")}
+
+
+def _path_from_argv(args: list[str]) -> str:
+    """The command path for an error click raised without its context (e.g. a flag given a value)."""
+    words: list[str] = []
+    for arg in args:
+        if arg.startswith("-") or (words and tuple(words) not in _GROUPS) or (not words and arg not in COMMANDS):
+            break
+        words.append(arg)
+    return " ".join(["bgpctl", *words])
+
+
+def usage_line(e: click.UsageError) -> str:
+    """Click's usage error as one line naming the command, the option and where the help is (click's own
+    form is four lines: usage, a hint, a blank line, the error)."""
+    message = " ".join(e.format_message().split()).rstrip(".")
+    path = e.ctx.command_path if e.ctx is not None else _path_from_argv(sys.argv[1:])
+    where = path.partition(" ")[2]
+    return f"bgpctl: {where + ': ' if where else ''}{message}; see '{path} --help'"
+
+
 def main() -> None:
-    cli(prog_name="bgpctl")
+    """The ``bgpctl`` entry point: every failure is one line on stderr and its exit code (docs/cli.md)."""
+    try:
+        rv = cli.main(prog_name="bgpctl", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # `bgpctl` / `bgpctl policy` alone: the help, as usual
+        e.show()
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        click.echo(usage_line(e), err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"bgpctl: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("bgpctl: aborted", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import click
 
+from bgpctl.cli.params import FiniteFloatRange
 from bgpctl.core.recording import Event, RecordingError, read_recording, recording_lines
 from bgpctl.core.replay import (
     ReplaySummary,
@@ -70,7 +71,7 @@ def open_recording(path: str) -> Iterator[BinaryIO]:
 )
 @click.option(
     "--tick",
-    type=click.FloatRange(min=0.001, max=60.0),
+    type=FiniteFloatRange(min=0.001, max=60.0),
     default=None,
     help="samples-only recordings: seconds between evaluations (default: the policy's smallest "
     "probe interval); a daemon recording replays at its own evaluation times",

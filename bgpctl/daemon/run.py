@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import errno
+import ipaddress
 import os
+import re
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import structlog
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
 from bgpctl import events
 from bgpctl.control import protocol as control_protocol
@@ -40,6 +42,7 @@ from bgpctl.control.state import DecisionLog, ExabgpView, SessionTracker, Snapsh
 from bgpctl.core.controller import Controller
 from bgpctl.core.recording import Schedule
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
+from bgpctl.daemon import privileges
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink
 from bgpctl.errors import BgpctlError, SpeakerError
 from bgpctl.policy.load import load_policy
@@ -48,6 +51,7 @@ from bgpctl.probe.paths import make_probe, specs_from_policy
 from bgpctl.probe.pinning import Pinning, pins_from_policy
 from bgpctl.probe.recorder import Recorder
 from bgpctl.probe.scheduler import PathProber, drive
+from bgpctl.rundir import RunDir, locked
 from bgpctl.speaker.messages import SessionState
 from bgpctl.speaker.speaker import Speaker
 from bgpctl.speaker.supervisor import Supervisor
@@ -73,33 +77,52 @@ class Options:
 
 @contextlib.contextmanager
 def single_instance(run_dir: Path) -> Iterator[None]:
-    """One daemon per run directory (and so per host with the default): an flock held while we run."""
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    path = run_dir / LOCK_NAME
-    f: IO[str] = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the daemon's lifetime
-    try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            other = f.read().strip() or "?"
-            raise DaemonError(
-                f"another bgpctl daemon (pid {other}) holds {path}: stop it first, or give this one another --run-dir"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+    """One daemon per run directory (and so per host with the default): an flock held while we run.
+
+    The run directory is checked first (ours, writable by nobody else, not a symlink) and the lock is
+    opened through its fd without following symlinks (:mod:`bgpctl.rundir`)."""
+    with RunDir.open(run_dir) as checked, locked(checked, LOCK_NAME) as fd:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
-    finally:
-        f.close()
 
 
-def _parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str) -> tuple[str, int]:
+    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6; an empty ADDR is 127.0.0.1) -> (host, port); ValueError
+    saying what to write otherwise."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise DaemonError(f"--metrics {value!r}: write ADDR:PORT with a port 1-65535, e.g. 127.0.0.1:9477")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: write ADDR:PORT with a port 1-65535, e.g. 127.0.0.1:9477")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"{value!r}: close the IPv6 address's bracket, e.g. [::1]:9477")
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r}: {host!r} in brackets is not an IPv6 address, e.g. [::1]:9477") from None
+    elif ":" in host:
+        raise ValueError(f"{value!r}: put an IPv6 address in brackets, e.g. [::1]:9477")
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]*", host):
+        raise ValueError(f"{value!r}: {host!r} is not an address or host name, e.g. 127.0.0.1:9477")
+    return host or "127.0.0.1", int(port)
+
+
+def start_metrics(value: str, registry: CollectorRegistry) -> None:
+    """Serve the metrics on ``value`` (ADDR:PORT); one line saying why not (port in use, no such address,
+    a name that does not resolve) instead of a traceback."""
+    host, port = parse_listen(value)
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except socket.gaierror as e:
+        raise DaemonError(f"--metrics {value!r}: cannot resolve {host!r} ({e.strerror}): give an IP address") from None
+    except OSError as e:
+        hint = {
+            errno.EADDRINUSE: "another process listens there: pick a free port (ss -ltnp shows who)",
+            errno.EADDRNOTAVAIL: "no interface has this address: use one of this host's addresses",
+            errno.EACCES: "ports below 1024 need CAP_NET_BIND_SERVICE: use a port above 1023",
+        }.get(e.errno or 0, "choose another ADDR:PORT")
+        raise DaemonError(f"--metrics {value!r}: cannot listen: {e.strerror}; {hint}") from None
 
 
 class _Syncer:
@@ -354,20 +377,42 @@ class Daemon:
                 await self.speaker.stop(withdraw=self.opts.withdraw_on_exit)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+"""Each stops the daemon through its cleanup (ExaBGP stopped, pins removed, lock released)."""
+IGNORED_SIGNALS = {
+    signal.SIGHUP: "reload is not supported yet: restart the daemon to apply a new policy (systemctl restart bgpctl)",
+    signal.SIGUSR1: "bgpctl does nothing on SIGUSR1",
+    signal.SIGUSR2: "bgpctl does nothing on SIGUSR2",
+}
+"""Signals whose default action would kill the daemon without its cleanup: logged and ignored."""
+
+
+def _install_signals(
+    loop: asyncio.AbstractEventLoop, stop: Callable[[], None], log: structlog.typing.FilteringBoundLogger
+) -> None:
+    def stopping(sig: signal.Signals) -> None:
+        log.info(events.DAEMON_SIGNAL, signal=sig.name, action="stop")
+        stop()
+
+    def ignoring(sig: signal.Signals, why: str) -> None:
+        log.warning(events.DAEMON_SIGNAL, signal=sig.name, action="ignored", hint=why)
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stopping, sig)
+    for sig, why in IGNORED_SIGNALS.items():
+        loop.add_signal_handler(sig, ignoring, sig, why)
 
 
 async def _main(opts: Options, log: structlog.typing.FilteringBoundLogger) -> None:
     policy = load_policy(opts.policy_file)
+    privileges.check(policy)
     metrics = Metrics()
     daemon = Daemon(policy, opts, log, metrics)
+    # signals first: one arriving during start-up must still run the cleanup of what started already
+    _install_signals(asyncio.get_running_loop(), daemon.stop, log)
     with single_instance(daemon.run_dir):
         if opts.metrics_listen:
-            host, port = _parse_listen(opts.metrics_listen)
-            start_http_server(port, addr=host, registry=metrics.registry)
-        _install_signals(asyncio.get_running_loop(), daemon.stop)
+            start_metrics(opts.metrics_listen, metrics.registry)
         await daemon.run()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import AddPath, Peer, Policy, SecretRef
 from bgpctl.policy.secrets import md5_password_problem
+from bgpctl.rundir import RunDir
 
 PROCESS_NAME = "bgpctl"
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9 ._:/()+-]")
@@ -187,12 +188,7 @@ def render(policy: Policy, relay_argv: Sequence[str], secrets: Mapping[str, str]
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` mode 0600 from the first byte (created with that mode, then renamed)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` mode 0600 from the first byte, never through a symlink (see
+    :meth:`bgpctl.rundir.RunDir.write_private`); ``path``'s directory must pass the run-directory checks."""
+    with RunDir.open(path.parent) as run_dir:
+        run_dir.write_private(path.name, text)

@@ -57,9 +57,10 @@ from bgpctl import events
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import MaxPrefixAction, Policy
+from bgpctl.rundir import RunDir
 from bgpctl.speaker import commands, messages, notification, relay
 from bgpctl.speaker.backoff import Backoff
-from bgpctl.speaker.config import read_secrets, render, write_private
+from bgpctl.speaker.config import read_secrets, render
 from bgpctl.speaker.messages import Direction, SessionState
 from bgpctl.speaker.sessionwatch import (
     CAUSES_SYN_UNANSWERED,
@@ -223,13 +224,15 @@ class Speaker:
         """Render ExaBGP's configuration (mode 0600, secrets read now), listen for its API process, start it."""
         if self._supervisor is not None:
             raise SpeakerError("the speaker is already started")
-        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         sock = self.run_dir / SOCKET_NAME
         relay_argv = [sys.executable, str(Path(relay.__file__).resolve()), str(sock)]
         secrets = read_secrets(self.policy)
         rendered = render(self.policy, relay_argv, secrets)
-        write_private(self.config_path, rendered.config)
-        write_private(self.run_dir / ENV_NAME, rendered.env)
+        # checked (ours, writable by nobody else) and then only reached through its fd, never via a symlink
+        with RunDir.open(self.run_dir) as run_dir:
+            run_dir.write_private(CONFIG_NAME, rendered.config)
+            run_dir.write_private(ENV_NAME, rendered.env)
+            run_dir.remove(SOCKET_NAME)  # a stale socket (or anything planted there): bind() needs the name free
         argv = [
             *self._prefix,
             _exabgp_binary(self.policy.speaker.exabgp.binary),
@@ -238,8 +241,6 @@ class Speaker:
             "server",
             str(self.config_path),
         ]
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()
         self._server = await asyncio.start_unix_server(self._on_client, path=str(sock), limit=_LINE_LIMIT)
         os.chmod(sock, 0o600)  # and a connection must still prove it is our ExaBGP's relay (hello with its pid)
         user = self.policy.speaker.exabgp.user
@@ -249,7 +250,16 @@ class Speaker:
             except KeyError:
                 await self.stop(withdraw=False)
                 raise SpeakerError(f"speaker.exabgp.user {user!r} does not exist: create it or use root") from None
-            os.chown(sock, pw.pw_uid, pw.pw_gid)
+            if pw.pw_uid != os.geteuid():  # hand the socket to ExaBGP's user: needs root with CAP_CHOWN
+                try:
+                    os.chown(sock, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+                except PermissionError:
+                    await self.stop(withdraw=False)
+                    raise SpeakerError(
+                        f"speaker.exabgp.user {user!r} is not the daemon's user and bgpctl may not chown to it "
+                        f"(no CAP_CHOWN): run bgpctl as {user!r} (deploy/bgpctl.service) or set exabgp.user "
+                        f"to the daemon's user"
+                    ) from None
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="speaker-reconciler")
         self._watch.restart(time.monotonic())
         self._watcher = asyncio.create_task(self._watch_loop(), name="speaker-session-watch")

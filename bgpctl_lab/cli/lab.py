@@ -14,13 +14,25 @@ from typing import Any, TypeVar
 
 import click
 
+from bgpctl.cli.params import FiniteFloatRange
 from bgpctl.errors import LabError
 from bgpctl_lab import frr
 from bgpctl_lab.runner import DEFAULT_MODE, DEFAULT_NAME, UP_BUDGET_S, Lab, down, up
+from bgpctl_lab.state import check_name
 from bgpctl_lab.topology import TOPOLOGY_ENV, find_topology
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 NAME_ENV = "BGPCTL_LAB_NAME"
+
+
+def _check_lab_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A bad name (from --lab or $BGPCTL_LAB_NAME) is a usage error, before anything runs."""
+    if value is None:
+        return None
+    try:
+        return check_name(value)
+    except LabError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
 
 
 def lab_option(default: str | None = DEFAULT_NAME) -> Callable[[FC], FC]:
@@ -32,6 +44,7 @@ def lab_option(default: str | None = DEFAULT_NAME) -> Callable[[FC], FC]:
         default=default,
         show_default=default is not None,
         envvar=NAME_ENV,
+        callback=_check_lab_name,
         help="Lab name: namespaces are <lab>-<node>; labs with different names coexist.",
     )
 
@@ -68,7 +81,7 @@ def lab() -> None:
 )
 @click.option(
     "--budget",
-    type=float,
+    type=FiniteFloatRange(min=0, min_open=True, max=3600),
     default=UP_BUDGET_S,
     show_default=True,
     help="Seconds allowed for every FRR<->FRR session to reach Established.",

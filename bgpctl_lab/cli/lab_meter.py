@@ -9,9 +9,10 @@ from types import FrameType
 
 import click
 
+from bgpctl.cli.params import FiniteFloatRange
 from bgpctl.errors import ProbeError
 from bgpctl_lab.cli.lab import lab, lab_option
-from bgpctl_lab.meter import DEFAULT_RATE_PPS, run_meter
+from bgpctl_lab.meter import DEFAULT_RATE_PPS, MAX_COUNT, MAX_DRAIN_S, MAX_FLOWS, MAX_RATE_PPS, MAX_SECONDS, run_meter
 from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.responder import run_responder
 from bgpctl_lab.runner import DEFAULT_NAME, Lab
@@ -57,14 +58,42 @@ def summary_lines(r: MeterReport) -> list[str]:
 @click.option("--from", "node", metavar="NODE", help="Node to send from (e.g. agents).")
 @click.option("--netns", metavar="NS", help="Send from this network namespace instead of a lab node.")
 @click.option("--to", "target", required=True, metavar="ADDR", help="Connect endpoint (e.g. 203.0.113.10).")
-@click.option("--port", default=9000, show_default=True, help="Responder UDP port.")
-@click.option("--seconds", default=10.0, show_default=True, help="Stop after this long...")
-@click.option("--count", type=int, default=None, help="...or after this many packets, whichever first.")
-@click.option("--rate", "rate_pps", default=DEFAULT_RATE_PPS, show_default=True, help="Packets per second.")
+@click.option("--port", type=click.IntRange(1, 65535), default=9000, show_default=True, help="Responder UDP port.")
+@click.option(
+    "--seconds",
+    type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
+    default=10.0,
+    show_default=True,
+    help="Stop after this long...",
+)
+@click.option(
+    "--count", type=click.IntRange(1, MAX_COUNT), default=None, help="...or after this many packets, whichever first."
+)
+@click.option(
+    "--rate",
+    "rate_pps",
+    type=FiniteFloatRange(min=1, max=MAX_RATE_PPS),
+    default=DEFAULT_RATE_PPS,
+    show_default=True,
+    help="Packets per second.",
+)
 @click.option("--fine", is_flag=True, help="2 ms spacing (500 packets/s), to measure gaps finely.")
-@click.option("--flows", default=4, show_default=True, help="Distinct source ports (ECMP shows as regions).")
-@click.option("--dscp", default=46, show_default=True, help="DSCP of the probes (46 = EF).")
-@click.option("--drain", "drain_s", default=1.0, show_default=True, help="Seconds to wait for late echoes.")
+@click.option(
+    "--flows",
+    type=click.IntRange(1, MAX_FLOWS),
+    default=4,
+    show_default=True,
+    help="Distinct source ports (ECMP shows as regions).",
+)
+@click.option("--dscp", type=click.IntRange(0, 63), default=46, show_default=True, help="DSCP of the probes (46 = EF).")
+@click.option(
+    "--drain",
+    "drain_s",
+    type=FiniteFloatRange(min=0, max=MAX_DRAIN_S),
+    default=1.0,
+    show_default=True,
+    help="Seconds to wait for late echoes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def meter(
     *,

@@ -10,7 +10,9 @@ whatever is left in the namespace is killed and the lab taken down, also when a 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from bgpctl.errors import EXIT_FAILURE, EXIT_REFUSED
+from bgpctl import events as names
+from bgpctl.errors import EXIT_FAILURE, EXIT_REFUSED, EXIT_USAGE
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
 from bgpctl_lab import netns as labns
@@ -44,7 +47,10 @@ class Ns:
     run_dir: Path
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
-    def daemon(self, *args: str, policy: Path = LAB_POLICY, run_dir: Path | None = None) -> subprocess.Popen[str]:
+    def daemon(
+        self, *args: str, policy: Path = LAB_POLICY, run_dir: Path | None = None, log: Path | None = None
+    ) -> subprocess.Popen[str]:
+        """The daemon; its stderr (the log) is piped, or written to ``log`` to be read while it runs."""
         argv = [
             "ip",
             "netns",
@@ -60,7 +66,13 @@ class Ns:
             "json",
             *args,
         ]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        if log is None:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            )
+        else:
+            with log.open("w") as f:
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=f, text=True, start_new_session=True)
         self.procs.append(proc)
         return proc
 
@@ -159,20 +171,174 @@ def test_a_second_daemon_on_the_same_run_dir_is_refused_and_the_first_keeps_runn
     }
 
 
-@pytest.mark.parametrize("value", ["nope", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http"])
-def test_a_bad_metrics_listen_address_is_refused_before_anything_starts(ns: Ns, value: str) -> None:
+@pytest.mark.parametrize("value", ["nope", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000"])
+def test_a_bad_metrics_listen_address_is_a_usage_error_before_anything_starts(ns: Ns, value: str) -> None:
+    rc, err = _finish(ns.daemon("--metrics", value))
+    assert rc == EXIT_USAGE
+    assert err.splitlines() == [
+        f"bgpctl: daemon: Invalid value for '--metrics': {value!r}: write ADDR:PORT with a port 1-65535, "
+        f"e.g. 127.0.0.1:9477; see 'bgpctl daemon --help'"
+    ], err
+    assert ns.pinned_rules() == [] and ns.exabgp() == [] and ns.pids() == []
+    assert not ns.run_dir.exists()
+
+
+def _wait_running(ns: Ns, proc: subprocess.Popen[str]) -> None:
+    eventually(
+        "daemon pinned and its ExaBGP runs",
+        budget=BUDGETS["daemon_pinned"],
+        probe=lambda: [len(ns.pinned_rules()), len(ns.exabgp()), proc.poll()],
+        expect=[2, 1, None],
+    )
+
+
+def test_a_metrics_port_in_use_is_one_line_and_the_running_daemon_keeps_it(ns: Ns) -> None:
+    first = ns.daemon("--metrics", "127.0.0.1:9477")
+    _wait_running(ns, first)
+    pins_before, exabgp_before = ns.pinned_rules(), ns.exabgp()
+    rc, err = _finish(ns.daemon("--metrics", "127.0.0.1:9477", run_dir=ns.run_dir.parent / "run2"))
+    assert rc == EXIT_FAILURE
+    assert err.splitlines() == [
+        "bgpctl: --metrics '127.0.0.1:9477': cannot listen: Address already in use; another process listens "
+        "there: pick a free port (ss -ltnp shows who)"
+    ], err
+    assert first.poll() is None and ns.pinned_rules() == pins_before and ns.exabgp() == exabgp_before
+    _kill(first.pid, signal.SIGTERM)
+    assert _finish(first, "daemon_exit")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        (
+            "192.0.2.55:9477",
+            r"bgpctl: --metrics '192\.0\.2\.55:9477': cannot listen: Cannot assign requested address; no interface "
+            r"has this address: use one of this host's addresses",
+        ),
+        (
+            "no-such-host.invalid:9477",
+            # the resolver's reason depends on the host (no DNS in the namespace: "Temporary failure ...")
+            r"bgpctl: --metrics 'no-such-host\.invalid:9477': cannot resolve 'no-such-host\.invalid' \([A-Za-z ]+\): "
+            r"give an IP address",
+        ),
+    ],
+)
+def test_an_unbindable_metrics_address_is_one_line_and_nothing_starts(ns: Ns, value: str, pattern: str) -> None:
     rc, err = _finish(ns.daemon("--metrics", value))
     assert rc == EXIT_FAILURE
-    assert f"--metrics {value!r}: write ADDR:PORT with a port 1-65535, e.g. 127.0.0.1:9477" in err, err
-    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1 and re.fullmatch(pattern, err.strip()), err
     assert ns.pinned_rules() == [] and ns.exabgp() == [] and ns.pids() == []
 
 
-def test_a_metrics_port_out_of_range_is_refused_with_a_message(ns: Ns) -> None:
-    rc, err = _finish(ns.daemon("--metrics", "127.0.0.1:70000"))
+def test_a_run_dir_that_cannot_be_created_is_one_line(ns: Ns) -> None:
+    blocker = ns.run_dir.parent / "a-file"
+    blocker.write_text("")
+    rc, err = _finish(ns.daemon(run_dir=blocker / "run"))
     assert rc == EXIT_FAILURE
-    assert "Traceback" not in err and "--metrics '127.0.0.1:70000'" in err, err
+    assert err.splitlines() == [
+        f"bgpctl: run directory {blocker / 'run'} cannot be created: Not a directory; create it (owned by the "
+        f"daemon's user, mode 0750) or give another --run-dir"
+    ], err
+    assert ns.pinned_rules() == [] and ns.exabgp() == [] and ns.pids() == []
+
+
+def test_a_symlink_planted_as_the_lock_is_refused_and_its_target_untouched(ns: Ns) -> None:
+    victim = ns.run_dir.parent / "victim"
+    victim.write_text("precious\n")
+    ns.run_dir.mkdir(mode=0o700)
+    (ns.run_dir / "bgpctl.lock").symlink_to(victim)
+    rc, err = _finish(ns.daemon())
+    assert rc == EXIT_FAILURE
+    assert err.splitlines() == [
+        f"bgpctl: {ns.run_dir / 'bgpctl.lock'} is a symlink: bgpctl never follows links in its run directory; "
+        f"remove it and find out who put it there"
+    ], err
+    assert victim.read_text() == "precious\n"
+    assert ns.pinned_rules() == [] and ns.exabgp() == [] and ns.pids() == []
+
+
+def test_symlinks_planted_where_the_config_goes_are_replaced_and_their_targets_untouched(ns: Ns) -> None:
+    victims = {name: ns.run_dir.parent / f"victim-{name}" for name in ("exabgp.conf", ".exabgp.conf.tmp", "exabgp.env")}
+    ns.run_dir.mkdir(mode=0o700)
+    for name, victim in victims.items():
+        victim.write_text("precious\n")
+        (ns.run_dir / name).symlink_to(victim)
+    proc = ns.daemon()
+    _wait_running(ns, proc)
+    assert all(v.read_text() == "precious\n" for v in victims.values())
+    for name in ("exabgp.conf", "exabgp.env"):
+        assert not (ns.run_dir / name).is_symlink() and (ns.run_dir / name).stat().st_mode & 0o077 == 0
+    assert not (ns.run_dir / ".exabgp.conf.tmp").is_symlink()
+    _kill(proc.pid, signal.SIGTERM)
+    assert _finish(proc, "daemon_exit")[0] == 0
+
+
+def _events(err: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def test_sighup_is_logged_as_reload_not_supported_and_the_daemon_keeps_running(ns: Ns) -> None:
+    log = ns.run_dir.parent / "daemon.log"
+    proc = ns.daemon(log=log)
+    _wait_running(ns, proc)
+    pins, exabgp = ns.pinned_rules(), ns.exabgp()
+    os.kill(proc.pid, signal.SIGHUP)  # proc is `ip netns exec`, which exec'd the daemon: the same pid
+    os.kill(proc.pid, signal.SIGUSR1)
+
+    def after_signals() -> list[str]:
+        seen = _events(log.read_text())
+        at = [i for i, e in enumerate(seen) if e["event"] == names.DAEMON_SIGNAL]
+        if len(at) < 2:
+            return ["not both signals logged yet"]
+        later = [e["event"] for e in seen[max(at) + 1 :] if e["event"] in (names.PATH_HEALTH, names.SPEAKER_SYNCED)]
+        return [] if later else ["no evaluation logged after the signals yet"]
+
+    # the daemon goes on deciding after both signals (its paths have no answers here: they go down)
+    eventually("evaluations after SIGHUP", budget=BUDGETS["daemon_pinned"], probe=after_signals, expect=[])
+    assert proc.poll() is None and ns.pinned_rules() == pins and ns.exabgp() == exabgp
+    _kill(proc.pid, signal.SIGTERM)
+    rc, _ = _finish(proc, "daemon_exit")
+    seen = _events(log.read_text())
+    assert rc == 0 and "Traceback" not in log.read_text()
+    signals = sorted((e["signal"], e["action"], e.get("hint")) for e in seen if e["event"] == names.DAEMON_SIGNAL)
+    assert signals == [
+        (
+            "SIGHUP",
+            "ignored",
+            "reload is not supported yet: restart the daemon to apply a new policy (systemctl restart bgpctl)",
+        ),
+        ("SIGTERM", "stop", None),
+        ("SIGUSR1", "ignored", "bgpctl does nothing on SIGUSR1"),
+    ]
     assert ns.pinned_rules() == [] and ns.exabgp() == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT])
+def test_every_stopping_signal_runs_the_cleanup(ns: Ns, sig: signal.Signals) -> None:
+    proc = ns.daemon()
+    _wait_running(ns, proc)
+    _kill(proc.pid, sig)
+    rc, err = _finish(proc, "daemon_exit")
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    assert [e["event"] for e in _events(err) if e["event"] in (names.DAEMON_SIGNAL, names.DAEMON_STOP)] == [
+        names.DAEMON_SIGNAL,
+        names.DAEMON_STOP,
+    ]
+    assert ns.pinned_rules() == [] and ns.exabgp() == []
+    eventually("namespace empty", budget=BUDGETS["daemon_exit"], probe=ns.pids, expect=[])
+    assert not (ns.run_dir / "exabgp-api.sock").exists()
+
+
+def test_a_signal_during_start_up_still_runs_the_cleanup(ns: Ns) -> None:
+    proc = ns.daemon()
+    eventually(  # the pins are in: the speaker may still be starting
+        "daemon pinned", budget=BUDGETS["daemon_pinned"], probe=lambda: len(ns.pinned_rules()), expect=2
+    )
+    _kill(proc.pid, signal.SIGTERM)
+    rc, err = _finish(proc, "daemon_exit")
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    assert ns.pinned_rules() == []
+    eventually("namespace empty", budget=BUDGETS["daemon_exit"], probe=ns.pids, expect=[])
 
 
 def test_the_namespace_process_list_sees_a_running_daemon(ns: Ns) -> None:

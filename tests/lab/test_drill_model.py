@@ -174,6 +174,6 @@ def test_moved_after_is_the_first_change_after_the_fault() -> None:
 def test_the_cli_refuses_a_broken_drill_naming_the_field(tmp_path: Path) -> None:
     data = raw("region-loss")
     data["fault"]["impair"][0]["loss_pct"] = "lots"
-    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--lab", "no-such-lab"])
+    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--lab", "nosuchlab"])
     assert result.exit_code != 0
     assert "fault.impair[0].loss_pct: Input should be a valid number" in result.output
