@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import math
 import signal
 import sys
 from collections import defaultdict
@@ -127,6 +128,12 @@ def _listen_address(_ctx: click.Context, _param: click.Parameter, value: str) ->
         ) from None
 
 
+def _finite(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of {param.name}")
+    return value
+
+
 @click.command("reflector")
 @click.option(
     "--listen",
@@ -147,6 +154,7 @@ def _listen_address(_ctx: click.Context, _param: click.Parameter, value: str) ->
     "--seconds",
     type=click.FloatRange(min=0, min_open=True, max=1e9),
     default=None,
+    callback=_finite,
     help="stop after this long (default: until SIGTERM or SIGINT)",
 )
 @click.option("--netns", default=None, help="listen inside this network namespace")
@@ -155,6 +163,7 @@ def _listen_address(_ctx: click.Context, _param: click.Parameter, value: str) ->
     type=click.FloatRange(min=0, min_open=True, max=1e6),
     default=DEFAULT_RATE,
     show_default=True,
+    callback=_finite,
     help="answers per second per source address (token bucket); more are counted as rate_limited",
 )
 @click.option(

@@ -14,9 +14,10 @@ datagram
   from this reflector's own port, or from a port of another service that answers datagrams
   (:data:`REFLECTING_PORTS`): such a source is a service, never a Session-Sender, and answering it
   makes two services answer each other forever;
-* from this host's own addresses: the destination or listen address itself, any datagram that came in on
-  the loopback interface (what this host sends to itself), a loopback, multicast, broadcast or unspecified
-  source; unless ``allow_local`` (default: on when listening on a loopback address, on purpose);
+* from this host's own addresses (the destination or listen address itself, every address of the
+  reflector's network namespace, read over netlink at start and every :data:`ADDRESS_REFRESH_S`, and any
+  loopback source), unless ``allow_local`` (default: on when listening on a loopback address, on purpose);
+  and from a multicast, broadcast or unspecified source, always;
 
 and :class:`TokenBuckets` limits the answers per source address (``rate`` per second, ``burst`` at once):
 a loop with a service this list does not know dies when the bucket runs dry. Each wake-up of the event
@@ -27,11 +28,16 @@ flood. Every refusal is counted per reason (:data:`COUNTERS`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import math
 import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
 
 from bgpctl.errors import ProbeError
 from bgpctl.probe import stamp
@@ -55,8 +61,8 @@ DEFAULT_BATCH = 64
 """Datagrams handled per wake-up of the event loop before it runs timers and signal handlers."""
 MAX_SOURCES = 65536
 """Token buckets kept (least recently used go first): bounds the memory a spoofed-source flood can take."""
-LOOPBACK_IFINDEX = 1
-"""Linux gives the loopback device of every network namespace index 1."""
+ADDRESS_REFRESH_S = 2.0
+"""How often the reflector re-reads its namespace's addresses (an address added later is known by then)."""
 
 PRIVILEGED_PORTS_BELOW = 1024
 REFLECTING_PORTS: frozenset[int] = frozenset(
@@ -140,8 +146,9 @@ class Admission:
     allow_local: bool = False
     reflecting_ports: frozenset[int] = REFLECTING_PORTS
 
-    def refusal(self, host: str, sport: int, info: Received) -> str | None:
-        """None to answer ``host``:``sport``, else the refusal counter (one of :data:`COUNTERS`)."""
+    def refusal(self, host: str, sport: int, info: Received, own: frozenset[IPAddress] = frozenset()) -> str | None:
+        """None to answer ``host``:``sport``, else the refusal counter (one of :data:`COUNTERS`).
+        ``own``: this host's addresses."""
         if sport < PRIVILEGED_PORTS_BELOW:
             return REFUSED_PRIVILEGED_PORT
         if sport == self.port or sport in self.reflecting_ports:
@@ -151,7 +158,7 @@ class Admission:
             return REFUSED_BAD_ADDRESS
         if self.allow_local:
             return None
-        if src.is_loopback or info.ifindex == LOOPBACK_IFINDEX or self._is_own(src, info.local):
+        if src.is_loopback or src in own or self._is_own(src, info.local):
             return REFUSED_OWN_ADDRESS
         return None
 
@@ -196,6 +203,18 @@ def is_loopback_listen(listen: str) -> bool:
     return addr is not None and addr.is_loopback
 
 
+async def local_addresses(ipr: Any) -> frozenset[IPAddress]:
+    """Every address of the namespace ``ipr`` (pyroute2's AsyncIPRoute) talks to: IFA_LOCAL, else
+    IFA_ADDRESS (on a point-to-point link IFA_ADDRESS is the peer's)."""
+    found: set[IPAddress] = set()
+    async for msg in await ipr.get_addr():
+        value = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        addr = _source_address(value) if isinstance(value, str) else None
+        if addr is not None:
+            found.add(addr)
+    return frozenset(found)
+
+
 class Reflector:
     """Listens on ``listen``:``port`` (UDP, STAMP) and on each of ``tcp_ports`` (accept-and-close)."""
 
@@ -211,7 +230,7 @@ class Reflector:
         batch: int = DEFAULT_BATCH,
         allow_local: bool | None = None,
     ) -> None:
-        if rate <= 0 or burst < 1 or batch < 1:
+        if not (math.isfinite(rate) and rate > 0) or burst < 1 or batch < 1:
             raise ProbeError(f"reflector rate {rate}/s, burst {burst} and batch {batch} must be positive")
         self.listen, self.port, self.tcp_ports, self.netns = listen, port, tcp_ports, netns
         self.allow_local = is_loopback_listen(listen) if allow_local is None else allow_local
@@ -219,6 +238,9 @@ class Reflector:
         self.buckets = TokenBuckets(rate, burst)
         self.admission = Admission(port, listen, self.allow_local)
         self.counters: Counter[str] = Counter()
+        self.own: frozenset[IPAddress] = frozenset()
+        self._ipr: Any = None
+        self._watch: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -261,16 +283,43 @@ class Reflector:
         self._loop = asyncio.get_running_loop()
         self._sock = sock
         self.admission = Admission(self.udp_port, self.listen, self.allow_local)  # port 0: the one bound
+        if not self.allow_local:
+            await self._open_netlink()
+            self.own = await local_addresses(self._ipr)
+            self._watch = asyncio.create_task(self._refresh_addresses())
         self._loop.add_reader(sock.fileno(), self._readable)
         for t in tcp_socks:
             self._servers.append(await self._loop.create_server(_CloseAtOnce, sock=t))
+
+    async def _open_netlink(self) -> None:
+        # flags=0: a mistyped namespace must not be created (pyroute2 0.9 defaults to O_CREAT)
+        ipr = AsyncIPRoute() if self.netns is None else AsyncIPRoute(netns=self.netns, flags=0)
+        try:
+            await ipr.setup_endpoint()
+        except OSError as e:
+            ipr.close()
+            self.close()
+            where = f"network namespace {self.netns}" if self.netns else "this host"
+            raise ProbeError(
+                f"reflector cannot read the addresses of {where} over netlink ({e}); it needs them to refuse "
+                f"datagrams from its own addresses: run it as root or with CAP_NET_ADMIN, or give --allow-local"
+            ) from None
+        self._ipr = ipr
+
+    async def _refresh_addresses(self) -> None:
+        while True:
+            await asyncio.sleep(ADDRESS_REFRESH_S)
+            try:
+                self.own = await local_addresses(self._ipr)
+            except OSError:  # keep the last set; the next round tries again
+                self.counters["address_refresh_failed"] += 1
 
     def answer(
         self, data: bytes, info: Received, addr: tuple[str, int], *, truncated: bool = False, now: float | None = None
     ) -> bytes | None:
         """The answer to one datagram from ``addr``, or None (and the counter of the reason). No I/O."""
         self.counters[RECEIVED] += 1
-        refusal = self.admission.refusal(addr[0], addr[1], info)
+        refusal = self.admission.refusal(addr[0], addr[1], info, self.own)
         if refusal is None and (len(data) < stamp.PACKET_LEN or truncated):
             refusal = DROPPED_SHORT if len(data) < stamp.PACKET_LEN else DROPPED_LONG
         if refusal is None and not self.buckets.admit(addr[0], time.monotonic() if now is None else now):
@@ -309,6 +358,13 @@ class Reflector:
                 self.counters[REFLECTED] += 1
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        if self._ipr is not None:
+            with contextlib.suppress(OSError):
+                self._ipr.close()
+            self._ipr = None
         for server in self._servers:
             server.close()
         self._servers.clear()

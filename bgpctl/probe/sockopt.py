@@ -37,7 +37,6 @@ class Received:
     ttl: int | None = None  # IPv4 TTL / IPv6 hop limit
     tos: int | None = None  # IPv4 TOS byte / IPv6 traffic class (DSCP << 2 | ECN)
     local: str | None = None  # destination address the datagram was sent to (IP_PKTINFO)
-    ifindex: int | None = None  # interface the datagram came in on (IP_PKTINFO); lo for this host's own packets
 
 
 def family_of(address: str | IPv4Address | IPv6Address) -> socket.AddressFamily:
@@ -83,7 +82,6 @@ def parse_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> Received:
     ttl: int | None = None
     tos: int | None = None
     local: str | None = None
-    ifindex: int | None = None
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
             sec, nsec = _TIMESPEC.unpack_from(data)
@@ -94,7 +92,7 @@ def parse_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> Received:
             elif kind == socket.IP_TOS and len(data) >= 1:
                 tos = data[0]
             elif kind == IP_PKTINFO and len(data) >= _IN_PKTINFO.size:
-                ifindex, _, addr = _IN_PKTINFO.unpack_from(data)
+                _, _, addr = _IN_PKTINFO.unpack_from(data)
                 local = str(IPv4Address(addr))
         elif level == socket.IPPROTO_IPV6:
             if kind == socket.IPV6_HOPLIMIT and len(data) >= 4:
@@ -102,9 +100,9 @@ def parse_ancillary(ancdata: Iterable[tuple[int, int, bytes]]) -> Received:
             elif kind == socket.IPV6_TCLASS and len(data) >= 4:
                 tos = struct.unpack_from("@i", data)[0]
             elif kind == socket.IPV6_PKTINFO and len(data) >= _IN6_PKTINFO.size:
-                addr6, ifindex = _IN6_PKTINFO.unpack_from(data)
+                addr6, _ = _IN6_PKTINFO.unpack_from(data)
                 local = str(IPv6Address(addr6))
-    return Received(at=at, ttl=ttl, tos=tos, local=local, ifindex=ifindex)
+    return Received(at=at, ttl=ttl, tos=tos, local=local)
 
 
 def reply_ancillary(family: socket.AddressFamily, *, local: str | None, tos: int | None) -> AncData:
