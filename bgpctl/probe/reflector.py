@@ -284,8 +284,14 @@ class Reflector:
         self._sock = sock
         self.admission = Admission(self.udp_port, self.listen, self.allow_local)  # port 0: the one bound
         if not self.allow_local:
-            await self._open_netlink()
-            self.own = await local_addresses(self._ipr)
+            try:
+                await self._open_netlink()
+                self.own = await local_addresses(self._ipr)
+            except BaseException:
+                for t in tcp_socks:
+                    t.close()
+                self.close()
+                raise
             self._watch = asyncio.create_task(self._refresh_addresses())
         self._loop.add_reader(sock.fileno(), self._readable)
         for t in tcp_socks:
@@ -298,11 +304,10 @@ class Reflector:
             await ipr.setup_endpoint()
         except OSError as e:
             ipr.close()
-            self.close()
             where = f"network namespace {self.netns}" if self.netns else "this host"
             raise ProbeError(
                 f"reflector cannot read the addresses of {where} over netlink ({e}); it needs them to refuse "
-                f"datagrams from its own addresses: run it as root or with CAP_NET_ADMIN, or give --allow-local"
+                f"datagrams from its own addresses: check --netns, or give --allow-local"
             ) from None
         self._ipr = ipr
 
@@ -311,7 +316,7 @@ class Reflector:
             await asyncio.sleep(ADDRESS_REFRESH_S)
             try:
                 self.own = await local_addresses(self._ipr)
-            except OSError:  # keep the last set; the next round tries again
+            except Exception:  # NetlinkError, OSError, ...: keep the last set; the next round tries again
                 self.counters["address_refresh_failed"] += 1
 
     def answer(
