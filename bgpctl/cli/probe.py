@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
 import sys
@@ -14,12 +15,13 @@ from dataclasses import asdict
 import click
 
 from bgpctl import events
+from bgpctl.cli.params import FiniteFloatRange
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.paths import run_specs, select, specs_from_policy
 from bgpctl.probe.pinning import Pinning, pins_from_policy
 from bgpctl.probe.recorder import Recorder
-from bgpctl.probe.reflector import Reflector
+from bgpctl.probe.reflector import DEFAULT_BURST, DEFAULT_RATE, Reflector
 from bgpctl.probe.stamp import DEFAULT_PORT
 from bgpctl.probe.summary import PathSummary, render, summarize
 
@@ -117,11 +119,21 @@ def _row_json(r: PathSummary) -> dict[str, object]:
     return out
 
 
+def _listen_address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an IP address: give one of this host's addresses, or 0.0.0.0 / :: for all"
+        ) from None
+
+
 @click.command("reflector")
 @click.option(
     "--listen",
     default="0.0.0.0",
     show_default=True,
+    callback=_listen_address,
     help="address to listen on (0.0.0.0 / :: answers for every local address)",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True, help="STAMP UDP port")
@@ -134,18 +146,50 @@ def _row_json(r: PathSummary) -> dict[str, object]:
 )
 @click.option(
     "--seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True, max=1e9),
     default=None,
     help="stop after this long (default: until SIGTERM or SIGINT)",
 )
 @click.option("--netns", default=None, help="listen inside this network namespace")
-def reflector(*, listen: str, port: int, tcp_ports: tuple[int, ...], seconds: float | None, netns: str | None) -> None:
+@click.option(
+    "--rate",
+    type=FiniteFloatRange(min=0, min_open=True, max=1e6),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="answers per second per source address (token bucket); more are counted as rate_limited",
+)
+@click.option(
+    "--burst",
+    type=click.IntRange(1, 1_000_000),
+    default=DEFAULT_BURST,
+    show_default=True,
+    help="answers a source address may get at once before --rate applies",
+)
+@click.option(
+    "--allow-local/--refuse-local",
+    default=None,
+    help="answer datagrams from this host's own addresses (default: only when --listen is a loopback address)",
+)
+def reflector(
+    *,
+    listen: str,
+    port: int,
+    tcp_ports: tuple[int, ...],
+    seconds: float | None,
+    netns: str | None,
+    rate: float,
+    burst: int,
+    allow_local: bool | None,
+) -> None:
     """Answer STAMP (RFC 8762) / TWAMP-light probes, as the lab's Connect hosts do.
 
-    Prints one JSON line when listening ({"event": "reflector.ready", ...}) and one with its counters
-    when it stops ({"event": "reflector.stopped", "received": ..., "reflected": ...}).
+    Refuses (and counts) datagrams from privileged or reflecting-service source ports, from its own
+    port and from this host's own addresses, and rate-limits each source (docs/cli.md). Prints one JSON
+    line when listening ({"event": "reflector.ready", ...}) and one with every counter when it stops
+    ({"event": "reflector.stopped", "received": ..., "reflected": ..., "refused_...": ...}).
     """
-    counts = asyncio.run(_serve(Reflector(listen, port, tcp_ports=tcp_ports, netns=netns), seconds))
+    refl = Reflector(listen, port, tcp_ports=tcp_ports, netns=netns, rate=rate, burst=burst, allow_local=allow_local)
+    counts = asyncio.run(_serve(refl, seconds))
     click.echo(json.dumps({"event": events.REFLECTOR_STOPPED, **counts}))
 
 
@@ -163,6 +207,10 @@ async def _serve(refl: Reflector, seconds: float | None) -> dict[str, int]:
                 "listen": refl.listen,
                 "port": refl.udp_port,
                 "tcp_ports": list(refl.tcp_ports),
+                "rate": refl.buckets.rate,
+                "burst": refl.buckets.burst,
+                "batch": refl.batch,
+                "allow_local": refl.allow_local,
             }
         )
     )
@@ -175,7 +223,7 @@ async def _serve(refl: Reflector, seconds: float | None) -> dict[str, int]:
         pass
     finally:
         refl.close()
-    return dict(refl.counters)
+    return refl.report()
 
 
 COMMANDS: list[click.Command] = [probe, reflector]

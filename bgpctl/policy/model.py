@@ -118,9 +118,26 @@ Percent = Annotated[float, Field(ge=0, le=100)]
 Millis = Annotated[float, Field(ge=0, le=60000)]
 Seconds = Annotated[float, Field(ge=0, le=86400)]
 
-_COMMUNITY = re.compile(r"^(\d{1,5}):(\d{1,5})$")
-_LARGE_COMMUNITY = re.compile(r"^(\d{1,10}):(\d{1,10}):(\d{1,10})$")
+# Matched with fullmatch (never match + '$', which also matches before a trailing newline: a community
+# "7224:7300\n" would split one ExaBGP command into two). [0-9], not \d: no other scripts' digits.
+_COMMUNITY = re.compile(r"([0-9]{1,5}):([0-9]{1,5})")
+_LARGE_COMMUNITY = re.compile(r"([0-9]{1,10}):([0-9]{1,10}):([0-9]{1,10})")
 _WELL_KNOWN = {"no-export", "no-advertise", "no-export-subconfed", "blackhole", "graceful-shutdown"}
+
+
+_DESCRIPTION = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{0,200}")
+
+
+def _check_description(value: str) -> str:
+    if not _DESCRIPTION.fullmatch(value):
+        raise _invalid(
+            "a description holds a control character or is longer than 200 characters",
+            "write one line of plain text (it goes into ExaBGP's configuration)",
+        )
+    return value
+
+
+Description = Annotated[str, AfterValidator(_check_description)]
 
 
 class _Model(BaseModel):
@@ -131,13 +148,13 @@ def is_community(value: str) -> bool:
     """A standard community ``ASN:VALUE`` (each 0-65535) or a well-known name. The speaker checks with this too."""
     if value in _WELL_KNOWN:
         return True
-    m = _COMMUNITY.match(value)
+    m = _COMMUNITY.fullmatch(value)
     return m is not None and int(m.group(1)) <= 65535 and int(m.group(2)) <= 65535
 
 
 def is_large_community(value: str) -> bool:
     """A large community ``GLOBAL:LOCAL1:LOCAL2`` (each 0-4294967295). The speaker checks with this too."""
-    m = _LARGE_COMMUNITY.match(value)
+    m = _LARGE_COMMUNITY.fullmatch(value)
     return m is not None and all(int(g) <= 4294967295 for g in m.groups())
 
 
@@ -274,7 +291,7 @@ class Peer(_Model):
     local_address: IPAddressField | None = Field(
         None, description="default: the speaker's first local address of the same family"
     )
-    description: str = ""
+    description: Description = ""
     timers: Timers = Timers()
     md5_password: SecretRef | None = None
     ttl_security: bool = Field(False, description="GTSM (RFC 5082): send TTL 255, accept only TTL 255")

@@ -20,13 +20,46 @@ from bgpctl.policy.model import AddPath, Family, IPNetwork, Peer, Policy, is_com
 _U32 = 4294967295
 
 
+_MAX_LINE = 8192
+"""Longest command line written to ExaBGP (the longest real one, 64 communities of each kind, is ~2 KB)."""
+
+
+def wire_line(line: str) -> bytes:
+    """``line`` as the bytes written to ExaBGP (newline added), after the second guard against injection:
+    printable ASCII only, no control character (a newline would split one command into two), at most
+    :data:`_MAX_LINE` characters. Raises :class:`SpeakerError`, naming the first bad character; pure."""
+    if not line or len(line) > _MAX_LINE:
+        raise SpeakerError(
+            f"refusing to write a command of {len(line)} characters to ExaBGP (1-{_MAX_LINE} allowed): "
+            f"{line[:80]!r}; this is a bgpctl bug, report it"
+        )
+    for column, char in enumerate(line):
+        if not " " <= char <= "~":
+            kind = "control character" if char.isascii() or not char.isprintable() else "non-ASCII character"
+            raise SpeakerError(
+                f"refusing to write a command to ExaBGP: {kind} U+{ord(char):04X} at column {column + 1} "
+                f"of {line[:80]!r}; nothing was written (a value slipped past validation: report it)"
+            )
+    return line.encode("ascii") + b"\n"
+
+
+def wire(lines: Sequence[str]) -> bytes:
+    """Every line of a batch through :func:`wire_line`: one bad line refuses the whole batch."""
+    return b"".join(wire_line(line) for line in lines)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One line for ExaBGP, and what it does to our view of its RIB once ExaBGP acknowledges it."""
+    """One line for ExaBGP, and what it does to our view of its RIB once ExaBGP acknowledges it.
+
+    A command whose line :func:`wire_line` refuses cannot be built (SpeakerError)."""
 
     peer: str  # peer name (policy)
     line: str  # without the trailing newline
     change: RouteChange | None  # None for End-of-RIB
+
+    def __post_init__(self) -> None:
+        wire_line(self.line)
 
 
 def _network(prefix: str) -> IPNetwork:
@@ -136,13 +169,15 @@ def announce_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAtt
         if not 0 <= attrs.med <= _U32:
             raise SpeakerError(f"{where}: MED {attrs.med} is not 0..{_U32}")
         med = f" med {attrs.med}"
-    return (
+    line = (
         f"neighbor {peer.address} announce route {net}{_path_information(peer, key)}"
         f" next-hop {_next_hop(peer, net, attrs.next_hop)}{med}"
         f"{_as_path(where, policy.speaker.local_as, attrs.as_path)}"
         f"{_communities(where, attrs.communities)}{_large_communities(where, attrs.large_communities)}"
         f" origin igp"
     )
+    wire_line(line)
+    return line
 
 
 def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs | None = None) -> str:
@@ -152,7 +187,9 @@ def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAtt
     net = _network(key.prefix)
     peer = _checked_peer(policy, peer_name, net)
     nh = f" next-hop {_next_hop(peer, net, attrs.next_hop)}" if attrs is not None else ""
-    return f"neighbor {peer.address} withdraw route {net}{_path_information(peer, key)}{nh}"
+    line = f"neighbor {peer.address} withdraw route {net}{_path_information(peer, key)}{nh}"
+    wire_line(line)
+    return line
 
 
 def eor_lines(policy: Policy, peer_name: str) -> list[Command]:

@@ -20,7 +20,8 @@ from bgpctl.rundir import RunDir
 
 PROCESS_NAME = "bgpctl"
 _SAFE_TEXT = re.compile(r"[^A-Za-z0-9 ._:/()+-]")
-_SAFE_ARG = re.compile(r"^[A-Za-z0-9_./+-]+$")
+_SAFE_ARG = re.compile(r"[A-Za-z0-9_./+-]+")  # fullmatch: '$' would let a trailing newline through
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ def render_config(policy: Policy, relay_argv: Sequence[str], secrets: Mapping[st
     if not relay_argv or not relay_argv[0].startswith("/"):
         raise SpeakerError(f"the relay command {list(relay_argv)} must start with an absolute path")
     for arg in relay_argv:
-        if not _SAFE_ARG.match(arg):
+        if not _SAFE_ARG.fullmatch(arg):
             raise SpeakerError(
                 f"relay argument {arg!r} holds characters ExaBGP's 'run' cannot carry (spaces, "
                 f"quotes, ';'): move the run directory to a plain path"
@@ -160,7 +161,7 @@ def render_env(policy: Policy) -> str:
     """ExaBGP's env file. ``api.terminate``: if the relay dies, ExaBGP exits and the supervisor restarts it
     (one recovery path for every fault, with graceful restart keeping the routes meanwhile)."""
     user = policy.speaker.exabgp.user
-    if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", user):
+    if not _USER.fullmatch(user):
         raise SpeakerError(f"speaker.exabgp.user {user!r} is not a valid user name")
     return "\n".join(
         [

@@ -2,7 +2,9 @@
 
 ExaBGP 5 mixes plain-text ACKs (``done`` / ``error``, even with ``encoder json``) with one JSON object per
 line (docs/design.md, "ExaBGP facts", 1). Anything else, or JSON of an unexpected shape, becomes :class:`UnparsableLine`
-carrying the line and the reason, for the caller to log and count; parsing never raises.
+carrying the line and the reason, for the caller to log and count; parsing never raises, whatever the bytes:
+not UTF-8, truncated, nested deeper than the interpreter's recursion limit, numbers of any size (integers
+are range-checked: ASNs, MED and community parts are 32-bit, codes 8-bit), values of the wrong type.
 """
 
 from __future__ import annotations
@@ -130,10 +132,34 @@ def _str(value: Any, what: str) -> str:
     return value
 
 
-def _int(value: Any, what: str) -> int:
+_U32 = 4294967295
+MAX_TEXT = 1024
+"""Longest free text (a NOTIFICATION's message, a state reason) kept from a line; the rest is cut."""
+
+
+def _int(value: Any, what: str, high: int = _U32) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Shape(f"{what} is not an integer")
+    if not 0 <= value <= high:
+        raise _Shape(f"{what} is not 0..{high}")
     return value
+
+
+def _text(value: Any, what: str) -> str:
+    return _str(value, what)[:MAX_TEXT]
+
+
+def _prefix(value: Any) -> str:
+    text = _str(value, "nlri")
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise _Shape(f"nlri {text[:80]!r} is not an IP prefix") from e
+    return text
+
+
+def _segment_order(key: str) -> int:
+    return int(key) if key.isascii() and key.isdigit() and len(key) < 10 else 0
 
 
 def _path_id(item: dict[str, Any]) -> int:
@@ -151,7 +177,7 @@ def _as_path(raw: Any) -> tuple[int, ...]:
         return ()
     path: list[int] = []
     segments = _obj(raw, "as-path")
-    for idx in sorted(segments, key=lambda k: int(k) if k.isdigit() else 0):
+    for idx in sorted(segments, key=_segment_order):
         seg = _obj(segments[idx], "as-path segment")
         values = seg.get("value", [])
         if not isinstance(values, list):
@@ -169,7 +195,8 @@ def _community_list(raw: Any, size: int, what: str) -> tuple[str, ...]:
     for c in raw:
         if not isinstance(c, list) or len(c) != size:
             raise _Shape(f"{what} entry {c!r} is not a list of {size} integers")
-        out.append(":".join(str(_int(v, what)) for v in c))
+        high = 65535 if size == 2 else _U32
+        out.append(":".join(str(_int(v, what, high)) for v in c))
     return tuple(out)
 
 
@@ -199,7 +226,7 @@ def _announced(raw: Any) -> tuple[Nlri, ...]:
             link_local = _is_link_local(next_hop)
             for item in items:
                 entry = _obj(item, "nlri entry")
-                key = RouteKey(_str(entry.get("nlri"), "nlri"), _path_id(entry))
+                key = RouteKey(_prefix(entry.get("nlri")), _path_id(entry))
                 seen = found.get((family, key))
                 if seen is None or (seen.next_hop is not None and _is_link_local(seen.next_hop) and not link_local):
                     found[(family, key)] = Nlri(family, key, next_hop)
@@ -220,7 +247,7 @@ def _withdrawn(raw: Any) -> tuple[Nlri, ...]:
             raise _Shape(f"withdraw[{family}] is not a list")
         for item in items:
             entry = _obj(item, "nlri entry")
-            nlri = Nlri(family, RouteKey(_str(entry.get("nlri"), "nlri"), _path_id(entry)), None)
+            nlri = Nlri(family, RouteKey(_prefix(entry.get("nlri")), _path_id(entry)), None)
             if nlri not in out:
                 out.append(nlri)
     return tuple(out)
@@ -239,16 +266,16 @@ def _event(doc: dict[str, Any]) -> Event:
     peer = _peer(neighbor)
     if kind == "state":
         reason = neighbor.get("reason", "")
-        return StateEvent(peer, _str(neighbor.get("state"), "state"), _str(reason, "reason"))
+        return StateEvent(peer, _str(neighbor.get("state"), "state"), _text(reason, "reason"))
     direction = _str(neighbor.get("direction", ""), "direction")
     if kind == "notification":
         note = _obj(neighbor.get("notification"), "notification")
         return NotificationEvent(
             peer,
             direction,
-            _int(note.get("code"), "code"),
-            _int(note.get("subcode"), "subcode"),
-            _str(note.get("message", ""), "message"),
+            _int(note.get("code"), "code", 255),
+            _int(note.get("subcode"), "subcode", 255),
+            _text(note.get("message", ""), "message"),
         )
     if kind == "update":
         message = _obj(neighbor.get("message"), "message")
@@ -266,9 +293,16 @@ def _event(doc: dict[str, Any]) -> Event:
     return OtherEvent(kind, peer)
 
 
-def parse(line: str) -> Event:
-    """Parse one line (with or without its newline). Never raises."""
-    text = line.rstrip("\r\n")
+def parse(line: str | bytes) -> Event:
+    """Parse one line (with or without its newline; bytes are decoded as strict UTF-8). Never raises."""
+    if isinstance(line, bytes):
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return UnparsableLine(line.decode("utf-8", "replace").rstrip("\r\n"), f"not UTF-8: {e}")
+    else:
+        decoded = line
+    text = decoded.rstrip("\r\n")
     if text == "done":
         return Ack(True)
     if text == "error":
@@ -281,9 +315,11 @@ def parse(line: str) -> Event:
         )
     try:
         doc = json.loads(text)
-    except ValueError as e:
+    except RecursionError:
+        return UnparsableLine(text, "JSON nested too deeply (ExaBGP's messages are a few levels deep)")
+    except ValueError as e:  # also: an integer of more digits than int() converts (sys.int_info)
         return UnparsableLine(text, f"invalid JSON: {e}")
     try:
         return _event(_obj(doc, "message"))
-    except (_Shape, KeyError, AttributeError, TypeError, ValueError) as e:
+    except (_Shape, KeyError, AttributeError, TypeError, ValueError, RecursionError) as e:
         return UnparsableLine(text, f"unexpected message shape: {e}")

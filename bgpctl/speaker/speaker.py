@@ -411,11 +411,16 @@ class Speaker:
         self._wake.set()  # push the desired RIB into the new ExaBGP
         try:
             while True:
-                raw = await reader.readline()
+                try:
+                    raw = await reader.readline()
+                except ValueError as e:  # a line over _LINE_LIMIT: dropped by the reader, the stream goes on
+                    self.counters["unparsable_lines"] += 1
+                    self._log.error(events.EXABGP_UNPARSABLE_LINE, line="", reason=f"line too long: {e}")
+                    continue
                 if not raw:
                     break
-                self._dispatch(raw.decode("utf-8", "replace"))
-        except (ConnectionError, ValueError) as e:  # ValueError: a line over _LINE_LIMIT
+                self._dispatch(raw)
+        except ConnectionError as e:
             self._log.error(events.EXABGP_READ_FAILED, error=str(e))
         finally:
             self._lost(conn, "ExaBGP's API connection closed")
@@ -443,7 +448,7 @@ class Speaker:
         self._watch.restart(time.monotonic())
         self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
-    def _dispatch(self, line: str) -> None:
+    def _dispatch(self, line: str | bytes) -> None:
         event = messages.parse(line)
         match event:
             case messages.Ack(ok=ok):
@@ -673,15 +678,16 @@ class Speaker:
         means ExaBGP is wedged: it is restarted and the batch counts as failed."""
         if not batch:
             return []
+        data = commands.wire([cmd.line for cmd in batch])  # SpeakerError before anything is written
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[bool]] = []
         for cmd in batch:
             fut: asyncio.Future[bool] = loop.create_future()
             self._pending.append((cmd, fut))
             futures.append(fut)
-            conn.writer.write(cmd.line.encode() + b"\n")
             self.counters["commands_sent"] += 1
             self._log.debug(events.EXABGP_COMMAND, command=cmd.line)
+        conn.writer.write(data)
         try:
             await conn.writer.drain()
             await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self._ack_timeout_s)

@@ -172,14 +172,14 @@ CASES: list[Case] = [
     Case(
         "policy-plan-stats-missing",
         ("policy", "plan", LAB_POLICY, "--stats", "{tmp}/nope.json"),
-        EXIT_USAGE,
-        usage("policy plan", q("Invalid value for '--stats': File '") + "{tmp}" + q("/nope.json' does not exist")),
+        EXIT_REFUSED,
+        "bgpctl: {tmp}" + q("/nope.json: no such file (check the path)"),
     ),
     Case(
         "policy-plan-stats-directory",
         ("policy", "plan", LAB_POLICY, "--stats", "{tmp}"),
-        EXIT_USAGE,
-        usage("policy plan", q("Invalid value for '--stats': File '") + "{tmp}" + q("' is a directory")),
+        EXIT_REFUSED,
+        "bgpctl: {tmp}" + q(": is a directory (name the stats snapshot file itself, e.g. ") + ".*" + q(")"),
     ),
     Case(
         "policy-show-unknown-option",
@@ -264,7 +264,7 @@ CASES: list[Case] = [
         "reflector-seconds-negative",
         ("reflector", "--seconds", "-1"),
         EXIT_USAGE,
-        usage("reflector", q("Invalid value for '--seconds': -1.0 is not in the range x>0")),
+        usage("reflector", q("Invalid value for '--seconds': -1.0 is not in the range 0<x<=1000000000.0")),
     ),
     # ------------------------------------------------------------------ replay
     Case("replay-no-recording", ("replay",), EXIT_USAGE, usage("replay", q("Missing argument 'SAMPLES'"))),
@@ -285,8 +285,9 @@ CASES: list[Case] = [
     Case(
         "replay-recording-missing",
         ("replay", "--policy", LAB_POLICY, "{tmp}/nope.jsonl"),
-        EXIT_USAGE,
-        usage("replay", q("Invalid value for 'SAMPLES': '") + "{tmp}" + q("/nope.jsonl': No such file or directory")),
+        EXIT_REFUSED,
+        "bgpctl: {tmp}"
+        + q("/nope.jsonl: cannot open it: No such file or directory (check the path and its permissions)"),
     ),
     Case(
         "replay-policy-missing",
