@@ -7,6 +7,7 @@ What the daemon uses::
     result = await speaker.sync(desired)   # send only the difference; returns once ExaBGP acked it
     speaker.sessions()                     # {peer name: SessionState value: idle, connected, up, down}
     speaker.announced()                    # Rib acknowledged by ExaBGP, for peers whose session is up
+    speaker.add_path_send()                # {peer name: families ADD-PATH send was negotiated for}
     await speaker.stop(withdraw=False)     # keep routes (graceful restart) or withdraw them first
 
 State kept here (one place):
@@ -17,6 +18,11 @@ State kept here (one place):
   routes for a neighbour whose session is down and sends them when it comes up, so commands go to
   ExaBGP whatever the session state; :meth:`announced` shows only peers whose session is up.
 * session states from ExaBGP's ``neighbor-changes`` events.
+* what each session negotiated (ExaBGP's ``negotiated`` message, written once both OPENs are in): the
+  families in which the peer accepts several paths per prefix (ADD-PATH send). Never assumed: empty
+  until the session's OPENs are seen, and again when it goes down or ExaBGP goes away, so a peer that
+  comes back without ADD-PATH is never sent several paths it would collapse into the last one.
+  ``on_negotiated`` (set by the daemon) is called whenever that changes, to re-plan.
 
 Recovery: an ``error`` ACK is logged with its command and counted, the route is not marked held and is
 retried with backoff (per route); a session coming up gets every desired route re-announced and then
@@ -30,7 +36,7 @@ sent, the previous RIB stays); everything else is in the returned :class:`SyncRe
 False while ExaBGP restarts or a route waits for its retry; the speaker finishes the job by itself).
 ``speaker.counters`` (a Counter) feeds metrics: ``commands_sent``, ``acks_error``, ``ack_timeouts``,
 ``eor_sent``, ``exabgp_exits``, ``unparsable_lines``, ``acks_unexpected``, ``notifications``,
-``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``.
+``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``, ``add_path_refused``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,7 +61,7 @@ import structlog
 from bgpctl import events
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
-from bgpctl.policy.model import Policy
+from bgpctl.policy.model import AddPath, Family, Policy
 from bgpctl.speaker import commands, messages, relay
 from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.config import read_secrets, render, write_private
@@ -151,6 +157,8 @@ class Speaker:
         self._held: Rib = {p.name: {} for p in policy.peers}
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
+        self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
+        self.on_negotiated: Callable[[], None] | None = None
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
         # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
@@ -265,6 +273,11 @@ class Speaker:
         """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing)."""
         return {peer: dict(routes) for peer, routes in self._held.items() if self._states.get(peer) == SessionState.UP}
 
+    def add_path_send(self) -> dict[str, frozenset[Family]]:
+        """Per peer, the families in which its session negotiated ADD-PATH with us sending: only peers whose
+        OPENs were seen since the session last came up (never assumed)."""
+        return dict(self._add_path)
+
     def desired(self) -> Rib:
         return {peer: dict(routes) for peer, routes in self._desired.items()}
 
@@ -377,6 +390,7 @@ class Speaker:
         self._states = {p.name: SessionState.DOWN for p in self.policy.peers}
         self._received = {p.name: {} for p in self.policy.peers}
         self._resync.clear()
+        self._forget_negotiated(*self._add_path)
         self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
     def _dispatch(self, line: str) -> None:
@@ -414,6 +428,8 @@ class Speaker:
                 self._log.debug(
                     events.BGP_EOR, peer=self._names.get(addr, addr), direction=direction, family=f"{afi} {safi}"
                 )
+            case messages.NegotiatedEvent():
+                self._on_negotiated(event)
             case messages.ShutdownEvent():
                 self._log.info(events.EXABGP_SHUTTING_DOWN)
             case messages.OtherEvent(kind=kind, peer=addr):
@@ -435,6 +451,48 @@ class Speaker:
         elif state == SessionState.DOWN:
             self._received[name] = {}
             self._resync.discard(name)
+            self._forget_negotiated(name)
+
+    def _forget_negotiated(self, *names: str) -> None:
+        changed = [n for n in names if self._add_path.pop(n, None) is not None]
+        if changed and self.on_negotiated is not None:
+            self.on_negotiated()
+
+    def _on_negotiated(self, event: messages.NegotiatedEvent) -> None:
+        name = self._names.get(event.peer)
+        if name is None:
+            self._log.error(events.EXABGP_UNKNOWN_PEER, peer=event.peer, kind="negotiated")
+            return
+        peer = self.policy.peer(name)
+        sending = frozenset(f for f in Family if " ".join(f.words) in event.add_path_send)
+        wanted = peer.add_path in (AddPath.SEND, AddPath.BOTH)
+        refused = sorted(f.value for f in peer.families if wanted and f not in sending)
+        fields = {
+            "peer": name,
+            "address": event.peer,
+            "families": list(event.families),
+            "add_path_send": sorted(f.value for f in sending),
+            "add_path_receive": list(event.add_path_receive),
+            "hold_time": event.hold_time,
+        }
+        if refused:
+            self.counters["add_path_refused"] += 1
+            self._log.warning(
+                events.BGP_CAPABILITIES,
+                **fields,
+                add_path_refused=refused,
+                hint=(
+                    f"the policy asks add_path {peer.add_path.value} but the peer does not accept several paths "
+                    "per prefix: it is sent one best path per prefix (the planner's choice); enable ADD-PATH "
+                    "receive on the peer to load-share"
+                ),
+            )
+        else:
+            self._log.info(events.BGP_CAPABILITIES, **fields)
+        before = self._add_path.get(name)
+        self._add_path[name] = sending
+        if before != sending and self.on_negotiated is not None:
+            self.on_negotiated()
 
     def _on_update(self, event: messages.UpdateEvent) -> None:
         name = self._names.get(event.peer, event.peer)
