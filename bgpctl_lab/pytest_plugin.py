@@ -207,6 +207,9 @@ def dump_lab(lab: Lab, dest: Path) -> Path:
                     ndir / f"{cmd.removesuffix(' json').replace(' ', '-')}{suffix}",
                     functools.partial(lab.vtysh, node, cmd),
                 )
+        if node in lab.bird_nodes():
+            for cmd in ("show protocols all", "show route all"):
+                _write(ndir / f"birdc-{cmd.replace(' ', '-')}.txt", functools.partial(lab.birdc, node, cmd))
     return dest
 
 
