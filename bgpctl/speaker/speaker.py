@@ -603,6 +603,18 @@ class Speaker:
                     blocked.add((change.peer, change.key.prefix))
                 continue
             (announces if change.kind is ChangeKind.ANNOUNCE else withdraws).append(cmd)
+        # a session without ADD-PATH sees a withdrawal of any path id as "withdraw the prefix": where such
+        # a peer gets a prefix announced anew (one path now, several before), the old ids go first
+        fresh = {(c.peer, c.change.key.prefix) for c in announces if c.change is not None}
+        early = [c for c in withdraws if c.change is not None and self._collapses(c.peer, c.change.key, fresh)]
+        withdraws = [c for c in withdraws if c not in early]
+        for cmd, ok in zip(early, await self._send(conn, early), strict=True):
+            assert cmd.change is not None
+            sent += 1
+            if not self._withdrawn(conn, cmd, ok, now):
+                errors += 1
+        if self._conn is not conn:
+            return SyncResult(sent, errors, held_back, connected=False)
         for cmd, ok in zip(announces, await self._send(conn, announces), strict=True):
             assert cmd.change is not None and cmd.change.attrs is not None
             key = (cmd.peer, cmd.change.kind, cmd.change.key)
@@ -622,16 +634,8 @@ class Speaker:
         ready = [c for c in withdraws if (c.peer, c.change.key.prefix if c.change else "") not in blocked]
         held_back += len(withdraws) - len(ready)
         for cmd, ok in zip(ready, await self._send(conn, ready), strict=True):
-            assert cmd.change is not None
-            key = (cmd.peer, cmd.change.kind, cmd.change.key)
             sent += 1
-            if ok:
-                self._held.get(cmd.peer, {}).pop(cmd.change.key, None)
-                self._failures.pop(key, None)
-            elif self._conn is conn:
-                errors += 1
-                self._failed(key, cmd, now)
-            else:
+            if not self._withdrawn(conn, cmd, ok, now):
                 errors += 1
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
@@ -668,6 +672,29 @@ class Speaker:
         if sent or errors or held_back:
             self._log.info(events.SPEAKER_RECONCILED, sent=sent, errors=errors, held_back=held_back)
         return result
+
+    def _collapses(self, peer: str, key: RouteKey, fresh: set[tuple[str, str]]) -> bool:
+        """Would withdrawing ``key`` remove a route announced in this pass? (a session that is up without
+        ADD-PATH in the prefix's family: path ids do not go on the wire)"""
+        if key.path_id == 0 or (peer, key.prefix) not in fresh or self._states.get(peer) != SessionState.UP:
+            return False
+        try:
+            family = Family.of(commands.check_network(key.prefix))
+        except SpeakerError:
+            return False
+        return family not in self._add_path.get(peer, frozenset())
+
+    def _withdrawn(self, conn: _Conn, cmd: commands.Command, ok: bool, now: float) -> bool:
+        """Book one acknowledged withdrawal; False when it failed."""
+        assert cmd.change is not None
+        key = (cmd.peer, cmd.change.kind, cmd.change.key)
+        if ok:
+            self._held.get(cmd.peer, {}).pop(cmd.change.key, None)
+            self._failures.pop(key, None)
+            return True
+        if self._conn is conn:
+            self._failed(key, cmd, now)
+        return False
 
     def _next_retry(self) -> float | None:
         if not self._failures:
