@@ -72,6 +72,8 @@ CONFIG_NAME = "exabgp.conf"
 ENV_NAME = "exabgp.env"
 SOCKET_NAME = "exabgp-api.sock"
 _LINE_LIMIT = 16 * 1024 * 1024
+AWAIT_PLAN_S = 5.0
+"""How long a session whose ADD-PATH changed holds its End-of-RIB for the daemon's new plan."""
 
 
 class RouteSpeaker(Protocol):
@@ -158,6 +160,7 @@ class Speaker:
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
         self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
+        self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
         self.on_negotiated: Callable[[], None] | None = None
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
@@ -263,6 +266,7 @@ class Speaker:
             raise
         self._desired = {peer: dict(routes) for peer, routes in desired.items() if routes}
         self._rib_complete = self._rib_complete or complete
+        self._await_plan.clear()  # this is the plan made after the sessions' news
         async with self._lock:
             return await self._reconcile()
 
@@ -491,7 +495,10 @@ class Speaker:
             self._log.info(events.BGP_CAPABILITIES, **fields)
         before = self._add_path.get(name)
         self._add_path[name] = sending
-        if before != sending and self.on_negotiated is not None:
+        if (before or frozenset()) != sending and self.on_negotiated is not None:
+            if wanted:  # the plan for this peer changes: hold its End-of-RIB for it (at most AWAIT_PLAN_S)
+                self._await_plan[name] = time.monotonic() + AWAIT_PLAN_S
+                self._rearm.set()
             self.on_negotiated()
 
     def _on_update(self, event: messages.UpdateEvent) -> None:
@@ -583,14 +590,18 @@ class Speaker:
         conn = self._conn
         if conn is None:
             return SyncResult(0, 0, 0, connected=False)
+        now = time.monotonic()
+        self._await_plan = {p: t for p, t in self._await_plan.items() if t > now}
         full = frozenset(p for p in self._resync if self._states.get(p) == SessionState.UP)
+        # a session whose ADD-PATH changed waits (a little) for the plan made for it before its End-of-RIB, so
+        # that its graceful-restart stale routes are replaced by that plan's, not by one made for the old state
+        waiting = full & set(self._await_plan)
         if self._rib_complete:
-            self._resync -= full  # else: re-announced now, and once more with End-of-RIB when complete
+            self._resync -= full - waiting  # else: re-announced now, and once more with End-of-RIB when complete
         changes = commands.diff(self.policy, self._desired, self._held, full)
         wanted = {(c.peer, c.kind, c.key) for c in changes}
         for stale in [k for k in self._failures if k not in wanted]:
             del self._failures[stale]  # no longer needed: stop retrying it
-        now = time.monotonic()
         sent = errors = held_back = 0
         announces: list[commands.Command] = []
         withdraws: list[commands.Command] = []
@@ -642,7 +653,7 @@ class Speaker:
         if self._manual_eor and full and self._rib_complete:
             eors = [
                 c
-                for peer in sorted(full)
+                for peer in sorted(full - waiting)
                 if self._states.get(peer) == SessionState.UP
                 for c in commands.eor_lines(self.policy, peer)
             ]
@@ -666,7 +677,7 @@ class Speaker:
                     peers=sorted(full),
                     routes={p: len(self._desired.get(p, {})) for p in sorted(full)},
                 )
-        if self._resync and self._rib_complete:
+        if self._resync - waiting and self._rib_complete:
             self._wake.set()  # an End-of-RIB was refused: resync that peer again
         result = SyncResult(sent, errors, held_back, connected=True)
         if sent or errors or held_back:
@@ -697,9 +708,10 @@ class Speaker:
         return False
 
     def _next_retry(self) -> float | None:
-        if not self._failures:
+        due = [f.retry_at for f in self._failures.values()] + list(self._await_plan.values())
+        if not due:
             return None
-        return max(0.0, min(f.retry_at for f in self._failures.values()) - time.monotonic())
+        return max(0.0, min(due) - time.monotonic())
 
     async def _reconcile_loop(self) -> None:
         """Background passes: after a session comes up, a new ExaBGP connects, or a retry falls due."""

@@ -32,12 +32,13 @@ def test_negotiated_add_path_is_kept_until_the_session_goes_down(tmp_path: Path)
     sp._dispatch(_negotiated(WITH))
     sp._dispatch(_state("up"))
     assert sp.add_path_send() == {"edge": V4} and len(calls) == 1
+    assert "edge" in sp._await_plan  # its End-of-RIB waits for the plan made for ADD-PATH (or AWAIT_PLAN_S)
     assert tap.events(events.BGP_CAPABILITIES)[-1]["level"] == "info"
     sp._dispatch(_state("down"))
     assert sp.add_path_send() == {} and len(calls) == 2
     sp._dispatch(_negotiated(WITHOUT))  # it comes back without ADD-PATH receive
     sp._dispatch(_state("up"))
-    assert sp.add_path_send() == {"edge": frozenset()} and len(calls) == 3
+    assert sp.add_path_send() == {"edge": frozenset()} and len(calls) == 2  # same plan as "not seen": no call
     warned = tap.events(events.BGP_CAPABILITIES)[-1]
     assert warned["level"] == "warning" and warned["add_path_refused"] == ["ipv4-unicast"]
     assert "one best path per prefix" in warned["hint"] and sp.counters["add_path_refused"] == 1
