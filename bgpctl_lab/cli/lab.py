@@ -120,6 +120,12 @@ def _status(the_lab: Lab) -> dict[str, Any]:
                 info["bgp"] = the_lab.sessions(node)
             except LabError as e:
                 info["bgp"] = {"error": str(e)}
+        elif node in the_lab.bird_nodes():
+            info["bird"] = "running" if the_lab.bird_alive(node) else "stopped"
+            try:
+                info["bgp"] = the_lab.sessions(node)
+            except LabError as e:
+                info["bgp"] = {"error": str(e)}
         nodes[node] = info
     spawned = [
         {"pid": p.pid, "node": p.node, "tag": p.tag, "argv": p.argv, "log": p.log, "alive": the_lab.spawned_alive(p)}
@@ -128,6 +134,7 @@ def _status(the_lab: Lab) -> dict[str, Any]:
     return {
         "name": the_lab.name,
         "mode": the_lab.mode,
+        "edge": the_lab.edge_variant(),
         "topology": str(the_lab.topology_file),
         "run_dir": str(the_lab.run_dir),
         "nodes": nodes,
@@ -149,6 +156,8 @@ def status_cmd(lab_name: str, as_json: bool) -> None:
         line = f"  {node:<14} netns {info['netns']}"
         if "frr" in info:
             line += f"  FRR {info['frr']}"
+        if "bird" in info:
+            line += f"  BIRD {info['bird']}"
         click.echo(line)
         for peer, state in info.get("bgp", {}).items():
             click.echo(f"      bgp {peer:<16} {state}")

@@ -525,6 +525,7 @@ def _frr_add_path_rx(lab: L.Lab, on: bool) -> None:
     lab.vtysh(
         "configure terminal",
         "router bgp 65010",
+        "address-family ipv4 unicast",
         f"{'no ' if on else ''}neighbor {V4} disable-addpath-rx",
         "end",
         f"clear bgp {V4}",
