@@ -60,6 +60,7 @@ class DrillReport(BaseModel):
     lab: str
     mode: str
     started_unix: float
+    edge: str = "frr"  # the lab's edge variant (`bgpctl lab up --edge`)
     steady: list[CheckResult]
     fault: ActionResult | None
     expect: list[CheckResult]
@@ -87,8 +88,8 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
         eventually(
             check.name,
             budget=left,
-            probe=lambda: lab.vtysh_json(check.node, check.vtysh),
-            expect=check.expect,
+            probe=lambda: lab.query_json(check.node, check.vtysh),
+            expect=check.expected(lab.edge_variant()),
             interval_s=0.02,
         )
     except BudgetExceeded as e:
@@ -351,6 +352,7 @@ def _report(
         drill=drill.name,
         lab=lab.name,
         mode=mode,
+        edge=lab.edge_variant(),
         started_unix=started,
         steady=steady,
         fault=fault,

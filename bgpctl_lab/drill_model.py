@@ -30,6 +30,7 @@ class _M(BaseModel):
 
 
 Mode = Literal["controller", "no-controller", "no-controller-bfd"]
+EdgeVariant = Literal["frr", "bird", "bird-no-addpath"]  # bgpctl_lab.topology.EDGE_VARIANTS
 
 
 class MeterSpec(_M):
@@ -58,6 +59,14 @@ class Check(_M):
     not_before_by_mode: dict[Mode, Annotated[float, Field(ge=0, le=600)]] = Field(
         default_factory=dict, description="in these modes, holding sooner is a violation (rise/dwell)"
     )
+    expect_by_edge: dict[EdgeVariant, Any] = Field(
+        default_factory=dict,
+        description="a different expectation with this edge (`bgpctl lab up --edge`): e.g. one next hop "
+        "where the edge keeps one path per prefix (bird-no-addpath)",
+    )
+
+    def expected(self, edge: str) -> Any:
+        return self.expect_by_edge.get(edge, self.expect)  # type: ignore[call-overload]
 
     @model_validator(mode="after")
     def _json(self) -> Check:

@@ -42,8 +42,9 @@ from bgpctl_lab.topology import TOPOLOGY_ENV, load
 TEST_RUNS = Path("/tmp/bgpctl-test-runs")
 # the names of test labs: <prefix><pytest pid>, or tl<pytest pid>_<n> for a test's own topology
 # every prefix a test lab is named with (+ the pytest pid): bt/bu/bs/bc/br the session and runner tests,
-# tl a test's own topology, dm/dp/dc the daemon modules' controller labs (own_reference_lab)
-TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc)(\d+)(?:_\d+)?$")
+# tl a test's own topology, dm/dp/dc the daemon modules' and ba/bn the BIRD edge's controller labs
+# (own_reference_lab)
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|ba|bn)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
 _OWN_LABS = pytest.StashKey[list[Lab]]()
 _own_lab_counter = itertools.count()
@@ -290,6 +291,9 @@ def dump_lab(lab: Lab, dest: Path) -> Path:
                     ndir / f"{cmd.removesuffix(' json').replace(' ', '-')}{suffix}",
                     functools.partial(lab.vtysh, node, cmd),
                 )
+        if node in lab.bird_nodes():
+            for cmd in ("show protocols all", "show route all"):
+                _write(ndir / f"birdc-{cmd.replace(' ', '-')}.txt", functools.partial(lab.birdc, node, cmd))
     return dest
 
 

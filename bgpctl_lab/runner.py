@@ -2,7 +2,9 @@
 
 One namespace per node (``<lab>-<node>``), one veth pair per link (created inside a node's namespace
 with its peer placed directly in the other's: nothing ever touches the root namespace), each node's
-``exec`` commands, FRR daemons per FRR node (pathspace = namespace name), and a run directory per node
+``exec`` commands, FRR daemons per FRR node (pathspace = namespace name), one BIRD per BIRD node (its
+control socket and pid file in the node's run directory: the edge variants ``--edge bird`` and
+``bird-no-addpath``), and a run directory per node
 (``/run/bgpctl-lab/<lab>/<node>/``) with the daemons' logs and the output of spawned helpers.
 
 ``up`` records what it is about to create before creating it, so ``down`` removes everything even after
@@ -23,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from bgpctl.errors import LabError
-from bgpctl_lab import frr, netns
+from bgpctl_lab import bird, frr, netns
 from bgpctl_lab.poll import BUDGETS, BudgetExceeded, eventually
 from bgpctl_lab.services import TAG_PREFIX, Service, load_services, services_file
 from bgpctl_lab.state import LabState, NodeState, Proc, lab_dir, locked, read, write
-from bgpctl_lab.topology import Topology, load
+from bgpctl_lab.topology import EDGE_VARIANTS, Topology, load
 
 DEFAULT_NAME = "bgpctl"
 DEFAULT_MODE = "no-controller"
@@ -113,6 +115,18 @@ class Lab:
     def frr_nodes(self) -> list[str]:
         return [n for n, ns in self._state.nodes.items() if ns.frr_conf is not None]
 
+    def edge_variant(self) -> str:
+        """Which ``--edge`` the lab runs (the variant whose topology file it was brought up from; else frr)."""
+        name = self.topology_file.name
+        return next((v for v, f in EDGE_VARIANTS.items() if f == name), "frr")
+
+    def bird_nodes(self) -> list[str]:
+        return [n for n, ns in self._state.nodes.items() if ns.bird_conf is not None]
+
+    def routing_nodes(self) -> list[str]:
+        """Nodes that run a BGP daemon the lab started (FRR or BIRD)."""
+        return [n for n in self._state.nodes if n in self.frr_nodes() or n in self.bird_nodes()]
+
     def _node(self, node: str) -> NodeState:
         try:
             return self._state.nodes[node]
@@ -173,8 +187,48 @@ class Lab:
         return frr.parse_json(ns, command, frr.vtysh(ns, [command]))
 
     def sessions(self, node: str) -> dict[str, str]:
-        """{peer address: BGP state} of one FRR node."""
+        """{peer: BGP state} of one node: FRR's peer addresses, or BIRD's enabled BGP protocols."""
+        if node in self.bird_nodes():
+            return bird.bgp_sessions(bird.parse_protocols(self.birdc(node, "show protocols")))
         return frr.session_states(self.vtysh_json(node, "show bgp summary json"))
+
+    # ------------------------------------------------------------------ BIRD
+
+    def _bird_node(self, node: str) -> NodeState:
+        ns = self._node(node)
+        if ns.bird_conf is None:
+            raise LabError(f"node {node!r} runs no BIRD; BIRD nodes: {', '.join(self.bird_nodes()) or 'none'}")
+        return ns
+
+    def birdc(self, node: str, command: str) -> str:
+        return bird.birdc(Path(self._bird_node(node).dir), command)
+
+    def bird_routes(self, node: str, prefix: str) -> list[bird.Route]:
+        """BIRD's routes for ``prefix`` (every path it holds, the best one marked)."""
+        return bird.parse_routes(self.birdc(node, f"show route for {prefix} all"))
+
+    def kernel_next_hops(self, node: str, prefix: str) -> list[str]:
+        """The next hops the node's kernel forwards ``prefix`` on (``ip -j route``: structured)."""
+        out = self.exec(node, [IP, "-j", "route", "show", "exact", prefix]).stdout
+        return bird.kernel_hops(out)
+
+    def query_json(self, node: str, command: str) -> Any:
+        """A drill check's structured state: FRR's vtysh JSON, or for a BIRD node the same shape as FRR's
+        ``show ip route PREFIX json`` (the only command a BIRD node answers), from birdc and the kernel."""
+        if node not in self.bird_nodes():
+            return self.vtysh_json(node, command)
+        prefix = bird.route_command(command)
+        if prefix is None:
+            raise LabError(
+                f"node {node!r} runs BIRD: a check there must be 'show ip route PREFIX json' "
+                f"(answered from birdc and the kernel), not {command!r}"
+            )
+        return bird.route_json(prefix, self.bird_routes(node, prefix), self.kernel_next_hops(node, prefix))
+
+    def bird_alive(self, node: str) -> bool:
+        ns = self.netns(node)
+        procs = [p for p in self._refresh().frr if p.node == node and p.tag == "bird"]
+        return bool(procs) and all(netns.alive(p.pid) and _is_ours(p, ns) for p in procs)
 
     def clear_bgp(self, node: str, peer: str) -> None:
         self.vtysh(node, f"clear bgp {peer}")
@@ -215,7 +269,9 @@ class Lab:
     def set_mode(self, mode: str) -> None:
         with locked(self.name):
             st = self._refresh()
+            _check_bird_mode(st, mode)
             _apply_mode(st, self.frr_nodes(), mode)
+            _apply_bird_mode(st, self.bird_nodes(), mode)
             st.mode = mode
             write(st)
 
@@ -230,6 +286,8 @@ class Lab:
             out[node] = {
                 p: s for p, s in self.sessions(node).items() if (everyone or p in frr_addrs) and not frr.admin_down(s)
             }
+        for node in self.bird_nodes():  # the mode disabled the protocols that must not be up
+            out[node] = self.sessions(node)
         return out
 
     def wait_established(self, budget: float = UP_BUDGET_S) -> float:
@@ -253,7 +311,7 @@ class Lab:
 
     def _frr_addresses(self) -> set[str]:
         addrs: set[str] = set()
-        for node in self.frr_nodes():
+        for node in self.routing_nodes():
             with netns.ipr(self.netns(node)) as ip:
                 addrs.update(str(a.get_attr("IFA_ADDRESS")) for a in ip.get_addr())
         return addrs
@@ -349,6 +407,8 @@ def up(
     topo = load(topology_file)
     if topo.frr_nodes() and (why := frr.available()) is not None:
         raise LabError(why)  # a topology of plain linux nodes runs without FRR
+    if topo.bird_nodes() and (why := bird.available()) is not None:
+        raise LabError(why)
     existing = read(name)
     if existing is not None and existing.phase == "up":
         if Path(existing.topology) != topo.file:
@@ -359,6 +419,9 @@ def up(
         lab = Lab(existing)
         for node in lab.frr_nodes():
             lab.start_frr(node)  # no-op where FRR runs
+        for node in lab.bird_nodes():
+            if not lab.bird_alive(node):
+                _start_bird(name, [node])
         lab.set_mode(mode)
     else:
         if existing is not None:
@@ -389,6 +452,7 @@ def _create(topo: Topology, name: str, mode: str) -> Lab:
             env=dict(node.env),
             frr_conf=str(node.frr_conf) if node.frr_conf else None,
             daemons=frr.daemons(node.frr_daemons) if node.frr_conf else [],
+            bird_conf=str(node.bird_conf) if node.bird_conf else None,
         )
         for n, node in topo.nodes.items()
     }
@@ -399,6 +463,7 @@ def _create(topo: Topology, name: str, mode: str) -> Lab:
             f"they belong to something else: choose another --lab or remove them (ip netns del)"
         )
     st = LabState(name=name, topology=str(topo.file), mode=mode, phase="creating", run_dir=str(run_dir), nodes=nodes)
+    _check_bird_mode(st, mode)
     with locked(name):
         write(st)  # before anything exists: `down` knows every namespace we may create
     for n, ns in nodes.items():
@@ -423,12 +488,59 @@ def _create(topo: Topology, name: str, mode: str) -> Lab:
         write(st)
     frr_nodes = topo.frr_nodes()
     _start_frr(name, frr_nodes)
+    _start_bird(name, topo.bird_nodes())
     with locked(name):
         st = read(name) or st
         _configure_frr(st, frr_nodes, mode)
+        _apply_bird_mode(st, topo.bird_nodes(), mode)
         st.phase = "up"
         write(st)
     return Lab(st)
+
+
+def _check_bird_mode(st: LabState, mode: str) -> None:
+    if any(ns.bird_conf for ns in st.nodes.values()):
+        bird.mode_commands(mode)  # LabError for a mode a BIRD edge cannot run
+
+
+def _start_bird(name: str, nodes: Sequence[str]) -> None:
+    """One ``bird -f`` per node, its socket and pid file in the node's directory; recorded at once."""
+    for node in nodes:
+        with locked(name):
+            st = read(name)
+            assert st is not None
+            ns = st.nodes[node]
+            assert ns.bird_conf is not None
+            d = Path(ns.dir)
+            (d / bird.SOCKET_NAME).unlink(missing_ok=True)
+            argv = bird.daemon_argv(Path(ns.bird_conf), d)
+            with (d / bird.LOG_NAME).open("ab") as out:
+                proc = subprocess.Popen(
+                    _ns_argv(ns.netns, argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            st.frr.append(Proc(proc.pid, node, "bird", argv, str(d / bird.LOG_NAME), netns.proc_starttime(proc.pid)))
+            write(st)
+        sock = d / bird.SOCKET_NAME
+        try:
+            eventually(
+                f"{node}: BIRD control socket {sock}",
+                budget=SOCKET_BUDGET_S,
+                probe=sock.exists,
+                check=lambda there: [] if there else ["not yet"],
+                interval_s=0.02,
+            )
+        except BudgetExceeded as e:
+            raise LabError(f"{e}; see {d / bird.LOG_NAME}") from None
+
+
+def _apply_bird_mode(st: LabState, nodes: Sequence[str], mode: str) -> None:
+    for n in nodes:
+        for cmd in bird.mode_commands(mode):
+            bird.birdc(Path(st.nodes[n].dir), cmd)
 
 
 def _run(node: str, argv: list[str], env: dict[str, str] | None = None) -> None:

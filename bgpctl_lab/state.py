@@ -56,6 +56,7 @@ class NodeState:
     env: dict[str, str] = field(default_factory=dict)
     frr_conf: str | None = None
     daemons: list[str] = field(default_factory=list)
+    bird_conf: str | None = None  # the node runs BIRD 2 (lab variants --edge bird, bird-no-addpath)
     created: bool = False  # namespace, links and exec done
 
 

@@ -30,6 +30,7 @@ from bgpctl.errors import LabError, Problem, ProblemsError
 
 FRR_CONF_TARGET = PurePosixPath("/etc/frr/frr.conf")
 FRR_DAEMONS_TARGET = PurePosixPath("/etc/frr/daemons")
+BIRD_CONF_TARGET = PurePosixPath("/etc/bird.conf")  # where ghcr.io/srl-labs/bird reads its configuration
 IFNAME_MAX = 15  # IFNAMSIZ - 1
 SUPPORTED_NODE_KEYS = frozenset({"kind", "image", "binds", "exec", "env", "sysctls", "labels"})
 SUPPORTED_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu"})
@@ -38,6 +39,24 @@ SUPPORTED_LINK_KEYS = frozenset({"endpoints", "ipv4", "ipv6", "mtu"})
 # rest sits next to it: <dir>/lab/services.yaml, <dir>/lab/drills/*.yaml. Never the source tree.
 TOPOLOGY_ENV = "BGPCTL_LAB_TOPOLOGY"
 DEFAULT_TOPOLOGY = Path("containerlab.yml")
+
+
+EDGE_VARIANTS: Mapping[str, str] = {
+    "frr": "containerlab.yml",
+    "bird": "containerlab-bird.yml",  # BIRD 2 edge, ADD-PATH receive on
+    "bird-no-addpath": "containerlab-bird-no-addpath.yml",  # BIRD 2 edge, ADD-PATH off
+}
+"""``bgpctl lab up --edge VARIANT``: which router the edge runs, as a topology file next to containerlab.yml."""
+
+
+def edge_topology(topology_file: Path, edge: str) -> Path:
+    """The topology of an edge variant, next to ``topology_file`` (LabError naming the variants)."""
+    if edge not in EDGE_VARIANTS:
+        raise LabError(f"unknown edge {edge!r}; use one of: {', '.join(EDGE_VARIANTS)}")
+    path = topology_file.resolve().parent / EDGE_VARIANTS[edge]
+    if not path.is_file():
+        raise LabError(f"--edge {edge}: {path} does not exist (the variants sit next to containerlab.yml)")
+    return path
 
 
 def find_topology(given: Path | None = None) -> Path:
@@ -98,6 +117,11 @@ class Node:
     def frr_daemons(self) -> Path | None:
         return self.bind_for(FRR_DAEMONS_TARGET)
 
+    @property
+    def bird_conf(self) -> Path | None:
+        """The node runs BIRD 2 when its ``/etc/bird.conf`` is bound from a file."""
+        return self.bind_for(BIRD_CONF_TARGET)
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -123,6 +147,9 @@ class Topology:
 
     def frr_nodes(self) -> list[str]:
         return [n for n, node in self.nodes.items() if node.frr_conf is not None]
+
+    def bird_nodes(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.bird_conf is not None]
 
     def interfaces(self, node: str) -> list[str]:
         return [e.ifname for link in self.links for e in (link.a, link.b) if e.node == node]

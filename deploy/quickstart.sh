@@ -15,7 +15,7 @@ VENV="$ROOT/.venv"
 die() { echo "quickstart: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (the lab creates network namespaces and starts FRR)"
 
-APT_PKGS=(frr nftables iptables libnetfilter-queue1 libnetfilter-queue-dev iproute2 iputils-ping tcpdump
+APT_PKGS=(frr bird2 nftables iptables libnetfilter-queue1 libnetfilter-queue-dev iproute2 iputils-ping tcpdump
           gcc python3-dev procps)
 
 install_apt() {
@@ -27,6 +27,18 @@ install_apt() {
     echo "quickstart: installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  quiet_bird
+}
+
+# bird2 starts a BIRD in the root namespace as a system service; the lab runs its own per namespace
+# (--edge bird / bird-no-addpath), so stop and disable that one (systemd, or sysvinit without it).
+quiet_bird() {
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now bird.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/bird ]; then
+    /etc/init.d/bird stop >/dev/null 2>&1 || true
+    update-rc.d bird disable >/dev/null 2>&1 || true
   fi
 }
 

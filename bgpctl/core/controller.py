@@ -10,7 +10,9 @@ When a step plans:
 * a path's health changed (decide's transitions), including the hard-failure fast path, which
   decide() applies in the very call that sees the N-th consecutive lost probe;
 * the previous plan held changes back (rate limit): they are retried once per second;
-* the first time any path is judged (before that, nothing is announced).
+* the first time any path is judged (before that, nothing is announced);
+* a peer's negotiated ADD-PATH changed (:meth:`Controller.negotiated`; the daemon passes what the speaker
+  read from the sessions' OPENs, a replay what the recording says).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bgpctl.core.decide import decide, path_keys
-from bgpctl.core.plan import plan
+from bgpctl.core.plan import AddPathState, plan
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Sample, Transition
-from bgpctl.policy.model import Policy
+from bgpctl.policy.model import Family, Policy
 
 RETRY_DEFERRED_S = 1.0
 
@@ -52,13 +54,27 @@ def _window(policy: Policy, key: PathKey) -> PathWindow:
 class Controller:
     """Holds the windows, the health and the last plan of one policy."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, add_path: AddPathState | None = None) -> None:
+        """``add_path``: the families each peer negotiated ADD-PATH send in; ``{}`` (the daemon's start:
+        nothing negotiated yet) or None (as the policy configures: replay of an old recording)."""
         self.policy = policy
         self.keys = path_keys(policy)
         self.windows: dict[PathKey, PathWindow] = {k: _window(policy, k) for k in self.keys}
         self.health: dict[PathKey, PathHealth] = {k: PathHealth() for k in self.keys}
         self.last_plan: Plan | None = None
         self._last_plan_at = 0.0
+        self.add_path: dict[str, frozenset[Family]] | None = None if add_path is None else dict(add_path)
+        self._replan = False
+
+    def negotiated(self, add_path: AddPathState) -> bool:
+        """A new view of what the sessions negotiated; True if it differs (the next step plans again)."""
+        new = {peer: fams for peer, fams in add_path.items() if fams}
+        old = None if self.add_path is None else {peer: fams for peer, fams in self.add_path.items() if fams}
+        if new == old:
+            return False
+        self.add_path = new
+        self._replan = True
+        return True
 
     def sent(self, key: PathKey, seq: int, at: float) -> None:
         window = self.windows.get(key)
@@ -84,9 +100,11 @@ class Controller:
             and now - self._last_plan_at >= RETRY_DEFERRED_S
         )
         first = self.last_plan is None and judged
-        if not (decision.transitions or retry or first):
+        replan = self._replan and self.last_plan is not None
+        if not (decision.transitions or retry or first or replan):
             return Step(now, decision.transitions, None, stats)
-        new_plan = plan(self.policy, self.health, self.last_plan, now)
+        self._replan = False
+        new_plan = plan(self.policy, self.health, self.last_plan, now, add_path=self.add_path)
         self.last_plan = new_plan
         self._last_plan_at = now
         return Step(now, decision.transitions, new_plan, stats)

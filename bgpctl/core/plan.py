@@ -22,11 +22,19 @@ Routes:
 * To every ``edge`` peer: every service prefix via every path that has a state, with
   next hop = the path's ``next_hop``, AS path = ``(local_as,) * (1 + prepend)``, MED, communities and
   large communities from ``actions[state].edge``; a ``withdraw`` action means no route.
-* With ADD-PATH ``send`` or ``send/receive`` on the peer every path gets its own path id: its
-  1-based position in the policy's region/path order, so ids never move with health. Without
-  ADD-PATH the peer gets only the single best route per prefix (path id 0), ranked by state
-  (preferred, standby, degraded, down), then AS-path length, then MED (missing = 0), then the
-  policy's region/path order.
+* With ADD-PATH ``send`` or ``send/receive`` on the peer *and negotiated* in the prefix's family
+  (``add_path``, below) every path gets its own path id: its 1-based position in the policy's
+  region/path order, so ids never move with health. Without ADD-PATH the peer gets only the single
+  best route per prefix (path id 0), ranked by state (preferred, standby, degraded, down), then
+  AS-path length, then MED (missing = 0), then the policy's region/path order.
+* ``add_path``: per peer, the families in which its session negotiated ADD-PATH with us sending (what
+  the speaker read from the session's OPENs). A peer missing from it has negotiated nothing: a peer
+  that does not accept several paths keeps only the last one sent per prefix, so several paths to it
+  would leave it the standby or degraded one, and withdrawing one of them would withdraw the prefix.
+  ``None`` means "as the policy configures" (offline planning: ``bgpctl policy plan``, golden plans).
+  When a peer's ADD-PATH state changes (the daemon forgets it while the session is down, so this
+  happens while no route reaches the peer, or as it comes up with ADD-PATH) its changes are not
+  rate-limited: a RIB half in one mode and half in the other is the defect itself.
 * To every ``transit-gateway`` peer: ``corporate.prefixes`` with next hop ``corporate.next_hop`` and
   ``actions[state].transit-gateway`` of the path(s) whose ``peer`` is that TGW, the state taken from
   ``corporate.follow_service``. Same ADD-PATH rule.
@@ -326,7 +334,26 @@ def _tgw_candidates(
     return out
 
 
-def ideal_rib(policy: Policy, health: Mapping[PathKey, PathHealth], overrides: Overrides | None = None) -> Ideal:
+AddPathState = Mapping[str, frozenset[Family]]
+"""Per peer name, the families in which the session negotiated ADD-PATH with us sending."""
+
+
+def sends_add_path(peer: Peer, add_path: AddPathState | None, prefix: str) -> bool:
+    """Does ``peer`` get one route per path for ``prefix`` (else: the single best, path id 0)?"""
+    if peer.add_path not in _ADD_PATH_SENDS:
+        return False
+    if add_path is None:
+        return True
+    net = _network(prefix)
+    return net is not None and Family.of(net) in add_path.get(peer.name, frozenset())
+
+
+def ideal_rib(
+    policy: Policy,
+    health: Mapping[PathKey, PathHealth],
+    overrides: Overrides | None = None,
+    add_path: AddPathState | None = None,
+) -> Ideal:
     """The routes the health asks for, per peer, with the path and state behind each one."""
     states, notes = path_states(policy, health, overrides)
     ids = path_ids(policy)
@@ -337,10 +364,9 @@ def ideal_rib(policy: Policy, health: Mapping[PathKey, PathHealth], overrides: O
             candidates = _edge_candidates(policy, peer, states, ids)
         else:
             candidates = _tgw_candidates(policy, peer, states, ids)
-        add_path = peer.add_path in _ADD_PATH_SENDS
         best: dict[RouteKey, _Candidate] = {}
         for c in candidates:
-            key = RouteKey(c.prefix, c.path_id if add_path else 0)
+            key = RouteKey(c.prefix, c.path_id if sends_add_path(peer, add_path, c.prefix) else 0)
             if key not in best or c.rank() < best[key].rank():
                 best[key] = c
         routes[peer.name] = {k: best[k].attrs for k in sorted(best, key=route_order)}
@@ -358,8 +384,38 @@ def ideal_rib(policy: Policy, health: Mapping[PathKey, PathHealth], overrides: O
 # fail-static, allowlist
 
 
-def _fail_static(policy: Policy, ideal: Ideal, previous: Rib | None, target: Rib, notes: list[str]) -> None:
-    """Replace, in ``target``, the routes of services without an announceable path by the previous ones.
+def _fit_add_path(
+    policy: Policy, peer: Peer, routes: Mapping[RouteKey, RouteAttrs], add_path: AddPathState | None
+) -> dict[RouteKey, RouteAttrs]:
+    """``routes`` for a peer that may no longer take several paths per prefix: where it does not, the
+    most preferred of a prefix's routes, as path id 0 (ranked as the planner ranks: state, AS path, MED,
+    path id)."""
+    out: dict[RouteKey, RouteAttrs] = {}
+    single: dict[str, tuple[tuple[int, int, int, int], RouteAttrs]] = {}
+    for k, a in routes.items():
+        if k.path_id == 0 or sends_add_path(peer, add_path, k.prefix):
+            out[k] = a
+            continue
+        rank = _infer_rank(policy, peer.role, a)
+        order = (*_preference(rank if rank is not None else len(STATE_RANK), a), k.path_id)
+        if k.prefix not in single or order < single[k.prefix][0]:
+            single[k.prefix] = (order, a)
+    for prefix, (_order, a) in single.items():
+        out.setdefault(RouteKey(prefix, 0), a)
+    return out
+
+
+def _fail_static(
+    policy: Policy,
+    ideal: Ideal,
+    previous: Rib | None,
+    target: Rib,
+    notes: list[str],
+    *,
+    add_path: AddPathState | None = None,
+) -> None:
+    """Replace, in ``target``, the routes of services without an announceable path by the previous ones
+    (one per prefix, path id 0, to a peer that no longer takes several).
 
     Only on the policy's peers: routes to a peer the policy no longer has are withdrawn, not kept.
     """
@@ -383,7 +439,7 @@ def _fail_static(policy: Policy, ideal: Ideal, previous: Rib | None, target: Rib
         if previous is not None:
             for peer in policy.peers:
                 routes = {k: a for k, a in target.get(peer.name, {}).items() if k.prefix not in prefixes}
-                for k, a in previous.get(peer.name, {}).items():
+                for k, a in _fit_add_path(policy, peer, previous.get(peer.name, {}), add_path).items():
                     if k.prefix in prefixes:
                         routes[k] = a
                         kept += 1
@@ -452,17 +508,24 @@ def _sources_of(policy: Policy, peer: Peer, key: RouteKey) -> list[PathKey]:
     return out
 
 
-def _withdraw_why(policy: Policy, ideal: Ideal | None, peer_name: str, key: RouteKey) -> str:
+def _withdraw_why(
+    policy: Policy, ideal: Ideal | None, peer_name: str, key: RouteKey, add_path_state: AddPathState | None
+) -> str:
     peer = _find_peer(policy, peer_name)
     if peer is None:
         return f"peer {peer_name} is no longer in the policy"
     sources = _sources_of(policy, peer, key)
     if not sources:
         return f"{key.prefix} is no longer announced to {peer_name} by the policy"
-    add_path = peer.add_path in _ADD_PATH_SENDS
+    add_path = sends_add_path(peer, add_path_state, key.prefix)
     if add_path and key.path_id == 0:
         return f"ADD-PATH is on towards {peer_name} now: {key.prefix} goes out once per path"
     if not add_path and key.path_id != 0:
+        if peer.add_path in _ADD_PATH_SENDS:
+            return (
+                f"ADD-PATH is not negotiated with {peer_name} (session down, or the peer does not accept "
+                f"several paths): {key.prefix} goes out once, path id 0"
+            )
         return f"ADD-PATH is off towards {peer_name} now: {key.prefix} goes out once, path id 0"
     if add_path and key.path_id not in path_ids(policy).values():
         return f"path id {key.path_id} is no path of the policy any more"
@@ -478,7 +541,9 @@ class _Ordered:
     change: RouteChange
 
 
-def _diff(policy: Policy, ideal: Ideal | None, base: Rib, target: Rib) -> list[RouteChange]:
+def _diff(
+    policy: Policy, ideal: Ideal | None, base: Rib, target: Rib, add_path: AddPathState | None
+) -> list[RouteChange]:
     peer_index = {p.name: i for i, p in enumerate(policy.peers)}
     peers = sorted(set(base) | set(target), key=lambda n: (peer_index.get(n, len(peer_index)), n))
     out: list[_Ordered] = []
@@ -517,7 +582,11 @@ def _diff(policy: Policy, ideal: Ideal | None, base: Rib, target: Rib) -> list[R
                         _GROUP_WITHDRAW,
                         ((), pi, route_order(key)),
                         RouteChange(
-                            peer_name, ChangeKind.WITHDRAW, key, None, _withdraw_why(policy, ideal, peer_name, key)
+                            peer_name,
+                            ChangeKind.WITHDRAW,
+                            key,
+                            None,
+                            _withdraw_why(policy, ideal, peer_name, key, add_path),
                         ),
                     )
                 )
@@ -550,16 +619,31 @@ def _normalized(policy: Policy, rib: Rib) -> Rib:
 # plan
 
 
+def _mode_switched(policy: Policy, base: Rib, add_path: AddPathState | None) -> frozenset[str]:
+    """Peers holding a route whose path id does not fit their ADD-PATH state now (the state changed)."""
+    out: set[str] = set()
+    for peer in policy.peers:
+        for key in base.get(peer.name, {}):
+            if sends_add_path(peer, add_path, key.prefix) != (key.path_id != 0):
+                out.add(peer.name)
+                break
+    return frozenset(out)
+
+
 def plan(
     policy: Policy,
     health: Mapping[PathKey, PathHealth],
     previous: Plan | None,
     now: float,
     overrides: Overrides | None = None,
+    *,
+    add_path: AddPathState | None = None,
 ) -> Plan:
     """The desired RIB for ``health`` and the ordered, rate-limited changes from ``previous``.
 
-    ``overrides`` None means ``policy.overrides``. See the module docstring for the rules.
+    ``overrides`` None means ``policy.overrides``; ``add_path`` None means every peer negotiated what the
+    policy configures (offline planning; the daemon always passes what the sessions negotiated). See the
+    module docstring for the rules.
     """
     ov = policy.overrides if overrides is None else overrides
     allowlist = allowlist_networks(policy)
@@ -589,15 +673,24 @@ def plan(
         target: Rib = {peer: dict(routes) for peer, routes in base.items()}
         notes.append("freeze: the routes stay as they are; nothing new is planned")
     else:
-        ideal = ideal_rib(policy, health, ov)
+        ideal = ideal_rib(policy, health, ov, add_path)
         notes.extend(ideal.notes)
         target = {peer: dict(routes) for peer, routes in ideal.routes.items()}
-        _fail_static(policy, ideal, base if previous is not None else None, target, notes)
+        _fail_static(policy, ideal, base if previous is not None else None, target, notes, add_path=add_path)
     target = _drop_outside(target, allowlist, notes)
 
-    ordered = _diff(policy, ideal, base, target)
-    budget = max(0, policy.guards.max_route_changes_per_minute - len(recent) - len(guard))
-    applied, deferred = ordered[:budget], ordered[budget:]
+    ordered = _diff(policy, ideal, base, target, add_path)
+    # a peer whose ADD-PATH state changed gets all its changes now: half one mode, half the other is the defect
+    switched = _mode_switched(policy, base, add_path) if not ov.freeze else frozenset()
+    forced = [c for c in ordered if c.peer in switched]
+    limited = [c for c in ordered if c.peer not in switched]
+    budget = max(0, policy.guards.max_route_changes_per_minute - len(recent) - len(guard) - len(forced))
+    applied, deferred = forced + limited[:budget], limited[budget:]
+    if switched:
+        notes.append(
+            f"ADD-PATH changed towards {', '.join(sorted(switched))}: "
+            f"{len(forced)} change(s) made at once, outside the rate limit"
+        )
     if deferred:
         notes.append(
             f"rate limit: {len(deferred)} change(s) deferred "

@@ -12,6 +12,10 @@ Lines, one JSON object each:
 * **sent** (a probe went out): ``{"ev": "sent", "service": ..., "region": ..., "path": ..., "seq": 17,
   "sent": 1795680000.123456}``.
 * **step** (the controller evaluated): ``{"ev": "step", "at": 1795680000.125}``.
+* **negotiated** (what the BGP sessions negotiated changed): ``{"ev": "negotiated", "add_path":
+  {"edge": ["ipv4-unicast"]}}``: per peer, the families it negotiated ADD-PATH send in (a peer not
+  listed: none). A daemon recording's header says ``"negotiated": true``: the controller started with
+  nothing negotiated; without it (older recordings) the replay plans as the policy configures.
 
 The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
 Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
@@ -31,6 +35,7 @@ from typing import BinaryIO
 
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import RefusedInput
+from bgpctl.policy.model import Family
 
 VERSION = 2
 
@@ -56,6 +61,14 @@ class Schedule:
 class Header:
     paths: Mapping[PathKey, Schedule]
     steps: bool  # the recording has step lines (a daemon recording): replay it exactly
+    negotiated: bool = False  # the recording has negotiated lines; the controller started with none
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What the sessions negotiated: per peer, the families with ADD-PATH send."""
+
+    add_path: Mapping[str, frozenset[Family]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +91,26 @@ class Stepped:
     at: float
 
 
-Event = Header | Settled | Sent | Stepped
+Event = Header | Settled | Sent | Stepped | Negotiated
 
 
 # --------------------------------------------------------------------------------------------
 # writing
 
 
-def header_line(paths: Mapping[PathKey, Schedule], *, steps: bool) -> str:
-    return _dump(
-        {
-            "bgpctl_recording": VERSION,
-            "steps": steps,
-            "paths": {str(k): {"interval_s": s.interval_s, "timeout_s": s.timeout_s} for k, s in paths.items()},
-        }
-    )
+def header_line(paths: Mapping[PathKey, Schedule], *, steps: bool, negotiated: bool = False) -> str:
+    doc: dict[str, object] = {
+        "bgpctl_recording": VERSION,
+        "steps": steps,
+        "paths": {str(k): {"interval_s": s.interval_s, "timeout_s": s.timeout_s} for k, s in paths.items()},
+    }
+    if negotiated:
+        doc["negotiated"] = True
+    return _dump(doc)
+
+
+def negotiated_line(add_path: Mapping[str, frozenset[Family]]) -> str:
+    return _dump({"ev": "negotiated", "add_path": {p: sorted(f.value for f in fams) for p, fams in add_path.items()}})
 
 
 def sample_line(key: PathKey, sample: Sample) -> str:
@@ -231,8 +249,12 @@ class Parser:
         ev = obj.get("ev")
         if ev == "step":
             return Stepped(_number(obj.get("at"), "at", where))
+        if ev == "negotiated":
+            return _negotiated(obj, where)
         if ev is not None and ev != "sent":
-            raise RecordingError(f"{where}: unknown event {ev!r}: 'ev' is 'sent' or 'step' (or absent, for a sample)")
+            raise RecordingError(
+                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step' or 'negotiated' (or absent, for a sample)"
+            )
         fields = _FIELDS[:5] if ev == "sent" else _FIELDS
         missing = [f for f in fields if f not in obj]
         if missing:
@@ -265,6 +287,22 @@ def _number(value: object, name: str, where: str) -> float:
     return float(value)
 
 
+def _negotiated(obj: dict[str, object], where: str) -> Negotiated:
+    raw = obj.get("add_path")
+    example = '{"ev": "negotiated", "add_path": {"edge": ["ipv4-unicast"]}}'
+    if not isinstance(raw, dict):
+        raise RecordingError(f"{where}: 'add_path' must map peer names to lists of families, like {example}")
+    names = {f.value for f in Family}
+    out: dict[str, frozenset[Family]] = {}
+    for peer, fams in raw.items():
+        if not isinstance(fams, list) or not all(isinstance(f, str) and f in names for f in fams):
+            raise RecordingError(
+                f"{where}: add_path.{peer}: a list of families ({', '.join(sorted(names))}), got {fams!r}"
+            )
+        out[peer] = frozenset(Family(f) for f in fams)
+    return Negotiated(out)
+
+
 def _header(obj: dict[str, object], where: str) -> Header:
     version = obj.get("bgpctl_recording")
     if version != VERSION:
@@ -290,4 +328,7 @@ def _header(obj: dict[str, object], where: str) -> Header:
     steps = obj.get("steps", False)
     if not isinstance(steps, bool):
         raise RecordingError(f"{where}: 'steps' must be true or false")
-    return Header(out, steps)
+    negotiated = obj.get("negotiated", False)
+    if not isinstance(negotiated, bool):
+        raise RecordingError(f"{where}: 'negotiated' must be true or false")
+    return Header(out, steps, negotiated)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from bgpctl.core.controller import Controller, Step
 from bgpctl.core.decide import path_keys
 from bgpctl.core.plan import RATE_WINDOW_S
-from bgpctl.core.recording import Event, Header, RecordingError, Sent, Settled, Stepped, read_recording
+from bgpctl.core.recording import Event, Header, Negotiated, RecordingError, Sent, Settled, Stepped, read_recording
 from bgpctl.core.types import Health, PathKey, Plan, Sample, Transition
 from bgpctl.policy.model import Policy
 from bgpctl.render import change_text, change_to_dict, transition_to_dict
@@ -122,7 +122,7 @@ def replay(
     first = next(source, None)
     if first is None:
         return
-    ctl = Controller(policy)
+    ctl = Controller(policy, {} if isinstance(first, Header) and first.negotiated else None)
     if isinstance(first, Header):
         total.notes.extend(_schedule_notes(policy, first))
         total.exact = first.steps
@@ -188,6 +188,8 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
         elif isinstance(ev, Sent):
             _known(ctl, ev.key)
             ctl.sent(ev.key, ev.seq, ev.at)
+        elif isinstance(ev, Negotiated):
+            ctl.negotiated(ev.add_path)
         else:
             raise ReplayError(
                 "a second header in the recording: replay one daemon run at a time (split the file at the header lines)"

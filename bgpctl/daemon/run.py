@@ -166,11 +166,12 @@ class Daemon:
     ) -> None:
         self.policy, self.opts, self.log, self.metrics = policy, opts, log, metrics
         self.run_dir = opts.run_dir or Path(policy.speaker.exabgp.run_dir)
-        self.controller = Controller(policy)
+        self.controller = Controller(policy, {})  # nothing negotiated until the sessions' OPENs are seen
         self.decisions = DecisionLog()  # the control API's "last decisions" and current stats
         self.sinks: list[DecisionSink] = [LogSink(log), MetricsSink(metrics), self.decisions]
         self.speaker = Speaker(policy, self.run_dir, log)
         self._wake = asyncio.Event()
+        self.speaker.on_negotiated = self._wake.set  # a session's ADD-PATH changed: plan again
         self._stop = asyncio.Event()
         self._notes: tuple[str, ...] = ()
         self._started = time.time()
@@ -203,6 +204,15 @@ class Daemon:
         """Read the replies that arrived by ``now``, then let the controller judge and plan."""
         for prober in self._probers:
             prober.poll_replies()
+        negotiated = self.speaker.add_path_send()
+        if self.controller.negotiated(negotiated):
+            self.log.info(
+                events.PLAN_CAPABILITIES,
+                add_path_send={p.name: sorted(f.value for f in negotiated.get(p.name, ())) for p in self.policy.peers},
+                hint="peers without ADD-PATH get one best path per prefix",
+            )
+            if self._recorder is not None:
+                self._recorder.negotiated(negotiated)
         if self._recorder is not None:
             self._recorder.step(now)
         step = self.controller.step(now)
@@ -250,6 +260,10 @@ class Daemon:
     def _export_state(self) -> None:
         for peer, state in self.speaker.sessions().items():
             self.metrics.session_up.labels(peer).set(1 if state == SessionState.UP else 0)
+        negotiated = self.speaker.add_path_send()
+        for p in self.policy.peers:
+            for family in p.families:
+                self.metrics.add_path.labels(p.name, family.value).set(1 if family in negotiated.get(p.name, ()) else 0)
         for event, n in self.speaker.counters.items():
             self.metrics.speaker.labels(event).set(n)
         for peer, n in self.speaker.received_counts().items():
@@ -321,7 +335,9 @@ class Daemon:
             specs = specs_from_policy(self.policy)
             if self.opts.record is not None:
                 self._recorder = stack.enter_context(Recorder(self.opts.record))
-                self._recorder.header({s.key: Schedule(s.interval_s, s.timeout_s) for s in specs}, steps=True)
+                self._recorder.header(
+                    {s.key: Schedule(s.interval_s, s.timeout_s) for s in specs}, steps=True, negotiated=True
+                )
             self.log.info(
                 events.DAEMON_START,
                 policy=str(self.opts.policy_file),

@@ -89,6 +89,13 @@ class Metrics:
             ["peer"],
             registry=r,
         )
+        self.add_path = Gauge(
+            "bgpctl_bgp_add_path_send",
+            "Per peer and family: 1 when the session negotiated ADD-PATH with us sending (several paths per "
+            "prefix), 0 when not or not yet (the peer then gets one best path per prefix)",
+            ["peer", "family"],
+            registry=r,
+        )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
 

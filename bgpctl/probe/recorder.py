@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from bgpctl.core.recording import Schedule, header_line, sample_line, sent_line, step_line
+from bgpctl.core.recording import Schedule, header_line, negotiated_line, sample_line, sent_line, step_line
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
+from bgpctl.policy.model import Family
 
 
 class Recorder:
@@ -44,8 +45,11 @@ class Recorder:
         self._file.write(line)
         self.written += 1
 
-    def header(self, paths: Mapping[PathKey, Schedule], *, steps: bool) -> None:
-        self._write(header_line(paths, steps=steps))
+    def header(self, paths: Mapping[PathKey, Schedule], *, steps: bool, negotiated: bool = False) -> None:
+        self._write(header_line(paths, steps=steps, negotiated=negotiated))
+
+    def negotiated(self, add_path: Mapping[str, frozenset[Family]]) -> None:
+        self._write(negotiated_line(add_path))
 
     def __call__(self, key: PathKey, sample: Sample) -> None:
         self._write(sample_line(key, sample))

@@ -72,6 +72,11 @@ def _network(prefix: str) -> IPNetwork:
         ) from e
 
 
+def check_network(prefix: str) -> IPNetwork:
+    """The prefix as a network (SpeakerError naming it when it is not one)."""
+    return _network(prefix)
+
+
 def check_allowed(prefix: str, allowlist: Sequence[IPNetwork]) -> IPNetwork:
     """The prefix as a network if it lies inside the allowlist; otherwise SpeakerError (never announced)."""
     net = _network(prefix)

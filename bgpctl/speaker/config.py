@@ -144,6 +144,7 @@ def render_config(policy: Policy, relay_argv: Sequence[str], secrets: Mapping[st
         "        api {",
         f"            processes [ {PROCESS_NAME} ];",
         "            neighbor-changes;",
+        "            negotiated;",
         "            receive { parsed; update; notification; }",
         "            send { parsed; update; }",
         "        }",

@@ -95,6 +95,18 @@ class NotificationEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class NegotiatedEvent:
+    """What a session negotiated, from ExaBGP's ``negotiated`` message (written once both OPENs are in,
+    before the session is up). Families as ExaBGP writes them: ``"ipv4 unicast"``."""
+
+    peer: str
+    families: tuple[str, ...]
+    add_path_send: tuple[str, ...]  # families we may send several paths per prefix in (the peer receives)
+    add_path_receive: tuple[str, ...]
+    hold_time: int
+
+
+@dataclass(frozen=True, slots=True)
 class ShutdownEvent:
     """ExaBGP itself is shutting down: the last line before EOF."""
 
@@ -113,7 +125,17 @@ class UnparsableLine:
     reason: str
 
 
-Event = Ack | StateEvent | UpdateEvent | EorEvent | NotificationEvent | ShutdownEvent | OtherEvent | UnparsableLine
+Event = (
+    Ack
+    | StateEvent
+    | UpdateEvent
+    | EorEvent
+    | NotificationEvent
+    | NegotiatedEvent
+    | ShutdownEvent
+    | OtherEvent
+    | UnparsableLine
+)
 
 
 class _Shape(Exception):
@@ -253,6 +275,25 @@ def _withdrawn(raw: Any) -> tuple[Nlri, ...]:
     return tuple(out)
 
 
+def _families(raw: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise _Shape(f"{what} is not a list")
+    return tuple(_str(f, what) for f in raw)
+
+
+def _negotiated(peer: str, raw: Any) -> NegotiatedEvent:
+    """``{"families": ["ipv4 unicast"], "add_path": {"send": [...], "receive": [...]}, "hold_time": 9, ...}``."""
+    doc = _obj(raw, "negotiated")
+    add_path = _obj(doc.get("add_path", {}), "negotiated.add_path")
+    return NegotiatedEvent(
+        peer,
+        _families(doc.get("families", []), "negotiated.families"),
+        _families(add_path.get("send", []), "negotiated.add_path.send"),
+        _families(add_path.get("receive", []), "negotiated.add_path.receive"),
+        _int(doc.get("hold_time", 0), "negotiated.hold_time"),
+    )
+
+
 def _peer(neighbor: dict[str, Any]) -> str:
     address = _obj(neighbor.get("address"), "neighbor.address")
     return _str(address.get("peer"), "neighbor.address.peer")
@@ -267,6 +308,8 @@ def _event(doc: dict[str, Any]) -> Event:
     if kind == "state":
         reason = neighbor.get("reason", "")
         return StateEvent(peer, _str(neighbor.get("state"), "state"), _text(reason, "reason"))
+    if kind == "negotiated":
+        return _negotiated(peer, neighbor.get("negotiated"))
     direction = _str(neighbor.get("direction", ""), "direction")
     if kind == "notification":
         note = _obj(neighbor.get("notification"), "notification")

@@ -7,6 +7,7 @@ What the daemon uses::
     result = await speaker.sync(desired)   # send only the difference; returns once ExaBGP acked it
     speaker.sessions()                     # {peer name: SessionState value: idle, connected, up, down}
     speaker.announced()                    # Rib acknowledged by ExaBGP, for peers whose session is up
+    speaker.add_path_send()                # {peer name: families ADD-PATH send was negotiated for}
     await speaker.stop(withdraw=False)     # keep routes (graceful restart) or withdraw them first
 
 State kept here (one place):
@@ -17,6 +18,11 @@ State kept here (one place):
   routes for a neighbour whose session is down and sends them when it comes up, so commands go to
   ExaBGP whatever the session state; :meth:`announced` shows only peers whose session is up.
 * session states from ExaBGP's ``neighbor-changes`` events.
+* what each session negotiated (ExaBGP's ``negotiated`` message, written once both OPENs are in): the
+  families in which the peer accepts several paths per prefix (ADD-PATH send). Never assumed: empty
+  until the session's OPENs are seen, and again when it goes down or ExaBGP goes away, so a peer that
+  comes back without ADD-PATH is never sent several paths it would collapse into the last one.
+  ``on_negotiated`` (set by the daemon) is called whenever that changes, to re-plan.
 
 Recovery: an ``error`` ACK is logged with its command and counted, the route is not marked held and is
 retried with backoff (per route); a session coming up gets every desired route re-announced and then
@@ -30,7 +36,7 @@ sent, the previous RIB stays); everything else is in the returned :class:`SyncRe
 False while ExaBGP restarts or a route waits for its retry; the speaker finishes the job by itself).
 ``speaker.counters`` (a Counter) feeds metrics: ``commands_sent``, ``acks_error``, ``ack_timeouts``,
 ``eor_sent``, ``exabgp_exits``, ``unparsable_lines``, ``acks_unexpected``, ``notifications``,
-``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``.
+``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``, ``add_path_refused``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +62,7 @@ import structlog
 from bgpctl import events
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
-from bgpctl.policy.model import MaxPrefixAction, Policy
+from bgpctl.policy.model import AddPath, Family, MaxPrefixAction, Policy
 from bgpctl.rundir import RunDir
 from bgpctl.speaker import commands, messages, notification, relay
 from bgpctl.speaker.backoff import Backoff
@@ -82,6 +88,8 @@ WATCH_INTERVAL_S = 1.0
 PROC_TCP = ("tcp", "tcp6")  # /proc/PID/net/<these>: the sockets of ExaBGP's network namespace
 NO_DIRECTION = "none"
 """The ``direction`` label of a failure no NOTIFICATION carried (a session that never came up, a lost connection)."""
+AWAIT_PLAN_S = 5.0
+"""How long a session whose ADD-PATH changed holds its End-of-RIB for the daemon's new plan."""
 
 
 class RouteSpeaker(Protocol):
@@ -167,6 +175,9 @@ class Speaker:
         self._held: Rib = {p.name: {} for p in policy.peers}
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
+        self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
+        self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
+        self.on_negotiated: Callable[[], None] | None = None
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
         # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
@@ -307,6 +318,7 @@ class Speaker:
             raise
         self._desired = {peer: dict(routes) for peer, routes in desired.items() if routes}
         self._rib_complete = self._rib_complete or complete
+        self._await_plan.clear()  # this is the plan made after the sessions' news
         async with self._lock:
             return await self._reconcile()
 
@@ -316,6 +328,11 @@ class Speaker:
     def announced(self) -> Rib:
         """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing)."""
         return {peer: dict(routes) for peer, routes in self._held.items() if self._states.get(peer) == SessionState.UP}
+
+    def add_path_send(self) -> dict[str, frozenset[Family]]:
+        """Per peer, the families in which its session negotiated ADD-PATH with us sending: only peers whose
+        OPENs were seen since the session last came up (never assumed)."""
+        return dict(self._add_path)
 
     def desired(self) -> Rib:
         return {peer: dict(routes) for peer, routes in self._desired.items()}
@@ -446,6 +463,7 @@ class Speaker:
         self._over_limit.clear()
         self._torn_down.clear()
         self._watch.restart(time.monotonic())
+        self._forget_negotiated(*self._add_path)
         self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
     def _dispatch(self, line: str | bytes) -> None:
@@ -470,6 +488,8 @@ class Speaker:
                 self._log.debug(
                     events.BGP_EOR, peer=self._names.get(addr, addr), direction=direction, family=f"{afi} {safi}"
                 )
+            case messages.NegotiatedEvent():
+                self._on_negotiated(event)
             case messages.ShutdownEvent():
                 self._exabgp_stopping = True
                 self._log.info(events.EXABGP_SHUTTING_DOWN)
@@ -537,6 +557,8 @@ class Speaker:
             elif sent is None and previous == SessionState.UP and not self._exabgp_stopping and not torn:
                 self.failures[(name, NO_DIRECTION, "connection_lost")] += 1
 
+            self._forget_negotiated(name)
+
     def check_sessions(self, now: float | None = None) -> None:
         """Warn about every session that has not come up within its allowed hold times (sessionwatch)."""
         for late in self._watch.due(time.monotonic() if now is None else now):
@@ -600,6 +622,50 @@ class Speaker:
                 syn_sent |= syn_sent_to(text)
                 unacked |= unacknowledged_to(text)
             self.check_syns(syn_sent, unacked)
+
+    def _forget_negotiated(self, *names: str) -> None:
+        changed = [n for n in names if self._add_path.pop(n, None) is not None]
+        if changed and self.on_negotiated is not None:
+            self.on_negotiated()
+
+    def _on_negotiated(self, event: messages.NegotiatedEvent) -> None:
+        name = self._names.get(event.peer)
+        if name is None:
+            self._log.error(events.EXABGP_UNKNOWN_PEER, peer=event.peer, kind="negotiated")
+            return
+        peer = self.policy.peer(name)
+        sending = frozenset(f for f in Family if " ".join(f.words) in event.add_path_send)
+        wanted = peer.add_path in (AddPath.SEND, AddPath.BOTH)
+        refused = sorted(f.value for f in peer.families if wanted and f not in sending)
+        fields = {
+            "peer": name,
+            "address": event.peer,
+            "families": list(event.families),
+            "add_path_send": sorted(f.value for f in sending),
+            "add_path_receive": list(event.add_path_receive),
+            "hold_time": event.hold_time,
+        }
+        if refused:
+            self.counters["add_path_refused"] += 1
+            self._log.warning(
+                events.BGP_CAPABILITIES,
+                **fields,
+                add_path_refused=refused,
+                hint=(
+                    f"the policy asks add_path {peer.add_path.value} but the peer does not accept several paths "
+                    "per prefix: it is sent one best path per prefix (the planner's choice); enable ADD-PATH "
+                    "receive on the peer to load-share"
+                ),
+            )
+        else:
+            self._log.info(events.BGP_CAPABILITIES, **fields)
+        before = self._add_path.get(name)
+        self._add_path[name] = sending
+        if (before or frozenset()) != sending and self.on_negotiated is not None:
+            if wanted:  # the plan for this peer changes: hold its End-of-RIB for it (at most AWAIT_PLAN_S)
+                self._await_plan[name] = time.monotonic() + AWAIT_PLAN_S
+                self._rearm.set()
+            self.on_negotiated()
 
     def _on_update(self, event: messages.UpdateEvent) -> None:
         name = self._names.get(event.peer, event.peer)
@@ -739,14 +805,18 @@ class Speaker:
         conn = self._conn
         if conn is None:
             return SyncResult(0, 0, 0, connected=False)
+        now = time.monotonic()
+        self._await_plan = {p: t for p, t in self._await_plan.items() if t > now}
         full = frozenset(p for p in self._resync if self._states.get(p) == SessionState.UP)
+        # a session whose ADD-PATH changed waits (a little) for the plan made for it before its End-of-RIB, so
+        # that its graceful-restart stale routes are replaced by that plan's, not by one made for the old state
+        waiting = full & set(self._await_plan)
         if self._rib_complete:
-            self._resync -= full  # else: re-announced now, and once more with End-of-RIB when complete
+            self._resync -= full - waiting  # else: re-announced now, and once more with End-of-RIB when complete
         changes = commands.diff(self.policy, self._desired, self._held, full)
         wanted = {(c.peer, c.kind, c.key) for c in changes}
         for stale in [k for k in self._failures if k not in wanted]:
             del self._failures[stale]  # no longer needed: stop retrying it
-        now = time.monotonic()
         sent = errors = held_back = 0
         announces: list[commands.Command] = []
         withdraws: list[commands.Command] = []
@@ -759,6 +829,18 @@ class Speaker:
                     blocked.add((change.peer, change.key.prefix))
                 continue
             (announces if change.kind is ChangeKind.ANNOUNCE else withdraws).append(cmd)
+        # a session without ADD-PATH sees a withdrawal of any path id as "withdraw the prefix": where such
+        # a peer gets a prefix announced anew (one path now, several before), the old ids go first
+        fresh = {(c.peer, c.change.key.prefix) for c in announces if c.change is not None}
+        early = [c for c in withdraws if c.change is not None and self._collapses(c.peer, c.change.key, fresh)]
+        withdraws = [c for c in withdraws if c not in early]
+        for cmd, ok in zip(early, await self._send(conn, early), strict=True):
+            assert cmd.change is not None
+            sent += 1
+            if not self._withdrawn(conn, cmd, ok, now):
+                errors += 1
+        if self._conn is not conn:
+            return SyncResult(sent, errors, held_back, connected=False)
         for cmd, ok in zip(announces, await self._send(conn, announces), strict=True):
             assert cmd.change is not None and cmd.change.attrs is not None
             key = (cmd.peer, cmd.change.kind, cmd.change.key)
@@ -778,23 +860,15 @@ class Speaker:
         ready = [c for c in withdraws if (c.peer, c.change.key.prefix if c.change else "") not in blocked]
         held_back += len(withdraws) - len(ready)
         for cmd, ok in zip(ready, await self._send(conn, ready), strict=True):
-            assert cmd.change is not None
-            key = (cmd.peer, cmd.change.kind, cmd.change.key)
             sent += 1
-            if ok:
-                self._held.get(cmd.peer, {}).pop(cmd.change.key, None)
-                self._failures.pop(key, None)
-            elif self._conn is conn:
-                errors += 1
-                self._failed(key, cmd, now)
-            else:
+            if not self._withdrawn(conn, cmd, ok, now):
                 errors += 1
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
         if self._manual_eor and full and self._rib_complete:
             eors = [
                 c
-                for peer in sorted(full)
+                for peer in sorted(full - waiting)
                 if self._states.get(peer) == SessionState.UP
                 for c in commands.eor_lines(self.policy, peer)
             ]
@@ -818,17 +892,41 @@ class Speaker:
                     peers=sorted(full),
                     routes={p: len(self._desired.get(p, {})) for p in sorted(full)},
                 )
-        if self._resync and self._rib_complete:
+        if self._resync - waiting and self._rib_complete:
             self._wake.set()  # an End-of-RIB was refused: resync that peer again
         result = SyncResult(sent, errors, held_back, connected=True)
         if sent or errors or held_back:
             self._log.info(events.SPEAKER_RECONCILED, sent=sent, errors=errors, held_back=held_back)
         return result
 
+    def _collapses(self, peer: str, key: RouteKey, fresh: set[tuple[str, str]]) -> bool:
+        """Would withdrawing ``key`` remove a route announced in this pass? (a session that is up without
+        ADD-PATH in the prefix's family: path ids do not go on the wire)"""
+        if key.path_id == 0 or (peer, key.prefix) not in fresh or self._states.get(peer) != SessionState.UP:
+            return False
+        try:
+            family = Family.of(commands.check_network(key.prefix))
+        except SpeakerError:
+            return False
+        return family not in self._add_path.get(peer, frozenset())
+
+    def _withdrawn(self, conn: _Conn, cmd: commands.Command, ok: bool, now: float) -> bool:
+        """Book one acknowledged withdrawal; False when it failed."""
+        assert cmd.change is not None
+        key = (cmd.peer, cmd.change.kind, cmd.change.key)
+        if ok:
+            self._held.get(cmd.peer, {}).pop(cmd.change.key, None)
+            self._failures.pop(key, None)
+            return True
+        if self._conn is conn:
+            self._failed(key, cmd, now)
+        return False
+
     def _next_retry(self) -> float | None:
-        if not self._failures:
+        due = [f.retry_at for f in self._failures.values()] + list(self._await_plan.values())
+        if not due:
             return None
-        return max(0.0, min(f.retry_at for f in self._failures.values()) - time.monotonic())
+        return max(0.0, min(due) - time.monotonic())
 
     async def _reconcile_loop(self) -> None:
         """Background passes: after a session comes up, a new ExaBGP connects, or a retry falls due."""

@@ -19,7 +19,7 @@ from bgpctl.errors import LabError
 from bgpctl_lab import frr
 from bgpctl_lab.runner import DEFAULT_MODE, DEFAULT_NAME, UP_BUDGET_S, Lab, down, up
 from bgpctl_lab.state import check_name
-from bgpctl_lab.topology import TOPOLOGY_ENV, find_topology
+from bgpctl_lab.topology import EDGE_VARIANTS, TOPOLOGY_ENV, edge_topology, find_topology
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 NAME_ENV = "BGPCTL_LAB_NAME"
@@ -80,17 +80,28 @@ def lab() -> None:
     "no-controller-bfd: no-controller plus BFD 300 ms x 3 on the edge<->TGW sessions.",
 )
 @click.option(
+    "--edge",
+    type=click.Choice(list(EDGE_VARIANTS)),
+    default=None,
+    help="Which router the edge runs: frr (containerlab.yml), bird (BIRD 2, ADD-PATH receive on: "
+    "containerlab-bird.yml) or bird-no-addpath (BIRD 2, ADD-PATH off); the file is taken next to "
+    "--topology. Default: the topology as given.",
+)
+@click.option(
     "--budget",
     type=FiniteFloatRange(min=0, min_open=True, max=3600),
     default=UP_BUDGET_S,
     show_default=True,
     help="Seconds allowed for every FRR<->FRR session to reach Established.",
 )
-def up_cmd(topology: Path | None, lab_name: str, mode: str, budget: float) -> None:
+def up_cmd(topology: Path | None, lab_name: str, mode: str, edge: str | None, budget: float) -> None:
     """Bring the lab up (idempotent: a running lab is repaired and switched to --mode)."""
     t0 = time.monotonic()
     name = lab_name
-    the_lab = up(find_topology(topology), name, mode, budget=budget)
+    topo = find_topology(topology)
+    if edge is not None:
+        topo = edge_topology(topo, edge)
+    the_lab = up(topo, name, mode, budget=budget)
     took = time.monotonic() - t0
     sessions = the_lab.established() if frr.frr_only(mode) else {}
     n = sum(len(p) for p in sessions.values())
@@ -122,6 +133,12 @@ def _status(the_lab: Lab) -> dict[str, Any]:
                 info["bgp"] = the_lab.sessions(node)
             except LabError as e:
                 info["bgp"] = {"error": str(e)}
+        elif node in the_lab.bird_nodes():
+            info["bird"] = "running" if the_lab.bird_alive(node) else "stopped"
+            try:
+                info["bgp"] = the_lab.sessions(node)
+            except LabError as e:
+                info["bgp"] = {"error": str(e)}
         nodes[node] = info
     spawned = [
         {"pid": p.pid, "node": p.node, "tag": p.tag, "argv": p.argv, "log": p.log, "alive": the_lab.spawned_alive(p)}
@@ -130,6 +147,7 @@ def _status(the_lab: Lab) -> dict[str, Any]:
     return {
         "name": the_lab.name,
         "mode": the_lab.mode,
+        "edge": the_lab.edge_variant(),
         "topology": str(the_lab.topology_file),
         "run_dir": str(the_lab.run_dir),
         "nodes": nodes,
@@ -151,6 +169,8 @@ def status_cmd(lab_name: str, as_json: bool) -> None:
         line = f"  {node:<14} netns {info['netns']}"
         if "frr" in info:
             line += f"  FRR {info['frr']}"
+        if "bird" in info:
+            line += f"  BIRD {info['bird']}"
         click.echo(line)
         for peer, state in info.get("bgp", {}).items():
             click.echo(f"      bgp {peer:<16} {state}")

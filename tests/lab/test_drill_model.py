@@ -56,7 +56,7 @@ def test_cut_drills_bound_the_controller_at_400_ms() -> None:
 
 def test_budgets_per_mode() -> None:
     cut = load_drill("interconnect-cut", DRILLS)
-    edge = cut.expect[-1]
+    edge = next(c for c in cut.expect if c.name == "edge routes media via usw2 only")
     assert (edge.budget("controller"), edge.budget("no-controller-bfd"), edge.budget("no-controller")) == (1, 2, 12)
     loss = load_drill("region-loss", DRILLS).expect[0]
     assert loss.budget("controller") == 2  # "on region 2 within 2 s"
@@ -177,3 +177,12 @@ def test_the_cli_refuses_a_broken_drill_naming_the_field(tmp_path: Path) -> None
     result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--lab", "nosuchlab"])
     assert result.exit_code != 0
     assert "fault.impair[0].loss_pct: Input should be a valid number" in result.output
+
+
+def test_an_edge_variant_may_expect_otherwise() -> None:
+    """bird-no-addpath keeps one path per prefix: the steady state is use1 only, the others as written."""
+    for name in ("region-blackhole", "interconnect-cut"):
+        both = load_drill(name, DRILLS).steady[1]
+        single = both.expected("bird-no-addpath")["203.0.113.0/26"][0]["nexthops"]
+        assert single == [{"__exact_len__": 1}, {"ip": "198.18.1.11", "active": True}]
+        assert both.expected("bird") == both.expected("frr") == both.expect

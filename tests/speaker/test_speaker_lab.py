@@ -522,3 +522,90 @@ def test_peer_refusing_our_open_is_logged_and_recovers(the_lab: L.Lab, tmp_path:
             await stop_clean(sp, the_lab)
 
     asyncio.run(run())
+
+
+V4_USW2 = "198.18.1.12"
+
+
+def _frr_add_path_rx(lab: L.Lab, on: bool) -> None:
+    """Turn FRR's ADD-PATH receive towards us on or off, and reset the session so the OPENs say so."""
+    lab.vtysh(
+        "configure terminal",
+        "router bgp 65010",
+        "address-family ipv4 unicast",
+        f"{'no ' if on else ''}neighbor {V4} disable-addpath-rx",
+        "end",
+        f"clear bgp {V4}",
+    )
+
+
+def test_a_peer_without_add_path_gets_one_best_path_and_keeps_every_prefix(the_lab: L.Lab, tmp_path: Path) -> None:
+    """Issue 9.1 against FRR with ``disable-addpath-rx``: first the defect (the plan as the policy
+    configures it, several paths: the peer keeps the last one, the standby, and a region's withdrawal
+    removes the prefix), then the fix (the plan for what the session negotiated: one best path)."""
+    from bgpctl.core.plan import plan  # noqa: PLC0415 - the planner only matters to this test here
+    from bgpctl.core.types import Health, PathHealth, PathKey  # noqa: PLC0415
+    from bgpctl.policy.model import Family  # noqa: PLC0415
+
+    tap = LogTap()
+    policy = L.make_policy()
+    keys = [PathKey(s, r, p) for s in policy.services for r, reg in policy.regions.items() for p in reg.paths]
+    all_up = {k: PathHealth(Health.UP) for k in keys}
+    use1_down = {k: PathHealth(Health.DOWN if k.region == "use1" else Health.UP) for k in keys}
+
+    def edge_prefixes() -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for (prefix, _rx_id), path in L.frr_paths(the_lab, "ipv4", V4).items():
+            out.setdefault(prefix, set()).add(path.next_hop)
+        return out
+
+    async def run() -> None:
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_S)
+            await wait_up(sp)
+            await apoll("ADD-PATH negotiated with FRR", sp.add_path_send, lambda n: "edge" in n, SESSION)
+            assert sp.add_path_send()["edge"] == frozenset({Family.IPV4_UNICAST})
+            _frr_add_path_rx(the_lab, on=False)
+            refused = await apoll(
+                "the new session without ADD-PATH",
+                sp.add_path_send,
+                lambda n: n.get("edge") == frozenset() and sp.sessions()["edge"] == "up",
+                SESSION,
+            )
+            warning = [e for e in tap.events(events.BGP_CAPABILITIES) if e.get("add_path_refused")]
+            assert warning and warning[-1]["level"] == "warning" and warning[-1]["peer"] == "edge"
+            # the defect: several paths to a peer that keeps one per prefix
+            as_configured = plan(policy, all_up, None, 0.0)
+            await sp.sync(as_configured.desired)
+            await apoll(
+                "FRR holds the last path sent: usw2", edge_prefixes, lambda p: p.get(API) == {"198.18.1.12"}, CONVERGE
+            )
+            await sp.sync(plan(policy, use1_down, as_configured, 1.0).desired)
+            lost = await apoll(
+                "a use1 withdrawal removes the prefix", edge_prefixes, lambda p: MEDIA not in p, CONVERGE
+            )
+            assert MEDIA not in lost  # bgpctl still announces media via usw2 (path id 2): FRR has none
+            # the fix: plan for what the session negotiated
+            negotiated = plan(policy, all_up, None, 2.0, add_path=refused)
+            assert all(k.path_id == 0 for k in negotiated.desired["edge"])
+            await sp.sync(negotiated.desired)
+            await apoll(
+                "one best path per prefix: use1 (preferred; api's standby is usw2)",
+                edge_prefixes,
+                lambda p: all(p.get(x) == {"198.18.1.11"} for x in (MEDIA, SIG, API)),
+                CONVERGE,
+            )
+            await sp.sync(plan(policy, use1_down, negotiated, 3.0, add_path=refused).desired)
+            await apoll(
+                "after the use1 fault every prefix via usw2",
+                edge_prefixes,
+                lambda p: all(p.get(x) == {"198.18.1.12"} for x in (MEDIA, SIG, API)),
+                CONVERGE,
+            )
+        finally:
+            _frr_add_path_rx(the_lab, on=True)
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
