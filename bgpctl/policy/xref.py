@@ -140,27 +140,33 @@ def _claim(seen: dict[_K, _V], key: _K, owner: _V) -> _V | None:
     return None if first == owner else first
 
 
-# the peer rules in one pass over the entries, each an independent `if`: a list of checks, not nested logic
-def _peers(c: _Ctx, data: dict[str, object]) -> Found:  # noqa: C901
+def _peer_once(c: _Ctx, seen: dict[_K, int], key: _K | None, i: int, *, field: str, what: str, hint: str) -> Found:
+    """peers[i].field must not repeat an earlier peer's (``key`` None: malformed, reported elsewhere)."""
+    if key is not None and (first := _claim(seen, key, i)) is not None:
+        yield c.at(["peers", i, field], f"{what} is already used by peers[{first}]", hint)
+
+
+# the peer rules in one pass over the entries, each an independent `if`
+def _peers(c: _Ctx, data: dict[str, object]) -> Found:
     entries = _peer_entries(data)
     names: dict[str, int] = {}
     addresses: dict[IPv4Address | IPv6Address, int] = {}
     local = _speaker_addresses(data)
     for i, p in entries:
         name = _name(p.get("name"))
-        if name is not None and (first := _claim(names, name, i)) is not None:
-            yield c.at(
-                ["peers", i, "name"],
-                f"peer name '{name}' is already used by peers[{first}]",
-                "give every peer its own name",
-            )
+        yield from _peer_once(
+            c, names, name, i, field="name", what=f"peer name '{name}'", hint="give every peer its own name"
+        )
         address = _addr(p.get("address"))
-        if address is not None and (first := _claim(addresses, address, i)) is not None:
-            yield c.at(
-                ["peers", i, "address"],
-                f"address {address} is already used by peers[{first}]",
-                "one BGP session per neighbour address: remove the duplicate or fix the address",
-            )
+        yield from _peer_once(
+            c,
+            addresses,
+            address,
+            i,
+            field="address",
+            what=f"address {address}",
+            hint="one BGP session per neighbour address: remove the duplicate or fix the address",
+        )
         if "local_address" in p and p["local_address"] is not None:
             la = _addr(p["local_address"])
             if la is not None and local is not None and la not in local:
@@ -263,6 +269,18 @@ def _outside(net: IPv4Network | IPv6Network, allow: list[IPv4Network | IPv6Netwo
     return not any(net.version == a.version and net.subnet_of(a) for a in allow)  # type: ignore[arg-type]
 
 
+def _allowlisted(
+    c: _Ctx, loc: list[str | int], net: IPv4Network | IPv6Network, allow: list[IPv4Network | IPv6Network] | None
+) -> Found:
+    if allow is not None and _outside(net, allow):
+        yield c.at(
+            loc,
+            f"{net} is outside guards.allowlist",
+            "add a covering prefix to guards.allowlist, or fix the prefix; "
+            "nothing outside the allowlist is ever announced",
+        )
+
+
 def _overlap(a: IPv4Network | IPv6Network, b: IPv4Network | IPv6Network) -> bool:
     return a.version == b.version and a.overlaps(b)
 
@@ -309,13 +327,7 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
             if net is None:
                 continue
             loc = [*base, "prefixes", i]
-            if allow is not None and _outside(net, allow):
-                yield c.at(
-                    loc,
-                    f"{net} is outside guards.allowlist",
-                    "add a covering prefix to guards.allowlist, or fix the prefix; "
-                    "nothing outside the allowlist is ever announced",
-                )
+            yield from _allowlisted(c, loc, net, allow)
             clash = next((where for other, where in seen if _overlap(net, other)), None)
             if clash is not None:
                 yield c.at(
@@ -392,13 +404,7 @@ def _corporate(c: _Ctx, data: dict[str, object]) -> Found:
         if net is None:
             continue
         loc: list[str | int] = ["corporate", "prefixes", i]
-        if allow is not None and _outside(net, allow):
-            yield c.at(
-                loc,
-                f"{net} is outside guards.allowlist",
-                "add a covering prefix to guards.allowlist, or fix the prefix; "
-                "nothing outside the allowlist is ever announced",
-            )
+        yield from _allowlisted(c, loc, net, allow)
         for sname, svc in _items(services_d):
             for j, sraw in enumerate(_list(svc.get("prefixes")) or []):
                 snet = _net(sraw)
