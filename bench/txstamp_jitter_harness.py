@@ -105,8 +105,10 @@ def _one(plab: ProbeLab, mode: str, monkeypatch: pytest.MonkeyPatch) -> dict[str
     }
 
 
-def test_measure(  # noqa: F811 - plab and impaired are the probe lab's fixtures, imported for pytest
-    plab: ProbeLab, impaired: Callable[[Impairment], None], monkeypatch: pytest.MonkeyPatch
+def test_measure(
+    plab: ProbeLab,  # noqa: F811 - plab and impaired are the probe lab's fixtures, imported for pytest
+    impaired: Callable[[Impairment], None],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     impaired(Impairment(delay_ms=20, jitter_ms=10))
     hog = None
