@@ -12,6 +12,13 @@ raised to SCHED_FIFO when allowed. Echo arrival times are kernel receive stamps,
 costs nothing. The one thread both sends and reads: no lock or GIL hand-off sits between a deadline and
 its send.
 
+Send times: each socket asks the kernel for numbered software transmit stamps (``SO_TIMESTAMPING``, the
+product's :mod:`bgpctl.probe.txstamp`), read from the socket's error queue without waiting, right after
+each send and whenever the socket is readable; a probe's send time is its stamp (when the packet went to
+the driver), so a sender held off the CPU between its clock read and the transmit is not counted as
+network time. A probe whose stamp never came keeps the user-space time and is counted
+(``user_tx_stamps``).
+
 Even so, on a loaded 2-core VM whose kernel is built with ``preempt=none``, a woken SCHED_FIFO thread
 can wait several milliseconds for the CPU (measured: up to 10-30 ms late, about once per few thousand
 sends, with other engineers' tests running), and so can the responder. The meter therefore records
@@ -25,6 +32,7 @@ it blocks for the whole stream.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import secrets
@@ -35,6 +43,8 @@ from dataclasses import dataclass, field
 
 from bgpctl.core.mos import estimate_mos
 from bgpctl.errors import ProbeError
+from bgpctl.probe.sockopt import enable_transmit_stamps, read_tx_stamps, restart_transmit_stamps
+from bgpctl.probe.txstamp import TxBook
 from bgpctl_lab.meter_packet import Kind, MeterPacket, decode, encode
 from bgpctl_lab.meter_report import EchoPacket, MeterReport, MeterSettings, SentPacket, build_report
 from bgpctl_lab.meter_socket import family_of, realtime, receive, sender_sockets
@@ -62,9 +72,45 @@ class _Run:
     answered: set[int] = field(default_factory=set)
     max_rtt_ns: int = 0
     kernel_stamps: bool = True
+    tx_on: list[bool] = field(default_factory=list)  # per flow: the kernel gives transmit stamps
+    books: list[TxBook] = field(default_factory=list)  # per flow: stamp numbers <-> sequence numbers
+    tx_ns: dict[int, int] = field(default_factory=dict)  # seq -> kernel transmit stamp
+
+    def start_tx_stamps(self) -> None:
+        self.tx_on = [enable_transmit_stamps(s) for s in self.socks]
+        self.books = [TxBook() for _ in self.socks]
+
+    def sent_ok(self, flow: int, seq: int, send_ns: int) -> None:
+        """Probe ``seq`` left on ``flow``'s socket: number it, and take its stamp if it is there already."""
+        if self.tx_on[flow]:
+            self.books[flow].sent(seq, send_ns / 1e9)
+            self.stamps(flow, once=True)
+
+    def send_failed(self, flow: int) -> None:
+        """A failed send may have used a stamp number: read what is queued, then number from 0 again."""
+        if self.tx_on[flow]:
+            self.stamps(flow)
+            self.tx_on[flow] = restart_transmit_stamps(self.socks[flow])
+            self.books[flow].restart()
+
+    def stamps(self, flow: int, *, once: bool = False) -> None:
+        """Read ``flow``'s error queue without waiting; keep each stamp that matches a probe."""
+        book = self.books[flow]
+        for seq in read_tx_stamps(self.socks[flow], book, once=once):
+            at = book.kernel_at(seq) if seq is not None else None
+            if seq is not None and at is not None:
+                self.tx_ns[seq] = round(at * 1e9)
+
+    def stamped_sent(self) -> list[SentPacket]:
+        """``sent`` with the kernel transmit stamps that came (read what is still queued first)."""
+        for flow in range(len(self.books)):
+            self.stamps(flow)
+        return [dataclasses.replace(p, tx_ns=self.tx_ns.get(p.seq)) for p in self.sent]
 
     def take(self, s: socket.socket) -> None:
-        """Read every datagram waiting on ``s`` and keep the echoes of this run."""
+        """Read every datagram waiting on ``s`` and keep the echoes of this run; read its transmit stamps."""
+        if self.books:
+            self.stamps(self.socks.index(s))
         while (got := receive(s)) is not None:
             p = decode(got.data)
             if (
@@ -177,14 +223,16 @@ def run_meter(
     try:
         ports = [int(s.getsockname()[1]) for s in socks]
         run = _Run(socks=socks, nonce=secrets.randbits(32), flows=flows)
+        run.start_tx_stamps()
         with realtime(realtime_sched) as rt:
             _stream(run, settings)
+        sent = run.stamped_sent()
     finally:
         for s in socks:
             s.close()
     return build_report(
         settings,
-        run.sent,
+        sent,
         run.echoes,
         source_ports=ports,
         realtime_sched=rt,
@@ -205,8 +253,8 @@ def _stream(run: _Run, settings: MeterSettings) -> None:
             deadline = start + i * spacing_ns
             _wait_until(deadline, sel, run)
             late = time.monotonic_ns() - deadline
-            flow = i % run.flows
             send_ns = time.time_ns()
+            flow = i % run.flows
             data = encode(MeterPacket(Kind.PROBE, flow, run.nonce, i, send_ns, flow_seq=flow_seq[flow]))
             flow_seq[flow] += 1
             error: str | None = None
@@ -214,6 +262,9 @@ def _stream(run: _Run, settings: MeterSettings) -> None:
                 run.socks[flow].sendto(data, dest)
             except OSError as e:  # no route / refused by a filter / buffer full: the packet is lost
                 error = errno.errorcode.get(e.errno or 0, str(e))
+                run.send_failed(flow)
+            else:
+                run.sent_ok(flow, i, send_ns)
             run.sent.append(SentPacket(seq=i, flow=flow, send_ns=send_ns, late_ns=late, error=error))
         last = time.monotonic_ns()
         while len(run.answered) < len(run.sent):

@@ -5,19 +5,29 @@ Definitions (times are nanoseconds on the sender's realtime clock; receive times
 * lost: a sent packet with no echo by the end of the drain time. ``duplicates`` are extra copies of an
   echo; ``reordered`` counts echoes that arrive after a later packet *of the same flow* (flows may take
   different paths, so order across flows means nothing to a call).
+* send time: when the probe left, the kernel's software transmit stamp (``SO_TIMESTAMPING``
+  TX_SOFTWARE: the moment the packet was handed to the device driver, on the receive stamps' clock,
+  :mod:`bgpctl.probe.txstamp`). A probe whose stamp did not come keeps its user-space send time (the
+  clock read just before ``sendto``, which also carries any delay before the transmit: a preemption,
+  the system call) and is counted in ``user_tx_stamps`` (answered probes only: the ones on the timeline).
+  ``tx_delay_max_ms`` is the longest such delay a stamp revealed (clock read to transmit stamp).
 * longest gap: the largest interval between consecutive echo arrivals, across all flows: the silence
   a call would hear. It is measured on the *network timeline*: each echo's arrival is placed at its
   scheduled send time + its round trip without the responder's holding time (kernel receive stamp -
-  responder's tx/rx difference - actual send time). That removes the meter's own delays (a sender
-  late on its schedule, a responder slow to wake up) and keeps everything the network did. The plain
-  interval between kernel receive stamps is reported too, as ``longest_gap_raw_ms``. The stream's
-  edges count: if the first (or last) packets are lost, the gap runs from when the first echo was due
-  (first send + median RTT) to the first arrival (or from the last arrival to when the last echo was
-  due). With no echo at all, the gap is the whole stream.
+  responder's tx/rx difference - send time as above). That removes the meter's own delays (a sender
+  late on its schedule or held off the CPU between its clock read and the transmit, a responder slow
+  to wake up) and keeps everything the network did. The responder's hold runs from its kernel receive
+  stamp to its user-space clock read before its reply's ``sendmsg`` (a stamp taken after the send cannot
+  travel in the echo), so a responder held off the CPU in that last window still shows as network
+  time. The plain interval between kernel receive stamps is reported too, as ``longest_gap_raw_ms``.
+  The stream's edges count: if the first (or last) packets are lost, the gap runs from when the first
+  echo was due (first send + median RTT) to the first arrival (or from the last arrival to when the
+  last echo was due). With no echo at all, the gap is the whole stream.
 * longest flow gap: the same, per flow (one 5-tuple, so one path under ECMP: one call), worst flow.
   When flows share paths unevenly, a path failure silences only some flows: the all-flows gap stays
   short while the worst flow's gap shows the failover as a call on that path heard it.
-* rtt: receive time of the echo minus send time of the probe (the responder's hold, if any, included).
+* rtt: receive time of the echo minus send time of the probe (as above; the responder's hold, if any,
+  included).
 * jitter: RFC 3550 interarrival jitter (J += (|D| - J) / 16, D the change in transit time between
   consecutive arrivals; transit on the network timeline), per flow as RTP defines it per SSRC; the
   report's figure is the worst flow's.
@@ -44,6 +54,12 @@ class SentPacket:
     send_ns: int
     late_ns: int  # how long after its scheduled time the sender sent it
     error: str | None = None  # sendto failed (e.g. no route during a failover): counted as sent and lost
+    tx_ns: int | None = None  # the kernel's transmit stamp; None: none came, ``send_ns`` stands in
+
+    @property
+    def left_ns(self) -> int:
+        """When the probe left: the kernel's transmit stamp, else the user-space send time."""
+        return self.send_ns if self.tx_ns is None else self.tx_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +155,8 @@ class MeterReport(_Model):
     flows: list[FlowReport]
     send_late_p99_ms: float
     send_late_max_ms: float
+    user_tx_stamps: int  # answered probes timed by the user-space clock (no kernel transmit stamp came)
+    tx_delay_max_ms: float | None  # worst clock read (before sendto) to kernel transmit stamp; None: no stamp
     realtime_sched: bool
     kernel_rx_timestamps: bool
 
@@ -216,12 +234,12 @@ def _gap(points: Sequence[_Point], stream: tuple[int, int], t0: int) -> Gap:
 
 
 def _raw(e: EchoPacket, p: SentPacket) -> _Point:
-    return _Point(at_ns=e.rx_ns, seq=e.seq, rtt_ns=e.rx_ns - p.send_ns)
+    return _Point(at_ns=e.rx_ns, seq=e.seq, rtt_ns=e.rx_ns - p.left_ns)
 
 
 def _net(e: EchoPacket, p: SentPacket) -> _Point:
     """The echo on the network timeline: scheduled send + round trip without the responder's hold."""
-    net_rtt = e.rx_ns - e.server_ns - p.send_ns
+    net_rtt = e.rx_ns - e.server_ns - p.left_ns
     return _Point(at_ns=p.send_ns - p.late_ns + net_rtt, seq=e.seq, rtt_ns=net_rtt)
 
 
@@ -256,7 +274,7 @@ def build_report(
         first.append(e)
     first.sort(key=lambda e: e.rx_ns)  # kernel stamps; arrival order
 
-    rtts = sorted(float(e.rx_ns - by_seq[e.seq].send_ns) for e in first)
+    rtts = sorted(float(e.rx_ns - by_seq[e.seq].left_ns) for e in first)
     rtt: RttStats | None = None
     if rtts:
         rtt = RttStats(
@@ -303,6 +321,7 @@ def build_report(
     loss_pct = 100.0 * lost / n_sent if n_sent else 0.0
 
     late = sorted(float(p.late_ns) for p in sent) or [0.0]
+    tx_delays = [p.tx_ns - p.send_ns for p in sent if p.tx_ns is not None]
     score = None
     if mos is not None and rtt is not None:
         score = mos(rtt.mean_ms, jitter if jitter is not None else 0.0, loss_pct)
@@ -331,6 +350,8 @@ def build_report(
         flows=flows,
         send_late_p99_ms=percentile(late, 99) / NS_PER_MS,
         send_late_max_ms=late[-1] / NS_PER_MS,
+        user_tx_stamps=sum(1 for e in first if by_seq[e.seq].tx_ns is None),
+        tx_delay_max_ms=max(tx_delays) / NS_PER_MS if tx_delays else None,
         realtime_sched=realtime_sched,
         kernel_rx_timestamps=kernel_rx_timestamps,
     )

@@ -33,7 +33,11 @@ IP_PKTINFO = 8
 _TIMESPEC = struct.Struct("@qq")
 _IN_PKTINFO = struct.Struct("@i4s4s")  # ifindex, spec_dst, addr
 _IN6_PKTINFO = struct.Struct("@16si")  # addr, ifindex
-_ANC_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_IN6_PKTINFO.size)
+# SCM_TIMESTAMPNS, PKTINFO, and the SCM_TIMESTAMPING (3 timespecs) a kernel before 6.12 adds to received
+# packets once the meter has turned transmit stamps on (bgpctl.probe.sockopt.enable_transmit_stamps)
+_ANC_SPACE = (
+    socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_IN6_PKTINFO.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
+)
 RECV_BYTES = 2048
 RT_PRIORITY = 10  # low among real-time priorities: above every normal task, below kernel RT threads
 

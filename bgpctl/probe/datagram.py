@@ -28,10 +28,11 @@ from bgpctl.probe.sockopt import (
     ancillary_space,
     enable_receive_info,
     enable_transmit_stamps,
+    read_tx_stamps,
     restart_transmit_stamps,
     set_dscp,
 )
-from bgpctl.probe.txstamp import TxBook, parse_tx_stamp, tx_ancillary_space
+from bgpctl.probe.txstamp import TxBook
 
 Address: TypeAlias = tuple[str, int] | tuple[str, int, int, int]
 Ancillary: TypeAlias = list[tuple[int, int, bytes]]
@@ -50,7 +51,6 @@ class DatagramProbe:
         self._on_result: ResultCallback | None = None
         self._on_bad: BadCallback | None = None
         self._ancspace = ancillary_space()
-        self._txspace = tx_ancillary_space()
         self._tx = TxBook()
         self._tx_on = False  # the kernel agreed to give transmit stamps
         self._tx_waiting = 0  # sends whose error-queue message has not been read (poll reads it if > 0)
@@ -140,19 +140,7 @@ class DatagramProbe:
 
     def _read_tx_stamps(self, sock: socket.socket, *, once: bool) -> None:
         """Read the error queue (one message, or until it is empty): never blocks."""
-        while True:
-            try:
-                _, anc, _, _ = sock.recvmsg(1, self._txspace, socket.MSG_ERRQUEUE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            self._tx_waiting = max(0, self._tx_waiting - 1)
-            stamp = parse_tx_stamp(anc)
-            if stamp is not None:
-                self._tx.stamped(stamp)
-            if once:
-                return
+        self._tx_waiting = max(0, self._tx_waiting - len(read_tx_stamps(sock, self._tx, once=once)))
 
     def _restart_tx(self, sock: socket.socket) -> None:
         """After a failed send (which may have used a packet number): read what is queued, then make the

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from bgpctl.errors import ProbeError
-from bgpctl.probe.txstamp import SO_TIMESTAMPING, TX_STAMP_FLAGS, TX_STAMP_FLAGS_RX_FILTERED
+from bgpctl.probe.txstamp import (
+    SO_TIMESTAMPING,
+    TX_STAMP_FLAGS,
+    TX_STAMP_FLAGS_RX_FILTERED,
+    TxBook,
+    parse_tx_stamp,
+    tx_ancillary_space,
+)
 
 # Linux values (include/uapi/asm-generic/socket.h, linux/in.h); Python's socket module lacks some of them.
 SO_TIMESTAMPNS = 35  # = SCM_TIMESTAMPNS (the "old" 64-bit-time variant on 64-bit architectures)
@@ -92,6 +99,25 @@ def restart_transmit_stamps(sock: socket.socket) -> bool:
     except OSError:
         return False
     return enable_transmit_stamps(sock)
+
+
+def read_tx_stamps(sock: socket.socket, book: TxBook, *, once: bool = False) -> list[int | None]:
+    """Read the socket's error queue without waiting (one message, or until it is empty) and hand every
+    transmit stamp to ``book``. One entry per message read: the probe sequence number the stamp was
+    matched to, or None (not a transmit stamp, or matched no probe)."""
+    space = tx_ancillary_space()
+    out: list[int | None] = []
+    while True:
+        try:
+            _, anc, _, _ = sock.recvmsg(1, space, socket.MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            return out
+        except OSError:
+            return out
+        stamp = parse_tx_stamp(anc)
+        out.append(None if stamp is None else book.stamped(stamp))
+        if once:
+            return out
 
 
 def ancillary_space() -> int:

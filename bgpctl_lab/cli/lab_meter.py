@@ -50,6 +50,8 @@ def summary_lines(r: MeterReport) -> list[str]:
         lines.append("loss per second: " + " ".join(lossy))
     if r.send_errors:
         lines.append(f"{r.send_errors} sends failed (no route?)")
+    if r.user_tx_stamps:
+        lines.append(f"{r.user_tx_stamps} echoes timed from the user-space send time (no kernel transmit stamp)")
     return lines
 
 

@@ -101,6 +101,8 @@ def test_text_summary_shows_gap_regions_and_lossy_seconds() -> None:
         flows=[],
         send_late_p99_ms=0.0,
         send_late_max_ms=0.0,
+        user_tx_stamps=0,
+        tx_delay_max_ms=0.01,
         realtime_sched=True,
         kernel_rx_timestamps=True,
     )
@@ -110,6 +112,9 @@ def test_text_summary_shows_gap_regions_and_lossy_seconds() -> None:
     assert "region use1: 250 answers" in text and "region usw2: 650 answers, 0.702-2.000 s" in text
     assert "loss per second: 0s:100/500" in text and "1s:" not in text
     assert "MOS 3.90" in text
+    assert "kernel transmit stamp" not in text
+    counted = "\n".join(summary_lines(r.model_copy(update={"user_tx_stamps": 3})))
+    assert "3 echoes timed from the user-space send time (no kernel transmit stamp)" in counted
 
 
 def test_help_lists_the_bounds() -> None:

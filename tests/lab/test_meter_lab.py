@@ -48,6 +48,8 @@ def _record(record_property: Record, r: MeterReport) -> None:
             "gap_raw_ms": round(r.longest_gap_raw_ms, 3),
             "rtt_p50_ms": r.rtt.p50_ms if r.rtt else None,
             "send_late_max_ms": round(r.send_late_max_ms, 3),
+            "user_tx_stamps": r.user_tx_stamps,
+            "tx_delay_max_ms": r.tx_delay_max_ms,
         },
     )
 
@@ -65,6 +67,7 @@ def test_fine_mode_without_fault_loses_nothing_and_the_longest_gap_is_the_spacin
     assert [f.sent for f in r.flows] == [625] * 4 and len({f.source_port for f in r.flows}) == 4
     assert r.regions["use1"].answered == 2500
     assert r.kernel_rx_timestamps and r.realtime_sched
+    assert r.user_tx_stamps == 0  # every send time is the kernel's transmit stamp (veth gives them)
     assert r.send_errors == 0 and r.rtt is not None and r.rtt.p50_ms < 2.0
     assert r.mos is not None and r.mos > 4.3  # a clean LAN path: G.711's best is 4.40
 

@@ -51,18 +51,34 @@ def _stream(
     rtt: int = MS,
     late: dict[int, int] | None = None,
     server: dict[int, int] | None = None,
+    held: dict[int, int] | None = None,
+    unstamped: frozenset[int] | set[int] = frozenset(),
     region: str = "use1",
 ) -> tuple[list[SentPacket], list[EchoPacket]]:
+    """``late``: the sender read its clock that long after the schedule; ``held``: the packet left that long
+    after the clock read (kernel transmit stamp); ``unstamped``: no transmit stamp came for these."""
     late = late or {}
     server = server or {}
+    held = held or {}
+
+    def tx(i: int) -> int:
+        return T0 + i * S + late.get(i, 0) + held.get(i, 0)
+
     sent = [
-        SentPacket(seq=i, flow=i % flows, send_ns=T0 + i * S + late.get(i, 0), late_ns=late.get(i, 0)) for i in range(n)
+        SentPacket(
+            seq=i,
+            flow=i % flows,
+            send_ns=T0 + i * S + late.get(i, 0),
+            late_ns=late.get(i, 0),
+            tx_ns=None if i in unstamped else tx(i),
+        )
+        for i in range(n)
     ]
     echoes = [
         EchoPacket(
             seq=p.seq,
             flow=p.flow,
-            rx_ns=p.send_ns + rtt + server.get(p.seq, 0),
+            rx_ns=tx(p.seq) + rtt + server.get(p.seq, 0),
             region=region,
             server_ns=server.get(p.seq, 0),
         )
@@ -131,6 +147,31 @@ def test_a_late_sender_is_not_a_network_gap() -> None:
     assert r.longest_gap_ms == pytest.approx(2.0)
     assert r.send_late_max_ms == pytest.approx(10.0)
     assert r.rtt is not None and r.rtt.max_ms == 1.0  # rtt is measured from the actual send
+
+
+def test_a_sender_held_between_its_clock_read_and_the_transmit_is_not_a_network_gap() -> None:
+    # the sender read its clock for packet 300 on time, then was off the CPU 6 ms before the packet left;
+    # 301 and 302 were read late and caught up. The kernel's transmit stamps say when each really left.
+    r = _report(600, held={300: 6 * MS}, late={301: 4 * MS, 302: 2 * MS})
+    assert r.longest_gap_raw_ms == pytest.approx(8.0)
+    assert r.longest_gap_ms == pytest.approx(2.0)
+    assert r.longest_flow_gap_ms == pytest.approx(2.0) and r.jitter_ms == pytest.approx(0.0)
+    assert r.user_tx_stamps == 0
+    assert r.rtt is not None and r.rtt.max_ms == pytest.approx(1.0)  # from the transmit, not the clock read
+    assert r.send_late_max_ms == pytest.approx(4.0)  # lateness is of the clock read (the schedule's view)
+    assert r.tx_delay_max_ms == pytest.approx(6.0)
+
+
+def test_without_a_transmit_stamp_the_user_space_send_time_stands_in_and_is_counted() -> None:
+    # the same stall, but no stamp came for packet 300: its 6 ms before the transmit reads as network
+    # delay, so on the network timeline 300 arrives 6 ms late, after 301 and 302: a 4 ms hole where it was due
+    r = _report(600, held={300: 6 * MS}, late={301: 4 * MS, 302: 2 * MS}, unstamped={300})
+    assert r.user_tx_stamps == 1 and r.tx_delay_max_ms == pytest.approx(0.0)
+    assert r.longest_gap_ms == pytest.approx(4.0) and r.longest_gap.after_seq == 299
+    assert r.rtt is not None and r.rtt.max_ms == pytest.approx(7.0)
+    # only answered probes count: a lost one has no place on the timeline
+    assert _report(10, unstamped={3, 4}, lost={4}).user_tx_stamps == 1
+    assert _report(10, unstamped=set(range(10))).tx_delay_max_ms is None
 
 
 def test_a_slow_responder_is_not_a_network_gap_but_stays_in_the_rtt() -> None:
