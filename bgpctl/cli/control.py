@@ -140,12 +140,19 @@ def _checked(check: Callable[[Any], Any]) -> Callable[[click.Context, click.Para
 
 
 def _reason(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    check = _checked(protocol.reason_text)
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None and required:
+            raise click.MissingParameter(ctx=ctx, param=param)
+        return check(ctx, param, value)
+
     return click.option(
         "--reason",
         metavar="TEXT",
         required=required,
         default=None if required else "ended by hand",
-        callback=_checked(protocol.reason_text),
+        callback=callback,
         help="Why (logged with who asked, shown in status)" + ("." if required else "; default 'ended by hand'."),
     )
 
