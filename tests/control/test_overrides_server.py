@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import structlog
 from click.testing import CliRunner
@@ -20,8 +22,8 @@ from tests.control.support import judge, lab_policy, live_snapshot, schema_error
 QUIET = structlog.wrap_logger(structlog.ReturnLogger())
 
 
-def _runtime(status: dict[str, object]) -> list[dict[str, object]]:
-    return [o for o in status["overrides"] if o["source"] == "runtime"]  # type: ignore[index,union-attr]
+def _runtime(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in status["overrides"] if o["source"] == "runtime"]
 
 
 def test_drain_over_the_socket_shows_in_status_with_who_when_why_and_expiry(tmp_path: Path) -> None:

@@ -220,14 +220,14 @@ def test_another_user_is_kept_out_by_the_mode_and_with_the_group_is_seen_by_its_
         tmp = Path(d)
         with serving(tmp, snap) as srv:
             assert _as_nobody(srv.path, protocol.request_line("status")) == "EACCES"
-        done: list[object] = []
+        done: list[Mapping[str, Any]] = []
 
         def drain(args: Mapping[str, Any]) -> Mapping[str, Any]:
             done.append(args)
             return {}
 
         for may_change in (True, False):  # the group may change state (logged), or only connect
-            kw = {} if may_change else {"dispatcher_kw": {"group_gid": None}}
+            kw: dict[str, Any] = {} if may_change else {"dispatcher_kw": {"group_gid": None}}
             with (
                 capture_logs() as logs,
                 serving(
