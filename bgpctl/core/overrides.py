@@ -192,7 +192,7 @@ def apply(
             raise OverrideRefused(
                 f"drain of {o.target} refused: it would leave {', '.join(lost)} without a healthy undrained "
                 "path (the last healthy region)",
-                "add --force to drain it anyway (its routes stay announced as standby)",
+                "add --force to drain it anyway; its routes stay announced, as standby",
             )
     return (*rest, o), o, ()
 
