@@ -20,7 +20,9 @@ Lines, one JSON object each:
   ``{"ev": "overrides", "overrides": [{"kind": "drain", "region": "use1", "path": null, "service": null,
   "by": {"pid": 7, "uid": 0, "gid": 0}, "since": 1795680000.2, "expires": null, "reason": "..."}]}``: the
   whole set in force from then on (:func:`bgpctl.core.overrides.to_json`'s shape). Expiry is not recorded:
-  the controller drops an override at the step that reaches its ``expires``, in a replay too.
+  the controller drops an override at the step that reaches its ``expires``, in a replay too. Only a
+  recording with step lines (the daemon's) is replayed with its overrides; the fixed-tick replay of a
+  recording without them reads samples only.
 
 The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
 Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
