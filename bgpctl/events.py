@@ -30,6 +30,13 @@ CONTROL_CHANGE: Final = "control.change"  # a request that changes state: who (p
 CONTROL_REFUSED: Final = "control.refused"  # a request answered with an error
 CONTROL_FAILED: Final = "control.failed"  # a handler failed (a bug): answered "internal", daemon keeps running
 
+# --- runtime overrides (bgpctl.control.service.OverrideDesk): kind, target, by, since, expires, reason
+OVERRIDE_SET: Final = "override.set"
+OVERRIDE_REMOVED: Final = "override.removed"  # undrain / unpin / thaw
+OVERRIDE_EXPIRED: Final = "override.expired"  # its --for ran out; the step that noticed planned again
+OVERRIDE_LOADED: Final = "override.loaded"  # read from the run directory at start
+OVERRIDE_SAVE_FAILED: Final = "override.save_failed"  # the file could not be written (an expiry: kept in memory)
+
 # --- the speaker (bgpctl.speaker.speaker)
 SPEAKER_START: Final = "speaker.start"
 SPEAKER_STOPPED: Final = "speaker.stopped"

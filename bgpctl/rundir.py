@@ -139,6 +139,29 @@ class RunDir:
                 os.unlink(tmp, dir_fd=self.fd)
             raise
 
+    def read_private(self, name: str, max_bytes: int) -> str | None:
+        """The text of ``name`` (None if absent), never through a symlink; RunDirError for a link, a
+        file that is not a regular file, one writable by others or larger than ``max_bytes``."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _FILE_FLAGS, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._refuse_link(name, e) from None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise RunDirError(f"{self.path / name} is not a regular file: remove it")
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise RunDirError(f"{self.path / name} is writable by others: remove it and find out who wrote it")
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise RunDirError(f"{self.path / name} is larger than {max_bytes} bytes: remove it")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RunDirError(f"{self.path / name} is not UTF-8 text: remove it") from None
+
     def remove(self, name: str) -> None:
         """Unlink ``name`` (a symlink there is removed itself); absent is fine."""
         with contextlib.suppress(FileNotFoundError):

@@ -1,4 +1,5 @@
-"""``bgpctl status`` and ``bgpctl routes``: ask the running daemon through its control socket.
+"""``bgpctl status``, ``routes`` and the runtime overrides (``drain``, ``undrain``, ``pin``, ``unpin``,
+``freeze``, ``thaw``): ask the running daemon through its control socket.
 
 The socket is ``control.sock`` in the daemon's run directory: ``--run-dir DIR`` (environment
 ``BGPCTL_RUN_DIR``), else the run directory of ``--policy FILE`` (environment ``BGPCTL_POLICY``, default
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from bgpctl.control import client, protocol
+from bgpctl.core import override_args as overrides
 
 DEFAULT_POLICY = Path("/etc/bgpctl/policy.yaml")
 FALLBACK_RUN_DIR = Path("/run/bgpctl")
@@ -117,3 +119,177 @@ def routes(
     args = {k: v for k, v in (("peer", peer), ("prefix", prefix)) if v is not None}
     where = find_run_dir(run_dir, policy_file)
     _print(client.call(where, "routes", args, timeout_s=timeout), as_json, routes_text)
+
+
+# --------------------------------------------------------------------------------------------
+# runtime overrides
+
+
+def _checked(check: Callable[[Any], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback from one of bgpctl.core.overrides' checkers (the daemon checks again)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+
+    return callback
+
+
+def _reason(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    check = _checked(protocol.reason_text)
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None and required:
+            raise click.MissingParameter(ctx=ctx, param=param)
+        return check(ctx, param, value)
+
+    return click.option(
+        "--reason",
+        metavar="TEXT",
+        required=required,
+        default=None if required else "ended by hand",
+        callback=callback,
+        help="Why (logged with who asked, shown in status)" + ("." if required else "; default 'ended by hand'."),
+    )
+
+
+def _for(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--for",
+        "for_",
+        metavar="DURATION",
+        default=None,
+        callback=_checked(overrides.duration),
+        help="Expire after this long: 90s, 15m, 2h30m, 1d (at most 30 days); default: until removed.",
+    )(f)
+
+
+def _change(
+    run_dir: Path | None, policy_file: Path | None, *, as_json: bool, timeout: float, verb: str, args: dict[str, Any]
+) -> None:
+    from bgpctl.control.render import change_text  # noqa: PLC0415
+
+    where = find_run_dir(run_dir, policy_file)
+    sent = {k: v for k, v in args.items() if v is not None}
+    _print(client.call(where, verb, sent, timeout_s=timeout), as_json, change_text)
+
+
+_TARGET = click.argument("target", metavar="REGION[/PATH]", callback=_checked(overrides.drain_target))
+_SERVICE_OPT = click.option(
+    "--service", metavar="S", default=None, callback=_checked(overrides.name), help="Only this service."
+)
+
+
+@click.command("drain")
+@_where
+@_TARGET
+@_SERVICE_OPT
+@_reason(True)
+@_for
+@click.option("--force", is_flag=True, help="Drain even the last healthy region of a service.")
+def drain(
+    *,
+    run_dir: Path | None,
+    policy_file: Path | None,
+    as_json: bool,
+    timeout: float,
+    target: tuple[str, str | None],
+    service: str | None,
+    reason: str,
+    for_: float | None,
+    force: bool,
+) -> None:
+    """Make the up paths of REGION (or REGION/PATH) standby: de-preferred, still announced."""
+    where = target[0] if target[1] is None else f"{target[0]}/{target[1]}"
+    args = {"target": where, "service": service, "reason": reason, "for": for_, "force": force or None}
+    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="drain", args=args)
+
+
+@click.command("undrain")
+@_where
+@_TARGET
+@_SERVICE_OPT
+@_reason(False)
+def undrain(
+    *,
+    run_dir: Path | None,
+    policy_file: Path | None,
+    as_json: bool,
+    timeout: float,
+    target: tuple[str, str | None],
+    service: str | None,
+    reason: str,
+) -> None:
+    """End a runtime drain (the same REGION[/PATH] and --service it was set with)."""
+    where = target[0] if target[1] is None else f"{target[0]}/{target[1]}"
+    _change(
+        run_dir,
+        policy_file,
+        as_json=as_json,
+        timeout=timeout,
+        verb="undrain",
+        args={"target": where, "service": service, "reason": reason},
+    )
+
+
+@click.command("pin")
+@_where
+@click.argument("service", callback=_checked(overrides.name))
+@click.argument("region", callback=_checked(overrides.name))
+@_reason(True)
+@_for
+def pin(
+    *,
+    run_dir: Path | None,
+    policy_file: Path | None,
+    as_json: bool,
+    timeout: float,
+    service: str,
+    region: str,
+    reason: str,
+    for_: float | None,
+) -> None:
+    """Prefer SERVICE only in REGION while it has an up path there."""
+    args = {"service": service, "region": region, "reason": reason, "for": for_}
+    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="pin", args=args)
+
+
+@click.command("unpin")
+@_where
+@click.argument("service", callback=_checked(overrides.name))
+@_reason(False)
+def unpin(
+    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, service: str, reason: str
+) -> None:
+    """End SERVICE's runtime pin."""
+    _change(
+        run_dir,
+        policy_file,
+        as_json=as_json,
+        timeout=timeout,
+        verb="unpin",
+        args={"service": service, "reason": reason},
+    )
+
+
+@click.command("freeze")
+@_where
+@_reason(True)
+@_for
+def freeze(
+    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, reason: str, for_: float | None
+) -> None:
+    """Announce nothing new: the routes stay as they are until thaw (or --for runs out)."""
+    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="freeze", args={"reason": reason, "for": for_})
+
+
+@click.command("thaw")
+@_where
+@_reason(False)
+def thaw(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, reason: str) -> None:
+    """End a runtime freeze: plan from the current health again."""
+    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="thaw", args={"reason": reason})

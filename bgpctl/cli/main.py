@@ -62,6 +62,22 @@ COMMANDS: dict[str, Lazy] = {
     "replay": Lazy(
         "bgpctl.cli.replay", "replay", "Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller."
     ),
+    "drain": Lazy(
+        "bgpctl.cli.control",
+        "drain",
+        "Make the up paths of REGION (or REGION/PATH) standby: de-preferred, still announced.",
+    ),
+    "undrain": Lazy(
+        "bgpctl.cli.control", "undrain", "End a runtime drain (the same REGION[/PATH] and --service it was set with)."
+    ),
+    "pin": Lazy("bgpctl.cli.control", "pin", "Prefer SERVICE only in REGION while it has an up path there."),
+    "unpin": Lazy("bgpctl.cli.control", "unpin", "End SERVICE's runtime pin."),
+    "freeze": Lazy(
+        "bgpctl.cli.control",
+        "freeze",
+        "Announce nothing new: the routes stay as they are until thaw (or --for runs out).",
+    ),
+    "thaw": Lazy("bgpctl.cli.control", "thaw", "End a runtime freeze: plan from the current health again."),
     "routes": Lazy(
         "bgpctl.cli.control",
         "routes",

@@ -15,20 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from bgpctl.control import protocol
-from bgpctl.errors import EXIT_USAGE, BgpctlError
+from bgpctl.errors import EXIT_REFUSED, EXIT_USAGE, BgpctlError
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class ControlError(BgpctlError):
-    """The daemon could not be asked, or refused: exit code 1 (2 for arguments it refused)."""
+    """The daemon could not be asked, or refused: exit code 1 (2 for arguments it refused, 3 for a change
+    it refused as it stands: the last healthy region, an override that is not in force)."""
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         if code in (protocol.Code.BAD_ARGS, protocol.Code.UNKNOWN_VERB):
             self.exit_code = EXIT_USAGE
+        elif code == protocol.Code.REFUSED:
+            self.exit_code = EXIT_REFUSED
 
 
 def socket_path(run_dir: Path) -> Path:

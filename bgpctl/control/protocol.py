@@ -11,9 +11,9 @@ Answer (same ``id``; ``null`` when the request had none or it could not be read)
 
 ``id`` (optional) is a string of at most :data:`MAX_ID_CHARS` characters or an integer; ``args``
 (optional) an object of the verb's arguments; a request may hold nothing else. A client may send several
-requests on one connection, one at a time. Verbs that change state (none in version 1; drain, pin,
-freeze and reload later) take a ``reason`` argument and are logged with who asked (peer credentials) and
-why. Everything here is pure: the server and the client share it. docs/control.md is the reference.
+requests on one connection, one at a time. Verbs that change state (drain, undrain, pin, unpin,
+freeze, thaw) take a ``reason`` argument and are logged with who asked (peer credentials) and why.
+Everything here is pure: the server and the client share it. docs/control.md is the reference.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bgpctl.core import override_args as overrides
 from bgpctl.errors import BgpctlError
 
 VERSION = 1
@@ -59,6 +60,7 @@ class Code(enum.StrEnum):
     UNKNOWN_VERB = "unknown_verb"
     BAD_ARGS = "bad_args"
     FORBIDDEN = "forbidden"  # a verb that changes state, asked by someone who may not
+    REFUSED = "refused"  # a well-formed change the daemon will not make now (the last healthy region, ...)
     TIMEOUT = "timeout"
     BUSY = "busy"
     INTERNAL = "internal"  # a bug: the daemon logged it and keeps running
@@ -137,6 +139,19 @@ def reason_text(value: Any) -> str:
 
 REASON = Arg(reason_text, "why (logged with who asked)", required=True)
 
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+_FOR = Arg(overrides.duration, "how long: seconds, or 90s / 15m / 2h30m / 1d (at most 30 days); default: until removed")
+_DRAIN_TARGET = Arg(overrides.drain_target, "REGION or REGION/PATH", required=True)
+_SERVICE_OPT = Arg(lambda v: overrides.name(v, "service name"), "only this service (default: every service)")
+_SERVICE = Arg(lambda v: overrides.name(v, "service name"), "the service", required=True)
+_REGION = Arg(lambda v: overrides.name(v, "region name"), "the region", required=True)
+
 VERBS: dict[str, Verb] = {
     "status": Verb(
         "status",
@@ -152,7 +167,31 @@ VERBS: dict[str, Verb] = {
         },
     ),
     "verbs": Verb("verbs", "the verbs this daemon answers, with their arguments", {}),
+    "drain": Verb(
+        "drain",
+        "make the up paths of a region (or one path) standby, for every service or one",
+        {
+            "target": _DRAIN_TARGET,
+            "service": _SERVICE_OPT,
+            "for": _FOR,
+            "force": Arg(_flag, "drain even the last healthy region of a service"),
+        },
+        changes_state=True,
+    ),
+    "undrain": Verb(
+        "undrain", "end a runtime drain", {"target": _DRAIN_TARGET, "service": _SERVICE_OPT}, changes_state=True
+    ),
+    "pin": Verb(
+        "pin",
+        "prefer a service only in one region while it has an up path there",
+        {"service": _SERVICE, "region": _REGION, "for": _FOR},
+        changes_state=True,
+    ),
+    "unpin": Verb("unpin", "end a service's runtime pin", {"service": _SERVICE}, changes_state=True),
+    "freeze": Verb("freeze", "announce nothing new: the routes stay as they are", {"for": _FOR}, changes_state=True),
+    "thaw": Verb("thaw", "end a runtime freeze", {}, changes_state=True),
 }
+OVERRIDE_VERBS = frozenset({"drain", "undrain", "pin", "unpin", "freeze", "thaw"})
 
 
 def check_args(verb: Verb, args: Any) -> dict[str, Any]:

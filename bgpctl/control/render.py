@@ -40,6 +40,11 @@ def clock(at: float | None) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}"
 
 
+def when(at: float | None) -> str:
+    """``YYYY-MM-DD HH:MM:SSZ`` (UTC), for times that may be days away."""
+    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(at))
+
+
 def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}{unit}"
 
@@ -100,10 +105,42 @@ def overrides_text(overrides: Sequence[Mapping[str, Any]]) -> list[str]:
     if not overrides:
         return ["none"]
     rows = [
-        [o["kind"], o["target"], o["source"], o["by"] or "-", clock(o["expires"]), o["reason"] or "-"]
+        [
+            o["kind"],
+            o["target"],
+            o["source"],
+            who(o["by"]),
+            when(o["since"]),
+            when(o["expires"]) if o["expires"] is not None else "never",
+            o["reason"] or "-",
+        ]
         for o in overrides
     ]
-    return table(["KIND", "TARGET", "SOURCE", "BY", "EXPIRES", "REASON"], rows)
+    return table(["KIND", "TARGET", "SOURCE", "BY", "SINCE", "EXPIRES", "REASON"], rows)
+
+
+def who(by: Any) -> str:
+    """Peer credentials as text: ``uid 0 (pid 4711)``."""
+    if isinstance(by, Mapping):
+        return f"uid {by.get('uid')} (pid {by.get('pid')})"
+    return str(by) if by else "-"
+
+
+def change_text(result: Mapping[str, Any]) -> list[str]:
+    """The answer of drain/undrain/pin/unpin/freeze/thaw, for people."""
+    lines: list[str] = []
+    made = result.get("set")
+    if made is not None:
+        until = f"until {when(made['expires'])}" if made["expires"] is not None else "until removed"
+        lines.append(f"{made['kind']} {made['target']} in force {until} (by {who(made['by'])}: {made['reason']})")
+    for o in result.get("removed", []):
+        lines.append(f"{o['kind']} {o['target']} removed (it was set by {who(o['by'])}: {o['reason']})")
+    rows = result.get("overrides", [])
+    lines += ["", "Runtime overrides in force:"]
+    lines += overrides_text(
+        [{k: o[k] for k in ("kind", "target", "source", "by", "since", "expires", "reason")} for o in rows]
+    )
+    return lines
 
 
 def _route_attrs(r: Mapping[str, Any]) -> str:

@@ -28,7 +28,8 @@ from bgpctl.control import protocol
 from bgpctl.control.protocol import Code, ProtocolError, Request
 
 Handler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-"""A verb's handler: checked arguments -> result. Raises ProtocolError for a refusal."""
+"""A verb's handler: checked arguments -> result. Raises ProtocolError for a refusal. A verb that changes
+state gets the peer credentials too, as ``args["by"]`` ({pid, uid, gid}; no client can send ``by``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ class Dispatcher:
                     request.id,
                 )
             self.log.warning(events.CONTROL_CHANGE, verb=verb.name, args=args, reason=args["reason"], **cred.as_dict())
+            args = {**args, "by": cred.as_dict()}
         else:
             self.log.debug(events.CONTROL_REQUEST, verb=verb.name, args=args, **cred.as_dict())
         try:

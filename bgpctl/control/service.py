@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import grp
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from bgpctl.control import protocol
+import structlog
+
+from bgpctl import events
+from bgpctl.control import overrides_store, protocol
 from bgpctl.control.protocol import Code, ProtocolError
 from bgpctl.control.server import Handler
 from bgpctl.control.state import Snapshot, routes_result, status_result, unknown_peer
+from bgpctl.core.controller import Controller
+from bgpctl.core.overrides import OverrideRefused, Runtime, apply, status_row, to_json
 from bgpctl.errors import BgpctlError
+from bgpctl.errors import BgpctlError as _Err
 
 
 class ControlSetupError(BgpctlError):
@@ -30,8 +38,97 @@ def group_gid(name: str | None) -> int | None:
         ) from None
 
 
-def handlers(snapshot: Callable[[], Snapshot]) -> dict[str, Handler]:
-    """One handler per verb of :data:`bgpctl.control.protocol.VERBS`, each a pure function of the snapshot."""
+class OverrideDesk:
+    """The override verbs on a running controller: check (pure :func:`bgpctl.core.overrides.apply`),
+    persist (``overrides.json``, atomic), then hand the new set to the controller, record it and wake the
+    loop, which plans at once. If the file cannot be written nothing changes and the verb is refused."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        run_dir: Path,
+        log: structlog.typing.FilteringBoundLogger,
+        *,
+        on_change: Callable[[Runtime], None] = lambda _r: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.controller, self.run_dir, self.log = controller, run_dir, log
+        self.on_change, self.clock = on_change, clock
+
+    def load(self) -> Runtime:
+        """At start: the persisted overrides (those expired meanwhile are dropped at the first step)."""
+        runtime = overrides_store.load(self.run_dir)
+        if runtime:
+            self.controller.set_overrides(runtime)
+            self.on_change(runtime)
+            for o in runtime:
+                self.log.warning(events.OVERRIDE_LOADED, **to_json(o))
+        return runtime
+
+    def change(self, verb: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        try:
+            new, made, removed = apply(
+                self.controller.policy,
+                self.controller.health,
+                self.controller.runtime,
+                verb,
+                args,
+                by=args.get("by"),
+                now=now,
+            )
+        except OverrideRefused as e:
+            raise ProtocolError(Code.BAD_ARGS if e.unknown_name else Code.REFUSED, e.message, e.hint) from None
+        try:
+            overrides_store.save(self.run_dir, new)
+        except (OSError, _Err) as e:
+            raise ProtocolError(
+                Code.REFUSED,
+                f"{verb}: cannot write {self.run_dir / overrides_store.FILE_NAME}: {e}; nothing changed",
+                "check the run directory (bgpctl status shows it)",
+            ) from None
+        self.controller.set_overrides(new)
+        self.on_change(new)
+        for o in removed:
+            self.log.warning(events.OVERRIDE_REMOVED, **to_json(o), removed_by=args.get("by"), why=args.get("reason"))
+        if made is not None:
+            self.log.warning(events.OVERRIDE_SET, **to_json(made))
+        return {
+            "verb": verb,
+            "at": now,
+            "set": to_json(made) if made is not None else None,
+            "removed": [to_json(o) for o in removed],
+            "overrides": [to_json(o) for o in new],
+        }
+
+    def expired(self, gone: Runtime) -> None:
+        """The controller dropped ``gone`` at a step: log it and persist what is left."""
+        if not gone:
+            return
+        for o in gone:
+            self.log.warning(events.OVERRIDE_EXPIRED, **to_json(o))
+        try:
+            overrides_store.save(self.run_dir, self.controller.runtime)
+        except (OSError, _Err) as e:
+            self.log.error(
+                events.OVERRIDE_SAVE_FAILED, error=str(e), hint="expired overrides may come back at a restart"
+            )
+
+
+def override_handlers(desk: OverrideDesk) -> dict[str, Handler]:
+    def make(verb: str) -> Handler:
+        return lambda args: desk.change(verb, args)
+
+    return {verb: make(verb) for verb in protocol.OVERRIDE_VERBS}
+
+
+def runtime_rows(runtime: Runtime) -> tuple[dict[str, Any], ...]:
+    return tuple(status_row(o) for o in runtime)
+
+
+def handlers(snapshot: Callable[[], Snapshot], desk: OverrideDesk | None = None) -> dict[str, Handler]:
+    """One handler per verb of :data:`bgpctl.control.protocol.VERBS`: the read-only ones pure functions
+    of the snapshot, the override verbs through ``desk`` (without one they answer ``refused``)."""
 
     def status(args: Mapping[str, Any]) -> Mapping[str, Any]:
         return status_result(snapshot(), args.get("decisions", protocol.DEFAULT_DECISIONS))
@@ -46,4 +143,8 @@ def handlers(snapshot: Callable[[], Snapshot]) -> dict[str, Handler]:
     def verbs(args: Mapping[str, Any]) -> Mapping[str, Any]:
         return protocol.verbs_result()
 
-    return {"status": status, "routes": routes, "verbs": verbs}
+    def no_desk(args: Mapping[str, Any]) -> Mapping[str, Any]:
+        raise ProtocolError(Code.REFUSED, "this daemon takes no runtime overrides", "")
+
+    changing = override_handlers(desk) if desk is not None else dict.fromkeys(protocol.OVERRIDE_VERBS, no_desk)
+    return {"status": status, "routes": routes, "verbs": verbs, **changing}

@@ -59,7 +59,12 @@ class Snapshot:
     exabgp: ExabgpView
     speaker_counters: Mapping[str, int] = field(default_factory=dict)
     decisions: tuple[dict[str, Any], ...] = ()
-    overrides: tuple[dict[str, Any], ...] = ()  # runtime overrides (later); the policy's are added
+    overrides: tuple[dict[str, Any], ...] = ()  # runtime overrides (status rows); the policy's are added
+    effective: Overrides | None = None  # what plan() applies (policy + runtime); None: the policy's
+
+    @property
+    def in_force(self) -> Overrides:
+        return self.policy.overrides if self.effective is None else self.effective
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,10 +181,12 @@ def _session_rows(s: Snapshot) -> list[dict[str, Any]]:
     return rows
 
 
-def state_reason(policy: Policy, key: PathKey, health: Health, state: PathState | None) -> str:
+def state_reason(
+    policy: Policy, key: PathKey, health: Health, state: PathState | None, overrides: Overrides | None = None
+) -> str:
     """Why plan() gives the path this state, in words (the health's own reasons are listed apart)."""
     service = policy.services[key.service]
-    override = _override_of(policy, key)
+    override = _override_of(policy, key, overrides)
     if state is None:
         return "not judged yet: not announced"
     if state is PathState.DOWN:
@@ -200,7 +207,7 @@ def state_reason(policy: Policy, key: PathKey, health: Health, state: PathState 
 
 
 def _path_rows(s: Snapshot) -> list[dict[str, Any]]:
-    states, _ = path_states(s.policy, s.health)
+    states, _ = path_states(s.policy, s.health, s.in_force)
     rows = []
     for key in states:
         h = s.health.get(key, PathHealth())
@@ -215,7 +222,7 @@ def _path_rows(s: Snapshot) -> list[dict[str, Any]]:
                 "since": finite(h.since) if h.health is not Health.UNKNOWN else None,
                 "state": state.value if state is not None else None,
                 "reasons": [r.text for r in h.reasons],
-                "why": state_reason(s.policy, key, h.health, state),
+                "why": state_reason(s.policy, key, h.health, state, s.in_force),
                 "stats": _stats_dict(s.stats.get(key)),
             }
         )
@@ -265,13 +272,14 @@ def _overlaps(prefix: str, wanted: ipaddress.IPv4Network | ipaddress.IPv6Network
     return net.version == wanted.version and net.overlaps(wanted)
 
 
-def _override_of(policy: Policy, key: PathKey) -> str | None:
-    ov = policy.overrides
+def _override_of(policy: Policy, key: PathKey, overrides: Overrides | None = None) -> str | None:
+    ov = policy.overrides if overrides is None else overrides
     if ov.freeze:
         return "freeze"
     for d in ov.drain:
-        if d.region == key.region and d.path in (None, key.path):
-            return "drain " + (d.region if d.path is None else f"{d.region}/{d.path}")
+        if d.region == key.region and d.path in (None, key.path) and d.service in (None, key.service):
+            where = d.region if d.path is None else f"{d.region}/{d.path}"
+            return f"drain {where}" + ("" if d.service is None else f" for {d.service}")
     if ov.pin.get(key.service) is not None:
         return f"pin {key.service}:{ov.pin[key.service]}"
     return None
@@ -286,6 +294,7 @@ def _rule(
     attrs: RouteAttrs,
     kept: str | None,
     health: Mapping[PathKey, PathHealth],
+    overrides: Overrides | None = None,
 ) -> dict[str, Any]:
     """The path, state and action behind a route; ``kept`` says why a route is not the health's ideal one."""
     if source is None or ideal_attrs != attrs:
@@ -294,7 +303,7 @@ def _rule(
             "health": health.get(source.path, PathHealth()).health.value if source is not None else None,
             "state": None,
             "action": None,
-            "override": _override_of(policy, source.path) if source is not None else None,
+            "override": _override_of(policy, source.path, overrides) if source is not None else None,
             "kept": kept or "kept from an earlier plan",
         }
     return {
@@ -302,7 +311,7 @@ def _rule(
         "health": health.get(source.path, PathHealth()).health.value,
         "state": source.state.value,
         "action": f"actions.{source.state.value}.{role.value}",
-        "override": _override_of(policy, source.path),
+        "override": _override_of(policy, source.path, overrides),
         "kept": None,
     }
 
@@ -325,7 +334,7 @@ def routes_result(s: Snapshot, peer: str | None = None, prefix: str | None = Non
     (acknowledged by ExaBGP with these attributes), ``pending`` (wanted, not acknowledged yet, or the
     session is not up) or ``withdrawing`` (held, no longer wanted)."""
     wanted = ipaddress.ip_network(prefix, strict=False) if prefix is not None else None
-    ideal = ideal_rib(s.policy, s.health)
+    ideal = ideal_rib(s.policy, s.health, s.in_force)
     desired = s.plan.desired if s.plan is not None else {}
     peers = []
     for p in s.policy.peers:
@@ -346,6 +355,7 @@ def routes_result(s: Snapshot, peer: str | None = None, prefix: str | None = Non
                 attrs=attrs,
                 kept=_kept_reason(s, p.name, key.prefix) if key in want else "no longer planned: being withdrawn",
                 health=s.health,
+                overrides=s.in_force,
             )
             rows.append(
                 {"prefix": key.prefix, "path_id": key.path_id, **attrs_to_dict(attrs), "status": status, "rule": rule}

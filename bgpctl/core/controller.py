@@ -12,7 +12,11 @@ When a step plans:
 * the previous plan held changes back (rate limit): they are retried once per second;
 * the first time any path is judged (before that, nothing is announced);
 * a peer's negotiated ADD-PATH changed (:meth:`Controller.negotiated`; the daemon passes what the speaker
-  read from the sessions' OPENs, a replay what the recording says).
+  read from the sessions' OPENs, a replay what the recording says);
+* the runtime overrides changed (:meth:`Controller.set_overrides`: a control verb, or a recording's
+  ``overrides`` line) or one of them expired (the step whose ``now`` reaches its ``expires`` drops it and
+  reports it in :attr:`Step.expired`). plan() gets the policy's overrides plus the runtime ones
+  (:func:`bgpctl.core.overrides.merged`), so both go through the same rules.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bgpctl.core.decide import decide, path_keys
+from bgpctl.core.overrides import Runtime, expire, merged
 from bgpctl.core.plan import AddPathState, plan
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Sample, Transition
-from bgpctl.policy.model import Family, Policy
+from bgpctl.policy.model import Family, Overrides, Policy
 
 RETRY_DEFERRED_S = 1.0
 
@@ -37,6 +42,7 @@ class Step:
     transitions: tuple[Transition, ...]
     plan: Plan | None  # None: nothing to plan this time
     stats: Mapping[PathKey, PathStats] = field(default_factory=dict)
+    expired: Runtime = ()  # runtime overrides that expired at this step
 
 
 def _window(policy: Policy, key: PathKey) -> PathWindow:
@@ -65,6 +71,15 @@ class Controller:
         self._last_plan_at = 0.0
         self.add_path: dict[str, frozenset[Family]] | None = None if add_path is None else dict(add_path)
         self._replan = False
+        self.runtime: Runtime = ()
+
+    def set_overrides(self, runtime: Runtime) -> bool:
+        """The runtime overrides in force from now on; True if they differ (the next step plans again)."""
+        if tuple(runtime) == self.runtime:
+            return False
+        self.runtime = tuple(runtime)
+        self._replan = True
+        return True
 
     def negotiated(self, add_path: AddPathState) -> bool:
         """A new view of what the sessions negotiated; True if it differs (the next step plans again)."""
@@ -90,6 +105,9 @@ class Controller:
         return {k: w.stats(now) for k, w in self.windows.items()}
 
     def step(self, now: float) -> Step:
+        kept, expired = expire(self.runtime, now)
+        if expired:
+            self.runtime, self._replan = kept, True
         stats = self.stats(now)
         decision = decide(self.policy, stats, self.health, now)
         self.health = dict(decision.health)
@@ -102,9 +120,14 @@ class Controller:
         first = self.last_plan is None and judged
         replan = self._replan and self.last_plan is not None
         if not (decision.transitions or retry or first or replan):
-            return Step(now, decision.transitions, None, stats)
+            return Step(now, decision.transitions, None, stats, expired)
         self._replan = False
-        new_plan = plan(self.policy, self.health, self.last_plan, now, add_path=self.add_path)
+        new_plan = plan(self.policy, self.health, self.last_plan, now, self.overrides, add_path=self.add_path)
         self.last_plan = new_plan
         self._last_plan_at = now
-        return Step(now, decision.transitions, new_plan, stats)
+        return Step(now, decision.transitions, new_plan, stats, expired)
+
+    @property
+    def overrides(self) -> Overrides:
+        """The overrides plan() applies: the policy's and the runtime ones."""
+        return merged(self.policy.overrides, self.runtime)

@@ -199,7 +199,10 @@ def _preference(rank: int, attrs: RouteAttrs) -> tuple[int, int, int]:
 
 
 def _drained(key: PathKey, overrides: Overrides) -> bool:
-    return any(d.region == key.region and d.path in (None, key.path) for d in overrides.drain)
+    return any(
+        d.region == key.region and d.path in (None, key.path) and d.service in (None, key.service)
+        for d in overrides.drain
+    )
 
 
 def _best(policy: Policy, keys: list[PathKey], ids: Mapping[tuple[str, str], int]) -> PathKey:
@@ -245,11 +248,16 @@ def path_states(
     ids = path_ids(policy)
     notes: list[str] = []
     for d in ov.drain:
-        if d.region not in policy.regions or (d.path is not None and d.path not in policy.regions[d.region].paths):
-            where = d.region if d.path is None else f"{d.region}/{d.path}"
+        where = (d.region if d.path is None else f"{d.region}/{d.path}") + (
+            "" if d.service is None else f" for {d.service}"
+        )
+        if (
+            d.region not in policy.regions
+            or (d.path is not None and d.path not in policy.regions[d.region].paths)
+            or (d.service is not None and d.service not in policy.services)
+        ):
             notes.append(f"drain: {where} is not in the policy; ignored")
         else:
-            where = d.region if d.path is None else f"{d.region}/{d.path}"
             notes.append(f"drain: up paths of {where} are standby")
     for svc_name in ov.pin:
         if svc_name not in policy.services:

@@ -16,6 +16,13 @@ Lines, one JSON object each:
   {"edge": ["ipv4-unicast"]}}``: per peer, the families it negotiated ADD-PATH send in (a peer not
   listed: none). A daemon recording's header says ``"negotiated": true``: the controller started with
   nothing negotiated; without it (older recordings) the replay plans as the policy configures.
+* **overrides** (the runtime overrides changed: a control verb, or the set loaded at start):
+  ``{"ev": "overrides", "overrides": [{"kind": "drain", "region": "use1", "path": null, "service": null,
+  "by": {"pid": 7, "uid": 0, "gid": 0}, "since": 1795680000.2, "expires": null, "reason": "..."}]}``: the
+  whole set in force from then on (:func:`bgpctl.core.overrides.to_json`'s shape). Expiry is not recorded:
+  the controller drops an override at the step that reaches its ``expires``, in a replay too. Only a
+  recording with step lines (the daemon's) is replayed with its overrides; the fixed-tick replay of a
+  recording without them reads samples only.
 
 The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
 Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
@@ -33,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from bgpctl.core.overrides import Runtime, runtime_from_json, to_json
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import RefusedInput
 from bgpctl.policy.model import Family
@@ -91,7 +99,14 @@ class Stepped:
     at: float
 
 
-Event = Header | Settled | Sent | Stepped | Negotiated
+@dataclass(frozen=True, slots=True)
+class OverridesSet:
+    """The runtime overrides in force from this line on."""
+
+    runtime: Runtime
+
+
+Event = Header | Settled | Sent | Stepped | Negotiated | OverridesSet
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +126,10 @@ def header_line(paths: Mapping[PathKey, Schedule], *, steps: bool, negotiated: b
 
 def negotiated_line(add_path: Mapping[str, frozenset[Family]]) -> str:
     return _dump({"ev": "negotiated", "add_path": {p: sorted(f.value for f in fams) for p, fams in add_path.items()}})
+
+
+def overrides_line(runtime: Runtime) -> str:
+    return _dump({"ev": "overrides", "overrides": [to_json(o) for o in runtime]})
 
 
 def sample_line(key: PathKey, sample: Sample) -> str:
@@ -251,9 +270,12 @@ class Parser:
             return Stepped(_number(obj.get("at"), "at", where))
         if ev == "negotiated":
             return _negotiated(obj, where)
+        if ev == "overrides":
+            return _overrides(obj, where)
         if ev is not None and ev != "sent":
             raise RecordingError(
-                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step' or 'negotiated' (or absent, for a sample)"
+                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step', 'negotiated' or 'overrides' "
+                "(or absent, for a sample)"
             )
         fields = _FIELDS[:5] if ev == "sent" else _FIELDS
         missing = [f for f in fields if f not in obj]
@@ -301,6 +323,13 @@ def _negotiated(obj: dict[str, object], where: str) -> Negotiated:
             )
         out[peer] = frozenset(Family(f) for f in fams)
     return Negotiated(out)
+
+
+def _overrides(obj: dict[str, object], where: str) -> OverridesSet:
+    try:
+        return OverridesSet(runtime_from_json({"version": 1, "overrides": obj.get("overrides")}, where))
+    except ValueError as e:
+        raise RecordingError(f'{e} (an overrides line: {{"ev": "overrides", "overrides": [...]}})') from None
 
 
 def _header(obj: dict[str, object], where: str) -> Header:

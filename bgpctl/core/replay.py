@@ -30,7 +30,17 @@ from dataclasses import dataclass, field
 from bgpctl.core.controller import Controller, Step
 from bgpctl.core.decide import path_keys
 from bgpctl.core.plan import RATE_WINDOW_S
-from bgpctl.core.recording import Event, Header, Negotiated, RecordingError, Sent, Settled, Stepped, read_recording
+from bgpctl.core.recording import (
+    Event,
+    Header,
+    Negotiated,
+    OverridesSet,
+    RecordingError,
+    Sent,
+    Settled,
+    Stepped,
+    read_recording,
+)
 from bgpctl.core.types import Health, PathKey, Plan, Sample, Transition
 from bgpctl.policy.model import Policy
 from bgpctl.render import change_text, change_to_dict, transition_to_dict
@@ -190,6 +200,8 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
             ctl.sent(ev.key, ev.seq, ev.at)
         elif isinstance(ev, Negotiated):
             ctl.negotiated(ev.add_path)
+        elif isinstance(ev, OverridesSet):
+            ctl.set_overrides(ev.runtime)
         else:
             raise ReplayError(
                 "a second header in the recording: replay one daemon run at a time (split the file at the header lines)"

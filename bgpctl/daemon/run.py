@@ -36,10 +36,11 @@ from prometheus_client import CollectorRegistry, start_http_server
 from bgpctl import events
 from bgpctl.control import protocol as control_protocol
 from bgpctl.control.server import ControlServer, Dispatcher
-from bgpctl.control.service import group_gid
+from bgpctl.control.service import OverrideDesk, group_gid, runtime_rows
 from bgpctl.control.service import handlers as control_handlers
 from bgpctl.control.state import DecisionLog, ExabgpView, SessionTracker, Snapshot
 from bgpctl.core.controller import Controller
+from bgpctl.core.overrides import Runtime
 from bgpctl.core.recording import Schedule
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon import privileges
@@ -183,6 +184,13 @@ class Daemon:
         self.control_state: Snapshot | None = None  # replaced after every pass of the loop
         self.control_gid = group_gid(policy.control.group)  # before anything starts: an unknown group stops us
         self._failures_seen: dict[tuple[str, str, str], int] = {}
+        self.desk = OverrideDesk(self.controller, self.run_dir, log, on_change=self._overrides_changed)
+
+    def _overrides_changed(self, runtime: Runtime) -> None:
+        """A control verb (or the start) changed the runtime overrides: record them, plan at once."""
+        if self._recorder is not None:
+            self._recorder.overrides(runtime)
+        self._wake.set()
 
     # --------------------------------------------------------------------------- samples in
 
@@ -216,6 +224,7 @@ class Daemon:
         if self._recorder is not None:
             self._recorder.step(now)
         step = self.controller.step(now)
+        self.desk.expired(step.expired)
         for sink in self.sinks:
             sink.measured(step.stats)
             for t in step.transitions:
@@ -306,6 +315,8 @@ class Daemon:
             ),
             speaker_counters=dict(self.speaker.counters),
             decisions=self.decisions.recent(),
+            overrides=runtime_rows(self.controller.runtime),
+            effective=self.controller.overrides,
         )
 
     def _control_snapshot(self) -> Snapshot:
@@ -345,10 +356,11 @@ class Daemon:
                 pid=os.getpid(),
                 paths=[str(k) for k in self.controller.keys],
             )
+            self.desk.load()  # before the first plan: a drain set before a restart holds from the start
             await self.speaker.start()
             control = ControlServer(
                 self.run_dir / control_protocol.SOCKET_NAME,
-                Dispatcher(control_handlers(self._control_snapshot), self.log, group_gid=self.control_gid),
+                Dispatcher(control_handlers(self._control_snapshot, self.desk), self.log, group_gid=self.control_gid),
                 self.log,
                 group_gid=self.control_gid,
             )

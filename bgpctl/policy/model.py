@@ -538,6 +538,7 @@ class Guards(_Model):
 class Drain(_Model):
     region: Name
     path: Name | None = Field(None, description="omit to drain every path of the region")
+    service: Name | None = Field(None, description="omit to drain the region for every service")
 
 
 class Overrides(_Model):

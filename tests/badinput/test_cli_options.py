@@ -350,6 +350,43 @@ CASES: list[Case] = [
             ("--drain", "-1", "-1.0 is not in the range 0<=x<=5.0"),
         ]
     ),
+    # runtime overrides: refused by the CLI before the daemon is asked (no socket needed)
+    *(
+        Case(f"override-{name}", argv, EXIT_USAGE, usage(argv[0], q(message)))
+        for name, argv, message in [
+            ("drain-no-reason", ("drain", "use1"), "Missing option '--reason'"),
+            ("drain-no-target", ("drain", "--reason", "x"), "Missing argument 'REGION[/PATH]'"),
+            (
+                "drain-upper-case",
+                ("drain", "USE1", "--reason", "x"),
+                "Invalid value for 'REGION[/PATH]': must be REGION or REGION/PATH, like use1 or use1/dx",
+            ),
+            (
+                "drain-for-words",
+                ("drain", "use1", "--reason", "x", "--for", "soon"),
+                "Invalid value for '--for': must be a duration like 90s, 15m, 2h30m or 1d",
+            ),
+            (
+                "drain-for-a-year",
+                ("drain", "use1", "--reason", "x", "--for", "365d"),
+                "Invalid value for '--for': must be between 1 s and 30 days",
+            ),
+            (
+                "drain-reason-escape",
+                ("drain", "use1", "--reason", "\x1b[31m"),
+                "Invalid value for '--reason': must be printable text of 1-500 characters saying why",
+            ),
+            (
+                "drain-service-bad",
+                ("drain", "use1", "--reason", "x", "--service", "a/b"),
+                "Invalid value for '--service': must be a name (lower case letters, digits, '-' and '_', at most 32)",
+            ),
+            ("pin-no-region", ("pin", "media", "--reason", "x"), "Missing argument 'REGION'"),
+            ("unpin-service-option", ("unpin", "media", "--service", "x"), "No such option '--service'"),
+            ("freeze-no-reason", ("freeze",), "Missing option '--reason'"),
+            ("thaw-for", ("thaw", "--for", "1h"), "No such option '--for'"),
+        ]
+    ),
 ]
 
 

@@ -22,7 +22,7 @@ import structlog
 
 from bgpctl.control import protocol
 from bgpctl.control.server import ControlServer, Dispatcher, Handler
-from bgpctl.control.service import handlers
+from bgpctl.control.service import OverrideDesk, handlers
 from bgpctl.control.state import DecisionLog, ExabgpView, SessionView, Snapshot
 from bgpctl.core.controller import Controller
 from bgpctl.core.types import PathKey, Sample
@@ -141,9 +141,11 @@ def serving(
     extra: Mapping[str, Handler] | None = None,
     verbs: Mapping[str, protocol.Verb] | None = None,
     log: Any = None,
+    desk: OverrideDesk | None = None,
     **server_kw: Any,
 ) -> Iterator[Running]:
-    """A ControlServer on ``tmp``/control.sock with the daemon's handlers over ``state``, in its own thread."""
+    """A ControlServer on ``tmp``/control.sock with the daemon's handlers over ``state`` (the override verbs
+    through ``desk``, when given), in its own thread."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="control-test-loop", daemon=True)
     thread.start()
@@ -152,7 +154,7 @@ def serving(
     group_gid = server_kw.pop("group_gid", None)
     dispatcher_kw = server_kw.pop("dispatcher_kw", {})
     dispatcher_kw.setdefault("group_gid", group_gid)  # a test may let the socket's group in, yet not to change
-    dispatcher = Dispatcher({**handlers(state), **(extra or {})}, logger, verbs=verbs, **dispatcher_kw)
+    dispatcher = Dispatcher({**handlers(state, desk), **(extra or {})}, logger, verbs=verbs, **dispatcher_kw)
     server = ControlServer(path, dispatcher, logger, group_gid=group_gid, **server_kw)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     try:
@@ -162,3 +164,10 @@ def serving(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def live_snapshot(j: Judged) -> Snapshot:
+    """:func:`snapshot` of ``j`` with the controller's runtime overrides as the daemon shows them."""
+    from bgpctl.control.service import runtime_rows  # noqa: PLC0415
+
+    return snapshot(j, overrides=runtime_rows(j.controller.runtime), effective=j.controller.overrides)

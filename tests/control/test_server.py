@@ -73,7 +73,8 @@ def test_a_state_changing_verb_is_logged_with_who_and_why(tmp_path: Path, snap: 
     (change,) = [e for e in logs if e["event"] == events.CONTROL_CHANGE]
     assert change["verb"] == "drain" and change["reason"] == "CHG-42 fibre work"
     assert (change["pid"], change["uid"], change["gid"]) == (os.getpid(), os.getuid(), os.getgid())
-    assert done == [{"reason": "CHG-42 fibre work"}]
+    # the handler learns who asked too (no client can send "by": it is not an argument of any verb)
+    assert done == [{"reason": "CHG-42 fibre work", "by": {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}}]
 
 
 def test_a_state_changing_verb_from_someone_else_is_forbidden_and_not_run(snap: Any) -> None:
@@ -219,14 +220,14 @@ def test_another_user_is_kept_out_by_the_mode_and_with_the_group_is_seen_by_its_
         tmp = Path(d)
         with serving(tmp, snap) as srv:
             assert _as_nobody(srv.path, protocol.request_line("status")) == "EACCES"
-        done: list[object] = []
+        done: list[Mapping[str, Any]] = []
 
         def drain(args: Mapping[str, Any]) -> Mapping[str, Any]:
             done.append(args)
             return {}
 
         for may_change in (True, False):  # the group may change state (logged), or only connect
-            kw = {} if may_change else {"dispatcher_kw": {"group_gid": None}}
+            kw: dict[str, Any] = {} if may_change else {"dispatcher_kw": {"group_gid": None}}
             with (
                 capture_logs() as logs,
                 serving(
@@ -244,7 +245,8 @@ def test_another_user_is_kept_out_by_the_mode_and_with_the_group_is_seen_by_its_
                 drained = json.loads(_as_nobody(srv.path, protocol.request_line("drain", {"reason": "CHG-7"}, 5)))
             assert drained["id"] == 5
             if may_change:
-                assert drained["ok"] is True and done == [{"reason": "CHG-7"}]
+                assert drained["ok"] is True and [d["reason"] for d in done] == ["CHG-7"]
+                assert (done[0]["by"]["uid"], done[0]["by"]["gid"]) == (NOBODY, NOBODY)
                 (change,) = [e for e in logs if e["event"] == events.CONTROL_CHANGE]
                 assert (change["uid"], change["gid"], change["reason"]) == (NOBODY, NOBODY, "CHG-7")
             else:

@@ -1,0 +1,297 @@
+"""Runtime overrides (``bgpctl drain/undrain/pin/unpin/freeze/thaw``): pure values and rules, no I/O.
+
+A runtime override is one :class:`RuntimeOverride` (kind, target, who asked, when, why, when it expires).
+The daemon keeps a tuple of them in the :class:`~bgpctl.core.controller.Controller`; :func:`merged`
+adds them to the policy file's ``overrides:`` so that plan() sees one :class:`Overrides` and applies the
+same rules to both (make-before-break, fail-static, rate limit, allowlist). Changing the set is
+:func:`apply` (a verb, its checked arguments, who, now -> the new tuple, or :class:`OverrideRefused`
+saying why), expiry is :func:`expire` (now -> kept, expired). :func:`to_json` / :func:`from_json` are
+the one shape of the persisted file (``overrides.json`` in the run directory), of the ``overrides``
+lines of a recording and of ``status.overrides``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from bgpctl.core.override_args import MAX_DURATION_S, drain_target, duration, name
+from bgpctl.core.plan import path_states
+from bgpctl.core.types import PathHealth
+from bgpctl.errors import RefusedInput
+from bgpctl.policy.model import Drain, Overrides, PathState, Policy
+
+Kind = Literal["drain", "pin", "freeze"]
+KINDS: tuple[Kind, ...] = ("drain", "pin", "freeze")
+MAX_OVERRIDES = 256
+
+
+class OverrideRefused(RefusedInput):
+    """An override request that would be wrong or dangerous (exit code 3); nothing changed."""
+
+    def __init__(self, message: str, hint: str = "", *, unknown_name: bool = False) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+        self.unknown_name = unknown_name  # a name the policy does not have (a bad argument, not a refusal)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOverride:
+    kind: Kind
+    region: str | None = None  # drain, pin
+    path: str | None = None  # drain of one path
+    service: str | None = None  # pin; drain of one service
+    by: Mapping[str, int] | None = None  # peer credentials: pid, uid, gid
+    since: float = 0.0
+    expires: float | None = None
+    reason: str = ""
+
+    @property
+    def target(self) -> str:
+        if self.kind == "freeze":
+            return "*"
+        if self.kind == "pin":
+            return f"{self.service}:{self.region}"
+        where = self.region if self.path is None else f"{self.region}/{self.path}"
+        return f"{where}" if self.service is None else f"{where} for {self.service}"
+
+    def same_target(self, other: RuntimeOverride) -> bool:
+        if self.kind != other.kind:
+            return False
+        if self.kind == "pin":
+            return self.service == other.service
+        return (self.region, self.path, self.service) == (other.region, other.path, other.service)
+
+
+Runtime = tuple[RuntimeOverride, ...]
+__all__ = ["MAX_DURATION_S", "drain_target", "duration", "name"]  # the argument checkers, re-exported
+
+
+# --------------------------------------------------------------------------------------------
+# rules
+
+
+def merged(policy_ov: Overrides, runtime: Sequence[RuntimeOverride]) -> Overrides:
+    """The policy's overrides plus the runtime ones: what plan() applies. A runtime pin wins over the
+    policy's pin of the same service; freeze holds if either says so."""
+    if not runtime:
+        return policy_ov
+    drains = list(policy_ov.drain) + [
+        Drain(region=o.region, path=o.path, service=o.service)
+        for o in runtime
+        if o.kind == "drain" and o.region is not None
+    ]
+    pins = dict(policy_ov.pin) | {o.service: o.region for o in runtime if o.kind == "pin"}
+    freeze = policy_ov.freeze or any(o.kind == "freeze" for o in runtime)
+    return Overrides.model_construct(drain=drains, pin=pins, freeze=freeze)  # type: ignore[arg-type]
+
+
+def expire(runtime: Runtime, now: float) -> tuple[Runtime, Runtime]:
+    """(kept, expired) at ``now``: an override expires when ``now`` reaches its ``expires``."""
+    kept = tuple(o for o in runtime if o.expires is None or now < o.expires)
+    gone = tuple(o for o in runtime if o.expires is not None and now >= o.expires)
+    return kept, gone
+
+
+def next_expiry(runtime: Runtime) -> float | None:
+    times = [o.expires for o in runtime if o.expires is not None]
+    return min(times) if times else None
+
+
+def _check_drain(policy: Policy, o: RuntimeOverride) -> None:
+    assert o.region is not None
+    if o.region not in policy.regions:
+        raise OverrideRefused(
+            f"region '{o.region}' is not in the policy", f"regions: {', '.join(policy.regions)}", unknown_name=True
+        )
+    if o.path is not None and o.path not in policy.regions[o.region].paths:
+        raise OverrideRefused(
+            f"region '{o.region}' has no path '{o.path}'",
+            f"paths of {o.region}: {', '.join(policy.regions[o.region].paths)}",
+            unknown_name=True,
+        )
+    if o.service is not None and o.service not in policy.services:
+        raise OverrideRefused(
+            f"service '{o.service}' is not in the policy", f"services: {', '.join(policy.services)}", unknown_name=True
+        )
+
+
+def _check_pin(policy: Policy, o: RuntimeOverride) -> None:
+    assert o.service is not None and o.region is not None
+    if o.service not in policy.services:
+        raise OverrideRefused(
+            f"service '{o.service}' is not in the policy", f"services: {', '.join(policy.services)}", unknown_name=True
+        )
+    if o.region not in policy.regions:
+        raise OverrideRefused(
+            f"region '{o.region}' is not in the policy", f"regions: {', '.join(policy.regions)}", unknown_name=True
+        )
+
+
+def preferred_left(
+    policy: Policy, health: Mapping[Any, PathHealth], runtime: Runtime, candidate: RuntimeOverride
+) -> list[str]:
+    """The services that would have no preferred (up, undrained) path with ``candidate`` added, while
+    they have one without it: the drain of the last healthy region."""
+    before, _ = path_states(policy, health, merged(policy.overrides, runtime))
+    after, _ = path_states(policy, health, merged(policy.overrides, (*runtime, candidate)))
+
+    def served(states: Mapping[Any, PathState | None]) -> set[str]:
+        return {k.service for k, s in states.items() if s is PathState.PREFERRED}
+
+    return sorted(served(before) - served(after))
+
+
+def apply(
+    policy: Policy,
+    health: Mapping[Any, PathHealth],
+    runtime: Runtime,
+    verb: str,
+    args: Mapping[str, Any],
+    *,
+    by: Mapping[str, int] | None,
+    now: float,
+) -> tuple[Runtime, RuntimeOverride | None, Runtime]:
+    """One verb on the runtime overrides: (new tuple, the override set or None, the ones removed).
+
+    Setting an override on a target that already has one replaces it (a new reason or expiry); removing
+    one that is not there is refused, so that a typo is not a silent success."""
+    expires = now + args["for"] if args.get("for") is not None else None
+    reason = str(args.get("reason", ""))
+    if verb in ("drain", "undrain"):
+        region, path = args["target"]
+        o = RuntimeOverride("drain", region=region, path=path, service=args.get("service"))
+    elif verb in ("pin", "unpin"):
+        o = RuntimeOverride("pin", region=args.get("region"), service=args["service"])
+    elif verb in ("freeze", "thaw"):
+        o = RuntimeOverride("freeze")
+    else:
+        raise OverrideRefused(f"'{verb}' is not an override verb", "drain, undrain, pin, unpin, freeze, thaw")
+    if verb in ("undrain", "unpin", "thaw"):
+        gone = tuple(x for x in runtime if x.same_target(o))
+        if not gone:
+            listed = ", ".join(x.target for x in runtime if x.kind == o.kind) or "none"
+            raise OverrideRefused(
+                f"no runtime {o.kind} of {o.target if verb != 'unpin' else o.service} is in force",
+                f"runtime {o.kind}s in force: {listed} (the policy file's own overrides change with the file)",
+            )
+        return tuple(x for x in runtime if not x.same_target(o)), None, gone
+    if o.kind == "drain":
+        _check_drain(policy, o)
+    elif o.kind == "pin":
+        _check_pin(policy, o)
+    rest = tuple(x for x in runtime if not x.same_target(o))
+    if len(rest) >= MAX_OVERRIDES:
+        raise OverrideRefused(f"{MAX_OVERRIDES} runtime overrides are in force", "remove some first")
+    o = replace(o, by=dict(by) if by is not None else None, since=now, expires=expires, reason=reason)
+    if o.kind == "drain" and not args.get("force", False):
+        lost = preferred_left(policy, health, rest, o)
+        if lost:
+            raise OverrideRefused(
+                f"drain of {o.target} refused: it would leave {', '.join(lost)} without a healthy undrained "
+                "path (the last healthy region)",
+                "add --force to drain it anyway; its routes stay announced, as standby",
+            )
+    return (*rest, o), o, ()
+
+
+# --------------------------------------------------------------------------------------------
+# one JSON shape: the persisted file, the recording's lines, status.overrides
+
+
+def to_json(o: RuntimeOverride) -> dict[str, Any]:
+    return {
+        "kind": o.kind,
+        "target": o.target,
+        "region": o.region,
+        "path": o.path,
+        "service": o.service,
+        "source": "runtime",
+        "by": dict(o.by) if o.by is not None else None,
+        "since": o.since,
+        "expires": o.expires,
+        "reason": o.reason,
+    }
+
+
+def status_row(o: RuntimeOverride) -> dict[str, Any]:
+    """The ``status.overrides`` row (bgpctl/schemas/status.schema.json)."""
+    return {
+        "kind": o.kind,
+        "target": o.target,
+        "source": "runtime",
+        "by": dict(o.by) if o.by is not None else None,
+        "since": o.since,
+        "expires": o.expires,
+        "reason": o.reason,
+    }
+
+
+def _opt_name(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    try:
+        return name(value)
+    except ValueError as e:
+        raise ValueError(f"{where}: '{key}' {e}") from None
+
+
+def _time(value: Any, key: str, where: str, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}: '{key}' must be a finite number of seconds since the epoch")
+    return float(value)
+
+
+def from_json(obj: Any, where: str) -> RuntimeOverride:
+    """One override from its JSON shape; ValueError naming ``where`` and the field."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: an override must be an object")
+    kind = obj.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"{where}: 'kind' must be one of {', '.join(KINDS)}")
+    region, path, service = (_opt_name(obj, k, where) for k in ("region", "path", "service"))
+    if kind == "drain" and region is None:
+        raise ValueError(f"{where}: a drain needs 'region'")
+    if kind == "pin" and (region is None or service is None):
+        raise ValueError(f"{where}: a pin needs 'service' and 'region'")
+    by = obj.get("by")
+    if by is not None and (
+        not isinstance(by, dict)
+        or set(by) != {"pid", "uid", "gid"}
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in by.values())
+    ):
+        raise ValueError(f"{where}: 'by' must be null or {{pid, uid, gid}} integers")
+    reason = obj.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 500 or not reason.isprintable():
+        raise ValueError(f"{where}: 'reason' must be printable text of at most 500 characters")
+    since = _time(obj.get("since"), "since", where, optional=False)
+    assert since is not None
+    return RuntimeOverride(
+        kind,
+        region=region,
+        path=path,
+        service=service,
+        by=by,
+        since=since,
+        expires=_time(obj.get("expires"), "expires", where, optional=True),
+        reason=reason,
+    )
+
+
+def runtime_from_json(doc: Any, where: str) -> Runtime:
+    """The persisted document ``{"version": 1, "overrides": [...]}``; ValueError naming what is wrong."""
+    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("overrides"), list):
+        raise ValueError(f'{where}: expected {{"version": 1, "overrides": [...]}}')
+    items = doc["overrides"]
+    if len(items) > MAX_OVERRIDES:
+        raise ValueError(f"{where}: more than {MAX_OVERRIDES} overrides")
+    return tuple(from_json(o, f"{where}: overrides[{i}]") for i, o in enumerate(items))
+
+
+def runtime_to_json(runtime: Runtime) -> dict[str, Any]:
+    return {"version": 1, "overrides": [to_json(o) for o in runtime]}

@@ -1,0 +1,326 @@
+"""Runtime overrides (issue 8, point 2): pure rules, the controller's input, expiry on the clock, the
+persisted file, and the recording's ``overrides`` lines that a replay follows."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from bgpctl import events
+from bgpctl.control import overrides_store
+from bgpctl.control.service import OverrideDesk
+from bgpctl.core.controller import Controller
+from bgpctl.core.overrides import (
+    OverrideRefused,
+    RuntimeOverride,
+    apply,
+    duration,
+    expire,
+    merged,
+    runtime_from_json,
+    runtime_to_json,
+)
+from bgpctl.core.plan import path_states
+from bgpctl.core.recording import OverridesSet, RecordingError, overrides_line, parse_line
+from bgpctl.core.types import PathKey
+from bgpctl.policy.model import Drain, PathState
+from tests.control.support import judge, lab_policy
+
+BY = {"pid": 7, "uid": 0, "gid": 0}
+
+
+def _states(c: Controller) -> dict[str, PathState | None]:
+    states, _ = path_states(c.policy, c.health, c.overrides)
+    return {str(k): v for k, v in states.items()}
+
+
+def test_a_runtime_drain_plans_exactly_like_the_policy_files_drain() -> None:
+    runtime = judge(lab_policy())
+    drained_policy = lab_policy().model_copy(
+        update={"overrides": lab_policy().overrides.model_copy(update={"drain": [Drain(region="use1")]})}
+    )
+    in_file = judge(drained_policy)
+    new, made, _ = apply(
+        runtime.controller.policy,
+        runtime.controller.health,
+        (),
+        "drain",
+        {"target": ("use1", None), "reason": "x"},
+        by=BY,
+        now=runtime.now,
+    )
+    assert made is not None and made.target == "use1"
+    assert runtime.controller.set_overrides(new) is True
+    assert runtime.controller.set_overrides(new) is False  # the same set: nothing to plan
+    step = runtime.controller.step(runtime.now + 0.1)
+    assert step.plan is not None  # planned at once, without a health change
+    last = in_file.controller.step(in_file.now + 0.1).plan or in_file.controller.last_plan
+    assert last is not None
+    assert step.plan.desired == last.desired
+    assert all(s is not PathState.PREFERRED for k, s in _states(runtime.controller).items() if "/use1/" in k)
+
+
+def test_a_drain_for_one_service_leaves_the_others_alone() -> None:
+    j = judge(lab_policy())
+    new, _, _ = apply(
+        j.controller.policy,
+        j.controller.health,
+        (),
+        "drain",
+        {"target": ("use1", None), "service": "media", "reason": "x"},
+        by=BY,
+        now=j.now,
+    )
+    j.controller.set_overrides(new)
+    states = _states(j.controller)
+    assert states["media/use1/interconnect"] is PathState.STANDBY
+    assert states["api/use1/interconnect"] is PathState.PREFERRED
+    assert states["signalling/use1/interconnect"] is PathState.PREFERRED
+
+
+def test_draining_the_last_healthy_region_is_refused_unless_forced() -> None:
+    j = judge(lab_policy())
+    c = j.controller
+    one, _, _ = apply(c.policy, c.health, (), "drain", {"target": ("usw2", None), "reason": "x"}, by=BY, now=j.now)
+    with pytest.raises(OverrideRefused, match="last healthy region") as e:
+        apply(c.policy, c.health, one, "drain", {"target": ("use1", None), "reason": "x"}, by=BY, now=j.now)
+    assert "--force" in e.value.hint and not e.value.unknown_name
+    both, made, _ = apply(
+        c.policy, c.health, one, "drain", {"target": ("use1", None), "reason": "x", "force": True}, by=BY, now=j.now
+    )
+    assert made is not None and len(both) == 2
+
+
+def test_draining_the_only_region_left_up_is_refused() -> None:
+    j = judge(lab_policy(), lost=lambda k, t: k.region == "usw2")
+    c = j.controller
+    assert all(h.health.value == "down" for k, h in c.health.items() if k.region == "usw2")
+    with pytest.raises(OverrideRefused, match="media"):
+        apply(c.policy, c.health, (), "drain", {"target": ("use1", None), "reason": "x"}, by=BY, now=j.now)
+    # draining the dead region is no loss: allowed
+    apply(c.policy, c.health, (), "drain", {"target": ("usw2", None), "reason": "x"}, by=BY, now=j.now)
+
+
+def test_setting_the_same_target_again_replaces_it_and_undrain_removes_it() -> None:
+    j = judge(lab_policy())
+    c = j.controller
+    a, _, _ = apply(c.policy, c.health, (), "drain", {"target": ("use1", None), "reason": "a"}, by=BY, now=1.0)
+    b, _, _ = apply(
+        c.policy, c.health, a, "drain", {"target": ("use1", None), "reason": "b", "for": 60.0}, by=BY, now=2.0
+    )
+    assert [(o.reason, o.since, o.expires) for o in b] == [("b", 2.0, 62.0)]
+    left, made, gone = apply(
+        c.policy, c.health, b, "undrain", {"target": ("use1", None), "reason": "done"}, by=BY, now=3
+    )
+    assert left == () and made is None and [o.reason for o in gone] == ["b"]
+
+
+def test_a_runtime_pin_wins_over_the_policy_pin_and_freeze_adds_up() -> None:
+    policy = lab_policy()
+    ov = policy.overrides.model_copy(update={"pin": {"media": "use1"}})
+    m = merged(ov, (RuntimeOverride("pin", region="usw2", service="media"), RuntimeOverride("freeze")))
+    assert m.pin["media"] == "usw2" and m.freeze is True
+    assert merged(ov, ()) is ov
+
+
+def test_an_override_expires_at_its_time_and_the_controller_plans_again() -> None:
+    j = judge(lab_policy())
+    c = j.controller
+    new, _, _ = apply(
+        c.policy, c.health, (), "drain", {"target": ("use1", None), "reason": "x", "for": 10.0}, by=BY, now=j.now
+    )
+    c.set_overrides(new)
+    drained = c.step(j.now + 0.1).plan
+    assert drained is not None
+    quiet = c.step(j.now + 9.99)
+    assert quiet.expired == () and c.runtime == new
+    step = c.step(j.now + 10.0)
+    assert [o.target for o in step.expired] == ["use1"] and c.runtime == ()
+    assert step.plan is not None  # the expiry planned again: use1 preferred again
+    assert _states(c)["media/use1/interconnect"] is PathState.PREFERRED
+    kept, gone = expire(new, j.now + 10.0)
+    assert (kept, [o.target for o in gone]) == ((), ["use1"])
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("2h30m", 9000), ("1d", 86400), (5, 5)])
+def test_durations(text: object, seconds: float) -> None:
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "5", "1w", "-5s", "0s", "31d", True, None, [], float("nan"), float("inf")])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"duration|between"):
+        duration(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# the file
+
+
+def _sample() -> tuple[RuntimeOverride, ...]:
+    return (
+        RuntimeOverride("drain", region="use1", by=BY, since=100.0, expires=200.0, reason="CHG-1"),
+        RuntimeOverride("pin", region="usw2", service="media", by=BY, since=101.0, reason="CHG-2"),
+        RuntimeOverride("freeze", by=None, since=102.0, reason="CHG-3"),
+    )
+
+
+def test_the_file_round_trips_and_is_private(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    overrides_store.save(tmp_path, _sample())
+    assert overrides_store.load(tmp_path) == _sample()
+    assert (tmp_path / "overrides.json").stat().st_mode & 0o777 == 0o600
+    assert overrides_store.load(tmp_path / "empty") == ()  # no file: no overrides
+    assert runtime_from_json(runtime_to_json(_sample()), "x") == _sample()
+
+
+def test_a_symlinked_file_is_refused_and_never_followed(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    secret = tmp_path / "secret"
+    secret.write_text("do not touch\n")
+    (tmp_path / "overrides.json").symlink_to(secret)
+    with pytest.raises(overrides_store.OverridesFileError, match="symlink"):
+        overrides_store.load(tmp_path)
+    overrides_store.save(tmp_path, _sample())  # the rename replaces the link itself
+    assert secret.read_text() == "do not touch\n"
+    assert not (tmp_path / "overrides.json").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("{not json", "not JSON"),
+        ("[]", '"version": 1'),
+        ('{"version": 2, "overrides": []}', '"version": 1'),
+        ('{"version": 1, "overrides": [{"kind": "blackhole"}]}', "overrides[0]: 'kind'"),
+        ('{"version": 1, "overrides": [{"kind": "drain", "since": 1}]}', "needs 'region'"),
+        ('{"version": 1, "overrides": [{"kind": "drain", "region": "../x", "since": 1}]}', "'region'"),
+        ('{"version": 1, "overrides": [{"kind": "freeze", "since": "now"}]}', "'since'"),
+        ('{"version": 1, "overrides": [{"kind": "freeze", "since": 1, "by": {"uid": "root"}}]}', "'by'"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_file_and_field(tmp_path: Path, text: str, word: str) -> None:
+    tmp_path.chmod(0o700)
+    (tmp_path / "overrides.json").write_text(text)
+    (tmp_path / "overrides.json").chmod(0o600)
+    with pytest.raises(overrides_store.OverridesFileError) as e:
+        overrides_store.load(tmp_path)
+    assert str(tmp_path / "overrides.json") in str(e.value) and word in str(e.value)
+
+
+def test_a_file_writable_by_others_is_refused(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    overrides_store.save(tmp_path, _sample())
+    os.chmod(tmp_path / "overrides.json", 0o666)
+    with pytest.raises(overrides_store.OverridesFileError, match="writable by others"):
+        overrides_store.load(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# the daemon's desk: persist, reload after a restart, expiry logged and persisted
+
+
+def test_overrides_survive_a_restart_and_expire_with_a_log_event(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    j = judge(lab_policy())
+    now = [j.now]
+    desk = OverrideDesk(j.controller, tmp_path, structlog.get_logger(), clock=lambda: now[0])
+    with capture_logs() as logs:
+        result = desk.change("drain", {"target": ("use1", None), "reason": "CHG-9", "for": 30.0, "by": BY})
+    assert result["set"]["expires"] == j.now + 30.0 and result["set"]["by"] == BY
+    assert [e["event"] for e in logs] == [events.OVERRIDE_SET]
+    saved = json.loads((tmp_path / "overrides.json").read_text())
+    assert [o["target"] for o in saved["overrides"]] == ["use1"]
+
+    restarted = Controller(lab_policy(), {})  # a new daemon: nothing judged yet
+    seen: list[object] = []
+    with capture_logs() as logs:
+        loaded = OverrideDesk(restarted, tmp_path, structlog.get_logger(), on_change=seen.append).load()
+    assert loaded == j.controller.runtime == restarted.runtime and seen == [loaded]
+    assert [e["event"] for e in logs] == [events.OVERRIDE_LOADED]
+
+    with capture_logs() as logs:
+        step = j.controller.step(j.now + 30.0)
+        desk.expired(step.expired)
+    (gone,) = [e for e in logs if e["event"] == events.OVERRIDE_EXPIRED]
+    assert gone["target"] == "use1" and gone["reason"] == "CHG-9"
+    assert json.loads((tmp_path / "overrides.json").read_text())["overrides"] == []
+
+
+def test_a_verb_whose_file_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
+    j = judge(lab_policy())
+    bad = tmp_path / "run"
+    bad.mkdir(mode=0o777)
+    bad.chmod(0o777)  # writable by others: the run directory checks refuse it
+    desk = OverrideDesk(j.controller, bad, structlog.get_logger())
+    from bgpctl.control.protocol import ProtocolError  # noqa: PLC0415
+
+    with pytest.raises(ProtocolError, match="nothing changed") as e:
+        desk.change("freeze", {"reason": "x", "by": BY})
+    assert e.value.code == "refused" and j.controller.runtime == ()
+
+
+# --------------------------------------------------------------------------------------------
+# recordings
+
+
+def test_an_overrides_line_round_trips() -> None:
+    line = overrides_line(_sample())
+    ev = parse_line(line, "rec:3")
+    assert ev == OverridesSet(_sample())
+
+
+@pytest.mark.parametrize(
+    ("line", "word"),
+    [
+        ('{"ev": "overrides"}', "rec.jsonl:4"),
+        ('{"ev": "overrides", "overrides": [{"kind": "nope", "since": 1}]}', "'kind'"),
+    ],
+)
+def test_bad_overrides_lines_are_refused(line: str, word: str) -> None:
+    with pytest.raises(RecordingError, match=word):
+        parse_line(line, "rec.jsonl:4")
+
+
+def _recording(drain_after_s: float | None) -> list[str]:
+    from bgpctl.core.recording import Schedule, header_line, step_line  # noqa: PLC0415
+    from tests.core.plans.support import recording_lines  # noqa: PLC0415
+
+    keys = {PathKey("media", r, "interconnect"): 12.0 for r in ("use1", "usw2")}
+    out = [header_line({k: Schedule(0.02, 0.2) for k in keys}, steps=True, negotiated=False)]
+    start = None
+    for line in recording_lines(keys, 4.0, 0.02):
+        if '"bgpctl_recording"' in line:
+            continue
+        ev = parse_line(line, "x")
+        at = ev.sample.received or ev.sample.sent  # type: ignore[union-attr]
+        start = at if start is None else start
+        if drain_after_s is not None and at >= start + drain_after_s:
+            out.append(overrides_line((RuntimeOverride("drain", region="use1", since=at, reason="r"),)))
+            drain_after_s = None
+        out.extend([line, step_line(at)])
+    return out
+
+
+def test_a_replay_follows_the_recorded_overrides() -> None:
+    from bgpctl.core.recording import read_recording  # noqa: PLC0415
+    from bgpctl.core.replay import replay  # noqa: PLC0415
+    from tests.core.plans.support import REPLAY_PATCH  # noqa: PLC0415
+    from tests.core.plans.support import lab_policy as plans_policy  # noqa: PLC0415
+
+    policy = plans_policy(REPLAY_PATCH)
+    in_file = policy.model_copy(
+        update={"overrides": policy.overrides.model_copy(update={"drain": [Drain(region="use1")]})}
+    )
+    plain_events = list(replay(policy, read_recording(_recording(None))))
+    plain = plain_events[-1].plan
+    recorded = list(replay(policy, read_recording(_recording(2.0))))
+    file_drain = list(replay(in_file, read_recording(_recording(None))))[-1].plan
+    assert recorded[-1].plan.desired == file_drain.desired != plain.desired
+    assert recorded[0].plan.desired == plain_events[0].plan.desired  # before the line: as without it
+    assert any("drain: up paths of use1 are standby" in n for n in recorded[-1].plan.notes)
