@@ -16,6 +16,10 @@ Lines, one JSON object each:
   {"edge": ["ipv4-unicast"]}}``: per peer, the families it negotiated ADD-PATH send in (a peer not
   listed: none). A daemon recording's header says ``"negotiated": true``: the controller started with
   nothing negotiated; without it (older recordings) the replay plans as the policy configures.
+* **session** (a peer's BGP session went up or down, as the controller was told): ``{"ev": "session",
+  "peer": "tgw-use1", "up": false, "at": 1795680000.2}`` (``up``: true, false, or null when unknown,
+  see :meth:`~bgpctl.core.controller.Controller.session`). A recording without session lines (older
+  ones, ``bgpctl probe --record``) replays as if no session ever went down.
 
 The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
 Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
@@ -91,7 +95,16 @@ class Stepped:
     at: float
 
 
-Event = Header | Settled | Sent | Stepped | Negotiated
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What the controller was told of a peer's BGP session at ``at``: up, not up, or unknown (None)."""
+
+    peer: str
+    up: bool | None
+    at: float
+
+
+Event = Header | Settled | Sent | Stepped | Negotiated | Session
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +124,10 @@ def header_line(paths: Mapping[PathKey, Schedule], *, steps: bool, negotiated: b
 
 def negotiated_line(add_path: Mapping[str, frozenset[Family]]) -> str:
     return _dump({"ev": "negotiated", "add_path": {p: sorted(f.value for f in fams) for p, fams in add_path.items()}})
+
+
+def session_line(peer: str, up: bool | None, at: float) -> str:
+    return _dump({"ev": "session", "peer": peer, "up": up, "at": at})
 
 
 def sample_line(key: PathKey, sample: Sample) -> str:
@@ -251,9 +268,12 @@ class Parser:
             return Stepped(_number(obj.get("at"), "at", where))
         if ev == "negotiated":
             return _negotiated(obj, where)
+        if ev == "session":
+            return _session(obj, where)
         if ev is not None and ev != "sent":
             raise RecordingError(
-                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step' or 'negotiated' (or absent, for a sample)"
+                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step', 'negotiated' or 'session' "
+                "(or absent, for a sample)"
             )
         fields = _FIELDS[:5] if ev == "sent" else _FIELDS
         missing = [f for f in fields if f not in obj]
@@ -301,6 +321,16 @@ def _negotiated(obj: dict[str, object], where: str) -> Negotiated:
             )
         out[peer] = frozenset(Family(f) for f in fams)
     return Negotiated(out)
+
+
+def _session(obj: dict[str, object], where: str) -> Session:
+    example = '{"ev": "session", "peer": "tgw-use1", "up": false, "at": 1795680000.2}'
+    peer, up = obj.get("peer"), obj.get("up")
+    if not isinstance(peer, str) or not peer:
+        raise RecordingError(f"{where}: 'peer' must be the peer's name (a non-empty string), like {example}")
+    if up is not None and not isinstance(up, bool):
+        raise RecordingError(f"{where}: 'up' must be true, false or null, got {up!r}, like {example}")
+    return Session(peer, up, _number(obj.get("at"), "at", where))
 
 
 def _header(obj: dict[str, object], where: str) -> Header:

@@ -4,10 +4,11 @@ The recording (:mod:`bgpctl.core.recording`) is fed to :class:`~bgpctl.core.cont
 same class the daemon runs (windows with the adaptive RTO, decide(), plan(), the deferred-change retry),
 on the recording's clock, without waiting. Two ways, chosen by the recording:
 
-* **Exact** (a daemon recording: its header says it has step lines). Every ``sent``, sample and
-  ``step`` line is fed in file order, as the daemon fed them, so the replay makes the daemon's
-  decisions at the daemon's times (with the recorded policy; with another policy, the decisions that
-  policy would have made on the same measurements at the same evaluation times).
+* **Exact** (a daemon recording: its header says it has step lines). Every ``sent``, sample,
+  ``step``, ``negotiated`` and ``session`` line is fed in file order, as the daemon fed them, so the
+  replay makes the daemon's decisions at the daemon's times (with the recorded policy; with another
+  policy, the decisions that policy would have made on the same measurements at the same evaluation
+  times).
 * **Fixed tick** (samples only: version 1, or ``bgpctl probe --record``). A probe is known to have been
   sent at its ``sent`` time; it settles at ``received`` when answered within the service's
   ``probe.timeout_ms``, else at ``sent + timeout`` as lost (a late answer counts as lost, as
@@ -30,7 +31,17 @@ from dataclasses import dataclass, field
 from bgpctl.core.controller import Controller, Step
 from bgpctl.core.decide import path_keys
 from bgpctl.core.plan import RATE_WINDOW_S
-from bgpctl.core.recording import Event, Header, Negotiated, RecordingError, Sent, Settled, Stepped, read_recording
+from bgpctl.core.recording import (
+    Event,
+    Header,
+    Negotiated,
+    RecordingError,
+    Sent,
+    Session,
+    Settled,
+    Stepped,
+    read_recording,
+)
 from bgpctl.core.types import Health, PathKey, Plan, Sample, Transition
 from bgpctl.policy.model import Policy
 from bgpctl.render import change_text, change_to_dict, transition_to_dict
@@ -190,6 +201,8 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
             ctl.sent(ev.key, ev.seq, ev.at)
         elif isinstance(ev, Negotiated):
             ctl.negotiated(ev.add_path)
+        elif isinstance(ev, Session):
+            ctl.session(ev.peer, ev.up)
         else:
             raise ReplayError(
                 "a second header in the recording: replay one daemon run at a time (split the file at the header lines)"

@@ -172,6 +172,7 @@ class Daemon:
         self.speaker = Speaker(policy, self.run_dir, log)
         self._wake = asyncio.Event()
         self.speaker.on_negotiated = self._wake.set  # a session's ADD-PATH changed: plan again
+        self.speaker.on_session = self._wake.set  # a session went up or down: judge its paths now
         self._stop = asyncio.Event()
         self._notes: tuple[str, ...] = ()
         self._started = time.time()
@@ -213,6 +214,7 @@ class Daemon:
             )
             if self._recorder is not None:
                 self._recorder.negotiated(negotiated)
+        self._feed_sessions(now)
         if self._recorder is not None:
             self._recorder.step(now)
         step = self.controller.step(now)
@@ -227,6 +229,24 @@ class Daemon:
         for sink in self.sinks:
             sink.planned(step.plan, new_notes=new_notes)
         return step.plan
+
+    def _feed_sessions(self, now: float) -> None:
+        """Tell the controller each session's state (decide's rule 0). Nothing while ExaBGP's API is not
+        connected: the speaker then marks every session down, but that says nothing about the TGWs (with
+        graceful restart they keep our routes), and a restarted ExaBGP reports every peer idle (unknown)."""
+        if not self.speaker.api_connected:
+            return
+        for peer, state in self.speaker.sessions().items():
+            up = True if state == SessionState.UP else None if state == SessionState.IDLE else False
+            if self.controller.session(peer, up):
+                self.log.info(
+                    events.PATH_SESSION,
+                    peer=peer,
+                    state=state,
+                    sessions_down=sorted(self.controller.sessions_down),
+                )
+                if self._recorder is not None:
+                    self._recorder.session(peer, up, now)
 
     async def _loop(self, syncer: _Syncer) -> None:
         while not self._stop.is_set():

@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from bgpctl.core.recording import Schedule, header_line, negotiated_line, sample_line, sent_line, step_line
+from bgpctl.core.recording import (
+    Schedule,
+    header_line,
+    negotiated_line,
+    sample_line,
+    sent_line,
+    session_line,
+    step_line,
+)
 from bgpctl.core.types import PathKey, Sample
 from bgpctl.errors import ProbeError
 from bgpctl.policy.model import Family
@@ -50,6 +58,9 @@ class Recorder:
 
     def negotiated(self, add_path: Mapping[str, frozenset[Family]]) -> None:
         self._write(negotiated_line(add_path))
+
+    def session(self, peer: str, up: bool | None, at: float) -> None:
+        self._write(session_line(peer, up, at))
 
     def __call__(self, key: PathKey, sample: Sample) -> None:
         self._write(sample_line(key, sample))

@@ -178,6 +178,7 @@ class Speaker:
         self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
         self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
         self.on_negotiated: Callable[[], None] | None = None
+        self.on_session: Callable[[], None] | None = None  # a session's state changed (the daemon re-judges)
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
         # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
@@ -528,6 +529,8 @@ class Speaker:
             return
         previous = self._states.get(name)
         self._states[name] = state
+        if previous != state and self.on_session is not None:
+            self.on_session()
         self._watch.state(name, state, time.monotonic())
         level = self._log.warning if state == SessionState.DOWN and not self._exabgp_stopping else self._log.info
         level(events.BGP_SESSION, peer=name, address=addr, state=state, previous=previous, reason=reason)
