@@ -184,6 +184,7 @@ class Daemon:
         self.control_state: Snapshot | None = None  # replaced after every pass of the loop
         self.control_gid = group_gid(policy.control.group)  # before anything starts: an unknown group stops us
         self._failures_seen: dict[tuple[str, str, str], int] = {}
+        self._api_connections = 0  # the speaker's API connection the controller was last told sessions of
 
     # --------------------------------------------------------------------------- samples in
 
@@ -232,21 +233,30 @@ class Daemon:
 
     def _feed_sessions(self, now: float) -> None:
         """Tell the controller each session's state (decide's rule 0). Nothing while ExaBGP's API is not
-        connected: the speaker then marks every session down, but that says nothing about the TGWs (with
-        graceful restart they keep our routes), and a restarted ExaBGP reports every peer idle (unknown)."""
-        if not self.speaker.api_connected:
+        connected or ExaBGP is shutting down: the speaker then marks every session down, but that says
+        nothing about the TGWs (with graceful restart they keep our routes). A new API connection (a
+        restarted ExaBGP) voids what the old one said: every session is told unknown first."""
+        if not self.speaker.api_connected or self.speaker.exabgp_stopping:
             return
+        fresh = self.speaker.api_connections != self._api_connections
+        self._api_connections = self.speaker.api_connections
         for peer, state in self.speaker.sessions().items():
+            if fresh:  # a new ExaBGP: what the old one said is void (its sessions connect again from idle)
+                self._tell_session(peer, state, None, now)
             up = True if state == SessionState.UP else None if state == SessionState.IDLE else False
-            if self.controller.session(peer, up):
-                self.log.info(
-                    events.PATH_SESSION,
-                    peer=peer,
-                    state=state,
-                    sessions_down=sorted(self.controller.sessions_down),
-                )
-                if self._recorder is not None:
-                    self._recorder.session(peer, up, now)
+            self._tell_session(peer, state, up, now)
+
+    def _tell_session(self, peer: str, state: str, up: bool | None, now: float) -> None:
+        if self.controller.session(peer, up):
+            self.log.info(
+                events.PATH_SESSION,
+                peer=peer,
+                state=state,
+                told="unknown" if up is None else "up" if up else "down",
+                sessions_down=sorted(self.controller.sessions_down),
+            )
+            if self._recorder is not None:
+                self._recorder.session(peer, up, now)
 
     async def _loop(self, syncer: _Syncer) -> None:
         while not self._stop.is_set():

@@ -179,6 +179,7 @@ class Speaker:
         self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
         self.on_negotiated: Callable[[], None] | None = None
         self.on_session: Callable[[], None] | None = None  # a session's state changed (the daemon re-judges)
+        self.api_connections = 0  # ExaBGP API connections so far: a new one reports every session afresh
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
         # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
@@ -225,6 +226,11 @@ class Speaker:
     def api_connected(self) -> bool:
         """ExaBGP's API process is connected (False while ExaBGP is (re)starting)."""
         return self._connected.is_set()
+
+    @property
+    def exabgp_stopping(self) -> bool:
+        """ExaBGP said it is shutting down: the sessions it reports down meanwhile say nothing of the peers."""
+        return self._exabgp_stopping
 
     @property
     def supervisor(self) -> Supervisor:
@@ -419,6 +425,7 @@ class Speaker:
         self._conn = conn
         self._held = {p.name: {} for p in self.policy.peers}
         self._states = {p.name: SessionState.IDLE for p in self.policy.peers}
+        self.api_connections += 1
         self._failures.clear()
         self._over_limit.clear()
         self._torn_down.clear()
