@@ -73,7 +73,8 @@ crossed ("loss_pct 12.0% > down 10.0%"), the thresholds cleared on recovery ("lo
 0.8% (degraded 1.0% less 20% margin)"), what holds an improvement back (metrics ``rise``,
 ``min_dwell``, ``hold_down``), or the measurement still inside the hysteresis band (its own metric,
 the recovery bound as threshold, "... inside the hysteresis band"); ``samples`` when the window is
-too small to judge or on a first judgement with nothing crossed. Each change of health is one
+too small to judge or on a first judgement with nothing crossed; ``session`` when the path's TGW session
+is down (rule 0: value 0, threshold 1, the text names the peer). Each change of health is one
 :class:`~bgpctl.core.types.Transition` with the new state's reasons.
 
 Note: the policy model's text says ``min_dwell_s`` applies "before a soft change"; here it holds
