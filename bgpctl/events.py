@@ -55,6 +55,7 @@ BGP_PACKETS_UNACKNOWLEDGED: Final = "bgp.packets_unacknowledged"  # connected, b
 BGP_MAX_PREFIXES: Final = "bgp.max_prefixes"  # a peer sent more than its max_prefixes.limit
 BGP_EOR: Final = "bgp.eor"
 BGP_CAPABILITIES: Final = "bgp.capabilities"  # what a session negotiated (warning: ADD-PATH asked, not accepted)
+PATH_SESSION: Final = "path.session"  # the controller's view of a TGW session changed (decide's rule 0)
 PLAN_CAPABILITIES: Final = "plan.capabilities"  # the daemon re-plans for a peer's new ADD-PATH state
 EXABGP_CONNECTED: Final = "exabgp.connected"
 EXABGP_DISCONNECTED: Final = "exabgp.disconnected"

@@ -17,6 +17,15 @@ When a step plans:
   ``overrides`` line) or one of them expired (the step whose ``now`` reaches its ``expires`` drops it and
   reports it in :attr:`Step.expired`). plan() gets the policy's overrides plus the runtime ones
   (:func:`bgpctl.core.overrides.merged`), so both go through the same rules.
+
+
+A TGW session's state is an input too (:meth:`Controller.session`, fed like ``negotiated``): while the
+session of a path's peer is down, decide() holds that path DOWN (its rule 0), and the change of health
+plans as any other transition does. Start-up: a session counts as down only after it was seen up once
+since the controller was made (or since its state was last unknown: a restarted ExaBGP). Before that
+(sessions come up after the probes start, and a TGW that is not up yet has nothing announced to it)
+the probes alone judge the path, so a slow first session does not take a region away at start. A
+session that never comes up is the speaker's session watch's alarm, not the path's.
 """
 
 from __future__ import annotations
@@ -72,6 +81,8 @@ class Controller:
         self.add_path: dict[str, frozenset[Family]] | None = None if add_path is None else dict(add_path)
         self._replan = False
         self.runtime: Runtime = ()
+        self._seen_up: set[str] = set()  # peers whose session was up at least once
+        self.sessions_down: frozenset[str] = frozenset()  # of those, the peers whose session is not up now
 
     def set_overrides(self, runtime: Runtime) -> bool:
         """The runtime overrides in force from now on; True if they differ (the next step plans again)."""
@@ -79,6 +90,25 @@ class Controller:
             return False
         self.runtime = tuple(runtime)
         self._replan = True
+        return True
+
+    def session(self, peer: str, up: bool | None) -> bool:
+        """What a peer's BGP session is now: up (True), not up (False: down, or connecting again after
+        it was up), or unknown (None: the speaker has heard nothing of it yet, e.g. a restarted ExaBGP).
+        A peer counts as down only while False after it was seen up: unknown forgets that it was (the
+        start-up rule again). True if what the controller holds changed (the next step judges it)."""
+        seen, down = set(self._seen_up), set(self.sessions_down)
+        if up is True:
+            seen.add(peer)
+            down.discard(peer)
+        elif up is None:
+            seen.discard(peer)
+            down.discard(peer)
+        elif peer in seen:
+            down.add(peer)
+        if seen == self._seen_up and down == self.sessions_down:
+            return False
+        self._seen_up, self.sessions_down = seen, frozenset(down)
         return True
 
     def negotiated(self, add_path: AddPathState) -> bool:
@@ -109,7 +139,7 @@ class Controller:
         if expired:
             self.runtime, self._replan = kept, True
         stats = self.stats(now)
-        decision = decide(self.policy, stats, self.health, now)
+        decision = decide(self.policy, stats, self.health, now, self.sessions_down)
         self.health = dict(decision.health)
         judged = any(h.health is not Health.UNKNOWN for h in self.health.values())
         retry = (

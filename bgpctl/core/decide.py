@@ -6,6 +6,16 @@
 
 Rules, in the order they are applied to one path (``h`` = the SLA class's ``hysteresis``):
 
+0. **TGW session down**: the path's peer (``regions.X.paths.Y.peer``) is in ``sessions_down`` -> DOWN
+   in this very call, from any state, whatever the probes say (they return over the interconnect, but
+   the region's return traffic follows the prefixes announced to that TGW, and a down session
+   announces none). Reason metric ``session``. Like rule 1 it (re)arms the hold-down at every call
+   while the session is down, and the window is not judged meanwhile (no clean run starts). Once the
+   session is back (the peer leaves ``sessions_down``) the path is judged by rules 1-7 from DOWN: it
+   comes back only after ``rise_s`` of clean measurements, ``min_dwell_s`` in DOWN and the hold-down
+   counted from the last call that saw the session down. Which sessions count as down is the caller's
+   business: the controller counts a session only once it has been up (start-up: see
+   :meth:`~bgpctl.core.controller.Controller.session`).
 1. **Hard failure, confirmed**: ``consecutive_lost >= h.down_after_lost`` (that many probes in a row
    *timed out*, in sequence order after the last answer) -> DOWN in this very call, from any state
    and however few samples the window holds. Reason metric ``consecutive_lost``. It (re)arms the
@@ -63,7 +73,8 @@ crossed ("loss_pct 12.0% > down 10.0%"), the thresholds cleared on recovery ("lo
 0.8% (degraded 1.0% less 20% margin)"), what holds an improvement back (metrics ``rise``,
 ``min_dwell``, ``hold_down``), or the measurement still inside the hysteresis band (its own metric,
 the recovery bound as threshold, "... inside the hysteresis band"); ``samples`` when the window is
-too small to judge or on a first judgement with nothing crossed. Each change of health is one
+too small to judge or on a first judgement with nothing crossed; ``session`` when the path's TGW session
+is down (rule 0: value 0, threshold 1, the text names the peer). Each change of health is one
 :class:`~bgpctl.core.types.Transition` with the new state's reasons.
 
 Note: the policy model's text says ``min_dwell_s`` applies "before a soft change"; here it holds
@@ -78,7 +89,7 @@ one SLA class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from bgpctl.core.mos import MOS_MAX
@@ -280,27 +291,31 @@ def _cleared(stats: PathStats, rules: _Rules, level: Health) -> list[Reason]:
 def path_keys(policy: Policy) -> list[PathKey]:
     """Every (service, region, path) the policy measures, in policy order: services, then regions
     (those the service has a probe target in), then the region's paths."""
-    return [key for key, _ in _compiled(policy)]
+    return [key for key, _, _ in _compiled(policy)]
 
 
-_MEMO: dict[str, tuple[Policy, tuple[tuple[PathKey, _Rules], ...]]] = {}
+_MEMO: dict[str, tuple[Policy, tuple[tuple[PathKey, _Rules, str], ...]]] = {}
 """The last policy's keys and compiled rules, by the policy object's identity (a Policy is
 immutable). A cache only: decide() gives the same output with it empty."""
 
 
-def _compiled(policy: Policy) -> tuple[tuple[PathKey, _Rules], ...]:
+def _compiled(policy: Policy) -> tuple[tuple[PathKey, _Rules, str], ...]:
+    """Per path: its key, its SLA class's rules and the name of the TGW peer its routes go to."""
     memo = _MEMO.get("last")
     if memo is not None and memo[0] is policy:
         return memo[1]
     rules: dict[str, _Rules] = {}
-    out: list[tuple[PathKey, _Rules]] = []
+    out: list[tuple[PathKey, _Rules, str]] = []
     for service_name, service in policy.services.items():
         for region_name, region in policy.regions.items():
             if region_name not in service.probe.targets:
                 continue
             if service_name not in rules:
                 rules[service_name] = _compile(_sla_for(policy, service_name))
-            out.extend((PathKey(service_name, region_name, p), rules[service_name]) for p in region.paths)
+            out.extend(
+                (PathKey(service_name, region_name, name), rules[service_name], path.peer)
+                for name, path in region.paths.items()
+            )
     compiled = tuple(out)
     _MEMO["last"] = (policy, compiled)
     return compiled
@@ -325,16 +340,26 @@ def _sla_for(policy: Policy, service_name: str) -> SlaClass:
 
 
 def decide(
-    policy: Policy, stats: Mapping[PathKey, PathStats], previous: Mapping[PathKey, PathHealth], now: float
+    policy: Policy,
+    stats: Mapping[PathKey, PathStats],
+    previous: Mapping[PathKey, PathHealth],
+    now: float,
+    sessions_down: Collection[str] = frozenset(),
 ) -> Decision:
-    """The new health of every path of ``path_keys(policy)`` and the transitions since ``previous``."""
+    """The new health of every path of ``path_keys(policy)`` and the transitions since ``previous``.
+
+    ``sessions_down``: the names of the peers whose BGP session is down (after it was up: the caller
+    decides that, see :meth:`~bgpctl.core.controller.Controller.session`); rule 0 of the module docstring."""
     health: dict[PathKey, PathHealth] = {}
     transitions: list[Transition] = []
-    for key, rules in _compiled(policy):
+    for key, rules, peer in _compiled(policy):
         prev = previous.get(key)
         if prev is None:
             prev = PathHealth(health=_UNKNOWN, since=now)
-        new = _judge(rules, stats.get(key), prev, now)
+        if sessions_down and peer in sessions_down:
+            new = _session_down(rules.hysteresis, peer, prev, now)
+        else:
+            new = _judge(rules, stats.get(key), prev, now)
         health[key] = new
         if new.health is not prev.health:
             transitions.append(Transition(key=key, at=now, old=prev.health, new=new.health, reasons=new.reasons))
@@ -344,6 +369,24 @@ def decide(
 def judge(sla: SlaClass, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:
     """One path's new health under ``sla`` (the rules of the module docstring)."""
     return _judge(_compile(sla), stats, prev, now)
+
+
+def _session_down(h: Hysteresis, peer: str, prev: PathHealth, now: float) -> PathHealth:
+    """Rule 0: the path's TGW session is down: DOWN at once, the hold-down (re)armed from ``now``."""
+    reason = Reason(
+        "session",
+        0.0,
+        1.0,
+        f"BGP session to {peer} is down: the prefixes are not announced to it, return traffic through it is lost",
+    )
+    return PathHealth(
+        health=_DOWN,
+        since=prev.since if prev.health is _DOWN else now,
+        clean_since=None,
+        down_until=max(prev.down_until, now + h.hold_down_s),
+        reasons=(reason,),
+        clean_level=None,
+    )
 
 
 def _judge(rules: _Rules, stats: PathStats | None, prev: PathHealth, now: float) -> PathHealth:

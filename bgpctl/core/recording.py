@@ -23,6 +23,10 @@ Lines, one JSON object each:
   the controller drops an override at the step that reaches its ``expires``, in a replay too. Only a
   recording with step lines (the daemon's) is replayed with its overrides; the fixed-tick replay of a
   recording without them reads samples only.
+* **session** (a peer's BGP session went up or down, as the controller was told): ``{"ev": "session",
+  "peer": "tgw-use1", "up": false, "at": 1795680000.2}`` (``up``: true, false, or null when unknown,
+  see :meth:`~bgpctl.core.controller.Controller.session`). A recording without session lines (older
+  ones, ``bgpctl probe --record``) replays as if no session ever went down.
 
 The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
 Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
@@ -36,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -106,7 +110,16 @@ class OverridesSet:
     runtime: Runtime
 
 
-Event = Header | Settled | Sent | Stepped | Negotiated | OverridesSet
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What the controller was told of a peer's BGP session at ``at``: up, not up, or unknown (None)."""
+
+    peer: str
+    up: bool | None
+    at: float
+
+
+Event = Header | Settled | Sent | Stepped | Negotiated | OverridesSet | Session
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,6 +143,10 @@ def negotiated_line(add_path: Mapping[str, frozenset[Family]]) -> str:
 
 def overrides_line(runtime: Runtime) -> str:
     return _dump({"ev": "overrides", "overrides": [to_json(o) for o in runtime]})
+
+
+def session_line(peer: str, up: bool | None, at: float) -> str:
+    return _dump({"ev": "session", "peer": peer, "up": up, "at": at})
 
 
 def sample_line(key: PathKey, sample: Sample) -> str:
@@ -266,15 +283,12 @@ class Parser:
         if "bgpctl_recording" in obj:
             return _header(obj, where)
         ev = obj.get("ev")
-        if ev == "step":
-            return Stepped(_number(obj.get("at"), "at", where))
-        if ev == "negotiated":
-            return _negotiated(obj, where)
-        if ev == "overrides":
-            return _overrides(obj, where)
+        parse = _EVENT_LINES.get(ev) if isinstance(ev, str) else None
+        if parse is not None:
+            return parse(obj, where)
         if ev is not None and ev != "sent":
             raise RecordingError(
-                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step', 'negotiated' or 'overrides' "
+                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step', 'negotiated', 'overrides' or 'session' "
                 "(or absent, for a sample)"
             )
         fields = _FIELDS[:5] if ev == "sent" else _FIELDS
@@ -332,6 +346,16 @@ def _overrides(obj: dict[str, object], where: str) -> OverridesSet:
         raise RecordingError(f'{e} (an overrides line: {{"ev": "overrides", "overrides": [...]}})') from None
 
 
+def _session(obj: dict[str, object], where: str) -> Session:
+    example = '{"ev": "session", "peer": "tgw-use1", "up": false, "at": 1795680000.2}'
+    peer, up = obj.get("peer"), obj.get("up")
+    if not isinstance(peer, str) or not peer:
+        raise RecordingError(f"{where}: 'peer' must be the peer's name (a non-empty string), like {example}")
+    if up is not None and not isinstance(up, bool):
+        raise RecordingError(f"{where}: 'up' must be true, false or null, got {up!r}, like {example}")
+    return Session(peer, up, _number(obj.get("at"), "at", where))
+
+
 def _header(obj: dict[str, object], where: str) -> Header:
     version = obj.get("bgpctl_recording")
     if version != VERSION:
@@ -361,3 +385,16 @@ def _header(obj: dict[str, object], where: str) -> Header:
     if not isinstance(negotiated, bool):
         raise RecordingError(f"{where}: 'negotiated' must be true or false")
     return Header(out, steps, negotiated)
+
+
+def _stepped(obj: dict[str, object], where: str) -> Stepped:
+    return Stepped(_number(obj.get("at"), "at", where))
+
+
+# the event lines other than samples and sends, by their "ev"
+_EVENT_LINES: dict[str, Callable[[dict[str, object], str], Event]] = {
+    "step": _stepped,
+    "negotiated": _negotiated,
+    "overrides": _overrides,
+    "session": _session,
+}

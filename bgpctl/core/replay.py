@@ -4,10 +4,11 @@ The recording (:mod:`bgpctl.core.recording`) is fed to :class:`~bgpctl.core.cont
 same class the daemon runs (windows with the adaptive RTO, decide(), plan(), the deferred-change retry),
 on the recording's clock, without waiting. Two ways, chosen by the recording:
 
-* **Exact** (a daemon recording: its header says it has step lines). Every ``sent``, sample and
-  ``step`` line is fed in file order, as the daemon fed them, so the replay makes the daemon's
-  decisions at the daemon's times (with the recorded policy; with another policy, the decisions that
-  policy would have made on the same measurements at the same evaluation times).
+* **Exact** (a daemon recording: its header says it has step lines). Every ``sent``, sample,
+  ``step``, ``negotiated`` and ``session`` line is fed in file order, as the daemon fed them, so the
+  replay makes the daemon's decisions at the daemon's times (with the recorded policy; with another
+  policy, the decisions that policy would have made on the same measurements at the same evaluation
+  times).
 * **Fixed tick** (samples only: version 1, or ``bgpctl probe --record``). A probe is known to have been
   sent at its ``sent`` time; it settles at ``received`` when answered within the service's
   ``probe.timeout_ms``, else at ``sent + timeout`` as lost (a late answer counts as lost, as
@@ -37,6 +38,7 @@ from bgpctl.core.recording import (
     OverridesSet,
     RecordingError,
     Sent,
+    Session,
     Settled,
     Stepped,
     read_recording,
@@ -202,6 +204,8 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
             ctl.negotiated(ev.add_path)
         elif isinstance(ev, OverridesSet):
             ctl.set_overrides(ev.runtime)
+        elif isinstance(ev, Session):
+            ctl.session(ev.peer, ev.up)
         else:
             raise ReplayError(
                 "a second header in the recording: replay one daemon run at a time (split the file at the header lines)"

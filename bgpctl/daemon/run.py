@@ -173,6 +173,7 @@ class Daemon:
         self.speaker = Speaker(policy, self.run_dir, log)
         self._wake = asyncio.Event()
         self.speaker.on_negotiated = self._wake.set  # a session's ADD-PATH changed: plan again
+        self.speaker.on_session = self._wake.set  # a session went up or down: judge its paths now
         self._stop = asyncio.Event()
         self._notes: tuple[str, ...] = ()
         self._started = time.time()
@@ -184,6 +185,7 @@ class Daemon:
         self.control_state: Snapshot | None = None  # replaced after every pass of the loop
         self.control_gid = group_gid(policy.control.group)  # before anything starts: an unknown group stops us
         self._failures_seen: dict[tuple[str, str, str], int] = {}
+        self._api_connections = 0  # the speaker's API connection the controller was last told sessions of
         self.desk = OverrideDesk(self.controller, self.run_dir, log, on_change=self._overrides_changed)
 
     def _overrides_changed(self, runtime: Runtime) -> None:
@@ -221,6 +223,7 @@ class Daemon:
             )
             if self._recorder is not None:
                 self._recorder.negotiated(negotiated)
+        self._feed_sessions(now)
         if self._recorder is not None:
             self._recorder.step(now)
         step = self.controller.step(now)
@@ -236,6 +239,33 @@ class Daemon:
         for sink in self.sinks:
             sink.planned(step.plan, new_notes=new_notes)
         return step.plan
+
+    def _feed_sessions(self, now: float) -> None:
+        """Tell the controller each session's state (decide's rule 0). Nothing while ExaBGP's API is not
+        connected or ExaBGP is shutting down: the speaker then marks every session down, but that says
+        nothing about the TGWs (with graceful restart they keep our routes). A new API connection (a
+        restarted ExaBGP) voids what the old one said: every session is told unknown first."""
+        if not self.speaker.api_connected or self.speaker.exabgp_stopping:
+            return
+        fresh = self.speaker.api_connections != self._api_connections
+        self._api_connections = self.speaker.api_connections
+        for peer, state in self.speaker.sessions().items():
+            if fresh:  # a new ExaBGP: what the old one said is void (its sessions connect again from idle)
+                self._tell_session(peer, state, None, now)
+            up = True if state == SessionState.UP else None if state == SessionState.IDLE else False
+            self._tell_session(peer, state, up, now)
+
+    def _tell_session(self, peer: str, state: str, up: bool | None, now: float) -> None:
+        if self.controller.session(peer, up):
+            self.log.info(
+                events.PATH_SESSION,
+                peer=peer,
+                state=state,
+                told="unknown" if up is None else "up" if up else "down",
+                sessions_down=sorted(self.controller.sessions_down),
+            )
+            if self._recorder is not None:
+                self._recorder.session(peer, up, now)
 
     async def _loop(self, syncer: _Syncer) -> None:
         while not self._stop.is_set():

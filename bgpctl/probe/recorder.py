@@ -20,6 +20,7 @@ from bgpctl.core.recording import (
     overrides_line,
     sample_line,
     sent_line,
+    session_line,
     step_line,
 )
 from bgpctl.core.types import PathKey, Sample
@@ -62,6 +63,9 @@ class Recorder:
 
     def overrides(self, runtime: Runtime) -> None:
         self._write(overrides_line(runtime))
+
+    def session(self, peer: str, up: bool | None, at: float) -> None:
+        self._write(session_line(peer, up, at))
 
     def __call__(self, key: PathKey, sample: Sample) -> None:
         self._write(sample_line(key, sample))

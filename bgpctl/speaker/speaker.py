@@ -178,6 +178,8 @@ class Speaker:
         self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
         self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
         self.on_negotiated: Callable[[], None] | None = None
+        self.on_session: Callable[[], None] | None = None  # a session's state changed (the daemon re-judges)
+        self.api_connections = 0  # ExaBGP API connections so far: a new one reports every session afresh
         self._resync: set[str] = set()
         # False until the daemon says its desired RIB is whole (every path judged, or a start-up grace
         # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
@@ -224,6 +226,11 @@ class Speaker:
     def api_connected(self) -> bool:
         """ExaBGP's API process is connected (False while ExaBGP is (re)starting)."""
         return self._connected.is_set()
+
+    @property
+    def exabgp_stopping(self) -> bool:
+        """ExaBGP said it is shutting down: the sessions it reports down meanwhile say nothing of the peers."""
+        return self._exabgp_stopping
 
     @property
     def supervisor(self) -> Supervisor:
@@ -418,6 +425,7 @@ class Speaker:
         self._conn = conn
         self._held = {p.name: {} for p in self.policy.peers}
         self._states = {p.name: SessionState.IDLE for p in self.policy.peers}
+        self.api_connections += 1
         self._failures.clear()
         self._over_limit.clear()
         self._torn_down.clear()
@@ -528,6 +536,8 @@ class Speaker:
             return
         previous = self._states.get(name)
         self._states[name] = state
+        if previous != state and self.on_session is not None:
+            self.on_session()
         self._watch.state(name, state, time.monotonic())
         level = self._log.warning if state == SessionState.DOWN and not self._exabgp_stopping else self._log.info
         level(events.BGP_SESSION, peer=name, address=addr, state=state, previous=previous, reason=reason)

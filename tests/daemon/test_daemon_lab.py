@@ -585,6 +585,7 @@ KNOWN_METRICS = {
     "rise",
     "min_dwell",
     "hold_down",
+    "session",
 }
 
 
