@@ -31,7 +31,8 @@ Definitions (times are nanoseconds on the sender's realtime clock; receive times
 * jitter: RFC 3550 interarrival jitter (J += (|D| - J) / 16, D the change in transit time between
   consecutive arrivals; transit on the network timeline), per flow as RTP defines it per SSRC; the
   report's figure is the worst flow's.
-* per-second loss: packets are binned by the second (since the first send) in which they were sent.
+* per-second loss: packets are binned by the second (since the first packet's scheduled send) in which
+  they were scheduled, so a sender late under load does not move them into a next second.
 * regions: which responder region answered, how often, and when first and last (seconds since start).
 """
 
@@ -295,7 +296,8 @@ def build_report(
     raw_gap = _gap([_raw(e, by_seq[e.seq]) for e in first], (t0, t_last), t0)
     per_second: dict[int, list[int]] = {}
     for p in sent:
-        row = per_second.setdefault((p.send_ns - t0) // NS_PER_S, [0, 0])
+        # by the slot it was scheduled for: a sender late under load does not push packets into a next second
+        row = per_second.setdefault((p.send_ns - p.late_ns - sched[0]) // NS_PER_S, [0, 0])
         row[0] += 1
         if p.seq not in seen:
             row[1] += 1

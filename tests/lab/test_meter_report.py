@@ -107,6 +107,13 @@ def test_a_perfect_stream() -> None:
     assert [f.sent for f in r.flows] == [250] * 4 and all(f.longest_gap_ms == 8.0 for f in r.flows)
 
 
+def test_per_second_loss_bins_by_the_scheduled_second_when_the_sender_is_late() -> None:
+    # the last 40 packets of a 1 s stream were sent 150 ms late (a starved sender, as under CPU load):
+    # they belong to second 0 of the schedule, not to a second 1 that the stream never had
+    r = _report(500, late={i: 150_000_000 for i in range(460, 500)})
+    assert [(s.second, s.sent, s.lost) for s in r.per_second_loss] == [(0, 500, 0)]
+
+
 def test_a_lost_block_in_the_middle_is_the_longest_gap() -> None:
     r = _report(500, lost=set(range(100, 150)))
     assert r.lost == 50 and r.loss_pct == 10.0
