@@ -342,9 +342,10 @@ def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_st
         assert warnings and all(w["action"] == "teardown" and w["level"] == "warning" for w in warnings)
         assert len(warnings) >= 6  # once per session, and every new session crossed the limit again
         assert dropped >= 6
-        # flat: four more rounds of 10,000 routes do not grow the daemon (< 2 MiB), and all of it stays
-        # within 8 MiB of where it started
-        assert rss["after_6_teardowns"] - rss["after_2_teardowns"] < 2 * 1024, rss
+        # flat: four more rounds of 10,000 routes do not grow the daemon, and all of it stays within 8 MiB of
+        # where it started. Keeping the 40,000 routes of those rounds would cost tens of MiB (several hundred
+        # bytes per route); the allocator's own drift under load was 0.3-2.7 MiB (seen), hence 6 MiB.
+        assert rss["after_6_teardowns"] - rss["after_2_teardowns"] < 6 * 1024, rss
         assert rss["after_6_teardowns"] - rss["before"] < 8 * 1024, rss
     finally:
         _inject(plab, "tgw-use1", 64512, False)
