@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+import urllib.parse
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from bgpctl import events
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -562,6 +565,122 @@ class Control(_Model):
     )
 
 
+# --------------------------------------------------------------------------------------------
+# hooks (bgpctl.hooks, docs/hooks.md)
+
+
+class HookEvent(enum.StrEnum):
+    """The event types a hook can subscribe to; the names are bgpctl.events' (one source of truth)."""
+
+    PATH_STATE = events.PATH_STATE
+    ROUTE_CHANGE = events.ROUTE_CHANGE
+    REGION_LOST = events.REGION_LOST
+    REGION_REGAINED = events.REGION_REGAINED
+    OVERRIDE_SET = events.OVERRIDE_SET
+    OVERRIDE_EXPIRED = events.OVERRIDE_EXPIRED
+    POLICY_RELOAD = events.POLICY_RELOAD
+
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_ARG = re.compile(r"[^\x00]{1,4096}")
+
+
+def _check_argv(value: list[str]) -> list[str]:
+    if not value[0].startswith("/"):
+        raise _invalid(
+            f"the program '{value[0]}' is not an absolute path",
+            "write the full path, e.g. /usr/local/bin/connect-traffic-distribution: hooks run without a shell "
+            "and do not search PATH",
+        )
+    for i, arg in enumerate(value):
+        if not _ARG.fullmatch(arg):
+            raise _invalid(f"argument {i} is empty, longer than 4096 characters or holds a NUL", "fix that argument")
+    return value
+
+
+def _check_url(value: str) -> str:
+    try:
+        url = urllib.parse.urlsplit(value)
+        port = url.port
+    except ValueError:
+        raise _invalid("this is not a URL", "write it like https://hooks.example.net/bgpctl") from None
+    if url.username is not None or url.password is not None:
+        raise _invalid(
+            "the URL holds a user name or password",
+            "remove it: the receiver authenticates bgpctl by the signature made with 'secret'",
+        )
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise _invalid(
+            f"'{value}' is not an http or https URL with a host", "write it like https://hooks.example.net/bgpctl"
+        )
+    if url.fragment or any(ord(ch) <= 0x20 or ord(ch) >= 0x7F for ch in value):
+        raise _invalid(
+            f"'{value}' has a fragment, whitespace, a control or a non-ASCII character",
+            "write a plain URL (percent-encode what needs it)",
+        )
+    if port == 0:
+        raise _invalid(f"'{value}' has port 0", "give a port 1-65535 or none")
+    return value
+
+
+class _HookBase(_Model):
+    events: list[HookEvent] = Field(
+        default_factory=lambda: list(HookEvent), min_length=1, description="event types sent to it; default all"
+    )
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        10, description="one attempt may take this long; then it is abandoned (exec: its process group killed)"
+    )
+    queue: Annotated[int, Field(ge=1, le=10000)] = Field(
+        100, description="events waiting for this hook at most; more are dropped (counted and logged)"
+    )
+
+
+class ExecHook(_HookBase):
+    """Runs a program (no shell) per event, the event as JSON on its standard input."""
+
+    kind: Literal["exec"]
+    argv: Annotated[list[str], Field(min_length=1, max_length=64), AfterValidator(_check_argv)] = Field(
+        description="the program (absolute path) and its arguments"
+    )
+    env: list[EnvName] = Field(
+        default_factory=list, description="variables passed from the daemon's environment; nothing else is"
+    )
+
+
+class WebhookHook(_HookBase):
+    """POSTs each event as JSON to a URL, signed with HMAC-SHA256 (header X-Bgpctl-Signature)."""
+
+    kind: Literal["webhook"]
+    url: Annotated[str, AfterValidator(_check_url)] = Field(description="http:// or https:// URL the event is POSTed to")
+    secret: SecretRef = Field(description="where the HMAC key comes from: {file: PATH} or {env: VARIABLE}")
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        3, description="attempts after the first, on a connection error, a timeout, 429 or 5xx"
+    )
+    backoff_s: Annotated[float, Field(ge=0.01, le=60)] = Field(
+        0.5, description="wait before the first retry; doubles for each next one (with jitter)"
+    )
+
+
+def _hook_tag(value: object) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in ("exec", "webhook") else None
+
+
+Hook = Annotated[
+    Annotated[ExecHook, Tag("exec")] | Annotated[WebhookHook, Tag("webhook")],
+    Discriminator(
+        _hook_tag,
+        custom_error_type="bgpctl",
+        custom_error_message="{message}: {hint}",
+        custom_error_context={
+            "message": "a hook needs 'kind: exec' or 'kind: webhook'",
+            "hint": "exec runs a program with the event on stdin, webhook POSTs it to a URL",
+        },
+    ),
+]
+"""A hook, picked by its ``kind``."""
+
+
 class Policy(_Model):
     version: Literal[1] = 1
     speaker: Speaker
@@ -574,6 +693,7 @@ class Policy(_Model):
     guards: Guards
     overrides: Overrides = Overrides()
     control: Control = Control()
+    hooks: dict[Name, Hook] = Field(default_factory=dict, description="programs and URLs told about events")
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:
