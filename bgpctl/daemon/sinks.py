@@ -1,8 +1,8 @@
 """Where decisions go: structured log events and Prometheus metrics, behind one Protocol.
 
 Every health change is one log event naming the measurement that crossed which threshold; every
-route change is one log event and one increment of ``bgpctl_route_changes_total`` (docs/design.md). Later
-sinks (failover hooks, Connect traffic-distribution updates) implement the same Protocol.
+route change is one log event and one increment of ``bgpctl_route_changes_total`` (docs/design.md). The
+hooks' sink (bgpctl.hooks.sink.HookSink: programs and webhooks told about events) implements the same Protocol.
 """
 
 from __future__ import annotations
@@ -98,6 +98,20 @@ class Metrics:
         )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
+        # hooks (bgpctl.hooks.sink): one series per hook of the policy, made at start
+        self.hook_deliveries = Counter(
+            "bgpctl_hook_deliveries",
+            "Events handed to a hook: ok (exit 0, HTTP 2xx) or failed (after its retries)",
+            ["hook", "result"],
+            registry=r,
+        )
+        self.hook_dropped = Counter(
+            "bgpctl_hook_dropped",
+            "Events a hook never got: its queue was full, or the shutdown's flush ran out",
+            ["hook"],
+            registry=r,
+        )
+        self.hook_queue_depth = Gauge("bgpctl_hook_queue_depth", "Events waiting for a hook", ["hook"], registry=r)
 
 
 class MetricsSink:

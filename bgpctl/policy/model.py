@@ -651,7 +651,9 @@ class WebhookHook(_HookBase):
     """POSTs each event as JSON to a URL, signed with HMAC-SHA256 (header X-Bgpctl-Signature)."""
 
     kind: Literal["webhook"]
-    url: Annotated[str, AfterValidator(_check_url)] = Field(description="http:// or https:// URL the event is POSTed to")
+    url: Annotated[str, AfterValidator(_check_url)] = Field(
+        description="http:// or https:// URL the event is POSTed to"
+    )
     secret: SecretRef = Field(description="where the HMAC key comes from: {file: PATH} or {env: VARIABLE}")
     retries: Annotated[int, Field(ge=0, le=10)] = Field(
         3, description="attempts after the first, on a connection error, a timeout, 429 or 5xx"
