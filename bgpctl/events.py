@@ -107,3 +107,4 @@ REFLECTOR_READY: Final = "reflector.ready"
 REFLECTOR_STOPPED: Final = "reflector.stopped"
 RESPONDER_READY: Final = "responder.ready"
 RESPONDER_SUMMARY: Final = "responder.summary"
+RECEIVER_READY: Final = "receiver.ready"  # bgpctl_lab.hook_receiver: the lab's webhook receiver listens

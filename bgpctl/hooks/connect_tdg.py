@@ -226,7 +226,7 @@ def main(tdg: str | None, regions: tuple[str, ...], split: str | None, aws_regio
         cfg = config(tdg, regions, split, aws_region)
         if cfg.aws_region is None and not dry_run:
             raise BadInput("no Connect endpoint: give --aws-region (or AWS_REGION), or --tdg as an ARN")
-        out = run(cfg, sys.stdin.read(), dry_run=dry_run)
+        out = run(cfg, sys.stdin.read(), dry_run=dry_run, client=boto3_client)
     except BadInput as e:
         click.echo(f"connect-traffic-distribution: {e}", err=True)
         sys.exit(EXIT_REFUSED)
