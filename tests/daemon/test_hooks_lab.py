@@ -1,0 +1,223 @@
+"""Hooks against the real daemon in the reference lab (controller mode): a webhook receiver in the edge's
+namespace (stdlib http.server, bgpctl_lab.hook_receiver) and a second webhook whose receiver is blackholed.
+
+During a region blackhole (use1's Connect side, as lab/drills/region-blackhole.yaml: probes die, every BGP
+session stays up) the receiver gets a correctly signed ``region.lost`` within 1 s of the daemon's decision,
+while the dead hook's failures and drops rise and the edge still moves within the drill's controller bound.
+
+One lab of its own (``hk<pid>``), always torn down; run under the lab lock. The lab's daemon service is
+replaced by one started with lab.yaml plus a ``hooks:`` section (same run directory, log and metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgpctl import events
+from bgpctl.hooks.signature import HEADER, verify
+from bgpctl_lab import faults
+from bgpctl_lab import netns as labns
+from bgpctl_lab.hook_receiver import read_requests
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.pytest_plugin import own_reference_lab
+from bgpctl_lab.runner import Lab
+from tests.control.support import schema_errors
+from tests.daemon.test_daemon_lab import (
+    DAEMON_TAG,
+    LAB_POLICY,
+    MEDIA,
+    USE1,
+    USW2,
+    converged_problems,
+    daemon_proc,
+    log_events,
+    metrics_text,
+    samples,
+)
+from tests.lab.helpers import TOPOLOGY, route_nexthops
+
+pytestmark = pytest.mark.lab
+
+LAB_PREFIX = "hk"
+KEY = "lab-hook-key-0123456789"
+RECEIVER = "198.18.1.1:8080"  # the edge's address on the interconnect LAN: cr reaches it directly
+DEAD = "198.18.1.250:8080"  # nobody has this address: ARP fails, every attempt runs into its timeout
+BUDGETS = {
+    "daemon_converged": 45.0,  # the replaced daemon's routes are on every FRR peer again
+    "receiver_ready": 10.0,
+    "edge_on_usw2": 5.0,  # generous, to measure; the test then asserts the drill's 1 s
+    "region_lost_received": 5.0,  # generous, to measure; the test then asserts the 1 s of issue 8
+    "dead_hook_counted": 15.0,  # timeout 1 s x 2 attempts per event: the first failure and drops
+}
+EDGE_MOVE_LIMIT_S = 1.0  # lab/drills/region-blackhole.yaml, "edge routes media via usw2 only", controller mode
+DELIVERY_LIMIT_S = 1.0  # issue 8: within 1 s of the decision
+
+
+def hooks_policy(tmp: Path) -> Path:
+    key = tmp / "hook.key"
+    key.write_text(KEY + "\n")
+    key.chmod(0o600)
+    policy = tmp / "lab-hooks.yaml"
+    policy.write_text(
+        LAB_POLICY.read_text()
+        + f"""
+hooks:
+  receiver:
+    kind: webhook
+    url: http://{RECEIVER}/bgpctl
+    secret: {{ file: {key} }}
+    events: [region.lost, region.regained, path.state]
+    timeout_s: 2
+    retries: 2
+    backoff_s: 0.2
+  dead:
+    kind: webhook
+    url: http://{DEAD}/bgpctl
+    secret: {{ file: {key} }}
+    timeout_s: 1
+    retries: 1
+    backoff_s: 0.1
+    queue: 2
+"""
+    )
+    return policy
+
+
+@dataclass
+class HookLab:
+    lab: Lab
+    received: Path  # the receiver's JSON lines
+
+
+def start_daemon(lab: Lab, policy: Path) -> int:
+    """The lab's daemon service, as lab/services.yaml starts it, but with ``policy``."""
+    old = daemon_proc(lab)
+    argv = list(old.argv)
+    argv[argv.index("--policy") + 1] = str(policy)
+    assert lab.kill_spawned(tag=DAEMON_TAG, grace=10.0) == [old.pid]  # SIGTERM: routes stay (graceful restart)
+    eventually(
+        "old daemon gone", budget=10.0, probe=lambda: labns.alive(old.pid), check=lambda a: ["alive"] if a else []
+    )
+    return lab.spawn("cr", argv, tag=DAEMON_TAG, log_name="daemon.log")
+
+
+@pytest.fixture(scope="module")
+def hlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookLab]:
+    tmp = tmp_path_factory.mktemp("hooks")
+    received = tmp / "received.jsonl"
+    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
+        argv = [sys.executable, "-m", "bgpctl_lab.hook_receiver", "--listen", RECEIVER, "--out", str(received)]
+        lab.spawn("edge", [*argv, "--seconds", "900"], tag="hook-receiver", log_name="hook-receiver.log")
+        eventually(
+            "receiver listening",
+            budget=BUDGETS["receiver_ready"],
+            probe=(lab.node_dir("edge") / "hook-receiver.log").read_text,
+            check=lambda text: [] if events.RECEIVER_READY in text else ["not ready"],
+            interval_s=0.1,
+        )
+        start_daemon(lab, hooks_policy(tmp))
+        eventually(
+            "daemon with hooks converged",
+            budget=BUDGETS["daemon_converged"],
+            probe=lambda: lab,
+            check=converged_problems,
+            interval_s=0.2,
+        )
+        yield HookLab(lab, received)
+
+
+def rfc3339(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def region_lost(received: Path, since: float) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in read_requests(received)
+        if r["received"] >= since and json.loads(r["body"])["type"] == events.REGION_LOST
+    ]
+
+
+def metric(lab: Lab, name: str, **labels: str) -> float:
+    want = tuple(sorted(labels.items()))
+    return samples(metrics_text(lab), name).get(want, 0.0)
+
+
+def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_slows_nothing(
+    hlab: HookLab, record_property: Any
+) -> None:
+    lab = hlab.lab
+    assert route_nexthops(lab, "edge", MEDIA) == {USE1, USW2}
+    assert metric(lab, "bgpctl_hook_dropped_total", hook="dead") == 0
+    fault_at = time.time()
+    faults.blackhole_node(lab, "tgw-use1", "eth2", True)  # use1's Connect side: probes die, BGP stays up
+    try:
+        moved = eventually(
+            "edge routes media via usw2 only",
+            budget=BUDGETS["edge_on_usw2"],
+            probe=lambda: route_nexthops(lab, "edge", MEDIA),
+            check=lambda hops: [] if hops == {USW2} else [f"via {sorted(hops)}"],
+            interval_s=0.02,
+        )
+        edge_s = time.time() - fault_at
+        got = eventually(
+            "receiver got region.lost",
+            budget=BUDGETS["region_lost_received"],
+            probe=lambda: region_lost(hlab.received, fault_at),
+            check=lambda found: [] if found else ["nothing yet"],
+            interval_s=0.02,
+        )
+        (req,) = got.value
+        body = req["body"].encode()
+        event = json.loads(body)
+        assert verify(KEY.encode(), body, req["headers"][HEADER], now=time.time()) > 0
+        assert req["headers"]["X-Bgpctl-Delivery"] == event["id"]
+        assert schema_errors("hook-event", event) == []
+        assert event["payload"]["region"] == "use1" and event["payload"]["usable_regions"] == ["usw2"]
+        decided = rfc3339(event["time"])
+        delivery_s = req["received"] - decided
+        # the decision as the daemon's log has it: the use1 health changes of that step, just before the event
+        downs = [
+            rfc3339(e["timestamp"])
+            for e in log_events(lab)
+            if e["event"] == events.PATH_HEALTH
+            and e["path"].split("/")[1] == "use1"
+            and e["new"] in ("down", "suspect", "degraded")
+            and rfc3339(e["timestamp"]) >= fault_at
+        ]
+        assert downs and 0 <= decided - max(d for d in downs if d <= decided + 0.001) < 0.25, (decided, downs)
+        record_property("edge_move_s", round(edge_s, 3))
+        record_property("decision_after_fault_s", round(decided - fault_at, 3))
+        record_property("region_lost_delivery_s", round(delivery_s, 3))
+        print(
+            f"edge on usw2 after {edge_s:.3f} s; region.lost decided +{decided - fault_at:.3f} s, "
+            f"received {delivery_s * 1000:.1f} ms later ({moved.polls} edge polls)"
+        )
+        assert 0 <= delivery_s <= DELIVERY_LIMIT_S
+        assert edge_s <= EDGE_MOVE_LIMIT_S, f"edge on usw2 {edge_s:.3f} s after the fault, with a dead hook"
+        eventually(
+            "dead hook: failures and drops counted",
+            budget=BUDGETS["dead_hook_counted"],
+            probe=lambda: (
+                metric(lab, "bgpctl_hook_deliveries_total", hook="dead", result="failed"),
+                metric(lab, "bgpctl_hook_dropped_total", hook="dead"),
+            ),
+            check=lambda v: [] if v[0] >= 1 and v[1] >= 1 else [f"failed {v[0]}, dropped {v[1]}"],
+            interval_s=0.5,
+        )
+        assert metric(lab, "bgpctl_hook_deliveries_total", hook="receiver", result="ok") >= 1
+        lines = log_events(lab)
+        assert any(e["event"] == events.HOOK_DROPPED and e["hook"] == "dead" for e in lines)
+        assert any(e["event"] == events.HOOK_FAILED and e["hook"] == "dead" for e in lines)
+        assert lab.spawned_alive(daemon_proc(lab))
+    finally:
+        faults.clear_node(lab, "tgw-use1", "eth2")
