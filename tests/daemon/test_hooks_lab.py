@@ -152,12 +152,18 @@ def metric(lab: Lab, name: str, **labels: str) -> float:
     return samples(metrics_text(lab), name).get(want, 0.0)
 
 
-def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_slows_nothing(
-    hlab: HookLab, record_property: Any
-) -> None:
-    lab = hlab.lab
+@dataclass(frozen=True)
+class Run:
+    edge_s: float  # fault -> the edge routes media via usw2 only
+    decided_s: float  # fault -> the daemon's decision (region.lost's time)
+    delivery_s: float | None  # decision -> the receiver had the signed event (None: no receiver)
+    edge_polls: int
+
+
+def blackhole_run(lab: Lab, received: Path | None) -> Run:
+    """Blackhole use1's Connect side, measure the edge's move and (with a receiver) the signed region.lost's
+    delivery, then clear the fault. Everything but the timings is asserted here."""
     assert route_nexthops(lab, "edge", MEDIA) == {USE1, USW2}
-    assert metric(lab, "bgpctl_hook_dropped_total", hook="dead") == 0
     fault_at = time.time()
     faults.blackhole_node(lab, "tgw-use1", "eth2", True)  # use1's Connect side: probes die, BGP stays up
     try:
@@ -169,10 +175,13 @@ def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_s
             interval_s=0.02,
         )
         edge_s = time.time() - fault_at
+        decided = decision(lab, fault_at)
+        if received is None:
+            return Run(edge_s, decided - fault_at, None, moved.polls)
         got = eventually(
             "receiver got region.lost",
             budget=BUDGETS["region_lost_received"],
-            probe=lambda: region_lost(hlab.received, fault_at),
+            probe=lambda: region_lost(received, fault_at),
             check=lambda found: [] if found else ["nothing yet"],
             interval_s=0.02,
         )
@@ -183,41 +192,59 @@ def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_s
         assert req["headers"]["X-Bgpctl-Delivery"] == event["id"]
         assert schema_errors("hook-event", event) == []
         assert event["payload"]["region"] == "use1" and event["payload"]["usable_regions"] == ["usw2"]
-        decided = rfc3339(event["time"])
-        delivery_s = req["received"] - decided
-        # the decision as the daemon's log has it: the use1 health changes of that step, just before the event
-        downs = [
-            rfc3339(e["timestamp"])
-            for e in log_events(lab)
-            if e["event"] == events.PATH_HEALTH
-            and e["path"].split("/")[1] == "use1"
-            and e["new"] in ("down", "suspect", "degraded")
-            and rfc3339(e["timestamp"]) >= fault_at
-        ]
-        assert downs and 0 <= decided - max(d for d in downs if d <= decided + 0.001) < 0.25, (decided, downs)
-        record_property("edge_move_s", round(edge_s, 3))
-        record_property("decision_after_fault_s", round(decided - fault_at, 3))
-        record_property("region_lost_delivery_s", round(delivery_s, 3))
-        print(
-            f"edge on usw2 after {edge_s:.3f} s; region.lost decided +{decided - fault_at:.3f} s, "
-            f"received {delivery_s * 1000:.1f} ms later ({moved.polls} edge polls)"
-        )
-        assert 0 <= delivery_s <= DELIVERY_LIMIT_S
-        assert edge_s <= EDGE_MOVE_LIMIT_S, f"edge on usw2 {edge_s:.3f} s after the fault, with a dead hook"
-        eventually(
-            "dead hook: failures and drops counted",
-            budget=BUDGETS["dead_hook_counted"],
-            probe=lambda: (
-                metric(lab, "bgpctl_hook_deliveries_total", hook="dead", result="failed"),
-                metric(lab, "bgpctl_hook_dropped_total", hook="dead"),
-            ),
-            check=lambda v: [] if v[0] >= 1 and v[1] >= 1 else [f"failed {v[0]}, dropped {v[1]}"],
-            interval_s=0.5,
-        )
-        assert metric(lab, "bgpctl_hook_deliveries_total", hook="receiver", result="ok") >= 1
-        lines = log_events(lab)
-        assert any(e["event"] == events.HOOK_DROPPED and e["hook"] == "dead" for e in lines)
-        assert any(e["event"] == events.HOOK_FAILED and e["hook"] == "dead" for e in lines)
-        assert lab.spawned_alive(daemon_proc(lab))
+        assert abs(rfc3339(event["time"]) - decided) < 0.05, (event["time"], decided)
+        return Run(edge_s, decided - fault_at, req["received"] - rfc3339(event["time"]), moved.polls)
     finally:
         faults.clear_node(lab, "tgw-use1", "eth2")
+
+
+def decision(lab: Lab, fault_at: float) -> float:
+    """When the daemon decided use1 lost, from its log: the step where the last of use1's paths left up
+    (its path.health line), waited for (the log is flushed line by line)."""
+
+    def left_up() -> dict[str, float]:
+        first: dict[str, float] = {}
+        for e in log_events(lab):
+            at = rfc3339(e["timestamp"]) if "timestamp" in e else 0.0
+            use1 = e["event"] == events.PATH_HEALTH and e["path"].split("/")[1] == "use1"
+            if use1 and at >= fault_at and e["old"] == "up":
+                first.setdefault(e["path"], at)
+        return first
+
+    w = eventually(
+        "every use1 path left up in the daemon's log",
+        budget=BUDGETS["region_lost_received"],
+        probe=left_up,
+        check=lambda first: [] if len(first) == 3 else [f"only {sorted(first)}"],
+        interval_s=0.05,
+    )
+    return max(w.value.values())
+
+
+def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_slows_nothing(
+    hlab: HookLab, record_property: Any
+) -> None:
+    lab = hlab.lab
+    assert metric(lab, "bgpctl_hook_dropped_total", hook="dead") == 0
+    run = blackhole_run(lab, hlab.received)
+    record_property("edge_move_s", round(run.edge_s, 3))
+    record_property("decision_after_fault_s", round(run.decided_s, 3))
+    record_property("region_lost_delivery_s", run.delivery_s)
+    print(f"edge on usw2 +{run.edge_s:.3f} s; region.lost decided +{run.decided_s:.3f} s, received +{run.delivery_s} s")
+    assert run.delivery_s is not None and 0 <= run.delivery_s <= DELIVERY_LIMIT_S
+    assert run.edge_s <= EDGE_MOVE_LIMIT_S, f"edge on usw2 {run.edge_s:.3f} s after the fault, with a dead hook"
+    eventually(
+        "dead hook: failures and drops counted",
+        budget=BUDGETS["dead_hook_counted"],
+        probe=lambda: (
+            metric(lab, "bgpctl_hook_deliveries_total", hook="dead", result="failed"),
+            metric(lab, "bgpctl_hook_dropped_total", hook="dead"),
+        ),
+        check=lambda v: [] if v[0] >= 1 and v[1] >= 1 else [f"failed {v[0]}, dropped {v[1]}"],
+        interval_s=0.5,
+    )
+    assert metric(lab, "bgpctl_hook_deliveries_total", hook="receiver", result="ok") >= 1
+    lines = log_events(lab)
+    assert any(e["event"] == events.HOOK_DROPPED and e["hook"] == "dead" for e in lines)
+    assert any(e["event"] == events.HOOK_FAILED and e["hook"] == "dead" for e in lines)
+    assert lab.spawned_alive(daemon_proc(lab))
