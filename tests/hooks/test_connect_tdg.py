@@ -216,3 +216,11 @@ def test_an_aws_error_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) ->
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert "UpdateTrafficDistribution failed: AccessDeniedException" in line and "not allowed" in line
+
+
+def test_without_an_endpoint_a_real_call_is_refused_before_anything_is_read() -> None:
+    result = CliRunner(env={"AWS_REGION": None}).invoke(main, FLAGS, input=event("region.lost", "use1", ["usw2"]))
+    assert result.exit_code == EXIT_REFUSED
+    assert result.stderr == (
+        "connect-traffic-distribution: no Connect endpoint: give --aws-region (or AWS_REGION), or --tdg as an ARN\n"
+    )
