@@ -16,21 +16,21 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from bgpctl_lab import runner
 from bgpctl_lab.poll import eventually
-from tests.daemon.test_daemon_lab import converged_problems, metrics_text, samples
+from bgpctl_lab.reference import converged_problems
+from tests.daemon.test_daemon_lab import metrics_text, samples
 from tests.daemon.test_hooks_lab import (
     BUDGETS,
     LAB_PREFIX,
-    RECEIVER,
     Run,
     blackhole_run,
     hooks_policy,
     start_daemon,
+    start_receiver,
 )
 from tests.lab.helpers import TOPOLOGY
 
@@ -66,8 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-hooks-") as d, runner.running(TOPOLOGY, name, "controller") as lab:
         tmp = Path(d)
         received = tmp / "received.jsonl"
-        argv = [sys.executable, "-m", "bgpctl_lab.hook_receiver", "--listen", RECEIVER, "--out", str(received)]
-        rpid = lab.spawn("edge", [*argv, "--seconds", "3600"], tag="hook-receiver", log_name="hook-receiver.log")
+        rpid = start_receiver(lab, received)
         start_daemon(lab, hooks_policy(tmp))
         results: dict[str, list[Run]] = {"receiver up": [], "receiver down": []}
         for label, n in (("receiver up", args.runs), ("receiver down", args.runs_down)):

@@ -5,8 +5,9 @@ During a region blackhole (use1's Connect side, as lab/drills/region-blackhole.y
 session stays up) the receiver gets a correctly signed ``region.lost`` within 1 s of the daemon's decision,
 while the dead hook's failures and drops rise and the edge still moves within the drill's controller bound.
 
-One lab of its own (``hk<pid>``), always torn down; run under the lab lock. The lab's daemon service is
-replaced by one started with lab.yaml plus a ``hooks:`` section (same run directory, log and metrics).
+One lab of its own (``hk<pid>``, the plugin's ``controller_lab``), always torn down; run under the lab lock.
+The lab's daemon service is replaced by one started with lab.yaml plus a ``hooks:`` section (same run
+directory, log and metrics).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,22 +28,10 @@ from bgpctl_lab import faults
 from bgpctl_lab import netns as labns
 from bgpctl_lab.hook_receiver import read_requests
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import own_reference_lab
+from bgpctl_lab.reference import DAEMON_TAG, MEDIA, USE1, USW2, converged_problems, daemon_proc, route_nexthops
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
-from tests.daemon.test_daemon_lab import (
-    DAEMON_TAG,
-    LAB_POLICY,
-    MEDIA,
-    USE1,
-    USW2,
-    converged_problems,
-    daemon_proc,
-    log_events,
-    metrics_text,
-    samples,
-)
-from tests.lab.helpers import TOPOLOGY, route_nexthops
+from tests.daemon.test_daemon_lab import LAB_POLICY, log_events, metrics_text, samples
 
 pytestmark = pytest.mark.lab
 
@@ -110,29 +98,33 @@ def start_daemon(lab: Lab, policy: Path) -> int:
     return lab.spawn("cr", argv, tag=DAEMON_TAG, log_name="daemon.log")
 
 
+def start_receiver(lab: Lab, received: Path) -> int:
+    argv = [sys.executable, "-m", "bgpctl_lab.hook_receiver", "--listen", RECEIVER, "--out", str(received)]
+    pid = lab.spawn("edge", [*argv, "--seconds", "3600"], tag="hook-receiver", log_name="hook-receiver.log")
+    eventually(
+        "receiver listening",
+        budget=BUDGETS["receiver_ready"],
+        probe=(lab.node_dir("edge") / "hook-receiver.log").read_text,
+        check=lambda text: [] if events.RECEIVER_READY in text else ["not ready"],
+        interval_s=0.1,
+    )
+    return pid
+
+
 @pytest.fixture(scope="module")
-def hlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HookLab]:
+def hlab(controller_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> HookLab:
     tmp = tmp_path_factory.mktemp("hooks")
     received = tmp / "received.jsonl"
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        argv = [sys.executable, "-m", "bgpctl_lab.hook_receiver", "--listen", RECEIVER, "--out", str(received)]
-        lab.spawn("edge", [*argv, "--seconds", "900"], tag="hook-receiver", log_name="hook-receiver.log")
-        eventually(
-            "receiver listening",
-            budget=BUDGETS["receiver_ready"],
-            probe=(lab.node_dir("edge") / "hook-receiver.log").read_text,
-            check=lambda text: [] if events.RECEIVER_READY in text else ["not ready"],
-            interval_s=0.1,
-        )
-        start_daemon(lab, hooks_policy(tmp))
-        eventually(
-            "daemon with hooks converged",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: lab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
-        yield HookLab(lab, received)
+    start_receiver(controller_lab, received)
+    start_daemon(controller_lab, hooks_policy(tmp))
+    eventually(
+        "daemon with hooks converged",
+        budget=BUDGETS["daemon_converged"],
+        probe=lambda: controller_lab,
+        check=converged_problems,
+        interval_s=0.2,
+    )
+    return HookLab(controller_lab, received)
 
 
 def rfc3339(text: str) -> float:
