@@ -87,7 +87,9 @@ class HookLab:
 
 
 def start_daemon(lab: Lab, policy: Path) -> int:
-    """The lab's daemon service, as lab/services.yaml starts it, but with ``policy``."""
+    """The lab's daemon service, as lab/services.yaml starts it, but with ``policy``; returns once the new
+    daemon's hooks run and its RIB is complete (the peers keep the old one's routes meanwhile: graceful
+    restart, so the edge alone cannot tell the new daemon is judging)."""
     old = daemon_proc(lab)
     argv = list(old.argv)
     argv[argv.index("--policy") + 1] = str(policy)
@@ -95,7 +97,15 @@ def start_daemon(lab: Lab, policy: Path) -> int:
     eventually(
         "old daemon gone", budget=10.0, probe=lambda: labns.alive(old.pid), check=lambda a: ["alive"] if a else []
     )
-    return lab.spawn("cr", argv, tag=DAEMON_TAG, log_name="daemon.log")
+    seen = len(log_events(lab))
+    pid = lab.spawn("cr", argv, tag=DAEMON_TAG, log_name="daemon.log")
+
+    def not_ready() -> list[str]:
+        new = {e["event"] for e in log_events(lab)[seen:]}
+        return [f"no {e} yet" for e in (events.HOOK_STARTED, events.DAEMON_RIB_COMPLETE) if e not in new]
+
+    eventually("new daemon judging with hooks", budget=BUDGETS["daemon_converged"], probe=not_ready, check=list)
+    return pid
 
 
 def start_receiver(lab: Lab, received: Path) -> int:
