@@ -355,3 +355,25 @@ def test_the_dashboard_is_importable_as_is() -> None:
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, f"{p['title']!r} overlaps {cells[x, y]!r}"
                 cells[x, y] = p["title"]
+
+
+DOC = REPO / "docs" / "observability.md"
+
+
+def test_the_docs_list_every_metric_and_every_alert_has_its_runbook_section() -> None:
+    doc = DOC.read_text()
+    exposed = {
+        f"{f.name}_total" if f.type == "counter" else f.name for f in Metrics().registry.collect()
+    }  # what a scrape shows
+    assert sorted(n for n in exposed if f"`{n}`" not in doc) == [], "add them to docs/observability.md (Metrics)"
+    anchors = {
+        re.sub(r"[^a-z0-9_-]", "", h.strip().lower().replace(" ", "-")) for h in re.findall(r"^#+ (.+)$", doc, re.M)
+    }
+    for rule in _rules():
+        if "alert" not in rule:
+            continue
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"docs/observability.md#{rule['alert'].lower()}", url
+        assert rule["alert"].lower() in anchors, f"docs/observability.md has no section ### {rule['alert']}"
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert rule.get("for"), f"{rule['alert']} has a for: duration"

@@ -33,12 +33,14 @@ class LogSink:
         self.log = log
 
     def transition(self, t: Transition) -> None:
-        level = self.log.warning if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED) else self.log.info
-        level(
-            events.PATH_HEALTH,
+        fields = {
             **transition_to_dict(t),
-            measurements={r.metric: r.value for r in t.reasons if r.value is not None},
-        )
+            "measurements": {r.metric: r.value for r in t.reasons if r.value is not None},
+        }
+        if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED):
+            self.log.warning(events.PATH_HEALTH, **fields)
+        else:
+            self.log.info(events.PATH_HEALTH, **fields)
 
     def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
