@@ -37,6 +37,9 @@ OVERRIDE_EXPIRED: Final = "override.expired"  # its --for ran out; the step that
 OVERRIDE_LOADED: Final = "override.loaded"  # read from the run directory at start
 OVERRIDE_SAVE_FAILED: Final = "override.save_failed"  # the file could not be written (an expiry: kept in memory)
 
+# --- policy reload (bgpctl.control.reload.PolicyDesk): result applied|unchanged|refused, file, sha256, by, why
+POLICY_RELOAD: Final = "policy.reload"
+
 # --- the speaker (bgpctl.speaker.speaker)
 SPEAKER_START: Final = "speaker.start"
 SPEAKER_STOPPED: Final = "speaker.stopped"
@@ -78,11 +81,10 @@ EXABGP_EXITED: Final = "exabgp.exited"
 EXABGP_KILL: Final = "exabgp.kill"
 
 # --- hooks (bgpctl.hooks): the event types a hook subscribes to (docs/hooks.md). route.change,
-# override.set and override.expired above are hook event types too, with the same names as their log events.
+# override.set, override.expired and policy.reload above are hook event types too, named as their log events.
 PATH_STATE: Final = "path.state"  # a path's health changed (decide's transition)
 REGION_LOST: Final = "region.lost"  # no path of a region is preferred or standby for any service any more
 REGION_REGAINED: Final = "region.regained"  # a lost region has a preferred or standby path again
-POLICY_RELOAD: Final = "policy.reload"  # a reload was applied, unchanged or refused
 
 HOOK_EVENT_TYPES: Final = (
     PATH_STATE,
