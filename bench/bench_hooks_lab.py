@@ -52,8 +52,9 @@ def summary(label: str, runs: list[Run]) -> None:
             ms = [round(v * 1000, 1) for v in values]
             print(f"| {label} | {what} | {statistics.median(ms):.1f} | {max(ms):.1f} | {', '.join(map(str, ms))} |")
 
-    row("fault -> edge on usw2 only, ms", [r.edge_s for r in runs])
-    row("fault -> decision (region.lost), ms", [r.decided_s for r in runs])
+    row("setting the blackhole took, ms", [r.apply_s for r in runs])
+    row("blackhole in place -> edge on usw2 only, ms", [r.edge_s for r in runs])
+    row("blackhole in place -> decision (region.lost), ms", [r.decided_s for r in runs])
     row("decision -> receiver has it, ms", [r.delivery_s for r in runs if r.delivery_s is not None])
 
 

@@ -156,8 +156,9 @@ def metric(lab: Lab, name: str, **labels: str) -> float:
 
 @dataclass(frozen=True)
 class Run:
-    edge_s: float  # fault -> the edge routes media via usw2 only
-    decided_s: float  # fault -> the daemon's decision (region.lost's time)
+    apply_s: float  # how long setting the blackhole took (nft in tgw-use1's namespace; slow under load)
+    edge_s: float  # blackhole in place -> the edge routes media via usw2 only
+    decided_s: float  # blackhole in place -> the daemon's decision (region.lost's time)
     delivery_s: float | None  # decision -> the receiver had the signed event (None: no receiver)
     edge_polls: int
 
@@ -168,6 +169,9 @@ def blackhole_run(lab: Lab, received: Path | None) -> Run:
     assert route_nexthops(lab, "edge", MEDIA) == {USE1, USW2}
     fault_at = time.time()
     faults.blackhole_node(lab, "tgw-use1", "eth2", True)  # use1's Connect side: probes die, BGP stays up
+    # the times are taken from when the blackhole is surely in place: setting it runs nft through `ip netns
+    # exec`, which took up to 0.8 s under load (the daemon may see the fault any time during it)
+    applied = time.time()
     try:
         moved = eventually(
             "edge routes media via usw2 only",
@@ -176,10 +180,10 @@ def blackhole_run(lab: Lab, received: Path | None) -> Run:
             check=lambda hops: [] if hops == {USW2} else [f"via {sorted(hops)}"],
             interval_s=0.02,
         )
-        edge_s = time.time() - fault_at
+        edge_s = time.time() - applied
         decided = decision(lab, fault_at)
         if received is None:
-            return Run(edge_s, decided - fault_at, None, moved.polls)
+            return Run(applied - fault_at, edge_s, decided - applied, None, moved.polls)
         got = eventually(
             "receiver got region.lost",
             budget=BUDGETS["region_lost_received"],
@@ -195,7 +199,8 @@ def blackhole_run(lab: Lab, received: Path | None) -> Run:
         assert schema_errors("hook-event", event) == []
         assert event["payload"]["region"] == "use1" and event["payload"]["usable_regions"] == ["usw2"]
         assert abs(rfc3339(event["time"]) - decided) < 0.05, (event["time"], decided)
-        return Run(edge_s, decided - fault_at, req["received"] - rfc3339(event["time"]), moved.polls)
+        delivery_s = req["received"] - rfc3339(event["time"])
+        return Run(applied - fault_at, edge_s, decided - applied, delivery_s, moved.polls)
     finally:
         faults.clear_node(lab, "tgw-use1", "eth2")
 
@@ -236,12 +241,13 @@ def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_s
 
     before = dead()  # the start's route.change events already overflowed its queue of 2
     run = blackhole_run(lab, hlab.received)
+    record_property("blackhole_apply_s", round(run.apply_s, 3))
     record_property("edge_move_s", round(run.edge_s, 3))
     record_property("decision_after_fault_s", round(run.decided_s, 3))
     record_property("region_lost_delivery_s", run.delivery_s)
-    print(f"edge on usw2 +{run.edge_s:.3f} s; region.lost decided +{run.decided_s:.3f} s, received +{run.delivery_s} s")
+    print(f"{run}: the edge on usw2, region.lost decided and received, in s after the blackhole was in place")
     assert run.delivery_s is not None and 0 <= run.delivery_s <= DELIVERY_LIMIT_S
-    assert run.edge_s <= EDGE_MOVE_LIMIT_S, f"edge on usw2 {run.edge_s:.3f} s after the fault, with a dead hook"
+    assert run.edge_s <= EDGE_MOVE_LIMIT_S, f"edge on usw2 {run.edge_s:.3f} s after the blackhole, with a dead hook"
     eventually(
         "dead hook: more failures and drops counted",
         budget=BUDGETS["dead_hook_counted"],
