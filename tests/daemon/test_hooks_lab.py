@@ -170,7 +170,7 @@ def blackhole_run(lab: Lab, received: Path | None) -> Run:
     fault_at = time.time()
     faults.blackhole_node(lab, "tgw-use1", "eth2", True)  # use1's Connect side: probes die, BGP stays up
     # the times are taken from when the blackhole is surely in place: setting it runs nft through `ip netns
-    # exec`, which took up to 0.8 s under load (the daemon may see the fault any time during it)
+    # exec`, whose time varies with the load (it is reported apart: the daemon may see the fault during it)
     applied = time.time()
     try:
         moved = eventually(
