@@ -118,7 +118,7 @@ def test_a_path_state_event_carries_the_reasons_and_measurements() -> None:
         1.0,
         Health.UP,
         Health.DOWN,
-        (Reason("consecutive_lost", 5, 5, "5 probes lost in a row >= down_after_lost 5"),),
+        (Reason("consecutive_lost", 5, 5, "consecutive_lost 5 >= down_after_lost 5"),),
     )
     e = make_event(events.PATH_STATE, path_state_payload(t), at=2.0, host="cr")
     assert e.data["payload"] == {
@@ -127,7 +127,7 @@ def test_a_path_state_event_carries_the_reasons_and_measurements() -> None:
         "region": "use1",
         "old": "up",
         "new": "down",
-        "reasons": ["5 probes lost in a row >= down_after_lost 5"],
+        "reasons": ["consecutive_lost 5 >= down_after_lost 5"],
         "measurements": {"consecutive_lost": 5},
     }
     assert schema_errors("hook-event", e.data) == []
