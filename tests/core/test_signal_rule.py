@@ -26,7 +26,7 @@ from bgpctl.core.recording import (
 from bgpctl.core.replay import ReplaySummary, replay
 from bgpctl.core.types import Health, PathHealth, PathKey, Sample, SignalMark
 from bgpctl.policy.load import load_policy
-from bgpctl.policy.model import Policy
+from bgpctl.policy.model import Hysteresis, Policy
 
 LAB = load_policy(Path(__file__).resolve().parents[2] / "policies" / "lab.yaml")
 T0 = 1_800_000_000.0
@@ -39,7 +39,7 @@ def _region(policy: Policy, region: str) -> set[PathKey]:
     return {PathKey(s, region, "interconnect") for s in policy.services}
 
 
-def _hyst(key: PathKey):  # type: ignore[no-untyped-def]
+def _hyst(key: PathKey) -> Hysteresis:
     return LAB.sla_classes[LAB.services[key.service].sla].hysteresis
 
 
