@@ -28,7 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -52,11 +53,19 @@ class SignalError(Exception):
         super().__init__(f"{reason}: {message}")
 
 
+def _check_reason(value: str) -> str:
+    if not _REASON.fullmatch(value):
+        raise PydanticCustomError(
+            "signal_reason", "a reason is one line of at most 200 characters without control characters"
+        )
+    return value
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     state: Literal["down", "degraded", "ok"]
-    reason: Annotated[str, StringConstraints(pattern=_REASON.pattern)] = ""
+    reason: Annotated[str, AfterValidator(_check_reason)] = ""
 
 
 class _Document(BaseModel):
@@ -126,9 +135,7 @@ def _validation_message(e: ValidationError) -> str:
     for err in errors[:3]:
         loc = ".".join(str(x) for x in err["loc"]) or "the document"
         msg = err["msg"]
-        if err["type"] == "string_pattern_mismatch":
-            msg = "a reason is one line of at most 200 characters without control characters"
-        elif err["type"] == "literal_error":
+        if err["type"] == "literal_error":
             msg = "state is 'down', 'degraded' or 'ok'"
         elif err["type"] in ("model_type", "dict_type") and not err["loc"]:
             msg = f"expected a JSON object, like {EXAMPLE}"
@@ -199,6 +206,18 @@ class Verdict:
     message: str = ""
 
 
+def document_reading(at: float, doc: Document, born: float | None = None) -> Reading:
+    """A reading at ``at`` of ``doc``; an error reading (reason ``clock``) when the document says it was made
+    more than :data:`CLOCK_SKEW_S` after ``at``: the source's clock is wrong, its times mean nothing."""
+    if doc.generated_at is not None and doc.generated_at > at + CLOCK_SKEW_S:
+        ahead = doc.generated_at - at
+        return Reading(
+            at,
+            error=SignalError("clock", f"generated_at is {ahead:.0f} s in the future: check the source's clock (NTP)"),
+        )
+    return Reading(at, doc, born=born)
+
+
 def verdict(reading: Reading | None, now: float, max_age_s: float | None) -> Verdict:
     """What ``reading`` counts as at ``now``: only a FRESH verdict has marks."""
     if reading is None:
@@ -210,12 +229,6 @@ def verdict(reading: Reading | None, now: float, max_age_s: float | None) -> Ver
     born = (
         doc.generated_at if doc.generated_at is not None else reading.born if reading.born is not None else reading.at
     )
-    if born > now + CLOCK_SKEW_S:
-        return Verdict(
-            State.ERROR,
-            reason="clock",
-            message=f"generated {born - now:.0f} s in the future: check the source's clock (NTP)",
-        )
     age = max(0.0, now - born)
     if max_age_s is not None and age > max_age_s:
         return Verdict(

@@ -26,7 +26,7 @@ from bgpctl import __version__
 from bgpctl.core.types import Health, SignalMark
 from bgpctl.inputfile import InputFileError, read_regular
 from bgpctl.policy.model import FileSignal, HttpSignal, MarkState, Policy
-from bgpctl.signals.document import Document, Reading, SignalError, parse_document
+from bgpctl.signals.document import Document, Reading, SignalError, document_reading, parse_document
 
 USER_AGENT = f"bgpctl/{__version__} (outside signals)"
 
@@ -61,7 +61,7 @@ class FileSource:
             reason = "too_large" if "more than" in e.problem.message else "unreadable"
             return Reading(at, error=SignalError(reason, e.problem.render()))
         try:
-            return Reading(at, self._document(data), born=st.st_mtime)
+            return document_reading(at, self._document(data), born=st.st_mtime)
         except SignalError as e:
             return Reading(at, error=SignalError(e.reason, f"{self.spec.path}: {e.message}"))
 
@@ -100,7 +100,7 @@ class HttpSource:
         try:
             async with asyncio.timeout(self.spec.timeout_s):
                 data = await self._fetch()
-            return Reading(at, parse_document(self.name, data, self.policy))
+            return document_reading(at, parse_document(self.name, data, self.policy))
         except SignalError as e:
             return Reading(at, error=e)
         except (TimeoutError, httpx.TimeoutException):

@@ -14,6 +14,7 @@ from bgpctl.signals.document import (
     Reading,
     SignalError,
     State,
+    document_reading,
     parse_document,
     verdict,
 )
@@ -84,9 +85,10 @@ def test_the_verdict_counts_age_from_generated_at_else_the_files_mtime_else_the_
 
 
 def test_a_document_from_the_future_is_an_error_and_an_error_has_no_marks() -> None:
-    future = verdict(Reading(T, _doc(T + CLOCK_SKEW_S + 1)), T, 60)
+    future = verdict(document_reading(T, _doc(T + CLOCK_SKEW_S + 1)), T, 60)
     assert (future.state, future.reason, future.marks) == (State.ERROR, "clock", ())
-    assert verdict(Reading(T, _doc(T + CLOCK_SKEW_S - 1)), T, 60).state is State.FRESH
+    assert "31 s in the future" in future.message
+    assert verdict(document_reading(T, _doc(T + CLOCK_SKEW_S - 1)), T, 60).state is State.FRESH
     broken = verdict(Reading(T - 2, error=SignalError("timeout", "no answer")), T, 60)
     assert (broken.state, broken.reason, broken.message, broken.marks, broken.age_s) == (
         State.ERROR,
