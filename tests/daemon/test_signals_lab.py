@@ -1,6 +1,6 @@
 """Outside signals end to end in the reference lab (issue 14, point 2), controller mode.
 
-One lab of its own (``sg<pid>``), always torn down; run under the lab lock. The lab policy's ``relay`` signal
+One lab of its own (``controller_lab``, ``sg<pid>``), always torn down; run under the lab lock. The lab policy's ``relay`` signal
 (policies/lab.yaml) polls ``http://198.18.1.1:8080/health.json`` every second; here a real stdlib HTTP server
 (``python -m http.server``) on the edge node serves it from a directory the test writes into.
 
@@ -30,26 +30,11 @@ from bgpctl import events as names
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import HttpSignal
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import own_reference_lab
+from bgpctl_lab.reference import AGENTS, API, CR, EDGE_ADDR, MEDIA, SIGNALLING, USW2, converged_problems, route_nexthops
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
 from tests.daemon.test_control_lab import ask, bgpctl
-from tests.daemon.test_daemon_lab import (
-    AGENTS,
-    API,
-    CR,
-    EDGE_ADDR,
-    LAB_POLICY,
-    MEDIA,
-    SIGNALLING,
-    USW2,
-    _ts,
-    converged_problems,
-    log_events,
-    metrics_text,
-    samples,
-)
-from tests.lab.helpers import TOPOLOGY, route_nexthops
+from tests.daemon.test_daemon_lab import LAB_POLICY, _ts, log_events, metrics_text, samples
 
 pytestmark = pytest.mark.lab
 
@@ -65,7 +50,6 @@ RISE = max(POLICY.sla_classes[s.sla].hysteresis.rise_s for s in POLICY.services.
 
 # Named budgets (seconds), generous for a loaded machine.
 BUDGETS: dict[str, float] = {
-    "daemon_converged": 30.0,
     "relay_fresh": 10.0,  # the relay serves, the daemon's next poll (every interval_s 1) reads it
     # from writing the document to the edge without use1: one poll (1 s), one evaluation (<= 1 s), BGP to FRR
     "edge_on_usw2": 10.0,
@@ -76,29 +60,16 @@ BUDGETS: dict[str, float] = {
 
 
 @pytest.fixture(scope="module")
-def clab() -> Iterator[Lab]:
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        eventually(
-            "daemon converged after up",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: lab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
-        yield lab
-
-
-@pytest.fixture(scope="module")
-def relay(clab: Lab) -> Iterator[Path]:
+def relay(controller_lab: Lab) -> Iterator[Path]:
     """The relay's document directory on the edge node, served by a stdlib HTTP server on 198.18.1.1:8080."""
-    root = clab.node_dir("edge") / "relay"
+    root = controller_lab.node_dir("edge") / "relay"
     root.mkdir(exist_ok=True)
     serve(root, {"regions": {"use1": {"state": "ok"}, "usw2": {"state": "ok"}}})
-    start_relay(clab, root)
+    start_relay(controller_lab, root)
     try:
         yield root
     finally:
-        clab.kill_spawned(tag=RELAY_TAG)
+        controller_lab.kill_spawned(tag=RELAY_TAG)
 
 
 def start_relay(lab: Lab, root: Path) -> None:
@@ -157,32 +128,32 @@ def marked_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
 
 
 def test_the_relay_saying_use1_down_moves_every_hop_to_usw2_with_the_relays_reason(
-    clab: Lab, relay: Path, record_property: Any
+    controller_lab: Lab, relay: Path, record_property: Any
 ) -> None:
     eventually(
         "the relay read fresh, saying nothing",
         budget=BUDGETS["relay_fresh"],
-        probe=lambda: signal_row(ask(clab, "status")),
+        probe=lambda: signal_row(ask(controller_lab, "status")),
         check=lambda r: [] if r["state"] == "fresh" and r["marks"] == [] else [f"relay {r}"],
         interval_s=0.2,
     )
-    assert converged_problems(clab) == []
+    assert converged_problems(controller_lab) == []
     t0 = time.time()
     serve(relay, {"regions": {"use1": {"state": "down", "reason": REASON}}})
     w = eventually(
         "use1 down for the relay's reason, no use1 route on any FRR hop",
         budget=BUDGETS["edge_on_usw2"],
-        probe=lambda: ask(clab, "status", "-n", "50"),
-        check=lambda s: marked_problems(clab, s),
+        probe=lambda: ask(controller_lab, "status", "-n", "50"),
+        check=lambda s: marked_problems(controller_lab, s),
         interval_s=0.1,
     )
     record_property("relay_to_edge_s", round(time.time() - t0, 2))
-    text = bgpctl(clab, "status")
+    text = bgpctl(controller_lab, "status")
     assert text.returncode == 0, text.stderr
     assert "Signals:" in text.stdout and f"use1 down: {REASON}" in text.stdout
     downs = [d for d in w.value["decisions"] if d["event"] == names.PATH_HEALTH and d["new"] == "down"]
     assert {d["path"] for d in downs} >= USE1_PATHS
-    events = log_events(clab)
+    events = log_events(controller_lab)
     told = [e for e in events if e["event"] == names.SIGNAL_STATE and e["signal"] == "relay" and e["marks"]]
     assert told and told[-1]["marks"] == [f"signal relay: region use1 down: {REASON}"]
     health = [e for e in events if e["event"] == names.PATH_HEALTH and e["path"] in USE1_PATHS and e["new"] == "down"]
@@ -204,13 +175,13 @@ def _ignored_since(lab: Lab, t0: float, reason: str) -> list[dict[str, Any]]:
 
 
 def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_back(
-    clab: Lab, relay: Path, record_property: Any
+    controller_lab: Lab, relay: Path, record_property: Any
 ) -> None:
     eventually(
         "use1 marked down (the previous test)",
         budget=BUDGETS["edge_on_usw2"],
-        probe=lambda: ask(clab, "status"),
-        check=lambda s: marked_problems(clab, s),
+        probe=lambda: ask(controller_lab, "status"),
+        check=lambda s: marked_problems(controller_lab, s),
     )
     t0 = time.time()
     assert RELAY.max_age_s is not None
@@ -219,31 +190,31 @@ def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_bac
     stale = eventually(
         "the relay's document stale: ignored with a warning and the metric",
         budget=BUDGETS["ignored"],
-        probe=lambda: (signal_row(ask(clab, "status")), _ignored_since(clab, t0, "stale")),
+        probe=lambda: (signal_row(ask(controller_lab, "status")), _ignored_since(controller_lab, t0, "stale")),
         check=lambda v: [] if v[0]["state"] == "stale" and v[0]["marks"] == [] and v[1] else [f"{v}"],
         interval_s=0.2,
     )
-    assert _metric(clab, "bgpctl_signal_state", signal="relay", state="stale") == 1.0
-    assert _metric(clab, "bgpctl_signal_errors_total", signal="relay", reason="stale") >= 1.0
+    assert _metric(controller_lab, "bgpctl_signal_state", signal="relay", state="stale") == 1.0
+    assert _metric(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="stale") >= 1.0
 
-    refused_before = _metric(clab, "bgpctl_signal_errors_total", signal="relay", reason="connect")
+    refused_before = _metric(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect")
     t1 = time.time()
-    clab.kill_spawned(tag=RELAY_TAG)  # nobody listens on 198.18.1.1:8080 any more
+    controller_lab.kill_spawned(tag=RELAY_TAG)  # nobody listens on 198.18.1.1:8080 any more
     w = eventually(
         "the relay unreachable: ignored with a warning and the metric",
         budget=BUDGETS["ignored"],
-        probe=lambda: (signal_row(ask(clab, "status")), _ignored_since(clab, t1, "connect")),
+        probe=lambda: (signal_row(ask(controller_lab, "status")), _ignored_since(controller_lab, t1, "connect")),
         check=lambda v: [] if v[0]["state"] == "error" and v[1] else [f"{v}"],
         interval_s=0.2,
     )
     assert "cannot connect" in w.value[0]["error"] and "cannot connect" in w.value[1][0]["error"]
-    assert _metric(clab, "bgpctl_signal_state", signal="relay", state="error") == 1.0
-    assert _metric(clab, "bgpctl_signal_errors_total", signal="relay", reason="connect") > refused_before
+    assert _metric(controller_lab, "bgpctl_signal_state", signal="relay", state="error") == 1.0
+    assert _metric(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect") > refused_before
 
     back = eventually(
         "use1 back on every hop, by the probes' rise rules",
         budget=BUDGETS["use1_back"],
-        probe=lambda: clab,
+        probe=lambda: controller_lab,
         check=converged_problems,
         interval_s=0.5,
     )
@@ -251,7 +222,7 @@ def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_bac
     # the mark was last counted by the step before the stale warning's: from then on the hold-down runs out
     # and rise_s of clean probes (no clean run starts while a mark stands), each path by its SLA class
     unmarked = _ts(stale.value[1][0])
-    status = ask(clab, "status", "-n", "200")
+    status = ask(controller_lab, "status", "-n", "200")
     assert all(p["health"] == "up" for p in status["paths"] if p["path"] in USE1_PATHS), status["paths"]
     ups = {
         d["path"]: d
