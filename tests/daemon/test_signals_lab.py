@@ -1,6 +1,7 @@
 """Outside signals end to end in the reference lab (issue 14, point 2), controller mode.
 
-One lab of its own (``controller_lab``, ``sg<pid>``), always torn down; run under the lab lock. The lab policy's ``relay`` signal
+One lab of its own (``controller_lab``, ``sg<pid>``), always torn down; run under the lab lock. The lab
+policy's ``relay`` signal
 (policies/lab.yaml) polls ``http://198.18.1.1:8080/health.json`` every second; here a real stdlib HTTP server
 (``python -m http.server``) on the edge node serves it from a directory the test writes into.
 
