@@ -1,9 +1,9 @@
 """Outside signals end to end in the reference lab (issue 14, point 2), controller mode.
 
 One lab of its own (``controller_lab``, ``sg<pid>``), always torn down; run under the lab lock. The lab
-policy's ``relay`` signal
-(policies/lab.yaml) polls ``http://198.18.1.1:8080/health.json`` every second; here a real stdlib HTTP server
-(``python -m http.server``) on the edge node serves it from a directory the test writes into.
+policy's ``relay`` signal (policies/lab.yaml) polls ``http://198.18.1.1:8080/health.json`` every second;
+here a real stdlib HTTP server (``python -m http.server``) on the edge node serves it from a directory the
+test writes into.
 
 1. The relay says use1 is down: within a named budget the daemon marks use1's three paths DOWN with the
    relay's reason (status JSON and text, the log), the TGWs' and the edge's FRR hold no use1 route any more
