@@ -103,6 +103,7 @@ one SLA class.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -376,10 +377,13 @@ def decide(
         if sessions_down and peer in sessions_down:
             new = _session_down(rules.hysteresis, peer, prev, now)
         else:
-            new = _judge(rules, stats.get(key), prev, now)
             mark = signals.get((key.region, key.path)) if signals else None
-            if mark is not None and new.health is not _UNKNOWN:
-                new = _signalled(rules.hysteresis, mark, prev, new, now)
+            if mark is not None and mark.health is _DOWN and prev.health is not _UNKNOWN:
+                new = _signalled(rules.hysteresis, mark, prev, prev, now)  # DOWN whatever the probes say
+            else:
+                new = _judge(rules, stats.get(key), prev, now)
+                if mark is not None and new.health is not _UNKNOWN:
+                    new = _signalled(rules.hysteresis, mark, prev, new, now)
         health[key] = new
         if new.health is not prev.health:
             transitions.append(Transition(key=key, at=now, old=prev.health, new=new.health, reasons=new.reasons))
@@ -425,12 +429,18 @@ def signal_marks(policy: Policy, marks: Iterable[SignalMark]) -> dict[tuple[str,
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _signal_reasons(mark: SignalMark) -> tuple[Reason, ...]:
+    """The reasons of a marked path (one object per mark: a standing mark formats nothing)."""
+    return (Reason("signal", None, None, str(mark)),)
+
+
 def _signalled(h: Hysteresis, mark: SignalMark, prev: PathHealth, new: PathHealth, now: float) -> PathHealth:
     """Rule 0b: the probes' judgement ``new`` made as bad as the signal's ``mark`` says (never better)."""
     if mark.health is not _DOWN and new.health in (_DOWN, _SUSPECT):
         return new  # already worse, or de-preferred the same way: the probes' own judgement stands
     level = _DOWN if mark.health is _DOWN else _DEGRADED
-    reasons = (Reason("signal", None, None, str(mark)),)
+    reasons = _signal_reasons(mark)
     down_until = max(new.down_until, now + h.hold_down_s) if level is _DOWN else new.down_until
     if prev.health is level and prev.reasons == reasons and prev.clean_since is None and prev.down_until == down_until:
         return prev  # nothing new to say (a standing DEGRADED mark)
