@@ -27,6 +27,7 @@ from bgpctl.core.replay import ReplaySummary, replay
 from bgpctl.core.types import Health, PathHealth, PathKey, Sample, SignalMark
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Hysteresis, Policy
+from bgpctl.signals.document import Document, Reading, State, verdict
 
 LAB = load_policy(Path(__file__).resolve().parents[2] / "policies" / "lab.yaml")
 T0 = 1_800_000_000.0
@@ -233,13 +234,19 @@ def test_a_cleared_degraded_signal_returns_the_region_after_rise_s_of_clean_prob
     assert not [t for s in run.steps if s[0] > t_clear for t in s[1] if t[1] == "down"]
 
 
-def test_a_signal_that_says_nothing_any_more_stale_or_broken_changes_nothing_on_healthy_paths() -> None:
+def test_a_stale_signal_is_ignored_the_same_document_fresh_takes_the_region_down() -> None:
     run = _judged_up()
-    healths = dict(run.ctl.health)
-    assert not run.signal("relay", ())  # the daemon's feed says "nothing" for a stale or unreadable signal
+    says_down = Document((USE1_DOWN,), generated_at=run.now - 61)  # the relay's view, 61 s old
+    stale = verdict(Reading(run.now, says_down), run.now, 60)
+    assert (stale.state, stale.marks) == (State.STALE, ())
+    assert not run.signal("relay", stale.marks)  # the daemon tells the controller what the verdict says: nothing
     run.advance(5)
-    assert {k: h.health for k, h in run.ctl.health.items()} == {k: h.health for k, h in healths.items()}
+    assert all(run.health(k).health is Health.UP for k in run.ctl.keys)
     assert not [s for s in run.steps[-10:] if s[1]]
+    fresh = verdict(Reading(run.now, says_down), run.now, 120)  # the same document within max_age_s
+    assert fresh.state is State.FRESH and run.signal("relay", fresh.marks)
+    run.advance(STEP_S)
+    assert {k for k in run.ctl.keys if run.health(k).health is Health.DOWN} == _region(LAB, "use1")
 
 
 # ------------------------------------------------------------------------------------------ recording
