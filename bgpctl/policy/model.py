@@ -12,6 +12,7 @@ import enum
 import ipaddress
 import re
 import urllib.parse
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Any, Literal
 
@@ -564,28 +565,39 @@ class MarkState(enum.StrEnum):
 _URL_CHARS = re.compile(r"[!-~]{1,2048}")  # printable ASCII, no space: one URL, never two lines
 
 
-def _check_url(value: str) -> str:
-    example = "write it like https://health-relay.example.net/v1/regions.json"
-    if not _URL_CHARS.fullmatch(value):
-        raise _invalid("a URL is 1-2048 printable ASCII characters without spaces", example)
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise _invalid(f"'{value}' is not an http:// or https:// URL", example)
-    if parts.username is not None or parts.password is not None:
-        raise _invalid(
-            "the URL holds a user name or password",
-            "credentials in a policy end up in logs and status: serve the signal without them "
-            "(a relay on a trusted network, or TLS to a relay that needs none)",
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise _invalid(f"'{value}' has a bad port", "use a port 1-65535, or none for the scheme's default") from None
-    if not parts.hostname or port == 0:
-        raise _invalid(f"'{value}' names no host (or port 0)", example)
-    if parts.fragment:
-        raise _invalid(f"'{value}' has a #fragment, which is never sent to the server", "remove it")
-    return value
+def _http_url(example: str, credentials_hint: str) -> Callable[[str], str]:
+    """The check of an http(s) URL the daemon will fetch from or post to (signals, webhooks): printable
+    ASCII, a host, a real port, no credentials (``credentials_hint`` says what to do instead), no #fragment."""
+
+    def check(value: str) -> str:
+        example_text = f"write it like {example}"
+        if not _URL_CHARS.fullmatch(value):
+            raise _invalid("a URL is 1-2048 printable ASCII characters without spaces", example_text)
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise _invalid(f"'{value}' is not an http:// or https:// URL", example_text)
+        if parts.username is not None or parts.password is not None:
+            raise _invalid("the URL holds a user name or password", credentials_hint)
+        try:
+            port = parts.port
+        except ValueError:
+            raise _invalid(
+                f"'{value}' has a bad port", "use a port 1-65535, or none for the scheme's default"
+            ) from None
+        if not parts.hostname or port == 0:
+            raise _invalid(f"'{value}' names no host (or port 0)", example_text)
+        if parts.fragment:
+            raise _invalid(f"'{value}' has a #fragment, which is never sent to the server", "remove it")
+        return value
+
+    return check
+
+
+_check_signal_url = _http_url(
+    "https://health-relay.example.net/v1/regions.json",
+    "credentials in a policy end up in logs and status: serve the signal without them "
+    "(a relay on a trusted network, or TLS to a relay that needs none)",
+)
 
 
 def _check_signal_file(value: str) -> str:
@@ -637,7 +649,9 @@ class HttpSignal(_Model):
 
     kind: Literal["http"]
     description: Description = ""
-    url: Annotated[str, AfterValidator(_check_url)] = Field(description="http:// or https:// URL of the JSON document")
+    url: Annotated[str, AfterValidator(_check_signal_url)] = Field(
+        description="http:// or https:// URL of the JSON document"
+    )
     interval_s: Annotated[float, Field(ge=1, le=3600)] = Field(10, description="how often the URL is fetched")
     timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
         2, description="the whole fetch (connect, TLS, answer) must end within this"
@@ -742,29 +756,10 @@ def _check_argv(value: list[str]) -> list[str]:
     return value
 
 
-def _check_hook_url(value: str) -> str:
-    try:
-        url = urllib.parse.urlsplit(value)
-        port = url.port
-    except ValueError:
-        raise _invalid("this is not a URL", "write it like https://hooks.example.net/bgpctl") from None
-    if url.username is not None or url.password is not None:
-        raise _invalid(
-            "the URL holds a user name or password",
-            "remove it: the receiver authenticates bgpctl by the signature made with 'secret'",
-        )
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise _invalid(
-            f"'{value}' is not an http or https URL with a host", "write it like https://hooks.example.net/bgpctl"
-        )
-    if url.fragment or any(ord(ch) <= 0x20 or ord(ch) >= 0x7F for ch in value):
-        raise _invalid(
-            f"'{value}' has a fragment, whitespace, a control or a non-ASCII character",
-            "write a plain URL (percent-encode what needs it)",
-        )
-    if port == 0:
-        raise _invalid(f"'{value}' has port 0", "give a port 1-65535 or none")
-    return value
+_check_hook_url = _http_url(
+    "https://hooks.example.net/bgpctl",
+    "remove it: the receiver authenticates bgpctl by the signature made with 'secret'",
+)
 
 
 class _HookBase(_Model):
