@@ -85,20 +85,27 @@ class SeriesBuilder(Generic[K]):
 
     def add(self, key: K, sample: Sample) -> None:
         """A settled probe of path ``key`` (answered, or lost when ``received`` is None)."""
+        # called for every probe of a replay: no allocation unless a bin or a path is new
+        sent = sample.sent
         if self.origin is None:
-            self.origin = sample.sent
-        i = math.floor((sample.sent - self.origin) / self.bin_s)
-        self._lo = i if self._lo is None else min(self._lo, i)
-        self._hi = i if self._hi is None else max(self._hi, i)
-        b = self._path(key).bins.setdefault(i, _Bin())
+            self.origin = sent
+        i = math.floor((sent - self.origin) / self.bin_s)
+        p = self._paths.get(key)
+        if p is None:
+            p = self._path(key)
+        b = p.bins.get(i)
+        if b is None:
+            b = p.bins[i] = _Bin()
+            self._lo = i if self._lo is None or i < self._lo else self._lo
+            self._hi = i if self._hi is None or i > self._hi else self._hi
+            if self._hi - self._lo >= self.max_bins:
+                self._coarsen()
+                b = p.bins[math.floor((sent - self.origin) / self.bin_s)]
         b.sent += 1
-        rtt = sample.rtt
-        if rtt is None:
+        if sample.received is None:
             b.lost += 1
         else:
-            b.rtt_sum_s += rtt
-        if self._hi - self._lo >= self.max_bins:
-            self._coarsen()
+            b.rtt_sum_s += sample.received - sent
 
     def health(self, key: K, at: float, new: str) -> None:
         """Path ``key`` was judged ``new`` at ``at`` (changes are given in time order)."""
