@@ -73,7 +73,7 @@ class FlowGap:
 class Timeline:
     """What one picture shows, already on its time axis (seconds)."""
 
-    title: str
+    title: str  # may hold a line break
     x_end: float
     paths: Sequence[Mapping[str, Any]]  # bgpctl.core.series dicts
     marks: Sequence[Mark]
@@ -119,14 +119,11 @@ def timeline_figure(tl: Timeline) -> Figure:
         for t, gid, colour in ((tl.fault, "fault", "#d62728"), (tl.restore, "restore", "#1f77b4")):
             if t is not None:
                 ax.axvline(t, color=colour, linestyle="--", linewidth=1.2, gid=gid)
-    top = axes[0]
-    for t, text in ((tl.fault, "fault"), (tl.restore, "restore")):
-        if t is not None:
-            top.annotate(text, (t, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2), textcoords="offset points")
     axes[-1].set_xlim(0.0, tl.x_end)
     axes[-1].set_xlabel("seconds")
     fig.suptitle(tl.title, fontsize=10)
-    fig.legend(handles=_legend(), loc="outside lower center", ncols=8, fontsize=8, frameon=False)
+    handles = _legend()
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
 
@@ -193,8 +190,7 @@ def _meter_axes(ax: Axes, flows: int, gaps: Sequence[FlowGap]) -> None:
     ax.set_ylim(-0.7, flows - 0.3)
     ax.set_yticks(range(flows), [str(f) for f in range(flows)], fontsize=7)
     ax.set_ylabel("flow", fontsize=8)
-    worst = max((g.end - g.start for g in gaps), default=0.0)
-    ax.set_title(f"call meter: silences per flow (longest {worst * 1000:.0f} ms)", fontsize=9, loc="left")
+    ax.set_title(f"call meter: silences per flow ({len(gaps)})", fontsize=9, loc="left")
     ax.tick_params(labelsize=8)
 
 

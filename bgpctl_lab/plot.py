@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 
 
 def drill_title(report: Mapping[str, Any]) -> str:
-    """The drill's verdict and key numbers, as the summary states them."""
-    parts = [
-        f"drill {report['drill']} ({report['mode']}, edge {report.get('edge', 'frr')}): "
-        + ("PASSED" if report["passed"] else "FAILED")
-    ]
+    """The drill's verdict, then its key numbers on a second line, as the summary states them."""
+    head = f"drill {report['drill']} ({report['mode']}, edge {report.get('edge', 'frr')}): " + (
+        "PASSED" if report["passed"] else "FAILED"
+    )
+    parts: list[str] = []
     meter = report.get("meter")
     if report.get("interruption_ms") is not None:
         parts.append(f"worst call silence {report['interruption_ms']:.0f} ms")
@@ -35,7 +35,7 @@ def drill_title(report: Mapping[str, Any]) -> str:
         parts.append(f"{report['route_changes']} route change(s)")
     if report.get("violations"):
         parts.append(f"{len(report['violations'])} violation(s)")
-    return ", ".join(parts)
+    return head + ("\n" + ", ".join(parts) if parts else "")
 
 
 def _marks(report: Mapping[str, Any]) -> list[Mark]:
