@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from bgpctl.cli.main import cli
 from bgpctl.render_plot import PlotError, check_target, replay_figure, save_png
+from bgpctl_lab.drill import DrillReport
 from bgpctl_lab.plot import drill_figure
 from tests.plot.figure import PNG_MAGIC, gap_bars, health_bands, one_axes, path_axes, route_marks, vlines, ys
 
@@ -154,3 +157,32 @@ def test_without_matplotlib_the_message_says_how_to_install_it(monkeypatch: pyte
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     with pytest.raises(PlotError, match=r"pip install 'bgpctl\[plot\]'"):
         drill_figure(drill_report())
+
+
+README_REPORT = Path(__file__).resolve().parents[2] / "docs" / "img" / "drill-region-blackhole.json"
+
+
+def test_the_readme_picture_is_drawn_from_a_real_drill_report() -> None:
+    """docs/img/drill-region-blackhole.json is a lab run's report (controller mode): it is a DrillReport,
+    and its picture shows what it says."""
+    report = DrillReport.model_validate_json(README_REPORT.read_text()).model_dump(mode="json")
+    fig = drill_figure(report)
+    assert len(route_marks(fig)) == report["route_changes"] == 2
+    axes = path_axes(fig)
+    assert len(axes) == 6
+    for series in report["paths"]:
+        assert health_bands(axes[series["path"]]) == [
+            (b["health"], round(b["start"], 6), round(b["end"], 6)) for b in series["health"]
+        ]
+    assert len(gap_bars(fig)) == len(report["flow_gaps"]) > 0
+    assert one_axes(fig, "routes").get_xlim() == (0.0, report["end_s"])
+
+
+def test_lab_drill_refuses_a_picture_it_could_not_write_before_touching_any_lab(tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "drill.png"
+    result = CliRunner().invoke(cli, ["lab", "drill", "region-blackhole", "--lab", "plnone", "--plot", str(out)])
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"bgpctl: --plot {out}: the directory {out.parent} does not exist (create it or name another file)\n"
+    )
