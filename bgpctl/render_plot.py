@@ -122,7 +122,7 @@ def timeline_figure(tl: Timeline) -> Figure:
     axes[-1].set_xlim(0.0, tl.x_end)
     axes[-1].set_xlabel("seconds")
     fig.suptitle(tl.title, fontsize=10)
-    handles = _legend()
+    handles = _legend(fault=tl.fault is not None, restore=tl.restore is not None)
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
@@ -194,7 +194,8 @@ def _meter_axes(ax: Axes, flows: int, gaps: Sequence[FlowGap]) -> None:
     ax.tick_params(labelsize=8)
 
 
-def _legend() -> list[Any]:
+def _legend(*, fault: bool, restore: bool) -> list[Any]:
+    """The health colours and the lines; fault and restore only when the picture has them (not a replay)."""
     from matplotlib.lines import Line2D  # noqa: PLC0415
     from matplotlib.patches import Patch  # noqa: PLC0415
 
@@ -202,8 +203,8 @@ def _legend() -> list[Any]:
         *(Patch(facecolor=c, alpha=HEALTH_ALPHA * 2, label=h) for h, c in HEALTH_COLOURS.items()),
         Line2D([], [], color="#1f3b73", label="RTT"),
         Line2D([], [], color="#c03030", label="loss"),
-        Line2D([], [], color="#d62728", linestyle="--", label="fault"),
-        Line2D([], [], color="#1f77b4", linestyle="--", label="restore"),
+        *([Line2D([], [], color="#d62728", linestyle="--", label="fault")] if fault else []),
+        *([Line2D([], [], color="#1f77b4", linestyle="--", label="restore")] if restore else []),
     ]
 
 

@@ -134,6 +134,8 @@ def test_the_replay_figure_marks_every_route_change_sent() -> None:
     assert one_axes(fig, "routes").get_xlim() == (0.0, 30.2)
     assert "3000 samples over 30.2 s" in fig.get_suptitle() and "3 route change(s)" in fig.get_suptitle()
     assert not [ax for ax in fig.axes if ax.get_gid() == "meter"]  # a replay has no call meter
+    (legend,) = fig.legends
+    assert "fault" not in [t.get_text() for t in legend.get_texts()]  # nor a fault to explain
 
 
 def test_the_png_is_written_whole(tmp_path: Path) -> None:
