@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from bgpctl import events as names
 from bgpctl.core.recording import Event, Settled
 from bgpctl.core.series import SeriesBuilder
 from bgpctl_lab.meter_report import MeterReport
@@ -51,7 +52,7 @@ def health_before(log: Iterable[Mapping[str, Any]], before_unix: float) -> dict[
     """Each path's health as the daemon last logged it (``path.health`` events) before ``before_unix``."""
     out: dict[str, str] = {}
     for ev in log:
-        if ev.get("event") == "path.health" and ev["at_unix"] <= before_unix:
+        if ev.get("event") == names.PATH_HEALTH and ev["at_unix"] <= before_unix:
             out[str(ev.get("path"))] = str(ev.get("new"))
     return out
 
@@ -68,7 +69,7 @@ def path_series(
     events = list(log)
     series: SeriesBuilder[str] = SeriesBuilder(origin=t0_unix, bin_s=bin_s, initial=health_before(events, t0_unix))
     for ev in events:
-        if ev.get("event") == "path.health" and t0_unix < ev["at_unix"] <= end_unix:
+        if ev.get("event") == names.PATH_HEALTH and t0_unix < ev["at_unix"] <= end_unix:
             series.health(str(ev.get("path")), ev["at_unix"], str(ev.get("new")))
     for rec in recording:
         if isinstance(rec, Settled) and t0_unix <= rec.sample.sent <= end_unix:
