@@ -37,6 +37,9 @@ OVERRIDE_EXPIRED: Final = "override.expired"  # its --for ran out; the step that
 OVERRIDE_LOADED: Final = "override.loaded"  # read from the run directory at start
 OVERRIDE_SAVE_FAILED: Final = "override.save_failed"  # the file could not be written (an expiry: kept in memory)
 
+# --- policy reload (bgpctl.control.reload.PolicyDesk): result applied|unchanged|refused, file, sha256, by, why
+POLICY_RELOAD: Final = "policy.reload"
+
 # --- the speaker (bgpctl.speaker.speaker)
 SPEAKER_START: Final = "speaker.start"
 SPEAKER_STOPPED: Final = "speaker.stopped"
