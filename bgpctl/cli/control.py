@@ -1,5 +1,5 @@
-"""``bgpctl status``, ``routes`` and the runtime overrides (``drain``, ``undrain``, ``pin``, ``unpin``,
-``freeze``, ``thaw``): ask the running daemon through its control socket.
+"""``bgpctl status``, ``routes``, the runtime overrides (``drain``, ``undrain``, ``pin``, ``unpin``,
+``freeze``, ``thaw``) and ``reload``: ask the running daemon through its control socket.
 
 The socket is ``control.sock`` in the daemon's run directory: ``--run-dir DIR`` (environment
 ``BGPCTL_RUN_DIR``), else the run directory of ``--policy FILE`` (environment ``BGPCTL_POLICY``, default
@@ -293,3 +293,28 @@ def freeze(
 def thaw(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, reason: str) -> None:
     """End a runtime freeze: plan from the current health again."""
     _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="thaw", args={"reason": reason})
+
+
+@click.command("reload")
+@_where
+@click.option("--dry-run", is_flag=True, help="Only print the route changes the new policy would make.")
+@click.option(
+    "--reason",
+    metavar="TEXT",
+    default="bgpctl reload",
+    show_default=True,
+    callback=_checked(protocol.reason_text),
+    help="Why (logged with who asked, shown in status).",
+)
+def reload(
+    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, dry_run: bool, reason: str
+) -> None:
+    """Make the daemon read its policy file again: applied as a diff, or refused whole (the old one runs on).
+
+    A refused policy exits 3 with every problem as FILE:LINE; --dry-run prints the route changes the new
+    policy would make and changes nothing."""
+    from bgpctl.control.render import reload_text  # noqa: PLC0415
+
+    where = find_run_dir(run_dir, policy_file)
+    args = {"dry_run": dry_run, "reason": reason}
+    _print(client.call(where, "reload", args, timeout_s=timeout), as_json, reload_text)
