@@ -99,31 +99,11 @@ class Metrics:
         )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
-        self.policy_reloads = Counter(
-            "bgpctl_policy_reloads",
-            "Policy reloads (bgpctl reload, SIGHUP) by result: applied, unchanged, refused (the old policy runs on)",
-            ["result"],
-            registry=r,
-        )
-        self.policy_reload_ok = Gauge(
-            "bgpctl_policy_last_reload_successful",
-            "0 when the last policy reload was refused (the daemon runs the policy it had), 1 otherwise (and at start)",
-            registry=r,
-        )
-        self.policy_reload_at = Gauge(
-            "bgpctl_policy_last_reload_timestamp_seconds",
-            "When the policy was last loaded or a reload was last tried (seconds since the epoch)",
-            registry=r,
-        )
-        for result in ("applied", "unchanged", "refused"):
-            self.policy_reloads.labels(result)  # every result shows from the start, at 0
-        self.policy_reload_ok.set(1)
-
     def reloaded(self, result: str, at: float) -> None:
         """A policy reload ended with ``result`` (applied, unchanged, refused)."""
-        self.policy_reloads.labels(result).inc()
-        self.policy_reload_ok.set(0 if result == "refused" else 1)
-        self.policy_reload_at.set(at)
+        self.reloads.labels(result).inc()
+        self.last_reload_successful.set(0 if result == "refused" else 1)
+        self.last_reload_timestamp.set(at)
 
     def forget_paths(self, keys: Iterable[PathKey]) -> None:
         """Paths a reload removed: their per-path gauges go (they would show the last value for ever)."""
