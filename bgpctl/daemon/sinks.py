@@ -99,6 +99,29 @@ class Metrics:
         )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
+        # policy reloads (bgpctl reload, SIGHUP) and hooks: names agreed across branches (session 19 preamble)
+        self.reloads = Counter(
+            "bgpctl_policy_reloads", "Policy reloads by result: applied, unchanged, refused", ["result"], registry=r
+        )
+        self.last_reload_successful = Gauge(
+            "bgpctl_policy_last_reload_successful",
+            "0 after a refused reload until one succeeds (1 at start)",
+            registry=r,
+        )
+        self.last_reload_successful.set(1)
+        self.last_reload_timestamp = Gauge(
+            "bgpctl_policy_last_reload_timestamp_seconds", "When the last reload was attempted (Unix time)", registry=r
+        )
+        self.hook_deliveries = Counter(
+            "bgpctl_hook_deliveries", "Hook deliveries by result: ok, failed", ["hook", "result"], registry=r
+        )
+        self.hook_dropped = Counter(
+            "bgpctl_hook_dropped", "Hook events dropped: the hook's queue was full", ["hook"], registry=r
+        )
+        self.hook_queue_depth = Gauge(
+            "bgpctl_hook_queue_depth", "Hook events waiting in the hook's queue", ["hook"], registry=r
+        )
+
     def reloaded(self, result: str, at: float) -> None:
         """A policy reload ended with ``result`` (applied, unchanged, refused)."""
         self.reloads.labels(result).inc()
