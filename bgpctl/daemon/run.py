@@ -198,7 +198,6 @@ class Daemon:
         self.desk = OverrideDesk(self.controller, self.run_dir, log, on_change=self._overrides_changed)
         if source is None:
             source = read_source(opts.policy_file)[1]
-        self.metrics.policy_reload_at.set(source.loaded_at)
         self.policy_desk = PolicyDesk(
             self.controller, opts.policy_file, source, log, apply=self._apply_policy, on_result=metrics.reloaded
         )
