@@ -205,16 +205,15 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []  # the probe drivers and the syncer, while running
         self._task_failed: BaseException | None = None
         self._reloads: set[asyncio.Task[object]] = set()  # SIGHUP reloads under way
+        self._sighup_pending = False  # a SIGHUP came during start-up
 
     # --------------------------------------------------------------------------- policy reload
 
     def sighup(self) -> None:
         """SIGHUP: the same reload as ``bgpctl reload`` (logged as ``policy.reload``, by the signal). During
-        start-up (before the probes run) it is logged and ignored: the policy being started is read already."""
+        start-up (before the probes run) it is kept and done as soon as they do."""
         if not self._tasks:
-            self.log.warning(
-                events.DAEMON_SIGNAL, signal="SIGHUP", action="ignored", hint="starting up: send it again once it runs"
-            )
+            self._sighup_pending = True
             return
         task = asyncio.get_running_loop().create_task(self._sighup_reload(), name="reload-sighup")
         self._reloads.add(task)
@@ -515,6 +514,8 @@ class Daemon:
             sync_task = asyncio.create_task(syncer.run(), name="syncer")
             sync_task.add_done_callback(self._task_done)
             self._tasks.append(sync_task)
+            if self._sighup_pending:
+                self.sighup()
             try:
                 await self._loop(syncer)
                 if self._task_failed is not None:
