@@ -44,7 +44,7 @@ TEST_RUNS = Path("/tmp/bgpctl-test-runs")
 # every prefix a test lab is named with (+ the pytest pid): bt/bu/bs/bc/br the session and runner tests,
 # tl a test's own topology, dm/dp/dc the daemon modules' and ba/bn the BIRD edge's controller labs
 # (own_reference_lab)
-TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|ba|bn)(\d+)(?:_\d+)?$")
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|ba|bn|rl)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
 _OWN_LABS = pytest.StashKey[list[Lab]]()
 _own_lab_counter = itertools.count()
