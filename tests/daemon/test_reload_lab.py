@@ -223,7 +223,7 @@ def test_a_broken_policy_is_refused_with_file_line_and_nothing_changes_at_the_ed
     good = copy.read_text()
     routes, updates, sessions = frr_routes(rlab), updates_from_cr(rlab), sessions_seen(rlab)
     changes, daemon = route_changes(rlab), daemon_proc(rlab)
-    # a typo'd service name in api's order and a tab: an xref and a YAML error, each with its line
+    # a region that does not exist in api's order: an xref error, refused with its file:line
     broken = good.replace("    order: [use1, usw2]\n", "    order: [use1, usw3]\n")
     copy.write_text(broken)
     try:
