@@ -143,7 +143,7 @@ def rlab() -> Iterator[Lab]:
         )
         yield lab
         if RESULTS:
-            print(f"\nreload figures: {json.dumps(RESULTS, sort_keys=True)}")
+            print(f"\nreload figures: {json.dumps(RESULTS, sort_keys=True, indent=1)}")
 
 
 # ------------------------------------------------------------------------------------------ observations
@@ -254,6 +254,7 @@ def test_a_broken_policy_is_refused_with_file_line_and_nothing_changes_at_the_ed
     metric = reload_metric(rlab)
     assert metric["refused"] == 1 and metric["last_successful"] == 0
     RESULTS["refused"] = {"route_changes": route_changes(rlab) - changes, "updates_at_peers": 0}
+    RESULTS["refused_stderr"] = out.stderr
 
 
 def _reload_med(rlab: Lab, med: int, trigger: str) -> dict[str, Any]:
@@ -309,6 +310,7 @@ def test_a_new_standby_med_changes_only_that_route_at_the_edge_and_no_session(rl
     ]
     text = bgpctl(rlab, "reload", "--dry-run")
     assert text.returncode == 0 and "dry run, nothing changed" in text.stdout and "med 150" in text.stdout
+    RESULTS["dry_run_text"] = text.stdout
     assert api_standby_med(rlab) == 100 and route_changes(rlab) == changes  # the dry run changed nothing
     RESULTS["cli"] = _reload_med(rlab, 150, "cli")
 
