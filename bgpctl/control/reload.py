@@ -207,9 +207,10 @@ class PolicyDesk:
             await self.apply(new, change)
         except (BgpctlError, OSError) as e:
             refusal = Refused(
-                "reload refused, the daemon keeps running the old policy: the new paths cannot be set up:",
+                "reload refused, the daemon keeps running the old policy: it could not be applied:",
                 [str(e)],
-                "check the paths' probe_source, table and next_hop (bgpctl probe --show-pins), then reload again",
+                "check the new paths' probe_source, table and next_hop (bgpctl probe --show-pins) and the "
+                "overrides in force (bgpctl status), then reload again",
                 source.sha256,
             )
             self._refused(refusal, started, by, reason)

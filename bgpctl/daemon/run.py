@@ -44,7 +44,7 @@ from bgpctl.control.state import DecisionLog, ExabgpView, SessionTracker, Snapsh
 from bgpctl.core.controller import Controller
 from bgpctl.core.overrides import Runtime
 from bgpctl.core.recording import Schedule
-from bgpctl.core.reload import PolicyDiff
+from bgpctl.core.reload import PolicyDiff, stale_overrides
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon import privileges
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink
@@ -233,6 +233,9 @@ class Daemon:
         if added.pins:
             try:
                 await added.install_async()
+                stale = stale_overrides(new, self.controller.runtime)  # an override set while we awaited
+                if stale:
+                    raise DaemonError(f"runtime overrides set meanwhile name what it lacks: {'; '.join(stale)}")
             except BaseException:
                 with contextlib.suppress(Exception):
                     await added.remove_async()
