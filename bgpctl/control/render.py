@@ -138,6 +138,8 @@ def overrides_text(overrides: Sequence[Mapping[str, Any]]) -> list[str]:
 def who(by: Any) -> str:
     """Peer credentials as text: ``uid 0 (pid 4711)``."""
     if isinstance(by, Mapping):
+        if "signal" in by:  # a reload by SIGHUP
+            return f"signal {by['signal']}"
         return f"uid {by.get('uid')} (pid {by.get('pid')})"
     return str(by) if by else "-"
 
@@ -165,7 +167,7 @@ def reload_text(result: Mapping[str, Any]) -> list[str]:
     d = result["diff"]
     if result["dry_run"]:
         head = "dry run, nothing changed: " + (
-            "the policy file holds the running policy" if result["result"] == "unchanged" else "the new policy would"
+            "the policy file holds the running policy" if result["result"] == "unchanged" else "it would apply"
         )
     else:
         head = {"applied": "applied: the new policy runs", "unchanged": "unchanged: the file holds the running policy"}[
