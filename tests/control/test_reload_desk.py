@@ -4,6 +4,7 @@ leaves behind; the file is real, the apply step is the controller's own reload (
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,22 @@ def test_reloads_one_at_a_time(tmp_path: Path) -> None:
         return [r["result"] for r in await asyncio.gather(first, second)]
 
     assert asyncio.run(both()) == ["applied", "unchanged"]  # the second found the first's policy running
+
+
+def test_the_reload_answer_for_people_lists_each_route_change_with_its_attributes(tmp_path: Path) -> None:
+    from bgpctl.control.render import policy_source_text, reload_text  # noqa: PLC0415
+
+    d = Desk(tmp_path)
+    d.path.write_text(LAB_TEXT.replace(STANDBY, "    edge: { med: 150, prepend: 1 }\n"))
+    dry = reload_text(d.reload(dry_run=True))
+    assert dry[0].startswith(f"dry run, nothing changed: it would apply ({d.path}, sha256 ")
+    assert dry[1:] == [
+        "  sections changed: actions",
+        "Route changes (1):",
+        "  edge         announce 203.0.113.128/26 id 2 nh 198.18.1.12 as-path 65000 65000 med 150  "
+        "(api/usw2/interconnect standby (de-preferred))",
+    ]
+    assert reload_text(d.reload())[0].startswith("applied: the new policy runs")
+    assert d.desk.last is not None
+    d.desk.last = replace(d.desk.last, by={"signal": "SIGHUP"})
+    assert policy_source_text(d.desk.state())[1].endswith("by signal SIGHUP: applied")
