@@ -240,8 +240,8 @@ class Daemon:
                 with contextlib.suppress(Exception):
                     await added.remove_async()
                 raise
+        self.speaker.replace_policy(new)  # first: it refuses (SpeakerError) before anything changed
         self.controller.reload(new)
-        self.speaker.replace_policy(new)
         self.policy = new
         self._pins = new_pins
         self._swap_probers(change, specs)
