@@ -47,23 +47,31 @@ from bgpctl_lab.meter import run_meter
 from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import own_reference_lab
+from bgpctl_lab.reference import (
+    AGENTS,
+    API,
+    CR,
+    DAEMON_TAG,
+    FRR_PEERS_OF_CR,
+    MEDIA,
+    SIGNALLING,
+    USE1,
+    USW2,
+    WATCHED,
+    converged_problems,
+    cr_neighbor,
+    daemon_proc,
+    tgw_problems,
+)
 from bgpctl_lab.route_watch import NextHops, nexthops_of
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.state import Proc
 from tests.lab.helpers import REPO, TOPOLOGY, json_mismatches, route_nexthops
 
 pytestmark = pytest.mark.lab
 
-CR, USE1, USW2 = "198.18.1.2", "198.18.1.11", "198.18.1.12"
-EDGE_ADDR = "198.18.1.1"
-MEDIA, SIGNALLING, API = "203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"
-AGENTS = "192.0.2.0/24"
-WATCHED = (MEDIA, SIGNALLING, API)
-FRR_PEERS_OF_CR = ("edge", "tgw-use1", "tgw-usw2")
 PATHS = [(s, r, "interconnect") for s in ("media", "signalling", "api") for r in ("use1", "usw2")]
 LAB_POLICY = REPO / "policies" / "lab.yaml"
 METRICS_URL = "http://127.0.0.1:9477/metrics"
-DAEMON_TAG = "service:daemon"
 
 # Named budgets (seconds): a slow machine shows which expectation was too tight.
 BUDGETS: dict[str, float] = {
@@ -92,13 +100,6 @@ def clab() -> Iterator[Lab]:
 # ------------------------------------------------------------------------------------------ reading state
 
 
-def daemon_proc(lab: Lab) -> Proc:
-    procs = [p for p in lab.spawned() if p.tag == DAEMON_TAG]
-    assert len(procs) == 1, f"expected one recorded daemon, got {procs}"
-    assert lab.spawned_alive(procs[0]), f"daemon {procs[0].pid} is not running"
-    return procs[0]
-
-
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -120,11 +121,6 @@ def exabgp_in(lab: Lab) -> list[int]:
         for p in labns.pids_in([nsid])
         if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])
     ]
-
-
-def cr_neighbor(lab: Lab, node: str) -> dict[str, Any]:
-    data: dict[str, Any] = lab.vtysh_json(node, f"show bgp neighbors {CR} json")[CR]
-    return data
 
 
 def connections(lab: Lab) -> dict[str, int]:
@@ -164,64 +160,6 @@ class StaleSeen:
         return problems
 
 
-def tgw_problems(lab: Lab, community: str = "7224:7300") -> list[str]:
-    """[] when both TGWs hold the agents' prefix from cr, next hop the edge, with exactly ``community``."""
-    problems: list[str] = []
-    for tgw in ("tgw-use1", "tgw-usw2"):
-        data = lab.vtysh_json(tgw, f"show bgp ipv4 unicast {AGENTS} json")
-        ours = [p for p in data.get("paths", []) if p.get("peer", {}).get("peerId") == CR]
-        if len(ours) != 1:
-            problems.append(f"{tgw}: {len(ours)} paths for {AGENTS} from cr")
-            continue
-        problems += [
-            f"{tgw}: {p}"
-            for p in json_mismatches(
-                {
-                    "valid": True,
-                    "bestpath": {"overall": True},
-                    "nexthops": [{"ip": EDGE_ADDR}],
-                    "community": {"string": community},
-                    "aspath": {"string": "65000"},
-                },
-                ours[0],
-            )
-        ]
-    return problems
-
-
-def edge_problems(lab: Lab, media_hops: set[str] | None = None) -> list[str]:
-    """[] when the edge's RIB has ``media_hops`` (default: both TGWs) for media and signalling, and for
-    the API group use1 best (MED 0, path 65000) over usw2 (MED 100, one prepend)."""
-    hops = media_hops or {USE1, USW2}
-    problems = [
-        f"edge: {p} via {got}, want {sorted(hops)}"
-        for p in (MEDIA, SIGNALLING)
-        if (got := route_nexthops(lab, "edge", p)) != hops
-    ]
-    api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
-    problems += [
-        f"edge {API}: {p}"
-        for p in json_mismatches(
-            {
-                "paths": [
-                    {"__exact_len__": 2},
-                    {
-                        "nexthops": [{"ip": USE1}],
-                        "metric": 0,
-                        "aspath": {"string": "65000"},
-                        "bestpath": {"overall": True},
-                    },
-                    {"nexthops": [{"ip": USW2}], "metric": 100, "aspath": {"string": "65000 65000"}, "bestpath": None},
-                ]
-            },
-            api,
-        )
-    ]
-    if (got := route_nexthops(lab, "edge", API)) != {USE1}:
-        problems.append(f"edge: {API} installed via {got}, want {USE1}")
-    return problems
-
-
 def pins_problems(lab: Lab) -> list[str]:
     """[] when cr holds the daemon's policy routing for both paths: rule, default via the TGW, address."""
     state = Pinning(pins_from_policy(load_policy(LAB_POLICY)), netns=lab.netns("cr")).state()
@@ -234,10 +172,6 @@ def pins_problems(lab: Lab) -> list[str]:
         for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))
     }
     return [] if state == want else [f"pins: {state}"]
-
-
-def converged_problems(lab: Lab) -> list[str]:
-    return tgw_problems(lab) + edge_problems(lab)
 
 
 def metrics_text(lab: Lab) -> str:
