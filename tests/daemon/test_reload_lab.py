@@ -12,9 +12,9 @@ cr's node directory, recorded under the lab's daemon tag (``lab down`` stops it)
    no BGP session of cr was reset (FRR's established/dropped counters and up-since epoch, ExaBGP's pid);
 3. SIGHUP does the same as ``bgpctl reload``.
 
-One lab of its own (``rl<pid>``), always torn down; run under the lab lock. Measured figures (route changes,
-session transitions, reload latency) are printed as ``record_property`` values: docs/benchmarks.md,
-"Operations: reload".
+One lab of its own (``controller_lab``, named ``rl<pid>``), always torn down; run under the lab lock.
+Measured figures (route changes, session transitions, reload latency) are printed at the end of the module
+(run with ``-s``): docs/benchmarks.md, "Operations: reload".
 """
 
 from __future__ import annotations
@@ -31,25 +31,21 @@ from typing import Any
 
 import pytest
 
+from bgpctl_lab import netns as labns
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import own_reference_lab
-from bgpctl_lab.runner import Lab
-from tests.daemon.test_control_lab import _frr_routes_from_cr
-from tests.daemon.test_daemon_lab import (
+from bgpctl_lab.reference import (
     API,
     CR,
     DAEMON_TAG,
     FRR_PEERS_OF_CR,
-    LAB_POLICY,
     USW2,
     converged_problems,
     cr_neighbor,
     daemon_proc,
-    exabgp_children,
-    metrics_text,
-    samples,
 )
-from tests.lab.helpers import TOPOLOGY
+from bgpctl_lab.runner import Lab
+from tests.daemon.test_control_lab import _frr_routes_from_cr
+from tests.daemon.test_daemon_lab import LAB_POLICY, exabgp_children, metrics_text, samples
 
 pytestmark = pytest.mark.lab
 
@@ -99,8 +95,6 @@ def restart_on_a_copy(lab: Lab, copy: Path) -> None:
     old = daemon_proc(lab)
     old_exabgp = exabgp_children(old.pid)
     assert lab.kill_spawned(tag=DAEMON_TAG, grace=10.0) == [old.pid]
-    from bgpctl_lab import netns as labns  # noqa: PLC0415
-
     eventually(
         "the lab's daemon and its ExaBGP gone",
         budget=BUDGETS["daemon_stopped"],
@@ -121,29 +115,29 @@ def status_problems(status: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def rlab() -> Iterator[Lab]:
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        eventually("lab converged", budget=BUDGETS["daemon_converged"], probe=lambda: lab, check=converged_problems)
-        copy = policy_file(lab)
-        copy.write_text(LAB_POLICY.read_text())
-        restart_on_a_copy(lab, copy)
-        eventually(
-            "the daemon on the copy converged",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: lab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
-        eventually(
-            "status: every session and path up",
-            budget=BUDGETS["status"],
-            probe=lambda: ask(lab, "status"),
-            check=status_problems,
-            interval_s=0.5,
-        )
-        yield lab
-        if RESULTS:
-            print(f"\nreload figures: {json.dumps(RESULTS, sort_keys=True, indent=1)}")
+def rlab(controller_lab: Lab) -> Iterator[Lab]:
+    """The module's controller lab (``rl<pid>``), its daemon restarted on a copy of the policy."""
+    lab = controller_lab
+    copy = policy_file(lab)
+    copy.write_text(LAB_POLICY.read_text())
+    restart_on_a_copy(lab, copy)
+    eventually(
+        "the daemon on the copy converged",
+        budget=BUDGETS["daemon_converged"],
+        probe=lambda: lab,
+        check=converged_problems,
+        interval_s=0.2,
+    )
+    eventually(
+        "status: every session and path up",
+        budget=BUDGETS["status"],
+        probe=lambda: ask(lab, "status"),
+        check=status_problems,
+        interval_s=0.5,
+    )
+    yield lab
+    if RESULTS:
+        print(f"\nreload figures: {json.dumps(RESULTS, sort_keys=True, indent=1)}")
 
 
 # ------------------------------------------------------------------------------------------ observations
