@@ -247,7 +247,8 @@ def test_a_broken_policy_is_refused_with_file_line_and_nothing_changes_at_the_ed
             interval_s=0.2,
         )
         last = w.value["daemon"]["policy_source"]["last_reload"]
-        assert last["result"] == "refused" and last["error"].startswith(f"{copy}:91 services.api.order"), last
+        at = good.splitlines().index("    order: [use1, usw2]") + 1
+        assert last["result"] == "refused" and last["error"].startswith(f"{copy}:{at} services.api.order"), last
         assert status_problems(w.value) == []
     finally:
         copy.write_text(good)
