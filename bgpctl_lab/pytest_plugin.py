@@ -144,8 +144,10 @@ def reap_stale_test_labs() -> list[str]:
         for d in STATE_ROOT.iterdir():
             m = TEST_LAB.match(d.name)
             if m and int(m.group(2)) != os.getpid():
+                # alive and Python: a running pytest, or one of its pytest-xdist workers (whose command
+                # line is "python -c ..."); a killed run's pid is gone or reused by something else
                 cmd = netns.proc_cmdline(int(m.group(2))) or []
-                if not any("pytest" in part for part in cmd):
+                if not any("pytest" in part or os.path.basename(part).startswith("python") for part in cmd):
                     runner.down(d.name)
                     reaped.append(d.name)
     return reaped
