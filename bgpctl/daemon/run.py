@@ -478,7 +478,7 @@ class Daemon:
     async def run(self) -> None:
         """Pins in place around the whole run. At start, whatever a killed daemon left (its rules, tables,
         addresses, also for paths the policy no longer has) is swept first; on every exit that runs
-        Python (a return, an exception, SIGTERM/SIGINT/SIGHUP) every pin of the policy is taken away,
+        Python (a return, an exception, SIGTERM/SIGINT/SIGQUIT) every pin of the policy is taken away,
         also those this process found in place rather than created."""
         try:
             stale = await self._pins.sweep_async()  # pyroute2's AsyncIPRoute, on our event loop
