@@ -23,14 +23,35 @@ FALLBACK_RUN_DIR = Path("/run/bgpctl")
 
 
 def find_run_dir(run_dir: Path | None, policy_file: Path | None) -> Path:
-    """Where the daemon's socket is, as the daemon decides it (see the module docstring)."""
+    """Where the daemon's socket is, as the daemon decides it (see the module docstring). A policy file with
+    problems (being edited, or the one a reload is to refuse) still names it: its ``speaker.exabgp.run_dir``
+    if that reads as an absolute path, else the default; the daemon judges the file, not the CLI."""
     if run_dir is not None:
         return run_dir
     if policy_file is None and not DEFAULT_POLICY.is_file():
         return FALLBACK_RUN_DIR
-    from bgpctl.policy.load import load_policy  # noqa: PLC0415 (only when the policy must be read)
+    # only when the policy must be read
+    from bgpctl.errors import PolicyError  # noqa: PLC0415
+    from bgpctl.policy.load import check_policy_text, read_policy_text  # noqa: PLC0415
 
-    return Path(load_policy(policy_file or DEFAULT_POLICY).speaker.exabgp.run_dir)
+    path = policy_file or DEFAULT_POLICY
+    text = read_policy_text(path)  # a file that cannot be read at all: its one-line error, exit 3
+    try:
+        return Path(check_policy_text(text, str(path)).policy.speaker.exabgp.run_dir)
+    except PolicyError:
+        return run_dir_of_text(text, str(path))
+
+
+def run_dir_of_text(text: str, filename: str) -> Path:
+    """``speaker.exabgp.run_dir`` of a policy's text that does not check, if it reads as an absolute path."""
+    from bgpctl.policy.yamlsource import parse_yaml  # noqa: PLC0415
+
+    data: Any = parse_yaml(text, filename).data
+    for key in ("speaker", "exabgp", "run_dir"):
+        data = data.get(key) if isinstance(data, dict) else None
+    if isinstance(data, str) and data.startswith("/") and "\x00" not in data:
+        return Path(data)
+    return FALLBACK_RUN_DIR
 
 
 def _where(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -237,3 +237,20 @@ def test_after_the_refusals_a_good_file_is_applied_and_the_gauge_is_back_to_1(fr
     fresh.path.write_text(BASE_TEXT)  # and back, for the cases after this one
     (back,) = fresh.srv.raw(_req())
     assert back["ok"] is True and back["result"]["result"] == "applied"
+
+
+def test_the_cli_finds_the_daemon_through_a_policy_file_that_does_not_check(fresh: Daemonish) -> None:
+    """``bgpctl reload --policy FILE`` (as an operator runs it after editing FILE): the CLI takes the socket's
+    directory from the broken file and lets the daemon refuse it (counted, logged), not refuse it itself."""
+    from bgpctl.cli.control import FALLBACK_RUN_DIR, run_dir_of_text  # noqa: PLC0415
+
+    run_dir = str(fresh.path.parent)
+    text = BASE_TEXT.replace("speaker:\n", f"speaker:\n  exabgp: {{ run_dir: {run_dir} }}\n", 1)
+    fresh.path.write_text(text.replace("    order: [use1, usw2]\n", "    order: [use1, usw3]\n"))
+    refused_before = fresh.refused_count()
+    result = CliRunner().invoke(cli, ["reload", "--policy", str(fresh.path)])
+    assert result.exit_code == EXIT_REFUSED, result.output
+    assert result.stderr.startswith("bgpctl: the daemon refused: reload refused"), result.stderr
+    assert fresh.refused_count() == refused_before + 1  # the daemon judged it
+    assert run_dir_of_text("speaker: [", "x.yaml") == FALLBACK_RUN_DIR
+    assert run_dir_of_text("speaker: {exabgp: {run_dir: relative/dir}}", "x.yaml") == FALLBACK_RUN_DIR
