@@ -22,10 +22,11 @@ DEFAULT_POLICY = Path("/etc/bgpctl/policy.yaml")
 FALLBACK_RUN_DIR = Path("/run/bgpctl")
 
 
-def find_run_dir(run_dir: Path | None, policy_file: Path | None) -> Path:
+def find_run_dir(run_dir: Path | None, policy_file: Path | None, *, lenient: bool = False) -> Path:
     """Where the daemon's socket is, as the daemon decides it (see the module docstring). A policy file with
-    problems (being edited, or the one a reload is to refuse) still names it: its ``speaker.exabgp.run_dir``
-    if that reads as an absolute path, else the default; the daemon judges the file, not the CLI."""
+    problems is refused here (exit 3, naming them), except with ``lenient`` (``reload``: the file is being
+    changed, and the daemon is to judge it): then its ``speaker.exabgp.run_dir`` if that reads as an absolute
+    path, else the default."""
     if run_dir is not None:
         return run_dir
     if policy_file is None and not DEFAULT_POLICY.is_file():
@@ -39,6 +40,8 @@ def find_run_dir(run_dir: Path | None, policy_file: Path | None) -> Path:
     try:
         return Path(check_policy_text(text, str(path)).policy.speaker.exabgp.run_dir)
     except PolicyError:
+        if not lenient:
+            raise
         return run_dir_of_text(text, str(path))
 
 
@@ -336,6 +339,6 @@ def reload(
     policy would make and changes nothing."""
     from bgpctl.control.render import reload_text  # noqa: PLC0415
 
-    where = find_run_dir(run_dir, policy_file)
+    where = find_run_dir(run_dir, policy_file, lenient=True)  # the daemon, not the CLI, judges the file
     args = {"dry_run": dry_run, "reason": reason}
     _print(client.call(where, "reload", args, timeout_s=timeout), as_json, reload_text)
