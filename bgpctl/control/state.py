@@ -62,6 +62,7 @@ class Snapshot:
     overrides: tuple[dict[str, Any], ...] = ()  # runtime overrides (status rows); the policy's are added
     effective: Overrides | None = None  # what plan() applies (policy + runtime); None: the policy's
     policy_source: Mapping[str, Any] | None = None  # PolicyDesk.state(): file, sha256, mtime, loaded_at, last_reload
+    signals: tuple[dict[str, Any], ...] = ()  # outside signals (status rows: bgpctl.signals.feed)
 
     @property
     def in_force(self) -> Overrides:
@@ -255,6 +256,7 @@ def status_result(s: Snapshot, decisions: int) -> dict[str, Any]:
         "sessions": _session_rows(s),
         "paths": _path_rows(s),
         "overrides": [*policy_overrides(s.policy.overrides), *s.overrides],
+        "signals": list(s.signals),
         "notes": notes,
         "decisions": list(s.decisions[-decisions:]) if decisions else [],
     }

@@ -5,12 +5,13 @@ and the runtime overrides in force, whether the new one can be applied without t
 if so, what changes (docs/control.md, "Reload"):
 
 * **Restart-only changes** (:func:`restart_needed`): everything ExaBGP's configuration is rendered from
-  (the ``speaker`` section, the peers: added, removed, or any field of one but its ``description``) and
-  the control socket's group. ExaBGP 5 cannot change a neighbour through its API: its ``reload`` command
-  re-reads its whole configuration file and re-creates every peer's definition (``Reactor.reload`` in
-  exabgp/reactor/loop.py, ``Peer.reconfigure``), replacing the routes the API gave the unchanged peers,
-  so bgpctl never uses it. Such a reload is refused whole, each change named, with the hint to restart
-  the daemon (graceful restart keeps the routes at the peers meanwhile).
+  (the ``speaker`` section, the peers: added, removed, or any field of one but its ``description``), the
+  control socket's group and the outside ``signals`` (their sources and polling tasks are made at start).
+  ExaBGP 5 cannot change a neighbour through its API: its ``reload`` command re-reads its whole
+  configuration file and re-creates every peer's definition (``Reactor.reload`` in exabgp/reactor/loop.py,
+  ``Peer.reconfigure``), replacing the routes the API gave the unchanged peers, so bgpctl never uses it.
+  Such a reload is refused whole, each change named, with the hint to restart the daemon (graceful restart
+  keeps the routes at the peers meanwhile).
 * **Runtime overrides** naming a region, path or service the new policy does not have
   (:func:`stale_overrides`): the reload is refused, naming them, with the hint to end them first. A drain
   or pin is never dropped silently.
@@ -103,6 +104,10 @@ def restart_needed(old: Policy, new: Policy) -> list[str]:
         if name in old_peers:
             out += _changed_fields(_peer_fields(old_peers[name]), _peer_fields(peer), f"peers.{name}")
     out += _changed_fields(_dump(old.control), _dump(new.control), "control")
+    # the outside signals' sources and polling tasks are made at start (bgpctl.signals.feed)
+    out += _changed_fields(
+        {k: _dump(v) for k, v in old.signals.items()}, {k: _dump(v) for k, v in new.signals.items()}, "signals"
+    )
     return out
 
 

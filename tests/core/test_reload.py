@@ -116,8 +116,20 @@ def test_the_same_policy_needs_no_restart_and_changes_nothing() -> None:
         (lambda d: d["speaker"]["exabgp"].update(graceful_restart=60), "speaker.exabgp.graceful_restart: 120 -> 60"),
         (lambda d: d.update(control={"group": "wheel"}), "control.group: unset -> wheel"),
         (drop_usw2_and_its_peer, "peers: peer tgw-usw2 removed"),
+        (lambda d: d["signals"]["relay"].update(interval_s=5), "signals.relay.interval_s: 1.0 -> 5.0"),
     ],
-    ids=["peer-as", "address", "md5", "hold-time", "add-path", "local-as", "graceful-restart", "group", "peer-gone"],
+    ids=[
+        "peer-as",
+        "address",
+        "md5",
+        "hold-time",
+        "add-path",
+        "local-as",
+        "graceful-restart",
+        "group",
+        "peer-gone",
+        "signal",
+    ],
 )
 def test_a_change_only_a_restart_applies_is_named(edit: Callable[[dict[str, Any]], object], named: str) -> None:
     needs = restart_needed(LAB_POLICY, variant(edit))
