@@ -1,5 +1,5 @@
-"""``bgpctl status``, ``routes`` and the runtime overrides (``drain``, ``undrain``, ``pin``, ``unpin``,
-``freeze``, ``thaw``): ask the running daemon through its control socket.
+"""``bgpctl status``, ``routes``, the runtime overrides (``drain``, ``undrain``, ``pin``, ``unpin``,
+``freeze``, ``thaw``) and ``reload``: ask the running daemon through its control socket.
 
 The socket is ``control.sock`` in the daemon's run directory: ``--run-dir DIR`` (environment
 ``BGPCTL_RUN_DIR``), else the run directory of ``--policy FILE`` (environment ``BGPCTL_POLICY``, default
@@ -22,15 +22,39 @@ DEFAULT_POLICY = Path("/etc/bgpctl/policy.yaml")
 FALLBACK_RUN_DIR = Path("/run/bgpctl")
 
 
-def find_run_dir(run_dir: Path | None, policy_file: Path | None) -> Path:
-    """Where the daemon's socket is, as the daemon decides it (see the module docstring)."""
+def find_run_dir(run_dir: Path | None, policy_file: Path | None, *, lenient: bool = False) -> Path:
+    """Where the daemon's socket is, as the daemon decides it (see the module docstring). A policy file with
+    problems is refused here (exit 3, naming them), except with ``lenient`` (``reload``: the file is being
+    changed, and the daemon is to judge it): then its ``speaker.exabgp.run_dir`` if that reads as an absolute
+    path, else the default."""
     if run_dir is not None:
         return run_dir
     if policy_file is None and not DEFAULT_POLICY.is_file():
         return FALLBACK_RUN_DIR
-    from bgpctl.policy.load import load_policy  # noqa: PLC0415 (only when the policy must be read)
+    # only when the policy must be read
+    from bgpctl.errors import PolicyError  # noqa: PLC0415
+    from bgpctl.policy.load import check_policy_text, read_policy_text  # noqa: PLC0415
 
-    return Path(load_policy(policy_file or DEFAULT_POLICY).speaker.exabgp.run_dir)
+    path = policy_file or DEFAULT_POLICY
+    text = read_policy_text(path)  # a file that cannot be read at all: its one-line error, exit 3
+    try:
+        return Path(check_policy_text(text, str(path)).policy.speaker.exabgp.run_dir)
+    except PolicyError:
+        if not lenient:
+            raise
+        return run_dir_of_text(text, str(path))
+
+
+def run_dir_of_text(text: str, filename: str) -> Path:
+    """``speaker.exabgp.run_dir`` of a policy's text that does not check, if it reads as an absolute path."""
+    from bgpctl.policy.yamlsource import parse_yaml  # noqa: PLC0415
+
+    data: Any = parse_yaml(text, filename).data
+    for key in ("speaker", "exabgp", "run_dir"):
+        data = data.get(key) if isinstance(data, dict) else None
+    if isinstance(data, str) and data.startswith("/") and "\x00" not in data:
+        return Path(data)
+    return FALLBACK_RUN_DIR
 
 
 def _where(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -293,3 +317,28 @@ def freeze(
 def thaw(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, reason: str) -> None:
     """End a runtime freeze: plan from the current health again."""
     _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="thaw", args={"reason": reason})
+
+
+@click.command("reload")
+@_where
+@click.option("--dry-run", is_flag=True, help="Only print the route changes the new policy would make.")
+@click.option(
+    "--reason",
+    metavar="TEXT",
+    default="bgpctl reload",
+    show_default=True,
+    callback=_checked(protocol.reason_text),
+    help="Why (logged with who asked, shown in status).",
+)
+def reload(
+    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, dry_run: bool, reason: str
+) -> None:
+    """Make the daemon read its policy file again: applied as a diff, or refused whole (the old one runs on).
+
+    A refused policy exits 3 with every problem as FILE:LINE; --dry-run prints the route changes the new
+    policy would make and changes nothing."""
+    from bgpctl.control.render import reload_text  # noqa: PLC0415
+
+    where = find_run_dir(run_dir, policy_file, lenient=True)  # the daemon, not the CLI, judges the file
+    args = {"dry_run": dry_run, "reason": reason}
+    _print(client.call(where, "reload", args, timeout_s=timeout), as_json, reload_text)

@@ -78,6 +78,11 @@ COMMANDS: dict[str, Lazy] = {
         "Announce nothing new: the routes stay as they are until thaw (or --for runs out).",
     ),
     "thaw": Lazy("bgpctl.cli.control", "thaw", "End a runtime freeze: plan from the current health again."),
+    "reload": Lazy(
+        "bgpctl.cli.control",
+        "reload",
+        "Make the daemon read its policy file again: applied as a diff, or refused whole (the old one runs on).",
+    ),
     "routes": Lazy(
         "bgpctl.cli.control",
         "routes",

@@ -98,7 +98,8 @@ def parse_answer(line: bytes, path: Path) -> Mapping[str, Any]:
         return result
     err = answer["error"] if isinstance(answer.get("error"), dict) else {}
     message, hint, code = str(err.get("message", "refused")), str(err.get("hint", "")), err.get("code")
-    return _raise(f"the daemon refused: {message}" + (f" ({hint})" if hint else ""), code)
+    sep = "\n" if "\n" in message else " "  # a list of problems (reload): the hint on a line of its own
+    return _raise(f"the daemon refused: {message}" + (f"{sep}({hint})" if hint else ""), code)
 
 
 def _raise(message: str, code: object) -> Mapping[str, Any]:

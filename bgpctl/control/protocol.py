@@ -12,7 +12,7 @@ Answer (same ``id``; ``null`` when the request had none or it could not be read)
 ``id`` (optional) is a string of at most :data:`MAX_ID_CHARS` characters or an integer; ``args``
 (optional) an object of the verb's arguments; a request may hold nothing else. A client may send several
 requests on one connection, one at a time. Verbs that change state (drain, undrain, pin, unpin,
-freeze, thaw) take a ``reason`` argument and are logged with who asked (peer credentials) and why.
+freeze, thaw, reload) take a ``reason`` argument and are logged with who asked (peer credentials) and why.
 Everything here is pure: the server and the client share it. docs/control.md is the reference.
 """
 
@@ -190,6 +190,12 @@ VERBS: dict[str, Verb] = {
     "unpin": Verb("unpin", "end a service's runtime pin", {"service": _SERVICE}, changes_state=True),
     "freeze": Verb("freeze", "announce nothing new: the routes stay as they are", {"for": _FOR}, changes_state=True),
     "thaw": Verb("thaw", "end a runtime freeze", {}, changes_state=True),
+    "reload": Verb(
+        "reload",
+        "read and check the policy file again; apply it as a diff, or refuse it whole (the old one runs on)",
+        {"dry_run": Arg(_flag, "only say which route changes the new policy would make; change nothing")},
+        changes_state=True,
+    ),
 }
 OVERRIDE_VERBS = frozenset({"drain", "undrain", "pin", "unpin", "freeze", "thaw"})
 

@@ -64,7 +64,23 @@ def daemon_text(status: Mapping[str, Any]) -> list[str]:
     return [
         f"bgpctl daemon pid {d['pid']}, up {duration(d['uptime_s'])}, policy {d['policy']}, {rib}",
         f"{exa}, {api}, started {x['starts']} time(s){exits}",
+        *policy_source_text(d.get("policy_source")),
     ]
+
+
+def policy_source_text(source: Mapping[str, Any] | None) -> list[str]:
+    """``status.daemon.policy_source``: what runs, since when, and the last reload."""
+    if source is None:
+        return []
+    lines = [
+        f"policy sha256 {source['sha256'][:12]}, file modified {when(source['mtime'])}, "
+        f"loaded {when(source['loaded_at'])}"
+    ]
+    last = source["last_reload"]
+    if last is not None:
+        error = f": {last['error']}" if last["error"] else ""
+        lines.append(f"last reload {when(last['at'])} by {who(last['by'])}: {last['result']}{error}")
+    return lines
 
 
 def sessions_text(sessions: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -139,6 +155,8 @@ def signals_text(signals: Sequence[Mapping[str, Any]]) -> list[str]:
 def who(by: Any) -> str:
     """Peer credentials as text: ``uid 0 (pid 4711)``."""
     if isinstance(by, Mapping):
+        if "signal" in by:  # a reload by SIGHUP
+            return f"signal {by['signal']}"
         return f"uid {by.get('uid')} (pid {by.get('pid')})"
     return str(by) if by else "-"
 
@@ -158,6 +176,42 @@ def change_text(result: Mapping[str, Any]) -> list[str]:
         [{k: o[k] for k in ("kind", "target", "source", "by", "since", "expires", "reason")} for o in rows]
     )
     return lines
+
+
+def reload_text(result: Mapping[str, Any]) -> list[str]:
+    """The answer of ``reload`` (and ``reload --dry-run``), for people: what it did and the route changes,
+    per peer and prefix with their attributes."""
+    d = result["diff"]
+    if result["dry_run"]:
+        head = "dry run, nothing changed: " + (
+            "the policy file holds the running policy" if result["result"] == "unchanged" else "it would apply"
+        )
+    else:
+        head = {"applied": "applied: the new policy runs", "unchanged": "unchanged: the file holds the running policy"}[
+            result["result"]
+        ]
+    lines = [f"{head} ({result['policy']['file']}, sha256 {result['policy']['sha256'][:12]})"]
+    if d["sections"]:
+        lines.append(f"  sections changed: {', '.join(d['sections'])}")
+    paths = (("start probing", "paths_added"), ("stop probing", "paths_removed"), ("probe anew", "paths_reprobed"))
+    for what, key in paths:
+        if d[key]:
+            lines.append(f"  {what}: {', '.join(d[key])}")
+    changes, deferred = result["changes"], result["deferred"]
+    lines.append(f"Route changes ({len(changes)}):" if changes else "Route changes: none")
+    lines += [f"  {_change_row(c)}" for c in changes]
+    if deferred:
+        lines.append(f"Deferred by the rate limit ({len(deferred)}), made within the next minute:")
+        lines += [f"  {_change_row(c)}" for c in deferred]
+    if result["notes"]:
+        lines += ["Notes:", *(f"  {n}" for n in result["notes"])]
+    return lines
+
+
+def _change_row(c: Mapping[str, Any]) -> str:
+    path_id = f" id {c['path_id']}" if c["path_id"] else ""
+    attrs = f" {_route_attrs(c)}" if c["kind"] == "announce" else ""
+    return f"{c['peer']:<12} {c['kind']:<8} {c['prefix']}{path_id}{attrs}  ({c['why']})"
 
 
 def _route_attrs(r: Mapping[str, Any]) -> str:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,11 @@ from bgpctl import events
 from bgpctl.control import protocol
 from bgpctl.control.protocol import Code, ProtocolError, Request
 
-Handler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+Handler = Callable[[Mapping[str, Any]], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 """A verb's handler: checked arguments -> result. Raises ProtocolError for a refusal. A verb that changes
-state gets the peer credentials too, as ``args["by"]`` ({pid, uid, gid}; no client can send ``by``)."""
+state gets the peer credentials too, as ``args["by"]`` ({pid, uid, gid}; no client can send ``by``).
+A handler may be a coroutine function (``reload``: it sets up probes); the others answer from the snapshot
+without awaiting anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +101,48 @@ class Dispatcher:
         self.groups = groups
 
     def handle(self, line: bytes, cred: PeerCred) -> dict[str, Any]:
+        """For handlers that answer at once (a coroutine handler is answered ``internal``: use
+        :meth:`handle_async`)."""
         try:
             request = protocol.parse_request(line)
-            return protocol.ok(request.id, self._run(request, cred))
+            result = self._run(request, cred)
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise TypeError(f"handler of {request.verb} is a coroutine: use handle_async")
+            return protocol.ok(request.id, result)
         except ProtocolError as e:
-            self.log.info(events.CONTROL_REFUSED, code=str(e.code), error=e.message, **cred.as_dict())
-            return protocol.error_of(e)
+            return self._refused(e, cred)
         except Exception as e:  # a bug in a handler: answer, log it, keep the daemon running
-            self.log.exception(events.CONTROL_FAILED, error=repr(e), **cred.as_dict())
-            return protocol.error(None, Code.INTERNAL, "the daemon failed to answer (logged)", "report it with the log")
+            return self._failed(e, cred)
 
-    def _run(self, request: Request, cred: PeerCred) -> Mapping[str, Any]:
+    async def handle_async(self, line: bytes, cred: PeerCred) -> dict[str, Any]:
+        """As :meth:`handle`, awaiting a coroutine handler (the server's path)."""
+        try:
+            request = protocol.parse_request(line)
+            result = self._run(request, cred)
+            if inspect.isawaitable(result):
+                try:
+                    result = await result
+                except ProtocolError as e:
+                    e.request_id = request.id
+                    raise
+            return protocol.ok(request.id, result)
+        except ProtocolError as e:
+            return self._refused(e, cred)
+        except Exception as e:  # a bug in a handler: answer, log it, keep the daemon running
+            return self._failed(e, cred)
+
+    def _refused(self, e: ProtocolError, cred: PeerCred) -> dict[str, Any]:
+        self.log.info(events.CONTROL_REFUSED, code=str(e.code), error=e.message, **cred.as_dict())
+        return protocol.error_of(e)
+
+    def _failed(self, e: Exception, cred: PeerCred) -> dict[str, Any]:
+        self.log.exception(events.CONTROL_FAILED, error=repr(e), **cred.as_dict())
+        return protocol.error(None, Code.INTERNAL, "the daemon failed to answer (logged)", "report it with the log")
+
+    def _run(self, request: Request, cred: PeerCred) -> Mapping[str, Any] | Awaitable[Mapping[str, Any]]:
         verb = self.verbs.get(request.verb)
         if verb is None:
             raise ProtocolError(
@@ -265,7 +299,7 @@ class ControlServer:
                 return
             except asyncio.IncompleteReadError as e:
                 if e.partial.strip():  # the client closed its side after a line without its newline
-                    await self._answer(writer, self.dispatcher.handle(e.partial, cred))
+                    await self._answer(writer, await self.dispatcher.handle_async(e.partial, cred))
                 return
             self.counters["requests"] += 1
-            await self._answer(writer, self.dispatcher.handle(line, cred))
+            await self._answer(writer, await self.dispatcher.handle_async(line, cred))

@@ -13,6 +13,7 @@ import structlog
 from bgpctl import events
 from bgpctl.control import overrides_store, protocol
 from bgpctl.control.protocol import Code, ProtocolError
+from bgpctl.control.reload import PolicyDesk
 from bgpctl.control.server import Handler
 from bgpctl.control.state import Snapshot, routes_result, status_result, unknown_peer
 from bgpctl.core.controller import Controller
@@ -131,9 +132,12 @@ def runtime_rows(runtime: Runtime) -> tuple[dict[str, Any], ...]:
     return tuple(status_row(o) for o in runtime)
 
 
-def handlers(snapshot: Callable[[], Snapshot], desk: OverrideDesk | None = None) -> dict[str, Handler]:
+def handlers(
+    snapshot: Callable[[], Snapshot], desk: OverrideDesk | None = None, policy_desk: PolicyDesk | None = None
+) -> dict[str, Handler]:
     """One handler per verb of :data:`bgpctl.control.protocol.VERBS`: the read-only ones pure functions
-    of the snapshot, the override verbs through ``desk`` (without one they answer ``refused``)."""
+    of the snapshot, the override verbs through ``desk``, ``reload`` through ``policy_desk`` (without them
+    they answer ``refused``)."""
 
     def status(args: Mapping[str, Any]) -> Mapping[str, Any]:
         return status_result(snapshot(), args.get("decisions", protocol.DEFAULT_DECISIONS))
@@ -151,5 +155,12 @@ def handlers(snapshot: Callable[[], Snapshot], desk: OverrideDesk | None = None)
     def no_desk(args: Mapping[str, Any]) -> Mapping[str, Any]:
         raise ProtocolError(Code.REFUSED, "this daemon takes no runtime overrides", "")
 
+    async def reload(args: Mapping[str, Any]) -> Mapping[str, Any]:
+        if policy_desk is None:
+            raise ProtocolError(Code.REFUSED, "this daemon cannot reload its policy", "restart it")
+        return await policy_desk.reload(
+            dry_run=bool(args.get("dry_run", False)), by=args.get("by"), reason=str(args.get("reason", ""))
+        )
+
     changing = override_handlers(desk) if desk is not None else dict.fromkeys(protocol.OVERRIDE_VERBS, no_desk)
-    return {"status": status, "routes": routes, "verbs": verbs, **changing}
+    return {"status": status, "routes": routes, "verbs": verbs, "reload": reload, **changing}

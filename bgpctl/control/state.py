@@ -61,6 +61,7 @@ class Snapshot:
     decisions: tuple[dict[str, Any], ...] = ()
     overrides: tuple[dict[str, Any], ...] = ()  # runtime overrides (status rows); the policy's are added
     effective: Overrides | None = None  # what plan() applies (policy + runtime); None: the policy's
+    policy_source: Mapping[str, Any] | None = None  # PolicyDesk.state(): file, sha256, mtime, loaded_at, last_reload
     signals: tuple[dict[str, Any], ...] = ()  # outside signals (status rows: bgpctl.signals.feed)
 
     @property
@@ -242,6 +243,7 @@ def status_result(s: Snapshot, decisions: int) -> dict[str, Any]:
             "started_at": finite(s.started_at),
             "uptime_s": finite(s.at - s.started_at, 1),
             "rib_complete": s.rib_complete,
+            "policy_source": dict(s.policy_source) if s.policy_source is not None else None,
         },
         "exabgp": {
             "pid": s.exabgp.pid,

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from bgpctl.core.decide import decide, path_keys, signal_marks
 from bgpctl.core.overrides import Runtime, expire, merged
 from bgpctl.core.plan import AddPathState, plan
+from bgpctl.core.reload import PolicyDiff, diff
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Sample, SignalMark, Transition
 from bgpctl.policy.model import Family, Overrides, Policy
@@ -70,6 +71,11 @@ def _window(policy: Policy, key: PathKey) -> PathWindow:
         rto_floor_s=min(1.5 * interval_s, timeout_s),
         rto_cap_s=timeout_s,
     )
+
+
+def _carried(health: Mapping[PathKey, PathHealth], keys: list[PathKey]) -> dict[PathKey, PathHealth]:
+    """The health a reload keeps: each path's as it is; a new path unknown."""
+    return {k: health.get(k, PathHealth()) for k in keys}
 
 
 class Controller:
@@ -154,6 +160,34 @@ class Controller:
 
     def stats(self, now: float) -> dict[PathKey, PathStats]:
         return {k: w.stats(now) for k, w in self.windows.items()}
+
+    def preview(self, new: Policy, now: float) -> Plan:
+        """The plan the next step would make under ``new`` (``bgpctl reload --dry-run``); changes nothing.
+
+        The same plan() as :meth:`step`, over the health the reload would carry (:meth:`reload`), the last
+        plan (so make-before-break and the rate limit's minute apply) and the overrides in force."""
+        health = _carried(self.health, path_keys(new))
+        return plan(new, health, self.last_plan, now, merged(new.overrides, self.runtime), add_path=self.add_path)
+
+    def reload(self, new: Policy) -> PolicyDiff:
+        """Run ``new`` from now on; the next step plans again. The caller checked it needs no restart
+        (:func:`bgpctl.core.reload.restart_needed`) and names no missing override target.
+
+        Paths in both policies keep their health; those whose probe or window changed get a fresh window
+        (their old samples say nothing about the new probe), the others keep theirs. New paths start
+        unknown (not announced until judged), removed ones are forgotten. The last plan, the rate limit's
+        minute, the sessions and what was negotiated stay: plan() diffs the new RIB against what the
+        speaker holds."""
+        changes = diff(self.policy, new)
+        fresh = set(changes.added) | set(changes.reprobed)
+        keys = path_keys(new)
+        self.windows = {k: _window(new, k) if k in fresh else self.windows[k] for k in keys}
+        self.health = _carried(self.health, keys)
+        self.policy, self.keys = new, keys
+        # the outside signals' marks, against the new paths (a signal that names a region marks its new paths too)
+        self._marks = signal_marks(new, (m for n in sorted(self.signals) for m in self.signals[n]))
+        self._replan = True
+        return changes
 
     def step(self, now: float) -> Step:
         kept, expired = expire(self.runtime, now)

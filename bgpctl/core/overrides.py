@@ -130,6 +130,14 @@ def _check_pin(policy: Policy, o: RuntimeOverride) -> None:
         )
 
 
+def check_names(policy: Policy, o: RuntimeOverride) -> None:
+    """OverrideRefused (``unknown_name``) if ``o`` names a region, path or service ``policy`` does not have."""
+    if o.kind == "drain":
+        _check_drain(policy, o)
+    elif o.kind == "pin":
+        _check_pin(policy, o)
+
+
 def preferred_left(
     policy: Policy, health: Mapping[Any, PathHealth], runtime: Runtime, candidate: RuntimeOverride
 ) -> list[str]:

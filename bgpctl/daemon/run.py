@@ -31,12 +31,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 
 from bgpctl import events
 from bgpctl.control import protocol as control_protocol
+from bgpctl.control.reload import PolicyDesk, PolicySource, read_source
 from bgpctl.control.server import ControlServer, Dispatcher
 from bgpctl.control.service import OverrideDesk, group_gid, runtime_rows
 from bgpctl.control.service import handlers as control_handlers
@@ -45,14 +47,15 @@ from bgpctl.core.controller import Controller
 from bgpctl.core.overrides import Runtime
 from bgpctl.core.plan import path_states
 from bgpctl.core.recording import Schedule
+from bgpctl.core.reload import PolicyDiff, stale_overrides
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon import privileges
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink, export_routing_state
 from bgpctl.errors import BgpctlError, SpeakerError
 from bgpctl.hooks.sink import HookSink, read_hook_secrets
-from bgpctl.policy.load import load_policy
+from bgpctl.policy.load import check_policy_text
 from bgpctl.policy.model import Policy
-from bgpctl.probe.paths import make_probe, specs_from_policy
+from bgpctl.probe.paths import ProbeSpec, make_probe, specs_from_policy
 from bgpctl.probe.pinning import Pinning, pins_from_policy
 from bgpctl.probe.recorder import Recorder
 from bgpctl.probe.scheduler import PathProber, drive
@@ -168,7 +171,12 @@ class _Syncer:
 
 class Daemon:
     def __init__(
-        self, policy: Policy, opts: Options, log: structlog.typing.FilteringBoundLogger, metrics: Metrics
+        self,
+        policy: Policy,
+        opts: Options,
+        log: structlog.typing.FilteringBoundLogger,
+        metrics: Metrics,
+        source: PolicySource | None = None,
     ) -> None:
         self.policy, self.opts, self.log, self.metrics = policy, opts, log, metrics
         self.run_dir = opts.run_dir or Path(policy.speaker.exabgp.run_dir)
@@ -185,6 +193,7 @@ class Daemon:
         self._complete = False  # the desired RIB is whole: End-of-RIB may go out (see STARTUP_GRACE_S)
         self._recorder: Recorder | None = None
         self._probers: list[PathProber] = []
+        self._groups: dict[int, list[PathProber]] = {}  # each driver task's probers (a reload removes some)
         self._probe_counts: dict[PathKey, dict[str, int]] = {}
         self._sessions = SessionTracker()
         self.control_state: Snapshot | None = None  # replaced after every pass of the loop
@@ -206,6 +215,112 @@ class Daemon:
             on_event=self.hooks.override if self.hooks is not None else lambda _t, _o: None,
         )
         self.signals = SignalFeed(policy, log, metrics, wake=self._wake.set)  # outside signals (docs/signals.md)
+        if source is None:
+            source = read_source(opts.policy_file)[1]
+        self.policy_desk = PolicyDesk(
+            self.controller, opts.policy_file, source, log, apply=self._apply_policy, on_result=self._reloaded
+        )
+        self._pins = Pinning(pins_from_policy(policy))
+        self._tasks: list[asyncio.Task[None]] = []  # the probe drivers and the syncer, while running
+        self._task_failed: BaseException | None = None
+        self._reloads: set[asyncio.Task[object]] = set()  # SIGHUP reloads under way
+        self._sighup_pending = False  # a SIGHUP came during start-up
+
+    # --------------------------------------------------------------------------- policy reload
+
+    def _reloaded(self, result: str, at: float) -> None:
+        """A reload ended: counted (bgpctl_policy_reloads_total ...) and told to the hooks (policy.reload)."""
+        self.metrics.reloaded(result, at)
+        if self.hooks is not None:
+            self.hooks.emit(events.POLICY_RELOAD, {"result": result, "file": str(self.opts.policy_file)}, at=at)
+
+    def sighup(self) -> None:
+        """SIGHUP: the same reload as ``bgpctl reload`` (logged as ``policy.reload``, by the signal). During
+        start-up (before the probes run) it is kept and done as soon as they do."""
+        if not self._tasks:
+            self._sighup_pending = True
+            return
+        task = asyncio.get_running_loop().create_task(self._sighup_reload(), name="reload-sighup")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _sighup_reload(self) -> None:
+        with contextlib.suppress(control_protocol.ProtocolError):  # refused: logged and counted by the desk
+            await self.policy_desk.reload(dry_run=False, by={"signal": "SIGHUP"}, reason="SIGHUP")
+
+    async def _apply_policy(self, new: Policy, change: PolicyDiff) -> None:
+        """Apply a checked policy: policy routing for new paths first (a failure changes nothing), then, with no
+        await in between, the controller, the speaker and the probes; the old paths' pins go last."""
+        new_pins = Pinning(pins_from_policy(new))  # ProbeError (a conflict): refused before anything changed
+        specs = {s.key: s for s in specs_from_policy(new)}
+        added = Pinning(set(new_pins.pins) - set(self._pins.pins))
+        gone = Pinning(set(self._pins.pins) - set(new_pins.pins))
+        if added.pins:
+            try:
+                await added.install_async()
+                stale = stale_overrides(new, self.controller.runtime)  # an override set while we awaited
+                if stale:
+                    raise DaemonError(f"runtime overrides set meanwhile name what it lacks: {'; '.join(stale)}")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await added.remove_async()
+                raise
+        self.speaker.replace_policy(new)  # first: it refuses (SpeakerError) before anything changed
+        self.controller.reload(new)
+        self.policy = new
+        self._pins = new_pins
+        self._swap_probers(change, specs)
+        self.metrics.forget_paths(change.removed)
+        self._wake.set()  # plan at once: the controller replans after a reload
+        if gone.pins:
+            try:
+                await gone.purge_async()
+            except Exception as e:  # the paths are gone already: a pin left is only untidy
+                self.log.warning(events.DAEMON_STALE_PINS, removed=[], error=str(e), hint="the next start sweeps them")
+
+    def _swap_probers(self, change: PolicyDiff, specs: dict[PathKey, ProbeSpec]) -> None:
+        stop = set(change.removed) | set(change.reprobed)
+        for prober in [p for p in self._probers if p.key in stop]:
+            for group in self._groups.values():
+                if prober in group:
+                    group.remove(prober)
+            prober.close()
+            self._probers.remove(prober)
+            self._probe_counts.pop(prober.key, None)
+        start = [specs[k] for k in (*change.added, *change.reprobed)]
+        if start:
+            self._start_probers(start)
+
+    def _start_probers(self, specs: list[ProbeSpec]) -> None:
+        """New probers, one driver task per interval (a reload's join the running set this way)."""
+        probers = [
+            PathProber(
+                s.key,
+                make_probe(s),
+                interval_s=s.interval_s,
+                timeout_s=s.timeout_s,
+                sink=self.on_sample,
+                on_sent=self.on_sent,
+            )
+            for s in specs
+        ]
+        self._probers.extend(probers)
+        fresh: dict[float, list[PathProber]] = {}
+        for p in probers:
+            fresh.setdefault(p.interval_s, []).append(p)
+        for interval, group in fresh.items():
+            n = len(self._groups)
+            self._groups[n] = group
+            task = asyncio.create_task(drive(group, interval), name=f"probes-{interval * 1000:g}ms-{n}")
+            task.add_done_callback(self._task_done)
+            self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A driver or the syncer ended: only a failure (or a bug) does that while running: stop with it."""
+        if task.cancelled() or self._stop.is_set():
+            return
+        self._task_failed = task.exception() or RuntimeError(f"task {task.get_name()} ended")
+        self.stop()
 
     def _overrides_changed(self, runtime: Runtime) -> None:
         """A control verb (or the start) changed the runtime overrides: record them, plan at once."""
@@ -375,6 +490,7 @@ class Daemon:
             decisions=self.decisions.recent(),
             overrides=runtime_rows(self.controller.runtime),
             effective=self.controller.overrides,
+            policy_source=self.policy_desk.state(),
             signals=self.signals.rows(),
         )
 
@@ -388,17 +504,16 @@ class Daemon:
     async def run(self) -> None:
         """Pins in place around the whole run. At start, whatever a killed daemon left (its rules, tables,
         addresses, also for paths the policy no longer has) is swept first; on every exit that runs
-        Python (a return, an exception, SIGTERM/SIGINT/SIGHUP) every pin of the policy is taken away,
+        Python (a return, an exception, SIGTERM/SIGINT/SIGQUIT) every pin of the policy is taken away,
         also those this process found in place rather than created."""
-        pins = Pinning(pins_from_policy(self.policy))
         try:
-            stale = await pins.sweep_async()  # pyroute2's AsyncIPRoute, on our event loop
+            stale = await self._pins.sweep_async()  # pyroute2's AsyncIPRoute, on our event loop
             if stale:
                 self.log.warning(events.DAEMON_STALE_PINS, removed=stale, hint="left by a daemon that did not exit")
-            await pins.install_async()
+            await self._pins.install_async()
             await self._run_pinned()
         finally:
-            await pins.purge_async()
+            await self._pins.purge_async()  # the pins of the policy running now (a reload may have changed them)
 
     async def _run_pinned(self) -> None:
         with contextlib.ExitStack() as stack:
@@ -419,7 +534,11 @@ class Daemon:
             await self.speaker.start()
             control = ControlServer(
                 self.run_dir / control_protocol.SOCKET_NAME,
-                Dispatcher(control_handlers(self._control_snapshot, self.desk), self.log, group_gid=self.control_gid),
+                Dispatcher(
+                    control_handlers(self._control_snapshot, self.desk, self.policy_desk),
+                    self.log,
+                    group_gid=self.control_gid,
+                ),
                 self.log,
                 group_gid=self.control_gid,
             )
@@ -428,40 +547,27 @@ class Daemon:
             except OSError as e:
                 await self.speaker.stop(withdraw=False)
                 raise DaemonError(f"cannot listen on {control.path}: {e.strerror or e}: check the run directory") from e
-            self._probers = [
-                PathProber(
-                    s.key,
-                    make_probe(s),
-                    interval_s=s.interval_s,
-                    timeout_s=s.timeout_s,
-                    sink=self.on_sample,
-                    on_sent=self.on_sent,
-                )
-                for s in specs
-            ]
-            groups: dict[float, list[PathProber]] = {}
-            for p in self._probers:
-                groups.setdefault(p.interval_s, []).append(p)
+            self._start_probers(specs)
             syncer = _Syncer(self.speaker, self.log)
             if self.hooks is not None:
                 self.hooks.start()
-            tasks = [
-                asyncio.create_task(drive(g, interval), name=f"probes-{interval * 1000:g}ms")
-                for interval, g in groups.items()
-            ]
-            tasks.append(asyncio.create_task(syncer.run(), name="syncer"))
-            tasks.extend(self.signals.tasks())
+            sync_task = asyncio.create_task(syncer.run(), name="syncer")
+            sync_task.add_done_callback(self._task_done)
+            self._tasks.append(sync_task)
+            for task in self.signals.tasks():
+                task.add_done_callback(self._task_done)
+                self._tasks.append(task)
+            if self._sighup_pending:
+                self.sighup()
             try:
-                loop_task = asyncio.create_task(self._loop(syncer), name="evaluate")
-                done, _ = await asyncio.wait([loop_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    if t is not loop_task and t.exception() is not None:
-                        raise t.exception()  # type: ignore[misc]
-                await loop_task
+                await self._loop(syncer)
+                if self._task_failed is not None:
+                    raise self._task_failed
             finally:
-                for t in tasks:
+                running: list[asyncio.Task[Any]] = [*self._tasks, *self._reloads]
+                for t in running:
                     t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*running, return_exceptions=True)
                 await self.signals.close()
                 self.log.info(events.DAEMON_STOP, withdraw=self.opts.withdraw_on_exit)
                 await control.stop()
@@ -473,7 +579,6 @@ class Daemon:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 """Each stops the daemon through its cleanup (ExaBGP stopped, pins removed, lock released)."""
 IGNORED_SIGNALS = {
-    signal.SIGHUP: "reload is not supported yet: restart the daemon to apply a new policy (systemctl restart bgpctl)",
     signal.SIGUSR1: "bgpctl does nothing on SIGUSR1",
     signal.SIGUSR2: "bgpctl does nothing on SIGUSR2",
 }
@@ -481,11 +586,21 @@ IGNORED_SIGNALS = {
 
 
 def _install_signals(
-    loop: asyncio.AbstractEventLoop, stop: Callable[[], None], log: structlog.typing.FilteringBoundLogger
+    loop: asyncio.AbstractEventLoop,
+    stop: Callable[[], None],
+    log: structlog.typing.FilteringBoundLogger,
+    reload: Callable[[], None] | None = None,
 ) -> None:
+    """``reload`` None (before the daemon can reload): SIGHUP is logged and ignored like SIGUSR1."""
+
     def stopping(sig: signal.Signals) -> None:
         log.info(events.DAEMON_SIGNAL, signal=sig.name, action="stop")
         stop()
+
+    def reloading(sig: signal.Signals) -> None:
+        log.info(events.DAEMON_SIGNAL, signal=sig.name, action="reload")
+        assert reload is not None
+        reload()
 
     def ignoring(sig: signal.Signals, why: str) -> None:
         log.warning(events.DAEMON_SIGNAL, signal=sig.name, action="ignored", hint=why)
@@ -494,15 +609,20 @@ def _install_signals(
         loop.add_signal_handler(sig, stopping, sig)
     for sig, why in IGNORED_SIGNALS.items():
         loop.add_signal_handler(sig, ignoring, sig, why)
+    if reload is None:
+        loop.add_signal_handler(signal.SIGHUP, ignoring, signal.SIGHUP, "the daemon is not running yet")
+    else:
+        loop.add_signal_handler(signal.SIGHUP, reloading, signal.SIGHUP)
 
 
 async def _main(opts: Options, log: structlog.typing.FilteringBoundLogger) -> None:
-    policy = load_policy(opts.policy_file)
+    text, source = read_source(opts.policy_file)  # the same read and checks as `bgpctl policy check`
+    policy = check_policy_text(text, str(opts.policy_file)).policy
     privileges.check(policy)
     metrics = Metrics()
-    daemon = Daemon(policy, opts, log, metrics)
+    daemon = Daemon(policy, opts, log, metrics, source)
     # signals first: one arriving during start-up must still run the cleanup of what started already
-    _install_signals(asyncio.get_running_loop(), daemon.stop, log)
+    _install_signals(asyncio.get_running_loop(), daemon.stop, log, daemon.sighup)
     with single_instance(daemon.run_dir):
         if opts.metrics_listen:
             start_metrics(opts.metrics_listen, metrics.registry)

@@ -7,6 +7,7 @@ hooks' sink (bgpctl.hooks.sink.HookSink: programs and webhooks told about events
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -158,6 +159,22 @@ class Metrics:
         self.hook_queue_depth = Gauge(
             "bgpctl_hook_queue_depth", "Hook events waiting in the hook's queue", ["hook"], registry=r
         )
+
+    def reloaded(self, result: str, at: float) -> None:
+        """A policy reload ended with ``result`` (applied, unchanged, refused)."""
+        self.reloads.labels(result).inc()
+        self.last_reload_successful.set(0 if result == "refused" else 1)
+        self.last_reload_timestamp.set(at)
+
+    def forget_paths(self, keys: Iterable[PathKey]) -> None:
+        """Paths a reload removed: their per-path gauges go (they would show the last value for ever)."""
+        for key in keys:
+            for gauge in (self.health, self.rtt_p50, self.rtt_p95, self.jitter, self.loss, self.mos):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*key)
+            for state in PathState:
+                with contextlib.suppress(KeyError):
+                    self.path_state.remove(*key, state.value)
 
 
 class MetricsSink:

@@ -63,12 +63,16 @@ def load_policy_text(text: str, filename: str) -> Policy:
 
 
 def check_policy(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> CheckedPolicy:
-    filename = os.fspath(path)
+    """What ``bgpctl policy check`` runs on each file, the daemon at start and at every reload."""
+    return check_policy_text(read_policy_text(path), os.fspath(path), environ)
+
+
+def read_policy_text(path: str | os.PathLike[str]) -> str:
+    """A policy file's text (a regular file, at most MAX_POLICY_BYTES, UTF-8); PolicyError saying why not."""
     try:
-        text = read_text(filename, MAX_POLICY_BYTES, "policy", example="policies/lab.yaml")
+        return read_text(os.fspath(path), MAX_POLICY_BYTES, "policy", example="policies/lab.yaml")
     except InputFileError as e:
         raise PolicyError([e.problem]) from None
-    return check_policy_text(text, filename, environ)
 
 
 def check_policy_text(text: str, filename: str, environ: Mapping[str, str] | None = None) -> CheckedPolicy:

@@ -60,6 +60,7 @@ from typing import Protocol
 import structlog
 
 from bgpctl import events
+from bgpctl.core.reload import restart_needed
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import AddPath, Family, MaxPrefixAction, Policy
@@ -95,6 +96,7 @@ AWAIT_PLAN_S = 5.0
 class RouteSpeaker(Protocol):
     """What the daemon needs from a speaker (the seam for a second implementation, e.g. a dry run)."""
 
+    def replace_policy(self, new: Policy) -> None: ...
     async def start(self) -> None: ...
     async def sync(self, desired: Rib) -> SyncResult: ...
     def sessions(self) -> dict[str, str]: ...
@@ -237,6 +239,15 @@ class Speaker:
         if self._supervisor is None:
             raise SpeakerError("the speaker is not started: call start() first")
         return self._supervisor
+
+    def replace_policy(self, new: Policy) -> None:
+        """A reloaded policy (``bgpctl reload``): the routes it plans are rendered with it from now on. Only a
+        policy that changes nothing ExaBGP's configuration or a session is made of (the speaker section, the
+        peers) can replace the running one; anything else needs a restart."""
+        needs = restart_needed(self.policy, new)
+        if needs:
+            raise SpeakerError(f"the speaker cannot take this policy without a restart: {'; '.join(needs)}")
+        self.policy = new
 
     async def start(self) -> None:
         """Render ExaBGP's configuration (mode 0600, secrets read now), listen for its API process, start it."""

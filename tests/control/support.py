@@ -21,6 +21,7 @@ import jsonschema
 import structlog
 
 from bgpctl.control import protocol
+from bgpctl.control.reload import PolicyDesk
 from bgpctl.control.server import ControlServer, Dispatcher, Handler
 from bgpctl.control.service import OverrideDesk, handlers
 from bgpctl.control.state import DecisionLog, ExabgpView, SessionView, Snapshot
@@ -142,6 +143,7 @@ def serving(
     verbs: Mapping[str, protocol.Verb] | None = None,
     log: Any = None,
     desk: OverrideDesk | None = None,
+    policy_desk: PolicyDesk | None = None,
     **server_kw: Any,
 ) -> Iterator[Running]:
     """A ControlServer on ``tmp``/control.sock with the daemon's handlers over ``state`` (the override verbs
@@ -154,7 +156,9 @@ def serving(
     group_gid = server_kw.pop("group_gid", None)
     dispatcher_kw = server_kw.pop("dispatcher_kw", {})
     dispatcher_kw.setdefault("group_gid", group_gid)  # a test may let the socket's group in, yet not to change
-    dispatcher = Dispatcher({**handlers(state, desk), **(extra or {})}, logger, verbs=verbs, **dispatcher_kw)
+    dispatcher = Dispatcher(
+        {**handlers(state, desk, policy_desk), **(extra or {})}, logger, verbs=verbs, **dispatcher_kw
+    )
     server = ControlServer(path, dispatcher, logger, group_gid=group_gid, **server_kw)
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     try:

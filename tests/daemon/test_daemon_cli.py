@@ -277,7 +277,7 @@ def _events(err: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
 
 
-def test_sighup_is_logged_as_reload_not_supported_and_the_daemon_keeps_running(ns: Ns) -> None:
+def test_sighup_reloads_the_policy_sigusr1_is_ignored_and_the_daemon_keeps_running(ns: Ns) -> None:
     log = ns.run_dir.parent / "daemon.log"
     proc = ns.daemon(log=log)
     _wait_running(ns, proc)
@@ -302,14 +302,13 @@ def test_sighup_is_logged_as_reload_not_supported_and_the_daemon_keeps_running(n
     assert rc == 0 and "Traceback" not in log.read_text()
     signals = sorted((e["signal"], e["action"], e.get("hint")) for e in seen if e["event"] == names.DAEMON_SIGNAL)
     assert signals == [
-        (
-            "SIGHUP",
-            "ignored",
-            "reload is not supported yet: restart the daemon to apply a new policy (systemctl restart bgpctl)",
-        ),
+        ("SIGHUP", "reload", None),
         ("SIGTERM", "stop", None),
         ("SIGUSR1", "ignored", "bgpctl does nothing on SIGUSR1"),
     ]
+    # the policy file is the one running: the reload finds it unchanged (by the signal, logged with why)
+    (reload,) = [e for e in seen if e["event"] == names.POLICY_RELOAD]
+    assert (reload["result"], reload["by"], reload["why"]) == ("unchanged", {"signal": "SIGHUP"}, "SIGHUP")
     assert ns.pinned_rules() == [] and ns.exabgp() == []
 
 

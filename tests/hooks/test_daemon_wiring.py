@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from bgpctl import events
+from bgpctl.control.reload import Result
 from bgpctl.daemon.run import Daemon, Options
 from bgpctl.daemon.sinks import Metrics
 from bgpctl.hooks.sink import HookSink
@@ -40,3 +41,16 @@ def test_a_webhook_secret_that_cannot_be_read_stops_the_start(tmp_path: Path, mo
     hooks = {"noc": {"kind": "webhook", "url": "https://h.example.net/", "secret": {"env": "BGPCTL_TEST_HOOK_KEY"}}}
     with pytest.raises(SecretError, match=r"environment variable BGPCTL_TEST_HOOK_KEY .* is not set"):
         daemon(tmp_path, hooks)
+
+
+@pytest.mark.parametrize("result", ["applied", "unchanged", "refused"])
+def test_every_reload_outcome_is_counted_and_told_to_the_hooks(tmp_path: Path, result: Result) -> None:
+    d = daemon(tmp_path, {"ops": {"kind": "exec", "argv": ["/bin/true"], "events": ["policy.reload"]}})
+    d.policy_desk.on_result(result, 1_764_000_000.0)  # what PolicyDesk calls at the end of every real reload
+    assert d.hooks is not None
+    (h,) = d.hooks._hooks
+    event = h.queue.get_nowait().data
+    assert event["type"] == events.POLICY_RELOAD
+    assert event["payload"] == {"result": result, "file": str(LAB_POLICY)}
+    assert d.metrics.reloads.labels(result)._value.get() == 1
+    assert d.metrics.last_reload_successful._value.get() == (0 if result == "refused" else 1)
