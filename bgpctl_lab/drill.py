@@ -569,8 +569,10 @@ def moved_after(fault: ActionResult | None, timeline: list[RouteChange]) -> floa
 def summary(report: DrillReport) -> str:
     """A few lines an engineer reads after a drill."""
     lines = [f"drill {report.drill} (lab {report.lab}, mode {report.mode}): {'PASSED' if report.passed else 'FAILED'}"]
+    for o in report.setup:
+        lines.append(f"  setup    {o.what}: {'ok' if o.ok else o.error}")
     if report.fault:
-        lines.append(f"  fault    {report.fault.what} at {report.fault.applied_s:.2f} s")
+        lines.append(f"  fault    {_action_text(report.fault)}")
     since = "the fault" if report.fault else "the meter's start"
     for r in report.expect:
         lines.append(
@@ -578,7 +580,7 @@ def summary(report: DrillReport) -> str:
             + (f"held {r.after_s:.2f} s after {since}" if r.held else f"did NOT hold within {r.budget_s:g} s")
         )
     if report.restore:
-        lines.append(f"  restore  {report.restore.what} at {report.restore.applied_s:.2f} s")
+        lines.append(f"  restore  {_action_text(report.restore)}")
     for r in report.recover:
         lines.append(
             f"  recover  {r.name}: "
@@ -605,9 +607,16 @@ def summary(report: DrillReport) -> str:
         lines.append(f"  daemon   {d['at_s']:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
     if len(report.decisions) > 8:
         lines.append(f"  daemon   ... {len(report.decisions) - 8} more health change(s) in the JSON report")
+    for o in report.cleanup:
+        lines.append(f"  cleanup  {o.what}: {'ok' if o.ok and not o.error else o.error}")
     for v in report.violations:
         lines.append(f"  VIOLATION {v}")
     return "\n".join(lines)
+
+
+def _action_text(a: ActionResult) -> str:
+    took = f" (took {a.took_s:.2f} s)" if a.took_s is not None and a.took_s >= 0.05 else ""
+    return f"{a.what} at {a.applied_s:.2f} s{took}" + (f": REFUSED {a.error}" if a.error else "")
 
 
 def to_json(report: DrillReport) -> str:

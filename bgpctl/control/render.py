@@ -139,7 +139,9 @@ def change_text(result: Mapping[str, Any]) -> list[str]:
     removed = {(o["region"], o["path"]) for o in result.get("removed", []) if o["kind"] == "drain"}
     for o in rows:
         if o.get("returning") and o["since"] == result.get("at") and (o["region"], o["path"]) in removed:
-            lines.append(f"{o['target']} returns at {when(o['expires'])}, after the rise rules (undrain --now: at once)")
+            lines.append(
+                f"{o['target']} returns at {when(o['expires'])}, after the rise rules (undrain --now: at once)"
+            )
     lines += ["", "Runtime overrides in force:"]
     lines += overrides_text(
         [{k: o[k] for k in ("kind", "target", "source", "by", "since", "expires", "reason", "returning")} for o in rows]

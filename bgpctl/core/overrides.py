@@ -296,9 +296,7 @@ def _undrain(
     if at_once:
         return rest, None, (*drains, *holds)
     reason = str(args.get("reason", ""))
-    new_holds = tuple(
-        h for d in drains for h in returning_holds(policy, d, now=now, by=by, why=f"undrain ({reason})")
-    )
+    new_holds = tuple(h for d in drains for h in returning_holds(policy, d, now=now, by=by, why=f"undrain ({reason})"))
     return (*rest, *new_holds), None, drains
 
 

@@ -190,7 +190,7 @@ def test_undrain_returns_each_service_after_its_rise_s_not_at_once() -> None:
     assert set(holds) == {"media", "signalling", "api"}
     assert all(o.returning and o.region == "use1" and o.by == BY and o.since == AT + 1 for o in left)
     assert (holds["media"].expires, holds["api"].expires) == (AT + 11, AT + 21)
-    assert "returning after rise_s 10 s: undrain (done)" == holds["media"].reason
+    assert holds["media"].reason == "returning after rise_s 10 s: undrain (done)"
     c.set_overrides(left)
     c.step(AT + 1)
     states = _states(c)
@@ -239,7 +239,9 @@ def test_a_service_drain_returns_only_that_service_and_a_new_drain_replaces_the_
         now=AT + 1,
     )
     assert [(o.service, o.returning, o.expires) for o in left] == [("api", True, AT + 21)]
-    again, made, _ = apply(c.policy, c.health, left, "drain", {"target": ("use1", None), "reason": "z"}, by=BY, now=AT + 2)
+    again, made, _ = apply(
+        c.policy, c.health, left, "drain", {"target": ("use1", None), "reason": "z"}, by=BY, now=AT + 2
+    )
     assert made is not None and again == (made,)  # the region-wide drain covers the api hold
 
 

@@ -92,9 +92,7 @@ def _restarts(lab: Lab, report: DrillReport) -> list[int]:
 
 
 @pytest.mark.parametrize("name", ["restart", "kill-9"])
-def test_a_restart_changes_no_next_hop_at_the_edge_and_keeps_the_override(
-    clab: Lab, tmp_path: Path, name: str
-) -> None:
+def test_a_restart_changes_no_next_hop_at_the_edge_and_keeps_the_override(clab: Lab, tmp_path: Path, name: str) -> None:
     report = drill(clab, name, tmp_path)
     assert report.passed, summary(report)  # bounds: 0 next-hop changes, <= 1 lost per flow, nothing down
     assert report.route_changes == 0 and report.watch is not None and report.watch["polls"] > 100
