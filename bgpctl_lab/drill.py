@@ -169,6 +169,20 @@ def describe(action: Op) -> str:
 DAEMON = ("cr", "daemon")  # the node and service (lab/services.yaml) of the controller-mode daemon
 
 
+DAEMON_READY_S = 30.0  # a (re)started daemon opens its control socket (its speaker and pins come first)
+
+
+def daemon_ready(lab: Lab, budget: float = DAEMON_READY_S) -> float:
+    """Wait until the daemon answers ``status`` on its control socket; the seconds it took."""
+    run_dir = runner.service_run_dir(lab, *DAEMON)
+    return eventually(
+        "the daemon answers on its control socket",
+        budget=budget,
+        probe=lambda: client.call(run_dir, "status", {"decisions": 0}, timeout_s=5),
+        interval_s=0.1,
+    ).elapsed_s
+
+
 def operate(lab: Lab, op: Op) -> dict[str, Any] | None:
     """A control request (its answer; :class:`bgpctl.control.client.ControlError` if refused) or a daemon
     operation (None)."""
@@ -260,11 +274,14 @@ def run_drill(
             f"drill {drill.name} runs in mode {', '.join(drill.modes)}, and lab {lab.name} is in mode {mode}: "
             f"`bgpctl lab up --lab {lab.name} --mode {drill.modes[0]}` first"
         )
-    if drill.supervisor is not None:
-        runner.supervise_service(lab, *DAEMON, restart_sec=drill.supervisor.restart_sec)
-        progress(f"daemon under a supervisor (Restart=always, RestartSec {drill.supervisor.restart_sec:g} s)")
     cleanup: list[OpResult] = []
     try:
+        if drill.supervisor is not None:
+            runner.supervise_service(lab, *DAEMON, restart_sec=drill.supervisor.restart_sec)
+            progress(f"daemon under a supervisor (Restart=always, RestartSec {drill.supervisor.restart_sec:g} s)")
+        if drill.operates():
+            waited = daemon_ready(lab)
+            progress(f"the daemon answers on its control socket ({waited:.2f} s)")
         report = _run(lab, drill, mode, progress)
     finally:
         for op in drill.cleanup:

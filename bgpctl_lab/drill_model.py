@@ -324,6 +324,11 @@ class Drill(_M):
         out += [(k, o) for k, o in (("fault", self.fault), ("restore", self.restore)) if o is not None]
         return out + [(f"cleanup[{i}]", o) for i, o in enumerate(self.cleanup)]
 
+    def operates(self) -> bool:
+        """It talks to the daemon or acts on it (an action, a control check, a supervisor)."""
+        checks = (c for phase in (self.steady, self.expect, self.recover) for c in phase)
+        return self.supervisor is not None or any(o.operates for _, o in self.ops()) or any(c.control for c in checks)
+
     @model_validator(mode="after")
     def _controller_only(self) -> Drill:
         asks = [
