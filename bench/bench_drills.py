@@ -5,7 +5,7 @@ Run (root), from the repository root::
     .venv/bin/python -m bench.bench_drills --modes no-controller,no-controller-bfd --runs 5 \\
         --drills region-blackhole,interconnect-cut,region-loss,region-latency [--runs-for region-loss=3]
     .venv/bin/python -m bench.bench_drills --table-from bench/results/drills-A.json,bench/results/drills-B.json
-    .venv/bin/python -m bench.bench_drills --modes controller --drills drain-undrain,restart,kill-9 --runs 5   # operations
+    .venv/bin/python -m bench.bench_drills --modes controller --drills drain-undrain,restart,kill-9 --name odbench
 
 For each mode it brings a lab up (``bd<pid>``), runs the drills in sequence, each ``--runs`` times
 (``--runs-for DRILL=N`` overrides one drill), and takes the lab down at the end of the mode, also on

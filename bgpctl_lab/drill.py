@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from bgpctl import events
 from bgpctl.control import client
 from bgpctl_lab import faults, runner
 from bgpctl_lab.drill_model import Action, Check, Drill, DrillError, Op
@@ -567,7 +568,7 @@ def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[s
             "reasons": list(ev.get("reasons") or []),
         }
         for ev in daemon_events(lab, since_unix)
-        if ev.get("event") == "path.health"
+        if ev.get("event") == events.PATH_HEALTH
     ]
 
 

@@ -10,6 +10,9 @@ Registered by ``pytest_plugins = ["bgpctl_lab.pytest_plugin"]`` (bgpctl's tests/
   ``containerlab.yml`` in pytest's root directory).
 * On a failing test that uses ``lab``, every node's logs, the state, ``show ... json`` of each FRR
   node and ``ip -j ...`` of each node go to /tmp/bgpctl-test-runs/<test>/; the report names the path.
+* ``controller_lab``: the reference lab in controller mode (the daemon on cr), converged on every hop
+  (:func:`bgpctl_lab.reference.converged_problems`), one per test module, named ``<LAB_PREFIX><pid>`` from
+  the module's ``LAB_PREFIX`` (which must be one of TEST_LAB's prefixes); always torn down.
 * ``lab_name_factory``: unique names for the extra labs a test brings up itself (torn down by the test).
 * ``topology_lab`` / ``module_topology_lab``: ``topology_lab(path)`` brings up the test's own containerlab
   file (e.g. tests/topologies/probe.clab.yml) as lab ``tl<pid>_<n>`` and takes it down when the test (or
@@ -35,6 +38,7 @@ import pytest
 
 from bgpctl_lab import frr, netns, runner
 from bgpctl_lab.poll import eventually
+from bgpctl_lab.reference import converged_problems
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.state import STATE_ROOT
 from bgpctl_lab.topology import TOPOLOGY_ENV, load
@@ -43,7 +47,7 @@ TEST_RUNS = Path("/tmp/bgpctl-test-runs")
 # the names of test labs: <prefix><pytest pid>, or tl<pytest pid>_<n> for a test's own topology
 # every prefix a test lab is named with (+ the pytest pid): bt/bu/bs/bc/br the session and runner tests,
 # tl a test's own topology, dm/dp/dc the daemon modules' and ba/bn the BIRD edge's controller labs, od the
-# operations drills (own_reference_lab)
+# operations drills (own_reference_lab, controller_lab)
 TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|ba|bn|od)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
 _OWN_LABS = pytest.StashKey[list[Lab]]()
@@ -140,8 +144,10 @@ def reap_stale_test_labs() -> list[str]:
         for d in STATE_ROOT.iterdir():
             m = TEST_LAB.match(d.name)
             if m and int(m.group(2)) != os.getpid():
+                # alive and Python: a running pytest, or one of its pytest-xdist workers (whose command
+                # line is "python -c ..."); a killed run's pid is gone or reused by something else
                 cmd = netns.proc_cmdline(int(m.group(2))) or []
-                if not any("pytest" in part for part in cmd):
+                if not any("pytest" in part or os.path.basename(part).startswith("python") for part in cmd):
                     runner.down(d.name)
                     reaped.append(d.name)
     return reaped
@@ -162,6 +168,26 @@ def own_reference_lab(prefix: str, topology: Path, *, mode: str) -> Iterator[Lab
         yield runner.up(topology, name=name, mode=mode)
     finally:
         runner.down(name)
+
+
+# from `up` to the daemon's routes on every hop (first start: ExaBGP, sessions, probes' first window)
+CONTROLLER_CONVERGED_S = 40.0
+
+
+@pytest.fixture(scope="module")
+def controller_lab(request: pytest.FixtureRequest, lab_topology: Path) -> Iterator[Lab]:
+    prefix = getattr(request.module, "LAB_PREFIX", None)
+    if not isinstance(prefix, str):
+        pytest.fail(f"{request.module.__name__} uses controller_lab but sets no LAB_PREFIX (one of TEST_LAB's)")
+    with own_reference_lab(prefix, lab_topology, mode="controller") as lab:
+        eventually(
+            "daemon converged after up",
+            budget=CONTROLLER_CONVERGED_S,
+            probe=lambda: lab,
+            check=converged_problems,
+            interval_s=0.2,
+        )
+        yield lab
 
 
 @pytest.fixture(scope="session")

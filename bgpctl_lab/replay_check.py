@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bgpctl import events
 from bgpctl.core.recording import read_recording
 from bgpctl.core.replay import replay
 from bgpctl.policy.load import load_policy
@@ -37,15 +38,15 @@ def compare(lab: Lab, policy_file: Path, slack_s: float = 0.02) -> ReplayCheck:
     policy = load_policy(policy_file)
     recording = lab.node_dir("cr") / RECORDING
     with recording.open(encoding="utf-8") as f:
-        events = list(replay(policy, read_recording(f, str(recording))))
-    replayed_t = [(str(t.key), t.old.value, t.new.value, e.at) for e in events for t in e.transitions]
-    replayed_r = [(c.peer, str(c.kind), c.key.prefix, c.key.path_id, e.at) for e in events for c in e.plan.changes]
+        steps = list(replay(policy, read_recording(f, str(recording))))
+    replayed_t = [(str(t.key), t.old.value, t.new.value, e.at) for e in steps for t in e.transitions]
+    replayed_r = [(c.peer, str(c.kind), c.key.prefix, c.key.path_id, e.at) for e in steps for c in e.plan.changes]
     logged = daemon_events(lab)
-    logged_t = [(e["path"], e["old"], e["new"], e["at_unix"]) for e in logged if e.get("event") == "path.health"]
+    logged_t = [(e["path"], e["old"], e["new"], e["at_unix"]) for e in logged if e.get("event") == events.PATH_HEALTH]
     logged_r = [
         (e["peer"], e["kind"], e["prefix"], e["path_id"], e["at_unix"])
         for e in logged
-        if e.get("event") == "route.change"
+        if e.get("event") == events.ROUTE_CHANGE
     ]
     check = ReplayCheck(len(logged_t), len(logged_r))
     if [t[:3] for t in replayed_t] != [t[:3] for t in logged_t]:

@@ -4,9 +4,10 @@
 #   deploy/quickstart.sh demo   set up, bring up the lab, run a failover drill, print the report
 #   deploy/quickstart.sh test   set up, then ruff, mypy --strict and the whole test suite
 #
-# Set-up = Debian packages (FRR, nftables, iptables, libnetfilter-queue), a venv in .venv with
-# bgpctl, the lab and the test tools installed in it (.[dev,lab]; the lab's NetfilterQueue is built
-# with gcc). Nothing is installed twice; nothing outside the lab namespaces is touched.
+# Set-up = Debian packages (FRR, BIRD, nftables, iptables, libnetfilter-queue, prometheus for its
+# promtool), a venv in .venv with bgpctl, the lab and the test tools installed in it (.[dev,lab]; the
+# lab's NetfilterQueue is built with gcc). Nothing is installed twice; nothing outside the lab namespaces
+# is touched, except that the services bird2 and prometheus start are stopped (quiet_service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -16,7 +17,7 @@ die() { echo "quickstart: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (the lab creates network namespaces and starts FRR)"
 
 APT_PKGS=(frr bird2 nftables iptables libnetfilter-queue1 libnetfilter-queue-dev iproute2 iputils-ping tcpdump
-          gcc python3-dev procps)
+          gcc python3-dev procps prometheus)
 
 install_apt() {
   local missing=()
@@ -28,17 +29,21 @@ install_apt() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  quiet_bird
+  quiet_service bird
+  quiet_service prometheus
 }
 
-# bird2 starts a BIRD in the root namespace as a system service; the lab runs its own per namespace
-# (--edge bird / bird-no-addpath), so stop and disable that one (systemd, or sysvinit without it).
-quiet_bird() {
+# Packages that start a system service in the root namespace, which bgpctl does not use: bird2 (the lab
+# runs its own BIRD per namespace: --edge bird / bird-no-addpath) and prometheus (installed for its
+# promtool, which checks deploy/prometheus/; a Prometheus server would listen on :9090 and scrape).
+# Stop and disable them (systemd, or sysvinit without it).
+quiet_service() {
+  local name=$1
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    systemctl disable --now bird.service >/dev/null 2>&1 || true
-  elif [ -x /etc/init.d/bird ]; then
-    /etc/init.d/bird stop >/dev/null 2>&1 || true
-    update-rc.d bird disable >/dev/null 2>&1 || true
+    systemctl disable --now "$name.service" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$name" ]; then
+    "/etc/init.d/$name" stop >/dev/null 2>&1 || true
+    update-rc.d "$name" disable >/dev/null 2>&1 || true
   fi
 }
 

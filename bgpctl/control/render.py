@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bgpctl import events
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
     """Columns padded to their widest cell, two spaces apart."""
@@ -162,10 +164,10 @@ def _route_attrs(r: Mapping[str, Any]) -> str:
 
 def decision_text(d: Mapping[str, Any]) -> str:
     at, event = clock(d["at"]), d["event"]
-    if event == "path.health":
+    if event == events.PATH_HEALTH:
         why = "; ".join(d["reasons"])
         return f"{at}  {event:<14} {d['path']} {d['old']} -> {d['new']}" + (f" ({why})" if why else "")
-    if event == "plan.note":
+    if event == events.PLAN_NOTE:
         return f"{at}  {event:<14} {d['note']}"
     text = f"{at}  {event:<14} {d['peer']} {d['kind']} {d['prefix']}"
     if d.get("path_id"):

@@ -41,10 +41,11 @@ from bgpctl.control.service import handlers as control_handlers
 from bgpctl.control.state import DecisionLog, ExabgpView, SessionTracker, Snapshot
 from bgpctl.core.controller import Controller
 from bgpctl.core.overrides import Runtime
+from bgpctl.core.plan import path_states
 from bgpctl.core.recording import Schedule
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon import privileges
-from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink
+from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink, export_routing_state
 from bgpctl.errors import BgpctlError, SpeakerError
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy
@@ -317,6 +318,14 @@ class Daemon:
                 if n > seen.get(outcome, 0):
                     self.metrics.probes.labels(*prober.key, outcome).inc(n - seen.get(outcome, 0))
                     seen[outcome] = n
+        export_routing_state(
+            self.metrics,
+            states=path_states(self.policy, self.controller.health, self.controller.overrides)[0],
+            peers=[p.name for p in self.policy.peers],
+            announced=self.speaker.announced(),
+            policy_overrides=self.policy.overrides,
+            runtime=self.controller.runtime,
+        )
 
     def snapshot(self, now: float) -> Snapshot:
         """The state the control API answers from (references to immutable state, small copies)."""

@@ -7,14 +7,16 @@ sinks (failover hooks, Connect traffic-distribution updates) implement the same 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bgpctl import events
-from bgpctl.core.types import Health, PathKey, PathStats, Plan, Transition
+from bgpctl.core.overrides import KINDS, Runtime
+from bgpctl.core.types import Health, PathKey, PathStats, Plan, Rib, Transition
+from bgpctl.policy.model import Overrides, PathState
 from bgpctl.render import change_to_dict, transition_to_dict
 
 _HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.SUSPECT: 2, Health.DOWN: 3}
@@ -31,12 +33,14 @@ class LogSink:
         self.log = log
 
     def transition(self, t: Transition) -> None:
-        level = self.log.warning if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED) else self.log.info
-        level(
-            events.PATH_HEALTH,
+        fields = {
             **transition_to_dict(t),
-            measurements={r.metric: r.value for r in t.reasons if r.value is not None},
-        )
+            "measurements": {r.metric: r.value for r in t.reasons if r.value is not None},
+        }
+        if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED):
+            self.log.warning(events.PATH_HEALTH, **fields)
+        else:
+            self.log.info(events.PATH_HEALTH, **fields)
 
     def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
@@ -66,6 +70,26 @@ class Metrics:
         self.transitions = Counter("bgpctl_path_transitions", "Path health changes", [*path, "to"], registry=r)
         self.health = Gauge(
             "bgpctl_path_health", "Path health: -1 unknown, 0 up, 1 degraded, 2 suspect, 3 down", path, registry=r
+        )
+        self.path_state = Gauge(
+            "bgpctl_path_state",
+            "plan()'s state of the path for its service: 1 on the current one of preferred, standby, degraded, "
+            "down (all 0: not announced, health unknown)",
+            [*path, "state"],
+            registry=r,
+        )
+        self.announced_routes = Gauge(
+            "bgpctl_announced_routes",
+            "Routes ExaBGP holds announced to the peer (0 while its session is down)",
+            ["peer"],
+            registry=r,
+        )
+        self.overrides = Gauge(
+            "bgpctl_overrides",
+            "Overrides in force by kind (drain, pin, freeze) and source (runtime: bgpctl drain/pin/freeze; "
+            "policy: the policy file's overrides)",
+            ["kind", "source"],
+            registry=r,
         )
         self.rtt_p50 = Gauge("bgpctl_path_rtt_p50_ms", "Window RTT median", path, registry=r)
         self.rtt_p95 = Gauge("bgpctl_path_rtt_p95_ms", "Window RTT p95", path, registry=r)
@@ -98,6 +122,28 @@ class Metrics:
         )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
+        # policy reloads (bgpctl reload, SIGHUP) and hooks: names agreed across branches (session 19 preamble)
+        self.reloads = Counter(
+            "bgpctl_policy_reloads", "Policy reloads by result: applied, unchanged, refused", ["result"], registry=r
+        )
+        self.last_reload_successful = Gauge(
+            "bgpctl_policy_last_reload_successful",
+            "0 after a refused reload until one succeeds (1 at start)",
+            registry=r,
+        )
+        self.last_reload_successful.set(1)
+        self.last_reload_timestamp = Gauge(
+            "bgpctl_policy_last_reload_timestamp_seconds", "When the last reload was attempted (Unix time)", registry=r
+        )
+        self.hook_deliveries = Counter(
+            "bgpctl_hook_deliveries", "Hook deliveries by result: ok, failed", ["hook", "result"], registry=r
+        )
+        self.hook_dropped = Counter(
+            "bgpctl_hook_dropped", "Hook events dropped: the hook's queue was full", ["hook"], registry=r
+        )
+        self.hook_queue_depth = Gauge(
+            "bgpctl_hook_queue_depth", "Hook events waiting in the hook's queue", ["hook"], registry=r
+        )
 
 
 class MetricsSink:
@@ -126,3 +172,36 @@ class MetricsSink:
             ):
                 if value is not None:
                     gauge.labels(*key).set(value)
+
+
+def override_counts(policy_overrides: Overrides, runtime: Runtime) -> dict[tuple[str, str], int]:
+    """(kind, source) -> overrides in force, every pair present (0 when none): the policy file's own
+    (``overrides:``) and the runtime ones (``bgpctl drain/pin/freeze``)."""
+    counts: dict[tuple[str, str], int] = {(kind, source): 0 for kind in KINDS for source in ("policy", "runtime")}
+    counts["drain", "policy"] = len(policy_overrides.drain)
+    counts["pin", "policy"] = len(policy_overrides.pin)
+    counts["freeze", "policy"] = int(policy_overrides.freeze)
+    for o in runtime:
+        counts[o.kind, "runtime"] += 1
+    return counts
+
+
+def export_routing_state(
+    m: Metrics,
+    *,
+    states: Mapping[PathKey, PathState | None],
+    peers: Iterable[str],
+    announced: Rib,
+    policy_overrides: Overrides,
+    runtime: Runtime,
+) -> None:
+    """The daemon's routing state as gauges, on every pass of its loop: each path's plan() state (one
+    series per state, 1 on the current one), the routes held per peer (0 for a peer with none or with
+    its session down), the overrides in force."""
+    for key, state in states.items():
+        for s in PathState:
+            m.path_state.labels(*key, s.value).set(1 if s is state else 0)
+    for peer in peers:
+        m.announced_routes.labels(peer).set(len(announced.get(peer, {})))
+    for (kind, source), n in override_counts(policy_overrides, runtime).items():
+        m.overrides.labels(kind, source).set(n)

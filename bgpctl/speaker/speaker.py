@@ -539,8 +539,11 @@ class Speaker:
         if previous != state and self.on_session is not None:
             self.on_session()
         self._watch.state(name, state, time.monotonic())
-        level = self._log.warning if state == SessionState.DOWN and not self._exabgp_stopping else self._log.info
-        level(events.BGP_SESSION, peer=name, address=addr, state=state, previous=previous, reason=reason)
+        fields = {"peer": name, "address": addr, "state": state, "previous": previous, "reason": reason}
+        if state == SessionState.DOWN and not self._exabgp_stopping:
+            self._log.warning(events.BGP_SESSION, **fields)
+        else:
+            self._log.info(events.BGP_SESSION, **fields)
         if state == SessionState.UP:
             self._syns.up(name)
             self._unacked.up(name)
@@ -597,10 +600,15 @@ class Speaker:
         within seconds, once until the session is up."""
         at = time.monotonic() if now is None else now
         up = {str(p.address) for p in self.policy.peers if self._states.get(p.name) == SessionState.UP}
-        unacked_event = events.BGP_PACKETS_UNACKNOWLEDGED
         for watch, stuck, event, reason, causes in (
             (self._syns, syn_sent, events.BGP_SYN_UNANSWERED, "syn_unanswered", CAUSES_SYN_UNANSWERED),
-            (self._unacked, unacked, unacked_event, "packets_unacknowledged", CAUSES_UNACKNOWLEDGED),
+            (
+                self._unacked,
+                unacked,
+                events.BGP_PACKETS_UNACKNOWLEDGED,
+                "packets_unacknowledged",
+                CAUSES_UNACKNOWLEDGED,
+            ),
         ):
             for late in watch.seen(set(stuck) - up, at):  # a session that is up is busy, not stuck
                 peer = self.policy.peer(late.peer)

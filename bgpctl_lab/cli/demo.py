@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bgpctl import events
 from bgpctl.errors import BgpctlError
 from bgpctl_lab.cli.lab import TOPOLOGY_OPTION
 from bgpctl_lab.topology import drills_dir, find_topology
@@ -32,12 +33,12 @@ def _decisions(log_file: Path, since_unix: float) -> list[str]:
         if at < since_unix:
             continue
         t = f"+{at - since_unix:7.3f}s"
-        if ev.get("event") == "path.health":
+        if ev.get("event") == events.PATH_HEALTH:
             out.append(f"{t} {ev['path']}: {ev['old']} -> {ev['new']} ({'; '.join(ev.get('reasons', [])[:2])})")
-        elif ev.get("event") == "route.change":
+        elif ev.get("event") == events.ROUTE_CHANGE:
             attrs = "" if ev["kind"] == "withdraw" else f" med {ev.get('med')} as-path {ev.get('as_path')}"
             out.append(f"{t}   {ev['kind']} {ev['prefix']} (path {ev['path_id']}) to {ev['peer']}{attrs}")
-        elif ev.get("event") == "plan.note":
+        elif ev.get("event") == events.PLAN_NOTE:
             out.append(f"{t}   note: {ev['note']}")
     return out
 

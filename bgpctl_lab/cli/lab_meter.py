@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from bgpctl import events
 from bgpctl.cli.params import FiniteFloatRange
 from bgpctl.errors import ProbeError
 from bgpctl_lab.cli.lab import lab, lab_option
@@ -155,7 +156,7 @@ def meter(
 def responder(*, region: str, port: int, binds: tuple[str, ...], seconds: float, hold_ms: float) -> None:
     """Echo meter probes, in this network namespace, until --seconds pass or SIGTERM/SIGINT.
 
-    Prints one JSON line when listening ({"event": "responder.ready", ...}) and one summary line at the end.
+    Prints one JSON line when listening ({"event": events.RESPONDER_READY, ...}) and one summary line at the end.
     """
     stop = threading.Event()
 
@@ -166,9 +167,9 @@ def responder(*, region: str, port: int, binds: tuple[str, ...], seconds: float,
     signal.signal(signal.SIGINT, _stop)
 
     def _ready() -> None:
-        click.echo(json.dumps({"event": "responder.ready", "region": region, "port": port, "binds": binds}))
+        click.echo(json.dumps({"event": events.RESPONDER_READY, "region": region, "port": port, "binds": binds}))
 
     summary = run_responder(
         region, port=port, binds=binds, seconds=seconds, hold_ms=hold_ms, stop=stop, on_ready=_ready
     )
-    click.echo(json.dumps({"event": "responder.summary", **summary.model_dump()}))
+    click.echo(json.dumps({"event": events.RESPONDER_SUMMARY, **summary.model_dump()}))

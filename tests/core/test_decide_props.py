@@ -383,9 +383,10 @@ def test_no_improvement_before_rise_dwell_and_hold_down(
     now = 0.0
     seq: list[tuple[float, PathStats | None]] = []
     for kind, n, dt in plan:
-        for _ in range(n):
+        # one strategy per phase (not per window): building strategies is most of this test's time
+        for s in data.draw(st.lists(stats_of_kind(kind, h), min_size=n, max_size=n)):
             now += dt
-            seq.append((now, data.draw(stats_of_kind(kind, h))))
+            seq.append((now, s))
     steps = replay(with_hysteresis(h), seq)
     improvements = sum(
         1

@@ -12,7 +12,6 @@ import json
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,16 @@ import pytest
 
 from bgpctl_lab import faults
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import own_reference_lab
-from bgpctl_lab.runner import Lab
-from tests.control.support import schema_errors
-from tests.daemon.test_daemon_lab import (
+from bgpctl_lab.reference import (
     CR,
     FRR_PEERS_OF_CR,
     converged_problems,
     cr_neighbor,
     daemon_proc,
-    exabgp_children,
 )
-from tests.lab.helpers import TOPOLOGY
+from bgpctl_lab.runner import Lab
+from tests.control.support import schema_errors
+from tests.daemon.test_daemon_lab import exabgp_children
 
 pytestmark = pytest.mark.lab
 
@@ -40,19 +37,6 @@ BUDGETS = {
     "daemon_converged": 30.0,
     "status_settled": 20.0,
 }
-
-
-@pytest.fixture(scope="module")
-def clab() -> Iterator[Lab]:
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        eventually(
-            "daemon converged after up",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: lab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
-        yield lab
 
 
 def run_dir(lab: Lab) -> Path:
@@ -89,20 +73,20 @@ def status_problems(status: dict[str, Any]) -> list[str]:
     return problems
 
 
-def test_status_shows_every_session_and_path_as_frr_and_the_process_tree_see_them(clab: Lab) -> None:
+def test_status_shows_every_session_and_path_as_frr_and_the_process_tree_see_them(controller_lab: Lab) -> None:
     w = eventually(
         "status: every session and path up",
         budget=BUDGETS["status_settled"],
-        probe=lambda: ask(clab, "status", "-n", "50"),
+        probe=lambda: ask(controller_lab, "status", "-n", "50"),
         check=status_problems,
         interval_s=0.5,
     )
     status = w.value
-    daemon = daemon_proc(clab)
+    daemon = daemon_proc(controller_lab)
     assert status["daemon"]["pid"] == daemon.pid
     assert [status["exabgp"]["pid"]] == exabgp_children(daemon.pid)
     for node in FRR_PEERS_OF_CR:
-        frr = cr_neighbor(clab, node)
+        frr = cr_neighbor(controller_lab, node)
         assert frr["bgpState"] == "Established", node
     sessions = {s["peer"]: s for s in status["sessions"]}
     assert set(sessions) == set(FRR_PEERS_OF_CR)
@@ -114,7 +98,7 @@ def test_status_shows_every_session_and_path_as_frr_and_the_process_tree_see_the
         assert p["state"] in ("preferred", "standby") and p["why"], p
     assert status["overrides"] == []
     assert any(d["event"] == "route.change" for d in status["decisions"])
-    text = bgpctl(clab, "status")
+    text = bgpctl(controller_lab, "status")
     assert text.returncode == 0 and "media/use1/interconnect" in text.stdout and "tgw-usw2" in text.stdout
 
 
@@ -161,12 +145,12 @@ def routes_problems(lab: Lab, routes: dict[str, Any]) -> list[str]:
     return problems
 
 
-def test_routes_are_what_frr_holds_from_cr_with_every_attribute_and_their_rule(clab: Lab) -> None:
+def test_routes_are_what_frr_holds_from_cr_with_every_attribute_and_their_rule(controller_lab: Lab) -> None:
     w = eventually(
         "routes: the daemon's announcements are what FRR holds",
         budget=BUDGETS["status_settled"],
-        probe=lambda: ask(clab, "routes"),
-        check=lambda r: routes_problems(clab, r),
+        probe=lambda: ask(controller_lab, "routes"),
+        check=lambda r: routes_problems(controller_lab, r),
         interval_s=0.5,
     )
     routes = w.value
@@ -179,22 +163,22 @@ def test_routes_are_what_frr_holds_from_cr_with_every_attribute_and_their_rule(c
     assert api_standby["rule"]["state"] == "standby" and api_standby["rule"]["action"] == "actions.standby.edge"
     assert all(r["rule"]["health"] == "up" and r["rule"]["kept"] is None for p in peers.values() for r in p["routes"])
 
-    only = ask(clab, "routes", "--peer", "edge", "--prefix", "203.0.113.10")
+    only = ask(controller_lab, "routes", "--peer", "edge", "--prefix", "203.0.113.10")
     assert [p["peer"] for p in only["peers"]] == ["edge"]
     assert {r["prefix"] for r in only["peers"][0]["routes"]} == {"203.0.113.0/26"}
-    text = bgpctl(clab, "routes", "--peer", "tgw-use1")
+    text = bgpctl(controller_lab, "routes", "--peer", "tgw-use1")
     assert text.returncode == 0 and "192.0.2.0/24" in text.stdout and "7224:7300" in text.stdout
 
 
-def test_the_socket_is_root_only_and_bad_requests_leave_the_daemon_routing(clab: Lab) -> None:
-    sock = run_dir(clab) / "control.sock"
+def test_the_socket_is_root_only_and_bad_requests_leave_the_daemon_routing(controller_lab: Lab) -> None:
+    sock = run_dir(controller_lab) / "control.sock"
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and sock.stat().st_uid == 0
-    bad = bgpctl(clab, "routes", "--peer", "nope")
+    bad = bgpctl(controller_lab, "routes", "--peer", "nope")
     assert bad.returncode == 2 and bad.stderr.startswith("bgpctl: the daemon refused: no peer 'nope'")
-    daemon = daemon_proc(clab)
-    assert clab.spawned_alive(daemon)
-    assert status_problems(ask(clab, "status")) == []
-    assert converged_problems(clab) == []
+    daemon = daemon_proc(controller_lab)
+    assert controller_lab.spawned_alive(daemon)
+    assert status_problems(ask(controller_lab, "status")) == []
+    assert converged_problems(controller_lab) == []
 
 
 def down_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
@@ -211,21 +195,21 @@ def down_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
     return routes_problems(lab, ask(lab, "routes"))
 
 
-def test_a_blackholed_region_shows_down_with_its_reason_and_routes_follow_frr(clab: Lab) -> None:
-    faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
+def test_a_blackholed_region_shows_down_with_its_reason_and_routes_follow_frr(controller_lab: Lab) -> None:
+    faults.blackhole_node(controller_lab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
     try:
         w = eventually(
             "status: usw2 down with reasons, routes as FRR holds them",
             budget=BUDGETS["status_settled"],
-            probe=lambda: ask(clab, "status", "-n", "200"),
-            check=lambda s: down_problems(clab, s),
+            probe=lambda: ask(controller_lab, "status", "-n", "200"),
+            check=lambda s: down_problems(controller_lab, s),
             interval_s=0.5,
         )
         downs = [d for d in w.value["decisions"] if d["event"] == "path.health" and d["new"] == "down"]
         assert {d["path"] for d in downs} >= {f"{s}/usw2/interconnect" for s in ("media", "signalling", "api")}
-        edge = ask(clab, "routes", "--peer", "edge")["peers"][0]["routes"]
+        edge = ask(controller_lab, "routes", "--peer", "edge")["peers"][0]["routes"]
         assert {r["next_hop"] for r in edge} == {"198.18.1.11"}
-        (tgw,) = ask(clab, "routes", "--peer", "tgw-usw2")["peers"]
+        (tgw,) = ask(controller_lab, "routes", "--peer", "tgw-usw2")["peers"]
         assert tgw["routes"] == []  # the agents' prefix follows media's state: down means withdrawn
     finally:
-        faults.clear_node(clab, "tgw-usw2", "eth2")
+        faults.clear_node(controller_lab, "tgw-usw2", "eth2")

@@ -10,9 +10,11 @@ service), always torn down. The tests run in file order and share it:
    and the sessions come back with End-of-RIB (graceful restart, manual EoR);
 3. the daemon itself stopped and started again: the new daemon pins its probes again (AsyncIPRoute)
    and converges; no forwarding hop lost a route meanwhile and a call stream across it lost nothing;
-4. the metrics endpoint (inside cr's namespace) serves the route-change counter and path health;
+4. the metrics endpoint (inside cr's namespace) serves the route-change counter, path health and state,
+   routes per peer, every family of the registry, and no alert rule fires on it (promtool);
 5. a region's Connect side blackholed: the daemon marks its paths down, says why (metric >=
-   threshold) in the log and in the metrics, and the edge stops using that region;
+   threshold) in the log and in the metrics, the edge stops using that region, and the alert rules on
+   the page fire "region lost" for each service via that region and nothing else;
 6. every line of the daemon's log is JSON, and every decision names the metric and threshold.
 """
 
@@ -39,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pyroute2 import IPRoute
 
 from bgpctl import events as names
+from bgpctl.daemon.sinks import Metrics
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
 from bgpctl_lab import faults, runner
@@ -47,23 +50,32 @@ from bgpctl_lab.meter import run_meter
 from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import own_reference_lab
+from bgpctl_lab.reference import (
+    AGENTS,
+    API,
+    CR,
+    DAEMON_TAG,
+    FRR_PEERS_OF_CR,
+    MEDIA,
+    SIGNALLING,
+    USE1,
+    USW2,
+    WATCHED,
+    converged_problems,
+    cr_neighbor,
+    daemon_proc,
+    tgw_problems,
+)
 from bgpctl_lab.route_watch import NextHops, nexthops_of
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.state import Proc
+from tests import promtool
 from tests.lab.helpers import REPO, TOPOLOGY, json_mismatches, route_nexthops
 
 pytestmark = pytest.mark.lab
 
-CR, USE1, USW2 = "198.18.1.2", "198.18.1.11", "198.18.1.12"
-EDGE_ADDR = "198.18.1.1"
-MEDIA, SIGNALLING, API = "203.0.113.0/26", "203.0.113.64/26", "203.0.113.128/26"
-AGENTS = "192.0.2.0/24"
-WATCHED = (MEDIA, SIGNALLING, API)
-FRR_PEERS_OF_CR = ("edge", "tgw-use1", "tgw-usw2")
 PATHS = [(s, r, "interconnect") for s in ("media", "signalling", "api") for r in ("use1", "usw2")]
 LAB_POLICY = REPO / "policies" / "lab.yaml"
 METRICS_URL = "http://127.0.0.1:9477/metrics"
-DAEMON_TAG = "service:daemon"
 
 # Named budgets (seconds): a slow machine shows which expectation was too tight.
 BUDGETS: dict[str, float] = {
@@ -92,13 +104,6 @@ def clab() -> Iterator[Lab]:
 # ------------------------------------------------------------------------------------------ reading state
 
 
-def daemon_proc(lab: Lab) -> Proc:
-    procs = [p for p in lab.spawned() if p.tag == DAEMON_TAG]
-    assert len(procs) == 1, f"expected one recorded daemon, got {procs}"
-    assert lab.spawned_alive(procs[0]), f"daemon {procs[0].pid} is not running"
-    return procs[0]
-
-
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -120,11 +125,6 @@ def exabgp_in(lab: Lab) -> list[int]:
         for p in labns.pids_in([nsid])
         if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])
     ]
-
-
-def cr_neighbor(lab: Lab, node: str) -> dict[str, Any]:
-    data: dict[str, Any] = lab.vtysh_json(node, f"show bgp neighbors {CR} json")[CR]
-    return data
 
 
 def connections(lab: Lab) -> dict[str, int]:
@@ -164,64 +164,6 @@ class StaleSeen:
         return problems
 
 
-def tgw_problems(lab: Lab, community: str = "7224:7300") -> list[str]:
-    """[] when both TGWs hold the agents' prefix from cr, next hop the edge, with exactly ``community``."""
-    problems: list[str] = []
-    for tgw in ("tgw-use1", "tgw-usw2"):
-        data = lab.vtysh_json(tgw, f"show bgp ipv4 unicast {AGENTS} json")
-        ours = [p for p in data.get("paths", []) if p.get("peer", {}).get("peerId") == CR]
-        if len(ours) != 1:
-            problems.append(f"{tgw}: {len(ours)} paths for {AGENTS} from cr")
-            continue
-        problems += [
-            f"{tgw}: {p}"
-            for p in json_mismatches(
-                {
-                    "valid": True,
-                    "bestpath": {"overall": True},
-                    "nexthops": [{"ip": EDGE_ADDR}],
-                    "community": {"string": community},
-                    "aspath": {"string": "65000"},
-                },
-                ours[0],
-            )
-        ]
-    return problems
-
-
-def edge_problems(lab: Lab, media_hops: set[str] | None = None) -> list[str]:
-    """[] when the edge's RIB has ``media_hops`` (default: both TGWs) for media and signalling, and for
-    the API group use1 best (MED 0, path 65000) over usw2 (MED 100, one prepend)."""
-    hops = media_hops or {USE1, USW2}
-    problems = [
-        f"edge: {p} via {got}, want {sorted(hops)}"
-        for p in (MEDIA, SIGNALLING)
-        if (got := route_nexthops(lab, "edge", p)) != hops
-    ]
-    api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
-    problems += [
-        f"edge {API}: {p}"
-        for p in json_mismatches(
-            {
-                "paths": [
-                    {"__exact_len__": 2},
-                    {
-                        "nexthops": [{"ip": USE1}],
-                        "metric": 0,
-                        "aspath": {"string": "65000"},
-                        "bestpath": {"overall": True},
-                    },
-                    {"nexthops": [{"ip": USW2}], "metric": 100, "aspath": {"string": "65000 65000"}, "bestpath": None},
-                ]
-            },
-            api,
-        )
-    ]
-    if (got := route_nexthops(lab, "edge", API)) != {USE1}:
-        problems.append(f"edge: {API} installed via {got}, want {USE1}")
-    return problems
-
-
 def pins_problems(lab: Lab) -> list[str]:
     """[] when cr holds the daemon's policy routing for both paths: rule, default via the TGW, address."""
     state = Pinning(pins_from_policy(load_policy(LAB_POLICY)), netns=lab.netns("cr")).state()
@@ -234,10 +176,6 @@ def pins_problems(lab: Lab) -> list[str]:
         for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))
     }
     return [] if state == want else [f"pins: {state}"]
-
-
-def converged_problems(lab: Lab) -> list[str]:
-    return tgw_problems(lab) + edge_problems(lab)
 
 
 def metrics_text(lab: Lab) -> str:
@@ -501,7 +439,7 @@ def test_daemon_restart_kept_every_forwarding_route_and_every_call() -> None:
     assert meter.lost == 0 and set(meter.regions) == {"use1", "usw2"}, (meter.lost, meter.regions)
 
 
-def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab) -> None:
+def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab, tmp_path: Path) -> None:
     w = eventually(
         "metrics endpoint answers",
         budget=BUDGETS["metrics_up"],
@@ -517,9 +455,39 @@ def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab) -> Non
     assert changes[(("kind", "announce"), ("peer", "tgw-usw2"))] >= 1
     up = samples(w.value, "bgpctl_bgp_session_up")
     assert up == {(("peer", p),): 1.0 for p in FRR_PEERS_OF_CR}
+    # the live page has every family of the registry the dashboard and the rules are checked against
+    served = {f.name for f in text_string_to_metric_families(w.value) if not f.name.endswith("_created")}
+    assert served == {f.name for f in Metrics().registry.collect()}
+    # plan()'s state per path: both regions preferred for the active-active groups, usw2 standby for the API
+    assert path_states_on(w.value) == {
+        (s, r, p): "standby" if (s, r) == ("api", "usw2") else "preferred" for s, r, p in PATHS
+    }
+    # the edge holds 3 prefixes x 2 regions (ADD-PATH), each TGW the agents' prefix
+    assert samples(w.value, "bgpctl_announced_routes") == {
+        (("peer", "edge"),): 6.0,
+        (("peer", "tgw-use1"),): 1.0,
+        (("peer", "tgw-usw2"),): 1.0,
+    }
+    assert set(samples(w.value, "bgpctl_overrides").values()) == {0.0}
+    # steady state: the alert rules, evaluated by promtool on this very page, fire nothing
+    assert promtool.alerts_on_scrape(promtool.find(), w.value, [], tmp_path) == ""
 
 
-def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(clab: Lab, record_property: Any) -> None:
+def path_states_on(page: str) -> dict[tuple[str, str, str], str]:
+    """(service, region, path) -> the state whose bgpctl_path_state series is 1 (one per path, or fail)."""
+    on: dict[tuple[str, str, str], list[str]] = {}
+    for labels, value in samples(page, "bgpctl_path_state").items():
+        d = dict(labels)
+        states = on.setdefault((d["service"], d["region"], d["path"]), [])
+        if value == 1.0:
+            states.append(d["state"])
+    assert all(len(v) == 1 for v in on.values()), on
+    return {k: v[0] for k, v in on.items()}
+
+
+def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
+    clab: Lab, record_property: Any, tmp_path: Path
+) -> None:
     t0 = time.time()
     faults.blackhole_node(clab, "tgw-usw2", "eth2", True)  # usw2's Connect side: probes die, BGP stays up
     try:
@@ -543,9 +511,17 @@ def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(cl
             assert e["level"] == "warning"
             assert any(re.fullmatch(r"consecutive_lost \d+ >= down_after_lost \d+.*", r) for r in e["reasons"]), e
             assert e["measurements"]["consecutive_lost"] >= 3, e
-        health = samples(metrics_text(clab), "bgpctl_path_health")
+        page = metrics_text(clab)
+        health = samples(page, "bgpctl_path_health")
         for s, r, p in PATHS:
             assert health[(("path", p), ("region", r), ("service", s))] == (3.0 if r == "usw2" else 0.0)  # 3: down
+        assert path_states_on(page) == {(s, r, p): "down" if r == "usw2" else "preferred" for s, r, p in PATHS}
+        # the rules on this page: usw2 lost for every service, and nothing else (BGP stays up, use1 carries all)
+        lost = [
+            {"alertname": "BgpctlRegionLost", "severity": "critical", "service": s, "region": "usw2"}
+            for s in ("media", "signalling", "api")
+        ]
+        assert promtool.alerts_on_scrape(promtool.find(), page, lost, tmp_path) == ""
         # the policy's down action withdraws towards the TGW too: usw2 no longer draws the return traffic
         assert [x for x in tgw_problems(clab) if x.startswith("tgw-use1")] == []
         usw2 = clab.vtysh_json("tgw-usw2", f"show bgp ipv4 unicast {AGENTS} json")

@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +32,9 @@ from bgpctl.speaker.sessionwatch import NOT_ESTABLISHED_HOLD_TIMES
 from bgpctl_lab import frr, runner
 from bgpctl_lab import netns as labns
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import own_reference_lab
+from bgpctl_lab.reference import CR, DAEMON_TAG, converged_problems, daemon_proc
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_daemon_lab import (
-    CR,
-    DAEMON_TAG,
-    _ts,
-    converged_problems,
-    daemon_proc,
-    exabgp_children,
-    metrics_text,
-    pins_problems,
-    samples,
-)
+from tests.daemon.test_daemon_lab import _ts, exabgp_children, metrics_text, pins_problems, samples
 from tests.lab.helpers import TOPOLOGY
 
 pytestmark = pytest.mark.lab
@@ -66,13 +55,6 @@ BUDGETS: dict[str, float] = {
 }
 EXTRA = [f"198.19.{i // 256}.{i % 256}/32" for i in range(10_000)]  # 198.18.0.0/15: a benchmarking range
 FAILURES = "bgpctl_bgp_session_failures_total"
-
-
-@pytest.fixture(scope="module")
-def plab() -> Iterator[Lab]:
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        eventually("daemon converged", budget=BUDGETS["converged"], probe=lambda: lab, check=converged_problems)
-        yield lab
 
 
 # ------------------------------------------------------------------------------------------ reading state
@@ -134,15 +116,15 @@ def back_to_normal(lab: Lab, why: str) -> None:
 # ------------------------------------------------------------------------------------------ tests
 
 
-def test_a_wrong_md5_key_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, record_property: Any) -> None:
+def test_a_wrong_md5_key_is_a_warning_naming_the_peer_and_the_cause(controller_lab: Lab, record_property: Any) -> None:
     peer = "tgw-usw2"
     t0 = time.time()
-    plab.configure(peer, ["router bgp 64513", f"neighbor {CR} password bgpctl-lab-wrong-key"])
+    controller_lab.configure(peer, ["router bgp 64513", f"neighbor {CR} password bgpctl-lab-wrong-key"])
     try:
         syns = eventually(
             f"{names.BGP_SYN_UNANSWERED} for {peer}",
             budget=BUDGETS["syn_unanswered"],
-            probe=lambda: events_since(plab, t0, names.BGP_SYN_UNANSWERED, peer),
+            probe=lambda: events_since(controller_lab, t0, names.BGP_SYN_UNANSWERED, peer),
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.2,
         ).value[0]
@@ -150,20 +132,20 @@ def test_a_wrong_md5_key_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
         w = eventually(
             f"{names.BGP_SESSION_NOT_ESTABLISHED} for {peer}",
             budget=BUDGETS["not_established"],
-            probe=lambda: events_since(plab, t0, names.BGP_SESSION_NOT_ESTABLISHED, peer),
+            probe=lambda: events_since(controller_lab, t0, names.BGP_SESSION_NOT_ESTABLISHED, peer),
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.5,
         )
         warned = w.value[0]
         took_s = _ts(warned) - t0
-        downs = events_since(plab, t0, names.BGP_SESSION, peer)
+        downs = events_since(controller_lab, t0, names.BGP_SESSION, peer)
         count = eventually(
             "the failure metric counts it",
             budget=BUDGETS["metric"],
-            probe=lambda: failures(plab).get((peer, "none", "not_established"), 0.0),
+            probe=lambda: failures(controller_lab).get((peer, "none", "not_established"), 0.0),
             check=lambda n: [] if n >= 1 else [f"count {n}"],
         ).value
-        syn_count = failures(plab).get((peer, "send", "syn_unanswered"), 0.0)
+        syn_count = failures(controller_lab).get((peer, "send", "syn_unanswered"), 0.0)
         record_property(
             "md5", {"syn_warning_after_s": round(syn_s, 2), "warning_after_s": round(took_s, 2), "counted": count}
         )
@@ -176,23 +158,23 @@ def test_a_wrong_md5_key_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
         assert warned["level"] == "warning" and warned["address"] == "198.18.1.12"
         assert warned["tcp_connected"] is False and "MD5" in warned["likely_causes"], warned
         assert warned["hold_time"] == HOLD_S and warned["waited_s"] >= NOT_ESTABLISHED_HOLD_TIMES * HOLD_S
-        assert session_with_cr(plab, peer) != "Established"
+        assert session_with_cr(controller_lab, peer) != "Established"
     finally:
-        plab.configure(peer, ["router bgp 64513", f"no neighbor {CR} password"])
-    back_to_normal(plab, "the MD5 key was removed")
+        controller_lab.configure(peer, ["router bgp 64513", f"no neighbor {CR} password"])
+    back_to_normal(controller_lab, "the MD5 key was removed")
 
 
-def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, record_property: Any) -> None:
+def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(controller_lab: Lab, record_property: Any) -> None:
     """FRR then drops our packets (TTL 64 < 255) while we accept its: TCP connects, its OPEN arrives, our
     answers never do, and ExaBGP's hold timer expires: the NOTIFICATION it sends is decoded, every try."""
     peer = "tgw-use1"
     t0 = time.time()
-    plab.configure(peer, ["router bgp 64512", f"neighbor {CR} ttl-security hops 1"])
+    controller_lab.configure(peer, ["router bgp 64512", f"neighbor {CR} ttl-security hops 1"])
     try:
         unacked = eventually(
             f"{names.BGP_PACKETS_UNACKNOWLEDGED} for {peer}",
             budget=BUDGETS["syn_unanswered"],
-            probe=lambda: events_since(plab, t0, names.BGP_PACKETS_UNACKNOWLEDGED, peer),
+            probe=lambda: events_since(controller_lab, t0, names.BGP_PACKETS_UNACKNOWLEDGED, peer),
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.2,
         ).value[0]
@@ -200,7 +182,9 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
         hold = eventually(
             f"the Hold Timer Expired ExaBGP sends to {peer}",
             budget=BUDGETS["not_established"],
-            probe=lambda: [e for e in events_since(plab, t0, names.BGP_NOTIFICATION, peer) if e["direction"] == "send"],
+            probe=lambda: [
+                e for e in events_since(controller_lab, t0, names.BGP_NOTIFICATION, peer) if e["direction"] == "send"
+            ],
             check=lambda es: [] if es else ["no NOTIFICATION sent yet"],
             interval_s=0.5,
         ).value[0]
@@ -208,7 +192,7 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
         warned = eventually(
             f"{names.BGP_SESSION_NOT_ESTABLISHED} for {peer}",
             budget=BUDGETS["not_established"],
-            probe=lambda: events_since(plab, t0, names.BGP_SESSION_NOT_ESTABLISHED, peer),
+            probe=lambda: events_since(controller_lab, t0, names.BGP_SESSION_NOT_ESTABLISHED, peer),
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.5,
         ).value[0]
@@ -216,7 +200,7 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
         fails = eventually(
             "the failure metric counts both",
             budget=BUDGETS["metric"],
-            probe=lambda: failures(plab),
+            probe=lambda: failures(controller_lab),
             check=lambda f: (
                 []
                 if f.get((peer, "none", "not_established"), 0) >= 1
@@ -244,10 +228,10 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(plab: Lab, r
         assert fails.get((peer, "send", "packets_unacknowledged"), 0) >= 1
         assert warned["level"] == "warning" and warned["address"] == "198.18.1.11"
         assert warned["tcp_connected"] is True and "GTSM" in warned["likely_causes"], warned
-        assert session_with_cr(plab, peer) != "Established"
+        assert session_with_cr(controller_lab, peer) != "Established"
     finally:
-        plab.configure(peer, ["router bgp 64512", f"no neighbor {CR} ttl-security hops 1"])
-    back_to_normal(plab, "GTSM was removed")
+        controller_lab.configure(peer, ["router bgp 64512", f"no neighbor {CR} ttl-security hops 1"])
+    back_to_normal(controller_lab, "GTSM was removed")
 
 
 def _inject(lab: Lab, node: str, asn: int, on: bool) -> None:
@@ -268,18 +252,18 @@ def _inject(lab: Lab, node: str, asn: int, on: bool) -> None:
 
 
 def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_stays_flat(
-    plab: Lab, record_property: Any
+    controller_lab: Lab, record_property: Any
 ) -> None:
-    pid = daemon_proc(plab).pid
+    pid = daemon_proc(controller_lab).pid
     rss = {"before": rss_kib(pid)}
     t0 = time.time()
-    _inject(plab, "tgw-use1", 64512, True)
+    _inject(controller_lab, "tgw-use1", 64512, True)
     try:
         # ignore (tgw-use1): warned once, 1,000 kept, the session stays up
         warned = eventually(
             "max-prefixes warning for tgw-use1",
             budget=BUDGETS["inject"],
-            probe=lambda: events_since(plab, t0, names.BGP_MAX_PREFIXES, "tgw-use1"),
+            probe=lambda: events_since(controller_lab, t0, names.BGP_MAX_PREFIXES, "tgw-use1"),
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.5,
         ).value[0]
@@ -287,24 +271,24 @@ def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_st
         offered = eventually(
             "tgw-use1 sent all 10,000 (FRR's count) and the daemon kept 1,000",
             budget=BUDGETS["inject"],
-            probe=lambda: (sent_prefixes(plab, "tgw-use1"), kept_prefixes(plab, "tgw-use1")),
+            probe=lambda: (sent_prefixes(controller_lab, "tgw-use1"), kept_prefixes(controller_lab, "tgw-use1")),
             check=lambda v: [] if v[0] is not None and v[0] >= 10_000 and v[1] == 1000 else [f"sent/kept {v}"],
             interval_s=1.0,
         ).value
         rss["after_10k_ignored"] = rss_kib(pid)
         assert (warned["level"], warned["limit"], warned["action"]) == ("warning", 1000, "ignore")
-        assert session_with_cr(plab, "tgw-use1") == "Established"
-        assert failures(plab).get(("tgw-use1", "receive", "max_prefixes_exceeded"), 0) == 1
+        assert session_with_cr(controller_lab, "tgw-use1") == "Established"
+        assert failures(controller_lab).get(("tgw-use1", "receive", "max_prefixes_exceeded"), 0) == 1
 
         # teardown (tgw-usw2): closed at once, again at every reconnect (ExaBGP's back-off). With graceful
         # restart negotiated ExaBGP closes without the Cease NOTIFICATION (FRR keeps our routes as stale).
-        dropped_before = frr_neighbor(plab, "tgw-usw2").get("connectionsDropped", 0)
+        dropped_before = frr_neighbor(controller_lab, "tgw-usw2").get("connectionsDropped", 0)
         t1 = time.time()
-        _inject(plab, "tgw-usw2", 64513, True)
+        _inject(controller_lab, "tgw-usw2", 64513, True)
         teardowns = eventually(
             "tgw-usw2 torn down twice for max_prefixes",
             budget=BUDGETS["teardown"],
-            probe=lambda: failures(plab).get(("tgw-usw2", "send", "maximum_prefixes_reached"), 0),
+            probe=lambda: failures(controller_lab).get(("tgw-usw2", "send", "maximum_prefixes_reached"), 0),
             check=lambda n: [] if n >= 2 else [f"{n} teardowns so far"],
             interval_s=0.5,
         ).value
@@ -312,19 +296,19 @@ def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_st
         teardowns = eventually(
             "tgw-usw2 torn down six times (10,000 routes re-sent at every reconnect)",
             budget=BUDGETS["teardown"],
-            probe=lambda: failures(plab).get(("tgw-usw2", "send", "maximum_prefixes_reached"), 0),
+            probe=lambda: failures(controller_lab).get(("tgw-usw2", "send", "maximum_prefixes_reached"), 0),
             check=lambda n: [] if n >= 6 else [f"{n} teardowns so far"],
             interval_s=0.5,
         ).value
         rss["after_6_teardowns"] = rss_kib(pid)
         trail = [
             (round(_ts(e) - t1, 2), e["event"], e.get("state"), e.get("reason"))
-            for e in events_since(plab, t1, None, "tgw-usw2")
+            for e in events_since(controller_lab, t1, None, "tgw-usw2")
             if e["event"] in (names.BGP_SESSION, names.BGP_MAX_PREFIXES, names.BGP_NOTIFICATION)
         ]
-        warnings = [e for e in events_since(plab, t1, names.BGP_MAX_PREFIXES, "tgw-usw2")]
+        warnings = [e for e in events_since(controller_lab, t1, names.BGP_MAX_PREFIXES, "tgw-usw2")]
         first_teardown_s = next(t for t, event, state, _ in trail if event == names.BGP_SESSION and state == "down")
-        dropped = frr_neighbor(plab, "tgw-usw2").get("connectionsDropped", 0) - dropped_before
+        dropped = frr_neighbor(controller_lab, "tgw-usw2").get("connectionsDropped", 0) - dropped_before
         record_property(
             "max_prefixes",
             {
@@ -348,9 +332,9 @@ def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_st
         assert rss["after_6_teardowns"] - rss["after_2_teardowns"] < 6 * 1024, rss
         assert rss["after_6_teardowns"] - rss["before"] < 8 * 1024, rss
     finally:
-        _inject(plab, "tgw-use1", 64512, False)
-        _inject(plab, "tgw-usw2", 64513, False)
-    back_to_normal(plab, "the extra routes were withdrawn")
+        _inject(controller_lab, "tgw-use1", 64512, False)
+        _inject(controller_lab, "tgw-usw2", 64513, False)
+    back_to_normal(controller_lab, "the extra routes were withdrawn")
 
 
 def _marked_rules(ns: str) -> list[tuple[str | None, int, int]]:
@@ -375,9 +359,9 @@ def _our_routes(ns: str, tables: tuple[int, ...]) -> dict[int, int]:
         }
 
 
-def test_after_kill_9_a_fresh_daemon_sweeps_the_stale_pins_and_a_stopped_one_leaves_none(plab: Lab) -> None:
-    ns = plab.netns("cr")
-    old = daemon_proc(plab)
+def test_after_kill_9_a_fresh_daemon_sweeps_the_stale_pins_and_a_stopped_one_leaves_none(controller_lab: Lab) -> None:
+    ns = controller_lab.netns("cr")
+    old = daemon_proc(controller_lab)
     old_exabgp = exabgp_children(old.pid)
     # a rule and table of a path an earlier policy had (marked as bgpctl's): a crash left them too
     with IPRoute(netns=ns, flags=0) as ipr:
@@ -393,18 +377,20 @@ def test_after_kill_9_a_fresh_daemon_sweeps_the_stale_pins_and_a_stopped_one_lea
     stale = _marked_rules(ns)
     assert [(s, t) for s, t, _ in stale] == [("198.18.1.21", 101), ("198.18.1.22", 102), ("198.18.1.99", 199)], stale
     t0 = time.time()
-    plab.kill_spawned(pid=old.pid)  # forget the dead one
-    runner.up(TOPOLOGY, name=plab.name, mode="controller")  # a fresh daemon
-    new = daemon_proc(plab)
+    controller_lab.kill_spawned(pid=old.pid)  # forget the dead one
+    runner.up(TOPOLOGY, name=controller_lab.name, mode="controller")  # a fresh daemon
+    new = daemon_proc(controller_lab)
     assert new.pid != old.pid
-    eventually("fresh daemon converged", budget=BUDGETS["converged"], probe=lambda: plab, check=converged_problems)
-    assert pins_problems(plab) == []
+    eventually(
+        "fresh daemon converged", budget=BUDGETS["converged"], probe=lambda: controller_lab, check=converged_problems
+    )
+    assert pins_problems(controller_lab) == []
     assert [(s, t) for s, t, _ in _marked_rules(ns)] == [("198.18.1.21", 101), ("198.18.1.22", 102)]
     assert _our_routes(ns, (199,)) == {199: 0}
-    (swept,) = events_since(plab, t0, names.DAEMON_STALE_PINS)
+    (swept,) = events_since(controller_lab, t0, names.DAEMON_STALE_PINS)
     assert set(swept["removed"]) == {"use1/interconnect", "usw2/interconnect", "stale rule 198.18.1.99 -> table 199"}
 
-    assert plab.kill_spawned(tag=DAEMON_TAG, grace=10.0) == [new.pid]  # SIGTERM: a clean stop
+    assert controller_lab.kill_spawned(tag=DAEMON_TAG, grace=10.0) == [new.pid]  # SIGTERM: a clean stop
     eventually("the daemon stopped", budget=BUDGETS["stopped"], probe=lambda: labns.alive(new.pid), expect=False)
     assert _marked_rules(ns) == [], "a stopped daemon must leave no rule (it found these in place, it still owns them)"
     assert _our_routes(ns, (101, 102, 199)) == {101: 0, 102: 0, 199: 0}

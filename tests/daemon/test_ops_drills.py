@@ -1,6 +1,7 @@
 """Operations drills (issue 8, point 5) in controller mode: drain/undrain, restart, kill -9.
 
-One lab for the module (``od<pid>``, bgpctl's daemon on cr), always torn down; run under the lab lock.
+One lab for the module (the plugin's ``controller_lab``, ``od<pid>``: bgpctl's daemon on cr, converged on
+every hop), always torn down; run under the lab lock.
 Each test runs a drill from lab/drills/ exactly as ``bgpctl lab drill NAME`` does, with the call meter and
 the edge's route watch running, and checks the issue's "done when" on the report:
 
@@ -15,7 +16,6 @@ docs/benchmarks.md, "Operations drills".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,6 @@ from bgpctl.policy.load import load_policy
 from bgpctl_lab import runner
 from bgpctl_lab.drill import DrillReport, daemon_events, run_drill, summary
 from bgpctl_lab.drill_model import load_drill
-from bgpctl_lab.pytest_plugin import own_reference_lab
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.topology import drills_dir
 from tests.lab.helpers import REPO, TOPOLOGY
@@ -36,12 +35,6 @@ LAB_PREFIX = "od"
 POLICY = load_policy(REPO / "policies" / "lab.yaml")
 RISE_S = {s: POLICY.sla_classes[POLICY.services[s].sla].hysteresis.rise_s for s in POLICY.services}
 DRAIN_LIMIT_S = 1.0  # issue 8: the edge is on usw2 within 1 s
-
-
-@pytest.fixture(scope="module")
-def clab() -> Iterator[Lab]:
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        yield lab
 
 
 def drill(lab: Lab, name: str, out: Path) -> DrillReport:
@@ -58,9 +51,9 @@ def held(report: DrillReport, name: str) -> float:
 
 
 def test_drain_moves_the_edge_to_usw2_within_1s_losing_nothing_and_undrain_returns_after_rise(
-    clab: Lab, tmp_path: Path
+    controller_lab: Lab, tmp_path: Path
 ) -> None:
-    report = drill(clab, "drain-undrain", tmp_path)
+    report = drill(controller_lab, "drain-undrain", tmp_path)
     assert report.passed, summary(report)  # bounds: 0 lost, nothing withdrawn, no path judged down
     assert report.fault is not None and report.fault.answer is not None
     assert report.fault.answer["set"]["target"] == "use1" and report.fault.answer["set"]["by"]["uid"] == 0
@@ -73,7 +66,9 @@ def test_drain_moves_the_edge_to_usw2_within_1s_losing_nothing_and_undrain_retur
     api_back = held(report, "edge routes api via use1 again")
     assert RISE_S["media"] <= media_back <= RISE_S["media"] + 3, summary(report)
     assert RISE_S["api"] <= api_back <= RISE_S["api"] + 3, summary(report)
-    expired = [e for e in daemon_events(clab, report.started_unix) if e.get("event") == names.OVERRIDE_EXPIRED]
+    expired = [
+        e for e in daemon_events(controller_lab, report.started_unix) if e.get("event") == names.OVERRIDE_EXPIRED
+    ]
     assert {e["target"] for e in expired} == {"use1 for media", "use1 for signalling", "use1 for api"}
     assert all(e["returning"] is True for e in expired)
     (cleanup,) = report.cleanup  # undrain --now found nothing left: the return had ended by itself
@@ -92,13 +87,15 @@ def _restarts(lab: Lab, report: DrillReport) -> list[int]:
 
 
 @pytest.mark.parametrize("name", ["restart", "kill-9"])
-def test_a_restart_changes_no_next_hop_at_the_edge_and_keeps_the_override(clab: Lab, tmp_path: Path, name: str) -> None:
-    report = drill(clab, name, tmp_path)
+def test_a_restart_changes_no_next_hop_at_the_edge_and_keeps_the_override(
+    controller_lab: Lab, tmp_path: Path, name: str
+) -> None:
+    report = drill(controller_lab, name, tmp_path)
     assert report.passed, summary(report)  # bounds: 0 next-hop changes, <= 1 lost per flow, nothing down
     assert report.route_changes == 0 and report.watch is not None and report.watch["polls"] > 100
     assert report.meter is not None and max(f.lost for f in report.meter.flows) <= 1, summary(report)
     assert held(report, "the new daemon answers with the drain set before the restart in force, RIB complete")
-    assert len(_restarts(clab, report)) == 1, summary(report)  # exactly one new daemon after the fault
+    assert len(_restarts(controller_lab, report)) == 1, summary(report)  # exactly one new daemon after the fault
     if name == "kill-9":
-        assert runner.supervisor_of(clab, "cr", "daemon") is None  # the plain daemon is back after the drill
-    assert runner.service_pid(clab, "cr", "daemon") is not None
+        assert runner.supervisor_of(controller_lab, "cr", "daemon") is None  # the plain daemon is back after the drill
+    assert runner.service_pid(controller_lab, "cr", "daemon") is not None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,28 +30,22 @@ import pytest
 from bgpctl import events as names
 from bgpctl.policy.load import load_policy
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.pytest_plugin import own_reference_lab
-from bgpctl_lab.runner import Lab
-from tests.daemon.test_control_lab import ask
-from tests.daemon.test_daemon_lab import (
+from bgpctl_lab.reference import (
     API,
     CR,
-    LAB_POLICY,
     MEDIA,
     SIGNALLING,
     USE1,
     USW2,
-    _ts,
-    connections,
     converged_problems,
     cr_neighbor,
     daemon_proc,
     edge_problems,
-    exabgp_children,
-    log_events,
-    session_problems,
 )
-from tests.lab.helpers import TOPOLOGY, route_nexthops
+from bgpctl_lab.runner import Lab
+from tests.daemon.test_control_lab import ask
+from tests.daemon.test_daemon_lab import LAB_POLICY, _ts, connections, exabgp_children, log_events, session_problems
+from tests.lab.helpers import route_nexthops
 
 pytestmark = pytest.mark.lab
 
@@ -73,19 +66,6 @@ BUDGETS: dict[str, float] = {
     "edge_back_on_use1": max(h.hold_down_s for h in HYST.values()) + 20.0,
 }
 SLACK_S = 1.5  # the daemon steps on probe events (every 20 ms) or at least once a second
-
-
-@pytest.fixture(scope="module")
-def clab() -> Iterator[Lab]:
-    with own_reference_lab(LAB_PREFIX, TOPOLOGY, mode="controller") as lab:
-        eventually(
-            "daemon converged after up",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: lab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
-        yield lab
 
 
 def tgw_state(lab: Lab) -> str:
@@ -133,18 +113,18 @@ def health_events(lab: Lab, t0: float, new: str) -> dict[str, dict[str, Any]]:
 
 
 def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_rules(
-    clab: Lab, record_property: Any
+    controller_lab: Lab, record_property: Any
 ) -> None:
     timings: dict[str, float] = {}
     t0 = time.time()
-    clab.configure(TGW, [f"router bgp {TGW_AS}", f"neighbor {CR} shutdown"])
+    controller_lab.configure(TGW, [f"router bgp {TGW_AS}", f"neighbor {CR} shutdown"])
     shut = True
     try:
         # 1. the TGW's session
         eventually(
             f"{TGW}: session with cr down",
             budget=BUDGETS["tgw_session_down"],
-            probe=lambda: tgw_state(clab),
+            probe=lambda: tgw_state(controller_lab),
             check=lambda s: [] if s != "Established" else [f"{TGW}: {s}"],
         )
         timings["tgw_session_down_s"] = time.time() - t0
@@ -152,7 +132,7 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         eventually(
             "daemon: use1 down for the session",
             budget=BUDGETS["daemon_paths_down"],
-            probe=lambda: daemon_view(clab),
+            probe=lambda: daemon_view(controller_lab),
             check=daemon_down_problems,
             interval_s=0.1,
         )
@@ -160,11 +140,11 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         downs = eventually(
             "daemon log: use1 paths down",
             budget=BUDGETS["daemon_paths_down"],
-            probe=lambda: health_events(clab, t0, "down"),
+            probe=lambda: health_events(controller_lab, t0, "down"),
             check=lambda d: [] if set(d) == USE1_PATHS else [f"logged down: {sorted(d)}"],
         ).value
-        seen_down = [e for e in session_events(clab, t0) if e["state"] != "up"]
-        assert seen_down and TGW in seen_down[0]["sessions_down"], session_events(clab, t0)
+        seen_down = [e for e in session_events(controller_lab, t0) if e["state"] != "up"]
+        assert seen_down and TGW in seen_down[0]["sessions_down"], session_events(controller_lab, t0)
         timings["daemon_saw_session_down_s"] = _ts(seen_down[0]) - t0
         for e in downs.values():
             assert e["level"] == "warning", e
@@ -177,21 +157,21 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         eventually(
             "edge: use1 left",
             budget=BUDGETS["edge_left_use1"],
-            probe=lambda: edge_hops(clab),
+            probe=lambda: edge_hops(controller_lab),
             check=edge_usw2_only,
         )
         timings["edge_left_use1_s"] = time.time() - t0
         # usw2's paths never moved
-        assert all(p["health"] == "up" for p in ask(clab, "status")["paths"] if p["region"] == "usw2")
+        assert all(p["health"] == "up" for p in ask(controller_lab, "status")["paths"] if p["region"] == "usw2")
 
         # the session returns
         t1 = time.time()
-        clab.configure(TGW, [f"router bgp {TGW_AS}", f"no neighbor {CR} shutdown"])
+        controller_lab.configure(TGW, [f"router bgp {TGW_AS}", f"no neighbor {CR} shutdown"])
         shut = False
         eventually(
             f"{TGW}: session with cr Established",
             budget=BUDGETS["tgw_session_up"],
-            probe=lambda: tgw_state(clab),
+            probe=lambda: tgw_state(controller_lab),
             check=lambda s: [] if s == "Established" else [f"{TGW}: {s}"],
             interval_s=0.1,
         )
@@ -199,13 +179,13 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         seen_up = eventually(
             "daemon log: session up",
             budget=BUDGETS["tgw_session_up"],
-            probe=lambda: [e for e in session_events(clab, t1) if e["state"] == "up"],
+            probe=lambda: [e for e in session_events(controller_lab, t1) if e["state"] == "up"],
             check=lambda es: [] if es else ["no path.session up yet"],
         ).value[0]
         t_up = _ts(seen_up)
         timings["daemon_saw_session_up_s"] = t_up - t1
         # right after: the session is up but the paths stay down (rise rules), the edge still on usw2
-        session, paths = daemon_view(clab)
+        session, paths = daemon_view(controller_lab)
         assert session == "up"
         assert {n: p["health"] for n, p in paths.items()} == dict.fromkeys(USE1_PATHS, "down"), paths
         back: dict[str, float] = {}
@@ -220,14 +200,14 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         eventually(
             "edge: use1 back",
             budget=BUDGETS["edge_back_on_use1"],
-            probe=lambda: edge_hops(clab),
+            probe=lambda: edge_hops(controller_lab),
             check=edge_back,
             interval_s=0.1,
         )
         ups = eventually(
             "daemon log: use1 paths up",
             budget=5.0,
-            probe=lambda: health_events(clab, t1, "up"),
+            probe=lambda: health_events(controller_lab, t1, "up"),
             check=lambda d: [] if set(d) == USE1_PATHS else [f"logged up: {sorted(d)}"],
         ).value
         for name, e in ups.items():
@@ -243,26 +223,28 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
             timings[f"edge_{p}_back_after_session_up_s"] = at - t_up
         assert back[MEDIA] - t_up >= HYST["media/use1/interconnect"].hold_down_s - SLACK_S
         assert back[API] - t_up >= HYST["api/use1/interconnect"].hold_down_s - SLACK_S
-        eventually("edge converged again", budget=10.0, probe=lambda: clab, check=edge_problems, interval_s=0.2)
+        eventually(
+            "edge converged again", budget=10.0, probe=lambda: controller_lab, check=edge_problems, interval_s=0.2
+        )
     finally:
         if shut:
-            clab.configure(TGW, [f"router bgp {TGW_AS}", f"no neighbor {CR} shutdown"])
+            controller_lab.configure(TGW, [f"router bgp {TGW_AS}", f"no neighbor {CR} shutdown"])
         rounded = {k: round(v, 2) for k, v in timings.items()}
         record_property("timings", rounded)
         print(f"TGW session timings: {rounded}")
 
 
-def test_an_exabgp_restart_is_not_a_session_down(clab: Lab, record_property: Any) -> None:
-    eventually("converged", budget=BUDGETS["daemon_converged"], probe=lambda: clab, check=converged_problems)
-    daemon = daemon_proc(clab)
+def test_an_exabgp_restart_is_not_a_session_down(controller_lab: Lab, record_property: Any) -> None:
+    eventually("converged", budget=BUDGETS["daemon_converged"], probe=lambda: controller_lab, check=converged_problems)
+    daemon = daemon_proc(controller_lab)
     (old,) = exabgp_children(daemon.pid)
-    before = connections(clab)
+    before = connections(controller_lab)
     t0 = time.time()
     os.kill(old, signal.SIGKILL)
     w = eventually(
         "sessions back after ExaBGP was killed",
         budget=BUDGETS["tgw_session_up"],
-        probe=lambda: clab,
+        probe=lambda: controller_lab,
         check=lambda lab: session_problems(lab, before),
         interval_s=0.1,
     )
@@ -281,10 +263,10 @@ def test_an_exabgp_restart_is_not_a_session_down(clab: Lab, record_property: Any
     seen = eventually(
         "daemon told of the new ExaBGP's sessions",
         budget=10.0,
-        probe=lambda: told(clab),
+        probe=lambda: told(controller_lab),
         check=lambda t: [] if {(p, s) for p, s, _ in t} >= want else [f"told: {t}"],
     ).value
     assert all(down == [] for _, _, down in seen), seen
-    moved = [e for e in log_events(clab) if e.get("event") == names.PATH_HEALTH and _ts(e) >= t0]
+    moved = [e for e in log_events(controller_lab) if e.get("event") == names.PATH_HEALTH and _ts(e) >= t0]
     assert moved == [], moved
-    assert all(p["health"] == "up" for p in ask(clab, "status")["paths"])
+    assert all(p["health"] == "up" for p in ask(controller_lab, "status")["paths"])

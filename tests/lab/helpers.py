@@ -11,6 +11,7 @@ from typing import Any
 
 from bgpctl_lab.jsonmatch import mismatches
 from bgpctl_lab.pytest_plugin import all_established
+from bgpctl_lab.reference import route_nexthops
 from bgpctl_lab.runner import Lab
 
 __all__ = [
@@ -46,16 +47,6 @@ def vtysh_matches(lab: Lab, node: str, command: str, expected: Any) -> Any:
     problems = json_mismatches(expected, data)
     assert not problems, f"{node}: {command}:\n  " + "\n  ".join(problems)
     return data
-
-
-def route_nexthops(lab: Lab, node: str, prefix: str) -> set[str]:
-    """Installed next hops of ``prefix`` in the node's FRR RIB (``show ip route PREFIX json``)."""
-    data = lab.vtysh_json(node, f"show ip route {prefix} json")
-    hops: set[str] = set()
-    for entry in data.get(prefix, []):
-        if entry.get("selected"):
-            hops.update(nh["ip"] for nh in entry.get("nexthops", []) if nh.get("active") and "ip" in nh)
-    return hops
 
 
 def ping(lab: Lab, node: str, target: str, *, count: int = 1, source: str | None = None) -> None:

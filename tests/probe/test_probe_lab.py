@@ -44,6 +44,9 @@ IMPAIRED = ("tgw-use1", "eth2")
 READY_BUDGET_S = 15.0
 STAMP_PORT = 862  # the probes of policies/lab.yaml's media group
 ANSWER_TIMEOUT_S = 2.0  # > 1000 x the lab's RTT: an answer is late only if it is lost
+# the loss tests count, they do not time: 1000 probes 5 ms apart (5 s, not the policy's 20 s) crossing the
+# impairment; 200 packets a second of 44-byte STAMP probes is nothing for the lab's veth links
+COUNT_INTERVAL_S = 0.005
 METER_BUDGET_S = 60.0
 METER_FLOWS = 12  # the jitter comparison's meter side: see that test's docstring
 Record = Callable[[str, object], None]
@@ -73,8 +76,14 @@ class ProbeLab:
     def ns(self, node: str) -> str:
         return self.lab.netns(node)
 
-    def run(self, count: int, *, timeout_s: float | None = None) -> tuple[list[Sample], Counters]:
-        spec = self.spec if timeout_s is None else dataclasses.replace(self.spec, timeout_s=timeout_s)
+    def run(
+        self, count: int, *, timeout_s: float | None = None, interval_s: float | None = None
+    ) -> tuple[list[Sample], Counters]:
+        spec = dataclasses.replace(
+            self.spec,
+            timeout_s=self.spec.timeout_s if timeout_s is None else timeout_s,
+            interval_s=self.spec.interval_s if interval_s is None else interval_s,
+        )
         samples: list[Sample] = []
         counters = asyncio.run(run_specs([spec], lambda _k, s: samples.append(s), count=count, netns=self.ns("cr")))
         return samples, counters[spec.key]
@@ -256,7 +265,7 @@ def test_measured_loss_is_within_2_points_of_injected_loss_over_1000_probes(
     handle = re.search(r"# handle (\d+)", echoed)
     assert handle is not None, echoed
     try:
-        samples, counters = plab.run(1000)
+        samples, counters = plab.run(1000, interval_s=COUNT_INTERVAL_S)
     finally:
         plab.lab.exec("tgw-use1", ["nft", "delete", "rule", "inet", "tbprb", "through", "handle", handle[1]])
     measured = 100.0 * counters["lost"] / counters["sent"]
@@ -280,7 +289,7 @@ def test_random_loss_from_the_lab_impairment_is_counted_exactly(
     stays generous on a loaded machine (a late answer counted as lost made the two differ the other way).
     """
     impaired(Impairment(loss_pct=loss_pct, udp_dport=STAMP_PORT))
-    samples, counters = plab.run(1000, timeout_s=ANSWER_TIMEOUT_S)
+    samples, counters = plab.run(1000, timeout_s=ANSWER_TIMEOUT_S, interval_s=COUNT_INTERVAL_S)
     dropped = _impair_loss_counter(plab)
     measured = 100.0 * counters["lost"] / counters["sent"]
     record_property(
