@@ -286,7 +286,7 @@ def _undrain(
             until = max(h.expires or now for h in holds)
             raise OverrideRefused(
                 f"{o.target} is already returning after its undrain (until {until - now:.0f} s from now)",
-                "add now (bgpctl undrain --now) to return it at once, skipping the rise rules",
+                "undrain with now (bgpctl undrain --now) returns it at once, skipping the rise rules",
             )
         raise OverrideRefused(
             f"no runtime drain of {o.target} is in force",
