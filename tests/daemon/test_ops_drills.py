@@ -22,9 +22,12 @@ import pytest
 
 from bgpctl import events as names
 from bgpctl.policy.load import load_policy
+from bgpctl_lab import netns as labns
 from bgpctl_lab import runner
 from bgpctl_lab.drill import DrillReport, daemon_events, run_drill, summary
 from bgpctl_lab.drill_model import load_drill
+from bgpctl_lab.poll import eventually
+from bgpctl_lab.reference import converged_problems
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.topology import drills_dir
 from tests.lab.helpers import REPO, TOPOLOGY
@@ -99,3 +102,33 @@ def test_a_restart_changes_no_next_hop_at_the_edge_and_keeps_the_override(
     if name == "kill-9":
         assert runner.supervisor_of(controller_lab, "cr", "daemon") is None  # the plain daemon is back after the drill
     assert runner.service_pid(controller_lab, "cr", "daemon") is not None
+
+
+def test_a_supervised_daemon_counts_as_the_service_and_restarts_under_its_supervisor(controller_lab: Lab) -> None:
+    """The runner's side of the kill-9 drill: while the supervisor runs, ``up`` starts no second daemon, a
+    restart keeps the supervisor, and the plain service is back after it."""
+    sup = runner.supervise_service(controller_lab, "cr", "daemon", restart_sec=0.2)
+    try:
+        assert runner.supervisor_of(controller_lab, "cr", "daemon") is not None
+        first = eventually(
+            "the supervised daemon runs",
+            budget=30,
+            probe=lambda: runner.service_pid(controller_lab, "cr", "daemon"),
+            check=lambda pid: [] if pid is not None else ["no daemon yet"],
+        ).value
+        assert runner.start_services(controller_lab) == []  # the supervised daemon is the service
+        runner.restart_service(controller_lab, "cr", "daemon")
+        again = runner.supervisor_of(controller_lab, "cr", "daemon")
+        assert again is not None and again.pid != sup  # systemctl restart: stop the unit, start it
+        second = eventually(
+            "the restarted daemon runs",
+            budget=30,
+            probe=lambda: runner.service_pid(controller_lab, "cr", "daemon"),
+            check=lambda pid: [] if pid not in (None, first) else [f"daemon pid {pid}"],
+        ).value
+        assert first is not None and second is not None and not labns.alive(first)
+    finally:
+        runner.unsupervise_service(controller_lab, "cr", "daemon")
+    assert runner.supervisor_of(controller_lab, "cr", "daemon") is None
+    assert [p.tag for p in controller_lab.spawned() if p.node == "cr"] == ["service:daemon"]
+    eventually("converged again", budget=40, probe=lambda: controller_lab, check=converged_problems, interval_s=0.2)
