@@ -30,6 +30,7 @@ from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import converged_problems
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.topology import drills_dir
+from tests.daemon.test_daemon_lab import exabgp_children, exabgp_in
 from tests.lab.helpers import REPO, TOPOLOGY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -101,7 +102,15 @@ def test_a_restart_changes_no_next_hop_at_the_edge_and_keeps_the_override(
     assert len(_restarts(controller_lab, report)) == 1, summary(report)  # exactly one new daemon after the fault
     if name == "kill-9":
         assert runner.supervisor_of(controller_lab, "cr", "daemon") is None  # the plain daemon is back after the drill
-    assert runner.service_pid(controller_lab, "cr", "daemon") is not None
+    daemon = runner.service_pid(controller_lab, "cr", "daemon")
+    assert daemon is not None
+    # no ExaBGP outlived its daemon (SIGKILL included: PR_SET_PDEATHSIG): one, the current daemon's child
+    eventually(
+        "one ExaBGP in cr, the daemon's",
+        budget=10,
+        probe=lambda: exabgp_in(controller_lab),
+        check=lambda pids: [] if pids == exabgp_children(daemon) and len(pids) == 1 else [f"ExaBGP pids {pids}"],
+    )
 
 
 def test_a_supervised_daemon_counts_as_the_service_and_restarts_under_its_supervisor(controller_lab: Lab) -> None:
