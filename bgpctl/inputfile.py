@@ -9,6 +9,7 @@ is one :class:`~bgpctl.errors.FileProblem` naming the file (and the line of a ba
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -55,8 +56,35 @@ def _size(n: int) -> str:
     return f"{n // KIB} KiB" if n % KIB == 0 else f"{n} bytes"
 
 
-def read_regular(path: str, max_bytes: int, what: str, example: str = "") -> bytes:
+def _open(path: str, what: str, eg: str, *, nofollow: bool) -> int:
+    """An fd of ``path`` opened for reading without blocking (a FIFO) or following a last-component link
+    (``nofollow``); InputFileError saying what the path is otherwise."""
+
+    def refuse(message: str, hint: str) -> InputFileError:
+        return InputFileError(FileProblem(path, None, "", message, hint))
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0)
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        raise refuse("no such file", "check the path") from None
+    except PermissionError:
+        raise refuse("permission denied", "run as a user that can read it, or fix its mode") from None
+    except OSError as e:
+        if nofollow and e.errno == errno.ELOOP:
+            raise refuse(
+                "is a symbolic link", f"name the {what} file itself (a link could point anywhere){eg}"
+            ) from None
+        kind = special_kind(path)  # a socket cannot be opened (ENXIO): say what it is
+        if kind is not None:
+            raise refuse(f"is {kind}", f"name the {what} file itself{eg}") from None
+        raise refuse(f"cannot open it: {e.strerror}", "check the path and its permissions") from None
+
+
+def read_regular(path: str, max_bytes: int, what: str, example: str = "", *, nofollow: bool = False) -> bytes:
     """The bytes of the regular file ``path`` (at most ``max_bytes``); InputFileError otherwise.
+
+    ``nofollow``: a symbolic link (as the last component) is refused rather than followed.
 
     ``what`` names the kind of file in hints ("policy", "stats snapshot"); ``example`` is a path to show.
     """
@@ -66,17 +94,7 @@ def read_regular(path: str, max_bytes: int, what: str, example: str = "") -> byt
 
     eg = f", e.g. {example}" if example else ""
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise refuse("no such file", "check the path") from None
-    except PermissionError:
-        raise refuse("permission denied", "run as a user that can read it, or fix its mode") from None
-    except OSError as e:
-        kind = special_kind(path)  # a socket cannot be opened (ENXIO): say what it is
-        if kind is not None:
-            raise refuse(f"is {kind}", f"name the {what} file itself{eg}") from None
-        raise refuse(f"cannot open it: {e.strerror}", "check the path and its permissions") from None
+    fd = _open(path, what, eg, nofollow=nofollow)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

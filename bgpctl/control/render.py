@@ -121,6 +121,21 @@ def overrides_text(overrides: Sequence[Mapping[str, Any]]) -> list[str]:
     return table(["KIND", "TARGET", "SOURCE", "BY", "SINCE", "EXPIRES", "REASON"], rows)
 
 
+def signals_text(signals: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Outside signals: what each counts as now, its age, and its marks (fresh) or why it is ignored."""
+    if not signals:
+        return ["none"]
+    rows = []
+    for sg in signals:
+        marks = [
+            f"{m['region'] if m['path'] is None else m['region'] + '/' + m['path']} {m['state']}: {m['reason']}"
+            for m in sg["marks"]
+        ]
+        said = "; ".join(marks) if marks else "-" if sg["state"] == "fresh" else f"ignored: {sg['error'] or '-'}"
+        rows.append([sg["name"], sg["kind"], sg["state"], duration(sg["age_s"]), said, sg["source"]])
+    return table(["SIGNAL", "KIND", "STATE", "AGE", "SAYS", "SOURCE"], rows)
+
+
 def who(by: Any) -> str:
     """Peer credentials as text: ``uid 0 (pid 4711)``."""
     if isinstance(by, Mapping):
@@ -182,6 +197,7 @@ def status_text(status: Mapping[str, Any]) -> list[str]:
     lines += ["", "Sessions:", *sessions_text(status["sessions"])]
     lines += ["", "Paths:", *paths_text(status["paths"])]
     lines += ["", "Overrides:", *overrides_text(status["overrides"])]
+    lines += ["", "Signals:", *signals_text(status["signals"])]
     if status["notes"]:
         lines += ["", "Notes:", *(f"  {n}" for n in status["notes"])]
     decisions = status["decisions"]

@@ -61,6 +61,7 @@ class Snapshot:
     decisions: tuple[dict[str, Any], ...] = ()
     overrides: tuple[dict[str, Any], ...] = ()  # runtime overrides (status rows); the policy's are added
     effective: Overrides | None = None  # what plan() applies (policy + runtime); None: the policy's
+    signals: tuple[dict[str, Any], ...] = ()  # outside signals (status rows: bgpctl.signals.feed)
 
     @property
     def in_force(self) -> Overrides:
@@ -253,6 +254,7 @@ def status_result(s: Snapshot, decisions: int) -> dict[str, Any]:
         "sessions": _session_rows(s),
         "paths": _path_rows(s),
         "overrides": [*policy_overrides(s.policy.overrides), *s.overrides],
+        "signals": list(s.signals),
         "notes": notes,
         "decisions": list(s.decisions[-decisions:]) if decisions else [],
     }

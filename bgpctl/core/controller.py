@@ -27,6 +27,12 @@ since the controller was made (or since its state was last unknown: a restarted 
 (sessions come up after the probes start, and a TGW that is not up yet has nothing announced to it)
 the probes alone judge the path, so a slow first session does not take a region away at start. A
 session that never comes up is the speaker's session watch's alarm, not the path's.
+
+Outside signals are inputs the same way (:meth:`Controller.signal`, fed by the daemon from
+:mod:`bgpctl.signals`, by a replay from the recording's ``signal`` lines): per signal, the marks it says
+now (none: cleared, or stale, or broken: the daemon decides what counts). decide()'s rule 0b makes a
+marked path as bad as its mark; the change of health plans as any other transition does, and plan()'s
+fail-static keeps the routes when a mark leaves a service no announceable path.
 """
 
 from __future__ import annotations
@@ -34,11 +40,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bgpctl.core.decide import decide, path_keys
+from bgpctl.core.decide import decide, path_keys, signal_marks
 from bgpctl.core.overrides import Runtime, expire, merged
 from bgpctl.core.plan import AddPathState, plan
 from bgpctl.core.stats import PathWindow
-from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Sample, Transition
+from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Sample, SignalMark, Transition
 from bgpctl.policy.model import Family, Overrides, Policy
 
 RETRY_DEFERRED_S = 1.0
@@ -84,6 +90,8 @@ class Controller:
         self.runtime: Runtime = ()
         self._seen_up: set[str] = set()  # peers whose session was up at least once
         self.sessions_down: frozenset[str] = frozenset()  # of those, the peers whose session is not up now
+        self.signals: dict[str, tuple[SignalMark, ...]] = {}  # signal name -> the marks it says now
+        self._marks: dict[tuple[str, str], SignalMark] = {}  # (region, path) -> the mark that counts
 
     def set_overrides(self, runtime: Runtime) -> bool:
         """The runtime overrides in force from now on; True if they differ (the next step plans again)."""
@@ -110,6 +118,19 @@ class Controller:
         if seen == self._seen_up and down == self.sessions_down:
             return False
         self._seen_up, self.sessions_down = seen, frozenset(down)
+        return True
+
+    def signal(self, name: str, marks: tuple[SignalMark, ...]) -> bool:
+        """What the outside signal ``name`` says from now on: its marks, or none (cleared, stale or broken:
+        it says nothing). True if that changed (the next step judges it)."""
+        marks = tuple(marks)
+        if self.signals.get(name, ()) == marks:
+            return False
+        if marks:
+            self.signals[name] = marks
+        else:
+            self.signals.pop(name, None)
+        self._marks = signal_marks(self.policy, (m for n in sorted(self.signals) for m in self.signals[n]))
         return True
 
     def negotiated(self, add_path: AddPathState) -> bool:
@@ -140,7 +161,7 @@ class Controller:
         if expired:
             self.runtime, self._replan = kept, True
         stats = self.stats(now)
-        decision = decide(self.policy, stats, self.health, now, self.sessions_down)
+        decision = decide(self.policy, stats, self.health, now, self.sessions_down, signals=self._marks)
         self.health = dict(decision.health)
         judged = any(h.health is not Health.UNKNOWN for h in self.health.values())
         retry = (

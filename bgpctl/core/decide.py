@@ -16,6 +16,19 @@ Rules, in the order they are applied to one path (``h`` = the SLA class's ``hyst
    counted from the last call that saw the session down. Which sessions count as down is the caller's
    business: the controller counts a session only once it has been up (start-up: see
    :meth:`~bgpctl.core.controller.Controller.session`).
+0b. **Outside signal** (``signals``: per (region, path), the worst :class:`~bgpctl.core.types.SignalMark`
+   the caller was told of, see :func:`signal_marks`): the probes judge the path first (rules 1-7), then
+   the signal makes it worse, never better. A DOWN mark -> DOWN in this very call (hold-down (re)armed at
+   every call while the mark stands, like rule 0); a DEGRADED mark -> DEGRADED when the probes say UP or
+   DEGRADED (a probe DOWN or SUSPECT stays as it is: already worse, or de-preferred the same way). While
+   a mark stands no clean run starts, so once it is cleared the path returns only through rules 6-7
+   (``rise_s`` of clean measurements, ``min_dwell_s``, and from DOWN the hold-down counted from the last
+   call that saw the mark). A path the probes have not judged (UNKNOWN) stays UNKNOWN: a signal never
+   judges a path without measurements. Reason metric ``signal`` (no value, no threshold; the text names
+   the signal, its target and its own reason). A signal never withdraws the last region: a DOWN mark on
+   the only announceable region leaves every path DOWN, and plan()'s fail-static keeps the routes (the
+   one rule for "nothing left", see :mod:`bgpctl.core.plan`). Which signals count (fresh, not stale
+   or broken) is the caller's business (:mod:`bgpctl.signals`).
 1. **Hard failure, confirmed**: ``consecutive_lost >= h.down_after_lost`` (that many probes in a row
    *timed out*, in sequence order after the last answer) -> DOWN in this very call, from any state
    and however few samples the window holds. Reason metric ``consecutive_lost``. It (re)arms the
@@ -74,8 +87,9 @@ crossed ("loss_pct 12.0% > down 10.0%"), the thresholds cleared on recovery ("lo
 ``min_dwell``, ``hold_down``), or the measurement still inside the hysteresis band (its own metric,
 the recovery bound as threshold, "... inside the hysteresis band"); ``samples`` when the window is
 too small to judge or on a first judgement with nothing crossed; ``session`` when the path's TGW session
-is down (rule 0: value 0, threshold 1, the text names the peer). Each change of health is one
-:class:`~bgpctl.core.types.Transition` with the new state's reasons.
+is down (rule 0: value 0, threshold 1, the text names the peer); ``signal`` when an outside signal marks
+the path (rule 0b: no value, no threshold, the text is the mark: signal, target, state, its reason).
+Each change of health is one :class:`~bgpctl.core.types.Transition` with the new state's reasons.
 
 Note: the policy model's text says ``min_dwell_s`` applies "before a soft change"; here it holds
 back improvements only: a path that gets worse is de-preferred at once (calls first).
@@ -89,12 +103,13 @@ one SLA class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+import functools
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from bgpctl.core.mos import MOS_MAX
 from bgpctl.core.stats import LOSS_CONFIDENCE_PCT
-from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, Transition
+from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, SignalMark, Transition
 from bgpctl.errors import PolicyError, Problem
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
 
@@ -345,11 +360,14 @@ def decide(
     previous: Mapping[PathKey, PathHealth],
     now: float,
     sessions_down: Collection[str] = frozenset(),
+    *,
+    signals: Mapping[tuple[str, str], SignalMark] | None = None,
 ) -> Decision:
     """The new health of every path of ``path_keys(policy)`` and the transitions since ``previous``.
 
     ``sessions_down``: the names of the peers whose BGP session is down (after it was up: the caller
-    decides that, see :meth:`~bgpctl.core.controller.Controller.session`); rule 0 of the module docstring."""
+    decides that, see :meth:`~bgpctl.core.controller.Controller.session`); rule 0 of the module docstring.
+    ``signals``: (region, path) -> the outside signal's mark on that path (:func:`signal_marks`); rule 0b."""
     health: dict[PathKey, PathHealth] = {}
     transitions: list[Transition] = []
     for key, rules, peer in _compiled(policy):
@@ -359,7 +377,13 @@ def decide(
         if sessions_down and peer in sessions_down:
             new = _session_down(rules.hysteresis, peer, prev, now)
         else:
-            new = _judge(rules, stats.get(key), prev, now)
+            mark = signals.get((key.region, key.path)) if signals else None
+            if mark is not None and mark.health is _DOWN and prev.health is not _UNKNOWN:
+                new = _signalled(rules.hysteresis, mark, prev, prev, now)  # DOWN whatever the probes say
+            else:
+                new = _judge(rules, stats.get(key), prev, now)
+                if mark is not None and new.health is not _UNKNOWN:
+                    new = _signalled(rules.hysteresis, mark, prev, new, now)
         health[key] = new
         if new.health is not prev.health:
             transitions.append(Transition(key=key, at=now, old=prev.health, new=new.health, reasons=new.reasons))
@@ -385,6 +409,47 @@ def _session_down(h: Hysteresis, peer: str, prev: PathHealth, now: float) -> Pat
         clean_since=None,
         down_until=max(prev.down_until, now + h.hold_down_s),
         reasons=(reason,),
+        clean_level=None,
+    )
+
+
+def signal_marks(policy: Policy, marks: Iterable[SignalMark]) -> dict[tuple[str, str], SignalMark]:
+    """(region, path) -> the mark that counts for that path: the worst of the marks naming the path or its
+    region (DOWN over DEGRADED; between equals, the first given). Marks naming a region or path the policy
+    does not have are left out (a replay under another policy)."""
+    out: dict[tuple[str, str], SignalMark] = {}
+    for mark in marks:
+        region = policy.regions.get(mark.region)
+        if region is None or (mark.path is not None and mark.path not in region.paths):
+            continue
+        for name in region.paths if mark.path is None else (mark.path,):
+            held = out.get((mark.region, name))
+            if held is None or _worse(mark.health, held.health):
+                out[(mark.region, name)] = mark
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _signal_reasons(mark: SignalMark) -> tuple[Reason, ...]:
+    """The reasons of a marked path (one object per mark: a standing mark formats nothing)."""
+    return (Reason("signal", None, None, str(mark)),)
+
+
+def _signalled(h: Hysteresis, mark: SignalMark, prev: PathHealth, new: PathHealth, now: float) -> PathHealth:
+    """Rule 0b: the probes' judgement ``new`` made as bad as the signal's ``mark`` says (never better)."""
+    if mark.health is not _DOWN and new.health in (_DOWN, _SUSPECT):
+        return new  # already worse, or de-preferred the same way: the probes' own judgement stands
+    level = _DOWN if mark.health is _DOWN else _DEGRADED
+    reasons = _signal_reasons(mark)
+    down_until = max(new.down_until, now + h.hold_down_s) if level is _DOWN else new.down_until
+    if prev.health is level and prev.reasons == reasons and prev.clean_since is None and prev.down_until == down_until:
+        return prev  # nothing new to say (a standing DEGRADED mark)
+    return PathHealth(
+        health=level,
+        since=prev.since if prev.health is level else now,
+        clean_since=None,
+        down_until=down_until,
+        reasons=reasons,
         clean_level=None,
     )
 

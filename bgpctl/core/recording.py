@@ -27,6 +27,11 @@ Lines, one JSON object each:
   "peer": "tgw-use1", "up": false, "at": 1795680000.2}`` (``up``: true, false, or null when unknown,
   see :meth:`~bgpctl.core.controller.Controller.session`). A recording without session lines (older
   ones, ``bgpctl probe --record``) replays as if no session ever went down.
+* **signal** (what an outside signal says changed, as the controller was told): ``{"ev": "signal",
+  "signal": "relay", "marks": [{"region": "use1", "path": null, "state": "down", "reason": "..."}],
+  "at": 1795680000.2}``; ``marks`` is empty when the signal says nothing any more (cleared, stale or
+  broken), see :meth:`~bgpctl.core.controller.Controller.signal`. A recording without signal lines
+  replays as if no signal ever said anything.
 
 The daemon writes every line in the order the controller saw it (:class:`~bgpctl.core.controller.
 Controller` ``sent`` / ``add`` / ``step``), so a replay of a daemon recording feeds the controller the
@@ -45,7 +50,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from bgpctl.core.overrides import Runtime, runtime_from_json, to_json
-from bgpctl.core.types import PathKey, Sample
+from bgpctl.core.types import Health, PathKey, Sample, SignalMark
 from bgpctl.errors import RefusedInput
 from bgpctl.policy.model import Family
 
@@ -119,7 +124,16 @@ class Session:
     at: float
 
 
-Event = Header | Settled | Sent | Stepped | Negotiated | OverridesSet | Session
+@dataclass(frozen=True, slots=True)
+class Signalled:
+    """What the controller was told at ``at`` that the outside signal ``signal`` says: its marks (none: nothing)."""
+
+    signal: str
+    marks: tuple[SignalMark, ...]
+    at: float
+
+
+Event = Header | Settled | Sent | Stepped | Negotiated | OverridesSet | Session | Signalled
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,6 +161,17 @@ def overrides_line(runtime: Runtime) -> str:
 
 def session_line(peer: str, up: bool | None, at: float) -> str:
     return _dump({"ev": "session", "peer": peer, "up": up, "at": at})
+
+
+def signal_line(signal: str, marks: tuple[SignalMark, ...], at: float) -> str:
+    return _dump(
+        {
+            "ev": "signal",
+            "signal": signal,
+            "marks": [{"region": m.region, "path": m.path, "state": m.health.value, "reason": m.reason} for m in marks],
+            "at": at,
+        }
+    )
 
 
 def sample_line(key: PathKey, sample: Sample) -> str:
@@ -288,8 +313,8 @@ class Parser:
             return parse(obj, where)
         if ev is not None and ev != "sent":
             raise RecordingError(
-                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step', 'negotiated', 'overrides' or 'session' "
-                "(or absent, for a sample)"
+                f"{where}: unknown event {ev!r}: 'ev' is 'sent', 'step', 'negotiated', 'overrides', "
+                "'session' or 'signal' (or absent, for a sample)"
             )
         fields = _FIELDS[:5] if ev == "sent" else _FIELDS
         missing = [f for f in fields if f not in obj]
@@ -356,6 +381,45 @@ def _session(obj: dict[str, object], where: str) -> Session:
     return Session(peer, up, _number(obj.get("at"), "at", where))
 
 
+_MARK_STATES = {"degraded": Health.DEGRADED, "down": Health.DOWN}
+_SIGNAL_EXAMPLE = (
+    '{"ev": "signal", "signal": "relay", "marks": [{"region": "use1", "path": null, "state": "down", '
+    '"reason": "..."}], "at": 1795680000.2}'
+)
+
+
+def _mark(name: str, m: object, where: str) -> SignalMark:
+    region, path, state, reason = (
+        (m.get(k) for k in ("region", "path", "state", "reason")) if isinstance(m, dict) else (None, None, None, None)
+    )
+    if (
+        not isinstance(region, str)
+        or not (path is None or isinstance(path, str))
+        or not isinstance(state, str)
+        or state not in _MARK_STATES
+        or not isinstance(reason, str)
+    ):
+        raise RecordingError(
+            f"{where}: region (string), path (string or null), state ('degraded' or 'down') and reason "
+            f"(string), like {_SIGNAL_EXAMPLE}"
+        )
+    return SignalMark(name, region, path, _MARK_STATES[state], reason)
+
+
+def _signalled(obj: dict[str, object], where: str) -> Signalled:
+    name, raw = obj.get("signal"), obj.get("marks")
+    if not isinstance(name, str) or not name:
+        raise RecordingError(
+            f"{where}: 'signal' must be the signal's name (a non-empty string), like {_SIGNAL_EXAMPLE}"
+        )
+    if not isinstance(raw, list):
+        raise RecordingError(
+            f"{where}: 'marks' must be a list (empty: the signal says nothing), like {_SIGNAL_EXAMPLE}"
+        )
+    marks = tuple(_mark(name, m, f"{where}: marks[{i}]") for i, m in enumerate(raw))
+    return Signalled(name, marks, _number(obj.get("at"), "at", where))
+
+
 def _header(obj: dict[str, object], where: str) -> Header:
     version = obj.get("bgpctl_recording")
     if version != VERSION:
@@ -397,4 +461,5 @@ _EVENT_LINES: dict[str, Callable[[dict[str, object], str], Event]] = {
     "negotiated": _negotiated,
     "overrides": _overrides,
     "session": _session,
+    "signal": _signalled,
 }

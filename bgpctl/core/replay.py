@@ -5,7 +5,7 @@ same class the daemon runs (windows with the adaptive RTO, decide(), plan(), the
 on the recording's clock, without waiting. Two ways, chosen by the recording:
 
 * **Exact** (a daemon recording: its header says it has step lines). Every ``sent``, sample,
-  ``step``, ``negotiated`` and ``session`` line is fed in file order, as the daemon fed them, so the
+  ``step``, ``negotiated``, ``session`` and ``signal`` line is fed in file order, as the daemon fed them, so the
   replay makes the daemon's decisions at the daemon's times (with the recorded policy; with another
   policy, the decisions that policy would have made on the same measurements at the same evaluation
   times).
@@ -40,6 +40,7 @@ from bgpctl.core.recording import (
     Sent,
     Session,
     Settled,
+    Signalled,
     Stepped,
     read_recording,
 )
@@ -206,6 +207,8 @@ def _exact(ctl: Controller, source: Iterator[Event], total: ReplaySummary) -> It
             ctl.set_overrides(ev.runtime)
         elif isinstance(ev, Session):
             ctl.session(ev.peer, ev.up)
+        elif isinstance(ev, Signalled):
+            ctl.signal(ev.signal, ev.marks)
         else:
             raise ReplayError(
                 "a second header in the recording: replay one daemon run at a time (split the file at the header lines)"

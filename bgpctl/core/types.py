@@ -116,6 +116,25 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalMark:
+    """What an outside signal says of a region (``path`` None: every path of it) or of one path: DEGRADED or
+    DOWN, with the signal's own reason (see :mod:`bgpctl.signals` and decide()'s rule 0b)."""
+
+    signal: str  # the name of the signal in the policy's ``signals`` section
+    region: str
+    path: str | None
+    health: Health  # Health.DEGRADED or Health.DOWN
+    reason: str
+
+    @property
+    def target(self) -> str:
+        return f"region {self.region}" if self.path is None else f"path {self.region}/{self.path}"
+
+    def __str__(self) -> str:
+        return f"signal {self.signal}: {self.target} {self.health.value}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """decide()'s output: the new health of every path and the changes since the last call."""
 

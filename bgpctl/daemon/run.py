@@ -9,8 +9,10 @@ The evaluation loop wakes on every settled sample batch and every probe slot (an
 second). Before each evaluation it reads every reply waiting in the probe sockets, so "unanswered" is
 judged on all the evidence up to that moment (a stalled loop never makes an answered probe look
 unanswered); the controller (:class:`~bgpctl.core.controller.Controller`, the one replay runs too)
-then judges and plans. With ``--record`` every input of the controller (sends, samples, evaluation
-steps) is written in order, so ``bgpctl replay`` reproduces the daemon's decisions.
+then judges and plans. Outside signals (:mod:`bgpctl.signals`) are polled by tasks of their own and
+told to the controller before each evaluation. With ``--record`` every input of the controller (sends,
+samples, sessions, signals, evaluation steps) is written in order, so ``bgpctl replay`` reproduces the
+daemon's decisions.
 The speaker is fed by its own task, latest plan wins: a slow or restarting ExaBGP never stalls the
 decisions, and the RIB it converges to is always the newest one.
 """
@@ -54,6 +56,7 @@ from bgpctl.probe.pinning import Pinning, pins_from_policy
 from bgpctl.probe.recorder import Recorder
 from bgpctl.probe.scheduler import PathProber, drive
 from bgpctl.rundir import RunDir, locked
+from bgpctl.signals.feed import SignalFeed
 from bgpctl.speaker.messages import SessionState
 from bgpctl.speaker.speaker import Speaker
 from bgpctl.speaker.supervisor import Supervisor
@@ -188,6 +191,7 @@ class Daemon:
         self._failures_seen: dict[tuple[str, str, str], int] = {}
         self._api_connections = 0  # the speaker's API connection the controller was last told sessions of
         self.desk = OverrideDesk(self.controller, self.run_dir, log, on_change=self._overrides_changed)
+        self.signals = SignalFeed(policy, log, metrics, wake=self._wake.set)  # outside signals (docs/signals.md)
 
     def _overrides_changed(self, runtime: Runtime) -> None:
         """A control verb (or the start) changed the runtime overrides: record them, plan at once."""
@@ -225,6 +229,7 @@ class Daemon:
             if self._recorder is not None:
                 self._recorder.negotiated(negotiated)
         self._feed_sessions(now)
+        self.signals.feed(self.controller, now, self._recorder)
         if self._recorder is not None:
             self._recorder.step(now)
         step = self.controller.step(now)
@@ -356,6 +361,7 @@ class Daemon:
             decisions=self.decisions.recent(),
             overrides=runtime_rows(self.controller.runtime),
             effective=self.controller.overrides,
+            signals=self.signals.rows(),
         )
 
     def _control_snapshot(self) -> Snapshot:
@@ -428,6 +434,7 @@ class Daemon:
                 for interval, g in groups.items()
             ]
             tasks.append(asyncio.create_task(syncer.run(), name="syncer"))
+            tasks.extend(self.signals.tasks())
             try:
                 loop_task = asyncio.create_task(self._loop(syncer), name="evaluate")
                 done, _ = await asyncio.wait([loop_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -439,6 +446,7 @@ class Daemon:
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await self.signals.close()
                 self.log.info(events.DAEMON_STOP, withdraw=self.opts.withdraw_on_exit)
                 await control.stop()
                 await self.speaker.stop(withdraw=self.opts.withdraw_on_exit)

@@ -121,6 +121,20 @@ class Metrics:
             registry=r,
         )
         self.speaker = Gauge("bgpctl_speaker_events", "Speaker counters (ExaBGP bridge)", ["event"], registry=r)
+        self.signal_state = Gauge(
+            "bgpctl_signal_state",
+            "Per outside signal: 1 for the state its latest reading counts as (pending, fresh, stale, error), "
+            "0 for the others; only a fresh signal's marks count (docs/signals.md)",
+            ["signal", "state"],
+            registry=r,
+        )
+        self.signal_errors = Counter(
+            "bgpctl_signal_errors",
+            "Refused reads of an outside signal by reason (unreadable, parse, malformed, unknown_target, "
+            "too_large, timeout, connect, http, http_status, redirect, clock), and the times it went stale",
+            ["signal", "reason"],
+            registry=r,
+        )
         self.fail_static = Gauge("bgpctl_fail_static", "1 while fail-static keeps a service's last routes", registry=r)
         # policy reloads (bgpctl reload, SIGHUP) and hooks: names agreed across branches (session 19 preamble)
         self.reloads = Counter(

@@ -39,8 +39,8 @@ _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_POLICY_BYTES = 256 * 1024
 """A policy file is refused above this size, before it is parsed (production.yaml is 11 KB)."""
-_TAGS = {"Announce", "Withdraw"}
-"""Union tags pydantic puts into error locations (bgpctl.policy.model.ActionField); not YAML keys."""
+_TAGS = {"Announce", "Withdraw", "FileSignal", "HttpSignal"}
+"""Union tags pydantic puts into error locations (bgpctl.policy.model.ActionField, SignalField); not YAML keys."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+import urllib.parse
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Any, Literal
 
@@ -547,6 +548,150 @@ class Overrides(_Model):
     freeze: bool = Field(False, description="announce nothing new: the current routes stay as they are")
 
 
+# --------------------------------------------------------------------------------------------
+# outside signals (bgpctl.signals; docs/signals.md)
+
+
+class MarkState(enum.StrEnum):
+    """What an outside signal can say of a region or a path (decide()'s rule 0b)."""
+
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+_URL_CHARS = re.compile(r"[!-~]{1,2048}")  # printable ASCII, no space: one URL, never two lines
+
+
+def _check_url(value: str) -> str:
+    example = "write it like https://health-relay.example.net/v1/regions.json"
+    if not _URL_CHARS.fullmatch(value):
+        raise _invalid("a URL is 1-2048 printable ASCII characters without spaces", example)
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise _invalid(f"'{value}' is not an http:// or https:// URL", example)
+    if parts.username is not None or parts.password is not None:
+        raise _invalid(
+            "the URL holds a user name or password",
+            "credentials in a policy end up in logs and status: serve the signal without them "
+            "(a relay on a trusted network, or TLS to a relay that needs none)",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise _invalid(f"'{value}' has a bad port", "use a port 1-65535, or none for the scheme's default") from None
+    if not parts.hostname or port == 0:
+        raise _invalid(f"'{value}' names no host (or port 0)", example)
+    if parts.fragment:
+        raise _invalid(f"'{value}' has a #fragment, which is never sent to the server", "remove it")
+    return value
+
+
+def _check_signal_file(value: str) -> str:
+    if not value.startswith("/") or "\x00" in value or len(value) > 4096:
+        raise _invalid(
+            f"'{value}' is not an absolute path", "write the flag file's full path, like /run/bgpctl/flags/use1"
+        )
+    if ".." in value.split("/"):
+        raise _invalid(f"'{value}' has a '..' component", "write the path without '..'")
+    return value
+
+
+def _check_reason(value: str) -> str:
+    if not value.strip():
+        raise _invalid(
+            "the reason is empty", "say why, e.g. 'change freeze: use1 maintenance' (log and status show it)"
+        )
+    return value
+
+
+class SignalPresence(_Model):
+    """What an empty flag file marks by its presence alone."""
+
+    region: Name
+    path: Name | None = Field(None, description="omit to mark every path of the region")
+    state: MarkState = MarkState.DOWN
+    reason: Annotated[Description, AfterValidator(_check_reason)] = Field(
+        description="the reason shown in the log and in status, e.g. 'change freeze: use1 maintenance'"
+    )
+
+
+class FileSignal(_Model):
+    """A flag file: absent says nothing; present and empty marks ``present``; present with a document
+    (JSON or YAML, the shape of docs/signals.md) marks what the document says."""
+
+    kind: Literal["file"]
+    description: Description = ""
+    path: Annotated[str, AfterValidator(_check_signal_file)] = Field(description="the flag file's absolute path")
+    interval_s: Annotated[float, Field(ge=0.2, le=3600)] = Field(2, description="how often the file is read")
+    max_age_s: Annotated[float, Field(gt=0, le=86400)] | None = Field(
+        None, description="ignore the file when its generated_at (else its mtime) is older; omit: never stale"
+    )
+    max_bytes: Annotated[int, Field(ge=256, le=1048576)] = Field(65536, description="a bigger file is ignored")
+    present: SignalPresence | None = Field(None, description="what an empty file marks")
+
+
+class HttpSignal(_Model):
+    """An HTTP(S) JSON source polled every ``interval_s`` (the document shape of docs/signals.md)."""
+
+    kind: Literal["http"]
+    description: Description = ""
+    url: Annotated[str, AfterValidator(_check_url)] = Field(description="http:// or https:// URL of the JSON document")
+    interval_s: Annotated[float, Field(ge=1, le=3600)] = Field(10, description="how often the URL is fetched")
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        2, description="the whole fetch (connect, TLS, answer) must end within this"
+    )
+    max_age_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        description="ignore the document when its generated_at (else the last good fetch) is older"
+    )
+    max_bytes: Annotated[int, Field(ge=256, le=1048576)] = Field(65536, description="a bigger answer is ignored")
+
+    @model_validator(mode="after")
+    def _timing(self) -> HttpSignal:
+        if self.timeout_s >= self.interval_s:
+            raise _invalid(
+                f"timeout_s {self.timeout_s:g} is not below interval_s {self.interval_s:g}",
+                "a fetch must end before the next one is due: lower timeout_s or raise interval_s",
+            )
+        if self.max_age_s <= self.interval_s:
+            raise _invalid(
+                f"max_age_s {self.max_age_s:g} is not above interval_s {self.interval_s:g}",
+                "a fresh document would go stale between two fetches: use at least two intervals",
+            )
+        return self
+
+
+_SIGNAL_KINDS = {"file": "FileSignal", "http": "HttpSignal"}
+
+
+def _signal_kind(value: object) -> object:
+    """Before-validator: one clear error for a missing or unknown ``kind`` (not one per union member)."""
+    if isinstance(value, dict) and value.get("kind") not in _SIGNAL_KINDS:
+        kind = value.get("kind")
+        raise _invalid(
+            "a signal needs 'kind: file' or 'kind: http'"
+            if kind is None
+            else f"unknown signal kind '{kind}'"
+            if isinstance(kind, str)
+            else f"expected 'file' or 'http' for kind, got {_shown(kind)}",
+            "file: a flag file (path); http: an HTTP(S) JSON source (url, max_age_s)",
+        )
+    return value
+
+
+def _signal_tag(value: object) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return _SIGNAL_KINDS.get(kind) if isinstance(kind, str) else None
+
+
+SignalField = Annotated[
+    Annotated[FileSignal, Tag("FileSignal")] | Annotated[HttpSignal, Tag("HttpSignal")],
+    Discriminator(_signal_tag),
+    BeforeValidator(_signal_kind),
+]
+"""A signal of the ``signals`` section, chosen by its ``kind``."""
+Signal = FileSignal | HttpSignal
+
+
 def _check_group(value: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
         raise _invalid(
@@ -574,6 +719,9 @@ class Policy(_Model):
     guards: Guards
     overrides: Overrides = Overrides()
     control: Control = Control()
+    signals: dict[Name, SignalField] = Field(
+        default_factory=dict, description="outside signals that can mark a region or path degraded or down"
+    )
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:

@@ -113,7 +113,7 @@ def check(data: dict[str, object], filename: str, locator: Locator) -> list[tupl
     """Every cross-reference problem of one file's data."""
     c = _Ctx(filename, locator)
     out: list[tuple[Problem, Loc]] = []
-    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions):
+    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions, _signals):
         out.extend(rule(c, data))
     return out
 
@@ -463,6 +463,43 @@ def _overrides(c: _Ctx, data: dict[str, object]) -> Found:
         if rname is not None and regions is not None and rname not in regions:
             yield c.at(
                 ["overrides", "pin", service], f"unknown region '{rname}'", _hint_known(rname, regions, "regions")
+            )
+
+
+def _signals(c: _Ctx, data: dict[str, object]) -> Found:
+    """A flag file's ``present`` names a region (and path) of the policy; no signal without fail-static."""
+    signals = _dict(data.get("signals"))
+    if not signals:
+        return
+    guards = _dict(data.get("guards")) or {}
+    if guards.get("fail_static") is False:
+        yield c.at(
+            ["guards", "fail_static"],
+            "signals need fail-static: with fail_static false a signal could withdraw the last region",
+            "remove 'fail_static: false' (a signal must never take the last routes away), or remove 'signals'",
+        )
+    regions_d = _dict(data.get("regions")) or {}
+    regions = _names(data.get("regions"))
+    for name, sig in _items(signals):
+        present = _dict(sig.get("present"))
+        region = _name(present.get("region")) if present is not None else None
+        if present is None or region is None or regions is None:
+            continue
+        if region not in regions:
+            yield c.at(
+                ["signals", name, "present", "region"],
+                f"unknown region '{region}'",
+                _hint_known(region, regions, "regions"),
+            )
+            continue
+        marked = _name(present.get("path"))
+        region_d = _dict(regions_d[region])
+        paths = _names(region_d.get("paths")) if region_d is not None else None
+        if marked is not None and paths is not None and marked not in paths:
+            yield c.at(
+                ["signals", name, "present", "path"],
+                f"region '{region}' has no path '{marked}'",
+                _hint_known(marked, paths, f"paths of {region}"),
             )
 
 

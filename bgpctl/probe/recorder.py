@@ -21,9 +21,10 @@ from bgpctl.core.recording import (
     sample_line,
     sent_line,
     session_line,
+    signal_line,
     step_line,
 )
-from bgpctl.core.types import PathKey, Sample
+from bgpctl.core.types import PathKey, Sample, SignalMark
 from bgpctl.errors import ProbeError
 from bgpctl.policy.model import Family
 
@@ -66,6 +67,9 @@ class Recorder:
 
     def session(self, peer: str, up: bool | None, at: float) -> None:
         self._write(session_line(peer, up, at))
+
+    def signal(self, name: str, marks: tuple[SignalMark, ...], at: float) -> None:
+        self._write(signal_line(name, marks, at))
 
     def __call__(self, key: PathKey, sample: Sample) -> None:
         self._write(sample_line(key, sample))

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import structlog
+
 from bgpctl import events
 from bgpctl.control.render import routes_text, status_text
 from bgpctl.control.state import SessionTracker, routes_result, status_result, unknown_peer
-from bgpctl.core.types import Health
+from bgpctl.core.types import Health, SignalMark
+from bgpctl.daemon.sinks import Metrics
 from bgpctl.policy.model import Drain, Overrides
+from bgpctl.signals.document import Document, Reading, SignalError
+from bgpctl.signals.feed import SignalFeed
 from tests.control.support import T0, judge, lab_policy, schema_errors, snapshot
 
 MEDIA = "203.0.113.0/26"
@@ -182,3 +187,32 @@ def test_text_renderers_show_every_path_session_and_route() -> None:
     routes = "\n".join(routes_text(routes_result(s)))
     assert "peer edge 198.18.1.1 (edge, AS65010, ADD-PATH send), session up:" in routes
     assert "actions.standby.edge" in routes
+
+
+def test_status_shows_a_signals_mark_and_why_another_signal_is_ignored() -> None:
+    policy = lab_policy()
+    j = judge(policy)
+    feed = SignalFeed(policy, structlog.wrap_logger(structlog.ReturnLogger()), Metrics())
+    reason = "AWS Health: elevated errors"
+    mark = SignalMark("relay", "use1", None, Health.DOWN, reason)
+    feed.take("relay", Reading(j.now - 1, Document((mark,))))
+    feed.feed(j.controller, j.now)
+    j.controller.step(j.now)
+    status = status_result(replace(snapshot(j), signals=feed.rows()), 20)
+    assert schema_errors("status", status) == []
+    (row,) = status["signals"]
+    assert (row["name"], row["kind"], row["state"], row["age_s"], row["error"]) == ("relay", "http", "fresh", 1.0, None)
+    assert row["marks"] == [{"region": "use1", "path": None, "state": "down", "reason": reason}]
+    use1 = [p for p in status["paths"] if p["region"] == "use1"]
+    assert {p["health"] for p in use1} == {"down"}
+    assert all(p["reasons"] == [f"signal relay: region use1 down: {reason}"] for p in use1)
+    text = "\n".join(status_text(status))
+    assert "Signals:" in text and f"use1 down: {reason}" in text and "http  fresh" in text
+
+    feed.take("relay", Reading(j.now, error=SignalError("connect", "cannot connect: [Errno 111] Connection refused")))
+    feed.feed(j.controller, j.now + 0.5)
+    status = status_result(replace(snapshot(j), signals=feed.rows()), 20)
+    assert schema_errors("status", status) == []
+    (row,) = status["signals"]
+    assert (row["state"], row["marks"]) == ("error", [])
+    assert "ignored: cannot connect: [Errno 111] Connection refused" in "\n".join(status_text(status))

@@ -360,7 +360,7 @@ def test_fail_static_keeps_the_last_routes_of_a_dark_service() -> None:
 
 
 def test_fail_static_off_withdraws() -> None:
-    policy = lab_policy({"guards": {"fail_static": False}})
+    policy = lab_policy({"guards": {"fail_static": False}}, drop=("signals",))
     first = plan(policy, health_map(policy, {"default": "up"}), None, 0.0)
     dark = plan(policy, health_map(policy, {"default": "up", "media/*/*": "down"}), first, 10.0)
     assert [k for k in dark.desired["edge"] if k.prefix == MEDIA] == []

@@ -26,7 +26,7 @@ POLICIES: list[Policy] = [
     lab_policy({"guards": {"max_route_changes_per_minute": 3}}),
     lab_policy({**TWO_PATHS, "guards": {"max_route_changes_per_minute": 5}}),
     lab_policy({**NO_ADD_PATH, "guards": {"max_route_changes_per_minute": 1}}),
-    lab_policy({"guards": {"fail_static": False, "max_route_changes_per_minute": 4}}),
+    lab_policy({"guards": {"fail_static": False, "max_route_changes_per_minute": 4}}, drop=("signals",)),
     lab_policy({"services": {"media": {"mode": "active-standby", "order": ["usw2", "use1"]}}}),
 ]
 

@@ -432,33 +432,46 @@ def test_up_after_a_crash_starts_clean(extra_lab: Callable[[str], str]) -> None:
     assert old.isdisjoint(p.pid for p in lab.frr_pids())
 
 
+def _owner() -> subprocess.Popen[bytes]:
+    """A stand-in for a test run: a live Python process while its lab comes up (so that a parallel
+    pytest-xdist worker's reaping leaves the lab alone), killed just before this test reaps."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+
+
+def _kill(owner: subprocess.Popen[bytes]) -> None:
+    owner.kill()
+    owner.wait()
+
+
 def test_labs_of_killed_test_runs_are_reaped() -> None:
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    name = f"bu{dead.pid}"  # a lab of a "pytest" whose process is gone
+    owner = _owner()
+    name = f"bu{owner.pid}"  # a lab of a "pytest" that will be killed
     try:
         crashed = runner.up(TOPOLOGY, name=name, wait=False)
         ns_names = [crashed.netns(n) for n in crashed.nodes()]
         pids = [p.pid for p in crashed.frr_pids()]
+        _kill(owner)
         assert name in reap_stale_test_labs()
         assert _leftovers(name, ns_names, pids) == []
     finally:
+        _kill(owner)
         runner.down(name)
 
 
 def test_own_topology_labs_of_killed_test_runs_are_reaped() -> None:
     # the labs of topology_lab (tl<pid>_<n>, tests/topologies/*.clab.yml) are found like the session's
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    name = f"tl{dead.pid}_0"
+    owner = _owner()
+    name = f"tl{owner.pid}_0"
     own = Path(__file__).resolve().parents[1] / "topologies" / "meter-pair.clab.yml"
     try:
         crashed = runner.up(own, name=name)
         ns_names = [crashed.netns(n) for n in crashed.nodes()]
         assert all(netns.exists(n) for n in ns_names)
+        _kill(owner)
         assert name in reap_stale_test_labs()
         assert _leftovers(name, ns_names, []) == []
     finally:
+        _kill(owner)
         runner.down(name)
 
 

@@ -44,8 +44,11 @@ def lab_data(patch: Mapping[str, Any] | None = None, file: str = "lab.yaml") -> 
     return deep_merge(data, dict(patch)) if patch else data
 
 
-def lab_policy(patch: Mapping[str, Any] | None = None, file: str = "lab.yaml") -> Policy:
-    return policy_from_data(lab_data(patch, file), f"{file} (patched)" if patch else file)
+def lab_policy(patch: Mapping[str, Any] | None = None, file: str = "lab.yaml", drop: tuple[str, ...] = ()) -> Policy:
+    """The lab policy with ``patch`` laid over it and the top-level sections ``drop`` removed (e.g. "signals",
+    which a policy with ``fail_static: false`` may not have)."""
+    data = {k: v for k, v in lab_data(patch, file).items() if k not in drop}
+    return policy_from_data(data, f"{file} (patched)" if patch or drop else file)
 
 
 TWO_PATHS: dict[str, Any] = {
