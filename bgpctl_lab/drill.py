@@ -139,7 +139,9 @@ def _query(lab: Lab, check: Check) -> Any:
         assert check.node is not None and check.vtysh is not None
         return lab.query_json(check.node, check.vtysh)
     try:
-        return dict(client.call(runner.service_run_dir(lab), check.control.verb, check.control.args, timeout_s=5))
+        return dict(
+            client.call(runner.service_run_dir(lab, *DAEMON), check.control.verb, check.control.args, timeout_s=5)
+        )
     except client.ControlError as e:
         return {"error": str(e)}
 
