@@ -37,6 +37,9 @@ OVERRIDE_EXPIRED: Final = "override.expired"  # its --for ran out; the step that
 OVERRIDE_LOADED: Final = "override.loaded"  # read from the run directory at start
 OVERRIDE_SAVE_FAILED: Final = "override.save_failed"  # the file could not be written (an expiry: kept in memory)
 
+# --- policy reload (bgpctl.control.reload.PolicyDesk): result applied|unchanged|refused, file, sha256, by, why
+POLICY_RELOAD: Final = "policy.reload"
+
 # --- the speaker (bgpctl.speaker.speaker)
 SPEAKER_START: Final = "speaker.start"
 SPEAKER_STOPPED: Final = "speaker.stopped"
@@ -79,8 +82,33 @@ EXABGP_STOPPED: Final = "exabgp.stopped"
 EXABGP_EXITED: Final = "exabgp.exited"
 EXABGP_KILL: Final = "exabgp.kill"
 
+# --- hooks (bgpctl.hooks): the event types a hook subscribes to (docs/hooks.md). route.change,
+# override.set, override.expired and policy.reload above are hook event types too, named as their log events.
+PATH_STATE: Final = "path.state"  # a path's health changed (decide's transition)
+REGION_LOST: Final = "region.lost"  # no path of a region is preferred or standby for any service any more
+REGION_REGAINED: Final = "region.regained"  # a lost region has a preferred or standby path again
+
+HOOK_EVENT_TYPES: Final = (
+    PATH_STATE,
+    ROUTE_CHANGE,
+    REGION_LOST,
+    REGION_REGAINED,
+    OVERRIDE_SET,
+    OVERRIDE_EXPIRED,
+    POLICY_RELOAD,
+)
+"""Every event type a hook can subscribe to, in the order docs/hooks.md lists them."""
+
+# --- hook deliveries (bgpctl.hooks.sink): the daemon's log lines about its hooks
+HOOK_STARTED: Final = "hook.started"  # the hook's worker runs: kind, events, queue size
+HOOK_DELIVERED: Final = "hook.delivered"  # one event delivered (debug level): attempts, ms
+HOOK_FAILED: Final = "hook.failed"  # one event not delivered after its attempts: why
+HOOK_DROPPED: Final = "hook.dropped"  # the hook's queue was full: events dropped (rate-limited line)
+HOOK_ABANDONED: Final = "hook.abandoned"  # events still queued when the shutdown's flush ran out
+
 # --- JSON lines printed by helper commands (``{"event": ...}`` on stdout)
 REFLECTOR_READY: Final = "reflector.ready"
 REFLECTOR_STOPPED: Final = "reflector.stopped"
 RESPONDER_READY: Final = "responder.ready"
 RESPONDER_SUMMARY: Final = "responder.summary"
+RECEIVER_READY: Final = "receiver.ready"  # bgpctl_lab.hook_receiver: the lab's webhook receiver listens

@@ -31,8 +31,10 @@ from pydantic import BaseModel, ConfigDict
 
 from bgpctl import events
 from bgpctl.control import client
+from bgpctl.core.recording import RecordingError, read_recording
 from bgpctl_lab import faults, runner
 from bgpctl_lab.drill_model import Action, Check, Drill, DrillError, Op
+from bgpctl_lab.drill_series import FlowGap, flow_gaps, path_series
 from bgpctl_lab.impair import Impairment
 from bgpctl_lab.meter import run_meter
 from bgpctl_lab.meter_report import MeterReport
@@ -100,6 +102,12 @@ class DrillReport(BaseModel):
     route_timeline: list[RouteChange]  # each change, at_s since the meter started
     route_moved_after_s: float | None  # first change after the fault, seconds after the fault
     decisions: list[dict[str, Any]] = []  # the daemon's health changes during the drill (controller mode)
+    # for a picture (bgpctl_lab.plot), all on the drill's timeline (seconds since the meter started):
+    t0_unix: float | None = None  # realtime of the timeline's zero (None: the drill stopped at its steady checks)
+    end_s: float | None = None  # when the drill ended (the meter finished)
+    flow_gaps: list[FlowGap] = []  # the meter's per-flow silences (meter.flows[].gaps, moved onto the timeline)
+    paths: list[dict[str, Any]] = []  # per path RTT, loss and health (bgpctl.core.series; controller mode)
+    paths_note: str | None = None  # why ``paths`` is empty or incomplete (the daemon's recording unreadable)
     bounds: dict[str, float | int | None]
     violations: list[str]
     passed: bool
@@ -379,6 +387,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
     finally:
         if watcher is not None:
             timeline = watcher.stop()
+        end_s = round(time.monotonic() - t0, 3)
     if "error" in meter_result:
         raise meter_result["error"]
     watch = None
@@ -391,7 +400,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
             "errors": watcher.errors,
             "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()},
         }
-    return _report(
+    report = _report(
         drill,
         lab,
         mode=mode,
@@ -406,6 +415,16 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
         watch=watch,
         timeline=timeline,
         decisions=daemon_decisions(lab, started, t0_unix),
+    )
+    paths, note = daemon_series(lab, t0_unix, t0_unix + end_s)
+    return report.model_copy(
+        update={
+            "t0_unix": t0_unix,
+            "end_s": end_s,
+            "flow_gaps": flow_gaps(report.meter, t0_unix),
+            "paths": paths,
+            "paths_note": note,
+        }
     )
 
 
@@ -535,6 +554,21 @@ def _report(
 
 DAEMON_LOG = "daemon.log"
 """The controller-mode daemon's log in cr's node directory (JSON lines, see lab/services.yaml)."""
+RECORDING = "samples.jsonl"
+"""The controller-mode daemon's recording in cr's node directory (lab/services.yaml: ``--record``)."""
+
+
+def daemon_series(lab: Lab, t0_unix: float, end_unix: float) -> tuple[list[dict[str, Any]], str | None]:
+    """Per-path series of the drill from the daemon's recording and log (controller mode; else none), and
+    a note when the recording could not be read (the drill's result does not depend on it)."""
+    recording = lab.node_dir("cr") / RECORDING
+    if lab.mode != "controller":
+        return [], None
+    try:
+        with recording.open(encoding="utf-8") as f:
+            return path_series(read_recording(f, str(recording)), daemon_events(lab), t0_unix, end_unix), None
+    except (OSError, RecordingError) as e:
+        return [], f"no per-path series: the daemon's recording {recording}: {e}"
 
 
 def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:

@@ -28,6 +28,10 @@ Definitions (times are nanoseconds on the sender's realtime clock; receive times
   short while the worst flow's gap shows the failover as a call on that path heard it.
 * rtt: receive time of the echo minus send time of the probe (as above; the responder's hold, if any,
   included).
+* flow silences (``flows[].gaps``): every silence of one flow at least ``flow_gap_min_ms`` long (the
+  longer of :data:`FLOW_GAP_MIN_MS` and 5 packet intervals of the flow), on the network timeline as the
+  longest gap, seconds since the first send; the longest :data:`FLOW_GAPS_KEPT` of a flow, in time order.
+  What a picture of the drill draws per flow (:mod:`bgpctl_lab.plot`).
 * jitter: RFC 3550 interarrival jitter (J += (|D| - J) / 16, D the change in transit time between
   consecutive arrivals; transit on the network timeline), per flow as RTP defines it per SSRC; the
   report's figure is the worst flow's.
@@ -38,6 +42,7 @@ Definitions (times are nanoseconds on the sender's realtime clock; receive times
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +51,9 @@ from pydantic import BaseModel, ConfigDict
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
+FLOW_GAP_MIN_MS = 100.0
+"""A flow's silence is listed when at least this long (or 5 of the flow's packet intervals, if longer)."""
+FLOW_GAPS_KEPT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,7 @@ class FlowReport(_Model):
     longest_gap_ms: float
     jitter_ms: float | None
     regions: dict[str, int]
+    gaps: list[Gap] = []  # silences of at least the report's flow_gap_min_ms, seconds since the first send
 
 
 class MeterReport(_Model):
@@ -147,6 +156,7 @@ class MeterReport(_Model):
     longest_gap_raw_ms: float  # between kernel receive stamps, the meter's own delays included
     longest_flow_gap_ms: float  # the worst single flow's longest gap (a call on one path)
     longest_flow_gap_flow: int | None
+    flow_gap_min_ms: float = FLOW_GAP_MIN_MS  # a flow's silence this long or longer is in flows[].gaps
     per_second_loss: list[SecondLoss]
     rtt: RttStats | None
     server_hold_ms_p50: float | None
@@ -234,6 +244,33 @@ def _gap(points: Sequence[_Point], stream: tuple[int, int], t0: int) -> Gap:
     )
 
 
+def silences(
+    points: Sequence[_Point], stream: tuple[int, int], t0: int, min_ns: int, keep: int = FLOW_GAPS_KEPT
+) -> list[Gap]:
+    """Every silence of at least ``min_ns`` on one timeline (the longest ``keep``, in time order), with the
+    stream's edges counted as :func:`longest_gap` counts them; times in seconds since ``t0``."""
+    ordered = sorted(points, key=lambda p: p.at_ns)
+    found: list[tuple[int, int, int | None, int | None]]
+    if not ordered:
+        found = [(stream[0], stream[1], None, None)]
+    else:
+        p50 = int(percentile(sorted(float(p.rtt_ns) for p in ordered), 50))
+        found = [(stream[0] + p50, ordered[0].at_ns, None, ordered[0].seq)]
+        found += [(a.at_ns, b.at_ns, a.seq, b.seq) for a, b in itertools.pairwise(ordered)]
+        found.append((ordered[-1].at_ns, stream[1] + p50, ordered[-1].seq, None))
+    long = sorted((g for g in found if g[1] - g[0] >= min_ns), key=lambda g: g[0] - g[1])[:keep]
+    return [
+        Gap(
+            ms=(g1 - g0) / NS_PER_MS,
+            start_s=(g0 - t0) / NS_PER_S,
+            end_s=(g1 - t0) / NS_PER_S,
+            after_seq=a,
+            before_seq=b,
+        )
+        for g0, g1, a, b in sorted(long)
+    ]
+
+
 def _raw(e: EchoPacket, p: SentPacket) -> _Point:
     return _Point(at_ns=e.rx_ns, seq=e.seq, rtt_ns=e.rx_ns - p.left_ns)
 
@@ -315,7 +352,10 @@ def build_report(
             else RegionSeen(answered=r.answered + 1, first_s=r.first_s, last_s=at)
         )
 
-    flows = [_flow_report(f, sent, first, by_seq, source_ports) for f in range(settings.flows)]
+    gap_min_ns = round(max(FLOW_GAP_MIN_MS, 5 * settings.flows * settings.spacing_ms) * NS_PER_MS)
+    flows = [
+        _flow_report(f, sent, first, by_seq, source_ports, t0=t0, gap_min_ns=gap_min_ns) for f in range(settings.flows)
+    ]
     worst = max(flows, key=lambda f: f.longest_gap_ms, default=None)
     jitters = [f.jitter_ms for f in flows if f.jitter_ms is not None]
     jitter = max(jitters) if jitters else None
@@ -343,6 +383,7 @@ def build_report(
         longest_gap_raw_ms=raw_gap.ms,
         longest_flow_gap_ms=worst.longest_gap_ms if worst else 0.0,
         longest_flow_gap_flow=worst.flow if worst else None,
+        flow_gap_min_ms=gap_min_ns / NS_PER_MS,
         per_second_loss=seconds,
         rtt=rtt,
         server_hold_ms_p50=percentile(holds, 50) / NS_PER_MS if holds else None,
@@ -365,6 +406,9 @@ def _flow_report(
     first: Sequence[EchoPacket],
     by_seq: dict[int, SentPacket],
     source_ports: Sequence[int],
+    *,
+    t0: int,
+    gap_min_ns: int,
 ) -> FlowReport:
     mine_sent = [p for p in sent if p.flow == flow]
     mine = [e for e in first if e.flow == flow]
@@ -375,10 +419,12 @@ def _flow_report(
             reordered += 1
         top = max(top, e.seq)
     gap_ms = 0.0
+    gaps: list[Gap] = []
+    net = [_net(e, by_seq[e.seq]) for e in mine]
     if mine_sent:
         stream = (mine_sent[0].send_ns - mine_sent[0].late_ns, mine_sent[-1].send_ns - mine_sent[-1].late_ns)
-        gap_ms = _gap([_net(e, by_seq[e.seq]) for e in mine], stream, stream[0]).ms
-    net = [_net(e, by_seq[e.seq]) for e in mine]
+        gap_ms = _gap(net, stream, stream[0]).ms
+        gaps = silences(net, stream, t0, gap_min_ns)
     jitter = rfc3550_jitter_ns([(p.at_ns - p.rtt_ns, p.at_ns) for p in net])
     counts: dict[str, int] = {}
     for e in mine:
@@ -393,4 +439,5 @@ def _flow_report(
         longest_gap_ms=gap_ms,
         jitter_ms=None if jitter is None else jitter / NS_PER_MS,
         regions=counts,
+        gaps=gaps,
     )

@@ -16,11 +16,8 @@ from bgpctl import events
 from bgpctl.core.recording import read_recording
 from bgpctl.core.replay import replay
 from bgpctl.policy.load import load_policy
-from bgpctl_lab.drill import daemon_events
+from bgpctl_lab.drill import RECORDING, daemon_events
 from bgpctl_lab.runner import Lab
-
-RECORDING = "samples.jsonl"
-"""The daemon's recording in cr's node directory (lab/services.yaml)."""
 
 
 @dataclass

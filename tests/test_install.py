@@ -53,7 +53,14 @@ def test_pip_install_without_a_compiler_then_daemon_help_works_and_lab_says_how_
     assert installed.returncode == 0, installed.stderr[-3000:]
     record_property("install_s", round(time.monotonic() - t0, 1))
     listed = _run([str(bin_dir / "pip"), "list", "--format", "freeze"], env=env).stdout.lower()
-    assert "netfilterqueue" not in listed and "scapy" not in listed
+    assert "netfilterqueue" not in listed and "scapy" not in listed and "matplotlib" not in listed
+
+    # pictures are the extra bgpctl[plot]: without it, --plot says how to install it before doing anything
+    policy, png, recording = REPO / "policies" / "lab.yaml", tmp_path / "replay.png", tmp_path / "no-recording.jsonl"
+    plot = _run(
+        [str(bin_dir / "bgpctl"), "replay", "--policy", str(policy), "--plot", str(png), str(recording)], env=env
+    )
+    assert (plot.returncode, plot.stderr) == (1, "bgpctl: a picture needs matplotlib: pip install 'bgpctl[plot]'\n")
 
     daemon = _run([str(bin_dir / "bgpctl"), "daemon", "--help"], env=env)
     assert daemon.returncode == 0, daemon.stderr

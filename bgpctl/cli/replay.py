@@ -5,7 +5,8 @@ clock: a daemon recording (``bgpctl daemon --record``) step by step as the daemo
 samples-only recording on a fixed tick (see :mod:`bgpctl.core.replay`), and prints the timeline: time
 since the first sample, the path, old -> new health with decide's reasons, then the route changes
 that plan() sends in make-before-break order. ``--json`` prints one JSON object per line instead,
-and a last ``{"summary": ...}`` line.
+then one ``{"series": ...}`` line per path (RTT, loss and health over time, :mod:`bgpctl.core.series`) and
+a last ``{"summary": ...}`` line. ``--plot FILE.png`` draws the same data (:mod:`bgpctl.render_plot`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
 
@@ -27,6 +29,7 @@ from bgpctl.core.replay import (
     event_to_dict,
     render_event,
     render_summary,
+    series_to_dicts,
     summary_to_dict,
 )
 from bgpctl.core.replay import (
@@ -77,32 +80,55 @@ def open_recording(path: str) -> Iterator[BinaryIO]:
     "probe interval); a daemon recording replays at its own evaluation times",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one per plan() call, then a summary")
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also draw the replay as a PNG: per path RTT, loss and health bands, and the route changes "
+    "(needs matplotlib: pip install 'bgpctl[plot]')",
+)
 @click.argument("samples", type=str)
-def replay(policy_file: str, tick: float | None, as_json: bool, samples: str) -> None:
+def replay(policy_file: str, tick: float | None, as_json: bool, plot_file: Path | None, samples: str) -> None:
     """Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller.
 
     A daemon recording (bgpctl daemon --record) replays exactly; a samples-only one has a line per
     probe: {"service", "region", "path", "seq", "sent", "received"} with times in seconds and
     "received": null for a lost probe. Prints the timeline of health and route changes.
     """
+    if plot_file is not None:
+        from bgpctl.render_plot import check_target  # noqa: PLC0415 (imports matplotlib)
+
+        check_target(plot_file)
     policy = load_policy(policy_file)
     with open_recording(samples) as stream:
         name = "<stdin>" if samples == "-" else samples
-        _run(policy, tick, as_json, read_recording(recording_lines(stream, name), name))
+        objects = _run(policy, tick, as_json, read_recording(recording_lines(stream, name), name))
+    if plot_file is not None:
+        from bgpctl.render_plot import replay_figure, replay_report, save_png  # noqa: PLC0415 (matplotlib)
+
+        save_png(replay_figure(replay_report(objects)), plot_file)
+        click.echo(f"picture written to {plot_file}", err=True)
 
 
-def _run(policy: Policy, tick: float | None, as_json: bool, recording: Iterator[Event]) -> None:
+def _run(policy: Policy, tick: float | None, as_json: bool, recording: Iterator[Event]) -> list[dict[str, Any]]:
+    """Print the replay; returns its JSON objects (events, series, summary) for a picture."""
     summary = ReplaySummary()
     shown: tuple[str, ...] = ()
+    objects: list[dict[str, Any]] = []
     for event in run_replay(policy, recording, tick, summary):
+        objects.append(event_to_dict(event))
         if as_json:
-            click.echo(json.dumps(event_to_dict(event)))
+            click.echo(json.dumps(objects[-1]))
         else:
             click.echo("\n".join(render_event(event, shown)))
             shown = event.plan.notes
     for note in summary.notes:
         click.echo(f"note: {note}", err=True)
+    tail = [*series_to_dicts(summary), summary_to_dict(summary)]
     if as_json:
-        click.echo(json.dumps(summary_to_dict(summary)))
+        for obj in tail:
+            click.echo(json.dumps(obj))
     else:
         click.echo("\n".join(render_summary(summary)))
+    return objects + tail

@@ -50,10 +50,13 @@ class OverrideDesk:
         log: structlog.typing.FilteringBoundLogger,
         *,
         on_change: Callable[[Runtime], None] = lambda _r: None,
+        on_event: Callable[[str, dict[str, Any]], None] = lambda _t, _o: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``on_event(type, override)``: told of every override set (override.set) and expired
+        (override.expired), after it is logged (the daemon's hooks subscribe here)."""
         self.controller, self.run_dir, self.log = controller, run_dir, log
-        self.on_change, self.clock = on_change, clock
+        self.on_change, self.on_event, self.clock = on_change, on_event, clock
 
     def load(self) -> Runtime:
         """At start: the persisted overrides (those expired meanwhile are dropped at the first step)."""
@@ -93,6 +96,7 @@ class OverrideDesk:
             self.log.warning(events.OVERRIDE_REMOVED, **to_json(o), removed_by=args.get("by"), why=args.get("reason"))
         if made is not None:
             self.log.warning(events.OVERRIDE_SET, **to_json(made))
+            self.on_event(events.OVERRIDE_SET, to_json(made))
         return {
             "verb": verb,
             "at": now,
@@ -107,6 +111,7 @@ class OverrideDesk:
             return
         for o in gone:
             self.log.warning(events.OVERRIDE_EXPIRED, **to_json(o))
+            self.on_event(events.OVERRIDE_EXPIRED, to_json(o))
         try:
             overrides_store.save(self.run_dir, self.controller.runtime)
         except (OSError, _Err) as e:

@@ -44,6 +44,7 @@ from bgpctl.core.recording import (
     Stepped,
     read_recording,
 )
+from bgpctl.core.series import SeriesBuilder
 from bgpctl.core.types import Health, PathKey, Plan, Sample, Transition
 from bgpctl.policy.model import Policy
 from bgpctl.render import change_text, change_to_dict, transition_to_dict
@@ -80,6 +81,7 @@ class ReplaySummary:
     exact: bool = False  # replayed step by step as the daemon evaluated
     final_health: dict[PathKey, Health] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    series: SeriesBuilder[PathKey] = field(default_factory=SeriesBuilder)  # per path: RTT, loss, health over time
 
 
 REORDER_S = 5.0
@@ -141,6 +143,8 @@ def replay(
         total.exact = first.steps
     else:
         source = _chain(first, source)
+    total.series = SeriesBuilder(initial=dict.fromkeys(path_keys(policy), Health.UNKNOWN.value))
+    source = _observed(source, total.series)
     quiet = quiet_after(policy) if skip_quiet else math.inf
     steps = _exact(ctl, source, total) if total.exact else _ticked(ctl, policy, source, tick, total, quiet=quiet)
     for step in steps:
@@ -150,6 +154,8 @@ def replay(
             continue
         total.plans += 1
         total.transitions += len(step.transitions)
+        for tr in step.transitions:
+            total.series.health(tr.key, step.at, tr.new.value)
         total.route_changes += len(step.plan.changes)
         total.deferred_max = max(total.deferred_max, len(step.plan.deferred))
         if step.transitions or step.plan.changes:  # a retry that sent nothing is not news
@@ -160,6 +166,14 @@ def replay(
 def _chain(first: Event, rest: Iterator[Event]) -> Iterator[Event]:
     yield first
     yield from rest
+
+
+def _observed(source: Iterator[Event], series: SeriesBuilder[PathKey]) -> Iterator[Event]:
+    """``source`` unchanged; each settled probe also goes into ``series``."""
+    for ev in source:
+        if isinstance(ev, Settled):
+            series.add(ev.key, ev.sample)
+        yield ev
 
 
 def _schedule_notes(policy: Policy, header: Header) -> list[str]:
@@ -350,6 +364,11 @@ def summary_to_dict(s: ReplaySummary) -> dict[str, object]:
             "final_health": {str(k): h.value for k, h in s.final_health.items()},
         }
     }
+
+
+def series_to_dicts(s: ReplaySummary) -> list[dict[str, object]]:
+    """One ``{"series": ...}`` object per path (:mod:`bgpctl.core.series`), times since the replay's start."""
+    return [{"series": d} for d in s.series.to_dicts(s.start, s.start, s.end)]
 
 
 def render_event(event: TimelineEvent, shown_notes: Iterable[str] = ()) -> list[str]:

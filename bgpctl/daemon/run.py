@@ -49,6 +49,7 @@ from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon import privileges
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink, export_routing_state
 from bgpctl.errors import BgpctlError, SpeakerError
+from bgpctl.hooks.sink import HookSink, read_hook_secrets
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy
 from bgpctl.probe.paths import make_probe, specs_from_policy
@@ -190,7 +191,20 @@ class Daemon:
         self.control_gid = group_gid(policy.control.group)  # before anything starts: an unknown group stops us
         self._failures_seen: dict[tuple[str, str, str], int] = {}
         self._api_connections = 0  # the speaker's API connection the controller was last told sessions of
-        self.desk = OverrideDesk(self.controller, self.run_dir, log, on_change=self._overrides_changed)
+        # hooks: their secrets are read now (one that cannot be read stops the start, as an MD5 password does)
+        self.hooks: HookSink | None = None
+        if policy.hooks:
+            self.hooks = HookSink(
+                policy, self.controller, metrics=metrics, log=log, secrets=read_hook_secrets(policy, os.environ)
+            )
+            self.sinks.append(self.hooks)
+        self.desk = OverrideDesk(
+            self.controller,
+            self.run_dir,
+            log,
+            on_change=self._overrides_changed,
+            on_event=self.hooks.override if self.hooks is not None else lambda _t, _o: None,
+        )
         self.signals = SignalFeed(policy, log, metrics, wake=self._wake.set)  # outside signals (docs/signals.md)
 
     def _overrides_changed(self, runtime: Runtime) -> None:
@@ -429,6 +443,8 @@ class Daemon:
             for p in self._probers:
                 groups.setdefault(p.interval_s, []).append(p)
             syncer = _Syncer(self.speaker, self.log)
+            if self.hooks is not None:
+                self.hooks.start()
             tasks = [
                 asyncio.create_task(drive(g, interval), name=f"probes-{interval * 1000:g}ms")
                 for interval, g in groups.items()
@@ -450,6 +466,8 @@ class Daemon:
                 self.log.info(events.DAEMON_STOP, withdraw=self.opts.withdraw_on_exit)
                 await control.stop()
                 await self.speaker.stop(withdraw=self.opts.withdraw_on_exit)
+                if self.hooks is not None:  # after the speaker: routing first, then a bounded flush
+                    await self.hooks.stop()
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)

@@ -1,8 +1,8 @@
 """Where decisions go: structured log events and Prometheus metrics, behind one Protocol.
 
 Every health change is one log event naming the measurement that crossed which threshold; every
-route change is one log event and one increment of ``bgpctl_route_changes_total`` (docs/design.md). Later
-sinks (failover hooks, Connect traffic-distribution updates) implement the same Protocol.
+route change is one log event and one increment of ``bgpctl_route_changes_total`` (docs/design.md). The
+hooks' sink (bgpctl.hooks.sink.HookSink: programs and webhooks told about events) implements the same Protocol.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
 from bgpctl.errors import FileProblem, PolicyError, Problem
@@ -39,8 +39,9 @@ _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_POLICY_BYTES = 256 * 1024
 """A policy file is refused above this size, before it is parsed (production.yaml is 11 KB)."""
-_TAGS = {"Announce", "Withdraw", "FileSignal", "HttpSignal"}
-"""Union tags pydantic puts into error locations (bgpctl.policy.model.ActionField, SignalField); not YAML keys."""
+_TAGS = {"Announce", "Withdraw", "FileSignal", "HttpSignal", "exec", "webhook"}
+"""Union tags pydantic puts into error locations (bgpctl.policy.model.ActionField, SignalField, Hook); not YAML
+keys."""
 
 
 @dataclass(frozen=True)
@@ -185,14 +186,25 @@ def _unwrap(tp: object) -> object:
     return tp
 
 
+def _tag_of(tp: object) -> str | None:
+    """The discriminator tag of a union member (``Annotated[Model, Tag("x")]``), if it has one."""
+    while typing.get_origin(tp) is typing.Annotated:
+        for meta in getattr(tp, "__metadata__", ()):
+            if isinstance(meta, Tag):
+                return meta.tag
+        tp = typing.get_args(tp)[0]
+    return None
+
+
 def _type_at(model_loc: list[str | int]) -> object:
     """The type annotation a location leads to in the Policy model (None if it leads nowhere)."""
     tp: object = Policy
     for item in model_loc:
         tp = _unwrap(tp)
         if typing.get_origin(tp) in (typing.Union, types.UnionType):
-            members = [_unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
-            tagged = [m for m in members if getattr(m, "__name__", None) == item]
+            raw = [a for a in typing.get_args(tp) if a is not type(None)]
+            members = [_unwrap(a) for a in raw]
+            tagged = [_unwrap(a) for a in raw if item in (_tag_of(a), getattr(_unwrap(a), "__name__", None))]
             if tagged:
                 tp = tagged[0]
                 continue
@@ -269,7 +281,8 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
     kind = err["type"]
     value: Any = err.get("input")
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
-    secret = "md5_password" in path
+    secret = "md5_password" in path or (path[:1] == ["hooks"] and "secret" in path)
+    field = "md5_password" if "md5_password" in path else "secret"
 
     def problem(message: str, hint: str = "", line_of: list[str | int] | None = None) -> tuple[Loc, Problem]:
         loc = path if line_of is None else line_of
@@ -277,8 +290,8 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
 
     if secret and kind in ("model_type", "dict_type", "model_attributes_type"):
         return problem(
-            "must name where the password comes from, not hold it",
-            "write md5_password: {env: VARIABLE} or md5_password: {file: /etc/bgpctl/NAME.key}; "
+            f"must name where the {'password' if field == 'md5_password' else 'secret'} comes from, not hold it",
+            f"write {field}: {{env: VARIABLE}} or {field}: {{file: /etc/bgpctl/NAME.key}}; "
             "the secret itself never goes in the policy",
         )
     shown = "a value" if secret else _describe(value)
@@ -328,6 +341,12 @@ def describe_error(err: ErrorDetails, filename: str, locator: Locator, data: obj
         if value is None:
             return problem("expected a string, got nothing (null)", "give a value or remove the line")
         return problem(f"expected a string, got {shown}", "put it in quotes")
+    if kind == "list_type" and path[:1] == ["hooks"] and path[-1:] == ["argv"]:
+        return problem(
+            f"expected a list, got {shown}",
+            "write the program and each argument as a list item, like [/usr/local/bin/notify, --flag]: "
+            "hooks run no shell",
+        )
     if kind == "list_type":
         hint = (
             f"write it as a list: [{value}]"

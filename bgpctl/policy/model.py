@@ -12,6 +12,7 @@ import enum
 import ipaddress
 import re
 import urllib.parse
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from bgpctl import events
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -562,28 +565,39 @@ class MarkState(enum.StrEnum):
 _URL_CHARS = re.compile(r"[!-~]{1,2048}")  # printable ASCII, no space: one URL, never two lines
 
 
-def _check_url(value: str) -> str:
-    example = "write it like https://health-relay.example.net/v1/regions.json"
-    if not _URL_CHARS.fullmatch(value):
-        raise _invalid("a URL is 1-2048 printable ASCII characters without spaces", example)
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise _invalid(f"'{value}' is not an http:// or https:// URL", example)
-    if parts.username is not None or parts.password is not None:
-        raise _invalid(
-            "the URL holds a user name or password",
-            "credentials in a policy end up in logs and status: serve the signal without them "
-            "(a relay on a trusted network, or TLS to a relay that needs none)",
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise _invalid(f"'{value}' has a bad port", "use a port 1-65535, or none for the scheme's default") from None
-    if not parts.hostname or port == 0:
-        raise _invalid(f"'{value}' names no host (or port 0)", example)
-    if parts.fragment:
-        raise _invalid(f"'{value}' has a #fragment, which is never sent to the server", "remove it")
-    return value
+def _http_url(example: str, credentials_hint: str) -> Callable[[str], str]:
+    """The check of an http(s) URL the daemon will fetch from or post to (signals, webhooks): printable
+    ASCII, a host, a real port, no credentials (``credentials_hint`` says what to do instead), no #fragment."""
+
+    def check(value: str) -> str:
+        example_text = f"write it like {example}"
+        if not _URL_CHARS.fullmatch(value):
+            raise _invalid("a URL is 1-2048 printable ASCII characters without spaces", example_text)
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise _invalid(f"'{value}' is not an http:// or https:// URL", example_text)
+        if parts.username is not None or parts.password is not None:
+            raise _invalid("the URL holds a user name or password", credentials_hint)
+        try:
+            port = parts.port
+        except ValueError:
+            raise _invalid(
+                f"'{value}' has a bad port", "use a port 1-65535, or none for the scheme's default"
+            ) from None
+        if not parts.hostname or port == 0:
+            raise _invalid(f"'{value}' names no host (or port 0)", example_text)
+        if parts.fragment:
+            raise _invalid(f"'{value}' has a #fragment, which is never sent to the server", "remove it")
+        return value
+
+    return check
+
+
+_check_signal_url = _http_url(
+    "https://health-relay.example.net/v1/regions.json",
+    "credentials in a policy end up in logs and status: serve the signal without them "
+    "(a relay on a trusted network, or TLS to a relay that needs none)",
+)
 
 
 def _check_signal_file(value: str) -> str:
@@ -635,7 +649,9 @@ class HttpSignal(_Model):
 
     kind: Literal["http"]
     description: Description = ""
-    url: Annotated[str, AfterValidator(_check_url)] = Field(description="http:// or https:// URL of the JSON document")
+    url: Annotated[str, AfterValidator(_check_signal_url)] = Field(
+        description="http:// or https:// URL of the JSON document"
+    )
     interval_s: Annotated[float, Field(ge=1, le=3600)] = Field(10, description="how often the URL is fetched")
     timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(
         2, description="the whole fetch (connect, TLS, answer) must end within this"
@@ -707,6 +723,105 @@ class Control(_Model):
     )
 
 
+# --------------------------------------------------------------------------------------------
+# hooks (bgpctl.hooks, docs/hooks.md)
+
+
+class HookEvent(enum.StrEnum):
+    """The event types a hook can subscribe to; the names are bgpctl.events' (one source of truth)."""
+
+    PATH_STATE = events.PATH_STATE
+    ROUTE_CHANGE = events.ROUTE_CHANGE
+    REGION_LOST = events.REGION_LOST
+    REGION_REGAINED = events.REGION_REGAINED
+    OVERRIDE_SET = events.OVERRIDE_SET
+    OVERRIDE_EXPIRED = events.OVERRIDE_EXPIRED
+    POLICY_RELOAD = events.POLICY_RELOAD
+
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_ARG = re.compile(r"[^\x00]{1,4096}")
+
+
+def _check_argv(value: list[str]) -> list[str]:
+    if not value[0].startswith("/"):
+        raise _invalid(
+            f"the program '{value[0]}' is not an absolute path",
+            "write the full path, e.g. /usr/local/bin/connect-traffic-distribution: hooks run without a shell "
+            "and do not search PATH",
+        )
+    for i, arg in enumerate(value):
+        if not _ARG.fullmatch(arg):
+            raise _invalid(f"argument {i} is empty, longer than 4096 characters or holds a NUL", "fix that argument")
+    return value
+
+
+_check_hook_url = _http_url(
+    "https://hooks.example.net/bgpctl",
+    "remove it: the receiver authenticates bgpctl by the signature made with 'secret'",
+)
+
+
+class _HookBase(_Model):
+    events: list[HookEvent] = Field(
+        default_factory=lambda: list(HookEvent), min_length=1, description="event types sent to it; default all"
+    )
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        10, description="one attempt may take this long; then it is abandoned (exec: its process group killed)"
+    )
+    queue: Annotated[int, Field(ge=1, le=10000)] = Field(
+        100, description="events waiting for this hook at most; more are dropped (counted and logged)"
+    )
+
+
+class ExecHook(_HookBase):
+    """Runs a program (no shell) per event, the event as JSON on its standard input."""
+
+    kind: Literal["exec"]
+    argv: Annotated[list[str], Field(min_length=1, max_length=64), AfterValidator(_check_argv)] = Field(
+        description="the program (absolute path) and its arguments"
+    )
+    env: list[EnvName] = Field(
+        default_factory=list, description="variables passed from the daemon's environment; nothing else is"
+    )
+
+
+class WebhookHook(_HookBase):
+    """POSTs each event as JSON to a URL, signed with HMAC-SHA256 (header X-Bgpctl-Signature)."""
+
+    kind: Literal["webhook"]
+    url: Annotated[str, AfterValidator(_check_hook_url)] = Field(
+        description="http:// or https:// URL the event is POSTed to"
+    )
+    secret: SecretRef = Field(description="where the HMAC key comes from: {file: PATH} or {env: VARIABLE}")
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(
+        3, description="attempts after the first, on a connection error, a timeout, 429 or 5xx"
+    )
+    backoff_s: Annotated[float, Field(ge=0.01, le=60)] = Field(
+        0.5, description="wait before the first retry; doubles for each next one (with jitter)"
+    )
+
+
+def _hook_tag(value: object) -> str | None:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in ("exec", "webhook") else None
+
+
+Hook = Annotated[
+    Annotated[ExecHook, Tag("exec")] | Annotated[WebhookHook, Tag("webhook")],
+    Discriminator(
+        _hook_tag,
+        custom_error_type="bgpctl",
+        custom_error_message="{message}: {hint}",
+        custom_error_context={
+            "message": "a hook needs 'kind: exec' or 'kind: webhook'",
+            "hint": "exec runs a program with the event on stdin, webhook POSTs it to a URL",
+        },
+    ),
+]
+"""A hook, picked by its ``kind``."""
+
+
 class Policy(_Model):
     version: Literal[1] = 1
     speaker: Speaker
@@ -719,6 +834,7 @@ class Policy(_Model):
     guards: Guards
     overrides: Overrides = Overrides()
     control: Control = Control()
+    hooks: dict[Name, Hook] = Field(default_factory=dict, description="programs and URLs told about events")
     signals: dict[Name, SignalField] = Field(
         default_factory=dict, description="outside signals that can mark a region or path degraded or down"
     )

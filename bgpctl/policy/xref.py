@@ -113,7 +113,7 @@ def check(data: dict[str, object], filename: str, locator: Locator) -> list[tupl
     """Every cross-reference problem of one file's data."""
     c = _Ctx(filename, locator)
     out: list[tuple[Problem, Loc]] = []
-    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions, _signals):
+    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions, _signals, _hooks):
         out.extend(rule(c, data))
     return out
 
@@ -547,6 +547,18 @@ def _actions(c: _Ctx, data: dict[str, object]) -> Found:
                 )
 
 
+def _hooks(c: _Ctx, data: dict[str, object]) -> Found:
+    for name, hook in _items(_dict(data.get("hooks"))):
+        secret = _dict(hook.get("secret"))
+        file = secret.get("file") if secret is not None else None
+        if isinstance(file, str) and not os.path.isabs(file):
+            yield c.at(
+                ["hooks", name, "secret", "file"],
+                f"secret file '{file}' is a relative path",
+                "write an absolute path: the daemon does not run from the policy's directory",
+            )
+
+
 # --------------------------------------------------------------------------------------------
 # secrets: a password ExaBGP cannot carry refuses the file; a missing one is a warning (read at start)
 
@@ -600,68 +612,59 @@ def secret_problems(
 # warnings: secrets are read by the daemon at start, so missing ones do not refuse the file
 
 
+def _secret_refs(data: dict[str, object]) -> list[tuple[list[str | int], dict[str, object], str]]:
+    """Every secret reference of the file: (its location, the reference, what it is for)."""
+    refs: list[tuple[list[str | int], dict[str, object], str]] = []
+    for i, p in _peer_entries(data):
+        secret = _dict(p.get("md5_password"))
+        if secret is not None:
+            refs.append((["peers", i, "md5_password"], secret, "the session's MD5 password"))
+    for name, hook in _items(_dict(data.get("hooks"))):
+        secret = _dict(hook.get("secret"))
+        if secret is not None:
+            refs.append((["hooks", name, "secret"], secret, "the webhook's HMAC key"))
+    return refs
+
+
 def secret_warnings(
     data: dict[str, object], filename: str, locator: Locator, environ: Mapping[str, str]
 ) -> list[Problem]:
-    """Warnings for MD5 secrets that cannot be read now. Never reads or prints a secret itself."""
+    """Warnings for secrets (MD5 passwords, webhook keys) that cannot be read now. Never reads or prints a
+    secret itself."""
     c = _Ctx(filename, locator)
     out: list[Problem] = []
-    for i, p in _peer_entries(data):
-        secret = _dict(p.get("md5_password"))
-        if secret is None:
-            continue
+    for loc, secret, what in _secret_refs(data):
         env, path = secret.get("env"), secret.get("file")
         if isinstance(env, str):
             if env not in environ:
                 out.append(
                     c.at(
-                        ["peers", i, "md5_password", "env"],
+                        [*loc, "env"],
                         f"warning: environment variable {env} is not set",
                         "the daemon reads it at start: set it in the service's environment",
                     )[0]
                 )
             elif not environ[env]:
-                out.append(
-                    c.at(
-                        ["peers", i, "md5_password", "env"],
-                        f"warning: environment variable {env} is empty",
-                        "set it to the session's MD5 password",
-                    )[0]
-                )
+                out.append(c.at([*loc, "env"], f"warning: environment variable {env} is empty", f"set it to {what}")[0])
         if isinstance(path, str):
-            try:
-                st = os.stat(path)
-            except OSError as e:
-                out.append(
-                    c.at(
-                        ["peers", i, "md5_password", "file"],
-                        f"warning: secret file {path}: {e.strerror}",
-                        "the daemon reads it at start: create it with mode 0600",
-                    )[0]
-                )
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                out.append(
-                    c.at(
-                        ["peers", i, "md5_password", "file"],
-                        f"warning: secret file {path} is not a regular file",
-                        "point it at the file holding the password",
-                    )[0]
-                )
-            elif st.st_mode & 0o077:
-                out.append(
-                    c.at(
-                        ["peers", i, "md5_password", "file"],
-                        f"warning: secret file {path} has mode {stat.S_IMODE(st.st_mode):04o}",
-                        f"make it readable by its owner only: chmod 600 {path}",
-                    )[0]
-                )
-            elif not os.access(path, os.R_OK):
-                out.append(
-                    c.at(
-                        ["peers", i, "md5_password", "file"],
-                        f"warning: secret file {path} is not readable by this user",
-                        "the daemon's user must be able to read it",
-                    )[0]
-                )
+            problem = _secret_file_warning(path)
+            if problem is not None:
+                out.append(c.at([*loc, "file"], *problem)[0])
     return out
+
+
+def _secret_file_warning(path: str) -> tuple[str, str] | None:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"warning: secret file {path}: {e.strerror}", "the daemon reads it at start: create it with mode 0600"
+    if not stat.S_ISREG(st.st_mode):
+        return f"warning: secret file {path} is not a regular file", "point it at the file holding the secret"
+    if st.st_mode & 0o077:
+        return (
+            f"warning: secret file {path} has mode {stat.S_IMODE(st.st_mode):04o}",
+            f"make it readable by its owner only: chmod 600 {path}",
+        )
+    if not os.access(path, os.R_OK):
+        return f"warning: secret file {path} is not readable by this user", "the daemon's user must be able to read it"
+    return None

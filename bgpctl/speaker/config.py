@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bgpctl.errors import SpeakerError
+from bgpctl.policy import secrets
 from bgpctl.policy.model import AddPath, Peer, Policy, SecretRef
 from bgpctl.policy.secrets import md5_password_problem
 from bgpctl.rundir import RunDir
@@ -31,25 +32,12 @@ class Rendered:
 
 
 def read_secret(ref: SecretRef, environ: Mapping[str, str]) -> str:
-    """The secret a SecretRef names. The message of any error names the source, never the value."""
-    if ref.env is not None:
-        value = environ.get(ref.env)
-        if value is None:
-            raise SpeakerError(
-                f"environment variable {ref.env} (named by a peer's md5_password) is not set: "
-                f"export it before starting bgpctl"
-            )
-    else:
-        assert ref.file is not None  # SecretRef guarantees exactly one
-        try:
-            value = Path(ref.file).read_text(encoding="utf-8")
-        except OSError as e:
-            raise SpeakerError(
-                f"cannot read the MD5 password file {ref.file}: {e.strerror}; create it "
-                f"(mode 0600) or fix md5_password.file"
-            ) from e
-        value = value.rstrip("\r\n")
-    return value
+    """The MD5 password a SecretRef names (:func:`bgpctl.policy.secrets.read_secret`). The message of any error
+    names the source, never the value."""
+    try:
+        return secrets.read_secret(ref, environ, what="the MD5 password", field="md5_password")
+    except secrets.SecretError as e:
+        raise SpeakerError(str(e)) from e
 
 
 def read_secrets(policy: Policy, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -24,7 +24,23 @@ from bgpctl_lab.topology import drills_dir, find_topology
     help="Directory for the JSON report (default: the lab's run directory).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON instead of a summary.")
-def drill_cmd(drill_name: str, lab_name: str, topology: Path | None, out_dir: Path | None, as_json: bool) -> None:
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the report as a PNG: per path RTT, loss and health, the edge's route changes, the call "
+    "meter's silences, the fault and restore (needs matplotlib: pip install 'bgpctl[plot]').",
+)
+def drill_cmd(
+    *,
+    drill_name: str,
+    lab_name: str,
+    topology: Path | None,
+    out_dir: Path | None,
+    as_json: bool,
+    plot_file: Path | None,
+) -> None:
     """Run drill NAME (a file in lab/drills/ next to the topology, or a path) against the running lab.
 
     Without --topology, the drills are those of the topology the lab was brought up from.
@@ -35,6 +51,10 @@ def drill_cmd(drill_name: str, lab_name: str, topology: Path | None, out_dir: Pa
     from bgpctl_lab.drill import run_drill, summary, to_json  # noqa: PLC0415 (heavy: only when a drill runs)
     from bgpctl_lab.runner import Lab  # noqa: PLC0415
 
+    if plot_file is not None:
+        from bgpctl.render_plot import check_target  # noqa: PLC0415 (imports matplotlib)
+
+        check_target(plot_file)
     path = Path(drill_name)
     if path.suffix and path.exists():  # a drill file: no lab needed to check it
         drill = load_drill(drill_name, path.parent)
@@ -46,6 +66,12 @@ def drill_cmd(drill_name: str, lab_name: str, topology: Path | None, out_dir: Pa
     report = run_drill(the_lab, drill, out_dir=out, progress=lambda m: click.echo(m, err=True))
     click.echo(to_json(report) if as_json else summary(report))
     click.echo(f"report written to {out}/", err=True)
+    if plot_file is not None:
+        from bgpctl.render_plot import save_png  # noqa: PLC0415
+        from bgpctl_lab.plot import drill_figure  # noqa: PLC0415
+
+        save_png(drill_figure(report.model_dump(mode="json")), plot_file)
+        click.echo(f"picture written to {plot_file}", err=True)
     if not report.passed:
         raise click.exceptions.Exit(1)
 

@@ -29,6 +29,7 @@ HEAVY = (
     "jsonschema",
     "ruamel",
     "prometheus_client",
+    "matplotlib",
 )
 
 
@@ -60,6 +61,18 @@ def test_help_imports_nothing_heavy(argv: list[str]) -> None:
             assert e.code == 0, e.code
     """
     assert _imported_after(code) == []
+
+
+@pytest.mark.parametrize("argv", [["replay", "--help"], ["lab", "drill", "--help"]])
+def test_the_commands_that_draw_import_matplotlib_only_to_draw(argv: list[str]) -> None:
+    code = f"""
+        from bgpctl.cli.main import cli
+        try:
+            cli({argv!r}, prog_name="bgpctl")
+        except SystemExit as e:
+            assert e.code == 0, e.code
+    """
+    assert "matplotlib" not in _imported_after(code)
 
 
 @pytest.mark.parametrize("name", sorted(main.COMMANDS))

@@ -113,17 +113,28 @@ def _dropped(lab: Lab, node: str, peer: str) -> int:
     return int(data[peer]["connectionsDropped"])
 
 
+def _user_resets(lab: Lab, node: str, peer: str) -> int:
+    """How often the node's bgpd logged the session with ``peer`` going down by a ``clear`` (FRR logs
+    adjacency changes: ``%ADJCHANGE: neighbor 198.18.1.11(Unknown) in vrf default Down User reset``)."""
+    log = (lab.node_dir(node) / "bgpd.log").read_text(errors="replace")
+    return len(re.findall(rf"%ADJCHANGE: neighbor {re.escape(peer)}\(.*?\) in vrf \S+ Down User reset", log))
+
+
 def test_bgp_clear_resets_the_session(lab: Lab) -> None:
     eventually(
         '_established(lab, "edge", "198.18.1.11")',
         budget="bgp_established",
         probe=lambda: _established(lab, "edge", "198.18.1.11"),
     )
-    before = _dropped(lab, "edge", "198.18.1.11")
+    before, resets = _dropped(lab, "edge", "198.18.1.11"), _user_resets(lab, "edge", "198.18.1.11")
     fault(lab, "bgp-clear", "edge", "198.18.1.11")
 
     def reset_and_back() -> None:
-        assert _dropped(lab, "edge", "198.18.1.11") == before + 1
+        # the clear reset the session exactly once, and it is up again. FRR itself may reset it once more
+        # while it comes back (under stress-ng plus a second test worker it did, "No AFI/SAFI activated for
+        # peer"), so the drop counter only has to have moved: the cause is read from bgpd's log.
+        assert _user_resets(lab, "edge", "198.18.1.11") == resets + 1
+        assert _dropped(lab, "edge", "198.18.1.11") >= before + 1
         _established(lab, "edge", "198.18.1.11")
 
     eventually("reset_and_back", budget="bgp_established", probe=reset_and_back)

@@ -354,3 +354,27 @@ def test_settings_bound_by_seconds_and_count() -> None:
             dscp=46,
             drain_s=1.0,
         )
+
+
+def test_each_flow_lists_its_silences_on_the_streams_timeline() -> None:
+    # flow 1 of 4 loses two blocks (200 ms and 120 ms of its packets), flow 2 one short one (below the minimum)
+    lost = {i for i in range(400, 500) if i % 4 == 1} | {i for i in range(1500, 1560) if i % 4 == 1}
+    lost |= {i for i in range(2000, 2040) if i % 4 == 2}
+    r = _report(3000, flows=4, lost=lost)
+    assert r.flow_gap_min_ms == 100.0  # 5 intervals of a flow (8 ms) are less than the 100 ms floor
+    f1 = r.flows[1]
+    assert [(g.after_seq, g.before_seq) for g in f1.gaps] == [(397, 501), (1497, 1561)]
+    assert [g.ms for g in f1.gaps] == [pytest.approx(104 * 2.0), pytest.approx(64 * 2.0)]
+    assert f1.gaps[0].start_s == pytest.approx(397 * 0.002 + 0.001)  # since the stream's first send
+    assert max(g.ms for g in f1.gaps) == pytest.approx(f1.longest_gap_ms)
+    assert r.flows[2].gaps == [] and r.flows[0].gaps == []
+
+
+def test_a_flow_with_nothing_back_is_one_silence_and_the_list_is_bounded() -> None:
+    r = _report(400, flows=2, lost={i for i in range(400) if i % 2 == 0})
+    (g,) = r.flows[0].gaps
+    assert (g.after_seq, g.before_seq, g.start_s) == (None, None, 0.0)
+    every_other_block = {i for i in range(20_000) if (i // 200) % 2 == 0 and i >= 200}
+    r = _report(20_000, lost=every_other_block)  # 49 silences of 400 ms in one flow
+    assert len(r.flows[0].gaps) == 20  # the longest FLOW_GAPS_KEPT
+    assert [g.start_s for g in r.flows[0].gaps] == sorted(g.start_s for g in r.flows[0].gaps)
