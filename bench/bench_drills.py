@@ -5,6 +5,7 @@ Run (root), from the repository root::
     .venv/bin/python -m bench.bench_drills --modes no-controller,no-controller-bfd --runs 5 \\
         --drills region-blackhole,interconnect-cut,region-loss,region-latency [--runs-for region-loss=3]
     .venv/bin/python -m bench.bench_drills --table-from bench/results/drills-A.json,bench/results/drills-B.json
+    .venv/bin/python -m bench.bench_drills --modes controller --drills drain-undrain,restart,kill-9 --name odbench
 
 For each mode it brings a lab up (``bd<pid>``), runs the drills in sequence, each ``--runs`` times
 (``--runs-for DRILL=N`` overrides one drill), and takes the lab down at the end of the mode, also on
@@ -61,6 +62,8 @@ class Run:
     violations: list[str]
     report: str = ""  # the drill report's file
     judgements: dict[str, int] = field(default_factory=dict)  # the daemon's health changes by new state
+    lost_worst_flow: int | None = None  # the most packets one flow (one call) lost
+    fault_took_s: float | None = None  # carrying the fault out (a daemon restart waits for the stop)
 
 
 @dataclass
@@ -100,6 +103,8 @@ def to_run(mode: str, drill: str, i: int, r: DrillReport, path: str) -> Run:
         violations=r.violations,
         report=path,
         judgements={h: sum(1 for d in r.decisions if d["new"] == h) for h in ("suspect", "down", "degraded")},
+        lost_worst_flow=max((f.lost for f in r.meter.flows), default=0) if r.meter else None,
+        fault_took_s=r.fault.took_s if r.fault else None,
     )
 
 
@@ -126,6 +131,13 @@ def table(runs: Sequence[Run], modes: Sequence[str], drills: Sequence[str]) -> s
             lambda r: list(r.expect.values())[-1] if r.expect else None,
         ),
         ("edge next-hop changes (whole drill)", "{:.0f}", lambda r: r.route_changes),
+        ("packets lost, all flows", "{:.0f}", lambda r: r.lost),
+        ("packets lost, worst flow", "{:.0f}", lambda r: r.lost_worst_flow),
+        (
+            "last recovery check held after the restore, s",
+            "{:.2f}",
+            lambda r: list(r.recover.values())[-1] if r.recover else None,
+        ),
         (
             "daemon 'down' / 'suspect' judgements",
             "{:.0f}",
@@ -245,7 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                             flush=True,
                         )
                         out_file.write_text(json.dumps(asdict(bench), indent=2))
-                if mode == "controller":  # the daemon's recording replays to the daemon's decisions
+                restarted = [d for d in drills if any(o.daemon is not None for _, o in loaded[d].ops())]
+                if mode == "controller" and restarted:  # each start of the daemon begins a new recording
+                    print(f"== replay check skipped: {', '.join(restarted)} restarted the daemon", flush=True)
+                elif mode == "controller":  # the daemon's recording replays to the daemon's decisions
                     check = compare(lab, REPO / "policies" / "lab.yaml")
                     bench.replays.append({"mode": mode, **asdict(check)})
                     print(

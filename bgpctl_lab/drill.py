@@ -7,11 +7,19 @@ the restore) -> the meter finishes -> report. Without a fault, the expectations 
 meter's start. A step that does not hold is recorded as failed, not raised: a
 drill in "no controller" mode is *expected* to miss some expectations, and the report says which.
 The restore always runs, also when a check failed or the drill was interrupted.
+
+Operations drills (controller mode): the daemon is first put under its ``supervisor`` if the drill has
+one, the ``setup`` actions run before the steady-state checks, control actions go to the daemon's socket
+(:func:`bgpctl.control.client.call`, its answer kept in the report), daemon actions through the runner
+(:func:`bgpctl_lab.runner.restart_service`, SIGKILL of :func:`bgpctl_lab.runner.service_pid`), and the
+``cleanup`` actions and the plain daemon's return run last, whatever happened.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -22,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from bgpctl import events
+from bgpctl.control import client
 from bgpctl.core.recording import RecordingError, read_recording
-from bgpctl_lab import faults
-from bgpctl_lab.drill_model import Action, Check, Drill
+from bgpctl_lab import faults, runner
+from bgpctl_lab.drill_model import Action, Check, Drill, DrillError, Op
 from bgpctl_lab.drill_series import FlowGap, flow_gaps, path_series
 from bgpctl_lab.impair import Impairment
 from bgpctl_lab.meter import run_meter
@@ -54,6 +63,20 @@ class ActionResult(BaseModel):
     at_s: float  # planned, since the meter started
     applied_s: float  # actual, since the meter started
     what: str
+    took_s: float | None = None  # how long carrying it out took (a daemon restart waits for the stop)
+    answer: dict[str, Any] | None = None  # a control request's result
+    error: str | None = None  # a control request the daemon refused (or could not be asked)
+
+
+class OpResult(BaseModel):
+    """A setup or cleanup action: what was done and what came of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    what: str
+    ok: bool
+    answer: dict[str, Any] | None = None
+    error: str | None = None
 
 
 class DrillReport(BaseModel):
@@ -64,11 +87,13 @@ class DrillReport(BaseModel):
     mode: str
     started_unix: float
     edge: str = "frr"  # the lab's edge variant (`bgpctl lab up --edge`)
+    setup: list[OpResult] = []
     steady: list[CheckResult]
     fault: ActionResult | None
     expect: list[CheckResult]
     restore: ActionResult | None
     recover: list[CheckResult]
+    cleanup: list[OpResult] = []
     meter: MeterReport | None
     interruption_ms: float | None  # the worst flow's longest gap: what one call heard
     regions_answered: list[str]  # regions whose responders answered the meter
@@ -97,15 +122,17 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
         eventually(
             check.name,
             budget=left,
-            probe=lambda: lab.query_json(check.node, check.vtysh),
+            probe=lambda: _query(lab, check),
             expect=check.expected(lab.edge_variant()),
-            interval_s=0.02,
+            interval_s=0.02 if check.control is None else 0.1,
         )
     except BudgetExceeded as e:
-        return CheckResult(name=check.name, node=check.node, held=False, after_s=None, budget_s=budget, problems=str(e))
+        return CheckResult(
+            name=check.name, node=check.where, held=False, after_s=None, budget_s=budget, problems=str(e)
+        )
     return CheckResult(
         name=check.name,
-        node=check.node,
+        node=check.where,
         held=True,
         after_s=round(time.monotonic() - start, 3),
         budget_s=budget,
@@ -113,7 +140,27 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
     )
 
 
-def describe(action: Action) -> str:
+def _query(lab: Lab, check: Check) -> Any:
+    """What a check compares: a node's vtysh JSON, or the daemon's answer (an error is its message:
+    a daemon that is restarting does not match, and the budget's report says why)."""
+    if check.control is None:
+        assert check.node is not None and check.vtysh is not None
+        return lab.query_json(check.node, check.vtysh)
+    try:
+        return dict(
+            client.call(runner.service_run_dir(lab, *DAEMON), check.control.verb, check.control.args, timeout_s=5)
+        )
+    except client.ControlError as e:
+        return {"error": str(e)}
+
+
+def describe(action: Op) -> str:
+    if action.control:
+        args = " ".join(f"{k}={v}" for k, v in action.control.args.items() if k != "reason")
+        return f"control {action.control.verb} {args}".rstrip()
+    if action.daemon:
+        d = action.daemon
+        return f"daemon {d.action}" + (f" SIG{d.signal}" if d.signal else "")
     if action.link:
         return f"link {action.link.node}/{action.link.iface} {action.link.state}"
     if action.links:
@@ -130,8 +177,46 @@ def describe(action: Action) -> str:
     return f"bgp-clear {action.bgp_clear.node} {action.bgp_clear.peer}"
 
 
-def apply(lab: Lab, action: Action, *, lifetime_s: float) -> None:
-    """Carry out one drill action on the lab."""
+DAEMON = ("cr", "daemon")  # the node and service (lab/services.yaml) of the controller-mode daemon
+
+
+DAEMON_READY_S = 30.0  # a (re)started daemon opens its control socket (its speaker and pins come first)
+
+
+def daemon_ready(lab: Lab, budget: float = DAEMON_READY_S) -> float:
+    """Wait until the daemon answers ``status`` on its control socket; the seconds it took."""
+    run_dir = runner.service_run_dir(lab, *DAEMON)
+    return eventually(
+        "the daemon answers on its control socket",
+        budget=budget,
+        probe=lambda: client.call(run_dir, "status", {"decisions": 0}, timeout_s=5),
+        interval_s=0.1,
+    ).elapsed_s
+
+
+def operate(lab: Lab, op: Op) -> dict[str, Any] | None:
+    """A control request (its answer; :class:`bgpctl.control.client.ControlError` if refused) or a daemon
+    operation (None)."""
+    if op.control is not None:
+        return dict(client.call(runner.service_run_dir(lab, *DAEMON), op.control.verb, op.control.args))
+    d = op.daemon
+    assert d is not None
+    if d.action == "restart":
+        runner.restart_service(lab, *DAEMON, grace=d.grace_s)
+        return None
+    pid = runner.service_pid(lab, *DAEMON)
+    if pid is None:
+        raise DrillError(f"daemon {d.action}: the daemon is not running")
+    if d.action == "kill-9" and runner.supervisor_of(lab, *DAEMON) is None:
+        raise DrillError("daemon kill-9: no supervisor would start it again (the drill needs `supervisor`)")
+    os.kill(pid, signal.SIGKILL if d.action == "kill-9" else getattr(signal, f"SIG{d.signal}"))
+    return None
+
+
+def apply(lab: Lab, action: Op, *, lifetime_s: float) -> dict[str, Any] | None:
+    """Carry out one drill action on the lab; a control request's answer."""
+    if action.operates:
+        return operate(lab, action)
     if action.link:
         lab.link_set(action.link.node, action.link.iface, action.link.state == "up")
     elif action.links:
@@ -156,14 +241,33 @@ def apply(lab: Lab, action: Action, *, lifetime_s: float) -> None:
         (lab.stop_frr if action.frr.action == "stop" else lab.start_frr)(action.frr.node)
     elif action.bgp_clear:
         lab.clear_bgp(action.bgp_clear.node, action.bgp_clear.peer)
+    return None
 
 
 def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[ActionResult, float]:
     """Carry out ``action`` at its time on the drill's timeline; returns what was done and when (monotonic)."""
     _at(t0, action.at_s)
     when = time.monotonic()
-    apply(lab, action, lifetime_s=lifetime_s)
-    return ActionResult(at_s=action.at_s, applied_s=round(when - t0, 3), what=describe(action)), when
+    answer, error = None, None
+    try:
+        answer = apply(lab, action, lifetime_s=lifetime_s)
+    except client.ControlError as e:  # a refusal is the drill's finding, not a crash of the drill
+        error = str(e)
+    took = round(time.monotonic() - when, 3)
+    result = ActionResult(
+        at_s=action.at_s, applied_s=round(when - t0, 3), what=describe(action), took_s=took, answer=answer, error=error
+    )
+    return result, when
+
+
+def _do(lab: Lab, op: Op, *, lifetime_s: float) -> OpResult:
+    """A setup or cleanup action; a control refusal is ok where the drill says so (``refused_ok``)."""
+    try:
+        answer = apply(lab, op, lifetime_s=lifetime_s)
+    except client.ControlError as e:
+        ok = op.control is not None and op.control.refused_ok and e.code is not None
+        return OpResult(what=describe(op), ok=ok, error=str(e))
+    return OpResult(what=describe(op), ok=True, answer=answer)
 
 
 def _at(t0: float, at_s: float) -> None:
@@ -176,12 +280,60 @@ def run_drill(
     lab: Lab, drill: Drill, *, out_dir: Path | None = None, progress: Callable[[str], None] = lambda _m: None
 ) -> DrillReport:
     mode = lab.mode
-    started = time.time()
+    if drill.modes is not None and mode not in drill.modes:
+        raise DrillError(
+            f"drill {drill.name} runs in mode {', '.join(drill.modes)}, and lab {lab.name} is in mode {mode}: "
+            f"`bgpctl lab up --lab {lab.name} --mode {drill.modes[0]}` first"
+        )
+    cleanup: list[OpResult] = []
+    try:
+        if drill.supervisor is not None:
+            runner.supervise_service(lab, *DAEMON, restart_sec=drill.supervisor.restart_sec)
+            progress(f"daemon under a supervisor (Restart=always, RestartSec {drill.supervisor.restart_sec:g} s)")
+        if drill.operates():
+            waited = daemon_ready(lab)
+            progress(f"the daemon answers on its control socket ({waited:.2f} s)")
+        report = _run(lab, drill, mode, progress)
+    finally:
+        for op in drill.cleanup:
+            cleanup.append(r := _do(lab, op, lifetime_s=60))
+            progress(f"cleanup: {r.what}: {'ok' if r.ok else r.error}")
+        if drill.supervisor is not None:
+            runner.unsupervise_service(lab, *DAEMON)
+            progress("daemon back without the supervisor")
+    report = report.model_copy(update={"cleanup": cleanup})
+    if [r for r in cleanup if not r.ok]:
+        bad = [f"cleanup {r.what} failed: {r.error}" for r in cleanup if not r.ok]
+        report = report.model_copy(update={"violations": [*report.violations, *bad], "passed": False})
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"drill-{drill.name}-{mode}-{int(report.started_unix)}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(report.model_dump_json(indent=2))
+        tmp.replace(path)
+    return report
+
+
+def _before(
+    lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]
+) -> tuple[list[OpResult], list[CheckResult]]:
+    """The setup actions, then (if they all went through) the steady-state checks."""
+    setup = [_do(lab, op, lifetime_s=drill.meter.seconds + 120) for op in drill.setup]
+    for o in setup:
+        progress(f"setup: {o.what}: {'ok' if o.ok else o.error}")
+    if not all(o.ok for o in setup):
+        return setup, []
     steady = [_check(lab, c, mode) for c in drill.steady]
     for r in steady:
         progress(f"steady: {r.name}: {'ok' if r.held else 'FAILED'}")
-    if not all(r.held for r in steady):
-        return _report(drill, lab, mode=mode, started=started, steady=steady)
+    return setup, steady
+
+
+def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> DrillReport:
+    started = time.time()
+    setup, steady = _before(lab, drill, mode, progress)
+    if not all(o.ok for o in setup) or not all(r.held for r in steady) or len(steady) != len(drill.steady):
+        return _report(drill, lab, mode=mode, started=started, setup=setup, steady=steady)
 
     meter_result: dict[str, Any] = {}
     src = lab.netns(drill.meter.source)
@@ -253,6 +405,7 @@ def run_drill(
         lab,
         mode=mode,
         started=started,
+        setup=setup,
         steady=steady,
         fault=fault_r,
         expect=expect,
@@ -264,7 +417,7 @@ def run_drill(
         decisions=daemon_decisions(lab, started, t0_unix),
     )
     paths, note = daemon_series(lab, t0_unix, t0_unix + end_s)
-    report = report.model_copy(
+    return report.model_copy(
         update={
             "t0_unix": t0_unix,
             "end_s": end_s,
@@ -273,13 +426,6 @@ def run_drill(
             "paths_note": note,
         }
     )
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"drill-{drill.name}-{mode}-{int(started)}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(report.model_dump_json(indent=2))
-        tmp.replace(path)
-    return report
 
 
 def _report(
@@ -289,6 +435,7 @@ def _report(
     mode: str,
     started: float,
     steady: list[CheckResult],
+    setup: list[OpResult] | None = None,
     fault: ActionResult | None = None,
     expect: list[CheckResult] | None = None,
     restore: ActionResult | None = None,
@@ -306,6 +453,12 @@ def _report(
         for r in rs
         if not r.held
     ]
+    violations += [f"setup {o.what} failed: {o.error}" for o in setup or [] if not o.ok]
+    violations += [
+        f"{phase} {a.what} was refused: {a.error}"
+        for phase, a in (("fault", fault), ("restore", restore))
+        if a and a.error
+    ]
     violations += [
         f"{phase} check '{r.name}' held after {r.after_s:.2f} s, sooner than its not-before of "
         f"{r.not_before_s:g} s in mode {mode} (rise/dwell)"
@@ -314,7 +467,7 @@ def _report(
         if r.held and r.after_s is not None and r.not_before_s is not None and r.after_s < r.not_before_s
     ]
     interruption = meter.longest_flow_gap_ms if meter else None
-    if meter is None and steady and all(r.held for r in steady):
+    if meter is None and steady and all(r.held for r in steady) and all(o.ok for o in setup or []):
         violations.append("the call meter produced no report")
     if bounds is not None and meter is not None:
         if bounds.interruption_max_ms is not None and meter.longest_flow_gap_ms > bounds.interruption_max_ms:
@@ -323,6 +476,11 @@ def _report(
             )
         if bounds.lost_max is not None and meter.lost > bounds.lost_max:
             violations.append(f"lost {meter.lost} packets > bound {bounds.lost_max}")
+        worst = max(meter.flows, key=lambda f: f.lost, default=None)
+        if bounds.lost_per_flow_max is not None and worst is not None and worst.lost > bounds.lost_per_flow_max:
+            violations.append(
+                f"flow {worst.flow} lost {worst.lost} packets > bound {bounds.lost_per_flow_max} per flow"
+            )
     regions = regions_answered(meter)
     if (
         bounds is not None
@@ -374,6 +532,7 @@ def _report(
         mode=mode,
         edge=lab.edge_variant(),
         started_unix=started,
+        setup=setup or [],
         steady=steady,
         fault=fault,
         expect=expect,
@@ -464,8 +623,10 @@ def moved_after(fault: ActionResult | None, timeline: list[RouteChange]) -> floa
 def summary(report: DrillReport) -> str:
     """A few lines an engineer reads after a drill."""
     lines = [f"drill {report.drill} (lab {report.lab}, mode {report.mode}): {'PASSED' if report.passed else 'FAILED'}"]
+    for o in report.setup:
+        lines.append(f"  setup    {o.what}: {'ok' if o.ok else o.error}")
     if report.fault:
-        lines.append(f"  fault    {report.fault.what} at {report.fault.applied_s:.2f} s")
+        lines.append(f"  fault    {_action_text(report.fault)}")
     since = "the fault" if report.fault else "the meter's start"
     for r in report.expect:
         lines.append(
@@ -473,7 +634,7 @@ def summary(report: DrillReport) -> str:
             + (f"held {r.after_s:.2f} s after {since}" if r.held else f"did NOT hold within {r.budget_s:g} s")
         )
     if report.restore:
-        lines.append(f"  restore  {report.restore.what} at {report.restore.applied_s:.2f} s")
+        lines.append(f"  restore  {_action_text(report.restore)}")
     for r in report.recover:
         lines.append(
             f"  recover  {r.name}: "
@@ -500,9 +661,16 @@ def summary(report: DrillReport) -> str:
         lines.append(f"  daemon   {d['at_s']:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
     if len(report.decisions) > 8:
         lines.append(f"  daemon   ... {len(report.decisions) - 8} more health change(s) in the JSON report")
+    for o in report.cleanup:
+        lines.append(f"  cleanup  {o.what}: {'ok' if o.ok and not o.error else o.error}")
     for v in report.violations:
         lines.append(f"  VIOLATION {v}")
     return "\n".join(lines)
+
+
+def _action_text(a: ActionResult) -> str:
+    took = f" (took {a.took_s:.2f} s)" if a.took_s is not None and a.took_s >= 0.05 else ""
+    return f"{a.what} at {a.applied_s:.2f} s{took}" + (f": REFUSED {a.error}" if a.error else "")
 
 
 def to_json(report: DrillReport) -> str:

@@ -10,6 +10,16 @@ differ per lab mode (``budget_by_mode``: "on region 2 within 2 s" holds for the 
 plain BGP is given its hold time). ``watch`` counts next-hop changes at a node during the drill
 (:mod:`bgpctl_lab.route_watch`), so a drill can demand "no route change" (``route_changes_max: 0``).
 A drill without ``fault`` only measures (active-active).
+
+Operations drills (controller mode only, ``modes: [controller]``): an action may be a request to the
+daemon's control API (``control: {verb: drain, args: {...}}``, sent with :mod:`bgpctl.control.client` and
+checked against the verb's arguments when the drill loads), or something done to the daemon itself
+(``daemon: {action: restart | kill-9 | signal}``: SIGTERM and start again as ``systemctl restart`` does,
+SIGKILL with the lab's systemd-like ``supervisor`` restarting it, or one signal). A check may ask the
+daemon instead of FRR (``control: {verb: status}``, ``expect`` a JSON subset of the answer): that is how
+"an override set before the restart is still in force after it" is checked. ``setup`` actions run before
+the steady-state checks (so those check their effect) and ``cleanup`` actions after everything, also
+when a step failed.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from bgpctl.control import protocol
 from bgpctl.errors import BgpctlError
 
 
@@ -45,12 +56,45 @@ class MeterSpec(_M):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+READ_VERBS = tuple(v for v, verb in protocol.VERBS.items() if not verb.changes_state)
+
+
+def _checked_args(verb: str, args: dict[str, Any], reason_needed: bool) -> None:
+    """``args`` as the daemon would check them (ValueError with its message), so a drill with a bad request
+    is refused when it loads, not half-way through."""
+    if verb not in protocol.VERBS:
+        raise ValueError(f"unknown control verb {verb!r}; verbs: {', '.join(sorted(protocol.VERBS))}")
+    known = protocol.VERBS[verb]
+    if reason_needed and known.changes_state and "reason" not in args:
+        raise ValueError(f"control {verb}: give args.reason (the daemon logs why)")
+    try:
+        protocol.check_args(known, args)
+    except protocol.ProtocolError as e:
+        raise ValueError(f"control {e.message}" + (f" ({e.hint})" if e.hint else "")) from None
+
+
+class ControlQuery(_M):
+    """A read-only request to the daemon's control API, for a check (``status``, ``routes``)."""
+
+    verb: str = Field(description=f"one of {', '.join(READ_VERBS)}")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _verb(self) -> ControlQuery:
+        if self.verb not in READ_VERBS:
+            raise ValueError(f"a check asks with a read-only verb ({', '.join(READ_VERBS)}), not {self.verb!r}")
+        _checked_args(self.verb, self.args, reason_needed=False)
+        return self
+
+
 class Check(_M):
-    """A vtysh JSON subset that must hold on one node within a named budget."""
+    """A JSON subset that must hold within a named budget: of a vtysh command's output on one node, or of
+    the daemon's answer to a control request (``control``)."""
 
     name: str
-    node: str
-    vtysh: str = Field(description="a vtysh command ending in 'json'")
+    node: str | None = Field(None, description="the node of a vtysh check")
+    vtysh: str | None = Field(None, description="a vtysh command ending in 'json'")
+    control: ControlQuery | None = Field(None, description="ask the daemon instead (controller mode)")
     expect: Any
     budget_s: Annotated[float, Field(gt=0, le=600, description="named wait budget, seconds")]
     budget_by_mode: dict[Mode, Annotated[float, Field(gt=0, le=600)]] = Field(
@@ -70,9 +114,21 @@ class Check(_M):
 
     @model_validator(mode="after")
     def _json(self) -> Check:
-        if not self.vtysh.rstrip().endswith("json"):
-            raise ValueError(f"check '{self.name}': the vtysh command must end in 'json' (structured state only)")
+        if (self.vtysh is None) == (self.control is None):
+            raise ValueError(f"check '{self.name}': give exactly one of vtysh (with node) or control")
+        if self.vtysh is not None:
+            if self.node is None:
+                raise ValueError(f"check '{self.name}': a vtysh check needs the node to ask")
+            if not self.vtysh.rstrip().endswith("json"):
+                raise ValueError(f"check '{self.name}': the vtysh command must end in 'json' (structured state only)")
+        elif self.node is not None:
+            raise ValueError(f"check '{self.name}': a control check asks the daemon, not a node: remove node")
         return self
+
+    @property
+    def where(self) -> str:
+        """The node asked, or ``daemon`` for a control check."""
+        return self.node if self.node is not None else "daemon"
 
     def budget(self, mode: str) -> float:
         for m, b in self.budget_by_mode.items():
@@ -126,10 +182,48 @@ class BgpClearFault(_M):
     peer: str
 
 
-class Action(_M):
-    """Exactly one fault (or restore) action, at ``at_s`` seconds after the meter started."""
+class ControlOp(_M):
+    """A request to the daemon's control API (:func:`bgpctl.control.client.call`), e.g. a drain."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    verb: str
+    args: dict[str, Any] = Field(default_factory=dict, description="the verb's arguments; reason for a change")
+    refused_ok: bool = Field(False, description="a refusal is fine (a cleanup that undoes what may already be undone)")
+
+    @model_validator(mode="after")
+    def _args(self) -> ControlOp:
+        _checked_args(self.verb, self.args, reason_needed=True)
+        return self
+
+
+DaemonSignal = Literal["HUP", "TERM", "USR1", "USR2"]
+
+
+class DaemonOp(_M):
+    """Something done to the daemon process (controller mode).
+
+    * ``restart``: SIGTERM, wait until it (and its ExaBGP) exited, start it again (``systemctl restart``);
+    * ``kill-9``: SIGKILL; the drill's ``supervisor`` starts it again (systemd's ``Restart=always``);
+    * ``signal``: send ``signal`` (with a supervisor, TERM is a stop that the supervisor restarts)."""
+
+    action: Literal["restart", "kill-9", "signal"]
+    signal: DaemonSignal | None = None
+    grace_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        15, description="restart: how long the daemon may take to stop before it is killed"
+    )
+
+    @model_validator(mode="after")
+    def _signal(self) -> DaemonOp:
+        if (self.action == "signal") != (self.signal is not None):
+            raise ValueError("daemon: give signal with action 'signal' (and only then)")
+        return self
+
+
+OPS = ("link", "links", "impair", "frr", "bgp_clear", "control", "daemon")
+
+
+class Op(_M):
+    """Exactly one thing done to the lab: a fault, a restore, a control request or a daemon operation."""
+
     link: LinkFault | None = None
     links: Annotated[list[LinkFault], Field(min_length=1)] | None = Field(
         None, description="several links at once (e.g. both regions down)"
@@ -137,13 +231,33 @@ class Action(_M):
     impair: list[ImpairFault] | None = None
     frr: FrrFault | None = None
     bgp_clear: BgpClearFault | None = None
+    control: ControlOp | None = None
+    daemon: DaemonOp | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> Action:
-        given = [k for k in ("link", "links", "impair", "frr", "bgp_clear") if getattr(self, k) is not None]
+    def _one(self) -> Op:
+        given = [k for k in OPS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of link, links, impair, frr, bgp_clear (got {given or 'none'})")
+            raise ValueError(f"give exactly one of {', '.join(OPS)} (got {given or 'none'})")
         return self
+
+    @property
+    def operates(self) -> bool:
+        """It talks to the daemon or acts on it: controller mode only."""
+        return self.control is not None or self.daemon is not None
+
+
+class Action(Op):
+    """One :class:`Op` at ``at_s`` seconds after the meter started (the fault, the restore)."""
+
+    at_s: Annotated[float, Field(ge=0)]
+
+
+class Supervisor(_M):
+    """Run the daemon under a systemd-like supervisor for the drill (``Restart=always``, ``RestartSec``):
+    what brings it back after ``kill -9``. The lab's plain daemon is back after the drill."""
+
+    restart_sec: Annotated[float, Field(ge=0, le=30)] = 0.5
 
 
 class Bounds(_M):
@@ -151,6 +265,9 @@ class Bounds(_M):
 
     interruption_max_ms: float | None = Field(None, description="longest per-flow gap")
     lost_max: int | None = None
+    lost_per_flow_max: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="packets any one flow (one call) may lose"
+    )
     min_regions: Annotated[int, Field(ge=1)] | None = Field(
         None, description="at least this many regions answered the meter's flows"
     )
@@ -188,14 +305,52 @@ class Watch(_M):
 class Drill(_M):
     name: str
     description: str = ""
+    modes: list[Mode] | None = Field(None, description="the lab modes it runs in (default: every mode)")
+    supervisor: Supervisor | None = None
     meter: MeterSpec
     watch: Watch | None = None
+    setup: list[Op] = Field(default_factory=list, description="done before the steady-state checks")
     steady: list[Check] = Field(default_factory=list)
     fault: Action | None = Field(None, description="none: the drill only measures (e.g. active-active)")
     expect: list[Check] = Field(default_factory=list)
     restore: Action | None = None
     recover: list[Check] = Field(default_factory=list)
+    cleanup: list[Op] = Field(default_factory=list, description="done at the end, also after a failed step")
     bounds: dict[Mode, Bounds] = Field(default_factory=dict)
+
+    def ops(self) -> list[tuple[str, Op]]:
+        """Every operation with where it is (``setup[0]``, ``fault``, ...)."""
+        out: list[tuple[str, Op]] = [(f"setup[{i}]", o) for i, o in enumerate(self.setup)]
+        out += [(k, o) for k, o in (("fault", self.fault), ("restore", self.restore)) if o is not None]
+        return out + [(f"cleanup[{i}]", o) for i, o in enumerate(self.cleanup)]
+
+    def operates(self) -> bool:
+        """It talks to the daemon or acts on it (an action, a control check, a supervisor)."""
+        checks = (c for phase in (self.steady, self.expect, self.recover) for c in phase)
+        return self.supervisor is not None or any(o.operates for _, o in self.ops()) or any(c.control for c in checks)
+
+    @model_validator(mode="after")
+    def _controller_only(self) -> Drill:
+        asks = [
+            f"{phase}[{i}]"
+            for phase in ("steady", "expect", "recover")
+            for i, c in enumerate(getattr(self, phase))
+            if c.control
+        ]
+        operating = [where for where, o in self.ops() if o.operates] + asks
+        if (operating or self.supervisor) and self.modes != ["controller"]:
+            what = operating[0] if operating else "supervisor"
+            raise ValueError(
+                f"{what} needs the daemon: add `modes: [controller]` (the drill runs in controller mode only)"
+            )
+        for where, o in self.ops():
+            if o.daemon is not None and o.daemon.action == "kill-9" and self.supervisor is None:
+                raise ValueError(f"{where}: kill-9 needs a `supervisor` to start the daemon again (Restart=always)")
+            if o.daemon is not None and o.daemon.signal == "TERM" and self.supervisor is None:
+                raise ValueError(
+                    f"{where}: signal TERM stops the daemon for good without a `supervisor`: use action restart"
+                )
+        return self
 
     @model_validator(mode="after")
     def _timeline(self) -> Drill:

@@ -20,6 +20,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from bgpctl.errors import LabError
 from bgpctl_lab import bird, frr, netns
 from bgpctl_lab.poll import BUDGETS, BudgetExceeded, eventually
-from bgpctl_lab.services import TAG_PREFIX, Service, load_services, services_file
+from bgpctl_lab.services import SUPERVISED_PREFIX, TAG_PREFIX, Service, load_services, option, service, services_file
 from bgpctl_lab.state import LabState, NodeState, Proc, lab_dir, locked, read, write
 from bgpctl_lab.topology import EDGE_VARIANTS, Topology, load
 
@@ -367,10 +368,10 @@ def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path)
         raise LabError(f"lab/services.yaml names nodes the topology does not have: {', '.join(unknown)}")
     running: set[tuple[str, str]] = set()
     for p in lab.spawned():
-        if not p.tag.startswith(TAG_PREFIX):
+        if not p.tag.startswith((TAG_PREFIX, SUPERVISED_PREFIX)):
             continue
-        if lab.spawned_alive(p):
-            running.add((p.node, p.tag))
+        if lab.spawned_alive(p):  # a supervised service counts as running (its supervisor restarts it)
+            running.add((p.node, TAG_PREFIX + p.tag.split(":", 1)[1]))
         else:
             lab.kill_spawned(pid=p.pid)  # forget the dead one (it is not ours any more: nothing is signalled)
     mode = lab.mode
@@ -380,13 +381,98 @@ def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path)
             tag = TAG_PREFIX + svc.name
             if not svc.runs_in(mode):
                 for p in lab.spawned():
-                    if p.node == node and p.tag == tag:
-                        lab.kill_spawned(pid=p.pid, grace=10.0)
+                    if p.node == node and p.tag in (tag, SUPERVISED_PREFIX + svc.name):
+                        lab.kill_spawned(pid=p.pid, grace=20.0)
             elif (node, tag) not in running:
                 argv = svc.resolved_argv(root=root, node_dir=lab.node_dir(node))
                 lab.spawn(node, argv, tag=tag, log_name=f"{svc.name}.log")
                 started.append(f"{node}/{svc.name}")
     return started
+
+
+def lab_services(lab: Lab) -> dict[str, list[Service]]:
+    return load_services(services_file(lab.topology_file))
+
+
+def start_services(lab: Lab) -> list[str]:
+    """Start the lab's services that are not running (``ensure_services`` with the topology's file)."""
+    return ensure_services(lab, lab_services(lab), root=lab.topology_file.parent)
+
+
+def service_run_dir(lab: Lab, node: str = "cr", name: str = "daemon") -> Path:
+    """The ``--run-dir`` the service is started with (the daemon's control socket is there)."""
+    argv = service(lab_services(lab), node, name).resolved_argv(
+        root=lab.topology_file.parent, node_dir=lab.node_dir(node)
+    )
+    value = option(argv, "--run-dir")
+    if value is None:
+        raise LabError(f"lab/services.yaml: {node}/{name} has no --run-dir")
+    return Path(value)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _one(lab: Lab, node: str, tag: str) -> Proc | None:
+    procs = [p for p in lab.spawned() if p.node == node and p.tag == tag and lab.spawned_alive(p)]
+    if len(procs) > 1:
+        raise LabError(f"{node}: {len(procs)} processes tagged {tag}: {[p.pid for p in procs]}")
+    return procs[0] if procs else None
+
+
+def supervisor_of(lab: Lab, node: str, name: str) -> Proc | None:
+    """The running supervisor of service ``name`` (tag ``supervised:<name>``), if any."""
+    return _one(lab, node, SUPERVISED_PREFIX + name)
+
+
+def service_pid(lab: Lab, node: str, name: str) -> int | None:
+    """The pid of the service's process: the plain one, or the supervisor's child (None: not running now,
+    e.g. between a kill and the supervisor's restart)."""
+    sup = supervisor_of(lab, node, name)
+    if sup is not None:
+        kids = [c for c in _children(sup.pid) if netns.alive(c)]
+        return kids[0] if kids else None
+    plain = _one(lab, node, TAG_PREFIX + name)
+    return plain.pid if plain is not None else None
+
+
+def supervise_service(lab: Lab, node: str, name: str, *, restart_sec: float, seconds: float = 86400) -> int:
+    """Run service ``name`` under :mod:`bgpctl_lab.supervise` (systemd's ``Restart=always``) instead of
+    plainly: the plain one is stopped (SIGTERM), the supervisor started (tag ``supervised:<name>``, its
+    output appended to the service's log). Returns the supervisor's pid; a running supervisor is kept."""
+    running = supervisor_of(lab, node, name)
+    if running is not None:
+        return running.pid
+    svc = service(lab_services(lab), node, name)
+    lab.kill_spawned(tag=TAG_PREFIX + name, grace=20.0)
+    argv = [
+        sys.executable, "-m", "bgpctl_lab.supervise", "--restart-sec", f"{restart_sec:g}", "--seconds", f"{seconds:g}",
+        "--", *svc.resolved_argv(root=lab.topology_file.parent, node_dir=lab.node_dir(node)),
+    ]  # fmt: skip
+    return lab.spawn(node, argv, tag=SUPERVISED_PREFIX + name, log_name=f"{svc.name}.log")
+
+
+def unsupervise_service(lab: Lab, node: str, name: str) -> None:
+    """Stop the supervisor (it stops the service, like ``systemctl stop``) and start the plain service again."""
+    lab.kill_spawned(tag=SUPERVISED_PREFIX + name, grace=25.0)
+    start_services(lab)
+
+
+def restart_service(lab: Lab, node: str, name: str, *, grace: float = 15.0) -> None:
+    """``systemctl restart``: SIGTERM the service and wait until it exited (SIGKILL after ``grace``), then
+    start it again, under its supervisor if it has one."""
+    sup = supervisor_of(lab, node, name)
+    if sup is not None:
+        restart_sec = float(option(sup.argv, "--restart-sec") or 0.5)
+        lab.kill_spawned(pid=sup.pid, grace=grace + 5.0)  # the supervisor stops its child first
+        supervise_service(lab, node, name, restart_sec=restart_sec)
+        return
+    lab.kill_spawned(tag=TAG_PREFIX + name, grace=grace)
+    start_services(lab)
 
 
 # ---------------------------------------------------------------------- up

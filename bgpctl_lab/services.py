@@ -32,6 +32,8 @@ from bgpctl.errors import LabError
 from bgpctl_lab.topology import lab_files
 
 TAG_PREFIX = "service:"
+SUPERVISED_PREFIX = "supervised:"
+"""The tag of a service run under :mod:`bgpctl_lab.supervise` (:func:`bgpctl_lab.runner.supervise_service`)."""
 
 
 class Service(BaseModel):
@@ -51,6 +53,20 @@ class Service(BaseModel):
 
 def services_file(topology_file: Path) -> Path:
     return lab_files(topology_file) / "services.yaml"
+
+
+def service(services: dict[str, list[Service]], node: str, name: str) -> Service:
+    """The service ``name`` of ``node``; LabError naming those there are."""
+    for svc in services.get(node, []):
+        if svc.name == name:
+            return svc
+    known = ", ".join(f"{n}/{s.name}" for n, items in services.items() for s in items) or "none"
+    raise LabError(f"lab/services.yaml has no service {name!r} on {node!r}; services: {known}")
+
+
+def option(argv: list[str], flag: str) -> str | None:
+    """The value after ``flag`` in ``argv`` (e.g. the daemon's ``--run-dir``), None if absent."""
+    return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
 
 
 def load_services(path: Path) -> dict[str, list[Service]]:

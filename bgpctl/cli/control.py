@@ -238,6 +238,9 @@ def drain(
 @_TARGET
 @_SERVICE_OPT
 @_reason(False)
+@click.option(
+    "--now", "at_once", is_flag=True, help="Return at once, skipping the rise rules (ends a return already running)."
+)
 def undrain(
     *,
     run_dir: Path | None,
@@ -247,8 +250,12 @@ def undrain(
     target: tuple[str, str | None],
     service: str | None,
     reason: str,
+    at_once: bool,
 ) -> None:
-    """End a runtime drain (the same REGION[/PATH] and --service it was set with)."""
+    """End a runtime drain (the same REGION[/PATH] and --service it was set with).
+
+    The region's traffic returns after each service's rise rules (its SLA class's rise_s), as after a
+    recovery; until then its paths stay standby ("returning" in bgpctl status). --now returns it at once."""
     where = target[0] if target[1] is None else f"{target[0]}/{target[1]}"
     _change(
         run_dir,
@@ -256,7 +263,7 @@ def undrain(
         as_json=as_json,
         timeout=timeout,
         verb="undrain",
-        args={"target": where, "service": service, "reason": reason},
+        args={"target": where, "service": service, "reason": reason, "now": at_once or None},
     )
 
 

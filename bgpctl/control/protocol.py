@@ -179,7 +179,14 @@ VERBS: dict[str, Verb] = {
         changes_state=True,
     ),
     "undrain": Verb(
-        "undrain", "end a runtime drain", {"target": _DRAIN_TARGET, "service": _SERVICE_OPT}, changes_state=True
+        "undrain",
+        "end a runtime drain: the region returns after each service's rise rules (rise_s)",
+        {
+            "target": _DRAIN_TARGET,
+            "service": _SERVICE_OPT,
+            "now": Arg(_flag, "return at once, skipping the rise rules (also ends a return already running)"),
+        },
+        changes_state=True,
     ),
     "pin": Verb(
         "pin",

@@ -124,7 +124,7 @@ def overrides_text(overrides: Sequence[Mapping[str, Any]]) -> list[str]:
         return ["none"]
     rows = [
         [
-            o["kind"],
+            f"{o['kind']} (returning)" if o.get("returning") else o["kind"],
             o["target"],
             o["source"],
             who(o["by"]),
@@ -171,9 +171,15 @@ def change_text(result: Mapping[str, Any]) -> list[str]:
     for o in result.get("removed", []):
         lines.append(f"{o['kind']} {o['target']} removed (it was set by {who(o['by'])}: {o['reason']})")
     rows = result.get("overrides", [])
+    removed = {(o["region"], o["path"]) for o in result.get("removed", []) if o["kind"] == "drain"}
+    for o in rows:
+        if o.get("returning") and o["since"] == result.get("at") and (o["region"], o["path"]) in removed:
+            lines.append(
+                f"{o['target']} returns at {when(o['expires'])}, after the rise rules (undrain --now: at once)"
+            )
     lines += ["", "Runtime overrides in force:"]
     lines += overrides_text(
-        [{k: o[k] for k in ("kind", "target", "source", "by", "since", "expires", "reason")} for o in rows]
+        [{k: o[k] for k in ("kind", "target", "source", "by", "since", "expires", "reason", "returning")} for o in rows]
     )
     return lines
 

@@ -15,7 +15,8 @@ When a step plans:
   read from the sessions' OPENs, a replay what the recording says);
 * the runtime overrides changed (:meth:`Controller.set_overrides`: a control verb, or a recording's
   ``overrides`` line) or one of them expired (the step whose ``now`` reaches its ``expires`` drops it and
-  reports it in :attr:`Step.expired`). plan() gets the policy's overrides plus the runtime ones
+  reports it in :attr:`Step.expired`; an expired drain leaves the holds of its return after the rise
+  rules, :func:`bgpctl.core.overrides.returning_holds`). plan() gets the policy's overrides plus the runtime ones
   (:func:`bgpctl.core.overrides.merged`), so both go through the same rules.
 
 
@@ -190,7 +191,7 @@ class Controller:
         return changes
 
     def step(self, now: float) -> Step:
-        kept, expired = expire(self.runtime, now)
+        kept, expired = expire(self.runtime, now, self.policy)
         if expired:
             self.runtime, self._replan = kept, True
         stats = self.stats(now)

@@ -8,6 +8,15 @@ same rules to both (make-before-break, fail-static, rate limit, allowlist). Chan
 saying why), expiry is :func:`expire` (now -> kept, expired). :func:`to_json` / :func:`from_json` are
 the one shape of the persisted file (``overrides.json`` in the run directory), of the ``overrides``
 lines of a recording and of ``status.overrides``.
+
+**The return after a drain goes through the rise rules.** An ``undrain`` (and the expiry of a drain set
+with ``--for``) does not hand the region its traffic back at once: each service the drain covered keeps
+it as standby for that service's ``rise_s`` (its SLA class's hysteresis; ``min_dwell_s`` if longer), as
+a recovering path is held back, and only then returns. The hold is an ordinary drain of that service
+with ``returning=True`` and an expiry (:func:`returning_holds`), so it goes through plan() like any
+drain, is persisted, survives a restart, shows in ``status`` and ends by expiry. A path that is not UP
+when the hold ends comes back by its own health rules (rise_s of clean measurements, hold-down), as
+every path does. ``undrain`` with ``now`` skips the holds (and ends holds already running).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ class RuntimeOverride:
     since: float = 0.0
     expires: float | None = None
     reason: str = ""
+    returning: bool = False  # a drain kept after its undrain until the service's rise rules pass
 
     @property
     def target(self) -> str:
@@ -63,6 +73,15 @@ class RuntimeOverride:
         if self.kind == "pin":
             return self.service == other.service
         return (self.region, self.path, self.service) == (other.region, other.path, other.service)
+
+    def covers(self, hold: RuntimeOverride) -> bool:
+        """This drain's target includes the returning ``hold`` (same region and path; every service, or its)."""
+        return (
+            self.kind == hold.kind == "drain"
+            and hold.returning
+            and (self.region, self.path) == (hold.region, hold.path)
+            and self.service in (None, hold.service)
+        )
 
 
 Runtime = tuple[RuntimeOverride, ...]
@@ -88,11 +107,59 @@ def merged(policy_ov: Overrides, runtime: Sequence[RuntimeOverride]) -> Override
     return Overrides.model_construct(drain=drains, pin=pins, freeze=freeze)  # type: ignore[arg-type]
 
 
-def expire(runtime: Runtime, now: float) -> tuple[Runtime, Runtime]:
-    """(kept, expired) at ``now``: an override expires when ``now`` reaches its ``expires``."""
+def expire(runtime: Runtime, now: float, policy: Policy | None = None) -> tuple[Runtime, Runtime]:
+    """(kept, expired) at ``now``: an override expires when ``now`` reaches its ``expires``. With the
+    ``policy``, an expired drain leaves its :func:`returning_holds` in ``kept`` (the region returns after
+    the rise rules, as after an undrain)."""
     kept = tuple(o for o in runtime if o.expires is None or now < o.expires)
     gone = tuple(o for o in runtime if o.expires is not None and now >= o.expires)
+    if policy is not None:
+        for o in gone:
+            if o.kind == "drain" and not o.returning:
+                holds = returning_holds(policy, o, now=now, by=o.by, why=f"its drain expired ({o.reason})")
+                kept = (*tuple(x for x in kept if not (x.returning and any(h.same_target(x) for h in holds))), *holds)
     return kept, gone
+
+
+def return_hold_s(policy: Policy, service: str) -> float:
+    """How long a service's paths stay standby after an undrain: the SLA class's ``rise_s`` (the clean run
+    a recovering path needs), or ``min_dwell_s`` if that is longer."""
+    h = policy.sla_classes[policy.services[service].sla].hysteresis
+    return float(max(h.rise_s, h.min_dwell_s))
+
+
+def drained_services(policy: Policy, o: RuntimeOverride) -> list[str]:
+    """The services a drain affects: those measuring its region (only its service, if it names one)."""
+    return [
+        s
+        for s, svc in policy.services.items()
+        if o.region in svc.probe.targets and (o.service is None or o.service == s)
+    ]
+
+
+def returning_holds(
+    policy: Policy, o: RuntimeOverride, *, now: float, by: Mapping[str, int] | None, why: str
+) -> Runtime:
+    """The holds that follow the end of drain ``o`` at ``now``: per service, a returning drain of the same
+    region (and path) that expires after the service's :func:`return_hold_s`."""
+    out = []
+    for service in drained_services(policy, o):
+        hold = return_hold_s(policy, service)
+        if hold > 0:
+            out.append(
+                RuntimeOverride(
+                    "drain",
+                    region=o.region,
+                    path=o.path,
+                    service=service,
+                    by=dict(by) if by is not None else None,
+                    since=now,
+                    expires=now + hold,
+                    reason=f"returning after rise_s {hold:g} s: {why}"[:500],
+                    returning=True,
+                )
+            )
+    return tuple(out)
 
 
 def next_expiry(runtime: Runtime) -> float | None:
@@ -177,7 +244,9 @@ def apply(
         o = RuntimeOverride("freeze")
     else:
         raise OverrideRefused(f"'{verb}' is not an override verb", "drain, undrain, pin, unpin, freeze, thaw")
-    if verb in ("undrain", "unpin", "thaw"):
+    if verb == "undrain":
+        return _undrain(policy, runtime, o, args, by=by, now=now)
+    if verb in ("unpin", "thaw"):
         gone = tuple(x for x in runtime if x.same_target(o))
         if not gone:
             listed = ", ".join(x.target for x in runtime if x.kind == o.kind) or "none"
@@ -190,7 +259,7 @@ def apply(
         _check_drain(policy, o)
     elif o.kind == "pin":
         _check_pin(policy, o)
-    rest = tuple(x for x in runtime if not x.same_target(o))
+    rest = tuple(x for x in runtime if not x.same_target(o) and not o.covers(x))
     if len(rest) >= MAX_OVERRIDES:
         raise OverrideRefused(f"{MAX_OVERRIDES} runtime overrides are in force", "remove some first")
     o = replace(o, by=dict(by) if by is not None else None, since=now, expires=expires, reason=reason)
@@ -203,6 +272,40 @@ def apply(
                 "add --force to drain it anyway; its routes stay announced, as standby",
             )
     return (*rest, o), o, ()
+
+
+def _undrain(
+    policy: Policy,
+    runtime: Runtime,
+    o: RuntimeOverride,
+    args: Mapping[str, Any],
+    *,
+    by: Mapping[str, int] | None,
+    now: float,
+) -> tuple[Runtime, RuntimeOverride | None, Runtime]:
+    """End the drain of ``o``'s target: it is replaced by its :func:`returning_holds` (with ``now`` in
+    ``args``: removed at once, and so are the holds of that target already running)."""
+    drains = tuple(x for x in runtime if x.same_target(o) and not x.returning)
+    holds = tuple(x for x in runtime if o.covers(x))
+    at_once = bool(args.get("now", False))
+    if not drains and not (at_once and holds):
+        listed = ", ".join(x.target for x in runtime if x.kind == "drain" and not x.returning) or "none"
+        if holds:
+            until = max(h.expires or now for h in holds)
+            raise OverrideRefused(
+                f"{o.target} is already returning after its undrain (until {until - now:.0f} s from now)",
+                "undrain with now (bgpctl undrain --now) returns it at once, skipping the rise rules",
+            )
+        raise OverrideRefused(
+            f"no runtime drain of {o.target} is in force",
+            f"runtime drains in force: {listed} (the policy file's own overrides change with the file)",
+        )
+    rest = tuple(x for x in runtime if x not in drains and x not in holds)
+    if at_once:
+        return rest, None, (*drains, *holds)
+    reason = str(args.get("reason", ""))
+    new_holds = tuple(h for d in drains for h in returning_holds(policy, d, now=now, by=by, why=f"undrain ({reason})"))
+    return (*rest, *new_holds), None, drains
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +324,7 @@ def to_json(o: RuntimeOverride) -> dict[str, Any]:
         "since": o.since,
         "expires": o.expires,
         "reason": o.reason,
+        "returning": o.returning,
     }
 
 
@@ -234,6 +338,7 @@ def status_row(o: RuntimeOverride) -> dict[str, Any]:
         "since": o.since,
         "expires": o.expires,
         "reason": o.reason,
+        "returning": o.returning,
     }
 
 
@@ -279,6 +384,9 @@ def from_json(obj: Any, where: str) -> RuntimeOverride:
         raise ValueError(f"{where}: 'reason' must be printable text of at most 500 characters")
     since = _time(obj.get("since"), "since", where, optional=False)
     assert since is not None
+    returning = obj.get("returning", False)
+    if not isinstance(returning, bool) or (returning and kind != "drain"):
+        raise ValueError(f"{where}: 'returning' must be true or false (true only for a drain)")
     return RuntimeOverride(
         kind,
         region=region,
@@ -288,6 +396,7 @@ def from_json(obj: Any, where: str) -> RuntimeOverride:
         since=since,
         expires=_time(obj.get("expires"), "expires", where, optional=True),
         reason=reason,
+        returning=returning,
     )
 
 

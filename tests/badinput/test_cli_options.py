@@ -385,6 +385,7 @@ CASES: list[Case] = [
             ("unpin-service-option", ("unpin", "media", "--service", "x"), "No such option '--service'"),
             ("freeze-no-reason", ("freeze",), "Missing option '--reason'"),
             ("thaw-for", ("thaw", "--for", "1h"), "No such option '--for'"),
+            ("undrain-now-value", ("undrain", "use1", "--now=yes"), "Option '--now' does not take a value"),
         ]
     ),
 ]

@@ -56,6 +56,13 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("pin unknown region", _req("pin", service="media", region="euc1", reason=WHY), "bad_args", "'euc1'"),
     ("unpin nothing pinned", _req("unpin", service="media", reason=WHY), "refused", "no runtime pin"),
     ("undrain nothing drained", _req("undrain", target="use1", reason=WHY), "refused", "no runtime drain"),
+    ("undrain now a string", _req("undrain", target="use1", reason=WHY, now="yes"), "bad_args", "'now'"),
+    (
+        "undrain now nothing drained",
+        _req("undrain", target="use1", reason=WHY, now=True),
+        "refused",
+        "no runtime drain",
+    ),
     ("thaw nothing frozen", _req("thaw", reason=WHY), "refused", "no runtime freeze"),
     ("freeze with a region", _req("freeze", reason=WHY, region="use1"), "bad_args", "'region'"),
     ("thaw without reason", _req("thaw"), "bad_args", "'reason' is required"),

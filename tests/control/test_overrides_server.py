@@ -85,5 +85,17 @@ def test_the_cli_verbs_exit_codes_and_outputs(tmp_path: Path) -> None:
             assert json.loads(done.output)["removed"]
         again = r.invoke(main.cli, ["thaw", *where])
         assert again.exit_code == 3 and "no runtime freeze" in again.output
+        # the undrained regions return after the rise rules: holds per service, shown as returning
+        assert {(o.target, o.returning) for o in j.controller.runtime} == {
+            (f"{region} for {s}", True) for region in ("use1", "usw2") for s in ("media", "signalling", "api")
+        }
+        text = r.invoke(main.cli, ["status", *where])
+        assert "drain (returning)" in text.output and "returning after rise_s 20 s" in text.output
+        twice = r.invoke(main.cli, ["undrain", "use1", *where])
+        assert twice.exit_code == 3 and "already returning" in twice.output and "--now" in twice.output
+        for region in ("use1", "usw2"):
+            now = r.invoke(main.cli, ["undrain", region, "--now", "--reason", "at once", *where])
+            assert now.exit_code == 0, now.output
+            assert now.output.count(f"drain {region} for ") == 3  # the three holds removed
     assert j.controller.runtime == ()
     assert json.loads((tmp_path / overrides_store.FILE_NAME).read_text()) == {"version": 1, "overrides": []}

@@ -21,7 +21,9 @@ from bgpctl.core.overrides import (
     apply,
     duration,
     expire,
+    from_json,
     merged,
+    return_hold_s,
     runtime_from_json,
     runtime_to_json,
 )
@@ -117,7 +119,8 @@ def test_setting_the_same_target_again_replaces_it_and_undrain_removes_it() -> N
     left, made, gone = apply(
         c.policy, c.health, b, "undrain", {"target": ("use1", None), "reason": "done"}, by=BY, now=3
     )
-    assert left == () and made is None and [o.reason for o in gone] == ["b"]
+    assert made is None and [o.reason for o in gone] == ["b"]
+    assert {o.service for o in left} == {"media", "signalling", "api"} and all(o.returning for o in left)
 
 
 def test_a_runtime_pin_wins_over_the_policy_pin_and_freeze_adds_up() -> None:
@@ -140,11 +143,118 @@ def test_an_override_expires_at_its_time_and_the_controller_plans_again() -> Non
     quiet = c.step(j.now + 9.99)
     assert quiet.expired == () and c.runtime == new
     step = c.step(j.now + 10.0)
-    assert [o.target for o in step.expired] == ["use1"] and c.runtime == ()
-    assert step.plan is not None  # the expiry planned again: use1 preferred again
+    assert [o.target for o in step.expired] == ["use1"]
+    # the expiry is an undrain: use1 returns after each service's rise rules (voice rise_s 10, api 20)
+    assert {(o.service, o.expires) for o in c.runtime} == {
+        ("media", j.now + 20.0),
+        ("signalling", j.now + 20.0),
+        ("api", j.now + 30.0),
+    }
+    assert step.plan is not None and _states(c)["media/use1/interconnect"] is PathState.STANDBY
+    back = c.step(j.now + 20.0)
+    assert back.plan is not None and {o.service for o in back.expired} == {"media", "signalling"}
     assert _states(c)["media/use1/interconnect"] is PathState.PREFERRED
+    assert _states(c)["api/use1/interconnect"] is PathState.STANDBY
+    c.step(j.now + 30.0)
+    assert c.runtime == () and _states(c)["api/use1/interconnect"] is PathState.PREFERRED
     kept, gone = expire(new, j.now + 10.0)
-    assert (kept, [o.target for o in gone]) == ((), ["use1"])
+    assert (kept, [o.target for o in gone]) == ((), ["use1"])  # without the policy: no holds
+    kept, _ = expire(new, j.now + 10.0, c.policy)
+    assert [o.target for o in kept] == ["use1 for media", "use1 for signalling", "use1 for api"]
+
+
+# --------------------------------------------------------------------------------------------
+# undrain: the return goes through the rise rules
+
+
+AT = 1_780_000_100.0  # after judge()'s 6 s of samples
+
+
+def _drained() -> tuple[Controller, tuple[RuntimeOverride, ...]]:
+    """A judged controller with use1 drained at AT."""
+    c = judge(lab_policy()).controller
+    new, _, _ = apply(c.policy, c.health, (), "drain", {"target": ("use1", None), "reason": "CHG-1"}, by=BY, now=AT)
+    c.set_overrides(new)
+    c.step(AT)
+    return c, new
+
+
+def test_undrain_returns_each_service_after_its_rise_s_not_at_once() -> None:
+    c, drained = _drained()
+    assert return_hold_s(c.policy, "media") == 10 and return_hold_s(c.policy, "api") == 20
+    left, made, gone = apply(
+        c.policy, c.health, drained, "undrain", {"target": ("use1", None), "reason": "done"}, by=BY, now=AT + 1
+    )
+    assert made is None and gone == drained
+    holds = {o.service: o for o in left}
+    assert set(holds) == {"media", "signalling", "api"}
+    assert all(o.returning and o.region == "use1" and o.by == BY and o.since == AT + 1 for o in left)
+    assert (holds["media"].expires, holds["api"].expires) == (AT + 11, AT + 21)
+    assert holds["media"].reason == "returning after rise_s 10 s: undrain (done)"
+    c.set_overrides(left)
+    c.step(AT + 1)
+    states = _states(c)
+    assert states["media/use1/interconnect"] is PathState.STANDBY  # not yet: the rise rules first
+    assert states["api/use1/interconnect"] is PathState.STANDBY
+    early = c.step(AT + 10.99)
+    assert early.expired == () and _states(c)["media/use1/interconnect"] is PathState.STANDBY
+    media_back = c.step(AT + 11)
+    assert media_back.plan is not None and {o.service for o in media_back.expired} == {"media", "signalling"}
+    assert _states(c)["media/use1/interconnect"] is PathState.PREFERRED
+    assert _states(c)["api/use1/interconnect"] is PathState.STANDBY
+    api_back = c.step(AT + 21)
+    assert api_back.plan is not None and c.runtime == ()
+    assert _states(c)["api/use1/interconnect"] is PathState.PREFERRED
+
+
+def test_undrain_now_returns_at_once_and_ends_a_return_already_running() -> None:
+    c, drained = _drained()
+    args = {"target": ("use1", None), "reason": "hurry", "now": True}
+    left, _, gone = apply(c.policy, c.health, drained, "undrain", args, by=BY, now=AT + 1)
+    assert left == () and gone == drained
+    returning, _, _ = apply(
+        c.policy, c.health, drained, "undrain", {"target": ("use1", None), "reason": "x"}, by=BY, now=AT + 1
+    )
+    with pytest.raises(OverrideRefused, match="already returning") as e:
+        apply(c.policy, c.health, returning, "undrain", {"target": ("use1", None), "reason": "x"}, by=BY, now=AT + 2)
+    assert "now" in e.value.hint and not e.value.unknown_name
+    left, _, gone = apply(c.policy, c.health, returning, "undrain", args, by=BY, now=AT + 2)
+    assert left == () and gone == returning
+    with pytest.raises(OverrideRefused, match="no runtime drain of use1 is in force"):
+        apply(c.policy, c.health, (), "undrain", args, by=BY, now=AT + 3)
+
+
+def test_a_service_drain_returns_only_that_service_and_a_new_drain_replaces_the_holds() -> None:
+    c, _ = _drained()
+    one, _, _ = apply(
+        c.policy, c.health, (), "drain", {"target": ("use1", None), "service": "api", "reason": "x"}, by=BY, now=AT
+    )
+    left, _, _ = apply(
+        c.policy,
+        c.health,
+        one,
+        "undrain",
+        {"target": ("use1", None), "service": "api", "reason": "y"},
+        by=BY,
+        now=AT + 1,
+    )
+    assert [(o.service, o.returning, o.expires) for o in left] == [("api", True, AT + 21)]
+    again, made, _ = apply(
+        c.policy, c.health, left, "drain", {"target": ("use1", None), "reason": "z"}, by=BY, now=AT + 2
+    )
+    assert made is not None and again == (made,)  # the region-wide drain covers the api hold
+
+
+def test_a_persisted_return_survives_a_restart_and_bad_returning_fields_are_refused(tmp_path: Path) -> None:
+    tmp_path.chmod(0o700)
+    hold = RuntimeOverride(
+        "drain", region="use1", service="media", by=BY, since=1.0, expires=11.0, reason="r", returning=True
+    )
+    overrides_store.save(tmp_path, (hold, *_sample()))
+    assert overrides_store.load(tmp_path) == (hold, *_sample())
+    for bad in ({"kind": "pin", "region": "usw2", "service": "media"}, {"kind": "drain", "region": "use1"}):
+        with pytest.raises(ValueError, match="'returning' must be true or false"):
+            from_json({**bad, "since": 1.0, "returning": "yes" if bad["kind"] == "drain" else True}, "x")
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("2h30m", 9000), ("1d", 86400), (5, 5)])
@@ -249,6 +359,15 @@ def test_overrides_survive_a_restart_and_expire_with_a_log_event(tmp_path: Path)
         desk.expired(step.expired)
     (gone,) = [e for e in logs if e["event"] == events.OVERRIDE_EXPIRED]
     assert gone["target"] == "use1" and gone["reason"] == "CHG-9"
+    saved = json.loads((tmp_path / "overrides.json").read_text())["overrides"]  # the return's holds, persisted
+    assert {(o["target"], o["returning"]) for o in saved} == {
+        ("use1 for media", True),
+        ("use1 for signalling", True),
+        ("use1 for api", True),
+    }
+    with capture_logs() as logs:
+        desk.expired(j.controller.step(j.now + 50.0).expired)
+    assert len([e for e in logs if e["event"] == events.OVERRIDE_EXPIRED]) == 3
     assert json.loads((tmp_path / "overrides.json").read_text())["overrides"] == []
 
 

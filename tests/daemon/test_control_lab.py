@@ -1,7 +1,9 @@
 """`bgpctl status` and `bgpctl routes` against the real daemon in the reference lab (controller mode),
 checked against what FRR on the edge and the TGWs holds, and against the shipped JSON Schemas.
 
-One lab of its own (``dc<pid>``), always torn down; run under the lab lock.
+One lab of its own (``dc<pid>``), always torn down; run under the lab lock. The runtime overrides in the
+lab (drain/undrain with calls running, an override across a restart or a kill -9) are the operations
+drills of tests/daemon/test_ops_drills.py.
 """
 
 from __future__ import annotations
@@ -10,24 +12,16 @@ import json
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bgpctl_lab import faults, runner
-from bgpctl_lab import netns as labns
+from bgpctl_lab import faults
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
-    API,
     CR,
-    DAEMON_TAG,
     FRR_PEERS_OF_CR,
-    MEDIA,
-    SIGNALLING,
-    USE1,
-    USW2,
     converged_problems,
     cr_neighbor,
     daemon_proc,
@@ -35,7 +29,6 @@ from bgpctl_lab.reference import (
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
 from tests.daemon.test_daemon_lab import exabgp_children
-from tests.lab.helpers import TOPOLOGY, route_nexthops
 
 pytestmark = pytest.mark.lab
 
@@ -43,15 +36,7 @@ LAB_PREFIX = "dc"
 BUDGETS = {
     "daemon_converged": 30.0,
     "status_settled": 20.0,
-    "drain_seen": 5.0,  # generous, to measure; the test then asserts the 1 s of issue 8
-    "undrain_back": 15.0,  # a drain changes no health: undrain plans at once (no rise rule to wait for)
-    "daemon_stopped": 10.0,
-    # before a drain: an earlier test's blackhole of usw2 must be over; the api class holds a path down
-    # for hold_down_s 30 then needs rise_s 20 of clean probes (policies/lab.yaml), plus load margin
-    "recovered": 90.0,
 }
-DRAIN_LIMIT_S = 1.0
-CONNECT = (MEDIA, SIGNALLING, API)
 
 
 def run_dir(lab: Lab) -> Path:
@@ -228,107 +213,3 @@ def test_a_blackholed_region_shows_down_with_its_reason_and_routes_follow_frr(co
         assert tgw["routes"] == []  # the agents' prefix follows media's state: down means withdrawn
     finally:
         faults.clear_node(controller_lab, "tgw-usw2", "eth2")
-
-
-# ------------------------------------------------------------------------------------------ overrides
-
-
-def edge_hops(lab: Lab) -> dict[str, set[str]]:
-    """The edge's installed next hops (``show ip route PREFIX json``) of every Connect prefix."""
-    return {p: route_nexthops(lab, "edge", p) for p in CONNECT}
-
-
-def on_usw2(hops: dict[str, set[str]]) -> list[str]:
-    return [f"edge: {p} via {sorted(h)}, want {USW2}" for p, h in hops.items() if h != {USW2}]
-
-
-def test_drain_use1_moves_the_edge_to_usw2_within_1s_and_undrain_brings_it_back(
-    controller_lab: Lab, record_property: Any
-) -> None:
-    eventually(
-        "converged before the drain",
-        budget=BUDGETS["recovered"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
-    before = edge_hops(controller_lab)
-    assert before[API] == {USE1} and before[MEDIA] == {USE1, USW2}
-    started = time.time()
-    drained = ask(controller_lab, "drain", "use1", "--reason", "lab drill: use1 maintenance")
-    accepted = drained["set"]["since"]  # when the daemon took the command (its clock, this host's)
-    w = eventually(
-        "edge: every Connect prefix via usw2",
-        budget=BUDGETS["drain_seen"],
-        probe=lambda: edge_hops(controller_lab),
-        check=on_usw2,
-        interval_s=0.02,
-    )
-    seen = time.time()
-    record_property("drain_polls", w.polls)
-    record_property("drain_s_from_accept", round(seen - accepted, 3))
-    record_property("drain_s_from_cli_start", round(seen - started, 3))
-    assert seen - accepted <= DRAIN_LIMIT_S, f"edge on usw2 {seen - accepted:.3f} s after the daemon took the drain"
-    status = ask(controller_lab, "status")
-    (row,) = [o for o in status["overrides"] if o["source"] == "runtime"]
-    assert (row["kind"], row["target"], row["by"]["uid"]) == ("drain", "use1", 0)
-    assert all(p["state"] == "standby" for p in status["paths"] if p["region"] == "use1")
-    assert status_problems(status) == []  # no health changed: everything is still up
-
-    t0 = time.time()
-    ask(controller_lab, "undrain", "use1", "--reason", "lab drill done")
-    back = eventually(
-        "edge as before the drain",
-        budget=BUDGETS["undrain_back"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-        interval_s=0.05,
-    )
-    record_property("undrain_s", round(time.time() - t0, 3))
-    assert back.value is controller_lab and edge_hops(controller_lab) == before
-    assert [o for o in ask(controller_lab, "status")["overrides"] if o["source"] == "runtime"] == []
-
-
-def test_an_override_set_before_a_restart_is_in_force_after_it(controller_lab: Lab) -> None:
-    eventually(
-        "converged before", budget=BUDGETS["daemon_converged"], probe=lambda: controller_lab, check=converged_problems
-    )
-    ask(controller_lab, "drain", "use1", "--reason", "across a restart", "--for", "1h")
-    try:
-        eventually("edge on usw2", budget=BUDGETS["drain_seen"], probe=lambda: edge_hops(controller_lab), check=on_usw2)
-        old = daemon_proc(controller_lab)
-        old_exabgp = exabgp_children(old.pid)
-        assert controller_lab.kill_spawned(tag=DAEMON_TAG, grace=10.0) == [old.pid]  # SIGTERM: a clean stop
-        eventually(
-            "old daemon and its ExaBGP gone",
-            budget=BUDGETS["daemon_stopped"],
-            probe=lambda: [p for p in [old.pid, *old_exabgp] if labns.alive(p)],
-            expect=[],
-        )
-        runner.up(TOPOLOGY, name=controller_lab.name, mode="controller")  # starts the daemon again
-        new = daemon_proc(controller_lab)
-        assert new.pid != old.pid
-        w = eventually(
-            "the new daemon answers with the drain in force",
-            budget=BUDGETS["status_settled"],
-            probe=lambda: ask(controller_lab, "status"),
-            check=lambda s: [] if any(o["source"] == "runtime" for o in s["overrides"]) else ["no runtime override"],
-            interval_s=0.2,
-        )
-        (row,) = [o for o in w.value["overrides"] if o["source"] == "runtime"]
-        assert (row["target"], row["reason"]) == ("use1", "across a restart") and row["expires"] is not None
-        eventually(
-            "edge on usw2 after the restart",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: edge_hops(controller_lab),
-            check=on_usw2,
-            interval_s=0.2,
-        )
-    finally:
-        bgpctl(controller_lab, "undrain", "use1", "--reason", "test cleanup")
-    eventually(
-        "converged after the undrain",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-    )

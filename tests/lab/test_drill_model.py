@@ -186,3 +186,87 @@ def test_an_edge_variant_may_expect_otherwise() -> None:
         single = both.expected("bird-no-addpath")["203.0.113.0/26"][0]["nexthops"]
         assert single == [{"__exact_len__": 1}, {"ip": "198.18.1.11", "active": True}]
         assert both.expected("bird") == both.expected("frr") == both.expect
+
+
+# --------------------------------------------------------------------------------------------
+# operations drills (issue 8, point 5): control requests, daemon operations, control checks
+
+
+OPS_DRILLS = {"drain-undrain", "restart", "kill-9"}
+
+
+def test_the_operations_drills_load_and_run_in_controller_mode_only() -> None:
+    assert set(ALL_DRILLS) >= OPS_DRILLS
+    for name in OPS_DRILLS:
+        d = load_drill(name, DRILLS)
+        assert d.modes == ["controller"]
+        assert d.cleanup and all(o.control is not None and o.control.refused_ok for o in d.cleanup)
+    drain = load_drill("drain-undrain", DRILLS)
+    assert drain.fault is not None and drain.fault.control is not None and drain.fault.control.verb == "drain"
+    assert drain.restore is not None and drain.restore.control is not None
+    assert drain.restore.control.verb == "undrain" and "now" not in drain.restore.control.args
+    assert [c.not_before("controller") for c in drain.recover[1:]] == [10, 10, 20]  # rise_s voice, voice, api
+    assert drain.bounds["controller"].lost_max == 0
+    for name in ("restart", "kill-9"):
+        d = load_drill(name, DRILLS)
+        assert d.bounds["controller"].route_changes_max == 0 and d.bounds["controller"].lost_per_flow_max == 1
+        assert d.setup[0].control is not None and d.setup[0].control.verb == "drain"
+        assert d.fault is not None and d.fault.daemon is not None
+    assert load_drill("kill-9", DRILLS).supervisor is not None and load_drill("restart", DRILLS).supervisor is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("modes"), r"fault needs the daemon: add `modes: \[controller\]`"),
+        (lambda d: d.update(modes=["no-controller"]), r"needs the daemon: add `modes: \[controller\]`"),
+        (lambda d: d["fault"]["control"].update(verb="drian"), r"fault\.control: .*unknown control verb 'drian'"),
+        (lambda d: d["fault"]["control"]["args"].pop("reason"), r"fault\.control: .*give args\.reason"),
+        (lambda d: d["fault"]["control"]["args"].update(target="US-EAST"), r"fault\.control: .*argument 'target'"),
+        (lambda d: d["fault"]["control"]["args"].update(region="use1"), r"unknown argument 'region'"),
+        (lambda d: d["restore"]["control"]["args"].update(now="yes"), r"restore\.control: .*argument 'now'"),
+        (lambda d: d["fault"].update(link={"node": "x", "iface": "y", "state": "down"}), "exactly one of"),
+        (lambda d: d["recover"][0]["control"].update(verb="drain"), r"read-only verb"),
+        (lambda d: d["recover"][0].update(node="cr"), "a control check asks the daemon, not a node"),
+        (lambda d: d["recover"][0].update(vtysh="show ip route json"), "exactly one of vtysh"),
+        (lambda d: d["steady"][0].pop("node"), "a vtysh check needs the node"),
+        (lambda d: d["cleanup"][0]["control"].update(refused_ok="sure"), r"cleanup\[0\]\.control\.refused_ok"),
+    ],
+)
+def test_a_bad_operation_is_refused_when_the_drill_loads(tmp_path: Path, change: Any, message: str) -> None:
+    data = raw("drain-undrain")
+    change(data)
+    with pytest.raises(DrillError, match=message):
+        load_drill(write(tmp_path, data), DRILLS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("supervisor"), r"fault: kill-9 needs a `supervisor`"),
+        (lambda d: d["fault"]["daemon"].update(action="signal"), "give signal with action 'signal'"),
+        (lambda d: d["fault"]["daemon"].update(signal="HUP"), "give signal with action 'signal'"),
+        (lambda d: d["fault"]["daemon"].update(action="signal", signal="KILL"), r"fault\.daemon\.signal"),
+        (lambda d: d["fault"]["daemon"].update(action="reboot"), r"fault\.daemon\.action"),
+        (lambda d: d["fault"]["daemon"].update(grace_s=0), r"fault\.daemon\.grace_s"),
+        (lambda d: d["supervisor"].update(restart_sec=-1), r"supervisor\.restart_sec"),
+        (
+            lambda d: (d.pop("supervisor"), d["fault"]["daemon"].update(action="signal", signal="TERM")),
+            "signal TERM stops the daemon for good without a `supervisor`",
+        ),
+        (lambda d: d["bounds"]["controller"].update(lost_per_flow_max=-1), r"lost_per_flow_max"),
+    ],
+)
+def test_a_bad_daemon_operation_is_refused_when_the_drill_loads(tmp_path: Path, change: Any, message: str) -> None:
+    data = raw("kill-9")
+    change(data)
+    with pytest.raises(DrillError, match=message):
+        load_drill(write(tmp_path, data), DRILLS)
+
+
+def test_the_cli_refuses_an_operations_drill_with_a_bad_request_naming_it(tmp_path: Path) -> None:
+    data = raw("drain-undrain")
+    data["fault"]["control"]["args"]["for"] = "forever"
+    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--lab", "nosuchlab"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "fault.control: Value error, control drain: argument 'for' must be a duration" in result.output
