@@ -8,6 +8,10 @@ assert about the same topology, so that a change of the lab's addresses or polic
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from bgpctl_lab.jsonmatch import mismatches
@@ -29,6 +33,31 @@ def daemon_proc(lab: Lab) -> Proc:
     assert len(procs) == 1, f"expected one recorded daemon, got {procs}"
     assert lab.spawned_alive(procs[0]), f"daemon {procs[0].pid} is not running"
     return procs[0]
+
+
+def daemon_run_dir(lab: Lab) -> Path:
+    """The running daemon's run directory (its ``--run-dir``: control socket, overrides, recording)."""
+    argv = daemon_proc(lab).argv
+    return Path(argv[argv.index("--run-dir") + 1])
+
+
+def bgpctl_cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI, as an operator runs it, against the lab's daemon (``bgpctl ARGS --run-dir DIR``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bgpctl", *args, "--run-dir", str(daemon_run_dir(lab))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ask_daemon(lab: Lab, verb: str, *args: str) -> dict[str, Any]:
+    """``bgpctl VERB --json ARGS`` against the lab's daemon: its JSON answer (AssertionError on a non-zero exit)."""
+    out = bgpctl_cli(lab, verb, "--json", *args)
+    assert out.returncode == 0, out.stderr
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
 
 
 def route_nexthops(lab: Lab, node: str, prefix: str) -> set[str]:

@@ -8,11 +8,7 @@ drills of tests/daemon/test_ops_drills.py.
 
 from __future__ import annotations
 
-import json
 import stat
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +22,9 @@ from bgpctl_lab.reference import (
     cr_neighbor,
     daemon_proc,
 )
+from bgpctl_lab.reference import ask_daemon as ask
+from bgpctl_lab.reference import bgpctl_cli as bgpctl
+from bgpctl_lab.reference import daemon_run_dir as run_dir
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
 from tests.daemon.test_daemon_lab import exabgp_children
@@ -37,29 +36,6 @@ BUDGETS = {
     "daemon_converged": 30.0,
     "status_settled": 20.0,
 }
-
-
-def run_dir(lab: Lab) -> Path:
-    argv = daemon_proc(lab).argv
-    return Path(argv[argv.index("--run-dir") + 1])
-
-
-def bgpctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real CLI, as an operator runs it, against the lab's daemon."""
-    return subprocess.run(
-        [sys.executable, "-m", "bgpctl", *args, "--run-dir", str(run_dir(lab))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ask(lab: Lab, verb: str, *args: str) -> dict[str, Any]:
-    out = bgpctl(lab, verb, "--json", *args)
-    assert out.returncode == 0, out.stderr
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
 
 
 def status_problems(status: dict[str, Any]) -> list[str]:

@@ -23,8 +23,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +42,8 @@ from bgpctl_lab.reference import (
     cr_neighbor,
     daemon_proc,
 )
+from bgpctl_lab.reference import ask_daemon as ask
+from bgpctl_lab.reference import bgpctl_cli as bgpctl
 from bgpctl_lab.runner import Lab
 from tests.daemon.test_control_lab import _frr_routes_from_cr
 from tests.daemon.test_daemon_lab import LAB_POLICY, exabgp_children, metrics_text, samples
@@ -67,28 +67,6 @@ Routes = dict[str, dict[tuple[str, str], dict[str, Any]]]
 
 def policy_file(lab: Lab) -> Path:
     return lab.node_dir("cr") / "reload-policy.yaml"
-
-
-def run_dir(lab: Lab) -> Path:
-    argv = daemon_proc(lab).argv
-    return Path(argv[argv.index("--run-dir") + 1])
-
-
-def bgpctl(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bgpctl", *args, "--run-dir", str(run_dir(lab))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ask(lab: Lab, *args: str) -> dict[str, Any]:
-    out = bgpctl(lab, *args, "--json")
-    assert out.returncode == 0, out.stderr
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
 
 
 def restart_on_a_copy(lab: Lab, copy: Path) -> None:

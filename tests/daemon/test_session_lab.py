@@ -42,8 +42,8 @@ from bgpctl_lab.reference import (
     daemon_proc,
     edge_problems,
 )
+from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_control_lab import ask
 from tests.daemon.test_daemon_lab import LAB_POLICY, _ts, connections, exabgp_children, log_events, session_problems
 from tests.lab.helpers import route_nexthops
 

@@ -32,9 +32,10 @@ from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import HttpSignal
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import AGENTS, API, CR, EDGE_ADDR, MEDIA, SIGNALLING, USW2, converged_problems, route_nexthops
+from bgpctl_lab.reference import ask_daemon as ask
+from bgpctl_lab.reference import bgpctl_cli as bgpctl
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
-from tests.daemon.test_control_lab import ask, bgpctl
 from tests.daemon.test_daemon_lab import LAB_POLICY, _ts, log_events, metrics_text, samples
 
 pytestmark = pytest.mark.lab
