@@ -110,10 +110,16 @@ def test_loss_moves_traffic_within_2_s_through_the_loss_threshold(clab: Lab, tmp
     report = drill(clab, "region-loss", tmp_path)
     assert report.passed, summary(report)
     assert report.route_moved_after_s is not None and report.route_moved_after_s < 2.0, summary(report)
-    first = _media_use1(report)[0]  # the report says which rule fired: the loss, with confidence
-    assert (
-        first["new"] == "degraded" and "loss_pct" in str(first["reasons"]) and "confidence" in str(first["reasons"])
-    ), summary(report)
+    # The report says which rule fired: the loss, with confidence. At 20 % random loss, four probes in a
+    # row can go unanswered before the loss bound is sure (0.2^4 per probe, or late answers on a loaded
+    # host): the hard-failure fast path then makes the path "suspect" first (de-preferred, not judged),
+    # and the verdict out of suspicion is the loss rule's, degraded or already down.
+    judged = _media_use1(report)
+    i = next(i for i, d in enumerate(judged) if d["new"] in ("degraded", "down"))
+    verdict, before = judged[i], [d["new"] for d in judged[:i]]
+    assert set(before) <= {"suspect", "up"}, summary(report)  # suspected, maybe cleared, never judged
+    assert verdict["new"] == "degraded" or "suspect" in before, summary(report)
+    assert "loss_pct" in str(verdict["reasons"]) and "confidence" in str(verdict["reasons"]), summary(report)
 
 
 def test_latency_moves_traffic_within_2_s_and_is_degraded_not_down(clab: Lab, tmp_path: Path) -> None:
