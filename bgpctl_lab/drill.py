@@ -572,7 +572,8 @@ def daemon_series(lab: Lab, t0_unix: float, end_unix: float) -> tuple[list[dict[
 
 
 def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:
-    """The controller-mode daemon's JSON log events since ``since_unix``, each with ``at_unix`` added."""
+    """The controller-mode daemon's JSON log events since ``since_unix``, each with ``at_unix`` added: the
+    decision's time for decision events (``decided_unix``), else the line's ``timestamp``."""
     log = lab.node_dir("cr") / DAEMON_LOG
     if lab.mode != "controller" or not log.is_file():
         return []
@@ -583,6 +584,7 @@ def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:
         try:
             ev = json.loads(line)
             at = datetime.fromisoformat(str(ev["timestamp"]).replace("Z", "+00:00")).timestamp()
+            at = float(ev.get("decided_unix", at))
         except (ValueError, KeyError, TypeError):
             continue
         if at >= since_unix:

@@ -392,7 +392,7 @@ def _page(lost_region: str | None) -> str:
         for tr in step.transitions:
             sink.transition(tr)
         if step.plan is not None:
-            sink.planned(step.plan, new_notes=step.plan.notes)
+            sink.planned(step.plan, at=step.at, new_notes=step.plan.notes)
     assert c.last_plan is not None
     peers = [p.name for p in policy.peers]
     for peer in peers:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,18 +75,16 @@ class Snapshot:
 class DecisionLog:
     """A decision sink (:class:`bgpctl.daemon.sinks.DecisionSink`) keeping the last decisions and stats."""
 
-    def __init__(self, maxlen: int = MAX_DECISIONS, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, maxlen: int = MAX_DECISIONS) -> None:
         self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=maxlen)
         self._recent: tuple[dict[str, Any], ...] | None = ()  # None: changed since recent() last copied
-        self._clock = clock
         self.stats: Mapping[PathKey, PathStats] = {}
 
     def transition(self, t: Transition) -> None:
         self._recent = None
         self._entries.append({"at": t.at, "event": events.PATH_HEALTH, **transition_to_dict(t)})
 
-    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
-        at = self._clock()
+    def planned(self, p: Plan, *, at: float, new_notes: tuple[str, ...]) -> None:
         self._recent = None
         for c in p.changes:
             self._entries.append({"at": at, "event": events.ROUTE_CHANGE, **change_to_dict(c)})

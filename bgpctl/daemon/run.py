@@ -372,7 +372,7 @@ class Daemon:
         new_notes = tuple(n for n in step.plan.notes if n not in self._notes)
         self._notes = step.plan.notes
         for sink in self.sinks:
-            sink.planned(step.plan, new_notes=new_notes)
+            sink.planned(step.plan, at=step.at, new_notes=new_notes)
         return step.plan
 
     def _feed_sessions(self, now: float) -> None:

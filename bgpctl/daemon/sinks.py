@@ -25,7 +25,10 @@ _HEALTH_VALUE = {Health.UNKNOWN: -1, Health.UP: 0, Health.DEGRADED: 1, Health.SU
 
 class DecisionSink(Protocol):
     def transition(self, t: Transition) -> None: ...
-    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None: ...
+    def planned(self, p: Plan, *, at: float, new_notes: tuple[str, ...]) -> None:
+        """``at``: the evaluation that made the plan (the controller's clock, Unix seconds)."""
+        ...
+
     def measured(self, stats: Mapping[PathKey, PathStats]) -> None: ...
 
 
@@ -36,6 +39,7 @@ class LogSink:
     def transition(self, t: Transition) -> None:
         fields = {
             **transition_to_dict(t),
+            "decided_unix": round(t.at, 6),
             "measurements": {r.metric: r.value for r in t.reasons if r.value is not None},
         }
         if t.new in (Health.DOWN, Health.SUSPECT, Health.DEGRADED):
@@ -43,11 +47,16 @@ class LogSink:
         else:
             self.log.info(events.PATH_HEALTH, **fields)
 
-    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
+    def planned(self, p: Plan, *, at: float, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
-            self.log.info(events.ROUTE_CHANGE, **change_to_dict(c))
+            self.log.info(events.ROUTE_CHANGE, decided_unix=round(at, 6), **change_to_dict(c))
         for c in p.deferred:
-            self.log.warning(events.ROUTE_DEFERRED, reason="guards.max_route_changes_per_minute", **change_to_dict(c))
+            self.log.warning(
+                events.ROUTE_DEFERRED,
+                reason="guards.max_route_changes_per_minute",
+                decided_unix=round(at, 6),
+                **change_to_dict(c),
+            )
         for note in new_notes:
             self.log.warning(events.PLAN_NOTE, note=note, fail_static="fail-static" in note)
 
@@ -185,7 +194,7 @@ class MetricsSink:
         self.m.transitions.labels(*t.key, str(t.new)).inc()
         self.m.health.labels(*t.key).set(_HEALTH_VALUE[t.new])
 
-    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
+    def planned(self, p: Plan, *, at: float, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
             self.m.route_changes.labels(c.peer, str(c.kind)).inc()
         for c in p.deferred:

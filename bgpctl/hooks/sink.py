@@ -138,8 +138,7 @@ class HookSink:
     def transition(self, t: Transition) -> None:
         self.emit(events.PATH_STATE, path_state_payload(t), at=t.at)
 
-    def planned(self, p: Plan, *, new_notes: tuple[str, ...]) -> None:
-        at = self.clock()
+    def planned(self, p: Plan, *, at: float, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
             self.emit(events.ROUTE_CHANGE, route_change_payload(c), at=at)
         self.regions(at)

@@ -64,7 +64,7 @@ def judge(
     policy: Policy, seconds: float = 6.0, lost: Callable[[PathKey, float], bool] = lambda k, t: False, start: float = T0
 ) -> Judged:
     """A controller fed 10 probes a second per path (12 ms RTT; ``lost(key, t)`` drops some), stepped after each."""
-    c, log = Controller(policy), DecisionLog(clock=lambda: now)
+    c, log = Controller(policy), DecisionLog()
     now = start
     for i in range(int(seconds * 10)):
         t = start + i * 0.1
@@ -77,7 +77,7 @@ def judge(
         for tr in step.transitions:
             log.transition(tr)
         if step.plan is not None:
-            log.planned(step.plan, new_notes=step.plan.notes)
+            log.planned(step.plan, at=step.at, new_notes=step.plan.notes)
     return Judged(c, log, now)
 
 

@@ -57,7 +57,7 @@ def drive(c: Controller, sink: HookSink, seconds: float, lost: Callable[[PathKey
         for tr in step.transitions:
             sink.transition(tr)
         if step.plan is not None:
-            sink.planned(step.plan, new_notes=step.plan.notes)
+            sink.planned(step.plan, at=step.at, new_notes=step.plan.notes)
     return now
 
 
