@@ -64,6 +64,9 @@ class ActionResult(BaseModel):
     applied_s: float  # actual, since the meter started
     what: str
     took_s: float | None = None  # how long carrying it out took (a daemon restart waits for the stop)
+    # impairments: when the first one was in force, since the meter started (starting a delayer takes a
+    # moment, over a second on a loaded host: the network shows the fault from then, not from applied_s)
+    in_force_s: float | None = None
     answer: dict[str, Any] | None = None  # a control request's result
     error: str | None = None  # a control request the daemon refused (or could not be asked)
 
@@ -213,8 +216,9 @@ def operate(lab: Lab, op: Op) -> dict[str, Any] | None:
     return None
 
 
-def apply(lab: Lab, action: Op, *, lifetime_s: float) -> dict[str, Any] | None:
-    """Carry out one drill action on the lab; a control request's answer."""
+def apply(lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | None = None) -> dict[str, Any] | None:
+    """Carry out one drill action on the lab; a control request's answer. ``in_force`` gets the monotonic
+    time at which each impairment was in force."""
     if action.operates:
         return operate(lab, action)
     if action.link:
@@ -237,6 +241,8 @@ def apply(lab: Lab, action: Op, *, lifetime_s: float) -> dict[str, Any] | None:
                     burst_every_s=i.burst_every_s,
                 )
                 faults.impair_node(lab, i.node, i.iface, imp, seconds=lifetime_s)
+                if in_force is not None:
+                    in_force.append(time.monotonic())
     elif action.frr:
         (lab.stop_frr if action.frr.action == "stop" else lab.start_frr)(action.frr.node)
     elif action.bgp_clear:
@@ -248,14 +254,20 @@ def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[Action
     """Carry out ``action`` at its time on the drill's timeline; returns what was done and when (monotonic)."""
     _at(t0, action.at_s)
     when = time.monotonic()
-    answer, error = None, None
+    answer, error, in_force = None, None, list[float]()
     try:
-        answer = apply(lab, action, lifetime_s=lifetime_s)
+        answer = apply(lab, action, lifetime_s=lifetime_s, in_force=in_force)
     except client.ControlError as e:  # a refusal is the drill's finding, not a crash of the drill
         error = str(e)
     took = round(time.monotonic() - when, 3)
     result = ActionResult(
-        at_s=action.at_s, applied_s=round(when - t0, 3), what=describe(action), took_s=took, answer=answer, error=error
+        at_s=action.at_s,
+        applied_s=round(when - t0, 3),
+        what=describe(action),
+        took_s=took,
+        in_force_s=round(in_force[0] - t0, 3) if in_force else None,
+        answer=answer,
+        error=error,
     )
     return result, when
 
@@ -615,11 +627,13 @@ def regions_answered(meter: MeterReport | None) -> list[str]:
 
 
 def moved_after(fault: ActionResult | None, timeline: list[RouteChange]) -> float | None:
-    """Seconds from the fault to the first route change the watch saw after it."""
+    """Seconds from the fault to the first route change the watch saw after it: from the first impairment
+    in force for an impairment, else from when the fault was applied."""
     if fault is None:
         return None
-    after = [c.at_s for c in timeline if c.at_s >= fault.applied_s]
-    return round(min(after) - fault.applied_s, 3) if after else None
+    start = fault.in_force_s if fault.in_force_s is not None else fault.applied_s
+    after = [c.at_s for c in timeline if c.at_s >= start]
+    return round(min(after) - start, 3) if after else None
 
 
 def summary(report: DrillReport) -> str:
@@ -672,6 +686,8 @@ def summary(report: DrillReport) -> str:
 
 def _action_text(a: ActionResult) -> str:
     took = f" (took {a.took_s:.2f} s)" if a.took_s is not None and a.took_s >= 0.05 else ""
+    if a.in_force_s is not None and a.in_force_s - a.applied_s >= 0.05:
+        took += f" (first in force at {a.in_force_s:.2f} s)"
     return f"{a.what} at {a.applied_s:.2f} s{took}" + (f": REFUSED {a.error}" if a.error else "")
 
 

@@ -169,6 +169,9 @@ def test_moved_after_is_the_first_change_after_the_fault() -> None:
     assert moved_after(fault, changes(samples)) == pytest.approx(6.49)
     assert moved_after(None, changes(samples)) is None
     assert moved_after(fault, changes(samples[:3])) is None
+    # an impairment counts from when the first one was in force (its delayer took 1.2 s to start)
+    slow = ActionResult(at_s=3, applied_s=3.01, in_force_s=4.21, what="impair a/eth1 loss 20 %")
+    assert moved_after(slow, changes(samples)) == pytest.approx(5.29)
 
 
 def test_the_cli_refuses_a_broken_drill_naming_the_field(tmp_path: Path) -> None:
