@@ -21,8 +21,7 @@ from pathlib import Path
 
 from bgpctl_lab import runner
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import converged_problems
-from tests.daemon.test_daemon_lab import metrics_text, samples
+from bgpctl_lab.reference import converged_problems, metric_samples, metrics_text
 from tests.daemon.test_hooks_lab import (
     BUDGETS,
     LAB_PREFIX,
@@ -41,7 +40,7 @@ def counters(lab: runner.Lab) -> dict[str, float]:
     text = metrics_text(lab)
     out = {}
     for name in ("bgpctl_hook_deliveries_total", "bgpctl_hook_dropped_total"):
-        for labels, value in samples(text, name).items():
+        for labels, value in metric_samples(text, name).items():
             out[name + json.dumps(dict(labels), sort_keys=True)] = value
     return out
 

@@ -27,10 +27,9 @@ from bgpctl_lab import runner
 from bgpctl_lab.drill import DrillReport, daemon_events, run_drill, summary
 from bgpctl_lab.drill_model import load_drill
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import converged_problems
+from bgpctl_lab.reference import converged_problems, exabgp_children, exabgp_in
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.topology import drills_dir
-from tests.daemon.test_daemon_lab import exabgp_children, exabgp_in
 from tests.lab.helpers import REPO, TOPOLOGY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
