@@ -240,7 +240,7 @@ class _Builder:
         except (ValueError, OverflowError):  # e.g. '+_' reads as an int, '2026-13-45' as a timestamp
             raise _LimitExceeded(
                 node,
-                f"'{node.value[:40]}' looks like a YAML {node.tag.rsplit(':', 1)[-1]} but is not a valid one",
+                f"'{node.value[:40]}' looks like a YAML {str(node.tag).rsplit(':', 1)[-1]} but is not a valid one",
                 "quote it if it is text, or write the value out",
                 loc,
             ) from None
