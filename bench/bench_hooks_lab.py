@@ -20,8 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bgpctl_lab import runner
-from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import converged_problems, metric_samples, metrics_text
+from bgpctl_lab.reference import metric_samples, metrics_text, wait_converged
 from tests.daemon.test_hooks_lab import (
     BUDGETS,
     LAB_PREFIX,
@@ -73,7 +72,7 @@ def main() -> None:
             if label == "receiver down":
                 lab.kill_spawned(pid=rpid)
             for i in range(n):
-                eventually("converged", budget=RECOVERED_S, probe=lambda: lab, check=converged_problems, interval_s=0.5)
+                wait_converged(lab, "converged", budget=RECOVERED_S, interval_s=0.5)
                 run = blackhole_run(lab, received if label == "receiver up" else None)
                 results[label].append(run)
                 print(f"{label} run {i + 1}: {run}", flush=True)

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bgpctl_lab import netns as labns
 from bgpctl_lab.jsonmatch import mismatches
+from bgpctl_lab.poll import Waited, eventually
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.state import Proc
 
@@ -228,3 +229,8 @@ def edge_problems(lab: Lab, media_hops: set[str] | None = None) -> list[str]:
 def converged_problems(lab: Lab) -> list[str]:
     """[] when every hop holds the daemon's steady-state routes (both TGWs, the edge)."""
     return tgw_problems(lab) + edge_problems(lab)
+
+
+def wait_converged(lab: Lab, what: str, *, budget: float, interval_s: float = 0.2) -> Waited[Lab]:
+    """Poll :func:`converged_problems` until it holds, within ``budget`` seconds (BudgetExceeded names ``what``)."""
+    return eventually(what, budget=budget, probe=lambda: lab, check=converged_problems, interval_s=interval_s)

@@ -58,7 +58,6 @@ from bgpctl_lab.reference import (
     USE1,
     USW2,
     WATCHED,
-    converged_problems,
     cr_neighbor,
     daemon_log,
     daemon_proc,
@@ -70,6 +69,7 @@ from bgpctl_lab.reference import (
     metrics_text,
     nexthop_problems,
     tgw_problems,
+    wait_converged,
 )
 from bgpctl_lab.route_watch import NextHops, nexthops_of
 from bgpctl_lab.runner import Lab
@@ -236,13 +236,7 @@ FORWARDING = {"edge": WATCHED, "tgw-use1": (AGENTS,), "tgw-usw2": (AGENTS,)}
 def test_after_up_every_hop_holds_the_daemons_routes_and_calls_reach_both_regions(
     clab: Lab, record_property: Any
 ) -> None:
-    w = eventually(
-        "daemon converged after up",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: clab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
+    w = wait_converged(clab, "daemon converged after up", budget=BUDGETS["daemon_converged"])
     record_property("converged_after_up_s", round(w.elapsed_s, 2))
     with IPRoute(netns=clab.netns("edge"), flags=0) as ipr:  # what forwarding uses: the kernel FIB
         kernel = nexthops_of(ipr.get_routes(family=2), WATCHED)
@@ -270,13 +264,7 @@ def test_exabgp_killed_routes_stay_and_sessions_come_back(clab: Lab, record_prop
             check=stale,
             interval_s=0.1,
         )
-        eventually(
-            "routes as before",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: clab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
+        wait_converged(clab, "routes as before", budget=BUDGETS["daemon_converged"])
     record_property(
         "exabgp_kill",
         {**watch.summary(), "sessions_back_s": round(w.elapsed_s, 2), "stale_seen_on": sorted(stale.nodes)},
@@ -331,13 +319,7 @@ def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None
             check=stale,
             interval_s=0.1,
         )
-        eventually(
-            "routes as before",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: clab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
+        wait_converged(clab, "routes as before", budget=BUDGETS["daemon_converged"])
         converged_s = time.monotonic() - t0
         meter = call.result(timeout=30)
     RESTARTS.append(Restart(watch, meter))

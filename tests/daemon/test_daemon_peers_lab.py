@@ -35,12 +35,12 @@ from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
     CR,
     DAEMON_TAG,
-    converged_problems,
     daemon_proc,
     event_ts,
     exabgp_children,
     metric_samples,
     metrics_text,
+    wait_converged,
 )
 from bgpctl_lab.runner import Lab
 from tests.daemon.test_daemon_lab import pins_problems
@@ -113,13 +113,7 @@ def session_with_cr(lab: Lab, node: str) -> str:
 
 
 def back_to_normal(lab: Lab, why: str) -> None:
-    eventually(
-        f"sessions and routes back after {why}",
-        budget=BUDGETS["session_back"],
-        probe=lambda: lab,
-        check=converged_problems,
-        interval_s=0.5,
-    )
+    wait_converged(lab, f"sessions and routes back after {why}", budget=BUDGETS["session_back"], interval_s=0.5)
 
 
 # ------------------------------------------------------------------------------------------ tests
@@ -390,9 +384,7 @@ def test_after_kill_9_a_fresh_daemon_sweeps_the_stale_pins_and_a_stopped_one_lea
     runner.up(TOPOLOGY, name=controller_lab.name, mode="controller")  # a fresh daemon
     new = daemon_proc(controller_lab)
     assert new.pid != old.pid
-    eventually(
-        "fresh daemon converged", budget=BUDGETS["converged"], probe=lambda: controller_lab, check=converged_problems
-    )
+    wait_converged(controller_lab, "fresh daemon converged", budget=BUDGETS["converged"])
     assert pins_problems(controller_lab) == []
     assert [(s, t) for s, t, _ in _marked_rules(ns)] == [("198.18.1.21", 101), ("198.18.1.22", 102)]
     assert _our_routes(ns, (199,)) == {199: 0}

@@ -32,12 +32,12 @@ from bgpctl_lab.reference import (
     MEDIA,
     USE1,
     USW2,
-    converged_problems,
     daemon_proc,
     log_events,
     metric_value,
     rfc3339,
     route_nexthops,
+    wait_converged,
 )
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
@@ -137,13 +137,7 @@ def hlab(controller_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> HookL
     received = tmp / "received.jsonl"
     start_receiver(controller_lab, received)
     start_daemon(controller_lab, hooks_policy(tmp))
-    eventually(
-        "daemon with hooks converged",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
+    wait_converged(controller_lab, "daemon with hooks converged", budget=BUDGETS["daemon_converged"])
     return HookLab(controller_lab, received)
 
 

@@ -38,13 +38,13 @@ from bgpctl_lab.reference import (
     FRR_PEERS_OF_CR,
     USW2,
     Routes,
-    converged_problems,
     cr_neighbor,
     daemon_proc,
     exabgp_children,
     metric_samples,
     metrics_text,
     routes_from_cr,
+    wait_converged,
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.reference import bgpctl_cli as bgpctl
@@ -101,13 +101,7 @@ def rlab(controller_lab: Lab) -> Iterator[Lab]:
     copy = policy_file(lab)
     copy.write_text(LAB_POLICY.read_text())
     restart_on_a_copy(lab, copy)
-    eventually(
-        "the daemon on the copy converged",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: lab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
+    wait_converged(lab, "the daemon on the copy converged", budget=BUDGETS["daemon_converged"])
     eventually(
         "status: every session and path up",
         budget=BUDGETS["status"],

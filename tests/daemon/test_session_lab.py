@@ -37,13 +37,13 @@ from bgpctl_lab.reference import (
     SIGNALLING,
     USE1,
     USW2,
-    converged_problems,
     cr_neighbor,
     daemon_proc,
     edge_problems,
     event_ts,
     exabgp_children,
     log_events,
+    wait_converged,
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.runner import Lab
@@ -240,7 +240,7 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
 
 
 def test_an_exabgp_restart_is_not_a_session_down(controller_lab: Lab, record_property: Any) -> None:
-    eventually("converged", budget=BUDGETS["daemon_converged"], probe=lambda: controller_lab, check=converged_problems)
+    wait_converged(controller_lab, "converged", budget=BUDGETS["daemon_converged"])
     daemon = daemon_proc(controller_lab)
     (old,) = exabgp_children(daemon.pid)
     before = connections(controller_lab)

@@ -41,6 +41,7 @@ from bgpctl_lab.reference import (
     metric_value,
     nexthop_problems,
     paths_from_cr,
+    wait_converged,
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.reference import bgpctl_cli as bgpctl
@@ -208,12 +209,8 @@ def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_bac
     assert metric_value(controller_lab, "bgpctl_signal_state", signal="relay", state="error") == 1.0
     assert metric_value(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect") > refused_before
 
-    back = eventually(
-        "use1 back on every hop, by the probes' rise rules",
-        budget=BUDGETS["use1_back"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-        interval_s=0.5,
+    back = wait_converged(
+        controller_lab, "use1 back on every hop, by the probes' rise rules", budget=BUDGETS["use1_back"], interval_s=0.5
     )
     record_property("use1_back_s", round(back.elapsed_s, 1))
     # the mark was last counted by the step before the stale warning's: from then on the hold-down runs out
