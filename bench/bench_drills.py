@@ -5,7 +5,7 @@ Run (root), from the repository root::
     .venv/bin/python -m bench.bench_drills --modes no-controller,no-controller-bfd --runs 5 \\
         --drills region-blackhole,interconnect-cut,region-loss,region-latency [--runs-for region-loss=3]
     .venv/bin/python -m bench.bench_drills --table-from bench/results/drills-A.json,bench/results/drills-B.json
-    .venv/bin/python -m bench.bench_drills --modes controller --drills drain-undrain,restart,kill-9 --name odbench
+    .venv/bin/python -m bench.bench_drills --modes controller --drills drain-undrain,restart,kill-9 --lab odbench
 
 For each mode it brings a lab up (``bd<pid>``), runs the drills in sequence, each ``--runs`` times
 (``--runs-for DRILL=N`` overrides one drill), and takes the lab down at the end of the mode, also on
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--drills", default="region-blackhole,interconnect-cut,region-loss,region-latency")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--runs-for", default="", help="per-drill runs, e.g. region-loss=3,region-latency=3")
-    ap.add_argument("--name", default=f"bd{os.getpid()}", help="lab name (one lab at a time, per mode)")
+    ap.add_argument("--lab", default=f"bd{os.getpid()}", help="lab name (one lab at a time, per mode)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
         "--table-from",
@@ -242,10 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode in modes:
             try:
                 t0 = time.monotonic()
-                lab = runner.up(TOPOLOGY, name=a.name, mode=mode)
+                lab = runner.up(TOPOLOGY, name=a.lab, mode=mode)
                 if frr.frr_only(mode):
                     wait_settled(lab)
-                print(f"== mode {mode}: lab {a.name} up and settled in {time.monotonic() - t0:.1f} s", flush=True)
+                print(f"== mode {mode}: lab {a.lab} up and settled in {time.monotonic() - t0:.1f} s", flush=True)
                 for d in drills:
                     for i in range(1, runs_for[d] + 1):
                         t1 = time.monotonic()
@@ -272,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"== mode {mode} aborted: {e}", file=sys.stderr, flush=True)
                 bench.errors.append(f"{mode}: {e}")
             finally:
-                runner.down(a.name)
+                runner.down(a.lab)
     except KeyboardInterrupt:
         print("interrupted: the lab is down; partial results below", file=sys.stderr)
     bench.machine["wall_s"] = round(time.monotonic() - t_start, 1)

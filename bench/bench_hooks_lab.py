@@ -20,9 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bgpctl_lab import runner
-from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import converged_problems
-from tests.daemon.test_daemon_lab import metrics_text, samples
+from bgpctl_lab.reference import metric_samples, metrics_text, wait_converged
 from tests.daemon.test_hooks_lab import (
     BUDGETS,
     LAB_PREFIX,
@@ -41,7 +39,7 @@ def counters(lab: runner.Lab) -> dict[str, float]:
     text = metrics_text(lab)
     out = {}
     for name in ("bgpctl_hook_deliveries_total", "bgpctl_hook_dropped_total"):
-        for labels, value in samples(text, name).items():
+        for labels, value in metric_samples(text, name).items():
             out[name + json.dumps(dict(labels), sort_keys=True)] = value
     return out
 
@@ -74,7 +72,7 @@ def main() -> None:
             if label == "receiver down":
                 lab.kill_spawned(pid=rpid)
             for i in range(n):
-                eventually("converged", budget=RECOVERED_S, probe=lambda: lab, check=converged_problems, interval_s=0.5)
+                wait_converged(lab, "converged", budget=RECOVERED_S, interval_s=0.5)
                 run = blackhole_run(lab, received if label == "receiver up" else None)
                 results[label].append(run)
                 print(f"{label} run {i + 1}: {run}", flush=True)

@@ -38,7 +38,7 @@ import pytest
 
 from bgpctl_lab import frr, netns, runner
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import converged_problems
+from bgpctl_lab.reference import wait_converged
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.state import STATE_ROOT
 from bgpctl_lab.topology import TOPOLOGY_ENV, load
@@ -180,13 +180,7 @@ def controller_lab(request: pytest.FixtureRequest, lab_topology: Path) -> Iterat
     if not isinstance(prefix, str):
         pytest.fail(f"{request.module.__name__} uses controller_lab but sets no LAB_PREFIX (one of TEST_LAB's)")
     with own_reference_lab(prefix, lab_topology, mode="controller") as lab:
-        eventually(
-            "daemon converged after up",
-            budget=CONTROLLER_CONVERGED_S,
-            probe=lambda: lab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
+        wait_converged(lab, "daemon converged after up", budget=CONTROLLER_CONVERGED_S)
         yield lab
 
 

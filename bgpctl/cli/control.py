@@ -8,8 +8,10 @@ The socket is ``control.sock`` in the daemon's run directory: ``--run-dir DIR`` 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,38 +59,69 @@ def run_dir_of_text(text: str, filename: str) -> Path:
     return FALLBACK_RUN_DIR
 
 
+@dataclass(frozen=True)
+class Daemon:
+    """The running daemon as the options common to every verb name it: where its socket is, how long to
+    wait, and how to print the answer."""
+
+    run_dir: Path | None
+    policy_file: Path | None
+    as_json: bool
+    timeout: float
+
+    def ask(
+        self,
+        verb: str,
+        args: Mapping[str, Any],
+        text: Callable[[Mapping[str, Any]], list[str]],
+        *,
+        lenient: bool = False,
+    ) -> None:
+        """Send ``verb`` with ``args`` (None values left out) and print the answer: JSON, or ``text`` of it."""
+        where = find_run_dir(self.run_dir, self.policy_file, lenient=lenient)
+        sent = {k: v for k, v in args.items() if v is not None}
+        result = client.call(where, verb, sent, timeout_s=self.timeout)
+        click.echo(json.dumps(result, indent=2) if self.as_json else "\n".join(text(result)))
+
+    def change(self, verb: str, args: Mapping[str, Any]) -> None:
+        """An override verb: its answer printed as a change."""
+        from bgpctl.control.render import change_text  # noqa: PLC0415
+
+        self.ask(verb, args, change_text)
+
+
 def _where(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
+    """The options every verb has (--policy, --run-dir, --json, --timeout), given to ``f`` as ``daemon``."""
+
+    @functools.wraps(f)
+    def command(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, **kw: Any) -> Any:
+        return f(daemon=Daemon(run_dir, policy_file, as_json, timeout), **kw)
+
+    g: Callable[..., Any] = command
+    g = click.option(
         "--policy",
         "policy_file",
         type=click.Path(path_type=Path, dir_okay=False),
         envvar="BGPCTL_POLICY",
         default=None,
         help=f"Find the socket in this policy's run directory (default {DEFAULT_POLICY}).",
-    )(f)
-    f = click.option(
+    )(g)
+    g = click.option(
         "--run-dir",
         type=click.Path(path_type=Path, file_okay=False),
         envvar="BGPCTL_RUN_DIR",
         default=None,
         help="The daemon's run directory (its --run-dir); wins over --policy.",
-    )(f)
-    f = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (one stable shape).")(f)
-    f = click.option(
+    )(g)
+    g = click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON (one stable shape).")(g)
+    g = click.option(
         "--timeout",
         type=click.FloatRange(0.1, 300),
         default=client.DEFAULT_TIMEOUT_S,
         show_default=True,
         help="Seconds to wait for the daemon.",
-    )(f)
-    return f
-
-
-def _print(result: Mapping[str, Any], as_json: bool, text: Callable[[Mapping[str, Any]], list[str]]) -> None:
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        click.echo("\n".join(text(result)))
+    )(g)
+    return g
 
 
 @click.command("status")
@@ -101,12 +134,11 @@ def _print(result: Mapping[str, Any], as_json: bool, text: Callable[[Mapping[str
     show_default=True,
     help="How many recent decisions to show.",
 )
-def status(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, decisions: int) -> None:
+def status(*, daemon: Daemon, decisions: int) -> None:
     """Ask the running daemon: sessions, ExaBGP, every path's health and stats, overrides, last decisions."""
     from bgpctl.control.render import status_text  # noqa: PLC0415
 
-    where = find_run_dir(run_dir, policy_file)
-    _print(client.call(where, "status", {"decisions": decisions}, timeout_s=timeout), as_json, status_text)
+    daemon.ask("status", {"decisions": decisions}, status_text)
 
 
 def _prefix(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -128,21 +160,11 @@ def _prefix(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     callback=_prefix,
     help="Only routes overlapping this address or prefix (203.0.113.10, 203.0.113.0/24).",
 )
-def routes(
-    *,
-    run_dir: Path | None,
-    policy_file: Path | None,
-    as_json: bool,
-    timeout: float,
-    peer: str | None,
-    prefix: str | None,
-) -> None:
+def routes(*, daemon: Daemon, peer: str | None, prefix: str | None) -> None:
     """Ask the running daemon what it announces to whom, every attribute and the rule behind each route."""
     from bgpctl.control.render import routes_text  # noqa: PLC0415
 
-    args = {k: v for k, v in (("peer", peer), ("prefix", prefix)) if v is not None}
-    where = find_run_dir(run_dir, policy_file)
-    _print(client.call(where, "routes", args, timeout_s=timeout), as_json, routes_text)
+    daemon.ask("routes", {"peer": peer, "prefix": prefix}, routes_text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,16 +214,6 @@ def _for(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def _change(
-    run_dir: Path | None, policy_file: Path | None, *, as_json: bool, timeout: float, verb: str, args: dict[str, Any]
-) -> None:
-    from bgpctl.control.render import change_text  # noqa: PLC0415
-
-    where = find_run_dir(run_dir, policy_file)
-    sent = {k: v for k, v in args.items() if v is not None}
-    _print(client.call(where, verb, sent, timeout_s=timeout), as_json, change_text)
-
-
 _TARGET = click.argument("target", metavar="REGION[/PATH]", callback=_checked(overrides.drain_target))
 _SERVICE_OPT = click.option(
     "--service", metavar="S", default=None, callback=_checked(overrides.name), help="Only this service."
@@ -217,10 +229,7 @@ _SERVICE_OPT = click.option(
 @click.option("--force", is_flag=True, help="Drain even the last healthy region of a service.")
 def drain(
     *,
-    run_dir: Path | None,
-    policy_file: Path | None,
-    as_json: bool,
-    timeout: float,
+    daemon: Daemon,
     target: tuple[str, str | None],
     service: str | None,
     reason: str,
@@ -229,8 +238,7 @@ def drain(
 ) -> None:
     """Make the up paths of REGION (or REGION/PATH) standby: de-preferred, still announced."""
     where = target[0] if target[1] is None else f"{target[0]}/{target[1]}"
-    args = {"target": where, "service": service, "reason": reason, "for": for_, "force": force or None}
-    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="drain", args=args)
+    daemon.change("drain", {"target": where, "service": service, "reason": reason, "for": for_, "force": force or None})
 
 
 @click.command("undrain")
@@ -241,30 +249,13 @@ def drain(
 @click.option(
     "--now", "at_once", is_flag=True, help="Return at once, skipping the rise rules (ends a return already running)."
 )
-def undrain(
-    *,
-    run_dir: Path | None,
-    policy_file: Path | None,
-    as_json: bool,
-    timeout: float,
-    target: tuple[str, str | None],
-    service: str | None,
-    reason: str,
-    at_once: bool,
-) -> None:
+def undrain(*, daemon: Daemon, target: tuple[str, str | None], service: str | None, reason: str, at_once: bool) -> None:
     """End a runtime drain (the same REGION[/PATH] and --service it was set with).
 
     The region's traffic returns after each service's rise rules (its SLA class's rise_s), as after a
     recovery; until then its paths stay standby ("returning" in bgpctl status). --now returns it at once."""
     where = target[0] if target[1] is None else f"{target[0]}/{target[1]}"
-    _change(
-        run_dir,
-        policy_file,
-        as_json=as_json,
-        timeout=timeout,
-        verb="undrain",
-        args={"target": where, "service": service, "reason": reason, "now": at_once or None},
-    )
+    daemon.change("undrain", {"target": where, "service": service, "reason": reason, "now": at_once or None})
 
 
 @click.command("pin")
@@ -273,57 +264,35 @@ def undrain(
 @click.argument("region", callback=_checked(overrides.name))
 @_reason(True)
 @_for
-def pin(
-    *,
-    run_dir: Path | None,
-    policy_file: Path | None,
-    as_json: bool,
-    timeout: float,
-    service: str,
-    region: str,
-    reason: str,
-    for_: float | None,
-) -> None:
+def pin(*, daemon: Daemon, service: str, region: str, reason: str, for_: float | None) -> None:
     """Prefer SERVICE only in REGION while it has an up path there."""
-    args = {"service": service, "region": region, "reason": reason, "for": for_}
-    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="pin", args=args)
+    daemon.change("pin", {"service": service, "region": region, "reason": reason, "for": for_})
 
 
 @click.command("unpin")
 @_where
 @click.argument("service", callback=_checked(overrides.name))
 @_reason(False)
-def unpin(
-    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, service: str, reason: str
-) -> None:
+def unpin(*, daemon: Daemon, service: str, reason: str) -> None:
     """End SERVICE's runtime pin."""
-    _change(
-        run_dir,
-        policy_file,
-        as_json=as_json,
-        timeout=timeout,
-        verb="unpin",
-        args={"service": service, "reason": reason},
-    )
+    daemon.change("unpin", {"service": service, "reason": reason})
 
 
 @click.command("freeze")
 @_where
 @_reason(True)
 @_for
-def freeze(
-    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, reason: str, for_: float | None
-) -> None:
+def freeze(*, daemon: Daemon, reason: str, for_: float | None) -> None:
     """Announce nothing new: the routes stay as they are until thaw (or --for runs out)."""
-    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="freeze", args={"reason": reason, "for": for_})
+    daemon.change("freeze", {"reason": reason, "for": for_})
 
 
 @click.command("thaw")
 @_where
 @_reason(False)
-def thaw(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, reason: str) -> None:
+def thaw(*, daemon: Daemon, reason: str) -> None:
     """End a runtime freeze: plan from the current health again."""
-    _change(run_dir, policy_file, as_json=as_json, timeout=timeout, verb="thaw", args={"reason": reason})
+    daemon.change("thaw", {"reason": reason})
 
 
 @click.command("reload")
@@ -337,15 +306,12 @@ def thaw(*, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeo
     callback=_checked(protocol.reason_text),
     help="Why (logged with who asked, shown in status).",
 )
-def reload(
-    *, run_dir: Path | None, policy_file: Path | None, as_json: bool, timeout: float, dry_run: bool, reason: str
-) -> None:
+def reload(*, daemon: Daemon, dry_run: bool, reason: str) -> None:
     """Make the daemon read its policy file again: applied as a diff, or refused whole (the old one runs on).
 
     A refused policy exits 3 with every problem as FILE:LINE; --dry-run prints the route changes the new
     policy would make and changes nothing."""
     from bgpctl.control.render import reload_text  # noqa: PLC0415
 
-    where = find_run_dir(run_dir, policy_file, lenient=True)  # the daemon, not the CLI, judges the file
-    args = {"dry_run": dry_run, "reason": reason}
-    _print(client.call(where, "reload", args, timeout_s=timeout), as_json, reload_text)
+    # lenient: the daemon, not the CLI, judges the file
+    daemon.ask("reload", {"dry_run": dry_run, "reason": reason}, reload_text, lenient=True)

@@ -245,7 +245,9 @@ def apply(
     else:
         raise OverrideRefused(f"'{verb}' is not an override verb", "drain, undrain, pin, unpin, freeze, thaw")
     if verb == "undrain":
-        return _undrain(policy, runtime, o, args, by=by, now=now)
+        return _undrain(
+            policy, runtime, o, at_once=bool(args.get("now", False)), why=f"undrain ({reason})", by=by, now=now
+        )
     if verb in ("unpin", "thaw"):
         gone = tuple(x for x in runtime if x.same_target(o))
         if not gone:
@@ -278,16 +280,16 @@ def _undrain(
     policy: Policy,
     runtime: Runtime,
     o: RuntimeOverride,
-    args: Mapping[str, Any],
     *,
+    at_once: bool,
+    why: str,
     by: Mapping[str, int] | None,
     now: float,
 ) -> tuple[Runtime, RuntimeOverride | None, Runtime]:
-    """End the drain of ``o``'s target: it is replaced by its :func:`returning_holds` (with ``now`` in
-    ``args``: removed at once, and so are the holds of that target already running)."""
+    """End the drain of ``o``'s target: it is replaced by its :func:`returning_holds` (``at_once``: removed
+    at once, and so are the holds of that target already running)."""
     drains = tuple(x for x in runtime if x.same_target(o) and not x.returning)
     holds = tuple(x for x in runtime if o.covers(x))
-    at_once = bool(args.get("now", False))
     if not drains and not (at_once and holds):
         listed = ", ".join(x.target for x in runtime if x.kind == "drain" and not x.returning) or "none"
         if holds:
@@ -303,8 +305,7 @@ def _undrain(
     rest = tuple(x for x in runtime if x not in drains and x not in holds)
     if at_once:
         return rest, None, (*drains, *holds)
-    reason = str(args.get("reason", ""))
-    new_holds = tuple(h for d in drains for h in returning_holds(policy, d, now=now, by=by, why=f"undrain ({reason})"))
+    new_holds = tuple(h for d in drains for h in returning_holds(policy, d, now=now, by=by, why=why))
     return (*rest, *new_holds), None, drains
 
 
@@ -329,17 +330,9 @@ def to_json(o: RuntimeOverride) -> dict[str, Any]:
 
 
 def status_row(o: RuntimeOverride) -> dict[str, Any]:
-    """The ``status.overrides`` row (bgpctl/schemas/status.schema.json)."""
-    return {
-        "kind": o.kind,
-        "target": o.target,
-        "source": "runtime",
-        "by": dict(o.by) if o.by is not None else None,
-        "since": o.since,
-        "expires": o.expires,
-        "reason": o.reason,
-        "returning": o.returning,
-    }
+    """The ``status.overrides`` row (bgpctl/schemas/status.schema.json): :func:`to_json` without the target's
+    parts (``target`` names them)."""
+    return {k: v for k, v in to_json(o).items() if k not in ("region", "path", "service")}
 
 
 def _opt_name(obj: Mapping[str, Any], key: str, where: str) -> str | None:

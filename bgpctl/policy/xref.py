@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from bgpctl.errors import Problem
 from bgpctl.inputfile import InputFileError, read_regular
+from bgpctl.policy.allowlist import allowed
 from bgpctl.policy.model import Family, Mode, PathState, PeerRole
 from bgpctl.policy.secrets import md5_password_problem
 from bgpctl.policy.yamlsource import Loc, Locator, render_path
@@ -265,14 +266,10 @@ def _allowlist(data: dict[str, object]) -> list[IPv4Network | IPv6Network] | Non
     return nets or None
 
 
-def _outside(net: IPv4Network | IPv6Network, allow: list[IPv4Network | IPv6Network]) -> bool:
-    return not any(net.version == a.version and net.subnet_of(a) for a in allow)  # type: ignore[arg-type]
-
-
 def _allowlisted(
     c: _Ctx, loc: list[str | int], net: IPv4Network | IPv6Network, allow: list[IPv4Network | IPv6Network] | None
 ) -> Found:
-    if allow is not None and _outside(net, allow):
+    if allow is not None and not allowed(str(net), allow):  # the planner's and the speaker's check
         yield c.at(
             loc,
             f"{net} is outside guards.allowlist",

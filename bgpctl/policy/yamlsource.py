@@ -235,7 +235,16 @@ class _Builder:
                 "every number in a policy fits in 64 bits: fix the value",
                 loc,
             )
-        return _scalar_plain(self.constructor.construct_object(node)), pos
+        try:
+            value = self.constructor.construct_object(node)
+        except (ValueError, OverflowError):  # e.g. '+_' reads as an int, '2026-13-45' as a timestamp
+            raise _LimitExceeded(
+                node,
+                f"'{node.value[:40]}' looks like a YAML {str(node.tag).rsplit(':', 1)[-1]} but is not a valid one",
+                "quote it if it is text, or write the value out",
+                loc,
+            ) from None
+        return _scalar_plain(value), pos
 
     def _tag(self, node: Node, allowed: frozenset[str], loc: Loc) -> None:
         if node.tag not in allowed:

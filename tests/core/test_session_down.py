@@ -6,84 +6,19 @@ path here is the session's state alone.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bgpctl.core.controller import Controller
 from bgpctl.core.decide import decide
-from bgpctl.core.recording import (
-    RecordingError,
-    Schedule,
-    Session,
-    header_line,
-    parse_line,
-    read_recording,
-    sample_line,
-    session_line,
-    step_line,
-)
-from bgpctl.core.replay import ReplaySummary, replay
-from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey, Sample
-from bgpctl.policy.load import load_policy
+from bgpctl.core.recording import RecordingError, Session, parse_line, session_line
+from bgpctl.core.types import ChangeKind, Health, PathHealth
 from bgpctl.policy.model import Policy
-
-LAB = load_policy(Path(__file__).resolve().parents[2] / "policies" / "lab.yaml")
-T0 = 1_800_000_000.0
-STEP_S = 0.5
+from tests.core.fed_run import LAB, STEP_S, T0, FedRun, hysteresis, region_paths, replay_takes_down, replayed_steps
 
 
-def _use1(policy: Policy) -> set[PathKey]:
-    return {PathKey(s, "use1", "interconnect") for s in policy.services}
-
-
-class Run:
-    """A controller fed answered probes on every path at each path's interval, stepped every STEP_S, and
-    the same inputs written as a daemon recording (sent, sample, session and step lines, in the order fed)."""
-
-    def __init__(self, policy: Policy = LAB) -> None:
-        self.ctl = Controller(policy, {})
-        self.now = T0
-        self.seq = 0
-        self.next_probe = dict.fromkeys(self.ctl.keys, T0)
-        self.lines = [
-            header_line(
-                {k: Schedule(policy.services[k.service].probe.interval_ms / 1000, 0.3) for k in self.ctl.keys},
-                steps=True,
-                negotiated=True,
-            )
-        ]
-        self.first_up: dict[PathKey, float] = {}
-        self.steps: list[tuple[float, tuple[tuple[str, str], ...]]] = []
-
-    def session(self, peer: str, up: bool | None) -> bool:
-        changed = self.ctl.session(peer, up)
-        if changed:
-            self.lines.append(session_line(peer, up, self.now))
-        return changed
-
-    def advance(self, seconds: float) -> None:
-        end = self.now + seconds
-        while self.now < end - 1e-9:
-            self.now += STEP_S
-            for key in self.ctl.keys:
-                interval = self.ctl.policy.services[key.service].probe.interval_ms / 1000
-                while self.next_probe[key] + 0.001 <= self.now:
-                    sent = self.next_probe[key]
-                    self.seq += 1
-                    sample = Sample(self.seq, sent, sent + 0.001)
-                    self.ctl.add(key, sample)
-                    self.lines.append(sample_line(key, sample))
-                    self.next_probe[key] = sent + interval
-            self.lines.append(step_line(self.now))
-            step = self.ctl.step(self.now)
-            self.steps.append((self.now, tuple((str(t.key), t.new.value) for t in step.transitions)))
-            for t in step.transitions:
-                if t.new is Health.UP:
-                    self.first_up.setdefault(t.key, self.now)
-
-    def health(self, key: PathKey) -> PathHealth:
-        return self.ctl.health[key]
+def _run(policy: Policy = LAB) -> FedRun:
+    """Probes fed as soon as they are answered (every probe answers): what moves a path is the session."""
+    return FedRun(policy, feed_after_s=0.001)
 
 
 def test_decide_takes_a_path_down_at_once_when_its_peer_session_is_down() -> None:
@@ -91,13 +26,13 @@ def test_decide_takes_a_path_down_at_once_when_its_peer_session_is_down() -> Non
     up = {k: PathHealth(health=Health.UP, since=T0 - 100) for k in keys}
     d = decide(LAB, {}, up, T0, frozenset({"tgw-use1"}))
     down = {t.key for t in d.transitions}
-    assert down == _use1(LAB)
+    assert down == region_paths(LAB, "use1")
     for key in down:
         h = d.health[key]
         assert h.health is Health.DOWN and h.since == T0
         assert [r.metric for r in h.reasons] == ["session"]
         assert "tgw-use1" in h.reasons[0].text
-        hold = LAB.sla_classes[LAB.services[key.service].sla].hysteresis.hold_down_s
+        hold = hysteresis(key).hold_down_s
         assert h.down_until == T0 + hold
     # usw2 has no data here (fail-static): kept UP, not touched by tgw-use1's session
     assert all(d.health[k].health is Health.UP for k in keys if k.region == "usw2")
@@ -106,7 +41,7 @@ def test_decide_takes_a_path_down_at_once_when_its_peer_session_is_down() -> Non
 
 
 def test_a_session_never_seen_up_does_not_take_a_path_down() -> None:
-    run = Run()
+    run = _run()
     assert not run.session("tgw-use1", False)  # start-up: the session is not up yet
     run.advance(12)
     assert all(run.health(k).health is Health.UP for k in run.ctl.keys)
@@ -114,17 +49,17 @@ def test_a_session_never_seen_up_does_not_take_a_path_down() -> None:
 
 
 def test_unknown_forgets_that_a_session_was_up() -> None:
-    run = Run()
+    run = _run()
     run.session("tgw-use1", True)
     assert run.session("tgw-use1", None)  # a restarted ExaBGP: nothing heard of the peer yet
     assert not run.session("tgw-use1", False)  # connecting again: not down, it was not seen up since
     assert run.ctl.sessions_down == frozenset()
 
 
-def _down_and_back(policy: Policy = LAB) -> tuple[Run, float, float, float]:
+def _down_and_back(policy: Policy = LAB) -> tuple[FedRun, float, float, float]:
     """Judged UP, session up, then down at t_down for 20 s, then up again at t_up; returns (run,
     t_down, the last step that saw it down, t_up)."""
-    run = Run(policy)
+    run = _run(policy)
     run.session("tgw-use1", True)
     run.advance(12)
     assert all(run.health(k).health is Health.UP for k in run.ctl.keys)
@@ -133,10 +68,10 @@ def _down_and_back(policy: Policy = LAB) -> tuple[Run, float, float, float]:
     run.advance(STEP_S)
     run.advance(20 - STEP_S)
     last_down = run.now
-    assert all(run.health(k).health is Health.DOWN for k in _use1(policy))
+    assert all(run.health(k).health is Health.DOWN for k in region_paths(policy, "use1"))
     assert run.session("tgw-use1", True)
     t_up = run.now
-    run.first_up.clear()
+    run.forget_firsts()
     run.advance(45)
     return run, t_down, last_down, t_up
 
@@ -146,27 +81,27 @@ def test_session_down_moves_the_region_off_in_the_next_step_and_back_after_the_r
     # down in the first step after the session went down, with the session as the reason
     first = next(s for s in run.steps if s[0] > t_down)
     assert first[0] == t_down + STEP_S
-    assert set(first[1]) == {(str(k), "down") for k in _use1(LAB)}
+    assert set(first[1]) == {(str(k), "down") for k in region_paths(LAB, "use1")}
     # usw2 never moved after its first judgement
     assert not [t for s in run.steps if s[0] > t_down for t in s[1] if "/usw2/" in t[0]]
     # back: not before the hold-down (from the last step that saw the session down), rise_s of clean
     # measurements from the session's return and min_dwell_s in DOWN; at most one step after all hold
-    for key in _use1(LAB):
-        h = LAB.sla_classes[LAB.services[key.service].sla].hysteresis
+    for key in region_paths(LAB, "use1"):
+        h = hysteresis(key)
         earliest = max(last_down + h.hold_down_s, t_up + h.rise_s, t_down + STEP_S + h.min_dwell_s)
-        assert earliest <= run.first_up[key] <= earliest + STEP_S, (key, run.first_up[key] - t_up)
+        assert earliest <= run.first[(key, Health.UP)] <= earliest + STEP_S, (key, run.first[(key, Health.UP)] - t_up)
         assert run.health(key).health is Health.UP
 
 
 def test_the_plan_withdraws_the_region_and_names_the_session() -> None:
-    run = Run()
+    run = _run()
     run.session("tgw-use1", True)
     run.advance(12)
     assert {a.next_hop for a in run.ctl.last_plan.desired["edge"].values()} == {"198.18.1.11"}  # type: ignore[union-attr]
     run.session("tgw-use1", False)
     step = run.ctl.step(run.now + STEP_S)
     assert step.plan is not None
-    assert {t.key for t in step.transitions} == _use1(LAB)
+    assert {t.key for t in step.transitions} == region_paths(LAB, "use1")
     assert all(t.reasons[0].metric == "session" for t in step.transitions)
     before = run.ctl.last_plan
     edge = step.plan.desired["edge"]
@@ -206,17 +141,11 @@ def test_bad_session_lines_name_the_field(line: str, message: str) -> None:
 
 def test_a_replay_of_the_recording_makes_the_same_decisions() -> None:
     run, *_ = _down_and_back()
-    summary = ReplaySummary()
-    replayed = [
-        (e.at, tuple((str(t.key), t.new.value) for t in e.transitions))
-        for e in replay(LAB, read_recording(run.lines), None, summary)
-        if e.transitions
-    ]
+    replayed, summary = replayed_steps(run.lines)
     assert summary.exact
     assert replayed == [s for s in run.steps if s[1]]
     assert any(("media/use1/interconnect", "down") in s[1] for s in replayed)
     # without the session lines, nothing in the recording moves a path (the probes all answered)
     no_sessions = [line for line in run.lines if '"ev":"session"' not in line]
     assert len(no_sessions) < len(run.lines)
-    moved = [e for e in replay(LAB, read_recording(no_sessions)) if any(t.new is Health.DOWN for t in e.transitions)]
-    assert moved == []
+    assert not replay_takes_down(no_sessions)

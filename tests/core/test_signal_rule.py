@@ -6,101 +6,22 @@ so whatever moves a path here is the signal (or that loss) alone.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bgpctl.core.controller import Controller
 from bgpctl.core.decide import decide, signal_marks
-from bgpctl.core.recording import (
-    RecordingError,
-    Schedule,
-    Signalled,
-    header_line,
-    parse_line,
-    read_recording,
-    sample_line,
-    signal_line,
-    step_line,
-)
-from bgpctl.core.replay import ReplaySummary, replay
-from bgpctl.core.types import Health, PathHealth, PathKey, Sample, SignalMark
-from bgpctl.policy.load import load_policy
-from bgpctl.policy.model import Hysteresis, Policy
+from bgpctl.core.recording import RecordingError, Signalled, parse_line, signal_line
+from bgpctl.core.types import Health, PathHealth, PathKey, SignalMark
 from bgpctl.signals.document import Document, Reading, State, verdict
+from tests.core.fed_run import LAB, STEP_S, T0, FedRun, hysteresis, region_paths, replay_takes_down, replayed_steps
 
-LAB = load_policy(Path(__file__).resolve().parents[2] / "policies" / "lab.yaml")
-T0 = 1_800_000_000.0
-STEP_S = 0.5
 USE1_DOWN = SignalMark("relay", "use1", None, Health.DOWN, "AWS Health: elevated errors in us-east-1")
 USE1_DEGRADED = SignalMark("relay", "use1", None, Health.DEGRADED, "AWS Health: increased latency")
 
 
-def _region(policy: Policy, region: str) -> set[PathKey]:
-    return {PathKey(s, region, "interconnect") for s in policy.services}
-
-
-def _hyst(key: PathKey) -> Hysteresis:
-    return LAB.sla_classes[LAB.services[key.service].sla].hysteresis
-
-
-class Run:
-    """A controller fed probes on every path at each path's interval (answered in 1 ms, or lost for the
-    regions in ``losing``), stepped every STEP_S, and the same inputs written as a daemon recording."""
-
-    def __init__(self, policy: Policy = LAB) -> None:
-        self.ctl = Controller(policy, {})
-        self.now = T0
-        self.seq = 0
-        self.losing: set[str] = set()
-        self.next_probe = dict.fromkeys(self.ctl.keys, T0)
-        self.lines = [
-            header_line(
-                {k: Schedule(policy.services[k.service].probe.interval_ms / 1000, 0.3) for k in self.ctl.keys},
-                steps=True,
-                negotiated=True,
-            )
-        ]
-        self.steps: list[tuple[float, tuple[tuple[str, str], ...]]] = []
-        self.first: dict[tuple[PathKey, Health], float] = {}
-        self.why: dict[tuple[PathKey, Health], tuple[str, ...]] = {}  # the reasons' metrics of that first change
-
-    def signal(self, name: str, marks: tuple[SignalMark, ...]) -> bool:
-        changed = self.ctl.signal(name, marks)
-        if changed:
-            self.lines.append(signal_line(name, marks, self.now))
-        return changed
-
-    def advance(self, seconds: float) -> None:
-        end = self.now + seconds
-        while self.now < end - 1e-9:
-            self.now += STEP_S
-            for key in self.ctl.keys:
-                interval = self.ctl.policy.services[key.service].probe.interval_ms / 1000
-                while self.next_probe[key] + 0.3 <= self.now:
-                    sent = self.next_probe[key]
-                    self.seq += 1
-                    sample = Sample(self.seq, sent, None if key.region in self.losing else sent + 0.001)
-                    self.ctl.add(key, sample)
-                    self.lines.append(sample_line(key, sample))
-                    self.next_probe[key] = sent + interval
-            self.lines.append(step_line(self.now))
-            step = self.ctl.step(self.now)
-            self.steps.append((self.now, tuple((str(t.key), t.new.value) for t in step.transitions)))
-            for t in step.transitions:
-                self.first.setdefault((t.key, t.new), self.now)
-                self.why.setdefault((t.key, t.new), tuple(r.metric for r in t.reasons))
-
-    def health(self, key: PathKey) -> PathHealth:
-        return self.ctl.health[key]
-
-    def edge_hops(self) -> set[str]:
-        assert self.ctl.last_plan is not None
-        return {a.next_hop for a in self.ctl.last_plan.desired["edge"].values()}
-
-
-def _judged_up() -> Run:
-    run = Run()
+def _judged_up() -> FedRun:
+    """Probes fed once a lost one would be known lost (TIMEOUT_S), all answered: every path judged UP."""
+    run = FedRun()
     run.advance(12)
     assert all(run.health(k).health is Health.UP for k in run.ctl.keys)
     assert run.edge_hops() == {"198.18.1.11"}  # nothing negotiated ADD-PATH: the best path, use1's
@@ -114,13 +35,13 @@ def test_a_down_mark_takes_the_region_down_at_once_with_the_signal_as_its_reason
     keys = list(Controller(LAB).keys)
     up = {k: PathHealth(health=Health.UP, since=T0 - 100) for k in keys}
     d = decide(LAB, {}, up, T0, signals=signal_marks(LAB, [USE1_DOWN]))
-    assert {t.key for t in d.transitions} == _region(LAB, "use1")
-    for key in _region(LAB, "use1"):
+    assert {t.key for t in d.transitions} == region_paths(LAB, "use1")
+    for key in region_paths(LAB, "use1"):
         h = d.health[key]
         assert h.health is Health.DOWN and h.since == T0
         assert [(r.metric, r.value, r.threshold) for r in h.reasons] == [("signal", None, None)]
         assert h.reasons[0].text == "signal relay: region use1 down: AWS Health: elevated errors in us-east-1"
-        assert h.down_until == T0 + _hyst(key).hold_down_s
+        assert h.down_until == T0 + hysteresis(key).hold_down_s
     assert all(d.health[k].health is Health.UP for k in keys if k.region == "usw2")
     assert not decide(LAB, {}, up, T0).transitions  # the same call without the signal changes nothing
 
@@ -169,17 +90,17 @@ def test_signal_down_moves_the_edge_to_usw2_in_the_next_step() -> None:
     assert run.signal("relay", (USE1_DOWN,))
     t_mark = run.now
     run.advance(STEP_S)
-    assert set(run.steps[-1][1]) == {(str(k), "down") for k in _region(LAB, "use1")}
+    assert set(run.steps[-1][1]) == {(str(k), "down") for k in region_paths(LAB, "use1")}
     assert run.edge_hops() == {"198.18.1.12"}
     assert run.ctl.last_plan is not None and not any("fail-static" in n for n in run.ctl.last_plan.notes)
-    assert all(run.first[(k, Health.DOWN)] == t_mark + STEP_S for k in _region(LAB, "use1"))
+    assert all(run.first[(k, Health.DOWN)] == t_mark + STEP_S for k in region_paths(LAB, "use1"))
 
 
 def test_signal_down_on_the_only_healthy_region_keeps_the_routes_with_a_fail_static_note() -> None:
     run = _judged_up()
     run.losing.add("usw2")  # usw2's probes die: the probes take it down
     run.advance(3)
-    assert all(run.health(k).health is Health.DOWN for k in _region(LAB, "usw2"))
+    assert all(run.health(k).health is Health.DOWN for k in region_paths(LAB, "usw2"))
     assert run.edge_hops() == {"198.18.1.11"}
     before = run.ctl.last_plan
     assert before is not None
@@ -195,26 +116,25 @@ def test_signal_down_on_the_only_healthy_region_keeps_the_routes_with_a_fail_sta
     assert run.edge_hops() == {"198.18.1.11"}
 
 
-def _marked_and_cleared(mark: SignalMark, seconds: float = 20.0) -> tuple[Run, float, float, float]:
+def _marked_and_cleared(mark: SignalMark, seconds: float = 20.0) -> tuple[FedRun, float, float, float]:
     """Judged UP, then ``mark`` for ``seconds``, then cleared; returns (run, t_mark, last step marked, t_clear)."""
     run = _judged_up()
     t_mark = run.now
     assert run.signal(mark.signal, (mark,))
     run.advance(seconds)
     last_marked = run.now
-    assert all(run.health(k).health is mark.health for k in _region(LAB, "use1"))
+    assert all(run.health(k).health is mark.health for k in region_paths(LAB, "use1"))
     assert run.signal(mark.signal, ())
     t_clear = run.now
-    run.first.clear()
-    run.why.clear()
+    run.forget_firsts()
     run.advance(45)
     return run, t_mark, last_marked, t_clear
 
 
 def test_a_cleared_down_signal_returns_the_region_through_the_rise_rules() -> None:
     run, t_mark, last_marked, t_clear = _marked_and_cleared(USE1_DOWN)
-    for key in _region(LAB, "use1"):
-        h = _hyst(key)
+    for key in region_paths(LAB, "use1"):
+        h = hysteresis(key)
         earliest = max(last_marked + h.hold_down_s, t_clear + h.rise_s, t_mark + STEP_S + h.min_dwell_s)
         assert earliest <= run.first[(key, Health.UP)] <= earliest + STEP_S, (
             key,
@@ -227,8 +147,8 @@ def test_a_cleared_down_signal_returns_the_region_through_the_rise_rules() -> No
 
 def test_a_cleared_degraded_signal_returns_the_region_after_rise_s_of_clean_probes() -> None:
     run, t_mark, _, t_clear = _marked_and_cleared(USE1_DEGRADED, seconds=2.0)
-    for key in _region(LAB, "use1"):
-        h = _hyst(key)
+    for key in region_paths(LAB, "use1"):
+        h = hysteresis(key)
         earliest = max(t_clear + h.rise_s, t_mark + STEP_S + h.min_dwell_s)
         assert earliest <= run.first[(key, Health.UP)] <= earliest + STEP_S
     assert not [t for s in run.steps if s[0] > t_clear for t in s[1] if t[1] == "down"]
@@ -246,7 +166,7 @@ def test_a_stale_signal_is_ignored_the_same_document_fresh_takes_the_region_down
     fresh = verdict(Reading(run.now, says_down), run.now, 120)  # the same document within max_age_s
     assert fresh.state is State.FRESH and run.signal("relay", fresh.marks)
     run.advance(STEP_S)
-    assert {k for k in run.ctl.keys if run.health(k).health is Health.DOWN} == _region(LAB, "use1")
+    assert {k for k in run.ctl.keys if run.health(k).health is Health.DOWN} == region_paths(LAB, "use1")
 
 
 # ------------------------------------------------------------------------------------------ recording
@@ -278,17 +198,11 @@ def test_bad_signal_lines_name_the_field(line: str, message: str) -> None:
 
 def test_a_replay_of_the_recording_makes_the_same_decisions() -> None:
     run, *_ = _marked_and_cleared(USE1_DOWN)
-    summary = ReplaySummary()
-    replayed = [
-        (e.at, tuple((str(t.key), t.new.value) for t in e.transitions))
-        for e in replay(LAB, read_recording(run.lines), None, summary)
-        if e.transitions
-    ]
+    replayed, summary = replayed_steps(run.lines)
     assert summary.exact
     assert replayed == [s for s in run.steps if s[1]]
     assert any(("media/use1/interconnect", "down") in s[1] for s in replayed)
     # without the signal lines nothing in the recording takes a path down (the probes all answered)
     quiet = [line for line in run.lines if '"ev":"signal"' not in line]
     assert len(quiet) == len(run.lines) - 2
-    moved = [e for e in replay(LAB, read_recording(quiet)) if any(t.new is Health.DOWN for t in e.transitions)]
-    assert moved == []
+    assert not replay_takes_down(quiet)

@@ -1,9 +1,6 @@
 """Throughput: a 10-minute recording at 50 samples/s on each of 4 paths (120 000 samples) through
-PathWindow and decide() must take well under 10 s of CPU time.
-
-The budget is this process's CPU time (``time.process_time``), not the wall clock: the test is about
-what the work costs, and on a loaded machine (CI with ``stress-ng --cpu 2`` beside it) the wall clock
-also counts the time other processes ran (11.5 s of wall time was seen for about 5 s of work).
+PathWindow and decide() must take well under 10 s of CPU (process time: the work's own cost, whatever else
+runs on the machine; on an idle machine it is the wall time).
 
 Run alone with the numbers printed: ``.venv/bin/pytest -q -s tests/core/test_stats_bench.py``.
 """

@@ -16,18 +16,19 @@ import pytest
 from bgpctl_lab import faults
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
-    CR,
     FRR_PEERS_OF_CR,
+    Routes,
     converged_problems,
     cr_neighbor,
     daemon_proc,
+    exabgp_children,
+    routes_from_cr,
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.reference import bgpctl_cli as bgpctl
 from bgpctl_lab.reference import daemon_run_dir as run_dir
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
-from tests.daemon.test_daemon_lab import exabgp_children
 
 pytestmark = pytest.mark.lab
 
@@ -78,26 +79,7 @@ def test_status_shows_every_session_and_path_as_frr_and_the_process_tree_see_the
     assert text.returncode == 0 and "media/use1/interconnect" in text.stdout and "tgw-usw2" in text.stdout
 
 
-def _frr_routes_from_cr(lab: Lab, node: str, prefixes: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(prefix, next hop) -> the path FRR holds from cr: AS path, MED, communities."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    table = lab.vtysh_json(node, "show bgp ipv4 unicast json").get("routes", {})
-    from_cr = {p for p, paths in table.items() if any(x.get("peerId") == CR for x in paths)}
-    for prefix in sorted(from_cr | prefixes):
-        data = lab.vtysh_json(node, f"show bgp ipv4 unicast {prefix} json")
-        for path in data.get("paths", []):
-            if path.get("peer", {}).get("peerId") != CR:
-                continue
-            hop = path["nexthops"][0]["ip"]
-            out[(prefix, hop)] = {
-                "as_path": path.get("aspath", {}).get("string", ""),
-                "med": path.get("metric"),
-                "communities": path.get("community", {}).get("string", ""),
-            }
-    return out
-
-
-def _daemon_routes(peer: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _daemon_routes(peer: dict[str, Any]) -> Routes:
     return {
         (r["prefix"], r["next_hop"]): {
             "as_path": " ".join(map(str, r["as_path"])),
@@ -115,7 +97,7 @@ def routes_problems(lab: Lab, routes: dict[str, Any]) -> list[str]:
             f"{peer['peer']} {r['prefix']}: {r['status']}" for r in peer["routes"] if r["status"] != "announced"
         ]
         ours = _daemon_routes(peer)
-        frr = _frr_routes_from_cr(lab, peer["peer"], {k[0] for k in ours})
+        frr = routes_from_cr(lab, peer["peer"], {k[0] for k in ours})
         if ours != frr:
             problems.append(f"{peer['peer']}: daemon says {ours}, FRR holds {frr}")
     return problems

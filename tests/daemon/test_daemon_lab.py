@@ -24,14 +24,11 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -61,21 +58,27 @@ from bgpctl_lab.reference import (
     USE1,
     USW2,
     WATCHED,
-    converged_problems,
     cr_neighbor,
+    daemon_log,
     daemon_proc,
+    event_ts,
+    exabgp_children,
+    exabgp_in,
+    log_events,
+    metric_samples,
+    metrics_text,
+    nexthop_problems,
     tgw_problems,
+    wait_converged,
 )
 from bgpctl_lab.route_watch import NextHops, nexthops_of
 from bgpctl_lab.runner import Lab
 from tests import promtool
-from tests.lab.helpers import REPO, TOPOLOGY, json_mismatches, route_nexthops
+from tests.lab.helpers import LAB_POLICY, TOPOLOGY, json_mismatches
 
 pytestmark = pytest.mark.lab
 
 PATHS = [(s, r, "interconnect") for s in ("media", "signalling", "api") for r in ("use1", "usw2")]
-LAB_POLICY = REPO / "policies" / "lab.yaml"
-METRICS_URL = "http://127.0.0.1:9477/metrics"
 
 # Named budgets (seconds): a slow machine shows which expectation was too tight.
 BUDGETS: dict[str, float] = {
@@ -102,29 +105,6 @@ def clab() -> Iterator[Lab]:
 
 
 # ------------------------------------------------------------------------------------------ reading state
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(c) for c in text.split()]
-
-
-def exabgp_children(pid: int) -> list[int]:
-    return [c for c in children(pid) if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(c) or [])]
-
-
-def exabgp_in(lab: Lab) -> list[int]:
-    """Every ExaBGP process in cr's namespace, whoever its parent."""
-    nsid = labns.ns_id(lab.netns("cr"))
-    assert nsid is not None
-    return [
-        p
-        for p in labns.pids_in([nsid])
-        if any(os.path.basename(part) == "exabgp" for part in labns.proc_cmdline(p) or [])
-    ]
 
 
 def connections(lab: Lab) -> dict[str, int]:
@@ -176,40 +156,6 @@ def pins_problems(lab: Lab) -> list[str]:
         for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))
     }
     return [] if state == want else [f"pins: {state}"]
-
-
-def metrics_text(lab: Lab) -> str:
-    """The metrics page, fetched from inside cr's namespace (the endpoint listens on its loopback)."""
-    code = (
-        "import urllib.request, sys; "
-        f"sys.stdout.write(urllib.request.urlopen({METRICS_URL!r}, timeout=2).read().decode())"
-    )
-    proc = subprocess.run(
-        ["ip", "netns", "exec", lab.netns("cr"), sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    assert proc.returncode == 0, f"metrics fetch failed: {proc.stderr.strip()[-300:]}"
-    return proc.stdout
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    out: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name:
-                out[tuple(sorted(s.labels.items()))] = s.value
-    return out
-
-
-def daemon_log(lab: Lab) -> list[str]:
-    return (lab.node_dir("cr") / "daemon.log").read_text().splitlines()
-
-
-def log_events(lab: Lab) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in daemon_log(lab)]
 
 
 # ------------------------------------------------------------------------------------------ route watch
@@ -290,13 +236,7 @@ FORWARDING = {"edge": WATCHED, "tgw-use1": (AGENTS,), "tgw-usw2": (AGENTS,)}
 def test_after_up_every_hop_holds_the_daemons_routes_and_calls_reach_both_regions(
     clab: Lab, record_property: Any
 ) -> None:
-    w = eventually(
-        "daemon converged after up",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: clab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
+    w = wait_converged(clab, "daemon converged after up", budget=BUDGETS["daemon_converged"])
     record_property("converged_after_up_s", round(w.elapsed_s, 2))
     with IPRoute(netns=clab.netns("edge"), flags=0) as ipr:  # what forwarding uses: the kernel FIB
         kernel = nexthops_of(ipr.get_routes(family=2), WATCHED)
@@ -324,13 +264,7 @@ def test_exabgp_killed_routes_stay_and_sessions_come_back(clab: Lab, record_prop
             check=stale,
             interval_s=0.1,
         )
-        eventually(
-            "routes as before",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: clab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
+        wait_converged(clab, "routes as before", budget=BUDGETS["daemon_converged"])
     record_property(
         "exabgp_kill",
         {**watch.summary(), "sessions_back_s": round(w.elapsed_s, 2), "stale_seen_on": sorted(stale.nodes)},
@@ -385,13 +319,7 @@ def test_daemon_restart_converges_again(clab: Lab, record_property: Any) -> None
             check=stale,
             interval_s=0.1,
         )
-        eventually(
-            "routes as before",
-            budget=BUDGETS["daemon_converged"],
-            probe=lambda: clab,
-            check=converged_problems,
-            interval_s=0.2,
-        )
+        wait_converged(clab, "routes as before", budget=BUDGETS["daemon_converged"])
         converged_s = time.monotonic() - t0
         meter = call.result(timeout=30)
     RESTARTS.append(Restart(watch, meter))
@@ -446,14 +374,14 @@ def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab, tmp_pa
         probe=lambda: metrics_text(clab),
         check=lambda text: [] if "bgpctl_path_health" in text else ["no bgpctl_path_health yet"],
     )
-    health = samples(w.value, "bgpctl_path_health")
+    health = metric_samples(w.value, "bgpctl_path_health")
     assert health == {(("path", p), ("region", r), ("service", s)): 0.0 for s, r, p in PATHS}
-    changes = samples(w.value, "bgpctl_route_changes_total")
+    changes = metric_samples(w.value, "bgpctl_route_changes_total")
     # the restarted daemon announced everything once: 3 groups x 2 regions to the edge, the agents to each TGW
     assert changes[(("kind", "announce"), ("peer", "edge"))] >= 6
     assert changes[(("kind", "announce"), ("peer", "tgw-use1"))] >= 1
     assert changes[(("kind", "announce"), ("peer", "tgw-usw2"))] >= 1
-    up = samples(w.value, "bgpctl_bgp_session_up")
+    up = metric_samples(w.value, "bgpctl_bgp_session_up")
     assert up == {(("peer", p),): 1.0 for p in FRR_PEERS_OF_CR}
     # the live page has every family of the registry the dashboard and the rules are checked against
     served = {f.name for f in text_string_to_metric_families(w.value) if not f.name.endswith("_created")}
@@ -463,12 +391,12 @@ def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab, tmp_pa
         (s, r, p): "standby" if (s, r) == ("api", "usw2") else "preferred" for s, r, p in PATHS
     }
     # the edge holds 3 prefixes x 2 regions (ADD-PATH), each TGW the agents' prefix
-    assert samples(w.value, "bgpctl_announced_routes") == {
+    assert metric_samples(w.value, "bgpctl_announced_routes") == {
         (("peer", "edge"),): 6.0,
         (("peer", "tgw-use1"),): 1.0,
         (("peer", "tgw-usw2"),): 1.0,
     }
-    assert set(samples(w.value, "bgpctl_overrides").values()) == {0.0}
+    assert set(metric_samples(w.value, "bgpctl_overrides").values()) == {0.0}
     # steady state: the alert rules, evaluated by promtool on this very page, fire nothing
     assert promtool.alerts_on_scrape(promtool.find(), w.value, [], tmp_path) == ""
 
@@ -476,7 +404,7 @@ def test_metrics_endpoint_serves_route_changes_and_path_health(clab: Lab, tmp_pa
 def path_states_on(page: str) -> dict[tuple[str, str, str], str]:
     """(service, region, path) -> the state whose bgpctl_path_state series is 1 (one per path, or fail)."""
     on: dict[tuple[str, str, str], list[str]] = {}
-    for labels, value in samples(page, "bgpctl_path_state").items():
+    for labels, value in metric_samples(page, "bgpctl_path_state").items():
         d = dict(labels)
         states = on.setdefault((d["service"], d["region"], d["path"]), [])
         if value == 1.0:
@@ -512,7 +440,7 @@ def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
             assert any(re.fullmatch(r"consecutive_lost \d+ >= down_after_lost \d+.*", r) for r in e["reasons"]), e
             assert e["measurements"]["consecutive_lost"] >= 3, e
         page = metrics_text(clab)
-        health = samples(page, "bgpctl_path_health")
+        health = metric_samples(page, "bgpctl_path_health")
         for s, r, p in PATHS:
             assert health[(("path", p), ("region", r), ("service", s))] == (3.0 if r == "usw2" else 0.0)  # 3: down
         assert path_states_on(page) == {(s, r, p): "down" if r == "usw2" else "preferred" for s, r, p in PATHS}
@@ -531,9 +459,7 @@ def test_blackholed_region_goes_down_with_reasons_and_the_edge_stops_using_it(
 
 
 def edge_media_problems(lab: Lab) -> list[str]:
-    problems = [
-        f"edge: {p} via {got}" for p in (MEDIA, SIGNALLING, API) if (got := route_nexthops(lab, "edge", p)) != {USE1}
-    ]
+    problems = nexthop_problems(lab, "edge", {USE1})
     api = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
     problems += [
         f"edge {API}: {p}"
@@ -543,11 +469,9 @@ def edge_media_problems(lab: Lab) -> list[str]:
 
 
 def downs_since(lab: Lab, t0: float) -> list[dict[str, Any]]:
-    return [e for e in log_events(lab) if e.get("event") == names.PATH_HEALTH and e["new"] == "down" and _ts(e) >= t0]
-
-
-def _ts(event: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+    return [
+        e for e in log_events(lab) if e.get("event") == names.PATH_HEALTH and e["new"] == "down" and event_ts(e) >= t0
+    ]
 
 
 KNOWN_METRICS = {

@@ -32,9 +32,18 @@ from bgpctl.speaker.sessionwatch import NOT_ESTABLISHED_HOLD_TIMES
 from bgpctl_lab import frr, runner
 from bgpctl_lab import netns as labns
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import CR, DAEMON_TAG, converged_problems, daemon_proc
+from bgpctl_lab.reference import (
+    CR,
+    DAEMON_TAG,
+    daemon_proc,
+    event_ts,
+    exabgp_children,
+    metric_samples,
+    metrics_text,
+    wait_converged,
+)
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_daemon_lab import _ts, exabgp_children, metrics_text, pins_problems, samples
+from tests.daemon.test_daemon_lab import pins_problems
 from tests.lab.helpers import TOPOLOGY
 
 pytestmark = pytest.mark.lab
@@ -64,7 +73,7 @@ def events_since(lab: Lab, t0: float, event: str | None, peer: str | None = None
     out = []
     for line in (lab.node_dir("cr") / "daemon.log").read_text().splitlines():
         e = json.loads(line)
-        if event in (None, e.get("event")) and (peer is None or e.get("peer") == peer) and _ts(e) >= t0:
+        if event in (None, e.get("event")) and (peer is None or e.get("peer") == peer) and event_ts(e) >= t0:
             out.append(e)
     return out
 
@@ -72,7 +81,7 @@ def events_since(lab: Lab, t0: float, event: str | None, peer: str | None = None
 def failures(lab: Lab) -> dict[tuple[str, str, str], float]:
     return {
         (dict(k)["peer"], dict(k)["direction"], dict(k)["reason"]): v
-        for k, v in samples(metrics_text(lab), FAILURES).items()
+        for k, v in metric_samples(metrics_text(lab), FAILURES).items()
     }
 
 
@@ -89,7 +98,7 @@ def sent_prefixes(lab: Lab, node: str) -> int | None:
 
 
 def kept_prefixes(lab: Lab, peer: str) -> float | None:
-    return samples(metrics_text(lab), "bgpctl_bgp_received_prefixes").get((("peer", peer),))
+    return metric_samples(metrics_text(lab), "bgpctl_bgp_received_prefixes").get((("peer", peer),))
 
 
 def rss_kib(pid: int) -> int:
@@ -104,13 +113,7 @@ def session_with_cr(lab: Lab, node: str) -> str:
 
 
 def back_to_normal(lab: Lab, why: str) -> None:
-    eventually(
-        f"sessions and routes back after {why}",
-        budget=BUDGETS["session_back"],
-        probe=lambda: lab,
-        check=converged_problems,
-        interval_s=0.5,
-    )
+    wait_converged(lab, f"sessions and routes back after {why}", budget=BUDGETS["session_back"], interval_s=0.5)
 
 
 # ------------------------------------------------------------------------------------------ tests
@@ -128,7 +131,7 @@ def test_a_wrong_md5_key_is_a_warning_naming_the_peer_and_the_cause(controller_l
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.2,
         ).value[0]
-        syn_s = _ts(syns) - t0
+        syn_s = event_ts(syns) - t0
         w = eventually(
             f"{names.BGP_SESSION_NOT_ESTABLISHED} for {peer}",
             budget=BUDGETS["not_established"],
@@ -137,7 +140,7 @@ def test_a_wrong_md5_key_is_a_warning_naming_the_peer_and_the_cause(controller_l
             interval_s=0.5,
         )
         warned = w.value[0]
-        took_s = _ts(warned) - t0
+        took_s = event_ts(warned) - t0
         downs = events_since(controller_lab, t0, names.BGP_SESSION, peer)
         count = eventually(
             "the failure metric counts it",
@@ -178,7 +181,7 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(controller_l
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.2,
         ).value[0]
-        unacked_s = _ts(unacked) - t0
+        unacked_s = event_ts(unacked) - t0
         hold = eventually(
             f"the Hold Timer Expired ExaBGP sends to {peer}",
             budget=BUDGETS["not_established"],
@@ -188,7 +191,7 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(controller_l
             check=lambda es: [] if es else ["no NOTIFICATION sent yet"],
             interval_s=0.5,
         ).value[0]
-        hold_s = _ts(hold) - t0
+        hold_s = event_ts(hold) - t0
         warned = eventually(
             f"{names.BGP_SESSION_NOT_ESTABLISHED} for {peer}",
             budget=BUDGETS["not_established"],
@@ -196,7 +199,7 @@ def test_a_gtsm_mismatch_is_a_warning_naming_the_peer_and_the_cause(controller_l
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.5,
         ).value[0]
-        took_s = _ts(warned) - t0
+        took_s = event_ts(warned) - t0
         fails = eventually(
             "the failure metric counts both",
             budget=BUDGETS["metric"],
@@ -267,7 +270,7 @@ def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_st
             check=lambda es: [] if es else ["no warning yet"],
             interval_s=0.5,
         ).value[0]
-        ignored_after_s = _ts(warned) - t0
+        ignored_after_s = event_ts(warned) - t0
         offered = eventually(
             "tgw-use1 sent all 10,000 (FRR's count) and the daemon kept 1,000",
             budget=BUDGETS["inject"],
@@ -302,7 +305,7 @@ def test_ten_thousand_unexpected_routes_trigger_the_max_prefix_action_and_rss_st
         ).value
         rss["after_6_teardowns"] = rss_kib(pid)
         trail = [
-            (round(_ts(e) - t1, 2), e["event"], e.get("state"), e.get("reason"))
+            (round(event_ts(e) - t1, 2), e["event"], e.get("state"), e.get("reason"))
             for e in events_since(controller_lab, t1, None, "tgw-usw2")
             if e["event"] in (names.BGP_SESSION, names.BGP_MAX_PREFIXES, names.BGP_NOTIFICATION)
         ]
@@ -381,9 +384,7 @@ def test_after_kill_9_a_fresh_daemon_sweeps_the_stale_pins_and_a_stopped_one_lea
     runner.up(TOPOLOGY, name=controller_lab.name, mode="controller")  # a fresh daemon
     new = daemon_proc(controller_lab)
     assert new.pid != old.pid
-    eventually(
-        "fresh daemon converged", budget=BUDGETS["converged"], probe=lambda: controller_lab, check=converged_problems
-    )
+    wait_converged(controller_lab, "fresh daemon converged", budget=BUDGETS["converged"])
     assert pins_problems(controller_lab) == []
     assert [(s, t) for s, t, _ in _marked_rules(ns)] == [("198.18.1.21", 101), ("198.18.1.22", 102)]
     assert _our_routes(ns, (199,)) == {199: 0}

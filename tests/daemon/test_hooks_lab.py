@@ -16,7 +16,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,21 @@ from bgpctl_lab import faults
 from bgpctl_lab import netns as labns
 from bgpctl_lab.hook_receiver import read_requests
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import DAEMON_TAG, MEDIA, USE1, USW2, converged_problems, daemon_proc, route_nexthops
+from bgpctl_lab.reference import (
+    DAEMON_TAG,
+    MEDIA,
+    USE1,
+    USW2,
+    daemon_proc,
+    log_events,
+    metric_value,
+    rfc3339,
+    route_nexthops,
+    wait_converged,
+)
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
-from tests.daemon.test_daemon_lab import LAB_POLICY, log_events, metrics_text, samples
+from tests.lab.helpers import LAB_POLICY
 
 pytestmark = pytest.mark.lab
 
@@ -127,18 +137,8 @@ def hlab(controller_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> HookL
     received = tmp / "received.jsonl"
     start_receiver(controller_lab, received)
     start_daemon(controller_lab, hooks_policy(tmp))
-    eventually(
-        "daemon with hooks converged",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
+    wait_converged(controller_lab, "daemon with hooks converged", budget=BUDGETS["daemon_converged"])
     return HookLab(controller_lab, received)
-
-
-def rfc3339(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def region_lost(received: Path, since: float) -> list[dict[str, Any]]:
@@ -147,11 +147,6 @@ def region_lost(received: Path, since: float) -> list[dict[str, Any]]:
         for r in read_requests(received)
         if r["received"] >= since and json.loads(r["body"])["type"] == events.REGION_LOST
     ]
-
-
-def metric(lab: Lab, name: str, **labels: str) -> float:
-    want = tuple(sorted(labels.items()))
-    return samples(metrics_text(lab), name).get(want, 0.0)
 
 
 @dataclass(frozen=True)
@@ -235,8 +230,8 @@ def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_s
 
     def dead() -> tuple[float, float]:
         return (
-            metric(lab, "bgpctl_hook_deliveries_total", hook="dead", result="failed"),
-            metric(lab, "bgpctl_hook_dropped_total", hook="dead"),
+            metric_value(lab, "bgpctl_hook_deliveries_total", hook="dead", result="failed"),
+            metric_value(lab, "bgpctl_hook_dropped_total", hook="dead"),
         )
 
     before = dead()  # the start's route.change events already overflowed its queue of 2
@@ -255,7 +250,7 @@ def test_region_blackhole_sends_a_signed_region_lost_within_1s_and_a_dead_hook_s
         check=lambda v: [] if v[0] > before[0] and v[1] > before[1] else [f"failed, dropped {v}, before {before}"],
         interval_s=0.5,
     )
-    assert metric(lab, "bgpctl_hook_deliveries_total", hook="receiver", result="ok") >= 1
+    assert metric_value(lab, "bgpctl_hook_deliveries_total", hook="receiver", result="ok") >= 1
     lines = log_events(lab)
     assert any(e["event"] == events.HOOK_DROPPED and e["hook"] == "dead" for e in lines)
     assert any(e["event"] == events.HOOK_FAILED and e["hook"] == "dead" for e in lines)

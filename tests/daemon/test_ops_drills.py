@@ -27,10 +27,9 @@ from bgpctl_lab import runner
 from bgpctl_lab.drill import DrillReport, daemon_events, run_drill, summary
 from bgpctl_lab.drill_model import load_drill
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import converged_problems
+from bgpctl_lab.reference import exabgp_children, exabgp_in, wait_converged
 from bgpctl_lab.runner import Lab
 from bgpctl_lab.topology import drills_dir
-from tests.daemon.test_daemon_lab import exabgp_children, exabgp_in
 from tests.lab.helpers import REPO, TOPOLOGY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -140,4 +139,4 @@ def test_a_supervised_daemon_counts_as_the_service_and_restarts_under_its_superv
         runner.unsupervise_service(controller_lab, "cr", "daemon")
     assert runner.supervisor_of(controller_lab, "cr", "daemon") is None
     assert [p.tag for p in controller_lab.spawned() if p.node == "cr"] == ["service:daemon"]
-    eventually("converged again", budget=40, probe=lambda: controller_lab, check=converged_problems, interval_s=0.2)
+    wait_converged(controller_lab, "converged again", budget=40)

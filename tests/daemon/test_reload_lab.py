@@ -34,19 +34,22 @@ from bgpctl_lab import netns as labns
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
     API,
-    CR,
     DAEMON_TAG,
     FRR_PEERS_OF_CR,
     USW2,
-    converged_problems,
+    Routes,
     cr_neighbor,
     daemon_proc,
+    exabgp_children,
+    metric_samples,
+    metrics_text,
+    routes_from_cr,
+    wait_converged,
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.reference import bgpctl_cli as bgpctl
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_control_lab import _frr_routes_from_cr
-from tests.daemon.test_daemon_lab import LAB_POLICY, exabgp_children, metrics_text, samples
+from tests.lab.helpers import LAB_POLICY
 
 pytestmark = pytest.mark.lab
 
@@ -61,8 +64,6 @@ BUDGETS = {
 STANDBY_MED = "    edge: { med: 100, prepend: 1 }\n"
 PEERS = FRR_PEERS_OF_CR
 RESULTS: dict[str, Any] = {}
-Routes = dict[str, dict[tuple[str, str], dict[str, Any]]]
-"""Per FRR peer of cr: (prefix, next hop) -> the attributes of the route it holds from cr."""
 
 
 def policy_file(lab: Lab) -> Path:
@@ -100,13 +101,7 @@ def rlab(controller_lab: Lab) -> Iterator[Lab]:
     copy = policy_file(lab)
     copy.write_text(LAB_POLICY.read_text())
     restart_on_a_copy(lab, copy)
-    eventually(
-        "the daemon on the copy converged",
-        budget=BUDGETS["daemon_converged"],
-        probe=lambda: lab,
-        check=converged_problems,
-        interval_s=0.2,
-    )
+    wait_converged(lab, "the daemon on the copy converged", budget=BUDGETS["daemon_converged"])
     eventually(
         "status: every session and path up",
         budget=BUDGETS["status"],
@@ -151,30 +146,26 @@ def updates_from_cr(lab: Lab) -> dict[str, int]:
     return {node: int(cr_neighbor(lab, node)["messageStats"]["updatesRecv"]) for node in PEERS}
 
 
-def frr_routes(lab: Lab) -> Routes:
-    """Every route each FRR peer holds from cr, with AS path, MED and communities."""
-    return {node: _frr_routes_from_cr(lab, node, set()) for node in PEERS}
+def frr_routes(lab: Lab) -> dict[str, Routes]:
+    """Every route each FRR peer of cr holds from cr, with AS path, MED and communities."""
+    return {node: routes_from_cr(lab, node) for node in PEERS}
 
 
 def route_changes(lab: Lab) -> float:
-    return sum(samples(metrics_text(lab), "bgpctl_route_changes_total").values())
+    return sum(metric_samples(metrics_text(lab), "bgpctl_route_changes_total").values())
 
 
 def reload_metric(lab: Lab) -> dict[str, float]:
     text = metrics_text(lab)
-    out = {dict(k)["result"]: v for k, v in samples(text, "bgpctl_policy_reloads_total").items()}
-    (ok,) = samples(text, "bgpctl_policy_last_reload_successful").values()
+    out = {dict(k)["result"]: v for k, v in metric_samples(text, "bgpctl_policy_reloads_total").items()}
+    (ok,) = metric_samples(text, "bgpctl_policy_last_reload_successful").values()
     out["last_successful"] = ok
     return out
 
 
 def api_standby_med(lab: Lab) -> int | None:
-    data = lab.vtysh_json("edge", f"show bgp ipv4 unicast {API} json")
-    for path in data.get("paths", []):
-        if path.get("peer", {}).get("peerId") == CR and path["nexthops"][0]["ip"] == USW2:
-            med = path.get("metric")
-            return int(med) if med is not None else None
-    return None
+    med = routes_from_cr(lab, "edge", {API}).get((API, USW2), {}).get("med")
+    return int(med) if med is not None else None
 
 
 def with_standby_med(med: int) -> str:
@@ -184,8 +175,8 @@ def with_standby_med(med: int) -> str:
 
 
 def expect_only_api_standby_med(
-    before: dict[str, dict[tuple[str, str], dict[str, Any]]],
-    after: dict[str, dict[tuple[str, str], dict[str, Any]]],
+    before: dict[str, Routes],
+    after: dict[str, Routes],
     med: int,
 ) -> None:
     changed = {

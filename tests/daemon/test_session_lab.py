@@ -37,15 +37,18 @@ from bgpctl_lab.reference import (
     SIGNALLING,
     USE1,
     USW2,
-    converged_problems,
     cr_neighbor,
     daemon_proc,
     edge_problems,
+    event_ts,
+    exabgp_children,
+    log_events,
+    wait_converged,
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_daemon_lab import LAB_POLICY, _ts, connections, exabgp_children, log_events, session_problems
-from tests.lab.helpers import route_nexthops
+from tests.daemon.test_daemon_lab import connections, session_problems
+from tests.lab.helpers import LAB_POLICY, route_nexthops
 
 pytestmark = pytest.mark.lab
 
@@ -100,14 +103,16 @@ def edge_usw2_only(hops: dict[str, set[str]]) -> list[str]:
 
 
 def session_events(lab: Lab, t0: float) -> list[dict[str, Any]]:
-    return [e for e in log_events(lab) if e.get("event") == names.PATH_SESSION and e["peer"] == TGW and _ts(e) >= t0]
+    return [
+        e for e in log_events(lab) if e.get("event") == names.PATH_SESSION and e["peer"] == TGW and event_ts(e) >= t0
+    ]
 
 
 def health_events(lab: Lab, t0: float, new: str) -> dict[str, dict[str, Any]]:
     """The first path.health event of each use1 path to ``new`` since ``t0``."""
     out: dict[str, dict[str, Any]] = {}
     for e in log_events(lab):
-        if e.get("event") == names.PATH_HEALTH and e["path"] in USE1_PATHS and e["new"] == new and _ts(e) >= t0:
+        if e.get("event") == names.PATH_HEALTH and e["path"] in USE1_PATHS and e["new"] == new and event_ts(e) >= t0:
             out.setdefault(e["path"], e)
     return out
 
@@ -145,14 +150,14 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         ).value
         seen_down = [e for e in session_events(controller_lab, t0) if e["state"] != "up"]
         assert seen_down and TGW in seen_down[0]["sessions_down"], session_events(controller_lab, t0)
-        timings["daemon_saw_session_down_s"] = _ts(seen_down[0]) - t0
+        timings["daemon_saw_session_down_s"] = event_ts(seen_down[0]) - t0
         for e in downs.values():
             assert e["level"] == "warning", e
             assert e["measurements"] == {"session": 0.0}, e
             assert any(f"BGP session to {TGW} is down" in r for r in e["reasons"]), e
             # decided in the step that saw the session down (the loop steps at least once a second)
-            assert _ts(e) - _ts(seen_down[0]) <= SLACK_S, (e, seen_down[0])
-        timings["daemon_paths_down_s"] = max(_ts(e) for e in downs.values()) - t0
+            assert event_ts(e) - event_ts(seen_down[0]) <= SLACK_S, (e, seen_down[0])
+        timings["daemon_paths_down_s"] = max(event_ts(e) for e in downs.values()) - t0
         # 3. the edge: usw2 only
         eventually(
             "edge: use1 left",
@@ -182,7 +187,7 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
             probe=lambda: [e for e in session_events(controller_lab, t1) if e["state"] == "up"],
             check=lambda es: [] if es else ["no path.session up yet"],
         ).value[0]
-        t_up = _ts(seen_up)
+        t_up = event_ts(seen_up)
         timings["daemon_saw_session_up_s"] = t_up - t1
         # right after: the session is up but the paths stay down (rise rules), the edge still on usw2
         session, paths = daemon_view(controller_lab)
@@ -212,7 +217,7 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
         ).value
         for name, e in ups.items():
             h = HYST[name]
-            after = _ts(e) - t_up
+            after = event_ts(e) - t_up
             timings[f"{name.split('/')[0]}_up_after_session_up_s"] = after
             # not before the rise rules: rise_s of clean measurements counted from the session's return,
             # and the hold-down from the last step that saw it down (just before the return)
@@ -235,7 +240,7 @@ def test_tgw_session_shut_moves_the_edge_off_the_region_and_back_after_the_rise_
 
 
 def test_an_exabgp_restart_is_not_a_session_down(controller_lab: Lab, record_property: Any) -> None:
-    eventually("converged", budget=BUDGETS["daemon_converged"], probe=lambda: controller_lab, check=converged_problems)
+    wait_converged(controller_lab, "converged", budget=BUDGETS["daemon_converged"])
     daemon = daemon_proc(controller_lab)
     (old,) = exabgp_children(daemon.pid)
     before = connections(controller_lab)
@@ -256,7 +261,7 @@ def test_an_exabgp_restart_is_not_a_session_down(controller_lab: Lab, record_pro
         return [
             (e["peer"], e["told"], e["sessions_down"])
             for e in log_events(lab)
-            if e.get("event") == names.PATH_SESSION and _ts(e) >= t0
+            if e.get("event") == names.PATH_SESSION and event_ts(e) >= t0
         ]
 
     want = {(tgw, t) for tgw in ("tgw-use1", "tgw-usw2") for t in ("unknown", "up")}
@@ -267,6 +272,6 @@ def test_an_exabgp_restart_is_not_a_session_down(controller_lab: Lab, record_pro
         check=lambda t: [] if {(p, s) for p, s, _ in t} >= want else [f"told: {t}"],
     ).value
     assert all(down == [] for _, _, down in seen), seen
-    moved = [e for e in log_events(controller_lab) if e.get("event") == names.PATH_HEALTH and _ts(e) >= t0]
+    moved = [e for e in log_events(controller_lab) if e.get("event") == names.PATH_HEALTH and event_ts(e) >= t0]
     assert moved == [], moved
     assert all(p["health"] == "up" for p in ask(controller_lab, "status")["paths"])

@@ -31,12 +31,23 @@ from bgpctl import events as names
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import HttpSignal
 from bgpctl_lab.poll import eventually
-from bgpctl_lab.reference import AGENTS, API, CR, EDGE_ADDR, MEDIA, SIGNALLING, USW2, converged_problems, route_nexthops
+from bgpctl_lab.reference import (
+    AGENTS,
+    EDGE_ADDR,
+    USW2,
+    converged_problems,
+    event_ts,
+    log_events,
+    metric_value,
+    nexthop_problems,
+    paths_from_cr,
+    wait_converged,
+)
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.reference import bgpctl_cli as bgpctl
 from bgpctl_lab.runner import Lab
 from tests.control.support import schema_errors
-from tests.daemon.test_daemon_lab import LAB_POLICY, _ts, log_events, metrics_text, samples
+from tests.lab.helpers import LAB_POLICY
 
 pytestmark = pytest.mark.lab
 
@@ -96,19 +107,6 @@ def signal_row(status: dict[str, Any]) -> dict[str, Any]:
     return rows[0]
 
 
-def edge_problems(lab: Lab, want: set[str]) -> list[str]:
-    return [
-        f"edge: {p} via {sorted(got)}, want {sorted(want)}"
-        for p in (MEDIA, SIGNALLING, API)
-        if (got := route_nexthops(lab, "edge", p)) != want
-    ]
-
-
-def tgw_holds_agents(lab: Lab, tgw: str) -> bool:
-    data = lab.vtysh_json(tgw, f"show bgp ipv4 unicast {AGENTS} json")
-    return any(p.get("peer", {}).get("peerId") == CR for p in data.get("paths", []))
-
-
 def marked_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
     """[] when status has use1's paths DOWN for the relay's reason, the signal fresh with its mark, and
     every FRR hop without use1: the edge via usw2 only, tgw-use1 without the agents' prefix from cr."""
@@ -121,10 +119,10 @@ def marked_problems(lab: Lab, status: dict[str, Any]) -> list[str]:
             problems.append(f"{p['path']}: {p['health']} {p['reasons']}")
     if problems:
         return problems
-    problems += edge_problems(lab, {USW2})
-    if tgw_holds_agents(lab, "tgw-use1"):
+    problems += nexthop_problems(lab, "edge", {USW2})
+    if paths_from_cr(lab, "tgw-use1", AGENTS):
         problems.append(f"tgw-use1 still holds {AGENTS} from cr")
-    if not tgw_holds_agents(lab, "tgw-usw2"):
+    if not paths_from_cr(lab, "tgw-usw2", AGENTS):
         problems.append(f"tgw-usw2 lost {AGENTS}")
     return problems
 
@@ -163,16 +161,14 @@ def test_the_relay_saying_use1_down_moves_every_hop_to_usw2_with_the_relays_reas
     assert all(e["reasons"] == [f"signal relay: region use1 down: {REASON}"] for e in health)
 
 
-def _metric(lab: Lab, name: str, **labels: str) -> float:
-    want = tuple(sorted(labels.items()))
-    return samples(metrics_text(lab), name).get(want, 0.0)
-
-
 def _ignored_since(lab: Lab, t0: float, reason: str) -> list[dict[str, Any]]:
     return [
         e
         for e in log_events(lab)
-        if e["event"] == names.SIGNAL_IGNORED and e.get("reason") == reason and e["level"] == "warning" and _ts(e) >= t0
+        if e["event"] == names.SIGNAL_IGNORED
+        and e.get("reason") == reason
+        and e["level"] == "warning"
+        and event_ts(e) >= t0
     ]
 
 
@@ -196,10 +192,10 @@ def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_bac
         check=lambda v: [] if v[0]["state"] == "stale" and v[0]["marks"] == [] and v[1] else [f"{v}"],
         interval_s=0.2,
     )
-    assert _metric(controller_lab, "bgpctl_signal_state", signal="relay", state="stale") == 1.0
-    assert _metric(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="stale") >= 1.0
+    assert metric_value(controller_lab, "bgpctl_signal_state", signal="relay", state="stale") == 1.0
+    assert metric_value(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="stale") >= 1.0
 
-    refused_before = _metric(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect")
+    refused_before = metric_value(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect")
     t1 = time.time()
     controller_lab.kill_spawned(tag=RELAY_TAG)  # nobody listens on 198.18.1.1:8080 any more
     w = eventually(
@@ -210,20 +206,16 @@ def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_bac
         interval_s=0.2,
     )
     assert "cannot connect" in w.value[0]["error"] and "cannot connect" in w.value[1][0]["error"]
-    assert _metric(controller_lab, "bgpctl_signal_state", signal="relay", state="error") == 1.0
-    assert _metric(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect") > refused_before
+    assert metric_value(controller_lab, "bgpctl_signal_state", signal="relay", state="error") == 1.0
+    assert metric_value(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect") > refused_before
 
-    back = eventually(
-        "use1 back on every hop, by the probes' rise rules",
-        budget=BUDGETS["use1_back"],
-        probe=lambda: controller_lab,
-        check=converged_problems,
-        interval_s=0.5,
+    back = wait_converged(
+        controller_lab, "use1 back on every hop, by the probes' rise rules", budget=BUDGETS["use1_back"], interval_s=0.5
     )
     record_property("use1_back_s", round(back.elapsed_s, 1))
     # the mark was last counted by the step before the stale warning's: from then on the hold-down runs out
     # and rise_s of clean probes (no clean run starts while a mark stands), each path by its SLA class
-    unmarked = _ts(stale.value[1][0])
+    unmarked = event_ts(stale.value[1][0])
     status = ask(controller_lab, "status", "-n", "200")
     assert all(p["health"] == "up" for p in status["paths"] if p["path"] in USE1_PATHS), status["paths"]
     ups = {

@@ -4,6 +4,7 @@ input is one line and exit 3. AWS itself cannot be reached from here."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -49,10 +50,16 @@ def event(type_: str, region: str, usable: list[str]) -> str:
     )
 
 
+@functools.cache
+def _session() -> botocore.session.Session:
+    """One botocore session for the module: its loader reads the Connect model (a large JSON file) once."""
+    return botocore.session.get_session()
+
+
 def model_problems(params: dict[str, Any]) -> list[str]:
     """What botocore's Connect model says of the parameters (types, required members, ranges, lengths) and
     the Id pattern (the validator leaves patterns to the service)."""
-    model = botocore.session.get_session().get_service_model("connect")
+    model = _session().get_service_model("connect")
     op = model.operation_model(connect_tdg.OPERATION)
     report = ParamValidator().validate(params, op.input_shape)
     problems = [report.generate_report()] if report.has_errors() else []
@@ -63,7 +70,7 @@ def model_problems(params: dict[str, Any]) -> list[str]:
 
 
 def stubbed(expected: dict[str, Any]) -> tuple[Any, Stubber]:
-    client = botocore.session.get_session().create_client(
+    client = _session().create_client(
         "connect", region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-a-secret"
     )
     stub = Stubber(client)
@@ -203,7 +210,7 @@ def test_bad_input_is_one_line_and_exit_3(flags: list[str], stdin: str, message:
 
 
 def test_an_aws_error_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
-    client = botocore.session.get_session().create_client(
+    client = _session().create_client(
         "connect", region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-a-secret"
     )
     stub = Stubber(client)

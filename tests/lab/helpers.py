@@ -15,6 +15,7 @@ from bgpctl_lab.reference import route_nexthops
 from bgpctl_lab.runner import Lab
 
 __all__ = [
+    "LAB_POLICY",
     "REPO",
     "TOPOLOGY",
     "all_established",
@@ -28,6 +29,7 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[2]
 TOPOLOGY = REPO / "containerlab.yml"
+LAB_POLICY = REPO / "policies" / "lab.yaml"
 
 
 def json_mismatches(expected: Any, actual: Any) -> list[str]:
