@@ -467,6 +467,19 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _terminated(main_pid: int) -> Callable[[int, object], None]:
+    """SIGTERM (``timeout``) unwinds the bench, so that its ``finally`` takes the lab down. Only in this
+    process: pyroute2 forks children (namespace sockets) and stops them with SIGTERM; a child that ran the
+    bench's ``finally`` took the lab's first namespaces down while it was being created."""
+
+    def handler(_sig: int, _frame: object) -> None:
+        if os.getpid() != main_pid:
+            os._exit(143)
+        sys.exit(143)
+
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
@@ -493,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"{flag} {value:g}: give at least {low}")
     if os.geteuid() != 0:
         ap.error("run needs root (network namespaces, FRR): run it with sudo, under the lab lock")
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))  # `timeout`: the lab still goes down
+    signal.signal(signal.SIGTERM, _terminated(os.getpid()))
     result = bench(
         size, runs=args.runs, steady_s=args.steady_s, max_s=args.max_s, name=args.lab, group_updates=args.group_updates
     )

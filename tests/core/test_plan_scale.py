@@ -36,12 +36,15 @@ def test_a_region_failure_at_scale_withdraws_every_use1_route_naming_its_path(fu
     start = time.process_time()
     down: Plan = plan(full, _health(full, Health.DOWN), suspect, 101.0)
     cpu = time.process_time() - start
-    withdrawals = [c for c in down.changes if c.kind is ChangeKind.WITHDRAW]
-    edges = scale.edge_names(scale.Size())
+    edges = set(scale.edge_names(scale.Size()))
+    withdrawals = [c for c in down.changes if c.kind is ChangeKind.WITHDRAW and c.peer in edges]
     assert len(withdrawals) == len(edges) * 1000 * 2  # both use1 paths of every prefix, at every edge
     ids = {1: "a", 2: "b"}  # path ids of use1's paths (policy order)
     by_prefix = {str(p): name for name, s in full.services.items() for p in s.prefixes}
     for c in withdrawals:
         assert c.why == f"{by_prefix[c.key.prefix]}/use1/{ids[c.key.path_id]} down: withdrawn", c
+    # the agents' prefix to each use1 TGW follows the first service's path through it
+    to_tgws = sorted((c.peer, c.why) for c in down.changes if c.peer not in edges)
+    assert to_tgws == [(f"tgw-use1{x}", f"svc01/use1/{x} down: withdrawn") for x in "ab"]
     assert down.deferred == ()
     assert cpu < CPU_BOUND_S, f"the failover's plan took {cpu:.1f} CPU seconds"
