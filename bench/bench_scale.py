@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -43,6 +44,7 @@ from bgpctl.policy.load import load_policy
 from bgpctl_lab import runner, scale
 from bgpctl_lab.poll import BudgetExceeded, eventually
 from bgpctl_lab.route_watch import MAIN_TABLE, nexthops_of
+from bgpctl_lab.state import lab_dir
 
 LAB_PREFIX = "sc"
 SIZES: Mapping[str, scale.Size] = {
@@ -190,7 +192,14 @@ class Run:
 class DaemonLog:
     """The daemon's JSON log, read on from where the last call stopped; only decision events are kept."""
 
-    KEEP = (events.ROUTE_CHANGE, events.ROUTE_DEFERRED, events.PATH_HEALTH, events.SPEAKER_SYNCED)
+    KEEP = (
+        events.ROUTE_CHANGE,
+        events.ROUTE_DEFERRED,
+        events.PATH_HEALTH,
+        events.SPEAKER_SYNCED,
+        events.EXABGP_ACK_TIMEOUT,
+        events.EXABGP_STARTED,
+    )
 
     def __init__(self, path: Path) -> None:
         self.path, self.offset, self.events = path, 0, list[dict[str, Any]]()
@@ -272,6 +281,15 @@ class ScaleLab:
                 data = f.read()
             self.offsets[e] += len(data)
             self.parsers[e].feed(data.decode("utf-8", "replace"))
+
+    def quiet(self, seconds: float, budget: float) -> None:
+        """Wait until the daemon has sent nothing (no route change, no sync) for ``seconds``."""
+
+        def busy() -> list[str]:
+            last = max([0.0, *self.log.times(events.ROUTE_CHANGE), *self.log.times(events.SPEAKER_SYNCED)])
+            return [f"last route change or sync {time.time() - last:.1f} s ago"] if time.time() - last < seconds else []
+
+        eventually("the speaker idle", budget=budget, probe=busy, check=lambda b: b, interval_s=1.0)
 
     def steady(self, window_s: float, load_s: float) -> Steady:
         pid = self.daemon_pid()
@@ -359,7 +377,14 @@ class ScaleLab:
 
 
 def bench(
-    size: scale.Size, *, runs: int, steady_s: float, max_s: float, name: str, group_updates: bool | None
+    size: scale.Size,
+    *,
+    runs: int,
+    steady_s: float,
+    max_s: float,
+    name: str,
+    group_updates: bool | None,
+    logs: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + max_s
@@ -380,6 +405,7 @@ def bench(
             sl = ScaleLab(lab, size, Path(d) / "policy.yaml")
             load_s = sl.wait_fib("every prefix via use1 at every edge", sl.away, frozenset(), STEADY_BUDGET_S)
             sl.start_monitors()
+            sl.quiet(5.0, STEADY_BUDGET_S)
             result["steady"] = asdict(sl.steady(steady_s, load_s))
             print(f"steady: {result['steady']}", file=sys.stderr, flush=True)
             for i in range(runs):
@@ -392,6 +418,8 @@ def bench(
                 print(f"run {i + 1}: {run}", file=sys.stderr, flush=True)
                 if i + 1 < runs and time.monotonic() + 90.0 < deadline:
                     result.setdefault("recover_s", []).append(round(sl.restore(), 1))
+            result["exabgp_ack_timeouts"] = len(sl.log.times(events.EXABGP_ACK_TIMEOUT))
+            result["exabgp_starts"] = len(sl.log.times(events.EXABGP_STARTED))
             result["rss_after_mib"] = {
                 "daemon": round(rss_bytes(sl.daemon_pid()) / 2**20, 1),
                 "exabgp": round(sum(rss_bytes(k) for k in descendants(sl.daemon_pid())) / 2**20, 1),
@@ -399,6 +427,9 @@ def bench(
         except (LabError, BudgetExceeded, OSError) as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
+            if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
+                logs.mkdir(parents=True, exist_ok=True)
+                shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
             runner.down(name)
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     return result
@@ -463,6 +494,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-s", type=float, default=290.0, help="bound of the whole invocation (default 290)")
     run.add_argument("--lab", default=f"{LAB_PREFIX}{os.getpid()}", help="lab name (default sc<pid>)")
     run.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
+    run.add_argument("--logs", type=Path, help="copy the daemon's log here (LAB-daemon.log) before the lab goes down")
     sub.add_parser("summary", help="markdown table of JSON lines from run --json").add_argument("file", type=Path)
     return ap
 
@@ -508,7 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("run needs root (network namespaces, FRR): run it with sudo, under the lab lock")
     signal.signal(signal.SIGTERM, _terminated(os.getpid()))
     result = bench(
-        size, runs=args.runs, steady_s=args.steady_s, max_s=args.max_s, name=args.lab, group_updates=args.group_updates
+        size,
+        runs=args.runs,
+        steady_s=args.steady_s,
+        max_s=args.max_s,
+        name=args.lab,
+        group_updates=args.group_updates,
+        logs=args.logs,
     )
     line = json.dumps(result)
     print(line)

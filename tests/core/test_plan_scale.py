@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bgpctl.core.plan import Plan, plan
-from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey
+from bgpctl.core.plan import plan
+from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey, Plan
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy
 from bgpctl_lab import scale

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -215,7 +216,7 @@ AWAY = frozenset({"198.18.1.11", "198.18.1.12"})
 
 
 def _at(stamp: str) -> float:
-    return bench_scale.datetime.fromisoformat(stamp).timestamp()
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def test_the_monitor_parser_reads_single_multipath_and_deleted_routes() -> None:
