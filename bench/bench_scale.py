@@ -449,8 +449,7 @@ def summary(results: Sequence[Mapping[str, Any]]) -> str:
         rows.append(
             f"| {label} | {len(runs)} | "
             + (f"{statistics.median(fib):.2f} / {max(fib):.2f}" if fib else "-")
-            + f" | {statistics.median(det):.2f} |" * bool(det)
-            + " - |" * (not det)
+            + (f" | {statistics.median(det):.2f} |" if det else " | - |")
             + (f" {statistics.median(last):.2f} |" if last else " - |")
             + f" {st.get('cpu_daemon_pct', '-')} | {st.get('cpu_exabgp_pct', '-')} | {st.get('rss_daemon_mib', '-')} |"
             + f" {st.get('loadavg', ['-'])[0]} |"
