@@ -230,8 +230,8 @@ def failover_changes(policy_file: Path) -> int:
     up = plan(pol, {k: PathHealth(Health.UP) for k in keys}, None, 0.0)
     n = 0
     prev = up
-    for bad in (Health.SUSPECT, Health.DOWN):
-        nxt = plan(pol, {k: PathHealth(bad if k.region == FAILED_REGION else Health.UP) for k in keys}, prev, 1.0)
+    for at, bad in ((100.0, Health.SUSPECT), (101.0, Health.DOWN)):  # the initial load is out of the rate window
+        nxt = plan(pol, {k: PathHealth(bad if k.region == FAILED_REGION else Health.UP) for k in keys}, prev, at)
         n += len(nxt.changes)
         prev = nxt
     return n

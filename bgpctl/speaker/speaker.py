@@ -170,7 +170,7 @@ class Speaker:
         self._restart_backoff = restart_backoff or Backoff()
         self._retry_backoff = retry_backoff or Backoff(initial_s=0.5, maximum_s=30.0)
         self._ack_timeout_s = ack_timeout_s
-        self._acked_at = 0.0  # event-loop time of the last ACK (a batch is wedged after ack_timeout_s without one)
+        self._acked_at = 0.0  # time.monotonic() of the last ACK (a batch is wedged after ack_timeout_s without one)
         self._hello_timeout_s = hello_timeout_s
         self._withdraw_budget_s = withdraw_budget_s
         self._names = {str(p.address): p.name for p in policy.peers}
@@ -496,7 +496,7 @@ class Speaker:
                     self._log.error(events.EXABGP_UNEXPECTED_ACK, ack="done" if ok else "error")
                     return
                 _cmd, fut = self._pending.popleft()
-                self._acked_at = asyncio.get_running_loop().time()
+                self._acked_at = time.monotonic()
                 if not fut.done():
                     fut.set_result(ok)
             case messages.StateEvent(peer=addr, state=state, reason=reason):
@@ -808,10 +808,9 @@ class Speaker:
         """Wait for a batch's ACKs. ExaBGP is wedged when no ACK at all comes for ``ack_timeout_s``
         (TimeoutError, the batch cancelled); a long batch that keeps being acknowledged is not: the first
         announcement of 64,000 routes (the scale lab, docs/benchmarks.md) takes ExaBGP a minute."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = time.monotonic()
         while not batch.done():
-            left = max(start, self._acked_at) + self._ack_timeout_s - loop.time()
+            left = max(start, self._acked_at) + self._ack_timeout_s - time.monotonic()
             if left <= 0:
                 batch.cancel()
                 raise TimeoutError

@@ -30,6 +30,8 @@ def _health(policy: Policy, bad: Health | None) -> dict[PathKey, PathHealth]:
     return {k: PathHealth(bad if bad is not None and k.region == "use1" else Health.UP) for k in keys}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 10 s; bounded by CPU time below, not by the wall clock of a loaded machine
 def test_a_region_failure_at_scale_withdraws_every_use1_route_naming_its_path(full: Policy) -> None:
     up = plan(full, _health(full, None), None, 0.0)
     suspect = plan(full, _health(full, Health.SUSPECT), up, 100.0)
