@@ -263,14 +263,18 @@ def test_the_parser_reads_what_this_iproute2_prints(tmp_path: Path) -> None:
     host's): a route, its replacement by two next hops, its deletion."""
     out = tmp_path / "mon.txt"
     script = (
-        "ip link set lo up; ip link add a type veth peer name b; ip link set a up; ip link set b up; "
-        "ip addr add 198.18.200.1/24 dev a; ip -ts monitor route > MON & sleep 0.3; "
-        "ip route add 198.19.0.0/27 via 198.18.200.2 dev a onlink; "  # onlink: no wait for the veth's carrier
-        "ip route replace 198.19.0.0/27 nexthop via 198.18.200.3 dev a onlink nexthop via 198.18.200.4 dev a onlink; "
-        "ip route del 198.19.0.0/27; sleep 0.3; kill $!"
+        "ip link set lo up; ip link add va type veth peer name vb; ip link set va up; ip link set vb up; "
+        "ip addr add 198.18.200.1/24 dev va; ip -ts monitor route > MON & "
+        # the monitor is listening once it has seen a route of ours (bounded: 30 s)
+        "i=0; until grep -q 198.19.1.0/27 MON || [ $i -ge 300 ]; do "
+        "ip route replace 198.19.1.0/27 via 198.18.200.9 dev va onlink; sleep 0.1; i=$((i+1)); done; "
+        "ip route add 198.19.0.0/27 via 198.18.200.2 dev va onlink; "
+        "ip route replace 198.19.0.0/27 nexthop via 198.18.200.3 dev va onlink nexthop via 198.18.200.4 dev va onlink; "
+        "ip route del 198.19.0.0/27; ip route add 198.19.2.0/27 via 198.18.200.9 dev va onlink; "
+        "i=0; until grep -q 198.19.2.0/27 MON || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done; kill $!"
     ).replace("MON", str(out))
     t0 = time.time()
-    subprocess.run(["unshare", "--net", "sh", "-c", script], check=True, timeout=20)
+    subprocess.run(["unshare", "--net", "sh", "-c", script], check=True, timeout=90)
     p = bench_scale.MonitorParser(frozenset({"198.19.0.0/27"}))
     p.feed(out.read_text())
     assert [(r.deleted, r.hops) for r in p.records] == [
