@@ -494,35 +494,65 @@ def _state_text(state: PathState | None, policy: Policy, role: PeerRole) -> str:
     return f"{state}, yet not planned for this peer"
 
 
-def _sources_of(policy: Policy, peer: Peer, key: RouteKey) -> list[PathKey]:
+@dataclass(frozen=True, slots=True)
+class _PolicyIndex:
+    """What a withdrawal's reason looks up, built once per plan: with 1,000 prefixes a lookup per
+    withdrawal over every service's prefixes made a region failure's plan quadratic (32,000 withdrawals x
+    1,000 prefixes: 125 s, bench/bench_scale.py)."""
+
+    ids: Mapping[tuple[str, str], int]
+    by_id: Mapping[int, tuple[str, str]]
+    services_of: Mapping[str, tuple[str, ...]]  # prefix (as written by str()) -> services announcing it
+    corporate: frozenset[str]
+
+    @classmethod
+    def of(cls, policy: Policy) -> _PolicyIndex:
+        ids = path_ids(policy)
+        services_of: dict[str, list[str]] = {}
+        for name, service in policy.services.items():
+            for prefix in dict.fromkeys(str(p) for p in service.prefixes):
+                services_of.setdefault(prefix, []).append(name)
+        corporate = policy.corporate
+        return cls(
+            ids=ids,
+            by_id={i: rp for rp, i in ids.items()},
+            services_of={k: tuple(v) for k, v in services_of.items()},
+            corporate=frozenset(str(p) for p in corporate.prefixes) if corporate is not None else frozenset(),
+        )
+
+
+def _sources_of(policy: Policy, peer: Peer, key: RouteKey, index: _PolicyIndex) -> list[PathKey]:
     """The paths a route to ``peer`` could have stood for, from its prefix and path id."""
-    by_id = {i: rp for rp, i in path_ids(policy).items()}
     out: list[PathKey] = []
     if peer.role is PeerRole.EDGE:
-        for name, service in policy.services.items():
-            if key.prefix not in {str(p) for p in service.prefixes}:
-                continue
-            if key.path_id in by_id:
-                out.append(PathKey(name, *by_id[key.path_id]))
+        for name in index.services_of.get(key.prefix, ()):
+            if key.path_id in index.by_id:
+                out.append(PathKey(name, *index.by_id[key.path_id]))
             else:
                 out.extend(_service_paths(policy, name))
         return out
     corporate = policy.corporate
-    if corporate is None or key.prefix not in {str(p) for p in corporate.prefixes}:
+    if corporate is None or key.prefix not in index.corporate:
         return out
-    for (region_name, path_name), i in path_ids(policy).items():
+    for (region_name, path_name), i in index.ids.items():
         if policy.regions[region_name].paths[path_name].peer == peer.name and key.path_id in (0, i):
             out.append(PathKey(corporate.follow_service, region_name, path_name))
     return out
 
 
 def _withdraw_why(
-    policy: Policy, ideal: Ideal | None, peer_name: str, key: RouteKey, add_path_state: AddPathState | None
+    policy: Policy,
+    ideal: Ideal | None,
+    peer_name: str,
+    key: RouteKey,
+    add_path_state: AddPathState | None,
+    *,
+    index: _PolicyIndex,
 ) -> str:
     peer = _find_peer(policy, peer_name)
     if peer is None:
         return f"peer {peer_name} is no longer in the policy"
-    sources = _sources_of(policy, peer, key)
+    sources = _sources_of(policy, peer, key, index)
     if not sources:
         return f"{key.prefix} is no longer announced to {peer_name} by the policy"
     add_path = sends_add_path(peer, add_path_state, key.prefix)
@@ -535,7 +565,7 @@ def _withdraw_why(
                 f"several paths): {key.prefix} goes out once, path id 0"
             )
         return f"ADD-PATH is off towards {peer_name} now: {key.prefix} goes out once, path id 0"
-    if add_path and key.path_id not in path_ids(policy).values():
+    if add_path and key.path_id not in index.by_id:
         return f"path id {key.path_id} is no path of the policy any more"
     if ideal is None:
         return "withdrawn"
@@ -553,6 +583,7 @@ def _diff(
     policy: Policy, ideal: Ideal | None, base: Rib, target: Rib, add_path: AddPathState | None
 ) -> list[RouteChange]:
     peer_index = {p.name: i for i, p in enumerate(policy.peers)}
+    index = _PolicyIndex.of(policy)
     peers = sorted(set(base) | set(target), key=lambda n: (peer_index.get(n, len(peer_index)), n))
     out: list[_Ordered] = []
     for peer_name in peers:
@@ -594,7 +625,7 @@ def _diff(
                             ChangeKind.WITHDRAW,
                             key,
                             None,
-                            _withdraw_why(policy, ideal, peer_name, key, add_path),
+                            _withdraw_why(policy, ideal, peer_name, key, add_path, index=index),
                         ),
                     )
                 )

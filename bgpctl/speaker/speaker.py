@@ -28,8 +28,9 @@ Recovery: an ``error`` ACK is logged with its command and counted, the route is 
 retried with backoff (per route); a session coming up gets every desired route re-announced and then
 End-of-RIB per family (``manual-eor``, so the peer's graceful-restart stale routes are replaced, not
 flushed); an ExaBGP exit (any rc) is restarted by :class:`Supervisor` with backoff and everything is
-re-announced to the new process. A missing ACK after ``ack_timeout_s`` means ExaBGP is wedged: it is
-killed and restarted the same way.
+re-announced to the new process. No ACK at all for ``ack_timeout_s`` while a batch waits for them means
+ExaBGP is wedged: it is killed and restarted the same way (a long batch that keeps being acknowledged is
+not: the 64,000 routes of the scale lab take ExaBGP a minute).
 
 For the daemon: :meth:`Speaker.sync` raises :class:`SpeakerError` only when it refuses the RIB (nothing is
 sent, the previous RIB stays); everything else is in the returned :class:`SyncResult` (``complete`` is
@@ -169,6 +170,7 @@ class Speaker:
         self._restart_backoff = restart_backoff or Backoff()
         self._retry_backoff = retry_backoff or Backoff(initial_s=0.5, maximum_s=30.0)
         self._ack_timeout_s = ack_timeout_s
+        self._acked_at = 0.0  # time.monotonic() of the last ACK (a batch is wedged after ack_timeout_s without one)
         self._hello_timeout_s = hello_timeout_s
         self._withdraw_budget_s = withdraw_budget_s
         self._names = {str(p.address): p.name for p in policy.peers}
@@ -494,6 +496,7 @@ class Speaker:
                     self._log.error(events.EXABGP_UNEXPECTED_ACK, ack="done" if ok else "error")
                     return
                 _cmd, fut = self._pending.popleft()
+                self._acked_at = time.monotonic()
                 if not fut.done():
                     fut.set_result(ok)
             case messages.StateEvent(peer=addr, state=state, reason=reason):
@@ -769,8 +772,8 @@ class Speaker:
         return fut
 
     async def _send(self, conn: _Conn, batch: Sequence[commands.Command]) -> list[bool]:
-        """Write ``batch`` in one go and wait for its ACKs, in order. A missing ACK after ``ack_timeout_s``
-        means ExaBGP is wedged: it is restarted and the batch counts as failed."""
+        """Write ``batch`` in one go and wait for its ACKs, in order. No ACK for ``ack_timeout_s`` means
+        ExaBGP is wedged (:meth:`_acks`): it is restarted and the batch counts as failed."""
         if not batch:
             return []
         data = commands.wire([cmd.line for cmd in batch])  # SpeakerError before anything is written
@@ -785,7 +788,7 @@ class Speaker:
         conn.writer.write(data)
         try:
             await conn.writer.drain()
-            await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self._ack_timeout_s)
+            await self._acks(asyncio.gather(*futures, return_exceptions=True))
         except ConnectionError as e:
             self._lost(conn, f"write failed: {e}")
         except TimeoutError:
@@ -800,6 +803,18 @@ class Speaker:
             if self._supervisor is not None:  # wedged: SIGTERM may never be handled; GR keeps the routes
                 self._supervisor.signal_child(signal.SIGKILL)
         return [f.done() and not f.cancelled() and f.exception() is None and f.result() for f in futures]
+
+    async def _acks(self, batch: asyncio.Future[list[bool | BaseException]]) -> None:
+        """Wait for a batch's ACKs. ExaBGP is wedged when no ACK at all comes for ``ack_timeout_s``
+        (TimeoutError, the batch cancelled); a long batch that keeps being acknowledged is not: the first
+        announcement of 64,000 routes (the scale lab, docs/benchmarks.md) takes ExaBGP a minute."""
+        start = time.monotonic()
+        while not batch.done():
+            left = max(start, self._acked_at) + self._ack_timeout_s - time.monotonic()
+            if left <= 0:
+                batch.cancel()
+                raise TimeoutError
+            await asyncio.wait((batch,), timeout=left)
 
     # ---------------------------------------------------------------------------------- reconcile
 

@@ -1,0 +1,52 @@
+"""plan() at the scale lab's size (bgpctl_lab/scale.py: 1,000 prefixes, 16 edge peers, 64 paths): a region
+failure's withdrawals each name the path they stood for, and planning them is not quadratic in the prefixes
+(one lookup per withdrawal over every service's prefixes made this plan take 125 s; bench/bench_scale.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bgpctl.core.plan import plan
+from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey, Plan
+from bgpctl.policy.load import load_policy
+from bgpctl.policy.model import Policy
+from bgpctl_lab import scale
+
+CPU_BOUND_S = 15.0  # CPU seconds (process time, so a loaded machine does not count): ~1 s measured, 60+ s before
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Policy:
+    d = tmp_path_factory.mktemp("scale-policy")
+    scale.write(d, scale.render(scale.Size()))
+    return load_policy(Path(d) / "policy.yaml")
+
+
+def _health(policy: Policy, bad: Health | None) -> dict[PathKey, PathHealth]:
+    keys = [PathKey(s, r, p) for s in policy.services for r, reg in policy.regions.items() for p in reg.paths]
+    return {k: PathHealth(bad if bad is not None and k.region == "use1" else Health.UP) for k in keys}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 10 s; bounded by CPU time below, not by the wall clock of a loaded machine
+def test_a_region_failure_at_scale_withdraws_every_use1_route_naming_its_path(full: Policy) -> None:
+    up = plan(full, _health(full, None), None, 0.0)
+    suspect = plan(full, _health(full, Health.SUSPECT), up, 100.0)
+    start = time.process_time()
+    down: Plan = plan(full, _health(full, Health.DOWN), suspect, 101.0)
+    cpu = time.process_time() - start
+    edges = set(scale.edge_names(scale.Size()))
+    withdrawals = [c for c in down.changes if c.kind is ChangeKind.WITHDRAW and c.peer in edges]
+    assert len(withdrawals) == len(edges) * 1000 * 2  # both use1 paths of every prefix, at every edge
+    ids = {1: "a", 2: "b"}  # path ids of use1's paths (policy order)
+    by_prefix = {str(p): name for name, s in full.services.items() for p in s.prefixes}
+    for c in withdrawals:
+        assert c.why == f"{by_prefix[c.key.prefix]}/use1/{ids[c.key.path_id]} down: withdrawn", c
+    # the agents' prefix to each use1 TGW follows the first service's path through it
+    to_tgws = sorted((c.peer, c.why) for c in down.changes if c.peer not in edges)
+    assert to_tgws == [(f"tgw-use1{x}", f"svc01/use1/{x} down: withdrawn") for x in "ab"]
+    assert down.deferred == ()
+    assert cpu < CPU_BOUND_S, f"the failover's plan took {cpu:.1f} CPU seconds"
