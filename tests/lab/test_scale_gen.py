@@ -257,6 +257,7 @@ def test_fib_problems_name_how_many_prefixes_are_not_there() -> None:
     assert bench_scale.fib_problems({"198.19.0.0/27": ("198.18.1.13",)}, want=want, away=AWAY) == []
 
 
+@pytest.mark.lab  # root and a network namespace: not the developer tier
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root (a throw-away netns)")
 def test_the_parser_reads_what_this_iproute2_prints(tmp_path: Path) -> None:
     """The real ``ip -ts monitor route`` in a throw-away network namespace (``unshare --net``, never the
