@@ -499,6 +499,13 @@ def _overrides(c: _Ctx, data: dict[str, object]) -> Found:
             yield c.at(
                 ["overrides", "pin", service], f"unknown region '{rname}'", _hint_known(rname, regions, "regions")
             )
+    yield from _override_weights(c, data, ov)
+
+
+def _override_weights(c: _Ctx, data: dict[str, object], ov: dict[str, object]) -> Found:
+    """``overrides.weights``: a service of the policy, with the rules of a service's own weights."""
+    regions = _names(data.get("regions"))
+    services = _names(data.get("services"))
     services_d = _dict(data.get("services")) or {}
     for service, weights in (_dict(ov.get("weights")) or {}).items():
         loc: list[str | int] = ["overrides", "weights", service]
