@@ -263,8 +263,24 @@ def _preferred(
     return []
 
 
-def _override_notes(policy: Policy, ov: Overrides) -> list[str]:
-    """What plan() says of the overrides in force: each drain, pin and weights, or why it is ignored."""
+def _weight_notes(policy: Policy, ov: Overrides) -> list[str]:
+    """What plan() says of ``overrides.weights``: each service's split, or why it is ignored."""
+    notes: list[str] = []
+    for svc_name, weights in ov.weights.items():
+        svc = policy.services.get(svc_name)
+        if svc is None or svc.mode is not Mode.ACTIVE_ACTIVE:
+            notes.append(f"weights: service {svc_name} is not an active-active service of the policy; ignored")
+        else:
+            notes.append(f"weights: {svc_name} split {' '.join(f'{r}={w}' for r, w in weights.items())}")
+    return notes
+
+
+def path_states(
+    policy: Policy, health: Mapping[PathKey, PathHealth], overrides: Overrides | None = None
+) -> tuple[dict[PathKey, PathState | None], list[str]]:
+    """The state of every (service, region, path) of the policy; None = not announced (UNKNOWN)."""
+    ov = policy.overrides if overrides is None else overrides
+    ids = path_ids(policy)
     notes: list[str] = []
     for d in ov.drain:
         where = (d.region if d.path is None else f"{d.region}/{d.path}") + (
@@ -281,22 +297,7 @@ def _override_notes(policy: Policy, ov: Overrides) -> list[str]:
     for svc_name in ov.pin:
         if svc_name not in policy.services:
             notes.append(f"pin: service {svc_name} is not in the policy; ignored")
-    for svc_name, weights in ov.weights.items():
-        svc = policy.services.get(svc_name)
-        if svc is None or svc.mode is not Mode.ACTIVE_ACTIVE:
-            notes.append(f"weights: service {svc_name} is not an active-active service of the policy; ignored")
-        else:
-            notes.append(f"weights: {svc_name} split {' '.join(f'{r}={w}' for r, w in weights.items())}")
-    return notes
-
-
-def path_states(
-    policy: Policy, health: Mapping[PathKey, PathHealth], overrides: Overrides | None = None
-) -> tuple[dict[PathKey, PathState | None], list[str]]:
-    """The state of every (service, region, path) of the policy; None = not announced (UNKNOWN)."""
-    ov = policy.overrides if overrides is None else overrides
-    ids = path_ids(policy)
-    notes = _override_notes(policy, ov)
+    notes += _weight_notes(policy, ov)
     states: dict[PathKey, PathState | None] = {}
     for name, service in policy.services.items():
         keys = _service_paths(policy, name)
