@@ -201,6 +201,10 @@ def test_80_20_is_on_every_hop_and_the_flows_split_within_the_binomial_bound(
         interval_s=0.2,
     )
     record_property("weighted_fib_s", took.elapsed_s)
+    record_property(
+        "hops",
+        {"edge_rib": edge_bgp_bandwidths(lab), "edge_zebra": edge_fib_weights(lab), "edge_kernel": kernel_weights(lab)},
+    )
     report = meter(lab)
     assert report.lost == 0, report.lost
     assert_split(report, WEIGHTS, record_property, "split_80_20")
