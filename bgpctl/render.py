@@ -20,13 +20,29 @@ from bgpctl.core.types import ChangeKind, Plan, Rib, RouteAttrs, RouteChange, Ro
 
 
 def attrs_to_dict(attrs: RouteAttrs) -> dict[str, object]:
-    return {
+    """The route's attributes; ``weight`` (the link-bandwidth weight) only when the route carries one."""
+    out: dict[str, object] = {
         "next_hop": attrs.next_hop,
         "as_path": list(attrs.as_path),
         "med": attrs.med,
         "communities": list(attrs.communities),
         "large_communities": list(attrs.large_communities),
     }
+    if attrs.weight is not None:
+        out["weight"] = attrs.weight
+    return out
+
+
+def attrs_from_dict(data: Mapping[str, Any]) -> RouteAttrs:
+    """The inverse of :func:`attrs_to_dict` (extra keys are ignored)."""
+    return RouteAttrs(
+        data["next_hop"],
+        tuple(data["as_path"]),
+        data.get("med"),
+        tuple(data.get("communities", ())),
+        tuple(data.get("large_communities", ())),
+        data.get("weight"),
+    )
 
 
 def change_to_dict(change: RouteChange) -> dict[str, object]:
@@ -47,13 +63,7 @@ def change_from_dict(data: Mapping[str, Any]) -> RouteChange:
     kind = ChangeKind(data["kind"])
     attrs = None
     if kind is ChangeKind.ANNOUNCE:
-        attrs = RouteAttrs(
-            data["next_hop"],
-            tuple(data["as_path"]),
-            data.get("med"),
-            tuple(data.get("communities", ())),
-            tuple(data.get("large_communities", ())),
-        )
+        attrs = attrs_from_dict(data)
     return RouteChange(data["peer"], kind, RouteKey(data["prefix"], data.get("path_id", 0)), attrs, data.get("why", ""))
 
 
@@ -87,13 +97,18 @@ def transition_to_dict(t: Transition) -> dict[str, object]:
 # text
 
 
+def weight_text(weight: int | None) -> list[str]:
+    """The link-bandwidth weight as it stands among the communities: ``["weight:80"]``, or nothing."""
+    return [] if weight is None else [f"weight:{weight}"]
+
+
 def communities_text(attrs: RouteAttrs, empty: str = "-") -> str:
-    """Standard then large communities, space-separated (``empty`` when there are none)."""
-    return " ".join([*attrs.communities, *attrs.large_communities]) or empty
+    """Standard then large communities, then the weight, space-separated (``empty`` when there are none)."""
+    return " ".join([*attrs.communities, *attrs.large_communities, *weight_text(attrs.weight)]) or empty
 
 
 def attrs_text(attrs: RouteAttrs) -> str:
-    """``nh NEXT_HOP as-path A B [med M] [comm C,..] [lcomm L,..]``."""
+    """``nh NEXT_HOP as-path A B [med M] [comm C,..] [lcomm L,..] [weight W]``."""
     text = f"nh {attrs.next_hop} as-path {' '.join(map(str, attrs.as_path))}"
     if attrs.med is not None:
         text += f" med {attrs.med}"
@@ -101,6 +116,8 @@ def attrs_text(attrs: RouteAttrs) -> str:
         text += f" comm {','.join(attrs.communities)}"
     if attrs.large_communities:
         text += f" lcomm {','.join(attrs.large_communities)}"
+    if attrs.weight is not None:
+        text += f" weight {attrs.weight}"
     return text
 
 

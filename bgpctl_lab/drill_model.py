@@ -34,6 +34,7 @@ from ruamel.yaml.error import YAMLError
 
 from bgpctl.control import protocol
 from bgpctl.errors import BgpctlError
+from bgpctl_lab.meter import MAX_FLOWS
 
 
 class _M(BaseModel):
@@ -50,7 +51,7 @@ class MeterSpec(_M):
     port: int = 9000
     fine: bool = Field(True, description="2 ms spacing: resolves gaps to ~2 ms")
     rate: int = 50
-    flows: Annotated[int, Field(ge=1, le=64)] = 4
+    flows: Annotated[int, Field(ge=1, le=MAX_FLOWS)] = 4
     seconds: Annotated[float, Field(gt=0, le=600)] = 30
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

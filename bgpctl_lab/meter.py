@@ -52,7 +52,7 @@ from bgpctl_lab.meter_socket import family_of, realtime, receive, sender_sockets
 FINE_SPACING_MS = 2.0
 DEFAULT_RATE_PPS = 50.0
 MAX_RATE_PPS = 1000.0
-MAX_FLOWS = 64
+MAX_FLOWS = 256  # a weighted split is judged on >= 100 flows (one socket each)
 MAX_SECONDS = 3600.0
 MAX_COUNT = 400_000  # the meter keeps every packet for its report: ~13 min in fine mode, 2 h at 50/s
 MAX_DRAIN_S = 5.0

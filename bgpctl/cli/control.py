@@ -1,5 +1,5 @@
 """``bgpctl status``, ``routes``, the runtime overrides (``drain``, ``undrain``, ``pin``, ``unpin``,
-``freeze``, ``thaw``) and ``reload``: ask the running daemon through its control socket.
+``freeze``, ``thaw``, ``weight``, ``unweight``) and ``reload``: ask the running daemon through its control socket.
 
 The socket is ``control.sock`` in the daemon's run directory: ``--run-dir DIR`` (environment
 ``BGPCTL_RUN_DIR``), else the run directory of ``--policy FILE`` (environment ``BGPCTL_POLICY``, default
@@ -276,6 +276,30 @@ def pin(*, daemon: Daemon, service: str, region: str, reason: str, for_: float |
 def unpin(*, daemon: Daemon, service: str, reason: str) -> None:
     """End SERVICE's runtime pin."""
     daemon.change("unpin", {"service": service, "reason": reason})
+
+
+@click.command("weight")
+@_where
+@click.argument("service", callback=_checked(overrides.name))
+@click.argument("weights", nargs=-1, required=True, metavar="REGION=WEIGHT...", callback=_checked(overrides.weights))
+@_reason(True)
+@_for
+def weight(*, daemon: Daemon, service: str, weights: dict[str, int], reason: str, for_: float | None) -> None:
+    """Split SERVICE between the regions by weight, e.g. use1=80 usw2=20 (each 0-1000, relative).
+
+    Every region is named; a region of weight 0 gets traffic only while no other is up. The edge splits
+    the flows by the link-bandwidth community; a region that is not preferred (degraded, down, drained)
+    gives its share to the others."""
+    daemon.change("weight", {"service": service, "weights": weights, "reason": reason, "for": for_})
+
+
+@click.command("unweight")
+@_where
+@click.argument("service", callback=_checked(overrides.name))
+@_reason(False)
+def unweight(*, daemon: Daemon, service: str, reason: str) -> None:
+    """End SERVICE's runtime weights: the policy's own weights (or an equal split) apply again."""
+    daemon.change("unweight", {"service": service, "reason": reason})
 
 
 @click.command("freeze")

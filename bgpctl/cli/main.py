@@ -72,6 +72,16 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "pin": Lazy("bgpctl.cli.control", "pin", "Prefer SERVICE only in REGION while it has an up path there."),
     "unpin": Lazy("bgpctl.cli.control", "unpin", "End SERVICE's runtime pin."),
+    "weight": Lazy(
+        "bgpctl.cli.control",
+        "weight",
+        "Split SERVICE between the regions by weight, e.g. use1=80 usw2=20 (each 0-1000, relative).",
+    ),
+    "unweight": Lazy(
+        "bgpctl.cli.control",
+        "unweight",
+        "End SERVICE's runtime weights: the policy's own weights (or an equal split) apply again.",
+    ),
     "freeze": Lazy(
         "bgpctl.cli.control",
         "freeze",

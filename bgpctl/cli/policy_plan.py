@@ -20,12 +20,19 @@ import jsonschema
 from bgpctl.cli.policy import policy
 from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.plan import ideal_rib, path_states, plan, route_order
-from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Reason, RouteAttrs
+from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Reason
 from bgpctl.errors import RefusedInput
 from bgpctl.inputfile import InputFileError, read_text
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import PathState, Policy
-from bgpctl.render import attrs_to_dict, change_from_dict, change_text, change_to_dict, communities_text
+from bgpctl.render import (
+    attrs_from_dict,
+    attrs_to_dict,
+    change_from_dict,
+    change_text,
+    change_to_dict,
+    communities_text,
+)
 
 MAX_STATS_BYTES = 1024 * 1024
 """A stats snapshot is refused above this size (one path's stats take about 150 bytes)."""
@@ -219,9 +226,7 @@ def render_report(report: Mapping[str, Any]) -> list[str]:
             continue
         rows = []
         for r in peer["routes"]:
-            attrs = RouteAttrs(
-                r["next_hop"], tuple(r["as_path"]), r["med"], tuple(r["communities"]), tuple(r["large_communities"])
-            )
+            attrs = attrs_from_dict(r)
             state = f"{r['state']} ({r['via']})" if r["state"] else "kept"
             rows.append(
                 [

@@ -12,7 +12,8 @@ Answer (same ``id``; ``null`` when the request had none or it could not be read)
 ``id`` (optional) is a string of at most :data:`MAX_ID_CHARS` characters or an integer; ``args``
 (optional) an object of the verb's arguments; a request may hold nothing else. A client may send several
 requests on one connection, one at a time. Verbs that change state (drain, undrain, pin, unpin,
-freeze, thaw, reload) take a ``reason`` argument and are logged with who asked (peer credentials) and why.
+freeze, thaw, weight, unweight, reload) take a ``reason`` argument and are logged with who asked (peer
+credentials) and why.
 Everything here is pure: the server and the client share it. docs/control.md is the reference.
 """
 
@@ -195,6 +196,22 @@ VERBS: dict[str, Verb] = {
         changes_state=True,
     ),
     "unpin": Verb("unpin", "end a service's runtime pin", {"service": _SERVICE}, changes_state=True),
+    "weight": Verb(
+        "weight",
+        "split an active-active service between the regions by weight (link bandwidth at the edge)",
+        {
+            "service": _SERVICE,
+            "weights": Arg(overrides.weights, 'each region\'s weight 0-1000, like {"use1": 80, "usw2": 20}', True),
+            "for": _FOR,
+        },
+        changes_state=True,
+    ),
+    "unweight": Verb(
+        "unweight",
+        "end a service's runtime weights (the policy's own apply again)",
+        {"service": _SERVICE},
+        changes_state=True,
+    ),
     "freeze": Verb("freeze", "announce nothing new: the routes stay as they are", {"for": _FOR}, changes_state=True),
     "thaw": Verb("thaw", "end a runtime freeze", {}, changes_state=True),
     "reload": Verb(
@@ -204,7 +221,7 @@ VERBS: dict[str, Verb] = {
         changes_state=True,
     ),
 }
-OVERRIDE_VERBS = frozenset({"drain", "undrain", "pin", "unpin", "freeze", "thaw"})
+OVERRIDE_VERBS = frozenset({"drain", "undrain", "pin", "unpin", "freeze", "thaw", "weight", "unweight"})
 
 
 def check_args(verb: Verb, args: Any) -> dict[str, Any]:

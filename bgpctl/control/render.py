@@ -228,6 +228,8 @@ def _route_attrs(r: Mapping[str, Any]) -> str:
         text += f" comm {','.join(r['communities'])}"
     if r.get("large_communities"):
         text += f" lcomm {','.join(r['large_communities'])}"
+    if r.get("weight") is not None:
+        text += f" weight {r['weight']}"
     return text
 
 
@@ -268,6 +270,11 @@ def _rule_text(rule: Mapping[str, Any]) -> str:
     return text + (f" override {rule['override']}" if rule["override"] else "")
 
 
+def _weight(r: Mapping[str, Any]) -> list[str]:
+    # bgpctl.render.weight_text's form, without importing the planner into the light client
+    return [] if r.get("weight") is None else [f"weight:{r['weight']}"]
+
+
 def route_row(r: Mapping[str, Any]) -> list[str]:
     return [
         r["prefix"],
@@ -275,7 +282,7 @@ def route_row(r: Mapping[str, Any]) -> list[str]:
         r["next_hop"],
         " ".join(map(str, r["as_path"])),
         "-" if r["med"] is None else str(r["med"]),
-        " ".join([*r["communities"], *r["large_communities"]]) or "-",
+        " ".join([*r["communities"], *r["large_communities"], *_weight(r)]) or "-",
         r["status"],
         _rule_text(r["rule"]),
     ]

@@ -18,7 +18,7 @@ from typing import Any
 
 from bgpctl import events
 from bgpctl.control.protocol import MAX_DECISIONS, finite
-from bgpctl.core.plan import RouteSource, ideal_rib, path_states, route_order
+from bgpctl.core.plan import RouteSource, ideal_rib, path_states, route_order, service_weights
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Rib, RouteAttrs, Transition
 from bgpctl.policy.model import Mode, Overrides, PathState, PeerRole, Policy
 from bgpctl.render import attrs_to_dict, change_to_dict, transition_to_dict
@@ -157,6 +157,9 @@ def policy_overrides(ov: Overrides) -> list[dict[str, Any]]:
         out.append({"kind": "pin", "target": f"{service}:{region}"})
     if ov.freeze:
         out.append({"kind": "freeze", "target": "*"})
+    for service, weights in ov.weights.items():
+        split = " ".join(f"{r}={w}" for r, w in weights.items())
+        out.append({"kind": "weight", "target": f"{service} {split}", "weights": dict(weights)})
     return [{**o, "source": "policy", "by": None, "since": None, "expires": None, "reason": None} for o in out]
 
 
@@ -197,11 +200,17 @@ def state_reason(
             return f"preferred by override {override}"
         if service.mode is Mode.ACTIVE_STANDBY:
             return "up, best path of the first region of the service's order that has one (active-standby)"
+        weights = service_weights(policy, key.service, overrides)
+        if weights is not None:
+            return f"up, best path of its region (active-active, weight {weights.get(key.region, 0)})"
         return "up, best path of its region (active-active)"
     if override is not None and override.startswith("drain"):
         return f"up, standby by override {override}"
     if service.mode is Mode.ACTIVE_STANDBY:
         return "up, standby: an earlier region of the service's order is preferred (active-standby)"
+    weights = service_weights(policy, key.service, overrides)
+    if weights is not None and weights.get(key.region, 0) == 0:
+        return "up, standby: weight 0 while a region of weight above 0 is up"
     return "up, standby: a better path of its region (priority) is preferred"
 
 
@@ -283,6 +292,8 @@ def _override_of(policy: Policy, key: PathKey, overrides: Overrides | None = Non
             return f"drain {where}" + ("" if d.service is None else f" for {d.service}")
     if ov.pin.get(key.service) is not None:
         return f"pin {key.service}:{ov.pin[key.service]}"
+    if key.service in ov.weights:
+        return f"weight {key.service} " + " ".join(f"{r}={w}" for r, w in ov.weights[key.service].items())
     return None
 
 

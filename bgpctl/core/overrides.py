@@ -26,14 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from bgpctl.core.override_args import MAX_DURATION_S, drain_target, duration, name
+from bgpctl.core.override_args import MAX_DURATION_S, drain_target, duration, name, weights
 from bgpctl.core.plan import path_states
 from bgpctl.core.types import PathHealth
 from bgpctl.errors import RefusedInput
-from bgpctl.policy.model import Drain, Overrides, PathState, Policy
+from bgpctl.policy.model import Drain, Mode, Overrides, PathState, Policy
 
-Kind = Literal["drain", "pin", "freeze"]
-KINDS: tuple[Kind, ...] = ("drain", "pin", "freeze")
+Kind = Literal["drain", "pin", "freeze", "weight"]
+KINDS: tuple[Kind, ...] = ("drain", "pin", "freeze", "weight")
 MAX_OVERRIDES = 256
 
 
@@ -51,12 +51,13 @@ class RuntimeOverride:
     kind: Kind
     region: str | None = None  # drain, pin
     path: str | None = None  # drain of one path
-    service: str | None = None  # pin; drain of one service
+    service: str | None = None  # pin, weight; drain of one service
     by: Mapping[str, int] | None = None  # peer credentials: pid, uid, gid
     since: float = 0.0
     expires: float | None = None
     reason: str = ""
     returning: bool = False  # a drain kept after its undrain until the service's rise rules pass
+    weights: Mapping[str, int] | None = None  # weight: region -> weight
 
     @property
     def target(self) -> str:
@@ -64,13 +65,15 @@ class RuntimeOverride:
             return "*"
         if self.kind == "pin":
             return f"{self.service}:{self.region}"
+        if self.kind == "weight":
+            return f"{self.service} " + " ".join(f"{r}={w}" for r, w in (self.weights or {}).items())
         where = self.region if self.path is None else f"{self.region}/{self.path}"
         return f"{where}" if self.service is None else f"{where} for {self.service}"
 
     def same_target(self, other: RuntimeOverride) -> bool:
         if self.kind != other.kind:
             return False
-        if self.kind == "pin":
+        if self.kind in ("pin", "weight"):
             return self.service == other.service
         return (self.region, self.path, self.service) == (other.region, other.path, other.service)
 
@@ -85,7 +88,7 @@ class RuntimeOverride:
 
 
 Runtime = tuple[RuntimeOverride, ...]
-__all__ = ["MAX_DURATION_S", "drain_target", "duration", "name"]  # the argument checkers, re-exported
+__all__ = ["MAX_DURATION_S", "drain_target", "duration", "name", "weights"]  # the argument checkers, re-exported
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,7 +107,10 @@ def merged(policy_ov: Overrides, runtime: Sequence[RuntimeOverride]) -> Override
     ]
     pins = dict(policy_ov.pin) | {o.service: o.region for o in runtime if o.kind == "pin"}
     freeze = policy_ov.freeze or any(o.kind == "freeze" for o in runtime)
-    return Overrides.model_construct(drain=drains, pin=pins, freeze=freeze)  # type: ignore[arg-type]
+    weighted = dict(policy_ov.weights) | {
+        o.service: dict(o.weights) for o in runtime if o.kind == "weight" and o.service and o.weights
+    }
+    return Overrides.model_construct(drain=drains, pin=pins, freeze=freeze, weights=weighted)  # type: ignore[arg-type]
 
 
 def expire(runtime: Runtime, now: float, policy: Policy | None = None) -> tuple[Runtime, Runtime]:
@@ -197,12 +203,41 @@ def _check_pin(policy: Policy, o: RuntimeOverride) -> None:
         )
 
 
+def _check_weight(policy: Policy, o: RuntimeOverride) -> None:
+    """The rules of a service's ``weights`` in the policy (bgpctl.policy.xref), as refusals."""
+    assert o.service is not None and o.weights is not None
+    if o.service not in policy.services:
+        raise OverrideRefused(
+            f"service '{o.service}' is not in the policy", f"services: {', '.join(policy.services)}", unknown_name=True
+        )
+    if policy.services[o.service].mode is not Mode.ACTIVE_ACTIVE:
+        raise OverrideRefused(
+            f"service '{o.service}' is active-standby: weights are only for active-active services",
+            "an active-standby service sends all its traffic to one region: use pin or drain to move it",
+        )
+    unknown = [r for r in o.weights if r not in policy.regions]
+    if unknown:
+        raise OverrideRefused(
+            f"region '{unknown[0]}' is not in the policy", f"regions: {', '.join(policy.regions)}", unknown_name=True
+        )
+    missing = [r for r in policy.regions if r not in o.weights]
+    if missing:
+        raise OverrideRefused(
+            f"the weights leave out {', '.join(missing)}",
+            f"give every region a weight: {' '.join(f'{r}=N' for r in policy.regions)}",
+            unknown_name=True,
+        )
+
+
 def check_names(policy: Policy, o: RuntimeOverride) -> None:
-    """OverrideRefused (``unknown_name``) if ``o`` names a region, path or service ``policy`` does not have."""
+    """OverrideRefused (``unknown_name``) if ``o`` names a region, path or service ``policy`` does not have
+    (a weight override also: that its service is active-active and it weighs every region)."""
     if o.kind == "drain":
         _check_drain(policy, o)
     elif o.kind == "pin":
         _check_pin(policy, o)
+    elif o.kind == "weight":
+        _check_weight(policy, o)
 
 
 def preferred_left(
@@ -242,25 +277,26 @@ def apply(
         o = RuntimeOverride("pin", region=args.get("region"), service=args["service"])
     elif verb in ("freeze", "thaw"):
         o = RuntimeOverride("freeze")
+    elif verb in ("weight", "unweight"):
+        o = RuntimeOverride("weight", service=args["service"], weights=args.get("weights"))
     else:
-        raise OverrideRefused(f"'{verb}' is not an override verb", "drain, undrain, pin, unpin, freeze, thaw")
+        raise OverrideRefused(
+            f"'{verb}' is not an override verb", "drain, undrain, pin, unpin, freeze, thaw, weight, unweight"
+        )
     if verb == "undrain":
         return _undrain(
             policy, runtime, o, at_once=bool(args.get("now", False)), why=f"undrain ({reason})", by=by, now=now
         )
-    if verb in ("unpin", "thaw"):
+    if verb in ("unpin", "thaw", "unweight"):
         gone = tuple(x for x in runtime if x.same_target(o))
         if not gone:
             listed = ", ".join(x.target for x in runtime if x.kind == o.kind) or "none"
             raise OverrideRefused(
-                f"no runtime {o.kind} of {o.target if verb != 'unpin' else o.service} is in force",
+                f"no runtime {o.kind} of {o.target if verb not in ('unpin', 'unweight') else o.service} is in force",
                 f"runtime {o.kind}s in force: {listed} (the policy file's own overrides change with the file)",
             )
         return tuple(x for x in runtime if not x.same_target(o)), None, gone
-    if o.kind == "drain":
-        _check_drain(policy, o)
-    elif o.kind == "pin":
-        _check_pin(policy, o)
+    check_names(policy, o)
     rest = tuple(x for x in runtime if not x.same_target(o) and not o.covers(x))
     if len(rest) >= MAX_OVERRIDES:
         raise OverrideRefused(f"{MAX_OVERRIDES} runtime overrides are in force", "remove some first")
@@ -314,19 +350,29 @@ def _undrain(
 
 
 def to_json(o: RuntimeOverride) -> dict[str, Any]:
-    return {
-        "kind": o.kind,
-        "target": o.target,
-        "region": o.region,
-        "path": o.path,
-        "service": o.service,
-        "source": "runtime",
-        "by": dict(o.by) if o.by is not None else None,
-        "since": o.since,
-        "expires": o.expires,
-        "reason": o.reason,
-        "returning": o.returning,
-    }
+    """The override's one JSON shape; ``weights`` only in a weight override's."""
+    return _with_weights(
+        o,
+        {
+            "kind": o.kind,
+            "target": o.target,
+            "region": o.region,
+            "path": o.path,
+            "service": o.service,
+            "source": "runtime",
+            "by": dict(o.by) if o.by is not None else None,
+            "since": o.since,
+            "expires": o.expires,
+            "reason": o.reason,
+            "returning": o.returning,
+        },
+    )
+
+
+def _with_weights(o: RuntimeOverride, row: dict[str, Any]) -> dict[str, Any]:
+    if o.kind == "weight":
+        row["weights"] = dict(o.weights or {})
+    return row
 
 
 def status_row(o: RuntimeOverride) -> dict[str, Any]:
@@ -365,6 +411,16 @@ def from_json(obj: Any, where: str) -> RuntimeOverride:
         raise ValueError(f"{where}: a drain needs 'region'")
     if kind == "pin" and (region is None or service is None):
         raise ValueError(f"{where}: a pin needs 'service' and 'region'")
+    weighted: dict[str, int] | None = None
+    if kind == "weight":
+        if service is None:
+            raise ValueError(f"{where}: a weight needs 'service' and 'weights'")
+        try:
+            weighted = weights(obj.get("weights"))
+        except ValueError as e:
+            raise ValueError(f"{where}: 'weights' {e}") from None
+    elif "weights" in obj:
+        raise ValueError(f"{where}: only a weight override has 'weights'")
     by = obj.get("by")
     if by is not None and (
         not isinstance(by, dict)
@@ -390,6 +446,7 @@ def from_json(obj: Any, where: str) -> RuntimeOverride:
         expires=_time(obj.get("expires"), "expires", where, optional=True),
         reason=reason,
         returning=returning,
+        weights=weighted,
     )
 
 

@@ -11,6 +11,13 @@ Path state, per (service, region, path), from decide()'s health (a missing key i
   ``priority`` (ties: the policy's path order) is PREFERRED, the other UP paths STANDBY.
   active-standby: only the best UP path of the first region of ``order`` that has one is
   PREFERRED (regions missing from ``order`` follow it, in the policy's region order).
+* Weights (``services.X.weights``, or ``overrides.weights`` which replaces them per service): an
+  active-active service's routes to the edge carry their region's weight (rendered by the speaker as
+  the link-bandwidth extended community, so that the edge splits traffic in that ratio among the routes
+  it installs together). A region of weight 0 is not PREFERRED while a region of weight above 0 has an
+  UP path (its UP paths are STANDBY, as drained); its routes carry no weight. The share of a region
+  whose path is not PREFERRED (degraded, down, drained) goes to the others by itself: the edge only
+  splits among the routes it installs together, and plan() adds no state machine of its own.
 * Overrides: ``drain(region[, path])`` makes an UP path STANDBY (never withdrawn; the other UP
   paths of the region compete without it). ``pin(service -> region)`` makes that region's best
   undrained UP path the only PREFERRED one of the service while the region has one; otherwise the
@@ -180,14 +187,24 @@ def _find_peer(policy: Policy, name: str) -> Peer | None:
     return None
 
 
-def _attrs(policy: Policy, action: Announce, next_hop: object) -> RouteAttrs:
+def _attrs(policy: Policy, action: Announce, next_hop: object, weight: int | None = None) -> RouteAttrs:
     return RouteAttrs(
         next_hop=str(next_hop),
         as_path=(policy.speaker.local_as,) * (1 + action.prepend),
         med=action.med,
         communities=tuple(action.communities),
         large_communities=tuple(action.large_communities),
+        weight=weight or None,
     )
+
+
+def service_weights(policy: Policy, name: str, overrides: Overrides | None = None) -> Mapping[str, int] | None:
+    """The weights in force for service ``name``: the override's, else the service's own; None = equal."""
+    ov = policy.overrides if overrides is None else overrides
+    service = policy.services[name]
+    if service.mode is not Mode.ACTIVE_ACTIVE:
+        return None
+    return ov.weights.get(name, service.weights)
 
 
 def _preference(rank: int, attrs: RouteAttrs) -> tuple[int, int, int]:
@@ -232,12 +249,30 @@ def _preferred(
             group = [k for k in candidates if k.region == region]
             if group:
                 chosen.append(_best(policy, group, ids))
-        return chosen
+        weights = service_weights(policy, name, overrides)
+        weighted = [k for k in chosen if weights is None or weights.get(k.region, 0) > 0]
+        if weighted and len(weighted) < len(chosen):
+            notes.append(
+                f"weights: {name}: weight 0 in {', '.join(k.region for k in chosen if k not in weighted)}: standby"
+            )
+        return weighted or chosen
     for region in region_order(policy, service):
         group = [k for k in candidates if k.region == region]
         if group:
             return [_best(policy, group, ids)]
     return []
+
+
+def _weight_notes(policy: Policy, ov: Overrides) -> list[str]:
+    """What plan() says of ``overrides.weights``: each service's split, or why it is ignored."""
+    notes: list[str] = []
+    for svc_name, weights in ov.weights.items():
+        svc = policy.services.get(svc_name)
+        if svc is None or svc.mode is not Mode.ACTIVE_ACTIVE:
+            notes.append(f"weights: service {svc_name} is not an active-active service of the policy; ignored")
+        else:
+            notes.append(f"weights: {svc_name} split {' '.join(f'{r}={w}' for r, w in weights.items())}")
+    return notes
 
 
 def path_states(
@@ -262,6 +297,7 @@ def path_states(
     for svc_name in ov.pin:
         if svc_name not in policy.services:
             notes.append(f"pin: service {svc_name} is not in the policy; ignored")
+    notes += _weight_notes(policy, ov)
     states: dict[PathKey, PathState | None] = {}
     for name, service in policy.services.items():
         keys = _service_paths(policy, name)
@@ -299,10 +335,15 @@ class _Candidate:
 
 
 def _edge_candidates(
-    policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None], ids: Mapping[tuple[str, str], int]
+    policy: Policy,
+    peer: Peer,
+    states: Mapping[PathKey, PathState | None],
+    ids: Mapping[tuple[str, str], int],
+    overrides: Overrides,
 ) -> list[_Candidate]:
     out: list[_Candidate] = []
     for name, service in policy.services.items():
+        weights = service_weights(policy, name, overrides)
         for key in _service_paths(policy, name):
             state = states.get(key)
             if state is None:
@@ -310,7 +351,8 @@ def _edge_candidates(
             action = policy.actions.get(state, PeerRole.EDGE)
             if not isinstance(action, Announce):
                 continue
-            attrs = _attrs(policy, action, policy.regions[key.region].paths[key.path].next_hop)
+            weight = weights.get(key.region) if weights is not None else None
+            attrs = _attrs(policy, action, policy.regions[key.region].paths[key.path].next_hop, weight)
             for prefix in service.prefixes:
                 if _carries(peer, str(prefix)):
                     out.append(_Candidate(str(prefix), ids[(key.region, key.path)], attrs, RouteSource(key, state)))
@@ -363,13 +405,14 @@ def ideal_rib(
     add_path: AddPathState | None = None,
 ) -> Ideal:
     """The routes the health asks for, per peer, with the path and state behind each one."""
-    states, notes = path_states(policy, health, overrides)
+    ov = policy.overrides if overrides is None else overrides
+    states, notes = path_states(policy, health, ov)
     ids = path_ids(policy)
     routes: Rib = {}
     sources: dict[tuple[str, RouteKey], RouteSource] = {}
     for peer in policy.peers:
         if peer.role is PeerRole.EDGE:
-            candidates = _edge_candidates(policy, peer, states, ids)
+            candidates = _edge_candidates(policy, peer, states, ids, ov)
         else:
             candidates = _tgw_candidates(policy, peer, states, ids)
         best: dict[RouteKey, _Candidate] = {}
@@ -479,7 +522,7 @@ def _infer_rank(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> int | None
     """The state rank whose action produces ``attrs`` (routes of an earlier plan carry no state)."""
     for state, rank in STATE_RANK.items():
         action = policy.actions.get(state, role)
-        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop) == attrs:
+        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop, attrs.weight) == attrs:
             return rank
     return None
 

@@ -161,6 +161,7 @@ class RouteAttrs:
     med: int | None = None
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
+    weight: int | None = None  # the region's weight: the link-bandwidth extended community (edge routes only)
 
 
 class ChangeKind(enum.StrEnum):

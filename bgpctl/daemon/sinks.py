@@ -221,6 +221,7 @@ def override_counts(policy_overrides: Overrides, runtime: Runtime) -> dict[tuple
     counts["drain", "policy"] = len(policy_overrides.drain)
     counts["pin", "policy"] = len(policy_overrides.pin)
     counts["freeze", "policy"] = int(policy_overrides.freeze)
+    counts["weight", "policy"] = len(policy_overrides.weights)
     for o in runtime:
         counts[o.kind, "runtime"] += 1
     return counts

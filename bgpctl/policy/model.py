@@ -414,12 +414,24 @@ class Mode(enum.StrEnum):
     ACTIVE_STANDBY = "active-standby"
 
 
+MAX_WEIGHT = 1000
+"""The largest weight of a region: its link bandwidth (weight x 1 Mbit/s) stays exact in BGP's 32-bit float."""
+Weight = Annotated[int, Field(ge=0, le=MAX_WEIGHT)]
+Weights = dict[Name, Weight]
+"""Region -> share of a service's traffic (relative: 80/20, 95/5 and 4/1 are what they say)."""
+
+
 class Service(_Model):
     description: str = ""
     prefixes: list[IPNetworkField] = Field(min_length=1)
     sla: Name
     mode: Mode = Mode.ACTIVE_ACTIVE
     order: list[Name] = Field(default_factory=list, description="active-standby: regions, most preferred first")
+    weights: Weights | None = Field(
+        None,
+        description="active-active: each region's share of the traffic (0-1000, relative), sent to the edge as "
+        "the BGP link-bandwidth extended community; omit for an equal split",
+    )
     probe: ProbeSettings
 
 
@@ -549,6 +561,9 @@ class Overrides(_Model):
     drain: list[Drain] = Field(default_factory=list, description="treat as standby: de-prefer, keep routes")
     pin: dict[Name, Name] = Field(default_factory=dict, description="service -> region preferred while not down")
     freeze: bool = Field(False, description="announce nothing new: the current routes stay as they are")
+    weights: dict[Name, Weights] = Field(
+        default_factory=dict, description="service -> region weights used instead of the service's own"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -335,6 +335,10 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
             seen.append((net, f"{render_path(loc)} ({net})"))
             yield from _family_problems(c, data, loc, net, PeerRole.EDGE)
         yield from _order(c, svc, base, regions)
+        if "weights" in svc:
+            yield from _weights(
+                c, svc.get("mode", Mode.ACTIVE_ACTIVE.value), svc["weights"], [*base, "weights"], regions
+            )
         probe = _dict(svc.get("probe"))
         targets = _dict(probe.get("targets")) if probe else None
         if targets is not None and regions is not None:
@@ -386,6 +390,37 @@ def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list
             [*base, "order"],
             f"order leaves out {', '.join(repr(m) for m in missing)}",
             "list every region once, most preferred first",
+        )
+
+
+def _weights(c: _Ctx, mode: object, raw: object, loc: list[str | int], regions: list[str] | None) -> Found:
+    """A service's weights (or an override's): active-active only, every region once, not all zero."""
+    weights = _dict(raw)
+    if weights is None or mode not in _MODES:
+        return
+    if mode == Mode.ACTIVE_STANDBY:
+        yield c.at(
+            loc,
+            "'weights' are only for active-active services",
+            "an active-standby service sends all its traffic to one region: remove weights, or set mode: active-active",
+        )
+        return
+    if regions is None:
+        return
+    for rname in weights:
+        if _name(rname) is not None and rname not in regions:
+            yield c.at([*loc, rname], f"unknown region '{rname}'", _hint_known(rname, regions, "regions"))
+    missing = [r for r in regions if r not in weights]
+    if missing:
+        yield c.at(
+            loc,
+            f"weights leave out {', '.join(repr(m) for m in missing)}",
+            "give every region a weight; 0 sends it nothing while a region of weight above 0 is up",
+        )
+    values = [v for v in weights.values() if isinstance(v, int) and not isinstance(v, bool)]
+    if len(values) == len(weights) and values and all(v == 0 for v in values):
+        yield c.at(
+            loc, "every weight is 0", "give at least one region a weight above 0; weights are relative, like 80 and 20"
         )
 
 
@@ -461,6 +496,22 @@ def _overrides(c: _Ctx, data: dict[str, object]) -> Found:
             yield c.at(
                 ["overrides", "pin", service], f"unknown region '{rname}'", _hint_known(rname, regions, "regions")
             )
+    yield from _override_weights(c, data, ov)
+
+
+def _override_weights(c: _Ctx, data: dict[str, object], ov: dict[str, object]) -> Found:
+    """``overrides.weights``: a service of the policy, with the rules of a service's own weights."""
+    regions = _names(data.get("regions"))
+    services = _names(data.get("services"))
+    services_d = _dict(data.get("services")) or {}
+    for service, weights in (_dict(ov.get("weights")) or {}).items():
+        loc: list[str | int] = ["overrides", "weights", service]
+        svc = _dict(services_d.get(service)) if _name(service) is not None else None
+        if svc is None:
+            if _name(service) is not None and services is not None:
+                yield c.at(loc, f"unknown service '{service}'", _hint_known(service, services, "services"))
+            continue
+        yield from _weights(c, svc.get("mode", Mode.ACTIVE_ACTIVE.value), weights, loc, regions)
 
 
 def _signals(c: _Ctx, data: dict[str, object]) -> Found:

@@ -344,7 +344,7 @@ CASES: list[Case] = [
             ("--rate", "0", "0.0 is not in the range 1<=x<=1000.0"),
             ("--seconds", "inf", "inf is not in the range 0<x<=3600.0"),
             ("--seconds", "nan", "'nan' is not a finite number (0<x<=3600.0)"),
-            ("--flows", "0", "0 is not in the range 1<=x<=64"),
+            ("--flows", "0", "0 is not in the range 1<=x<=256"),
             ("--count", "0", "0 is not in the range 1<=x<=400000"),
             ("--port", "70000", "70000 is not in the range 1<=x<=65535"),
             ("--drain", "-1", "-1.0 is not in the range 0<=x<=5.0"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -80,6 +81,12 @@ BAD_VALUES: list[tuple[str, RouteAttrs, str]] = [
     ("next hop with a scope id", _attrs(next_hop="198.18.1.11%eth0"), "is not an IP address"),
     ("MED of 2^32", _attrs(med=2**32), "MED 4294967296 is not 0..4294967295"),
     ("ASN 0 in the path", _attrs(as_path=(65000, 0)), "holds an ASN outside"),
+    ("weight 0 (FRR reads bandwidth 0 as none)", _attrs(weight=0), "weight 0 is not 1..1000"),
+    ("negative weight", _attrs(weight=-80), "weight -80 is not 1..1000"),
+    ("weight past 1000 (inexact as a float)", _attrs(weight=1001), "weight 1001 is not 1..1000"),
+    ("weight as text carrying a command", _attrs(weight="80 ]\nneighbor 198.18.1.1 teardown 2"), "is not 1..1000"),
+    ("weight as a boolean", _attrs(weight=True), "weight True is not 1..1000"),
+    ("weight as a float", _attrs(weight=80.5), "weight 80.5 is not 1..1000"),
 ]
 
 
@@ -304,3 +311,33 @@ def test_withdraw_render_of_every_change_kind_goes_through_the_guard() -> None:
     change = RouteChange("edge", ChangeKind.WITHDRAW, KEY, None)
     cmd = commands.render(POLICY, change, GOOD)
     assert commands.wire_line(cmd.line) == cmd.line.encode() + b"\n"
+
+
+# ------------------------------------------------------------------------------- link bandwidth
+
+
+@pytest.mark.parametrize(
+    ("local_as", "weight", "token"),
+    [
+        (65000, 80, "bandwidth:65000:10000000"),
+        (65000, 1, "bandwidth:65000:125000"),
+        (65000, 1000, "bandwidth:65000:125000000"),
+        (4200000000, 20, "bandwidth:23456:2500000"),  # a 4-octet AS: AS_TRANS in the 2-octet field
+    ],
+)
+def test_link_bandwidth_token(local_as: int, weight: int, token: str) -> None:
+    assert commands.link_bandwidth(local_as, weight) == token
+
+
+def test_weighted_route_renders_the_link_bandwidth_community() -> None:
+    line = commands.announce_line(POLICY, "edge", KEY, _attrs(weight=80))
+    assert line == GOOD_LINE.replace(" origin igp", " extended-community [ bandwidth:65000:10000000 ] origin igp")
+
+
+@given(st.integers(min_value=1, max_value=1000))
+@settings(deadline=PER_EXAMPLE, max_examples=200)
+def test_every_weight_is_exact_in_the_communitys_float(weight: int) -> None:
+    """What ExaBGP packs (``struct.pack('!f', n)``) reads back as the same integer: the ratio FRR sees is
+    the weights' ratio exactly."""
+    bps = int(commands.link_bandwidth(65000, weight).rsplit(":", 1)[1])
+    assert struct.unpack("!f", struct.pack("!f", bps))[0] == bps == weight * commands.LINK_BANDWIDTH_UNIT

@@ -1,6 +1,6 @@
-"""Bad override requests (drain, undrain, pin, unpin, freeze, thaw) on the daemon's control socket: each gets
-one clear error answer (code, message naming the argument, a hint), and nothing changes: the controller's
-runtime overrides stay empty and no overrides.json appears in the run directory.
+"""Bad override requests (drain, undrain, pin, unpin, freeze, thaw, weight, unweight) on the daemon's control
+socket: each gets one clear error answer (code, message naming the argument, a hint), and nothing changes: the
+controller's runtime overrides stay empty and no overrides.json appears in the run directory.
 
 The server is the daemon's (ControlServer, Dispatcher, the daemon's handlers and its OverrideDesk over a
 real Controller judged from samples) on a real Unix socket.
@@ -66,6 +66,90 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("thaw nothing frozen", _req("thaw", reason=WHY), "refused", "no runtime freeze"),
     ("freeze with a region", _req("freeze", reason=WHY, region="use1"), "bad_args", "'region'"),
     ("thaw without reason", _req("thaw"), "bad_args", "'reason' is required"),
+    ("weight without weights", _req("weight", service="media", reason=WHY), "bad_args", "'weights' is required"),
+    ("weight without service", _req("weight", weights={"use1": 1, "usw2": 1}, reason=WHY), "bad_args", "'service'"),
+    ("weight without reason", _req("weight", service="media", weights={"use1": 1, "usw2": 1}), "bad_args", "reason"),
+    ("weight weights a list", _req("weight", service="media", weights=[80, 20], reason=WHY), "bad_args", "weights"),
+    ("weight weights empty", _req("weight", service="media", weights={}, reason=WHY), "bad_args", "'weights'"),
+    (
+        "weight negative",
+        _req("weight", service="media", weights={"use1": -80, "usw2": 20}, reason=WHY),
+        "bad_args",
+        "weight of use1 must be a whole number 0-1000",
+    ),
+    (
+        "weight past 1000",
+        _req("weight", service="media", weights={"use1": 8000, "usw2": 20}, reason=WHY),
+        "bad_args",
+        "0-1000",
+    ),
+    (
+        "weight fractional",
+        _req("weight", service="media", weights={"use1": 80.5, "usw2": 19.5}, reason=WHY),
+        "bad_args",
+        "whole number",
+    ),
+    (
+        "weight as text",
+        _req("weight", service="media", weights={"use1": "80", "usw2": "20"}, reason=WHY),
+        "bad_args",
+        "whole number",
+    ),
+    (
+        "weight a boolean",
+        _req("weight", service="media", weights={"use1": True, "usw2": 20}, reason=WHY),
+        "bad_args",
+        "whole number",
+    ),
+    (
+        "weight all zero",
+        _req("weight", service="media", weights={"use1": 0, "usw2": 0}, reason=WHY),
+        "bad_args",
+        "every region weight 0",
+    ),
+    (
+        "weight region not a name",
+        _req("weight", service="media", weights={"USE1 ]": 80, "usw2": 20}, reason=WHY),
+        "bad_args",
+        "region name",
+    ),
+    (
+        "weight unknown region",
+        _req("weight", service="media", weights={"euc1": 80, "usw2": 20}, reason=WHY),
+        "bad_args",
+        "'euc1' is not in the policy",
+    ),
+    (
+        "weight leaves a region out",
+        _req("weight", service="media", weights={"use1": 100}, reason=WHY),
+        "bad_args",
+        "leave out usw2",
+    ),
+    (
+        "weight unknown service",
+        _req("weight", service="chat", weights={"use1": 80, "usw2": 20}, reason=WHY),
+        "bad_args",
+        "'chat'",
+    ),
+    (
+        "weight active-standby service",
+        _req("weight", service="api", weights={"use1": 80, "usw2": 20}, reason=WHY),
+        "refused",
+        "only for active-active",
+    ),
+    (
+        "weight for a year",
+        _req("weight", service="media", weights={"use1": 80, "usw2": 20}, reason=WHY, **{"for": "365d"}),
+        "bad_args",
+        "30 days",
+    ),
+    ("unweight nothing weighted", _req("unweight", service="media", reason=WHY), "refused", "no runtime weight"),
+    (
+        "unweight with weights",
+        _req("unweight", service="media", weights={"use1": 1}, reason=WHY),
+        "bad_args",
+        "'weights'",
+    ),
 ]
 
 

@@ -99,3 +99,65 @@ def test_the_cli_verbs_exit_codes_and_outputs(tmp_path: Path) -> None:
             assert now.output.count(f"drain {region} for ") == 3  # the three holds removed
     assert j.controller.runtime == ()
     assert json.loads((tmp_path / overrides_store.FILE_NAME).read_text()) == {"version": 1, "overrides": []}
+
+
+def test_weight_over_the_socket_and_the_cli_shows_in_status_routes_and_on_disk(tmp_path: Path) -> None:
+    """``bgpctl weight media use1=80 usw2=20``: status lists it, routes carry each region's weight (the
+    link-bandwidth community's value) and the rule that made it, the file holds it, a restart has it;
+    use1=0 makes use1 standby; ``unweight`` ends it and the routes carry no weight again."""
+    tmp_path.chmod(0o700)
+    j = judge(lab_policy())
+    desk = OverrideDesk(j.controller, tmp_path, QUIET)
+    r = CliRunner()
+    where = ["--run-dir", str(tmp_path)]
+
+    steps = iter(range(1, 100))
+
+    def replan() -> None:  # the daemon's loop steps the controller after a change; so does this test
+        j.controller.step(j.now + next(steps) * 0.01)
+
+    def media_weights(routes: Mapping[str, Any]) -> dict[str, int | None]:
+        (edge,) = [p for p in routes["peers"] if p["peer"] == "edge"]
+        return {x["next_hop"]: x.get("weight") for x in edge["routes"] if x["prefix"] == "203.0.113.0/26"}
+
+    with serving(tmp_path, lambda: live_snapshot(j), desk=desk):
+        assert media_weights(client.call(tmp_path, "routes")) == {"198.18.1.11": None, "198.18.1.12": None}
+        bad = r.invoke(main.cli, ["weight", "media", "use1=80", "usw2=-20", "--reason", "x", *where])
+        assert bad.exit_code == 2 and "REGION=WEIGHT" in bad.output
+        out = r.invoke(main.cli, ["weight", "media", "use1=80", "usw2=20", "--reason", "CHG-7 canary", *where])
+        assert out.exit_code == 0, out.output
+        assert out.output.startswith("weight media use1=80 usw2=20 in force until removed (by uid ")
+        replan()
+        status = client.call(tmp_path, "status")
+        routes = client.call(tmp_path, "routes")
+        assert schema_errors("status", status) == [] and schema_errors("routes", routes) == []
+        (row,) = _runtime(status)
+        assert (
+            row["kind"] == "weight" and row["weights"] == {"use1": 80, "usw2": 20} and row["reason"] == "CHG-7 canary"
+        )
+        assert media_weights(routes) == {"198.18.1.11": 80, "198.18.1.12": 20}
+        (edge,) = [p for p in routes["peers"] if p["peer"] == "edge"]
+        media = [x for x in edge["routes"] if x["prefix"] == "203.0.113.0/26"]
+        assert all(x["rule"]["override"] == "weight media use1=80 usw2=20" for x in media), media
+        text = r.invoke(main.cli, ["routes", *where]).output
+        assert "weight:80" in text and "weight:20" in text
+        on_disk = json.loads((tmp_path / overrides_store.FILE_NAME).read_text())["overrides"]
+        assert [(o["kind"], o["weights"]) for o in on_disk] == [("weight", {"use1": 80, "usw2": 20})]
+        again = Controller(lab_policy(), {})
+        OverrideDesk(again, tmp_path, QUIET).load()
+        assert again.runtime == j.controller.runtime
+        # weight 0: use1's up path is standby while usw2 is up
+        zero = r.invoke(main.cli, ["weight", "media", "use1=0", "usw2=100", "--reason", "CHG-8", *where, "--json"])
+        assert zero.exit_code == 0, zero.output
+        replan()
+        paths = {p["path"]: p for p in client.call(tmp_path, "status")["paths"]}
+        assert paths["media/use1/interconnect"]["state"] == PathState.STANDBY.value
+        assert "weight 0" in paths["media/use1/interconnect"]["why"]
+        assert media_weights(client.call(tmp_path, "routes")) == {"198.18.1.11": None, "198.18.1.12": 100}
+        done = r.invoke(main.cli, ["unweight", "media", *where, "--json"])
+        assert done.exit_code == 0 and json.loads(done.output)["removed"][0]["weights"] == {"use1": 0, "usw2": 100}
+        replan()
+        assert media_weights(client.call(tmp_path, "routes")) == {"198.18.1.11": None, "198.18.1.12": None}
+        twice = r.invoke(main.cli, ["unweight", "media", *where])
+        assert twice.exit_code == 3 and "no runtime weight of media" in twice.output
+    assert j.controller.runtime == ()

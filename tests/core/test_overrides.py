@@ -277,6 +277,7 @@ def _sample() -> tuple[RuntimeOverride, ...]:
         RuntimeOverride("drain", region="use1", by=BY, since=100.0, expires=200.0, reason="CHG-1"),
         RuntimeOverride("pin", region="usw2", service="media", by=BY, since=101.0, reason="CHG-2"),
         RuntimeOverride("freeze", by=None, since=102.0, reason="CHG-3"),
+        RuntimeOverride("weight", service="media", weights={"use1": 95, "usw2": 5}, since=103.0, reason="CHG-4"),
     )
 
 
@@ -312,6 +313,23 @@ def test_a_symlinked_file_is_refused_and_never_followed(tmp_path: Path) -> None:
         ('{"version": 1, "overrides": [{"kind": "drain", "region": "../x", "since": 1}]}', "'region'"),
         ('{"version": 1, "overrides": [{"kind": "freeze", "since": "now"}]}', "'since'"),
         ('{"version": 1, "overrides": [{"kind": "freeze", "since": 1, "by": {"uid": "root"}}]}', "'by'"),
+        ('{"version": 1, "overrides": [{"kind": "weight", "since": 1, "weights": {"use1": 1}}]}', "needs 'service'"),
+        ('{"version": 1, "overrides": [{"kind": "weight", "service": "media", "since": 1}]}', "'weights'"),
+        (
+            '{"version": 1, "overrides": [{"kind": "weight", "service": "media", "since": 1, '
+            '"weights": {"use1": -1, "usw2": 5}}]}',
+            "weight of use1 must be a whole number 0-1000",
+        ),
+        (
+            '{"version": 1, "overrides": [{"kind": "weight", "service": "media", "since": 1, '
+            '"weights": {"use1": 0, "usw2": 0}}]}',
+            "every region weight 0",
+        ),
+        (
+            '{"version": 1, "overrides": [{"kind": "pin", "service": "media", "region": "use1", "since": 1, '
+            '"weights": {"use1": 1}}]}',
+            "only a weight override has 'weights'",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_naming_the_file_and_field(tmp_path: Path, text: str, word: str) -> None:
@@ -443,3 +461,44 @@ def test_a_replay_follows_the_recorded_overrides() -> None:
     assert recorded[-1].plan.desired == file_drain.desired != plain.desired
     assert recorded[0].plan.desired == plain_events[0].plan.desired  # before the line: as without it
     assert any("drain: up paths of use1 are standby" in n for n in recorded[-1].plan.notes)
+
+
+def test_a_runtime_weight_plans_like_the_policys_and_its_rules_refuse_what_the_policy_refuses() -> None:
+    """``weight`` is overrides.weights at run time: the edge routes carry the weights; weight 0 is standby
+    while the other region is up; an active-standby service, an unknown or missing region are refused."""
+    from bgpctl.core.override_args import MAX_WEIGHT  # noqa: PLC0415
+    from bgpctl.policy.model import MAX_WEIGHT as POLICY_MAX_WEIGHT  # noqa: PLC0415
+
+    assert MAX_WEIGHT == POLICY_MAX_WEIGHT  # the light checker and the policy model say the same
+    j = judge(lab_policy())
+    c = j.controller
+    args = {"service": "media", "weights": {"use1": 80, "usw2": 20}, "reason": "canary"}
+    runtime, made, _ = apply(c.policy, c.health, (), "weight", args, by=BY, now=j.now)
+    assert made is not None and made.target == "media use1=80 usw2=20"
+    assert merged(c.policy.overrides, runtime).weights == {"media": {"use1": 80, "usw2": 20}}
+    c.set_overrides(runtime)
+    step = c.step(j.now + 0.01)
+    assert step.plan is not None
+    media = {a.next_hop: a.weight for k, a in step.plan.desired["edge"].items() if k.prefix == "203.0.113.0/26"}
+    assert media == {"198.18.1.11": 80, "198.18.1.12": 20}
+    others = {a.weight for k, a in step.plan.desired["edge"].items() if k.prefix != "203.0.113.0/26"}
+    assert others == {None}
+    zero, _, _ = apply(
+        c.policy, c.health, runtime, "weight", {**args, "weights": {"use1": 0, "usw2": 1}}, by=BY, now=j.now
+    )
+    assert len(zero) == 1  # the same service: replaced
+    c.set_overrides(zero)
+    assert _states(c)["media/use1/interconnect"] is PathState.STANDBY
+    assert _states(c)["media/usw2/interconnect"] is PathState.PREFERRED
+    for bad, word in [
+        ({**args, "service": "api"}, "only for active-active"),
+        ({**args, "weights": {"use1": 80, "euc1": 20}}, "'euc1' is not in the policy"),
+        ({**args, "weights": {"use1": 80}}, "leave out usw2"),
+        ({**args, "service": "chat"}, "'chat' is not in the policy"),
+    ]:
+        with pytest.raises(OverrideRefused, match=word):
+            apply(c.policy, c.health, (), "weight", bad, by=BY, now=j.now)
+    with pytest.raises(OverrideRefused, match="no runtime weight of media"):
+        apply(c.policy, c.health, (), "unweight", {"service": "media"}, by=BY, now=j.now)
+    left, _, gone = apply(c.policy, c.health, zero, "unweight", {"service": "media"}, by=BY, now=j.now)
+    assert left == () and [o.kind for o in gone] == ["weight"]

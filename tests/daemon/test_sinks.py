@@ -103,11 +103,17 @@ def test_announced_routes_count_per_peer_and_zero_for_a_peer_holding_none() -> N
 
 
 def test_override_counts_cover_every_kind_and_source_from_the_file_and_at_runtime() -> None:
-    policy_ov = Overrides(drain=[Drain(region="use1"), Drain(region="usw2", path="interconnect")], pin={"api": "usw2"})
+    policy_ov = Overrides(
+        drain=[Drain(region="use1"), Drain(region="usw2", path="interconnect")],
+        pin={"api": "usw2"},
+        weights={"media": {"use1": 80, "usw2": 20}},
+    )
     j = judge(lab_policy())
     runtime, _, _ = apply(
         j.controller.policy, j.controller.health, (), "freeze", {"reason": "change window"}, by=BY, now=j.now
     )
+    weight = {"service": "signalling", "weights": {"use1": 95, "usw2": 5}, "reason": "canary"}
+    runtime, _, _ = apply(j.controller.policy, j.controller.health, runtime, "weight", weight, by=BY, now=j.now)
     assert override_counts(policy_ov, runtime) == {
         ("drain", "policy"): 2,
         ("drain", "runtime"): 0,
@@ -115,6 +121,8 @@ def test_override_counts_cover_every_kind_and_source_from_the_file_and_at_runtim
         ("pin", "runtime"): 0,
         ("freeze", "policy"): 0,
         ("freeze", "runtime"): 1,
+        ("weight", "policy"): 1,
+        ("weight", "runtime"): 1,
     }
     assert set(override_counts(Overrides(), ()).values()) == {0}
 

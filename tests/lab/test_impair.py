@@ -29,6 +29,7 @@ from pyroute2 import netns as pnetns
 
 from bgpctl.errors import LabError
 from bgpctl_lab import impair, nft, runner
+from bgpctl_lab.binomial import binomial_interval
 from bgpctl_lab.impair import Applied, Impairment
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import TopologyLab
@@ -193,29 +194,6 @@ def udp_stream(p: Pair, count: int, rate_pps: float, drain_s: float = 1.0) -> St
             if len(out.unique) == count and time.monotonic() > last + 0.2:
                 break
         return out
-
-
-def binomial_interval(n: int, p: float, alpha: float = 1e-6) -> tuple[int, int]:
-    """[lo, hi] with P(X < lo) <= alpha/2 and P(X > hi) <= alpha/2 for X ~ Binomial(n, p), exactly."""
-
-    def pmf(k: int) -> float:
-        return math.exp(
-            math.lgamma(n + 1)
-            - math.lgamma(k + 1)
-            - math.lgamma(n - k + 1)
-            + k * math.log(p)
-            + (n - k) * math.log1p(-p)
-        )
-
-    lo, acc = 0, 0.0
-    while acc + pmf(lo) <= alpha / 2:
-        acc += pmf(lo)
-        lo += 1
-    hi, acc = n, 0.0
-    while acc + pmf(hi) <= alpha / 2:
-        acc += pmf(hi)
-        hi -= 1
-    return lo, hi
 
 
 def ruleset(ns: str) -> str:
