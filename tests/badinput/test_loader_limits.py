@@ -28,7 +28,7 @@ from tests.badinput.support import BASE_POLICY, refused
 
 BASE = BASE_POLICY.read_text()
 BASE_LINES = len(BASE.splitlines())
-FAST_S = 1.0
+FAST_S = 1.0  # CPU seconds (process time: what the work costs, not how loaded the machine is)
 """A refusal by size, bomb or depth: measured 0.01-0.2 s; 1 s leaves room for a loaded machine."""
 
 
@@ -104,18 +104,18 @@ def test_a_file_over_the_size_cap_is_refused_before_parsing(tmp_path: Path) -> N
 
 def test_four_megabytes_of_comments_are_refused_in_well_under_a_second(tmp_path: Path) -> None:
     path = _write(tmp_path, BASE + "#\n" * (2 * 1024 * 1024))
-    began = time.monotonic()
+    began = time.process_time()
     assert "more than the 256 KiB" in _check(path)
-    assert time.monotonic() - began < FAST_S
+    assert time.process_time() - began < FAST_S
 
 
 def test_a_policy_full_of_comment_lines_up_to_the_cap_loads_quickly(tmp_path: Path) -> None:
     # 127 000 comment lines: the round-trip parser took 0.6 s per 64 Ki comment lines, twice over
     lines = (MAX_POLICY_BYTES - len(BASE.encode())) // 2 - 1
     path = _write(tmp_path, "#\n" * lines + BASE)
-    began = time.monotonic()
+    began = time.process_time()
     check_policy(path)
-    assert time.monotonic() - began < 2.5  # measured 0.2 s
+    assert time.process_time() - began < 2.5  # measured 0.2 s
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,9 +163,9 @@ def _laughs(levels: int, fan: int) -> str:
 @pytest.mark.parametrize(("levels", "fan"), [(9, 9), (30, 2), (3, 300)])
 def test_billion_laughs_is_refused_fast(tmp_path: Path, levels: int, fan: int) -> None:
     path = _write(tmp_path, _laughs(levels, fan))
-    began = time.monotonic()
+    began = time.process_time()
     assert f"more than {MAX_ALIASES} alias expansions" in _check(path)
-    assert time.monotonic() - began < FAST_S
+    assert time.process_time() - began < FAST_S
 
 
 def test_a_huge_flat_list_is_refused_at_the_value_limit(tmp_path: Path) -> None:
