@@ -112,11 +112,19 @@ def common(lab: Lab, report: DrillReport) -> None:
     assert converged_problems(lab) == []
 
 
-def test_the_lab_daemon_runs_its_installed_copy_of_the_lab_policy(controller_lab: Lab) -> None:
+def test_the_lab_daemon_runs_its_installed_copy_of_the_lab_policy_and_the_lab_serves_its_relay(
+    controller_lab: Lab,
+) -> None:
     policy = installed(controller_lab)
     assert policy.read_bytes() == LAB_POLICY.read_bytes()
-    source = ask(controller_lab, "status")["daemon"]["policy_source"]
+    status = ask(controller_lab, "status")
+    source = status["daemon"]["policy_source"]
     assert source["file"] == str(policy) and source["sha256"] == sha256(LAB_POLICY)
+    # the policy's `relay` signal is served by the lab (edge/signal-relay) and says nothing: no warning
+    (relay,) = [s for s in status["signals"] if s["name"] == "relay"]
+    assert relay["state"] == "fresh" and relay["marks"] == [], relay
+    ignored = [e for e in daemon_events(controller_lab) if e.get("event") == names.SIGNAL_IGNORED]
+    assert ignored == []
 
 
 def test_a_reviewed_med_change_reaches_the_edge_alone_without_a_session_reset_or_a_lost_packet(
