@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from bgpctl import events
 from bgpctl.control import client
 from bgpctl.core.recording import RecordingError, read_recording
+from bgpctl.errors import BgpctlError
 from bgpctl_lab import faults, runner
 from bgpctl_lab.drill_model import Action, Bounds, Check, Drill, DrillError, Op, PolicyOp, Sessions
 from bgpctl_lab.drill_series import FlowGap, flow_gaps, path_series
@@ -330,6 +331,10 @@ def _do(lab: Lab, op: Op, *, lifetime_s: float) -> OpResult:
     except client.ControlError as e:
         ok = op.control is not None and op.control.refused_ok and e.code is not None
         return OpResult(what=describe(op), ok=ok, error=str(e))
+    except BgpctlError as e:  # the policy file could not be replaced: the drill's finding, the cleanup goes on
+        if op.policy is None:
+            raise
+        return OpResult(what=describe(op), ok=False, error=str(e))
     return OpResult(what=describe(op), ok=True, answer=answer)
 
 

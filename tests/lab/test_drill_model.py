@@ -14,7 +14,7 @@ from bgpctl.control.reload import refusal_of_problems
 from bgpctl.core.reload import diff, restart_needed
 from bgpctl.errors import PolicyError
 from bgpctl.policy.load import check_policy_text, load_policy
-from bgpctl_lab.drill import ActionResult, moved_after, session_changes, session_problems
+from bgpctl_lab.drill import ActionResult, moved_after, refusal_problems, session_changes, session_problems
 from bgpctl_lab.drill_model import Drill, DrillError, load_drill
 from bgpctl_lab.route_watch import NextHops, changes, nexthops_of
 from bgpctl_lab.topology import drills_dir
@@ -467,3 +467,28 @@ def test_session_readings_count_resets_and_updates() -> None:
         "7 UPDATE(s) received from the peer > bound 0 (edge: 1, tgw-use1: 6)",
     ]
     assert session_problems(bounds, session_changes(before, before)) == []
+
+
+def test_an_expected_refusal_is_a_violation_when_applied_unmatched_or_unasked() -> None:
+    drill = load_drill("reload-broken", DRILLS)
+    line = (DRILLS / RELOAD_DRILLS["reload-broken"]).read_text().splitlines().index("    edge: { med: 150, prepnd: 1 }")
+    refused = (
+        "the daemon refused: reload refused, the daemon keeps running the old policy: 1 problem in /n/policy.yaml:\n"
+        f"/n/policy.yaml:{line + 1} actions.standby.edge.prepnd: unknown field 'prepnd' (did you mean 'prepend'?)"
+    )
+
+    def fault(error: str | None, code: str | None = "refused") -> ActionResult:
+        return ActionResult(
+            at_s=2, applied_s=2.0, what="control reload", error=error, error_code=code, refusal_expected=True
+        )
+
+    assert refusal_problems(drill, fault(refused), None) == []
+    assert refusal_problems(drill, fault(None, None), None) == [
+        "fault control reload was applied; the drill expects a refusal matching "
+        + repr(drill.fault.control.refused.match)  # type: ignore[union-attr]
+    ]
+    (unmatched,) = refusal_problems(drill, fault("the daemon refused: busy"), None)
+    assert unmatched.startswith("fault control reload: the refusal does not match")
+    (unasked,) = refusal_problems(drill, fault("no daemon listens on /x/control.sock", None), None)
+    assert unasked == "fault control reload: the daemon could not be asked: no daemon listens on /x/control.sock"
+    assert refusal_problems(load_drill("reload-good", DRILLS), fault(None, None), None) == []
