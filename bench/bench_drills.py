@@ -6,6 +6,7 @@ Run (root), from the repository root::
         --drills region-blackhole,interconnect-cut,region-loss,region-latency [--runs-for region-loss=3]
     .venv/bin/python -m bench.bench_drills --table-from bench/results/drills-A.json,bench/results/drills-B.json
     .venv/bin/python -m bench.bench_drills --modes controller --drills drain-undrain,restart,kill-9 --lab odbench
+    .venv/bin/python -m bench.bench_drills --modes controller --drills reload-good,reload-broken --lab rdbench
 
 For each mode it brings a lab up (``bd<pid>``), runs the drills in sequence, each ``--runs`` times
 (``--runs-for DRILL=N`` overrides one drill), and takes the lab down at the end of the mode, also on
@@ -64,6 +65,8 @@ class Run:
     judgements: dict[str, int] = field(default_factory=dict)  # the daemon's health changes by new state
     lost_worst_flow: int | None = None  # the most packets one flow (one call) lost
     fault_took_s: float | None = None  # carrying the fault out (a daemon restart waits for the stop)
+    session_resets: int | None = None  # BGP session resets the drill's `sessions` saw (None: not read)
+    updates: int | None = None  # UPDATEs the `sessions` nodes received from the peer (cr) during the drill
 
 
 @dataclass
@@ -105,6 +108,8 @@ def to_run(mode: str, drill: str, i: int, r: DrillReport, path: str) -> Run:
         judgements={h: sum(1 for d in r.decisions if d["new"] == h) for h in ("suspect", "down", "degraded")},
         lost_worst_flow=max((f.lost for f in r.meter.flows), default=0) if r.meter else None,
         fault_took_s=r.fault.took_s if r.fault else None,
+        session_resets=r.session_resets,
+        updates=r.updates,
     )
 
 
@@ -124,6 +129,11 @@ def table(runs: Sequence[Run], modes: Sequence[str], drills: Sequence[str]) -> s
     lines = [head, "|" + " --- |" * (len(modes) + 2)]
     measures: list[tuple[str, str, Any]] = [
         ("worst-flow interruption, ms", "{:.0f}", lambda r: r.interruption_ms),
+        (
+            "first expectation held after the fault, s",
+            "{:.2f}",
+            lambda r: next(iter(r.expect.values())) if r.expect else None,
+        ),
         ("edge route moved after the fault, s", "{:.2f}", lambda r: r.route_moved_after_s),
         (
             "last expectation held after the fault, s",
@@ -143,10 +153,15 @@ def table(runs: Sequence[Run], modes: Sequence[str], drills: Sequence[str]) -> s
             "{:.0f}",
             lambda r: r.judgements.get("down", 0) + r.judgements.get("suspect", 0) if r.mode == "controller" else None,
         ),
+        ("BGP session resets at the peers (sessions)", "{:.0f}", lambda r: r.session_resets),
+        ("UPDATEs from cr at the peers (sessions)", "{:.0f}", lambda r: r.updates),
         ("runs passed", "", None),
     ]
+    only_if_read = {"BGP session resets at the peers (sessions)", "UPDATEs from cr at the peers (sessions)"}
     for d in drills:
         for label, fmt, get in measures:
+            if label in only_if_read and all(get(r) is None for r in runs if r.drill == d):
+                continue  # the drill reads no sessions
             cells = []
             for m in modes:
                 rs = [r for r in runs if r.mode == m and r.drill == d]
@@ -257,9 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                             flush=True,
                         )
                         out_file.write_text(json.dumps(asdict(bench), indent=2))
-                restarted = [d for d in drills if any(o.daemon is not None for _, o in loaded[d].ops())]
-                if mode == "controller" and restarted:  # each start of the daemon begins a new recording
-                    print(f"== replay check skipped: {', '.join(restarted)} restarted the daemon", flush=True)
+                restarted = [
+                    d for d in drills if any(o.daemon is not None or o.policy is not None for _, o in loaded[d].ops())
+                ]
+                if mode == "controller" and restarted:  # a new recording at each start; another policy at a reload
+                    print(
+                        f"== replay check skipped: {', '.join(restarted)} restarted or reloaded the daemon", flush=True
+                    )
                 elif mode == "controller":  # the daemon's recording replays to the daemon's decisions
                     check = compare(lab, REPO / "policies" / "lab.yaml")
                     bench.replays.append({"mode": mode, **asdict(check)})

@@ -112,3 +112,4 @@ REFLECTOR_STOPPED: Final = "reflector.stopped"
 RESPONDER_READY: Final = "responder.ready"
 RESPONDER_SUMMARY: Final = "responder.summary"
 RECEIVER_READY: Final = "receiver.ready"  # bgpctl_lab.hook_receiver: the lab's webhook receiver listens
+RELAY_READY: Final = "relay.ready"  # bgpctl_lab.signal_relay: the lab's relay of health events serves

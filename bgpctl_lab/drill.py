@@ -17,6 +17,7 @@ one, the ``setup`` actions run before the steady-state checks, control actions g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -32,8 +33,9 @@ from pydantic import BaseModel, ConfigDict
 from bgpctl import events
 from bgpctl.control import client
 from bgpctl.core.recording import RecordingError, read_recording
+from bgpctl.errors import BgpctlError
 from bgpctl_lab import faults, runner
-from bgpctl_lab.drill_model import Action, Check, Drill, DrillError, Op
+from bgpctl_lab.drill_model import Action, Bounds, Check, Drill, DrillError, Op, PolicyOp, Sessions
 from bgpctl_lab.drill_series import FlowGap, flow_gaps, path_series
 from bgpctl_lab.impair import Impairment
 from bgpctl_lab.meter import run_meter
@@ -69,6 +71,8 @@ class ActionResult(BaseModel):
     in_force_s: float | None = None
     answer: dict[str, Any] | None = None  # a control request's result
     error: str | None = None  # a control request the daemon refused (or could not be asked)
+    error_code: str | None = None  # the daemon's code of the refusal (None: it could not be asked)
+    refusal_expected: bool = False  # the drill expects a refusal (``control.refused``)
 
 
 class OpResult(BaseModel):
@@ -104,6 +108,9 @@ class DrillReport(BaseModel):
     route_changes: int | None  # next-hop changes the watch saw (None: no watch)
     route_timeline: list[RouteChange]  # each change, at_s since the meter started
     route_moved_after_s: float | None  # first change after the fault, seconds after the fault
+    sessions: dict[str, dict[str, list[int]]] | None = None  # node -> counter -> [at the meter's start, at its end]
+    session_resets: int | None = None  # resets the `sessions` counters show (None: no `sessions`)
+    updates: int | None = None  # UPDATEs the `sessions` nodes received from the peer during the drill
     decisions: list[dict[str, Any]] = []  # the daemon's health changes during the drill (controller mode)
     # for a picture (bgpctl_lab.plot), all on the drill's timeline (seconds since the meter started):
     t0_unix: float | None = None  # realtime of the timeline's zero (None: the drill stopped at its steady checks)
@@ -164,6 +171,8 @@ def describe(action: Op) -> str:
     if action.daemon:
         d = action.daemon
         return f"daemon {d.action}" + (f" SIG{d.signal}" if d.signal else "")
+    if action.policy:
+        return "policy: the installed original" if action.policy.original else f"policy: {action.policy.file}"
     if action.link:
         return f"link {action.link.node}/{action.link.iface} {action.link.state}"
     if action.links:
@@ -202,6 +211,8 @@ def operate(lab: Lab, op: Op) -> dict[str, Any] | None:
     operation (None)."""
     if op.control is not None:
         return dict(client.call(runner.service_run_dir(lab, *DAEMON), op.control.verb, op.control.args))
+    if op.policy is not None:
+        return replace_policy(lab, op.policy)
     d = op.daemon
     assert d is not None
     if d.action == "restart":
@@ -214,6 +225,52 @@ def operate(lab: Lab, op: Op) -> dict[str, Any] | None:
         raise DrillError("daemon kill-9: no supervisor would start it again (the drill needs `supervisor`)")
     os.kill(pid, signal.SIGKILL if d.action == "kill-9" else getattr(signal, f"SIG{d.signal}"))
     return None
+
+
+def replace_policy(lab: Lab, op: PolicyOp) -> dict[str, Any]:
+    """Put ``op``'s policy (or the installed original) in place of the daemon's policy file, atomically (the
+    daemon reads it at the next reload); what was written: ``{"file": ..., "from": ..., "sha256": ...}``."""
+    target, original = runner.service_file(lab, *DAEMON, "--policy")
+    source = Path(op.file) if op.file is not None else original
+    if source is None:
+        raise DrillError(f"policy: the daemon's {target} is not installed by lab/services.yaml: nothing to restore")
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise DrillError(f"policy: cannot read {source}: {e.strerror}") from e
+    tmp = target.with_name(f".{target.name}.drill")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return {"file": str(target), "from": str(source), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def read_sessions(lab: Lab, sessions: Sessions) -> dict[str, dict[str, int]]:
+    """Per node: the session with ``sessions.peer`` as FRR counts it (established, dropped, UPDATEs received)."""
+    out = {}
+    for node in sessions.nodes:
+        data = lab.query_json(node, f"show bgp neighbors {sessions.peer} json")
+        n = data.get(sessions.peer) if isinstance(data, dict) else None
+        if not isinstance(n, dict) or "connectionsEstablished" not in n:
+            raise DrillError(f"sessions: {node} has no BGP session with {sessions.peer} (show bgp neighbors)")
+        out[node] = {
+            "established": int(n["connectionsEstablished"]),
+            "dropped": int(n["connectionsDropped"]),
+            "updates": int(n["messageStats"]["updatesRecv"]),
+        }
+    return out
+
+
+def session_changes(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> tuple[dict[str, dict[str, list[int]]], int, int]:
+    """The readings side by side, the resets (per node the larger move of established and dropped) and the
+    UPDATEs received, all nodes together."""
+    both = {node: {k: [v, after[node][k]] for k, v in counts.items()} for node, counts in before.items()}
+    resets = sum(
+        max(c["established"][1] - c["established"][0], c["dropped"][1] - c["dropped"][0]) for c in both.values()
+    )
+    updates = sum(c["updates"][1] - c["updates"][0] for c in both.values())
+    return both, resets, updates
 
 
 def apply(lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | None = None) -> dict[str, Any] | None:
@@ -254,11 +311,11 @@ def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[Action
     """Carry out ``action`` at its time on the drill's timeline; returns what was done and when (monotonic)."""
     _at(t0, action.at_s)
     when = time.monotonic()
-    answer, error, in_force = None, None, list[float]()
+    answer, error, code, in_force = None, None, None, list[float]()
     try:
         answer = apply(lab, action, lifetime_s=lifetime_s, in_force=in_force)
     except client.ControlError as e:  # a refusal is the drill's finding, not a crash of the drill
-        error = str(e)
+        error, code = str(e), e.code
     took = round(time.monotonic() - when, 3)
     result = ActionResult(
         at_s=action.at_s,
@@ -268,6 +325,8 @@ def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[Action
         in_force_s=round(in_force[0] - t0, 3) if in_force else None,
         answer=answer,
         error=error,
+        error_code=code,
+        refusal_expected=action.control is not None and action.control.refused is not None,
     )
     return result, when
 
@@ -279,6 +338,10 @@ def _do(lab: Lab, op: Op, *, lifetime_s: float) -> OpResult:
     except client.ControlError as e:
         ok = op.control is not None and op.control.refused_ok and e.code is not None
         return OpResult(what=describe(op), ok=ok, error=str(e))
+    except BgpctlError as e:  # the policy file could not be replaced: the drill's finding, the cleanup goes on
+        if op.policy is None:
+            raise
+        return OpResult(what=describe(op), ok=False, error=str(e))
     return OpResult(what=describe(op), ok=True, answer=answer)
 
 
@@ -365,6 +428,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
             meter_result["error"] = e
 
     thread = threading.Thread(target=meter, name=f"meter-{drill.name}", daemon=True)
+    sessions_before = read_sessions(lab, drill.sessions) if drill.sessions else None
     t0, t0_unix = time.monotonic(), time.time()
     watcher = (
         RouteWatcher(
@@ -379,6 +443,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
     recover: list[CheckResult] = []
     timeline: list[RouteChange] = []
     restored: float | None = None
+    sessions: tuple[dict[str, dict[str, list[int]]], int, int] | None = None
     try:
         try:
             since = t0
@@ -396,6 +461,8 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
             recover.append(r := _check(lab, c, mode, restored))
             progress(f"recover: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
         thread.join(timeout=drill.meter.seconds + 60)
+        if drill.sessions is not None and sessions_before is not None:
+            sessions = session_changes(sessions_before, read_sessions(lab, drill.sessions))
     finally:
         if watcher is not None:
             timeline = watcher.stop()
@@ -427,6 +494,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
         watch=watch,
         timeline=timeline,
         decisions=daemon_decisions(lab, started, t0_unix),
+        sessions=sessions,
     )
     paths, note = daemon_series(lab, t0_unix, t0_unix + end_s)
     return report.model_copy(
@@ -456,6 +524,7 @@ def _report(
     watch: dict[str, Any] | None = None,
     timeline: list[RouteChange] | None = None,
     decisions: list[dict[str, Any]] | None = None,
+    sessions: tuple[dict[str, dict[str, list[int]]], int, int] | None = None,
 ) -> DrillReport:
     expect, recover, timeline, decisions = expect or [], recover or [], timeline or [], decisions or []
     bounds = drill.bounds.get(mode)  # type: ignore[call-overload]
@@ -469,8 +538,9 @@ def _report(
     violations += [
         f"{phase} {a.what} was refused: {a.error}"
         for phase, a in (("fault", fault), ("restore", restore))
-        if a and a.error
+        if a and a.error and not a.refusal_expected
     ]
+    violations += refusal_problems(drill, fault, restore)
     violations += [
         f"{phase} check '{r.name}' held after {r.after_s:.2f} s, sooner than its not-before of "
         f"{r.not_before_s:g} s in mode {mode} (rise/dwell)"
@@ -528,6 +598,7 @@ def _report(
             f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
             f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)"
         )
+    violations += session_problems(bounds, sessions)
     for health, bound in (
         ("down", bounds.down_max if bounds else None),
         ("suspect", bounds.suspect_max if bounds else None),
@@ -557,11 +628,51 @@ def _report(
         route_changes=changes,
         route_timeline=timeline,
         route_moved_after_s=moved_after(fault, timeline),
+        sessions=sessions[0] if sessions else None,
+        session_resets=sessions[1] if sessions else None,
+        updates=sessions[2] if sessions else None,
         decisions=decisions,
         bounds=bounds.model_dump(exclude_none=True) if bounds else {},
         violations=violations,
         passed=not violations,
     )
+
+
+def session_problems(
+    bounds: Bounds | None, sessions: tuple[dict[str, dict[str, list[int]]], int, int] | None
+) -> list[str]:
+    """The ``sessions`` readings over their bounds (session resets, UPDATEs received)."""
+    if sessions is None or bounds is None:
+        return []
+    violations: list[str] = []
+    readings, resets, updates = sessions
+    if bounds.session_resets_max is not None and resets > bounds.session_resets_max:
+        moved = [
+            n
+            for n, c in readings.items()
+            if c["established"][0] != c["established"][1] or c["dropped"][0] != c["dropped"][1]
+        ]
+        violations.append(f"{resets} BGP session reset(s) > bound {bounds.session_resets_max} (at {', '.join(moved)})")
+    if bounds.updates_max is not None and updates > bounds.updates_max:
+        per = ", ".join(f"{n}: {c['updates'][1] - c['updates'][0]}" for n, c in readings.items())
+        violations.append(f"{updates} UPDATE(s) received from the peer > bound {bounds.updates_max} ({per})")
+    return violations
+
+
+def refusal_problems(drill: Drill, fault: ActionResult | None, restore: ActionResult | None) -> list[str]:
+    """The fault's or restore's expected refusal (``control.refused``) that did not come as expected."""
+    out = []
+    for phase, action, done in (("fault", drill.fault, fault), ("restore", drill.restore, restore)):
+        if action is None or done is None or action.control is None or action.control.refused is None:
+            continue
+        refused = action.control.refused
+        if done.error is None:
+            out.append(f"{phase} {done.what} was applied; the drill expects a refusal matching {refused.match!r}")
+        elif done.error_code is None:
+            out.append(f"{phase} {done.what}: the daemon could not be asked: {done.error}")
+        elif (problem := refused.problem(done.error)) is not None:
+            out.append(f"{phase} {done.what}: {problem}")
+    return out
 
 
 DAEMON_LOG = "daemon.log"
@@ -673,6 +784,11 @@ def summary(report: DrillReport) -> str:
             f"  routes   {report.route_changes} next-hop change(s) at {report.watch['node']} "
             f"(polled every {report.watch['interval_ms']:g} ms){moved}"
         )
+    if report.session_resets is not None and report.sessions is not None:
+        lines.append(
+            f"  sessions {report.session_resets} reset(s), {report.updates} UPDATE(s) received from the peer "
+            f"at {', '.join(report.sessions)}"
+        )
     for d in report.decisions[:8]:  # which rule fired
         lines.append(f"  daemon   {d['at_s']:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
     if len(report.decisions) > 8:
@@ -688,7 +804,8 @@ def _action_text(a: ActionResult) -> str:
     took = f" (took {a.took_s:.2f} s)" if a.took_s is not None and a.took_s >= 0.05 else ""
     if a.in_force_s is not None and a.in_force_s - a.applied_s >= 0.05:
         took += f" (first in force at {a.in_force_s:.2f} s)"
-    return f"{a.what} at {a.applied_s:.2f} s{took}" + (f": REFUSED {a.error}" if a.error else "")
+    refused = "refused as expected" if a.refusal_expected else "REFUSED"
+    return f"{a.what} at {a.applied_s:.2f} s{took}" + (f": {refused} {a.error}" if a.error else "")
 
 
 def to_json(report: DrillReport) -> str:

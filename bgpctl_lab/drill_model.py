@@ -20,15 +20,25 @@ daemon instead of FRR (``control: {verb: status}``, ``expect`` a JSON subset of 
 "an override set before the restart is still in force after it" is checked. ``setup`` actions run before
 the steady-state checks (so those check their effect) and ``cleanup`` actions after everything, also
 when a step failed.
+
+Reload drills: ``policy: {file: policies/NAME.yaml}`` replaces the daemon's policy file (the copy `lab up`
+installed in cr's node directory, lab/services.yaml) with a file named relative to the drill file, and
+``policy: {original: true}`` puts the installed one back; ``control: {verb: reload}`` then applies it. A
+control action may expect a refusal (``refused: {match: REGEX}``: the daemon must refuse, and its message
+must contain a match, e.g. the broken file's ``policy.yaml:LINE FIELD``). ``sessions`` reads the BGP
+sessions of a peer (cr) on FRR nodes at the meter's start and end (established/dropped counters, UPDATEs
+received), so a drill can demand "no session reset" and "at most N UPDATEs" (``session_resets_max``,
+``updates_max``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -183,16 +193,66 @@ class BgpClearFault(_M):
     peer: str
 
 
+class Refusal(_M):
+    """The daemon must refuse the request, with a message that contains a match of ``match`` (re.search)."""
+
+    match: str = Field(min_length=1, description="a regular expression the refusal's message must contain")
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a regular expression: {e}") from None
+        return v
+
+    def problem(self, message: str) -> str | None:
+        """None when ``message`` is the refusal expected, else what is wrong."""
+        if re.search(self.match, message):
+            return None
+        return f"the refusal does not match {self.match!r}: {message!r}"
+
+
 class ControlOp(_M):
     """A request to the daemon's control API (:func:`bgpctl.control.client.call`), e.g. a drain."""
 
     verb: str
     args: dict[str, Any] = Field(default_factory=dict, description="the verb's arguments; reason for a change")
     refused_ok: bool = Field(False, description="a refusal is fine (a cleanup that undoes what may already be undone)")
+    refused: Refusal | None = Field(None, description="the daemon must refuse it, saying this (a broken reload)")
 
     @model_validator(mode="after")
     def _args(self) -> ControlOp:
         _checked_args(self.verb, self.args, reason_needed=True)
+        if self.refused is not None and self.refused_ok:
+            raise ValueError("give refused (a refusal is expected) or refused_ok (either is fine), not both")
+        return self
+
+
+class PolicyOp(_M):
+    """Replace the daemon's policy file (cr's ``{node_dir}/policy.yaml``, lab/services.yaml ``install``) before a
+    ``control: {verb: reload}``: with ``file`` (relative to the drill file's directory), or with the file
+    ``lab up`` installed (``original: true``)."""
+
+    file: str | None = Field(None, description="a policy file, relative to the drill file")
+    original: bool = Field(False, description="the policy `lab up` installed (policies/lab.yaml)")
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        base = (info.context or {}).get("drill_dir")
+        path = Path(v) if base is None or Path(v).is_absolute() else Path(base) / v
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file: name a policy file relative to the drill file")
+        return str(path.resolve())
+
+    @model_validator(mode="after")
+    def _one(self) -> PolicyOp:
+        if (self.file is not None) == self.original:
+            raise ValueError("give file (a policy to reload) or original: true (the one `lab up` installed)")
         return self
 
 
@@ -219,7 +279,7 @@ class DaemonOp(_M):
         return self
 
 
-OPS = ("link", "links", "impair", "frr", "bgp_clear", "control", "daemon")
+OPS = ("link", "links", "impair", "frr", "bgp_clear", "control", "daemon", "policy")
 
 
 class Op(_M):
@@ -234,6 +294,7 @@ class Op(_M):
     bgp_clear: BgpClearFault | None = None
     control: ControlOp | None = None
     daemon: DaemonOp | None = None
+    policy: PolicyOp | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Op:
@@ -244,8 +305,8 @@ class Op(_M):
 
     @property
     def operates(self) -> bool:
-        """It talks to the daemon or acts on it: controller mode only."""
-        return self.control is not None or self.daemon is not None
+        """It talks to the daemon or acts on it (or its policy file): controller mode only."""
+        return self.control is not None or self.daemon is not None or self.policy is not None
 
 
 class Action(Op):
@@ -284,6 +345,12 @@ class Bounds(_M):
     suspect_max: Annotated[int, Field(ge=0)] | None = Field(
         None, description="the daemon's 'suspect' judgements during the drill (controller mode)"
     )
+    session_resets_max: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="BGP session resets seen by the drill's `sessions` (needs `sessions`)"
+    )
+    updates_max: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="UPDATE messages the `sessions` nodes received from the peer, all together (needs `sessions`)"
+    )
 
 
 class Watch(_M):
@@ -303,6 +370,22 @@ class Watch(_M):
         return self
 
 
+class Sessions(_M):
+    """Read the BGP session with ``peer`` on each FRR node of ``nodes`` (``show bgp neighbors PEER json``) at
+    the meter's start and end: connections established and dropped (a reset moves them) and UPDATEs received."""
+
+    nodes: Annotated[list[str], Field(min_length=1)]
+    peer: str = Field(description="the address of the speaker whose sessions are read (cr: 198.18.1.2)")
+
+    @field_validator("peer")
+    @classmethod
+    def _peer(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v))
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not an IP address ({e})") from None
+
+
 class Drill(_M):
     name: str
     description: str = ""
@@ -310,6 +393,7 @@ class Drill(_M):
     supervisor: Supervisor | None = None
     meter: MeterSpec
     watch: Watch | None = None
+    sessions: Sessions | None = None
     setup: list[Op] = Field(default_factory=list, description="done before the steady-state checks")
     steady: list[Check] = Field(default_factory=list)
     fault: Action | None = Field(None, description="none: the drill only measures (e.g. active-active)")
@@ -377,6 +461,13 @@ class Drill(_M):
             needs = [m for m, b in self.bounds.items() if getattr(b, field) is not None]
             if needs and self.watch is None:
                 raise ValueError(f"bounds.{needs[0]}.{field} needs a `watch` (node and prefixes to count)")
+        for field in ("session_resets_max", "updates_max"):
+            needs = [m for m, b in self.bounds.items() if getattr(b, field) is not None]
+            if needs and self.sessions is None:
+                raise ValueError(f"bounds.{needs[0]}.{field} needs `sessions` (the nodes and the peer to read)")
+        for where, o in self.ops():
+            if o.control is not None and o.control.refused is not None and not where.startswith(("fault", "restore")):
+                raise ValueError(f"{where}.control.refused: only the fault or the restore may expect a refusal")
         return self
 
 
@@ -398,7 +489,7 @@ def load_drill(name_or_path: str, drills: Path) -> Drill:
     except YAMLError as e:
         raise DrillError(f"{path}: not valid YAML: {e}") from e
     try:
-        return Drill.model_validate(data)
+        return Drill.model_validate(data, context={"drill_dir": path.parent})
     except ValidationError as e:
         raise DrillError(f"{path}: invalid drill: {describe_errors(e)}; see lab/drills/*.yaml for examples") from e
 

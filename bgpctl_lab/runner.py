@@ -384,10 +384,30 @@ def ensure_services(lab: Lab, services: dict[str, list[Service]], *, root: Path)
                     if p.node == node and p.tag in (tag, SUPERVISED_PREFIX + svc.name):
                         lab.kill_spawned(pid=p.pid, grace=20.0)
             elif (node, tag) not in running:
+                install_files(svc, root=root, node_dir=lab.node_dir(node))
                 argv = svc.resolved_argv(root=root, node_dir=lab.node_dir(node))
                 lab.spawn(node, argv, tag=tag, log_name=f"{svc.name}.log")
                 started.append(f"{node}/{svc.name}")
     return started
+
+
+def install_files(svc: Service, *, root: Path, node_dir: Path, replace: bool = False) -> list[Path]:
+    """Copy the service's ``install`` files into place (atomically); one already there is kept unless
+    ``replace``. Returns the files written."""
+    written = []
+    for source, dest in svc.resolved_install(root=root, node_dir=node_dir):
+        if dest.exists() and not replace:
+            continue
+        try:
+            data = source.read_bytes()
+        except OSError as e:
+            raise LabError(f"lab/services.yaml: {svc.name}: cannot install {source}: {e.strerror}") from e
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        written.append(dest)
+    return written
 
 
 def lab_services(lab: Lab) -> dict[str, list[Service]]:
@@ -408,6 +428,18 @@ def service_run_dir(lab: Lab, node: str = "cr", name: str = "daemon") -> Path:
     if value is None:
         raise LabError(f"lab/services.yaml: {node}/{name} has no --run-dir")
     return Path(value)
+
+
+def service_file(lab: Lab, node: str, name: str, flag: str) -> tuple[Path, Path | None]:
+    """The file the service is given with ``flag`` (the daemon's ``--policy``) and the file ``install`` copies
+    there (None: it is not an installed copy)."""
+    svc = service(lab_services(lab), node, name)
+    root, node_dir = lab.topology_file.parent, lab.node_dir(node)
+    value = option(svc.resolved_argv(root=root, node_dir=node_dir), flag)
+    if value is None:
+        raise LabError(f"lab/services.yaml: {node}/{name} has no {flag}")
+    sources = [src for src, dest in svc.resolved_install(root=root, node_dir=node_dir) if dest == Path(value)]
+    return Path(value), (sources[0] if sources else None)
 
 
 def _children(pid: int) -> list[int]:

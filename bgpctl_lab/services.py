@@ -11,7 +11,11 @@ On real containerlab, start them yourself in the nodes (``docker exec``), as lab
         argv: ["{python}", -m, bgpctl, lab, responder, --region, use1, --seconds, "86400"]
 
 Placeholders: ``{python}`` the interpreter bgpctl runs under, ``{root}`` the directory of the topology
-file, ``{node_dir}`` the node's run directory. ``modes`` limits a service to some lab modes (the
+file, ``{node_dir}`` the node's run directory. ``install`` copies files into place before the service's
+first start, as a package install puts its configuration in /etc: the daemon runs a copy of the lab's
+policy in its node directory (``{node_dir}/policy.yaml``), which a drill may replace and ``bgpctl reload``
+(docs/testing.md, "Operations drills"); a file already there is kept (a restart does not undo a change),
+``lab down`` removes it with the node directory. ``modes`` limits a service to some lab modes (the
 bgpctl daemon on cr runs only in ``controller`` mode); an ``up`` in another mode stops it. Every
 service is bounded by its own ``--seconds`` lifetime, or is the daemon, which ``down`` stops.
 
@@ -36,16 +40,40 @@ SUPERVISED_PREFIX = "supervised:"
 """The tag of a service run under :mod:`bgpctl_lab.supervise` (:func:`bgpctl_lab.runner.supervise_service`)."""
 
 
+def _resolved(value: str, *, root: Path, node_dir: Path) -> str:
+    values = {"python": sys.executable, "root": str(root), "node_dir": str(node_dir)}
+    return value.format_map(values) if "{" in value else value
+
+
+class Install(BaseModel):
+    """A file copied into place before the service's first start (``{from: SOURCE, to: PATH}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from", min_length=1, description="the file to copy ({root}/...)")
+    to: str = Field(min_length=1, description="where the service reads it ({node_dir}/...)")
+
+
 class Service(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     argv: list[str] = Field(min_length=1)
     modes: list[str] | None = Field(None, description="lab modes this service runs in (default: all)")
+    install: list[Install] = Field(default_factory=list, description="files copied into place before it starts")
 
     def resolved_argv(self, *, root: Path, node_dir: Path) -> list[str]:
-        values = {"python": sys.executable, "root": str(root), "node_dir": str(node_dir)}
-        return [a.format_map(values) if "{" in a else a for a in self.argv]
+        return [_resolved(a, root=root, node_dir=node_dir) for a in self.argv]
+
+    def resolved_install(self, *, root: Path, node_dir: Path) -> list[tuple[Path, Path]]:
+        """(source, destination) of each file to install."""
+        return [
+            (
+                Path(_resolved(i.source, root=root, node_dir=node_dir)),
+                Path(_resolved(i.to, root=root, node_dir=node_dir)),
+            )
+            for i in self.install
+        ]
 
     def runs_in(self, mode: str) -> bool:
         return self.modes is None or mode in self.modes

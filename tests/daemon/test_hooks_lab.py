@@ -47,7 +47,7 @@ pytestmark = pytest.mark.lab
 
 LAB_PREFIX = "hk"
 KEY = "lab-hook-key-0123456789"
-RECEIVER = "198.18.1.1:8080"  # the edge's address on the interconnect LAN: cr reaches it directly
+RECEIVER = "198.18.1.1:8081"  # the edge's address on the interconnect LAN (8080: the lab's signal relay)
 DEAD = "198.18.1.250:8080"  # nobody has this address: ARP fails, every attempt runs into its timeout
 BUDGETS = {
     "daemon_converged": 45.0,  # the replaced daemon's routes are on every FRR peer again

@@ -1,8 +1,7 @@
 """Policy reload of the running daemon in the reference lab (controller mode), checked at the real FRR edge.
 
-The lab's daemon runs policies/lab.yaml of the repository; reloads need a file to change, so the module stops
-it (SIGTERM: graceful restart keeps the routes at the peers) and starts the same command line on a copy in
-cr's node directory, recorded under the lab's daemon tag (``lab down`` stops it). Then:
+The lab's daemon runs its own copy of policies/lab.yaml, ``policy.yaml`` in cr's node directory, which
+``lab up`` installed (lab/services.yaml ``install``); the module changes that copy and reloads. Then:
 
 1. a broken policy: ``bgpctl reload`` exits 3 with FILE:LINE, the edge receives no UPDATE from cr, the
    daemon's route-change counter does not move, the daemon answers ``status`` (last reload refused);
@@ -12,7 +11,8 @@ cr's node directory, recorded under the lab's daemon tag (``lab down`` stops it)
    no BGP session of cr was reset (FRR's established/dropped counters and up-since epoch, ExaBGP's pid);
 3. SIGHUP does the same as ``bgpctl reload``.
 
-One lab of its own (``controller_lab``, named ``rl<pid>``), always torn down; run under the lab lock.
+One lab of its own (``controller_lab``, named ``rl<pid>``), always torn down; run under the lab lock. The same
+reloads with calls running are the drills reload-good and reload-broken (tests/daemon/test_reload_drills.py).
 Measured figures (route changes, session transitions, reload latency) are printed at the end of the module
 (run with ``-s``): docs/benchmarks.md, "Operations: reload".
 """
@@ -30,17 +30,15 @@ from typing import Any
 
 import pytest
 
-from bgpctl_lab import netns as labns
+from bgpctl_lab import runner
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
     API,
-    DAEMON_TAG,
     FRR_PEERS_OF_CR,
     USW2,
     Routes,
     cr_neighbor,
     daemon_proc,
-    exabgp_children,
     metric_samples,
     metrics_text,
     routes_from_cr,
@@ -55,8 +53,7 @@ pytestmark = pytest.mark.lab
 
 LAB_PREFIX = "rl"
 BUDGETS = {
-    "daemon_converged": 45.0,  # the restarted daemon's routes on every FRR peer again
-    "daemon_stopped": 10.0,
+    "daemon_converged": 45.0,  # the daemon's routes on every FRR peer
     "status": 20.0,
     "loop_passed": 5.0,  # the daemon's loop passed after a refused reload (it passes at least once a second)
     "med_at_edge": 10.0,  # generous, to measure; the figure goes to docs/benchmarks.md
@@ -67,23 +64,10 @@ RESULTS: dict[str, Any] = {}
 
 
 def policy_file(lab: Lab) -> Path:
-    return lab.node_dir("cr") / "reload-policy.yaml"
-
-
-def restart_on_a_copy(lab: Lab, copy: Path) -> None:
-    """Stop the lab's daemon (SIGTERM) and start its very command line on ``copy`` of the policy."""
-    old = daemon_proc(lab)
-    old_exabgp = exabgp_children(old.pid)
-    assert lab.kill_spawned(tag=DAEMON_TAG, grace=10.0) == [old.pid]
-    eventually(
-        "the lab's daemon and its ExaBGP gone",
-        budget=BUDGETS["daemon_stopped"],
-        probe=lambda: [p for p in [old.pid, *old_exabgp] if labns.alive(p)],
-        expect=[],
-    )
-    argv = list(old.argv)
-    argv[argv.index("--policy") + 1] = str(copy)
-    lab.spawn("cr", argv, tag=DAEMON_TAG, log_name="daemon.log")
+    """The daemon's policy file: its copy of policies/lab.yaml that ``lab up`` installed."""
+    path, source = runner.service_file(lab, "cr", "daemon", "--policy")
+    assert source == LAB_POLICY and path == lab.node_dir("cr") / "policy.yaml"
+    return path
 
 
 def status_problems(status: dict[str, Any]) -> list[str]:
@@ -96,12 +80,10 @@ def status_problems(status: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rlab(controller_lab: Lab) -> Iterator[Lab]:
-    """The module's controller lab (``rl<pid>``), its daemon restarted on a copy of the policy."""
+    """The module's controller lab (``rl<pid>``), its daemon on the installed copy of the policy."""
     lab = controller_lab
-    copy = policy_file(lab)
-    copy.write_text(LAB_POLICY.read_text())
-    restart_on_a_copy(lab, copy)
-    wait_converged(lab, "the daemon on the copy converged", budget=BUDGETS["daemon_converged"])
+    assert policy_file(lab).read_text() == LAB_POLICY.read_text()
+    wait_converged(lab, "the daemon converged", budget=BUDGETS["daemon_converged"])
     eventually(
         "status: every session and path up",
         budget=BUDGETS["status"],

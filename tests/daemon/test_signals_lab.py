@@ -2,8 +2,10 @@
 
 One lab of its own (``controller_lab``, ``sg<pid>``), always torn down; run under the lab lock. The lab
 policy's ``relay`` signal (policies/lab.yaml) polls ``http://198.18.1.1:8080/health.json`` every second;
-here a real stdlib HTTP server (``python -m http.server``) on the edge node serves it from a directory the
-test writes into.
+the lab serves it (lab/services.yaml: ``edge/signal-relay``, :mod:`bgpctl_lab.signal_relay`, a real stdlib
+HTTP server on the edge node) from a directory in the edge's node directory, saying nothing; the test
+changes what it says by writing that directory, and stops the service to make the relay unreachable (the
+module's teardown starts it again, saying nothing).
 
 1. The relay says use1 is down: within a named budget the daemon marks use1's three paths DOWN with the
    relay's reason (status JSON and text, the log), the TGWs' and the edge's FRR hold no use1 route any more
@@ -17,9 +19,6 @@ test writes into.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 from bgpctl import events as names
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import HttpSignal
+from bgpctl_lab import runner
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
     AGENTS,
@@ -46,6 +46,7 @@ from bgpctl_lab.reference import (
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.reference import bgpctl_cli as bgpctl
 from bgpctl_lab.runner import Lab
+from bgpctl_lab.signal_relay import NO_SIGNAL, write_document
 from tests.control.support import schema_errors
 from tests.lab.helpers import LAB_POLICY
 
@@ -55,7 +56,7 @@ LAB_PREFIX = "sg"
 POLICY = load_policy(LAB_POLICY)
 RELAY = POLICY.signals["relay"]
 assert isinstance(RELAY, HttpSignal) and RELAY.url == f"http://{EDGE_ADDR}:8080/health.json"
-RELAY_TAG = "sg:relay"
+RELAY_TAG = "service:signal-relay"  # lab/services.yaml
 USE1_PATHS = {f"{s}/use1/interconnect" for s in POLICY.services}
 REASON = "lab: AWS Health event, us-east-1 Amazon Connect elevated errors"
 HOLD = max(POLICY.sla_classes[s.sla].hysteresis.hold_down_s for s in POLICY.services.values())
@@ -74,31 +75,18 @@ BUDGETS: dict[str, float] = {
 
 @pytest.fixture(scope="module")
 def relay(controller_lab: Lab) -> Iterator[Path]:
-    """The relay's document directory on the edge node, served by a stdlib HTTP server on 198.18.1.1:8080."""
-    root = controller_lab.node_dir("edge") / "relay"
-    root.mkdir(exist_ok=True)
+    """The directory the lab's relay (198.18.1.1:8080) serves; afterwards it says nothing again and runs."""
+    (proc,) = [p for p in controller_lab.spawned() if p.node == "edge" and p.tag == RELAY_TAG]
+    root = Path(proc.argv[proc.argv.index("--directory") + 1])
     serve(root, {"regions": {"use1": {"state": "ok"}, "usw2": {"state": "ok"}}})
-    start_relay(controller_lab, root)
     try:
         yield root
     finally:
-        controller_lab.kill_spawned(tag=RELAY_TAG)
+        serve(root, NO_SIGNAL)
+        runner.start_services(controller_lab)
 
 
-def start_relay(lab: Lab, root: Path) -> None:
-    lab.spawn(
-        "edge",
-        [sys.executable, "-m", "http.server", "8080", "--bind", EDGE_ADDR, "--directory", str(root)],
-        tag=RELAY_TAG,
-        log_name="relay.log",
-    )
-
-
-def serve(root: Path, doc: dict[str, Any]) -> None:
-    """Replace the relay's document atomically (the server never serves half a file)."""
-    tmp = root / ".health.json.tmp"
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, root / "health.json")
+serve = write_document  # replace the relay's document atomically (the server never serves half a file)
 
 
 def signal_row(status: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +185,7 @@ def test_a_stale_then_unreachable_relay_is_ignored_and_the_probes_bring_use1_bac
 
     refused_before = metric_value(controller_lab, "bgpctl_signal_errors_total", signal="relay", reason="connect")
     t1 = time.time()
-    controller_lab.kill_spawned(tag=RELAY_TAG)  # nobody listens on 198.18.1.1:8080 any more
+    assert controller_lab.kill_spawned(tag=RELAY_TAG)  # the lab's relay stopped: nobody listens on 198.18.1.1:8080
     w = eventually(
         "the relay unreachable: ignored with a warning and the metric",
         budget=BUDGETS["ignored"],

@@ -10,7 +10,11 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from bgpctl.cli.main import cli
-from bgpctl_lab.drill import ActionResult, moved_after
+from bgpctl.control.reload import refusal_of_problems
+from bgpctl.core.reload import diff, restart_needed
+from bgpctl.errors import PolicyError
+from bgpctl.policy.load import check_policy_text, load_policy
+from bgpctl_lab.drill import ActionResult, moved_after, refusal_problems, session_changes, session_problems
 from bgpctl_lab.drill_model import Drill, DrillError, load_drill
 from bgpctl_lab.route_watch import NextHops, changes, nexthops_of
 from bgpctl_lab.topology import drills_dir
@@ -273,3 +277,221 @@ def test_the_cli_refuses_an_operations_drill_with_a_bad_request_naming_it(tmp_pa
     result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, data), "--lab", "nosuchlab"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "fault.control: Value error, control drain: argument 'for' must be a duration" in result.output
+
+
+# --------------------------------------------------------------------------------------------
+# reload drills (issue 8, point 5): the daemon's policy file replaced, then `bgpctl reload`
+
+RELOAD_DRILLS = {"reload-good": "policies/reload-med.yaml", "reload-broken": "policies/reload-broken.yaml"}
+LAB_POLICY = TOPOLOGY.parent / "policies" / "lab.yaml"
+STANDBY_LINE = "    edge: { med: 100, prepend: 1 }"
+
+
+def changed_lines(path: Path) -> list[tuple[str, str]]:
+    """(lab.yaml's line, the file's line) for every line that differs, the leading comments aside."""
+
+    def body(p: Path) -> list[str]:
+        lines = p.read_text().splitlines()
+        while lines and lines[0].startswith("#"):
+            lines.pop(0)
+        return lines
+
+    lines, base = body(path), body(LAB_POLICY)
+    assert len(lines) == len(base), f"{path} has {len(lines)} policy lines, policies/lab.yaml {len(base)}"
+    return [(a, b) for a, b in zip(base, lines, strict=True) if a != b]
+
+
+def test_the_reload_drills_load_replace_the_policy_then_reload_and_put_the_installed_one_back() -> None:
+    for name, policy in RELOAD_DRILLS.items():
+        d = load_drill(name, DRILLS)
+        assert d.modes == ["controller"] and d.sessions is not None
+        assert set(d.sessions.nodes) == {"edge", "tgw-use1", "tgw-usw2"} and d.sessions.peer == "198.18.1.2"
+        (setup,) = d.setup
+        assert setup.policy is not None and setup.policy.file == str((DRILLS / policy).resolve())
+        assert d.fault is not None and d.fault.control is not None and d.fault.control.verb == "reload"
+        assert [(o.policy is not None and o.policy.original, o.control and o.control.verb) for o in d.cleanup] == [
+            (True, None),
+            (False, "reload"),
+        ]
+        bounds = d.bounds["controller"]
+        assert (bounds.lost_max, bounds.route_changes_max, bounds.route_withdrawals_max) == (0, 0, 0)
+        assert bounds.session_resets_max == 0
+    assert load_drill("reload-good", DRILLS).bounds["controller"].updates_max == 1  # api's usw2 route only
+    assert load_drill("reload-broken", DRILLS).bounds["controller"].updates_max == 0
+    good = load_drill("reload-good", DRILLS)
+    assert good.fault is not None and good.fault.control is not None and good.fault.control.refused is None
+
+
+def test_the_reviewed_policy_passes_policy_check_and_changes_only_the_standby_med() -> None:
+    path = DRILLS / RELOAD_DRILLS["reload-good"]
+    result = CliRunner().invoke(cli, ["policy", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert changed_lines(path) == [(STANDBY_LINE, "    edge: { med: 150, prepend: 1 }")]
+    new, old = load_policy(path), load_policy(LAB_POLICY)
+    assert new.actions.standby.edge == old.actions.standby.edge.model_copy(update={"med": 150})
+    assert restart_needed(old, new) == [] and diff(old, new).sections == ("actions",)
+
+
+def test_the_broken_policy_fails_policy_check_at_its_line_as_the_drill_expects_the_refusal() -> None:
+    path = DRILLS / RELOAD_DRILLS["reload-broken"]
+    assert changed_lines(path) == [(STANDBY_LINE, "    edge: { med: 150, prepnd: 1 }")]
+    line = path.read_text().splitlines().index("    edge: { med: 150, prepnd: 1 }") + 1
+    result = CliRunner().invoke(cli, ["policy", "check", str(path)])
+    assert result.exit_code == 3
+    assert result.output.startswith(f"{path}:{line} actions.standby.edge.prepnd: unknown field 'prepnd'"), result.output
+    # the daemon's refusal of the same text under its own file name, as the control client shows it
+    daemon_file = Path("/run/lab/od1/cr/policy.yaml")
+    with pytest.raises(PolicyError) as e:
+        check_policy_text(path.read_text(), str(daemon_file))
+    refusal = refusal_of_problems(daemon_file, e.value.problems, None).protocol_error()
+    shown = f"the daemon refused: {refusal.message}\n({refusal.hint})"
+    drill = load_drill("reload-broken", DRILLS)
+    assert drill.fault is not None and drill.fault.control is not None and drill.fault.control.refused is not None
+    assert drill.fault.control.refused.problem(shown) is None, shown
+    assert f"{daemon_file}:{line} actions.standby.edge.prepnd" in shown
+    # a refusal for another line or another reason is not the one expected
+    assert drill.fault.control.refused.problem(shown.replace(f":{line} ", f":{line + 1} ")) is not None
+    assert drill.fault.control.refused.problem("the daemon refused: drain of the last healthy region") is not None
+
+
+def _absolute_policies(data: dict[str, Any]) -> dict[str, Any]:
+    """The drill with its policy files named absolutely (the broken copy is written elsewhere)."""
+    for op in [*data.get("setup", []), *data.get("cleanup", [])]:
+        if "policy" in op and "file" in op["policy"]:
+            op["policy"]["file"] = str((DRILLS / op["policy"]["file"]).resolve())
+    return data
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        (
+            "reload-good",
+            lambda d: d["setup"][0]["policy"].update(file="/nonexistent/p.yaml"),
+            r"setup\[0\]\.policy\.file: .*/nonexistent/p\.yaml is not a file",
+        ),
+        (
+            "reload-good",
+            lambda d: d["setup"][0]["policy"].update(original=True),
+            r"setup\[0\]\.policy: .*give file .* or original: true",
+        ),
+        (
+            "reload-good",
+            lambda d: d["setup"][0].update(policy={}),
+            r"setup\[0\]\.policy: .*give file .* or original: true",
+        ),
+        (
+            "reload-good",
+            lambda d: d["cleanup"][0]["policy"].update(original="yes please"),
+            r"cleanup\[0\]\.policy\.original",
+        ),
+        (
+            "reload-good",
+            lambda d: d["setup"][0]["policy"].update(path="x.yaml"),
+            r"setup\[0\]\.policy\.path: Extra inputs",
+        ),
+        ("reload-good", lambda d: d.pop("modes"), r"setup\[0\] needs the daemon: add `modes: \[controller\]`"),
+        (
+            "reload-good",
+            lambda d: d["fault"]["control"]["args"].update(dry_run="no"),
+            r"fault\.control: .*argument 'dry_run'",
+        ),
+        ("reload-good", lambda d: d.pop("sessions"), r"bounds\.controller\.session_resets_max needs `sessions`"),
+        ("reload-good", lambda d: d["sessions"].update(peer="cr"), r"sessions\.peer: .*'cr' is not an IP address"),
+        ("reload-good", lambda d: d["sessions"].update(nodes=[]), r"sessions\.nodes: .*at least 1"),
+        ("reload-good", lambda d: d["bounds"]["controller"].update(updates_max=-1), r"bounds\.controller\.updates_max"),
+        (
+            "reload-broken",
+            lambda d: d["fault"]["control"]["refused"].update(match="(unclosed"),
+            r"fault\.control\.refused\.match: .*not a regular expression",
+        ),
+        (
+            "reload-broken",
+            lambda d: d["fault"]["control"].update(refused_ok=True),
+            r"give refused .* or refused_ok .*, not both",
+        ),
+        (
+            "reload-broken",
+            lambda d: d["fault"]["control"].update(refused="yes"),
+            r"fault\.control\.refused: .*valid dictionary",
+        ),
+        (
+            "reload-broken",
+            lambda d: d["cleanup"][1]["control"].update(refused={"match": "x"}),
+            r"cleanup\[1\]\.control\.refused: only the fault or the restore",
+        ),
+    ],
+)
+def test_a_bad_reload_drill_is_refused_when_it_loads_naming_the_field(
+    tmp_path: Path, name: str, change: Any, message: str
+) -> None:
+    data = _absolute_policies(raw(name))
+    change(data)
+    with pytest.raises(DrillError, match=message) as e:
+        load_drill(write(tmp_path, data), DRILLS)
+    assert str(e.value).startswith(f"{tmp_path / 'broken.yaml'}: invalid drill: ")
+
+
+def test_a_policy_file_is_named_relative_to_the_drill_file(tmp_path: Path) -> None:
+    data = raw("reload-good")  # policies/reload-med.yaml: not next to a copy in tmp_path
+    with pytest.raises(DrillError, match=rf"{tmp_path}/policies/reload-med\.yaml is not a file: name a policy file"):
+        load_drill(write(tmp_path, data), DRILLS)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "reload-med.yaml").write_text((DRILLS / "policies" / "reload-med.yaml").read_text())
+    d = load_drill(write(tmp_path, data), DRILLS)
+    assert d.setup[0].policy is not None and d.setup[0].policy.file == str(tmp_path / "policies" / "reload-med.yaml")
+
+
+def test_the_cli_refuses_a_reload_drill_with_a_missing_policy_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["lab", "drill", write(tmp_path, raw("reload-broken")), "--lab", "nosuchlab"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"setup[0].policy.file: Value error, {tmp_path}/policies/reload-broken.yaml is not a file" in result.output
+
+
+def test_session_readings_count_resets_and_updates() -> None:
+    before = {
+        "edge": {"established": 1, "dropped": 0, "updates": 7},
+        "tgw-use1": {"established": 2, "dropped": 1, "updates": 3},
+    }
+    after = {
+        "edge": {"established": 1, "dropped": 0, "updates": 8},
+        "tgw-use1": {"established": 3, "dropped": 2, "updates": 9},
+    }
+    both, resets, updates = session_changes(before, after)
+    assert both["edge"] == {"established": [1, 1], "dropped": [0, 0], "updates": [7, 8]}
+    assert (resets, updates) == (1, 7)
+    # a session that dropped and is not back yet is one reset too
+    (_, resets, _) = session_changes(before, {**after, "tgw-use1": {"established": 2, "dropped": 2, "updates": 3}})
+    assert resets == 1
+    bounds = load_drill("reload-broken", DRILLS).bounds["controller"]
+    problems = session_problems(bounds, session_changes(before, after))
+    assert problems == [
+        "1 BGP session reset(s) > bound 0 (at tgw-use1)",
+        "7 UPDATE(s) received from the peer > bound 0 (edge: 1, tgw-use1: 6)",
+    ]
+    assert session_problems(bounds, session_changes(before, before)) == []
+
+
+def test_an_expected_refusal_is_a_violation_when_applied_unmatched_or_unasked() -> None:
+    drill = load_drill("reload-broken", DRILLS)
+    line = (DRILLS / RELOAD_DRILLS["reload-broken"]).read_text().splitlines().index("    edge: { med: 150, prepnd: 1 }")
+    refused = (
+        "the daemon refused: reload refused, the daemon keeps running the old policy: 1 problem in /n/policy.yaml:\n"
+        f"/n/policy.yaml:{line + 1} actions.standby.edge.prepnd: unknown field 'prepnd' (did you mean 'prepend'?)"
+    )
+
+    def fault(error: str | None, code: str | None = "refused") -> ActionResult:
+        return ActionResult(
+            at_s=2, applied_s=2.0, what="control reload", error=error, error_code=code, refusal_expected=True
+        )
+
+    assert refusal_problems(drill, fault(refused), None) == []
+    assert refusal_problems(drill, fault(None, None), None) == [
+        "fault control reload was applied; the drill expects a refusal matching "
+        + repr(drill.fault.control.refused.match)  # type: ignore[union-attr]
+    ]
+    (unmatched,) = refusal_problems(drill, fault("the daemon refused: busy"), None)
+    assert unmatched.startswith("fault control reload: the refusal does not match")
+    (unasked,) = refusal_problems(drill, fault("no daemon listens on /x/control.sock", None), None)
+    assert unasked == "fault control reload: the daemon could not be asked: no daemon listens on /x/control.sock"
+    assert refusal_problems(load_drill("reload-good", DRILLS), fault(None, None), None) == []
