@@ -477,9 +477,12 @@ def _fit_add_path(
     return out
 
 
-def _dark_prefixes(ideal: Ideal, service: str, what: str, prefixes: Iterable[object]) -> list[tuple[str, set[str]]]:
+def _dark_prefixes(
+    ideal: Ideal, service: str, what: str, prefixes: Iterable[object], per_family: str
+) -> list[tuple[str, set[str]]]:
     """Of ``prefixes`` (following ``service``), those whose family has no announceable path: all of them as
-    ``what``, or per family (``what (IPv6)``) when only one family is dark (dual-stack, judged apart)."""
+    ``what``, or per family (``per_family`` with ``{v}`` the IP version) when only one family is dark
+    (dual-stack: each family judged apart)."""
     by_version: dict[int, set[str]] = {}
     for p in prefixes:
         net = _network(p)
@@ -490,7 +493,7 @@ def _dark_prefixes(ideal: Ideal, service: str, what: str, prefixes: Iterable[obj
         return []
     if len(dark) == len(by_version):
         return [(what, {p for v in dark for p in by_version[v]})]
-    return [(f"{what} (IPv{v})", by_version[v]) for v in dark]
+    return [(per_family.replace("{v}", str(v)), by_version[v]) for v in dark]
 
 
 def _fail_static(
@@ -509,14 +512,31 @@ def _fail_static(
     """
     held: list[tuple[str, set[str]]] = []
     for name in sorted(policy.services):
-        held.extend(_dark_prefixes(ideal, name, f"service {name}", policy.services[name].prefixes))
+        held.extend(
+            _dark_prefixes(
+                ideal,
+                name,
+                f"service {name}",
+                policy.services[name].prefixes,
+                f"service {name} (IPv{{v}})",
+            )
+        )
     corporate = policy.corporate
     if corporate is not None:
         what = f"the corporate prefixes (they follow {corporate.follow_service})"
         if corporate.follow_service not in policy.services:
             held.append((what, {str(p) for p in corporate.prefixes}))
         else:
-            held.extend(_dark_prefixes(ideal, corporate.follow_service, what, corporate.prefixes))
+            follow = corporate.follow_service
+            held.extend(
+                _dark_prefixes(
+                    ideal,
+                    follow,
+                    what,
+                    corporate.prefixes,
+                    f"the IPv{{v}} corporate prefixes (they follow {follow})",
+                )
+            )
     for what, prefixes in held:
         if not policy.guards.fail_static:
             notes.append(
