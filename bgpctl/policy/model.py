@@ -80,6 +80,11 @@ def _check_address(family: int | None) -> object:
                 "write the address without a prefix length" if "/" in value else f"write it {_address_example(family)}"
             )
             raise _invalid(f"'{value}' is not {_address_text(family)}", hint) from None
+        if isinstance(parsed, IPv6Address) and parsed.scope_id is not None:
+            raise _invalid(
+                f"'{value}' has a zone index (%{parsed.scope_id})",
+                "write the address without it: bgpctl peers over, probes from and announces global addresses",
+            )
         if family is not None and parsed.version != family:
             raise _invalid(
                 f"'{value}' is an IPv{parsed.version} address; this field takes {_address_text(family)}",
