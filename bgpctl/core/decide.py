@@ -6,7 +6,8 @@
 
 Rules, in the order they are applied to one path (``h`` = the SLA class's ``hysteresis``):
 
-0. **TGW session down**: the path's peer (``regions.X.paths.Y.peer``) is in ``sessions_down`` -> DOWN
+0. **TGW session down**: the path's peer (``regions.X.paths.Y.peer``; for an IPv6 measurement its ``peer_v6`` if
+   set) is in ``sessions_down`` -> DOWN
    in this very call, from any state, whatever the probes say (they return over the interconnect, but
    the region's return traffic follows the prefixes announced to that TGW, and a down session
    announces none). Reason metric ``session``. Like rule 1 it (re)arms the hold-down at every call
@@ -109,7 +110,17 @@ from dataclasses import dataclass
 
 from bgpctl.core.mos import MOS_MAX
 from bgpctl.core.stats import LOSS_CONFIDENCE_PCT
-from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, SignalMark, Transition
+from bgpctl.core.types import (
+    MEASURED_V6,
+    Decision,
+    Health,
+    PathHealth,
+    PathKey,
+    PathStats,
+    Reason,
+    SignalMark,
+    Transition,
+)
 from bgpctl.errors import PolicyError, Problem
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
 
@@ -305,7 +316,8 @@ def _cleared(stats: PathStats, rules: _Rules, level: Health) -> list[Reason]:
 
 def path_keys(policy: Policy) -> list[PathKey]:
     """Every (service, region, path) the policy measures, in policy order: services, then regions
-    (those the service has a probe target in), then the region's paths."""
+    (those the service has a probe target in), then the region's paths; after a dual-stack region's paths
+    (its target has ``address_v6``), their IPv6 measurements (``PathKey.family`` ``ipv6``)."""
     return [key for key, _, _ in _compiled(policy)]
 
 
@@ -331,6 +343,11 @@ def _compiled(policy: Policy) -> tuple[tuple[PathKey, _Rules, str], ...]:
                 (PathKey(service_name, region_name, name), rules[service_name], path.peer)
                 for name, path in region.paths.items()
             )
+            if service.probe.targets[region_name].address_v6 is not None:  # dual-stack: IPv6 judged apart
+                out.extend(
+                    (PathKey(service_name, region_name, name, MEASURED_V6), rules[service_name], path.peer_for(6))
+                    for name, path in region.paths.items()
+                )
     compiled = tuple(out)
     _MEMO["last"] = (policy, compiled)
     return compiled

@@ -78,6 +78,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bgpctl.core.types import (
+    MEASURED_V6,
     ChangeKind,
     Health,
     PathHealth,
@@ -133,7 +134,7 @@ class Ideal:
     routes: Rib
     sources: dict[tuple[str, RouteKey], RouteSource]
     states: dict[PathKey, PathState | None]
-    dark: frozenset[str]  # services without an announceable path
+    dark: frozenset[tuple[str, int]]  # (service, IP version) whose routes of that version have no announceable path
     notes: tuple[str, ...]
 
 
@@ -158,6 +159,34 @@ def region_order(policy: Policy, service: Service) -> list[str]:
 
 def _service_paths(policy: Policy, service_name: str) -> list[PathKey]:
     return [PathKey(service_name, r, p) for r, region in policy.regions.items() for p in region.paths]
+
+
+def health_key(policy: Policy, service_name: str, region: str, path: str, version: int) -> PathKey:
+    """The measurement whose health a route of IP ``version`` through (region, path) follows for a service:
+    for IPv6 routes in a dual-stack region (the service's probe target there has ``address_v6``), the
+    path's IPv6 measurement; otherwise the path's own (a family without probes of its own shares them)."""
+    service = policy.services.get(service_name)
+    target = service.probe.targets.get(region) if service is not None else None
+    if version == 6 and target is not None and target.address_v6 is not None:
+        return PathKey(service_name, region, path, MEASURED_V6)
+    return PathKey(service_name, region, path)
+
+
+def _route_keys(policy: Policy, service_name: str, version: int) -> list[PathKey]:
+    """The measurements a service's routes of IP ``version`` follow, one per path, in policy order."""
+    return [
+        health_key(policy, service_name, r, p, version) for r, region in policy.regions.items() for p in region.paths
+    ]
+
+
+def _measured_groups(policy: Policy, service_name: str) -> list[list[PathKey]]:
+    """The keys of a service, per measured family: its paths, then (dual-stack) their IPv6 measurements.
+    Each group picks its preferred paths on its own."""
+    groups = [_service_paths(policy, service_name)]
+    v6 = [k for k in _route_keys(policy, service_name, 6) if k.family]
+    if v6:
+        groups.append(v6)
+    return groups
 
 
 def _network(value: object) -> Network | None:
@@ -300,23 +329,31 @@ def path_states(
     notes += _weight_notes(policy, ov)
     states: dict[PathKey, PathState | None] = {}
     for name, service in policy.services.items():
-        keys = _service_paths(policy, name)
-        candidates: list[PathKey] = []
-        for k in keys:
-            h = health.get(k, PathHealth()).health
-            if h is Health.DOWN:
-                states[k] = PathState.DOWN
-            elif h is Health.DEGRADED or h is Health.SUSPECT:
-                states[k] = PathState.DEGRADED
-            elif h is Health.UP:
-                states[k] = PathState.STANDBY
-                if not _drained(k, ov):
-                    candidates.append(k)
-            else:
-                states[k] = None
-        for k in _preferred(policy, name, service, candidates, overrides=ov, ids=ids, notes=notes):
-            states[k] = PathState.PREFERRED
-    return states, notes
+        for keys in _measured_groups(policy, name):
+            candidates = _judged(keys, health, ov, states)
+            for k in _preferred(policy, name, service, candidates, overrides=ov, ids=ids, notes=notes):
+                states[k] = PathState.PREFERRED
+    return states, list(dict.fromkeys(notes))  # a pin's note once, not once per measured family
+
+
+def _judged(
+    keys: list[PathKey], health: Mapping[PathKey, PathHealth], ov: Overrides, states: dict[PathKey, PathState | None]
+) -> list[PathKey]:
+    """Set the state of ``keys`` from their health (UP: STANDBY for now); the undrained UP ones compete."""
+    candidates: list[PathKey] = []
+    for k in keys:
+        h = health.get(k, PathHealth()).health
+        if h is Health.DOWN:
+            states[k] = PathState.DOWN
+        elif h is Health.DEGRADED or h is Health.SUSPECT:
+            states[k] = PathState.DEGRADED
+        elif h is Health.UP:
+            states[k] = PathState.STANDBY
+            if not _drained(k, ov):
+                candidates.append(k)
+        else:
+            states[k] = None
+    return candidates
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,53 +371,77 @@ class _Candidate:
         return (*_preference(STATE_RANK[self.source.state], self.attrs), self.path_id)
 
 
+def _no_next_hop(where: str, prefix: Network, notes: list[str]) -> None:
+    notes.append(
+        f"{prefix}: {where} has no IPv{prefix.version} next hop; not planned through it (policy check refuses this)"
+    )
+
+
 def _edge_candidates(
     policy: Policy,
     peer: Peer,
     states: Mapping[PathKey, PathState | None],
     ids: Mapping[tuple[str, str], int],
+    *,
     overrides: Overrides,
+    notes: list[str],
 ) -> list[_Candidate]:
     out: list[_Candidate] = []
     for name, service in policy.services.items():
         weights = service_weights(policy, name, overrides)
-        for key in _service_paths(policy, name):
-            state = states.get(key)
-            if state is None:
+        for prefix in service.prefixes:
+            if not _carries(peer, str(prefix)):
                 continue
-            action = policy.actions.get(state, PeerRole.EDGE)
-            if not isinstance(action, Announce):
-                continue
-            weight = weights.get(key.region) if weights is not None else None
-            attrs = _attrs(policy, action, policy.regions[key.region].paths[key.path].next_hop, weight)
-            for prefix in service.prefixes:
-                if _carries(peer, str(prefix)):
-                    out.append(_Candidate(str(prefix), ids[(key.region, key.path)], attrs, RouteSource(key, state)))
+            for region_name, region in policy.regions.items():
+                for path_name, path in region.paths.items():
+                    key = health_key(policy, name, region_name, path_name, prefix.version)
+                    state = states.get(key)
+                    if state is None:
+                        continue
+                    action = policy.actions.get(state, PeerRole.EDGE)
+                    if not isinstance(action, Announce):
+                        continue
+                    next_hop = path.next_hop_for(prefix.version)
+                    if next_hop is None:
+                        _no_next_hop(f"path {region_name}/{path_name}", prefix, notes)
+                        continue
+                    weight = weights.get(region_name) if weights is not None else None
+                    attrs = _attrs(policy, action, next_hop, weight)
+                    out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
     return out
 
 
 def _tgw_candidates(
-    policy: Policy, peer: Peer, states: Mapping[PathKey, PathState | None], ids: Mapping[tuple[str, str], int]
+    policy: Policy,
+    peer: Peer,
+    states: Mapping[PathKey, PathState | None],
+    ids: Mapping[tuple[str, str], int],
+    notes: list[str],
 ) -> list[_Candidate]:
     corporate = policy.corporate
     if corporate is None:
         return []
     out: list[_Candidate] = []
-    for region_name, region in policy.regions.items():
-        for path_name, path in region.paths.items():
-            if path.peer != peer.name:
-                continue
-            key = PathKey(corporate.follow_service, region_name, path_name)
-            state = states.get(key)
-            if state is None:
-                continue
-            action = policy.actions.get(state, PeerRole.TRANSIT_GATEWAY)
-            if not isinstance(action, Announce):
-                continue
-            attrs = _attrs(policy, action, corporate.next_hop)
-            for prefix in corporate.prefixes:
-                if _carries(peer, str(prefix)):
-                    out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
+    for prefix in corporate.prefixes:
+        if not _carries(peer, str(prefix)):
+            continue
+        for region_name, region in policy.regions.items():
+            for path_name, path in region.paths.items():
+                if path.peer_for(prefix.version) != peer.name:
+                    continue
+                key = health_key(policy, corporate.follow_service, region_name, path_name, prefix.version)
+                state = states.get(key)
+                if state is None:
+                    continue
+                action = policy.actions.get(state, PeerRole.TRANSIT_GATEWAY)
+                if not isinstance(action, Announce):
+                    continue
+                next_hop = corporate.next_hop_for(prefix.version)
+                if next_hop is None:
+                    _no_next_hop("corporate", prefix, notes)
+                    continue
+                attrs = _attrs(policy, action, next_hop)
+                out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
     return out
 
 
@@ -412,9 +473,9 @@ def ideal_rib(
     sources: dict[tuple[str, RouteKey], RouteSource] = {}
     for peer in policy.peers:
         if peer.role is PeerRole.EDGE:
-            candidates = _edge_candidates(policy, peer, states, ids, ov)
+            candidates = _edge_candidates(policy, peer, states, ids, overrides=ov, notes=notes)
         else:
-            candidates = _tgw_candidates(policy, peer, states, ids)
+            candidates = _tgw_candidates(policy, peer, states, ids, notes)
         best: dict[RouteKey, _Candidate] = {}
         for c in candidates:
             key = RouteKey(c.prefix, c.path_id if sends_add_path(peer, add_path, c.prefix) else 0)
@@ -424,11 +485,12 @@ def ideal_rib(
         for k, c in best.items():
             sources[(peer.name, k)] = c.source
     dark = frozenset(
-        name
+        (name, version)
         for name in policy.services
-        if not any(states.get(k) in _ANNOUNCEABLE for k in _service_paths(policy, name))
+        for version in (4, 6)
+        if not any(states.get(k) in _ANNOUNCEABLE for k in _route_keys(policy, name, version))
     )
-    return Ideal(routes, sources, states, dark, tuple(notes))
+    return Ideal(routes, sources, states, dark, tuple(dict.fromkeys(notes)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,6 +518,25 @@ def _fit_add_path(
     return out
 
 
+def _dark_prefixes(
+    ideal: Ideal, service: str, what: str, prefixes: Iterable[object], per_family: str
+) -> list[tuple[str, set[str]]]:
+    """Of ``prefixes`` (following ``service``), those whose family has no announceable path: all of them as
+    ``what``, or per family (``per_family`` with ``{v}`` the IP version) when only one family is dark
+    (dual-stack: each family judged apart)."""
+    by_version: dict[int, set[str]] = {}
+    for p in prefixes:
+        net = _network(p)
+        if net is not None:
+            by_version.setdefault(net.version, set()).add(str(p))
+    dark = [v for v in sorted(by_version) if (service, v) in ideal.dark]
+    if not dark:
+        return []
+    if len(dark) == len(by_version):
+        return [(what, {p for v in dark for p in by_version[v]})]
+    return [(per_family.replace("{v}", str(v)), by_version[v]) for v in dark]
+
+
 def _fail_static(
     policy: Policy,
     ideal: Ideal,
@@ -470,16 +551,33 @@ def _fail_static(
 
     Only on the policy's peers: routes to a peer the policy no longer has are withdrawn, not kept.
     """
-    held: list[tuple[str, set[str]]] = [
-        (f"service {name}", {str(p) for p in policy.services[name].prefixes}) for name in sorted(ideal.dark)
-    ]
-    corporate = policy.corporate
-    if corporate is not None and (
-        corporate.follow_service in ideal.dark or corporate.follow_service not in policy.services
-    ):
-        held.append(
-            (f"the corporate prefixes (they follow {corporate.follow_service})", {str(p) for p in corporate.prefixes})
+    held: list[tuple[str, set[str]]] = []
+    for name in sorted(policy.services):
+        held.extend(
+            _dark_prefixes(
+                ideal,
+                name,
+                f"service {name}",
+                policy.services[name].prefixes,
+                f"service {name} (IPv{{v}})",
+            )
         )
+    corporate = policy.corporate
+    if corporate is not None:
+        what = f"the corporate prefixes (they follow {corporate.follow_service})"
+        if corporate.follow_service not in policy.services:
+            held.append((what, {str(p) for p in corporate.prefixes}))
+        else:
+            follow = corporate.follow_service
+            held.extend(
+                _dark_prefixes(
+                    ideal,
+                    follow,
+                    what,
+                    corporate.prefixes,
+                    f"the IPv{{v}} corporate prefixes (they follow {follow})",
+                )
+            )
     for what, prefixes in held:
         if not policy.guards.fail_static:
             notes.append(
@@ -567,19 +665,21 @@ class _PolicyIndex:
 def _sources_of(policy: Policy, peer: Peer, key: RouteKey, index: _PolicyIndex) -> list[PathKey]:
     """The paths a route to ``peer`` could have stood for, from its prefix and path id."""
     out: list[PathKey] = []
+    net = _network(key.prefix)
+    version = net.version if net is not None else 4
     if peer.role is PeerRole.EDGE:
         for name in index.services_of.get(key.prefix, ()):
             if key.path_id in index.by_id:
-                out.append(PathKey(name, *index.by_id[key.path_id]))
+                out.append(health_key(policy, name, *index.by_id[key.path_id], version))
             else:
-                out.extend(_service_paths(policy, name))
+                out.extend(_route_keys(policy, name, version))
         return out
     corporate = policy.corporate
     if corporate is None or key.prefix not in index.corporate:
         return out
     for (region_name, path_name), i in index.ids.items():
-        if policy.regions[region_name].paths[path_name].peer == peer.name and key.path_id in (0, i):
-            out.append(PathKey(corporate.follow_service, region_name, path_name))
+        if policy.regions[region_name].paths[path_name].peer_for(version) == peer.name and key.path_id in (0, i):
+            out.append(health_key(policy, corporate.follow_service, region_name, path_name, version))
     return out
 
 

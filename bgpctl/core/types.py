@@ -10,16 +10,32 @@ import enum
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+MEASURED_V6 = "ipv6"
+"""``PathKey.family`` of a dual-stack path's IPv6 measurement (see :class:`PathKey`)."""
+
 
 class PathKey(NamedTuple):
-    """One measured path of one service: (service, region, path)."""
+    """One measured path of one service: (service, region, path[, family]).
+
+    ``family`` is empty for the path as its target's ``address`` measures it (IPv4 or IPv6: whatever that
+    address is), and :data:`MEASURED_V6` for the IPv6 measurement of a dual-stack path (the target's
+    ``address_v6`` from the path's ``probe_source_v6``), judged apart: an IPv6 path can be down while IPv4
+    on the same link is up. Keys without a family print and parse as before (``service/region/path``).
+    """
 
     service: str
     region: str
     path: str
+    family: str = ""
 
     def __str__(self) -> str:
-        return f"{self.service}/{self.region}/{self.path}"
+        base = f"{self.service}/{self.region}/{self.path}"
+        return f"{base}/{self.family}" if self.family else base
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        """(service, region, path) as metric labels: an IPv6 measurement's path label is ``PATH/ipv6``."""
+        return (self.service, self.region, f"{self.path}/{self.family}" if self.family else self.path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,10 +180,10 @@ class Metrics:
         for key in keys:
             for gauge in (self.health, self.rtt_p50, self.rtt_p95, self.jitter, self.loss, self.mos):
                 with contextlib.suppress(KeyError):
-                    gauge.remove(*key)
+                    gauge.remove(*key.labels)
             for state in PathState:
                 with contextlib.suppress(KeyError):
-                    self.path_state.remove(*key, state.value)
+                    self.path_state.remove(*key.labels, state.value)
 
 
 class MetricsSink:
@@ -191,8 +191,8 @@ class MetricsSink:
         self.m = metrics
 
     def transition(self, t: Transition) -> None:
-        self.m.transitions.labels(*t.key, str(t.new)).inc()
-        self.m.health.labels(*t.key).set(_HEALTH_VALUE[t.new])
+        self.m.transitions.labels(*t.key.labels, str(t.new)).inc()
+        self.m.health.labels(*t.key.labels).set(_HEALTH_VALUE[t.new])
 
     def planned(self, p: Plan, *, at: float, new_notes: tuple[str, ...]) -> None:
         for c in p.changes:
@@ -211,7 +211,7 @@ class MetricsSink:
                 (self.m.mos, s.mos),
             ):
                 if value is not None:
-                    gauge.labels(*key).set(value)
+                    gauge.labels(*key.labels).set(value)
 
 
 def override_counts(policy_overrides: Overrides, runtime: Runtime) -> dict[tuple[str, str], int]:
@@ -241,7 +241,7 @@ def export_routing_state(
     its session down), the overrides in force."""
     for key, state in states.items():
         for s in PathState:
-            m.path_state.labels(*key, s.value).set(1 if s is state else 0)
+            m.path_state.labels(*key.labels, s.value).set(1 if s is state else 0)
     for peer in peers:
         m.announced_routes.labels(peer).set(len(announced.get(peer, {})))
     for (kind, source), n in override_counts(policy_overrides, runtime).items():

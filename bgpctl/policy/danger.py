@@ -26,7 +26,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_net
 
 from bgpctl.errors import Problem
 from bgpctl.policy.model import PathState
-from bgpctl.policy.xref import Found, _addr, _Ctx, _dict, _items, _list, _net, _peer_entries
+from bgpctl.policy.xref import Found, _addr, _Ctx, _dict, _items, _list, _net, _peer_entries, lacks_family
 from bgpctl.policy.yamlsource import Loc, Locator, render_path
 
 Address = IPv4Address | IPv6Address
@@ -122,6 +122,10 @@ def _unusable(addr: Address) -> str | None:
             return "a 'this network' address (0.0.0.0/8)"
     elif addr.ipv4_mapped is not None:
         return "an IPv4-mapped IPv6 address"
+    elif addr.is_link_local:
+        # ExaBGP 5 puts one 16-byte next hop in MP_REACH_NLRI (never RFC 2545's global + link-local pair) and
+        # binds a session to no interface: a link-local address means nothing to a peer off that one link
+        return "an IPv6 link-local address (bgpctl announces global next hops and peers over global addresses)"
     return None
 
 
@@ -217,11 +221,14 @@ def _path_entries(data: dict[str, object]) -> list[tuple[list[str | int], dict[s
 
 def _paths(c: _Ctx, data: dict[str, object]) -> Found:
     for loc, path in _path_entries(data):
-        yield from _address_problem(c, [*loc, "next_hop"], path.get("next_hop"), "a next hop")
-        yield from _address_problem(c, [*loc, "probe_source"], path.get("probe_source"), "a probe source")
+        for field in ("next_hop", "next_hop_v6"):
+            yield from _address_problem(c, [*loc, field], path.get(field), "a next hop")
+        for field in ("probe_source", "probe_source_v6"):
+            yield from _address_problem(c, [*loc, field], path.get(field), "a probe source")
     corp = _dict(data.get("corporate"))
     if corp is not None:
-        yield from _address_problem(c, ["corporate", "next_hop"], corp.get("next_hop"), "a next hop")
+        for field in ("next_hop", "next_hop_v6"):
+            yield from _address_problem(c, ["corporate", field], corp.get(field), "a next hop")
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,16 +262,21 @@ def _prefix_problem(c: _Ctx, loc: list[str | int], net: Network) -> Found:
             return
 
 
+def _no_next_hop_hint(net: Network, field: str) -> str:
+    if net.version == 6:
+        return f"give it its IPv6 next hop as {field}_v6, or announce only IPv4 prefixes"
+    return f"make its {field} the IPv4 one and the IPv6 one {field}_v6, or announce only IPv6 prefixes"
+
+
 def _family_next_hops(c: _Ctx, data: dict[str, object], loc: list[str | int], net: Network) -> Found:
     for ploc, path in _path_entries(data):
-        nh = _addr(path.get("next_hop"))
-        if nh is not None and nh.version != net.version:
+        if lacks_family(path, "next_hop", net.version):
+            nh = _addr(path.get("next_hop"))
             yield c.at(
                 loc,
-                f"{net} is IPv{net.version} but {render_path(ploc)}.next_hop {nh} is IPv{nh.version}: "
-                "the speaker would refuse every route of this service",
-                f"announce only IPv{nh.version} prefixes over these paths, or give every path an "
-                f"IPv{net.version} next hop",
+                f"{net} is IPv{net.version} but {render_path(ploc)} has no IPv{net.version} next hop, only "
+                f"next_hop {nh}: the speaker would refuse every route of this service",
+                _no_next_hop_hint(net, "next_hop").replace("give it", "give every path"),
             )
             return
 
@@ -284,19 +296,18 @@ def _prefixes(c: _Ctx, data: dict[str, object]) -> Found:
     corp = _dict(data.get("corporate"))
     if corp is None:
         return
-    nh = _addr(corp.get("next_hop"))
     for i, raw in enumerate(_list(corp.get("prefixes")) or []):
         net = _net(raw)
         if net is None:
             continue
         loc: list[str | int] = ["corporate", "prefixes", i]
         yield from _prefix_problem(c, loc, net)
-        if nh is not None and nh.version != net.version:
+        if lacks_family(corp, "next_hop", net.version):
             yield c.at(
                 loc,
-                f"{net} is IPv{net.version} but corporate.next_hop {nh} is IPv{nh.version}: "
-                "the speaker would refuse the corporate routes",
-                f"announce only IPv{nh.version} corporate prefixes, or give an IPv{net.version} next hop",
+                f"{net} is IPv{net.version} but corporate has no IPv{net.version} next hop, only "
+                f"next_hop {_addr(corp.get('next_hop'))}: the speaker would refuse the corporate routes",
+                _no_next_hop_hint(net, "next_hop").replace("give it", "give corporate"),
             )
 
 
@@ -304,14 +315,15 @@ def _targets(c: _Ctx, data: dict[str, object]) -> Found:
     for sname, svc in _items(_dict(data.get("services"))):
         probe = _dict(svc.get("probe"))
         for tname, target in _items(_dict(probe.get("targets")) if probe else None):
-            addr = _addr(target.get("address"))
-            why = _unusable(addr) if addr is not None else None
-            if why is not None and addr is not None and not addr.is_loopback:
-                yield c.at(
-                    ["services", sname, "probe", "targets", tname, "address"],
-                    f"{addr} is {why}: probes to it reach no endpoint, or many",
-                    "probe the unicast address of the region's endpoint",
-                )
+            for field in ("address", "address_v6"):
+                addr = _addr(target.get(field))
+                why = _unusable(addr) if addr is not None else None
+                if why is not None and addr is not None and not addr.is_loopback:
+                    yield c.at(
+                        ["services", sname, "probe", "targets", tname, field],
+                        f"{addr} is {why}: probes to it reach no endpoint, or many",
+                        "probe the unicast address of the region's endpoint",
+                    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -80,6 +80,11 @@ def _check_address(family: int | None) -> object:
                 "write the address without a prefix length" if "/" in value else f"write it {_address_example(family)}"
             )
             raise _invalid(f"'{value}' is not {_address_text(family)}", hint) from None
+        if isinstance(parsed, IPv6Address) and parsed.scope_id is not None:
+            raise _invalid(
+                f"'{value}' has a zone index (%{parsed.scope_id})",
+                "write the address without it: bgpctl peers over, probes from and announces global addresses",
+            )
         if family is not None and parsed.version != family:
             raise _invalid(
                 f"'{value}' is an IPv{parsed.version} address; this field takes {_address_text(family)}",
@@ -112,6 +117,7 @@ def _check_network(value: object) -> object:
 
 IPAddressField = Annotated[IPAddress, BeforeValidator(_check_address(None))]
 IPv4AddressField = Annotated[IPv4Address, BeforeValidator(_check_address(4))]
+IPv6AddressField = Annotated[IPv6Address, BeforeValidator(_check_address(6))]
 IPNetworkField = Annotated[IPNetwork, BeforeValidator(_check_network)]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
@@ -320,6 +326,50 @@ class Path(_Model):
     priority: Annotated[int, Field(ge=0, le=100)] = Field(
         0, description="lower is preferred among the paths of one region (interconnect 0, VPN 10)"
     )
+    next_hop_v6: IPv6AddressField | None = Field(
+        None, description="dual-stack path: the IPv6 next hop of its IPv6 routes, when next_hop is IPv4"
+    )
+    probe_source_v6: IPv6AddressField | None = Field(
+        None, description="dual-stack path: source of its IPv6 probes (targets' address_v6), when probe_source is IPv4"
+    )
+    peer_v6: Name | None = Field(
+        None,
+        description="the transit-gateway peer of this path's IPv6 routes when they go over an IPv6 session of "
+        "their own; default: 'peer' (MP-BGP IPv6 unicast over its session)",
+    )
+
+    @model_validator(mode="after")
+    def _v6_fields(self) -> Path:
+        for field, value, base in (
+            ("next_hop_v6", self.next_hop_v6, self.next_hop),
+            ("probe_source_v6", self.probe_source_v6, self.probe_source),
+        ):
+            if value is not None and base.version == 6:
+                name = field.removesuffix("_v6")
+                raise _invalid(
+                    f"{field} is given but {name} {base} is already IPv6",
+                    f"a path has one address per family: make {name} the IPv4 one, or remove {field}",
+                )
+        return self
+
+    def next_hop_for(self, version: int) -> IPAddress | None:
+        """The next hop of this path's routes of IP ``version`` (4 or 6); None if the path has none."""
+        return _of_version(version, self.next_hop, self.next_hop_v6)
+
+    def probe_source_for(self, version: int) -> IPAddress | None:
+        """The source of this path's probes to targets of IP ``version``; None if the path has none."""
+        return _of_version(version, self.probe_source, self.probe_source_v6)
+
+    def peer_for(self, version: int) -> str:
+        """The transit-gateway peer this path's routes of IP ``version`` go to."""
+        return self.peer_v6 if version == 6 and self.peer_v6 is not None else self.peer
+
+
+def _of_version(version: int, first: IPAddress, v6: IPv6Address | None) -> IPAddress | None:
+    """Of a field that may be of either family and its ``_v6`` companion: the address of IP ``version``."""
+    if first.version == version:
+        return first
+    return v6 if version == 6 else None
 
 
 class Region(_Model):
@@ -362,6 +412,11 @@ def _dscp_type(value: object) -> object:
 
 class ProbeTarget(_Model):
     address: IPAddressField
+    address_v6: IPv6AddressField | None = Field(
+        None,
+        description="dual-stack region: the IPv6 address probed as well, when address is IPv4; the IPv6 routes "
+        "then follow the IPv6 probes (each family judged on its own)",
+    )
     protocol: ProbeProtocol = ProbeProtocol.UDP
     port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
         None, description="UDP: STAMP reflector port (default 862); TCP: required"
@@ -386,7 +441,16 @@ class ProbeTarget(_Model):
             raise _invalid("a tcp probe needs 'port'", "add the TCP port to connect to, e.g. port: 443")
         if self.protocol is ProbeProtocol.ICMP and self.port is not None:
             raise _invalid("an icmp probe takes no 'port'", "remove it")
+        if self.address_v6 is not None and self.address.version == 6:
+            raise _invalid(
+                f"address_v6 is given but address {self.address} is already IPv6",
+                "make address the IPv4 one, or remove address_v6",
+            )
         return self
+
+    def address_for(self, version: int) -> IPAddress | None:
+        """The address probed over IP ``version``; None if this target has none of that family."""
+        return _of_version(version, self.address, self.address_v6)
 
     @property
     def dscp_value(self) -> int:
@@ -542,7 +606,23 @@ class Corporate(_Model):
 
     prefixes: list[IPNetworkField] = Field(min_length=1)
     next_hop: IPAddressField = Field(description="where TGWs send return traffic: the corporate edge")
+    next_hop_v6: IPv6AddressField | None = Field(
+        None, description="the IPv6 next hop of the IPv6 corporate prefixes, when next_hop is IPv4"
+    )
     follow_service: Name = Field(description="the service whose path states drive the TGW announcements")
+
+    @model_validator(mode="after")
+    def _v6_next_hop(self) -> Corporate:
+        if self.next_hop_v6 is not None and self.next_hop.version == 6:
+            raise _invalid(
+                f"next_hop_v6 is given but next_hop {self.next_hop} is already IPv6",
+                "make next_hop the IPv4 one, or remove next_hop_v6",
+            )
+        return self
+
+    def next_hop_for(self, version: int) -> IPAddress | None:
+        """The next hop of the corporate prefixes of IP ``version``; None if there is none."""
+        return _of_version(version, self.next_hop, self.next_hop_v6)
 
 
 class Guards(_Model):

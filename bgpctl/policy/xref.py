@@ -106,6 +106,22 @@ def _family(v: IPv4Address | IPv6Address | IPv4Network | IPv6Network) -> str:
     return f"IPv{v.version}"
 
 
+def address_of(entry: dict[str, object], field: str, version: int) -> IPv4Address | IPv6Address | None:
+    """Of a path, probe target or the corporate section (raw data), the address of IP ``version`` that ``field``
+    and its ``FIELD_v6`` companion give: ``field`` if it is of that version, else ``FIELD_v6`` for 6; None if
+    there is none (or it is malformed: the structural pass reports that)."""
+    first = _addr(entry.get(field))
+    if first is not None and first.version == version:
+        return first
+    v6 = _addr(entry.get(f"{field}_v6")) if version == 6 else None
+    return v6 if v6 is not None and v6.version == 6 else None
+
+
+def lacks_family(entry: dict[str, object], field: str, version: int) -> bool:
+    """``field`` is a valid address, and neither it nor ``FIELD_v6`` is of IP ``version``."""
+    return _addr(entry.get(field)) is not None and address_of(entry, field, version) is None
+
+
 # --------------------------------------------------------------------------------------------
 # the rules
 
@@ -204,9 +220,10 @@ def _peers(c: _Ctx, data: dict[str, object]) -> Found:
             "add the corporate edge router as a peer with role: edge; bgpctl announces the Connect prefixes to it",
         )
     used = {
-        _name(path.get("peer"))
+        _name(path.get(field))
         for _, region in _items(_dict(data.get("regions")))
         for _, path in _items(_dict(region.get("paths")))
+        for field in ("peer", "peer_v6")
     }
     if _dict(data.get("regions")) is not None:
         for i, p in entries:
@@ -251,13 +268,65 @@ def _paths(c: _Ctx, data: dict[str, object]) -> Found:
                     f"routing table {table} is already used by {by}",
                     "give every path its own table: each pins its probes to its own next hop",
                 )
-            source = _addr(path.get("probe_source"))
-            if source is not None and (by := _claim(sources, source, here)):
-                yield c.at(
-                    [*loc, "probe_source"],
-                    f"probe source {source} is already used by {by}",
-                    "give every path its own probe source address: it selects the path's table",
-                )
+            for field in ("probe_source", "probe_source_v6"):
+                source = _addr(path.get(field))
+                if source is not None and (by := _claim(sources, source, here)):
+                    yield c.at(
+                        [*loc, field],
+                        f"probe source {source} is already used by {by}",
+                        "give every path its own probe source address: it selects the path's table",
+                    )
+                if source is not None and lacks_family(path, "next_hop", source.version):
+                    yield c.at(
+                        [*loc, field],
+                        f"probe source {source} is {_family(source)} but the path has no {_family(source)} next hop",
+                        "its probes would leave by no route of their family: "
+                        + (
+                            "give the path its IPv6 next hop as next_hop_v6, or remove the IPv6 probe source"
+                            if source.version == 6
+                            else "give the path an IPv4 next_hop, or probe over IPv6 only"
+                        ),
+                    )
+            yield from _peer_v6(c, path, loc, roles=roles, tgws=tgws, peers_known=peers_known, data=data)
+
+
+def _carries_v6(data: dict[str, object], name: str) -> bool | None:
+    """Does the peer named ``name`` carry ipv6-unicast (None: unknown peer or malformed families)?"""
+    for _, p in _peer_entries(data):
+        if _name(p.get("name")) == name:
+            fam = p.get("families", [Family.IPV4_UNICAST.value])
+            return Family.IPV6_UNICAST.value in fam if isinstance(fam, list) else None
+    return None
+
+
+def _peer_v6(
+    c: _Ctx,
+    path: dict[str, object],
+    loc: list[str | int],
+    *,
+    roles: dict[str, object],
+    tgws: list[str],
+    peers_known: bool,
+    data: dict[str, object],
+) -> Found:
+    """``peer_v6``: a transit-gateway peer that carries ipv6-unicast (the path's IPv6 session)."""
+    peer_v6 = _name(path.get("peer_v6"))
+    if peer_v6 is None or not peers_known:
+        return
+    if peer_v6 not in roles:
+        yield c.at([*loc, "peer_v6"], f"unknown peer '{peer_v6}'", _hint_known(peer_v6, tgws, "transit-gateway peers"))
+    elif roles[peer_v6] == PeerRole.EDGE:
+        yield c.at(
+            [*loc, "peer_v6"],
+            f"peer '{peer_v6}' has role edge",
+            "peer_v6 names the transit gateway's IPv6 session: a peer with role transit-gateway",
+        )
+    elif _carries_v6(data, peer_v6) is False:
+        yield c.at(
+            [*loc, "peer_v6"],
+            f"peer '{peer_v6}' does not carry ipv6-unicast, so no IPv6 route can go to it",
+            "add ipv6-unicast to that peer's families, or remove peer_v6 so that the IPv6 routes go to 'peer'",
+        )
 
 
 def _allowlist(data: dict[str, object]) -> list[IPv4Network | IPv6Network] | None:
@@ -282,7 +351,7 @@ def _overlap(a: IPv4Network | IPv6Network, b: IPv4Network | IPv6Network) -> bool
     return a.version == b.version and a.overlaps(b)
 
 
-def _edge_families(data: dict[str, object], role: PeerRole) -> list[tuple[str, list[str]]] | None:
+def _edge_families(data: dict[str, object], role: PeerRole) -> list[tuple[str, object, list[str]]] | None:
     out = []
     for _, p in _peer_entries(data):
         if p.get("role") != role:
@@ -291,20 +360,49 @@ def _edge_families(data: dict[str, object], role: PeerRole) -> list[tuple[str, l
         fam = p.get("families", [Family.IPV4_UNICAST.value])
         if name is None or not isinstance(fam, list):
             return None
-        out.append((name, [f for f in fam if isinstance(f, str)]))
+        out.append((name, p.get("peer_as"), [f for f in fam if isinstance(f, str)]))
     return out
 
 
-def _family_problems(
-    c: _Ctx, data: dict[str, object], loc: list[str | int], net: IPv4Network | IPv6Network, role: PeerRole
-) -> Found:
+def _family_problems(c: _Ctx, data: dict[str, object], loc: list[str | int], net: IPv4Network | IPv6Network) -> Found:
+    """Every edge peer carries the family of a service prefix, unless another edge peer of the same AS (that
+    router's session of the other family: IPv6 routes over an IPv6 session) carries it."""
     want = Family.of(net).value
-    for name, fams in _edge_families(data, role) or []:
-        if want not in fams:
+    edges = _edge_families(data, PeerRole.EDGE) or []
+    for name, asn, fams in edges:
+        if want not in fams and not any(want in f and a == asn for n, a, f in edges if n != name):
             yield c.at(
                 loc,
-                f"{net} is {_family(net)} but {role} peer '{name}' does not carry {want}",
-                f"add {want} to that peer's families",
+                f"{net} is {_family(net)} but edge peer '{name}' does not carry {want}",
+                f"add {want} to that peer's families for MP-BGP over its session, or add a peer of the same "
+                "peer_as that carries it over a session of its own",
+            )
+
+
+def _tgw_family_problems(
+    c: _Ctx, data: dict[str, object], loc: list[str | int], net: IPv4Network | IPv6Network
+) -> Found:
+    """Every transit-gateway peer a path sends this corporate prefix to (its ``peer``, or for IPv6 its
+    ``peer_v6`` if set) carries the prefix's family."""
+    want = Family.of(net).value
+    families = {name: fams for name, _, fams in _edge_families(data, PeerRole.TRANSIT_GATEWAY) or []}
+    told: set[str] = set()
+    for _, region in _items(_dict(data.get("regions"))):
+        for _, path in _items(_dict(region.get("paths"))):
+            peer = _name(path.get("peer_v6")) if net.version == 6 else None
+            peer = peer or _name(path.get("peer"))
+            if peer is None or peer not in families or want in families[peer] or peer in told:
+                continue
+            told.add(peer)
+            yield c.at(
+                loc,
+                f"{net} is {_family(net)} but transit-gateway peer '{peer}' does not carry {want}",
+                f"add {want} to that peer's families"
+                + (
+                    " for MP-BGP over its session, or name the gateway's IPv6 session in the path's peer_v6"
+                    if net.version == 6
+                    else ""
+                ),
             )
 
 
@@ -333,7 +431,7 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
                     "service prefixes must not overlap: each prefix follows one service's decision",
                 )
             seen.append((net, f"{render_path(loc)} ({net})"))
-            yield from _family_problems(c, data, loc, net, PeerRole.EDGE)
+            yield from _family_problems(c, data, loc, net)
         yield from _order(c, svc, base, regions)
         if "weights" in svc:
             yield from _weights(
@@ -346,6 +444,7 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
             for tname in targets:
                 if _name(tname) is not None and tname not in regions:
                     yield c.at([*tloc, tname], f"unknown region '{tname}'", _hint_known(tname, regions, "regions"))
+            yield from _target_families(c, data, tloc, targets)
             missing = [r for r in regions if r not in targets]
             if missing:
                 yield c.at(
@@ -354,6 +453,43 @@ def _services(c: _Ctx, data: dict[str, object]) -> Found:
                     f"{', '.join(repr(m) for m in missing)}",
                     "every region needs a probe target per service: add one",
                 )
+
+
+def _target_families(c: _Ctx, data: dict[str, object], tloc: list[str | int], targets: dict[str, object]) -> Found:
+    """A target's address (and address_v6) can be probed from every path of its region (a probe source of
+    its family); address_v6 is given in every region of the service or in none."""
+    regions_d = _dict(data.get("regions")) or {}
+    dual = [t for t, target in _items(targets) if target.get("address_v6") is not None]
+    for tname, target in _items(targets):
+        region = _dict(regions_d.get(tname))
+        for field in ("address", "address_v6"):
+            addr = _addr(target.get(field))
+            if addr is None or region is None:
+                continue
+            for pname, path in _items(_dict(region.get("paths"))):
+                if lacks_family(path, "probe_source", addr.version):
+                    yield c.at(
+                        [*tloc, tname, field],
+                        f"{addr} is {_family(addr)} but path {tname}/{pname} has no {_family(addr)} probe source",
+                        "give the path one (for IPv6: probe_source_v6), or probe an address of the path's family",
+                    )
+                    break
+    for tname in dual:
+        target = _dict(targets[tname]) or {}
+        if target.get("protocol") == "icmp":
+            yield c.at(
+                [*tloc, tname, "address_v6"],
+                "bgpctl has no ICMPv6 probe yet: an icmp target cannot have address_v6",
+                "probe this service with protocol udp or tcp, both work over IPv6, or remove address_v6",
+            )
+    if dual and len(dual) != len(_items(targets)):
+        missing = [t for t, target in _items(targets) if target.get("address_v6") is None]
+        yield c.at(
+            [*tloc, missing[0]],
+            f"address_v6 is given for {', '.join(repr(d) for d in dual)} but not here",
+            "the IPv6 routes of a service are judged by IPv6 probes in every region or in none: "
+            "add address_v6 here, or remove it from the other regions",
+        )
 
 
 def _order(c: _Ctx, svc: dict[str, object], base: list[str | int], regions: list[str] | None) -> Found:
@@ -446,7 +582,7 @@ def _corporate(c: _Ctx, data: dict[str, object]) -> Found:
                         f"{net} overlaps services.{sname}.prefixes[{j}] ({snet})",
                         "the agents' prefixes and the Connect prefixes must be disjoint",
                     )
-        yield from _family_problems(c, data, loc, net, PeerRole.TRANSIT_GATEWAY)
+        yield from _tgw_family_problems(c, data, loc, net)
     follow = _name(corp.get("follow_service"))
     if follow is not None and services is not None and follow not in services:
         yield c.at(

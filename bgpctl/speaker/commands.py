@@ -113,15 +113,32 @@ def _path_information(peer: Peer, key: RouteKey) -> str:
 
 def _next_hop(peer: Peer, net: IPNetwork, next_hop: str) -> str:
     if next_hop == "self":
+        if peer.address.version != net.version:
+            # ExaBGP 5: neighbor.ip_self() raises for a family other than the session's, and MPRNLRI then
+            # packs four zero bytes: the peer would get the route with next hop 0.0.0.0
+            raise SpeakerError(
+                f"route {net} to {peer.name}: next-hop self over an IPv{peer.address.version} session would "
+                f"reach the peer as next hop 0.0.0.0 (ExaBGP has no IPv{net.version} address of its own "
+                f"there); give the IPv{net.version} next hop"
+            )
         return next_hop
     try:
         addr = ipaddress.ip_address(next_hop)
     except ValueError as e:
         raise SpeakerError(f"route {net} to {peer.name}: next hop {next_hop!r} is not an IP address or 'self'") from e
+    if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id is not None:  # str() would keep the %zone
+        raise SpeakerError(f"route {net} to {peer.name}: next hop {next_hop!r} is not an IP address without a zone")
     if addr.version != net.version:
         raise SpeakerError(
             f"route {net} to {peer.name}: next hop {addr} is IPv{addr.version} but the prefix is "
             f"IPv{net.version}; give a next hop of the prefix's family"
+        )
+    if isinstance(addr, ipaddress.IPv6Address) and (addr.is_link_local or addr.ipv4_mapped is not None):
+        # ExaBGP 5 sends one 16-byte next hop, never RFC 2545's global + link-local pair
+        raise SpeakerError(
+            f"route {net} to {peer.name}: next hop {addr} is not a global IPv6 address "
+            f"({'link-local' if addr.is_link_local else 'IPv4-mapped'}); ExaBGP sends a single next hop, "
+            f"which must be global: give the global IPv6 address"
         )
     return str(addr)
 

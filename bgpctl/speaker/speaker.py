@@ -22,7 +22,10 @@ State kept here (one place):
   families in which the peer accepts several paths per prefix (ADD-PATH send). Never assumed: empty
   until the session's OPENs are seen, and again when it goes down or ExaBGP goes away, so a peer that
   comes back without ADD-PATH is never sent several paths it would collapse into the last one.
-  ``on_negotiated`` (set by the daemon) is called whenever that changes, to re-plan.
+  ``on_negotiated`` (set by the daemon) is called whenever that changes, to re-plan. Also the families
+  the session negotiated (MP-BGP, e.g. ipv6-unicast over an IPv4 session): ExaBGP silently drops the routes
+  of a family that is not (``Update._split_nlris``), so :meth:`announced` leaves them out and a warning
+  (``families_refused``) says so; never assumed from the configuration once the OPENs are seen.
 
 Recovery: an ``error`` ACK is logged with its command and counted, the route is not marked held and is
 retried with backoff (per route); a session coming up gets every desired route re-announced and then
@@ -37,7 +40,8 @@ sent, the previous RIB stays); everything else is in the returned :class:`SyncRe
 False while ExaBGP restarts or a route waits for its retry; the speaker finishes the job by itself).
 ``speaker.counters`` (a Counter) feeds metrics: ``commands_sent``, ``acks_error``, ``ack_timeouts``,
 ``eor_sent``, ``exabgp_exits``, ``unparsable_lines``, ``acks_unexpected``, ``notifications``,
-``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``, ``add_path_refused``.
+``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``, ``add_path_refused``,
+``family_refused`` (a session that did not negotiate a family its policy entry lists).
 """
 
 from __future__ import annotations
@@ -180,6 +184,7 @@ class Speaker:
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
         self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
+        self._families: dict[str, frozenset[Family]] = {}  # peer -> families the session negotiated (MP-BGP)
         self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
         self.on_negotiated: Callable[[], None] | None = None
         self.on_session: Callable[[], None] | None = None  # a session's state changed (the daemon re-judges)
@@ -346,8 +351,25 @@ class Speaker:
         return dict(self._states)
 
     def announced(self) -> Rib:
-        """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing)."""
-        return {peer: dict(routes) for peer, routes in self._held.items() if self._states.get(peer) == SessionState.UP}
+        """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing), without
+        the routes of a family the session is known not to have negotiated (ExaBGP holds them, sends nothing)."""
+        return {
+            peer: {k: a for k, a in routes.items() if self._sends(peer, k.prefix)}
+            for peer, routes in self._held.items()
+            if self._states.get(peer) == SessionState.UP
+        }
+
+    def _sends(self, peer: str, prefix: str) -> bool:
+        families = self._families.get(peer)
+        if families is None:  # no OPENs seen on this session yet: as configured
+            return True
+        net = commands.check_network(prefix)
+        return Family.of(net) in families
+
+    def negotiated_families(self) -> dict[str, frozenset[Family]]:
+        """Per peer whose session's OPENs were seen, the families it negotiated (the multiprotocol
+        capabilities both sides sent): an IPv6 route goes out only where ipv6-unicast is among them."""
+        return dict(self._families)
 
     def add_path_send(self) -> dict[str, frozenset[Family]]:
         """Per peer, the families in which its session negotiated ADD-PATH with us sending: only peers whose
@@ -484,7 +506,7 @@ class Speaker:
         self._over_limit.clear()
         self._torn_down.clear()
         self._watch.restart(time.monotonic())
-        self._forget_negotiated(*self._add_path)
+        self._forget_negotiated(*self._add_path, *self._families)
         self._log.warning(events.EXABGP_DISCONNECTED, pid=conn.pid, why=why)
 
     def _dispatch(self, line: str | bytes) -> None:
@@ -656,6 +678,8 @@ class Speaker:
             self.check_syns(syn_sent, unacked)
 
     def _forget_negotiated(self, *names: str) -> None:
+        for n in names:
+            self._families.pop(n, None)
         changed = [n for n in names if self._add_path.pop(n, None) is not None]
         if changed and self.on_negotiated is not None:
             self.on_negotiated()
@@ -669,6 +693,9 @@ class Speaker:
         sending = frozenset(f for f in Family if " ".join(f.words) in event.add_path_send)
         wanted = peer.add_path in (AddPath.SEND, AddPath.BOTH)
         refused = sorted(f.value for f in peer.families if wanted and f not in sending)
+        negotiated = frozenset(f for f in Family if " ".join(f.words) in event.families)
+        self._families[name] = negotiated
+        missing = sorted(f.value for f in peer.families if f not in negotiated)
         fields = {
             "peer": name,
             "address": event.peer,
@@ -677,6 +704,19 @@ class Speaker:
             "add_path_receive": list(event.add_path_receive),
             "hold_time": event.hold_time,
         }
+        if missing:
+            self.counters["family_refused"] += 1
+            self._log.warning(
+                events.BGP_CAPABILITIES,
+                **fields,
+                families_refused=missing,
+                hint=(
+                    f"the policy gives the peer {', '.join(missing)} but the session did not negotiate it (the "
+                    "peer does not activate that address family): ExaBGP drops those routes without a word, so "
+                    "they are not announced to this peer; activate the family on the peer (FRR: "
+                    "address-family ... / neighbor X activate) or remove it from the peer's families"
+                ),
+            )
         if refused:
             self.counters["add_path_refused"] += 1
             self._log.warning(
@@ -689,7 +729,7 @@ class Speaker:
                     "receive on the peer to load-share"
                 ),
             )
-        else:
+        elif not missing:
             self._log.info(events.BGP_CAPABILITIES, **fields)
         before = self._add_path.get(name)
         self._add_path[name] = sending

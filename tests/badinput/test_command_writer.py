@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
 from bgpctl.errors import SpeakerError
-from bgpctl.policy.model import Community, Description, LargeCommunity, Name, Peer, SecretRef
+from bgpctl.policy.model import Community, Description, Family, LargeCommunity, Name, Peer, SecretRef
 from bgpctl.speaker import Speaker, commands
 from bgpctl.speaker.config import render_config, render_env
 from tests.speaker.lab import LogTap, make_policy
@@ -97,6 +97,54 @@ def test_renderer_refuses_the_value(why: str, attrs: RouteAttrs, fragment: str) 
     message = str(err.value)
     assert fragment in message and message.startswith("route 203.0.113.0/26 to edge: ")
     assert "\n" not in message.replace("\\n", "")  # the value is shown escaped, the message is one line
+
+
+KEY6 = RouteKey("2001:db8:100::/48")
+# the edge with MP-BGP IPv6 unicast over its IPv4 session (docs/dualstack.md)
+MP_POLICY = POLICY.model_copy(
+    update={
+        "peers": [
+            POLICY.peers[0].model_copy(update={"families": [Family.IPV4_UNICAST, Family.IPV6_UNICAST]}),
+            *POLICY.peers[1:],
+        ]
+    }
+)
+
+# (why, peer, next hop, fragment of the SpeakerError) for an IPv6 route
+BAD_V6: list[tuple[str, str, str, str]] = [
+    ("next-hop self over the IPv4 session", "edge", "self", "would reach the peer as next hop 0.0.0.0"),
+    ("link-local next hop", "edge", "fe80::11", "is not a global IPv6 address (link-local)"),
+    ("link-local next hop on the IPv6 session", "edge6", "fe80::11", "is not a global IPv6 address (link-local)"),
+    ("IPv4-mapped next hop", "edge", "::ffff:198.18.1.11", "is not a global IPv6 address (IPv4-mapped)"),
+    ("IPv4 next hop", "edge", "198.18.1.11", "is IPv4 but the prefix is IPv6"),
+    ("next hop with a zone", "edge6", "2001:db8:1::11%eth0", "is not an IP address without a zone"),
+    ("zone carrying a second command", "edge", "2001:db8:1::11%x origin igp", "is not an IP address"),
+    ("next hop with a newline", "edge", "2001:db8:1::11\n", "is not an IP address"),
+    ("route to a peer that carries no IPv6", "tgw-use1", "2001:db8:1::11", "the session only carries ipv4-unicast"),
+]
+
+
+@pytest.mark.parametrize(("why", "peer", "next_hop", "fragment"), BAD_V6, ids=[c[0] for c in BAD_V6])
+def test_renderer_refuses_the_ipv6_route(why: str, peer: str, next_hop: str, fragment: str) -> None:
+    with pytest.raises(SpeakerError) as err:
+        commands.announce_line(MP_POLICY, peer, KEY6, _attrs(next_hop=next_hop))
+    message = str(err.value)
+    assert fragment in message and message.startswith(f"route 2001:db8:100::/48 to {peer}")
+    assert "\n" not in message.replace("\\n", "")
+
+
+def test_ipv6_routes_render_over_either_session() -> None:
+    """MP-BGP over the IPv4 session with the explicit IPv6 next hop; over the IPv6 session 'self' is its address."""
+    line = commands.announce_line(MP_POLICY, "edge", KEY6, _attrs(next_hop="2001:db8:1:0:0::11", communities=()))
+    assert line == (
+        "neighbor 198.18.1.1 announce route 2001:db8:100::/48 next-hop 2001:db8:1::11 med 0 "
+        "as-path [ 65000 ] origin igp"
+    )
+    line = commands.announce_line(MP_POLICY, "edge6", KEY6, _attrs(next_hop="self", communities=()))
+    assert (
+        line
+        == "neighbor 2001:db8:1::1 announce route 2001:db8:100::/48 next-hop self med 0 as-path [ 65000 ] origin igp"
+    )
 
 
 class _Relay:

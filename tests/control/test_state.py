@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import structlog
 
 from bgpctl import events
 from bgpctl.control.render import routes_text, status_text
 from bgpctl.control.state import SessionTracker, routes_result, status_result, unknown_peer
-from bgpctl.core.types import Health, SignalMark
+from bgpctl.core.types import MEASURED_V6, Health, PathKey, SignalMark
 from bgpctl.daemon.sinks import Metrics
+from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Drain, Overrides
 from bgpctl.signals.document import Document, Reading, SignalError
 from bgpctl.signals.feed import SignalFeed
 from tests.control.support import T0, judge, lab_policy, schema_errors, snapshot
 
 MEDIA = "203.0.113.0/26"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_status_of_a_healthy_controller_has_every_path_up_with_stats_and_reasons() -> None:
@@ -216,3 +219,21 @@ def test_status_shows_a_signals_mark_and_why_another_signal_is_ignored() -> None
     (row,) = status["signals"]
     assert (row["state"], row["marks"]) == ("error", [])
     assert "ignored: cannot connect: [Errno 111] Connection refused" in "\n".join(status_text(status))
+
+
+def test_status_and_routes_of_a_dual_stack_controller_show_each_family() -> None:
+    """docs/dualstack.md: a dual-stack path's IPv6 measurement is a row of its own (path .../ipv6); with only
+    IPv6 lost into use1, media's IPv6 routes leave use1 while its IPv4 routes stay."""
+    policy = load_policy(REPO / "policies" / "examples" / "dual-stack.yaml")
+    v6 = PathKey("media", "use1", "interconnect", MEASURED_V6)
+    s = snapshot(judge(policy, lost=lambda k, t: k == v6 and t > T0 + 1.0))
+    status = status_result(s, 10)
+    assert schema_errors("status", status) == []
+    paths = {p["path"]: p for p in status["paths"]}
+    assert paths["media/use1/interconnect/ipv6"]["health"] == "down"
+    assert paths["media/use1/interconnect"]["health"] == "up"
+    routes = routes_result(s, peer="edge")
+    assert schema_errors("routes", routes) == []
+    edge = {(r["prefix"], r["next_hop"]) for p in routes["peers"] for r in p["routes"]}
+    assert ("203.0.113.0/26", "198.18.1.11") in edge and ("2001:db8:c0::/64", "2001:db8:1::12") in edge
+    assert ("2001:db8:c0::/64", "2001:db8:1::11") not in edge

@@ -11,6 +11,7 @@ import pytest
 from bgpctl.core.plan import apply_changes, path_states, plan
 from bgpctl.core.types import ChangeKind, PathKey, Plan, RouteAttrs, RouteChange, RouteKey
 from bgpctl.policy.model import Drain, Family, Overrides, PathState
+from bgpctl.speaker.commands import validate_rib
 from tests.core.plans.support import NO_ADD_PATH, TWO_PATHS, health_map, lab_policy
 
 P, S, D, X = PathState.PREFERRED, PathState.STANDBY, PathState.DEGRADED, PathState.DOWN
@@ -327,19 +328,56 @@ def test_ipv6_prefix_only_to_peers_that_carry_ipv6() -> None:
         ],
     }
     loaded = lab_policy(patch)
-    # the loader refuses an IPv6 prefix over paths with IPv4 next hops (the speaker would refuse the RIB);
-    # plan() is checked here on its own, so the prefix goes in past the loader
+    # plan() is checked here on its own (the loader refuses some of these policies), so the prefix and the
+    # paths' IPv6 next hops go in past the loader
     media = loaded.services["media"]
     v6_media = media.model_copy(update={"prefixes": [*media.prefixes, ipaddress.ip_network("2001:db8:1::/48")]})
-    policy = loaded.model_copy(update={"services": {**loaded.services, "media": v6_media}})
+    regions = {
+        rname: region.model_copy(
+            update={
+                "paths": {
+                    # 198.18.1.11 -> 2001:db8:ff::11
+                    pname: path.model_copy(
+                        update={
+                            "next_hop_v6": ipaddress.IPv6Address(f"2001:db8:ff::{str(path.next_hop).split('.')[-1]}")
+                        }
+                    )
+                    for pname, path in region.paths.items()
+                }
+            }
+        )
+        for rname, region in loaded.regions.items()
+    }
+    policy = loaded.model_copy(update={"services": {**loaded.services, "media": v6_media}, "regions": regions})
     p = plan(policy, health_map(policy, {"default": "up"}), None, 0.0)
-    assert {k.path_id for k in p.desired["edge"] if k.prefix == "2001:db8:1::/48"} == {1, 2}
+    v6 = {k.path_id: a.next_hop for k, a in p.desired["edge"].items() if k.prefix == "2001:db8:1::/48"}
+    assert v6 == {1: "2001:db8:ff::11", 2: "2001:db8:ff::12"}  # each region's interconnect, its IPv6 next hop
+    assert {a.next_hop for k, a in p.desired["edge"].items() if k.prefix == MEDIA} == {"198.18.1.11", "198.18.1.12"}
     # the same policy with the edge back to IPv4 only (the loader refuses that; plan() must cope anyway)
     v4_edge = policy.peers[0].model_copy(update={"families": [Family.IPV4_UNICAST]})
     v4 = policy.model_copy(update={"peers": [v4_edge, *policy.peers[1:]]})
     p4 = plan(v4, health_map(v4, {"default": "up"}), None, 0.0)
     assert [k for k in p4.desired["edge"] if k.prefix == "2001:db8:1::/48"] == []
     assert {k.prefix for k in p4.desired["edge"]} == {MEDIA, SIG, API}
+
+
+def test_an_ipv6_prefix_without_an_ipv6_next_hop_is_not_planned() -> None:
+    """A path with only an IPv4 next hop carries no IPv6 route (the speaker would refuse the whole RIB)."""
+    patch: dict[str, Any] = {
+        "guards": {"allowlist": ["203.0.113.0/24", "192.0.2.0/24", "2001:db8::/32"]},
+        "peers": [
+            {**NO_ADD_PATH["peers"][0], "families": ["ipv4-unicast", "ipv6-unicast"]},
+            *NO_ADD_PATH["peers"][1:],
+        ],
+    }
+    loaded = lab_policy(patch)
+    media = loaded.services["media"]
+    v6_media = media.model_copy(update={"prefixes": [*media.prefixes, ipaddress.ip_network("2001:db8:1::/48")]})
+    policy = loaded.model_copy(update={"services": {**loaded.services, "media": v6_media}})
+    p = plan(policy, health_map(policy, {"default": "up"}), None, 0.0)
+    assert [k for k in p.desired["edge"] if k.prefix == "2001:db8:1::/48"] == []
+    assert "2001:db8:1::/48: path use1/interconnect has no IPv6 next hop; not planned through it" in " ".join(p.notes)
+    validate_rib(policy, p.desired)  # what is planned renders
 
 
 # ------------------------------------------------------------------------------------------

@@ -44,6 +44,17 @@ def test_base_of_the_corpus_is_valid() -> None:
     assert result.stdout == "tests/policy/good/base.yaml: ok (3 peers, 2 regions, 2 services)\n"
 
 
+def test_dual_stack_base_and_example_are_valid() -> None:
+    """The dual-* bad files break one thing each of good/dual-stack.yaml; the shipped example passes too."""
+    files = [_rel(HERE / "good" / "dual-stack.yaml"), "policies/examples/dual-stack.yaml"]
+    result = CliRunner().invoke(cli, ["policy", "check", *files])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        "tests/policy/good/dual-stack.yaml: ok (4 peers, 2 regions, 2 services)\n"
+        "policies/examples/dual-stack.yaml: ok (4 peers, 2 regions, 3 services)\n"
+    )
+
+
 @pytest.mark.parametrize("bad", BAD, ids=[p.stem for p in BAD])
 def test_bad_policy_is_refused_with_its_golden_message(bad: Path) -> None:
     name = _rel(bad)

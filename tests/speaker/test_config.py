@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bgpctl.errors import SpeakerError
+from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy
 from bgpctl.speaker import config
 from tests.speaker.lab import make_policy
@@ -83,6 +84,24 @@ def test_without_graceful_restart_exabgp_sends_eor_itself(tmp_path: Path) -> Non
     rendered = config.render(policy, _relay(tmp_path), {})
     assert "graceful-restart" not in rendered.config and "manual-eor false;" in rendered.config
     assert "md5-password" not in rendered.config
+    result = _validate(tmp_path, rendered)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dual_stack_policy_renders_both_ways_of_carrying_ipv6(tmp_path: Path) -> None:
+    """MP-BGP: ipv6 unicast in the IPv4 session's family block (with ADD-PATH for both families); an IPv6
+    session of its own: its own neighbour block, IPv6 local address, ipv6 unicast only."""
+    policy = load_policy(ROOT / "policies" / "examples" / "dual-stack.yaml")
+    rendered = config.render(policy, _relay(tmp_path), {})
+    text = rendered.config
+    edge = text[text.index("neighbor 198.18.1.1 {") :]
+    edge = edge[: edge.index("\n}\n")]
+    assert "    family {\n        ipv4 unicast;\n        ipv6 unicast;\n    }" in edge
+    assert "    add-path {\n        ipv4 unicast;\n        ipv6 unicast;\n    }" in edge
+    v6 = text[text.index("neighbor 2001:db8:1::12 {") :]
+    v6 = v6[: v6.index("\n}\n")]
+    assert "local-address 2001:db8:1::2;" in v6 and "peer-as 64513;" in v6
+    assert "    family {\n        ipv6 unicast;\n    }" in v6
     result = _validate(tmp_path, rendered)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from bgpctl.core.decide import path_keys
 from bgpctl.core.types import Health, PathHealth, PathKey
 from bgpctl.policy.load import load_policy_text
 from bgpctl.policy.model import Policy
@@ -103,13 +104,16 @@ NO_ADD_PATH: dict[str, Any] = {
 
 
 def all_keys(policy: Policy) -> list[PathKey]:
-    return [PathKey(s, r, p) for s in policy.services for r, region in policy.regions.items() for p in region.paths]
+    """Every path of every service, then the IPv6 measurements of dual-stack ones (decide's path_keys)."""
+    paths = [PathKey(s, r, p) for s in policy.services for r, region in policy.regions.items() for p in region.paths]
+    return paths + [k for k in path_keys(policy) if k.family]
 
 
 def health_map(policy: Policy, spec: Mapping[str, str], at: float = 0.0) -> dict[PathKey, PathHealth]:
     """``{"default": "up", "media/use1/interconnect": "down", "*/use1/*": "degraded"}`` -> health per path.
 
-    Keys are service/region/path with ``*`` for any part; later keys win over earlier ones.
+    Keys are service/region/path with ``*`` for any part (every measurement of the path), or
+    service/region/path/ipv6 (a dual-stack path's IPv6 measurement only); later keys win over earlier ones.
     """
     out: dict[PathKey, PathHealth] = {}
     default = spec.get("default")
@@ -120,9 +124,12 @@ def health_map(policy: Policy, spec: Mapping[str, str], at: float = 0.0) -> dict
             if pattern == "default":
                 continue
             parts = pattern.split("/")
-            if len(parts) != 3:
-                raise ValueError(f"health key {pattern!r}: write service/region/path ('*' for any)")
-            if all(want in ("*", have) for want, have in zip(parts, key, strict=True)):
+            if len(parts) not in (3, 4):
+                raise ValueError(f"health key {pattern!r}: write service/region/path[/ipv6] ('*' for any)")
+            # three parts: every measurement of the path; a fourth (ipv6) only its IPv6 measurement
+            if all(want in ("*", have) for want, have in zip(parts, key, strict=False)) and (
+                len(parts) == 3 or parts[3] == key.family
+            ):
                 out[key] = PathHealth(Health(value), since=at)
     return out
 
