@@ -40,6 +40,10 @@ Routes:
   ``corporate.follow_service``. Same ADD-PATH rule.
 * A prefix goes only to peers that carry its address family.
 
+HA (``policy.ha``, bgpctl/core/ha.py): on a secondary controller every route above is made worse by
+``ha.secondary`` (more prepends, a higher MED, the transit gateways' communities replaced), so that peers
+prefer every route of the primary (docs/ha.md).
+
 Guards:
 
 * Fail-static (``guards.fail_static``): when no path of a service is announceable (every path DOWN or
@@ -70,6 +74,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bgpctl.core import ha
 from bgpctl.core.types import (
     ChangeKind,
     Health,
@@ -180,14 +185,15 @@ def _find_peer(policy: Policy, name: str) -> Peer | None:
     return None
 
 
-def _attrs(policy: Policy, action: Announce, next_hop: object) -> RouteAttrs:
-    return RouteAttrs(
+def _attrs(policy: Policy, action: Announce, next_hop: object, role: PeerRole) -> RouteAttrs:
+    attrs = RouteAttrs(
         next_hop=str(next_hop),
         as_path=(policy.speaker.local_as,) * (1 + action.prepend),
         med=action.med,
         communities=tuple(action.communities),
         large_communities=tuple(action.large_communities),
     )
+    return ha.apply_role(policy, role, attrs)  # a secondary controller's routes are worse (docs/ha.md)
 
 
 def _preference(rank: int, attrs: RouteAttrs) -> tuple[int, int, int]:
@@ -310,7 +316,7 @@ def _edge_candidates(
             action = policy.actions.get(state, PeerRole.EDGE)
             if not isinstance(action, Announce):
                 continue
-            attrs = _attrs(policy, action, policy.regions[key.region].paths[key.path].next_hop)
+            attrs = _attrs(policy, action, policy.regions[key.region].paths[key.path].next_hop, PeerRole.EDGE)
             for prefix in service.prefixes:
                 if _carries(peer, str(prefix)):
                     out.append(_Candidate(str(prefix), ids[(key.region, key.path)], attrs, RouteSource(key, state)))
@@ -335,7 +341,7 @@ def _tgw_candidates(
             action = policy.actions.get(state, PeerRole.TRANSIT_GATEWAY)
             if not isinstance(action, Announce):
                 continue
-            attrs = _attrs(policy, action, corporate.next_hop)
+            attrs = _attrs(policy, action, corporate.next_hop, PeerRole.TRANSIT_GATEWAY)
             for prefix in corporate.prefixes:
                 if _carries(peer, str(prefix)):
                     out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
@@ -479,7 +485,7 @@ def _infer_rank(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> int | None
     """The state rank whose action produces ``attrs`` (routes of an earlier plan carry no state)."""
     for state, rank in STATE_RANK.items():
         action = policy.actions.get(state, role)
-        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop) == attrs:
+        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop, role) == attrs:
             return rank
     return None
 
