@@ -11,9 +11,11 @@ secondary's.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from bgpctl.core.types import RouteAttrs
-from bgpctl.policy.model import HaRole, PeerRole, Policy
+from bgpctl.core.types import Rib, RouteAttrs
+from bgpctl.policy.ha import ANNOUNCING
+from bgpctl.policy.model import Announce, HaRole, PeerRole, Policy
 
 
 def is_secondary(policy: Policy) -> bool:
@@ -34,3 +36,51 @@ def apply_role(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> RouteAttrs:
         med=(attrs.med or 0) + penalty.med if (attrs.med is not None or penalty.med) else None,
         communities=communities,
     )
+
+
+def _own_copies(policy: Policy, attrs: RouteAttrs) -> int:
+    return sum(1 for asn in attrs.as_path if asn == policy.speaker.local_as)
+
+
+def whose(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> HaRole | None:
+    """Which controller of the pair sent the route a peer reflects back to us (``attrs``, our AS in its path):
+    the primary's routes carry at most ``1 + max(prepend)`` copies of our AS, the secondary's at least
+    ``1 + min(prepend) + ha.secondary.prepend`` (more: bgpctl.policy.ha checks it). None without ``ha``."""
+    if policy.ha is None:
+        return None
+    prepends = [a.prepend for s in ANNOUNCING if isinstance(a := policy.actions.get(s, role), Announce)]
+    return HaRole.PRIMARY if _own_copies(policy, attrs) <= 1 + max(prepends, default=0) else HaRole.SECONDARY
+
+
+def in_use(policy: Policy, reflected: Rib) -> dict[str, Any] | None:
+    """This host's role and whether its routes are the ones the peers use (``status.ha``; None without ``ha``).
+
+    ``reflected``: per peer, our own routes as that peer sends them back (its best path per prefix). A peer
+    that sends none back (the edge must be configured to: docs/ha.md) leaves it ``unknown``.
+    """
+    if policy.ha is None:
+        return None
+    mine = policy.ha.role
+    prefixes: list[dict[str, Any]] = []
+    roles = {p.name: p.role for p in policy.peers}
+    for peer in sorted(reflected):
+        for key, attrs in sorted(reflected[peer].items(), key=lambda kv: (kv[0].prefix, kv[0].path_id)):
+            used = whose(policy, roles.get(peer, PeerRole.EDGE), attrs)
+            prefixes.append({"peer": peer, "prefix": key.prefix, "as_path": list(attrs.as_path), "uses": str(used)})
+    ours = sum(1 for p in prefixes if p["uses"] == mine)
+    verdict = "unknown" if not prefixes else "yes" if ours == len(prefixes) else "no" if ours == 0 else "partly"
+    return {
+        "role": str(mine),
+        "penalty": {
+            "prepend": policy.ha.secondary.prepend,
+            "med": policy.ha.secondary.med,
+            "transit_gateway_communities": policy.ha.secondary.transit_gateway_communities,
+        },
+        "in_use": verdict,
+        "why": (
+            "no peer sends our prefixes back, so whose routes are in use cannot be told here (docs/ha.md)"
+            if not prefixes
+            else f"{ours} of {len(prefixes)} route(s) the peers send back are this host's ({mine})"
+        ),
+        "reflected": prefixes,
+    }
