@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ import pytest
 
 from bgpctl_lab import runner
 from bgpctl_lab.jsonmatch import mismatches
+from bgpctl_lab.meter import run_meter
+from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import own_reference_lab
 from bgpctl_lab.reference import AGENTS, API, EDGE_ADDR, MEDIA, SIGNALLING, USE1, USW2, WATCHED, route_nexthops
@@ -37,6 +40,7 @@ CR1, CR2 = "198.18.1.2", "198.18.1.3"
 PRIMARY_PATH = "65000"
 SECONDARY_PATH = " ".join(["65000"] * 5)  # the preferred action (no prepend) + ha.secondary.prepend 4
 CONVERGED_S = 60.0  # both daemons: ExaBGP, sessions, the probes' first windows, End-of-RIB
+MEDIA_TARGET = "203.0.113.10"  # a Connect endpoint of the media group, in both regions
 TAKEOVER_S = 1.0  # issue 11: the edge's routes from the secondary within 1 s of the primary's isolation
 
 
@@ -136,6 +140,30 @@ def _watch_polls(watch: RouteWatcher, more: int) -> None:
     )
 
 
+class Calls:
+    """The call meter (agents -> 203.0.113.10, 12 flows, one packet every 2 ms in all) in a thread, bounded in
+    seconds; ``report()`` joins it."""
+
+    def __init__(self, lab: Lab, seconds: float) -> None:
+        self._result: dict[str, Any] = {}
+        self._seconds = seconds
+        self._thread = threading.Thread(target=self._run, args=(lab.netns("agents"),), daemon=True)
+        self._thread.start()
+
+    def _run(self, netns: str) -> None:
+        try:
+            self._result["report"] = run_meter(netns, MEDIA_TARGET, 9000, fine=True, flows=12, seconds=self._seconds)
+        except Exception as e:  # raised again in report(), not lost in the thread
+            self._result["error"] = e
+
+    def report(self) -> MeterReport:
+        self._thread.join(timeout=self._seconds + 60)
+        if "error" in self._result:
+            raise self._result["error"]
+        report: MeterReport = self._result["report"]
+        return report
+
+
 def _figure(**fields: object) -> None:
     print("HA-FIGURE " + json.dumps(fields, sort_keys=True))
 
@@ -191,6 +219,7 @@ def test_kill_9_of_the_primary_changes_no_next_hop_at_the_edge(ha_lab: Lab) -> N
         ).value[0]
         assert first is not None
         watch = RouteWatcher(ha_lab.netns("edge"), WATCHED, interval_ms=20).start()
+        calls = Calls(ha_lab, seconds=12)
         _watch_polls(watch, 50)  # a second of baseline before the kill
         t0 = time.monotonic()
         os.kill(first, signal.SIGKILL)
@@ -201,12 +230,16 @@ def test_kill_9_of_the_primary_changes_no_next_hop_at_the_edge(ha_lab: Lab) -> N
             check=lambda lab: _back_problems(lab, first),
             interval_s=0.2,
         )
+        meter = calls.report()
         changes = watch.stop()
         assert watch.errors == [] and watch.polls > 100
         # 0 next-hop changes at the edge: the primary's routes stayed (stale, graceful restart) until replaced
         assert changes == [], changes
+        lost = max(f.lost for f in meter.flows)
+        assert lost <= 1, meter.flows  # issue 11: at most 1 voice packet lost per flow
         _figure(case="kill-9-primary", next_hop_changes=len(changes), polls=watch.polls,
-                back_s=round(time.monotonic() - t0, 2), converged_check_s=round(back.elapsed_s, 2))  # fmt: skip
+                back_s=round(time.monotonic() - t0, 2), converged_check_s=round(back.elapsed_s, 2),
+                lost_per_flow_max=lost, lost=meter.lost, sent=meter.sent)  # fmt: skip
     finally:
         runner.unsupervise_service(ha_lab, "cr1", "daemon")
     eventually(
@@ -220,6 +253,7 @@ def test_kill_9_of_the_primary_changes_no_next_hop_at_the_edge(ha_lab: Lab) -> N
 
 def test_the_primary_host_isolated_the_edge_uses_the_secondary_within_a_second(ha_lab: Lab) -> None:
     watch = RouteWatcher(ha_lab.netns("edge"), WATCHED, interval_ms=20).start()
+    calls = Calls(ha_lab, seconds=4)
     _watch_polls(watch, 25)
     t0 = time.monotonic()
     ha_lab.link_set("cr1", "eth1", up=False)  # cr1's only link: the host is cut off
@@ -233,11 +267,15 @@ def test_the_primary_host_isolated_the_edge_uses_the_secondary_within_a_second(h
         )
         took = time.monotonic() - t0
         _watch_polls(watch, 50)  # a second more: a late FIB change would show
+        meter = calls.report()
         changes = watch.stop()
         assert changes == [], changes  # the two controllers agree: the same next hops, nothing moved
+        lost = max(f.lost for f in meter.flows)
+        assert lost <= 1, meter.flows  # issue 11: at most 1 voice packet lost per flow
         assert route_nexthops(ha_lab, "edge", MEDIA) == {USE1, USW2}
         _figure(case="primary-isolated", secondary_in_use_s=round(took, 3), eventually_s=round(moved.elapsed_s, 3),
-                next_hop_changes=len(changes), polls=watch.polls)  # fmt: skip
+                next_hop_changes=len(changes), polls=watch.polls, lost_per_flow_max=lost, lost=meter.lost,
+                sent=meter.sent)  # fmt: skip
     finally:
         ha_lab.link_set("cr1", "eth1", up=True)
     eventually(
