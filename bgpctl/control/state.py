@@ -317,7 +317,7 @@ def _rule(
         "path": str(source.path),
         "health": health.get(source.path, PathHealth()).health.value,
         "state": source.state.value,
-        "action": f"actions.{source.state.value}.{role.value}",
+        "action": f"actions.{source.state.value}.{role.value}" + (" + ha.secondary" if ha.is_secondary(policy) else ""),
         "override": _override_of(policy, source.path, overrides),
         "kept": None,
     }

@@ -9,12 +9,13 @@ import structlog
 from bgpctl import events
 from bgpctl.control.render import routes_text, status_text
 from bgpctl.control.state import SessionTracker, routes_result, status_result, unknown_peer
-from bgpctl.core.types import Health, SignalMark
+from bgpctl.core.types import Health, RouteAttrs, RouteKey, SignalMark
 from bgpctl.daemon.sinks import Metrics
+from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Drain, Overrides
 from bgpctl.signals.document import Document, Reading, SignalError
 from bgpctl.signals.feed import SignalFeed
-from tests.control.support import T0, judge, lab_policy, schema_errors, snapshot
+from tests.control.support import REPO, T0, judge, lab_policy, schema_errors, snapshot
 
 MEDIA = "203.0.113.0/26"
 
@@ -216,3 +217,21 @@ def test_status_shows_a_signals_mark_and_why_another_signal_is_ignored() -> None
     (row,) = status["signals"]
     assert (row["state"], row["marks"]) == ("error", [])
     assert "ignored: cannot connect: [Errno 111] Connection refused" in "\n".join(status_text(status))
+
+
+def test_a_secondary_controller_says_its_role_and_names_the_ha_penalty_in_each_rule() -> None:
+    """docs/ha.md: status.ha from the routes the peers send back; routes name `+ ha.secondary` in their rule."""
+    secondary = load_policy(REPO / "policies" / "lab-ha-cr2.yaml")
+    back = {"edge": {RouteKey(MEDIA, 0): RouteAttrs("198.18.1.11", (65010, 65000))}}
+    s = snapshot(judge(secondary), reflected=back)
+    status = status_result(s, 0)
+    assert schema_errors("status", status) == []
+    assert status["ha"]["role"] == "secondary" and status["ha"]["in_use"] == "no"
+    text = "\n".join(status_text(status))
+    assert "HA: role secondary" in text and "edge uses the primary's route for 203.0.113.0/26" in text
+    routes = routes_result(s)
+    assert schema_errors("routes", routes) == []
+    rules = {r["rule"]["action"] for p in routes["peers"] for r in p["routes"]}
+    assert rules == {"actions.preferred.edge + ha.secondary", "actions.standby.edge + ha.secondary",
+                     "actions.preferred.transit-gateway + ha.secondary"}  # fmt: skip
+    assert status_result(snapshot(judge(lab_policy())), 0)["ha"] is None
