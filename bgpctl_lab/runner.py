@@ -124,9 +124,13 @@ class Lab:
     def bird_nodes(self) -> list[str]:
         return [n for n, ns in self._state.nodes.items() if ns.bird_conf is not None]
 
+    def bgpd_nodes(self) -> list[str]:
+        """FRR nodes that run bgpd (the HA lab's controller hosts run FRR for bfdd alone)."""
+        return [n for n in self.frr_nodes() if "bgpd" in self._state.nodes[n].daemons]
+
     def routing_nodes(self) -> list[str]:
-        """Nodes that run a BGP daemon the lab started (FRR or BIRD)."""
-        return [n for n in self._state.nodes if n in self.frr_nodes() or n in self.bird_nodes()]
+        """Nodes that run a BGP daemon the lab started (FRR's bgpd or BIRD)."""
+        return [n for n in self._state.nodes if n in self.bgpd_nodes() or n in self.bird_nodes()]
 
     def _node(self, node: str) -> NodeState:
         try:
@@ -283,7 +287,7 @@ class Lab:
         frr_addrs = self._frr_addresses()
         everyone = not frr.frr_only(self.mode)
         out: dict[str, dict[str, str]] = {}
-        for node in self.frr_nodes():
+        for node in self.bgpd_nodes():
             out[node] = {
                 p: s for p, s in self.sessions(node).items() if (everyone or p in frr_addrs) and not frr.admin_down(s)
             }

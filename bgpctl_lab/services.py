@@ -80,6 +80,14 @@ class Service(BaseModel):
 
 
 def services_file(topology_file: Path) -> Path:
+    """``lab/services-<variant>.yaml`` for a topology ``containerlab-<variant>.yml`` when that file exists (the
+    HA lab's: lab/services-ha.yaml), else ``lab/services.yaml``."""
+    stem = topology_file.name.removesuffix(".yml").removesuffix(".yaml")
+    variant = stem.removeprefix("containerlab-") if stem.startswith("containerlab-") else None
+    if variant:
+        own = lab_files(topology_file) / f"services-{variant}.yaml"
+        if own.exists():
+            return own
     return lab_files(topology_file) / "services.yaml"
 
 

@@ -248,8 +248,24 @@ def decision_text(d: Mapping[str, Any]) -> str:
     return text + (f"  [{d['why']}]" if d.get("why") else "")
 
 
+def ha_text(ha: Mapping[str, Any] | None) -> list[str]:
+    """``status.ha``: this host's role in a controller pair and whether its routes are in use (docs/ha.md)."""
+    if ha is None:
+        return []
+    p = ha["penalty"]
+    worse = f"prepend +{p['prepend']}, MED +{p['med']}" + (
+        f", TGW communities {' '.join(p['transit_gateway_communities'])}" if p["transit_gateway_communities"] else ""
+    )
+    lines = [f"HA: role {ha['role']} (the secondary's routes: {worse}); its routes in use: {ha['in_use']}: {ha['why']}"]
+    for r in ha["reflected"]:
+        lines.append(
+            f"  {r['peer']} uses the {r['uses']}'s route for {r['prefix']} (as-path {' '.join(map(str, r['as_path']))})"
+        )
+    return lines
+
+
 def status_text(status: Mapping[str, Any]) -> list[str]:
-    lines = daemon_text(status)
+    lines = daemon_text(status) + ha_text(status.get("ha"))
     lines += ["", "Sessions:", *sessions_text(status["sessions"])]
     lines += ["", "Paths:", *paths_text(status["paths"])]
     lines += ["", "Overrides:", *overrides_text(status["overrides"])]

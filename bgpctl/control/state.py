@@ -18,6 +18,7 @@ from typing import Any
 
 from bgpctl import events
 from bgpctl.control.protocol import MAX_DECISIONS, finite
+from bgpctl.core import ha
 from bgpctl.core.plan import RouteSource, ideal_rib, path_states, route_order, service_weights
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Plan, Rib, RouteAttrs, Transition
 from bgpctl.policy.model import Mode, Overrides, PathState, PeerRole, Policy
@@ -62,6 +63,7 @@ class Snapshot:
     effective: Overrides | None = None  # what plan() applies (policy + runtime); None: the policy's
     policy_source: Mapping[str, Any] | None = None  # PolicyDesk.state(): file, sha256, mtime, loaded_at, last_reload
     signals: tuple[dict[str, Any], ...] = ()  # outside signals (status rows: bgpctl.signals.feed)
+    reflected: Rib = field(default_factory=dict)  # our routes as the peers send them back (HA: whose are in use)
 
     @property
     def in_force(self) -> Overrides:
@@ -265,6 +267,7 @@ def status_result(s: Snapshot, decisions: int) -> dict[str, Any]:
         "signals": list(s.signals),
         "notes": notes,
         "decisions": list(s.decisions[-decisions:]) if decisions else [],
+        "ha": ha.in_use(s.policy, s.reflected),
     }
 
 
@@ -322,7 +325,7 @@ def _rule(
         "path": str(source.path),
         "health": health.get(source.path, PathHealth()).health.value,
         "state": source.state.value,
-        "action": f"actions.{source.state.value}.{role.value}",
+        "action": f"actions.{source.state.value}.{role.value}" + (" + ha.secondary" if ha.is_secondary(policy) else ""),
         "override": _override_of(policy, source.path, overrides),
         "kept": None,
     }

@@ -47,6 +47,10 @@ Routes:
   ``corporate.follow_service``. Same ADD-PATH rule.
 * A prefix goes only to peers that carry its address family.
 
+HA (``policy.ha``, bgpctl/core/ha.py): on a secondary controller every route above is made worse by
+``ha.secondary`` (more prepends, a higher MED, the transit gateways' communities replaced), so that peers
+prefer every route of the primary (docs/ha.md).
+
 Guards:
 
 * Fail-static (``guards.fail_static``): when no path of a service is announceable (every path DOWN or
@@ -77,6 +81,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from bgpctl.core import ha
 from bgpctl.core.types import (
     MEASURED_V6,
     ChangeKind,
@@ -216,8 +221,8 @@ def _find_peer(policy: Policy, name: str) -> Peer | None:
     return None
 
 
-def _attrs(policy: Policy, action: Announce, next_hop: object, weight: int | None = None) -> RouteAttrs:
-    return RouteAttrs(
+def _attrs(policy: Policy, action: Announce, next_hop: object, role: PeerRole, weight: int | None = None) -> RouteAttrs:
+    attrs = RouteAttrs(
         next_hop=str(next_hop),
         as_path=(policy.speaker.local_as,) * (1 + action.prepend),
         med=action.med,
@@ -225,6 +230,7 @@ def _attrs(policy: Policy, action: Announce, next_hop: object, weight: int | Non
         large_communities=tuple(action.large_communities),
         weight=weight or None,
     )
+    return ha.apply_role(policy, role, attrs)  # a secondary controller's routes are worse (docs/ha.md)
 
 
 def service_weights(policy: Policy, name: str, overrides: Overrides | None = None) -> Mapping[str, int] | None:
@@ -406,7 +412,7 @@ def _edge_candidates(
                         _no_next_hop(f"path {region_name}/{path_name}", prefix, notes)
                         continue
                     weight = weights.get(region_name) if weights is not None else None
-                    attrs = _attrs(policy, action, next_hop, weight)
+                    attrs = _attrs(policy, action, next_hop, PeerRole.EDGE, weight)
                     out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
     return out
 
@@ -440,7 +446,7 @@ def _tgw_candidates(
                 if next_hop is None:
                     _no_next_hop("corporate", prefix, notes)
                     continue
-                attrs = _attrs(policy, action, next_hop)
+                attrs = _attrs(policy, action, next_hop, PeerRole.TRANSIT_GATEWAY)
                 out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
     return out
 
@@ -620,7 +626,7 @@ def _infer_rank(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> int | None
     """The state rank whose action produces ``attrs`` (routes of an earlier plan carry no state)."""
     for state, rank in STATE_RANK.items():
         action = policy.actions.get(state, role)
-        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop, attrs.weight) == attrs:
+        if isinstance(action, Announce) and _attrs(policy, action, attrs.next_hop, role, attrs.weight) == attrs:
             return rank
     return None
 

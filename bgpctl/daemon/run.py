@@ -492,6 +492,7 @@ class Daemon:
             effective=self.controller.overrides,
             policy_source=self.policy_desk.state(),
             signals=self.signals.rows(),
+            reflected=self.speaker.reflected(),
         )
 
     def _control_snapshot(self) -> Snapshot:

@@ -917,6 +917,39 @@ Hook = Annotated[
 """A hook, picked by its ``kind``."""
 
 
+# --------------------------------------------------------------------------------------------
+# high availability: a controller pair (docs/ha.md)
+
+
+class HaRole(enum.StrEnum):
+    """This host's role in a controller pair: peers prefer every route of the primary while it has one."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class HaPenalty(_Model):
+    """How much worse every announcement of the secondary is than the same announcement of the primary
+    (the same values on both hosts; xref checks they outrank every action's own de-preference)."""
+
+    prepend: Annotated[int, Field(ge=1, le=10)] = Field(
+        description="extra copies of the local AS on every route of the secondary, on top of the action's prepend"
+    )
+    med: Annotated[int, Field(ge=0, le=2147483647)] = Field(
+        0, description="added to every MED the secondary sends (a missing MED counts as 0)"
+    )
+    transit_gateway_communities: list[Community] | None = Field(
+        None,
+        description="replace the standard communities of every route of the secondary to a transit gateway "
+        "(e.g. the AWS lowest local preference 7224:7100); omit to keep the actions' communities",
+    )
+
+
+class HighAvailability(_Model):
+    role: HaRole = Field(description="this host's role: primary or secondary")
+    secondary: HaPenalty = Field(description="how much worse the secondary's announcements are")
+
+
 class Policy(_Model):
     version: Literal[1] = 1
     speaker: Speaker
@@ -933,6 +966,7 @@ class Policy(_Model):
     signals: dict[Name, SignalField] = Field(
         default_factory=dict, description="outside signals that can mark a region or path degraded or down"
     )
+    ha: HighAvailability | None = Field(None, description="this host's place in a controller pair (docs/ha.md)")
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:

@@ -21,6 +21,7 @@ from typing import TypeVar
 from bgpctl.errors import Problem
 from bgpctl.inputfile import InputFileError, read_regular
 from bgpctl.policy.allowlist import allowed
+from bgpctl.policy.ha import penalty_problems
 from bgpctl.policy.model import Family, Mode, PathState, PeerRole
 from bgpctl.policy.secrets import md5_password_problem
 from bgpctl.policy.yamlsource import Loc, Locator, render_path
@@ -130,7 +131,7 @@ def check(data: dict[str, object], filename: str, locator: Locator) -> list[tupl
     """Every cross-reference problem of one file's data."""
     c = _Ctx(filename, locator)
     out: list[tuple[Problem, Loc]] = []
-    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions, _signals, _hooks):
+    for rule in (_peers, _paths, _services, _corporate, _overrides, _sla_classes, _actions, _signals, _hooks, _ha):
         out.extend(rule(c, data))
     return out
 
@@ -729,6 +730,16 @@ def _actions(c: _Ctx, data: dict[str, object]) -> Found:
                     f"only '{PathState.DOWN}' may withdraw routes",
                     f"{reason}: remove 'withdraw: true' and give med/prepend/communities",
                 )
+
+
+def _ha(c: _Ctx, data: dict[str, object]) -> Found:
+    ha = _dict(data.get("ha"))
+    actions = _dict(data.get("actions"))
+    penalty = _dict(ha.get("secondary")) if ha is not None else None
+    if actions is None or penalty is None:
+        return
+    for p in penalty_problems(actions, penalty):
+        yield c.at(["ha", *p.field], p.message, p.hint)
 
 
 def _hooks(c: _Ctx, data: dict[str, object]) -> Found:

@@ -183,6 +183,9 @@ class Speaker:
         self._held: Rib = {p.name: {} for p in policy.peers}
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
+        # our own routes as the peers send them back (their best path, with our AS in it): whose routes a
+        # peer uses, for an HA pair (bgpctl.core.ha.in_use; docs/ha.md)
+        self._reflected: Rib = {p.name: {} for p in policy.peers}
         self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
         self._families: dict[str, frozenset[Family]] = {}  # peer -> families the session negotiated (MP-BGP)
         self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
@@ -387,6 +390,10 @@ class Speaker:
         """Routes the peers sent us, without our own reflected back (as_path holds our AS)."""
         return {peer: dict(routes) for peer, routes in self._received.items()}
 
+    def reflected(self) -> Rib:
+        """Our own routes as the peers sent them back (as_path holds our AS): the paths they use."""
+        return {peer: dict(routes) for peer, routes in self._reflected.items()}
+
     async def stop(self, withdraw: bool) -> None:
         """Stop ExaBGP. ``withdraw=False`` keeps the routes at the peers (graceful restart: the next bgpctl
         re-announces them); ``withdraw=True`` withdraws everything first and waits (``withdraw_budget_s``)
@@ -502,6 +509,7 @@ class Speaker:
         self._held = {p.name: {} for p in self.policy.peers}
         self._states = {p.name: SessionState.DOWN for p in self.policy.peers}
         self._received = {p.name: {} for p in self.policy.peers}
+        self._reflected = {p.name: {} for p in self.policy.peers}
         self._resync.clear()
         self._over_limit.clear()
         self._torn_down.clear()
@@ -591,6 +599,7 @@ class Speaker:
                 self.session_errors[name] = self._notified.pop(name, "") or reason
             torn = name in self._torn_down
             self._received[name] = {}
+            self._reflected[name] = {}
             self._over_limit.discard(name)
             self._resync.discard(name)
             sent = notification.from_down_reason(reason)
@@ -748,14 +757,13 @@ class Speaker:
                 if echo is not None and not echo.done():
                     echo.set_result(None)
             return
-        if event.has_asn(self.policy.speaker.local_as):
-            self.counters["own_routes_filtered"] += len(event.announced)
+        a = event.attributes
+        limit = self._max_prefixes.get(name, 0)  # a peer not in the policy: nothing is kept
+        if self._reflect(name, event, limit):
             return
         rib = self._received.setdefault(name, {})
         for nlri in event.withdrawn:
             rib.pop(nlri.key, None)
-        a = event.attributes
-        limit = self._max_prefixes.get(name, 0)  # a peer not in the policy: nothing is kept
         over = 0
         for nlri in event.announced:
             if nlri.key not in rib and len(rib) >= limit:
@@ -764,6 +772,25 @@ class Speaker:
             rib[nlri.key] = RouteAttrs(nlri.next_hop or "", a.as_path, a.med, a.communities, a.large_communities)
         if over:
             self._past_limit(name, over)
+
+    def _reflect(self, name: str, event: messages.UpdateEvent, limit: int) -> bool:
+        """Keep our own routes as ``name`` sends them back (bounded by its limit; never used as routes) and
+        forget those it withdraws. True when the update held our own routes (nothing else to do with it)."""
+        reflected = self._reflected.setdefault(name, {})
+        for nlri in event.withdrawn:
+            reflected.pop(nlri.key, None)
+        if not event.has_asn(self.policy.speaker.local_as):
+            for nlri in event.announced:  # the peer's best path is no longer ours
+                reflected.pop(nlri.key, None)
+            return False
+        self.counters["own_routes_filtered"] += len(event.announced)
+        a = event.attributes
+        for nlri in event.announced:
+            if nlri.key in reflected or len(reflected) < limit:
+                reflected[nlri.key] = RouteAttrs(
+                    nlri.next_hop or "", a.as_path, a.med, a.communities, a.large_communities
+                )
+        return True
 
     def _past_limit(self, name: str, over: int) -> None:
         """``name`` sent prefixes past its ``max_prefixes.limit``: warn once per session, then the action."""

@@ -129,6 +129,9 @@ def _status(the_lab: Lab) -> dict[str, Any]:
         info: dict[str, Any] = {"netns": the_lab.netns(node)}
         if node in the_lab.frr_nodes():
             info["frr"] = "running" if the_lab.frr_alive(node) else "stopped"
+            if node not in the_lab.bgpd_nodes():
+                nodes[node] = info  # FRR without bgpd (the HA lab's bfdd on a controller host)
+                continue
             try:
                 info["bgp"] = the_lab.sessions(node)
             except LabError as e:

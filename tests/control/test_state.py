@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import structlog
 
 from bgpctl import events
 from bgpctl.control.render import routes_text, status_text
 from bgpctl.control.state import SessionTracker, routes_result, status_result, unknown_peer
-from bgpctl.core.types import MEASURED_V6, Health, PathKey, SignalMark
+from bgpctl.core.types import MEASURED_V6, Health, PathKey, RouteAttrs, RouteKey, SignalMark
 from bgpctl.daemon.sinks import Metrics
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Drain, Overrides
 from bgpctl.signals.document import Document, Reading, SignalError
 from bgpctl.signals.feed import SignalFeed
-from tests.control.support import T0, judge, lab_policy, schema_errors, snapshot
+from tests.control.support import REPO, T0, judge, lab_policy, schema_errors, snapshot
 
 MEDIA = "203.0.113.0/26"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_status_of_a_healthy_controller_has_every_path_up_with_stats_and_reasons() -> None:
@@ -237,3 +235,21 @@ def test_status_and_routes_of_a_dual_stack_controller_show_each_family() -> None
     edge = {(r["prefix"], r["next_hop"]) for p in routes["peers"] for r in p["routes"]}
     assert ("203.0.113.0/26", "198.18.1.11") in edge and ("2001:db8:c0::/64", "2001:db8:1::12") in edge
     assert ("2001:db8:c0::/64", "2001:db8:1::11") not in edge
+
+
+def test_a_secondary_controller_says_its_role_and_names_the_ha_penalty_in_each_rule() -> None:
+    """docs/ha.md: status.ha from the routes the peers send back; routes name `+ ha.secondary` in their rule."""
+    secondary = load_policy(REPO / "policies" / "lab-ha-cr2.yaml")
+    back = {"edge": {RouteKey(MEDIA, 0): RouteAttrs("198.18.1.11", (65010, 65000))}}
+    s = snapshot(judge(secondary), reflected=back)
+    status = status_result(s, 0)
+    assert schema_errors("status", status) == []
+    assert status["ha"]["role"] == "secondary" and status["ha"]["in_use"] == "no"
+    text = "\n".join(status_text(status))
+    assert "HA: role secondary" in text and "edge uses the primary's route for 203.0.113.0/26" in text
+    routes = routes_result(s)
+    assert schema_errors("routes", routes) == []
+    rules = {r["rule"]["action"] for p in routes["peers"] for r in p["routes"]}
+    assert rules == {"actions.preferred.edge + ha.secondary", "actions.standby.edge + ha.secondary",
+                     "actions.preferred.transit-gateway + ha.secondary"}  # fmt: skip
+    assert status_result(snapshot(judge(lab_policy())), 0)["ha"] is None

@@ -40,6 +40,8 @@ def test_policy_check_of_every_shipped_policy_exits_0() -> None:
     code, out, err = _run("policy", "check", *[str(p.relative_to(REPO)) for p in POLICIES])
     assert code == 0, err
     assert out.splitlines() == [
+        "policies/lab-ha-cr1.yaml: ok (3 peers, 2 regions, 3 services)",
+        "policies/lab-ha-cr2.yaml: ok (3 peers, 2 regions, 3 services)",
         "policies/lab.yaml: ok (3 peers, 2 regions, 3 services)",
         "policies/production.yaml: ok (6 peers, 2 regions, 3 services)",
     ]

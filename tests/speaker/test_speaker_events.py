@@ -211,3 +211,26 @@ def test_the_last_error_status_shows_is_the_decoded_notification_of_the_episode(
     sp._dispatch(H + '"type": "state", ' + NB + ', "state": "up" } }')
     sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "closing connection" } }')
     assert sp.session_errors["edge"] == "closing connection"
+
+
+def test_own_routes_sent_back_are_kept_apart_and_forgotten_on_withdraw_and_down(tmp_path: Path) -> None:
+    """The HA pair's view of whose routes a peer uses (docs/ha.md): our own routes, as the peer sends them back,
+    are kept apart from the received ones (never used as routes) and go with a withdrawal or the session."""
+    sp, _ = _speaker(tmp_path)
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "up" } }')
+    sp._dispatch(CASES[6][1])  # our 203.0.113.0/26 reflected back (65010 65000 65000)
+    key = RouteKey("203.0.113.0/26", 0)
+    assert sp.reflected()["edge"] == {
+        key: RouteAttrs("198.18.1.1", (65010, 65000, 65000), None, ("65000:100", "65000:200"), ("65000:1:2",))
+    }
+    assert sp.received()["edge"] == {}
+    withdraw = (
+        H + '"type": "update", ' + NB + ', "direction": "receive", "message": { "update": { "withdraw": '
+        '{ "ipv4 unicast": [ { "nlri": "203.0.113.0/26" } ] } } } } }'
+    )
+    sp._dispatch(withdraw)
+    assert sp.reflected()["edge"] == {}
+    sp._dispatch(CASES[6][1])
+    assert key in sp.reflected()["edge"]
+    sp._dispatch(H + '"type": "state", ' + NB + ', "state": "down", "reason": "notification received (6,2)" } }')
+    assert sp.reflected()["edge"] == {}

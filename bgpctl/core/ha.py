@@ -1,0 +1,86 @@
+"""The secondary controller's de-preference, applied to every route it plans (pure; docs/ha.md).
+
+The primary (or a host without an ``ha`` section) announces exactly what the actions say. The secondary
+announces the same routes with ``ha.secondary.prepend`` more copies of the local AS, ``ha.secondary.med``
+added to the MED (a missing MED counts as 0), and towards transit gateways the standard communities
+replaced by ``ha.secondary.transit_gateway_communities`` when it is given. bgpctl.policy.ha checks that this
+outranks every action's own de-preference, so peers prefer every route of the primary over any of the
+secondary's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bgpctl.core.types import Rib, RouteAttrs
+from bgpctl.policy.ha import ANNOUNCING
+from bgpctl.policy.model import Announce, HaRole, PeerRole, Policy
+
+
+def is_secondary(policy: Policy) -> bool:
+    return policy.ha is not None and policy.ha.role is HaRole.SECONDARY
+
+
+def apply_role(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> RouteAttrs:
+    """``attrs`` as this host sends them: unchanged on a primary, de-preferred on a secondary."""
+    if policy.ha is None or policy.ha.role is not HaRole.SECONDARY:
+        return attrs
+    penalty = policy.ha.secondary
+    communities = attrs.communities
+    if role is PeerRole.TRANSIT_GATEWAY and penalty.transit_gateway_communities is not None:
+        communities = tuple(penalty.transit_gateway_communities)
+    return dataclasses.replace(
+        attrs,
+        as_path=attrs.as_path + (policy.speaker.local_as,) * penalty.prepend,
+        med=(attrs.med or 0) + penalty.med if (attrs.med is not None or penalty.med) else None,
+        communities=communities,
+    )
+
+
+def _own_copies(policy: Policy, attrs: RouteAttrs) -> int:
+    return sum(1 for asn in attrs.as_path if asn == policy.speaker.local_as)
+
+
+def whose(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> HaRole | None:
+    """Which controller of the pair sent the route a peer reflects back to us (``attrs``, our AS in its path):
+    the primary's routes carry at most ``1 + max(prepend)`` copies of our AS, the secondary's at least
+    ``1 + min(prepend) + ha.secondary.prepend`` (more: bgpctl.policy.ha checks it). None without ``ha``."""
+    if policy.ha is None:
+        return None
+    prepends = [a.prepend for s in ANNOUNCING if isinstance(a := policy.actions.get(s, role), Announce)]
+    return HaRole.PRIMARY if _own_copies(policy, attrs) <= 1 + max(prepends, default=0) else HaRole.SECONDARY
+
+
+def in_use(policy: Policy, reflected: Rib) -> dict[str, Any] | None:
+    """This host's role and whether its routes are the ones the peers use (``status.ha``; None without ``ha``).
+
+    ``reflected``: per peer, our own routes as that peer sends them back (its best path per prefix). A peer
+    that sends none back (the edge must be configured to: docs/ha.md) leaves it ``unknown``.
+    """
+    if policy.ha is None:
+        return None
+    mine = policy.ha.role
+    prefixes: list[dict[str, Any]] = []
+    roles = {p.name: p.role for p in policy.peers}
+    for peer in sorted(reflected):
+        for key, attrs in sorted(reflected[peer].items(), key=lambda kv: (kv[0].prefix, kv[0].path_id)):
+            used = whose(policy, roles.get(peer, PeerRole.EDGE), attrs)
+            prefixes.append({"peer": peer, "prefix": key.prefix, "as_path": list(attrs.as_path), "uses": str(used)})
+    ours = sum(1 for p in prefixes if p["uses"] == mine)
+    verdict = "unknown" if not prefixes else "yes" if ours == len(prefixes) else "no" if ours == 0 else "partly"
+    return {
+        "role": str(mine),
+        "penalty": {
+            "prepend": policy.ha.secondary.prepend,
+            "med": policy.ha.secondary.med,
+            "transit_gateway_communities": policy.ha.secondary.transit_gateway_communities,
+        },
+        "in_use": verdict,
+        "why": (
+            "no peer sends our prefixes back, so whose routes are in use cannot be told here (docs/ha.md)"
+            if not prefixes
+            else f"{ours} of {len(prefixes)} route(s) the peers send back are this host's ({mine})"
+        ),
+        "reflected": prefixes,
+    }

@@ -1,0 +1,96 @@
+"""The HA lab's files (docs/ha.md): containerlab-ha.yml is containerlab.yml with two controller hosts, its FRR
+configurations are lab/<node>/frr.conf plus the HA lines, its services are lab/services.yaml's plus a daemon
+per controller, and the controllers' addresses are their policies'. No root needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from bgpctl.policy.load import load_policy
+from bgpctl_lab.services import load_services, services_file
+from bgpctl_lab.topology import load, schema_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+HA = ROOT / "containerlab-ha.yml"
+CONTROLLERS = {"cr1": "lab-ha-cr1.yaml", "cr2": "lab-ha-cr2.yaml"}
+
+
+def _yaml(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+
+
+def test_the_ha_topology_is_valid_containerlab() -> None:
+    assert schema_problems(_yaml(HA), str(HA)) == []
+    topo = load(HA)  # the runner's loader accepts it
+    assert sorted(topo.frr_nodes()) == ["cr1", "cr2", "edge", "tgw-use1", "tgw-usw2"]
+
+
+def test_the_ha_topology_is_containerlab_yml_with_two_controllers() -> None:
+    base, ha = _yaml(ROOT / "containerlab.yml"), _yaml(HA)
+    bnodes, hnodes = base["topology"]["nodes"], ha["topology"]["nodes"]
+    assert set(hnodes) == (set(bnodes) - {"cr"}) | {"cr1", "cr2"}
+    for name in ("agents", "connect-use1", "connect-usw2"):
+        assert hnodes[name] == bnodes[name], name
+    for name in ("edge", "tgw-use1", "tgw-usw2"):
+        assert {k: v for k, v in hnodes[name].items() if k != "binds"} == {
+            k: v for k, v in bnodes[name].items() if k != "binds"
+        }
+        assert hnodes[name]["binds"] == [b.replace(f"lab/{name}/", f"lab/ha/{name}/") for b in bnodes[name]["binds"]]
+    assert hnodes["ic"]["exec"] == [
+        line
+        for x in bnodes["ic"]["exec"]
+        for line in ([x] if "cr " not in f"{x} " else [x.replace("cr ", "cr1 "), x.replace("cr ", "cr2 ")])
+    ]
+    cr_links = [{"endpoints": ["cr1:eth1", "ic:cr1"]}, {"endpoints": ["cr2:eth1", "ic:cr2"]}]
+    assert ha["topology"]["links"] == cr_links + [
+        link for link in base["topology"]["links"] if link != {"endpoints": ["cr:eth1", "ic:cr"]}
+    ]
+
+
+def test_each_controller_has_its_policy_addresses() -> None:
+    nodes = _yaml(HA)["topology"]["nodes"]
+    for node, file in CONTROLLERS.items():
+        policy = load_policy(ROOT / "policies" / file)
+        assert nodes[node]["env"] == {"BGPCTL_POLICY": f"policies/{file}"}
+        added = [line.split()[3].split("/")[0] for line in nodes[node]["exec"] if line.startswith("ip addr add")]
+        sources = [str(p.probe_source) for r in policy.regions.values() for p in r.paths.values()]
+        assert added == [str(policy.speaker.local_addresses[0]), *sources]
+
+
+def _code(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("!")]
+
+
+def test_the_ha_frr_configs_are_the_lab_ones_plus_the_ha_lines() -> None:
+    """Every line of lab/<node>/frr.conf is in lab/ha/<node>/frr.conf, in order, but the ones the HA lab replaces."""
+    replaced = {"edge": {"  neighbor CONTROLLER route-map TO-CONNECT out"}}
+    for node in ("edge", "tgw-use1", "tgw-usw2"):
+        base, ha = _code(ROOT / "lab" / node / "frr.conf"), _code(ROOT / "lab" / "ha" / node / "frr.conf")
+        kept = [
+            line
+            for line in base
+            if line not in replaced.get(node, set()) and not line.startswith(" neighbor CONTROLLER description")
+        ]
+        it = iter(ha)
+        assert all(line in it for line in kept), node  # a subsequence: nothing of the base is lost or reordered
+        added = [line for line in ha if line not in base]
+        assert " neighbor CONTROLLER bfd" in added and " neighbor 198.18.1.3 peer-group CONTROLLER" in added
+        assert (ROOT / "lab" / "ha" / node / "daemons").read_text() == (ROOT / "lab" / node / "daemons").read_text()
+    for node in CONTROLLERS:
+        daemons = (ROOT / "lab" / "ha" / node / "daemons").read_text()
+        assert "bgpd=no" in daemons.splitlines() and "bfdd=yes" in daemons.splitlines()
+
+
+def test_the_ha_services_are_the_lab_services_plus_a_daemon_per_controller() -> None:
+    assert services_file(HA) == ROOT / "lab" / "services-ha.yaml"
+    assert services_file(ROOT / "containerlab.yml") == ROOT / "lab" / "services.yaml"
+    assert services_file(ROOT / "containerlab-bird.yml") == ROOT / "lab" / "services.yaml"
+    base, ha = load_services(ROOT / "lab" / "services.yaml"), load_services(ROOT / "lab" / "services-ha.yaml")
+    assert {k: v for k, v in ha.items() if not k.startswith("cr")} == {k: v for k, v in base.items() if k != "cr"}
+    for node, file in CONTROLLERS.items():
+        (daemon,) = ha[node]
+        want = [a.replace("policies/lab.yaml", f"policies/{file}") for a in base["cr"][0].argv]
+        assert daemon.name == "daemon" and daemon.modes == ["controller"] and daemon.argv == want
