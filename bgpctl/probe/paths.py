@@ -81,8 +81,8 @@ def select(specs: Sequence[ProbeSpec], patterns: Iterable[str]) -> list[ProbeSpe
 
 
 def _matches(key: PathKey, parts: list[str]) -> bool:
-    if len(parts) == 3:
-        return tuple(parts) == tuple(key)
+    if len(parts) >= 3:  # service/region/path, or service/region/path/ipv6 for a dual-stack path's IPv6
+        return "/".join(parts) == str(key)
     if len(parts) == 2:
         return (parts[0], parts[1]) == (key.region, key.path)
     if len(parts) == 1:

@@ -92,5 +92,7 @@ def test_the_ha_services_are_the_lab_services_plus_a_daemon_per_controller() -> 
     assert {k: v for k, v in ha.items() if not k.startswith("cr")} == {k: v for k, v in base.items() if k != "cr"}
     for node, file in CONTROLLERS.items():
         (daemon,) = ha[node]
-        want = [a.replace("policies/lab.yaml", f"policies/{file}") for a in base["cr"][0].argv]
-        assert daemon.name == "daemon" and daemon.modes == ["controller"] and daemon.argv == want
+        assert daemon.name == "daemon" and daemon.modes == ["controller"] and daemon.argv == base["cr"][0].argv
+        want = [i.model_copy(update={"source": i.source.replace("policies/lab.yaml", f"policies/{file}")})
+                for i in base["cr"][0].install]  # fmt: skip
+        assert daemon.install == want
