@@ -450,7 +450,7 @@ class Daemon:
             seen = self._probe_counts.setdefault(prober.key, {})
             for outcome, n in prober.counters.items():
                 if n > seen.get(outcome, 0):
-                    self.metrics.probes.labels(*prober.key, outcome).inc(n - seen.get(outcome, 0))
+                    self.metrics.probes.labels(*prober.key.labels, outcome).inc(n - seen.get(outcome, 0))
                     seen[outcome] = n
         export_routing_state(
             self.metrics,
