@@ -332,6 +332,27 @@ class Delayer:
         self.apply(imp, choice)
         self.write_status("running")
 
+    def _loop(self, rfd: int) -> str:
+        """Release due packets, take queued ones, reload on SIGHUP; "expired" at the deadline, "exited" on a stop."""
+        while not self.stop:
+            now = time.monotonic()
+            self._release(self.held.pop_due(now))
+            if now >= self.deadline:
+                return "expired"
+            if self.reload:
+                self.reload = False
+                self._load()
+                continue
+            nxt = self.held.next_due()
+            timeout = self.deadline - now if nxt is None else min(nxt, self.deadline) - now
+            fds = [rfd] + ([self.nfq.get_fd()] if self.nfq is not None else [])
+            ready, _, _ = select.select(fds, [], [], max(0.0, timeout))
+            if rfd in ready:
+                _drain_wakeup(rfd)
+            if self.nfq is not None and self.nfq.get_fd() in ready:
+                self._drain_queue()
+        return "exited"
+
     def run(self) -> int:
         _set_timer_slack_ns(1000)
         _realtime_priority()
@@ -342,29 +363,7 @@ class Delayer:
         state, error = "exited", ""
         try:
             self._load()
-            while not self.stop:
-                now = time.monotonic()
-                self._release(self.held.pop_due(now))
-                if now >= self.deadline:
-                    state = "expired"
-                    break
-                if self.reload:
-                    self.reload = False
-                    self._load()
-                    continue
-                nxt = self.held.next_due()
-                timeout = self.deadline - now if nxt is None else min(nxt, self.deadline) - now
-                fds = [rfd] + ([self.nfq.get_fd()] if self.nfq is not None else [])
-                ready, _, _ = select.select(fds, [], [], max(0.0, timeout))
-                if rfd in ready:
-                    while True:
-                        try:
-                            if not os.read(rfd, 512):
-                                break
-                        except BlockingIOError:
-                            break
-                if self.nfq is not None and self.nfq.get_fd() in ready:
-                    self._drain_queue()
+            state = self._loop(rfd)
         except Exception as e:
             state, error = "failed", str(e)
             print(f"delayer {self.ifname}: {e}", file=sys.stderr)
@@ -378,6 +377,16 @@ class Delayer:
             if state in ("exited", "expired"):
                 self._forget()
         return 0 if state in ("exited", "expired") else 1
+
+
+def _drain_wakeup(rfd: int) -> None:
+    """Empty the signal wake-up pipe (the signal itself is handled by its handler)."""
+    while True:
+        try:
+            if not os.read(rfd, 512):
+                return
+        except BlockingIOError:
+            return
 
 
 def main(argv: list[str] | None = None) -> int:

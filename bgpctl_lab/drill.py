@@ -469,16 +469,6 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
         end_s = round(time.monotonic() - t0, 3)
     if "error" in meter_result:
         raise meter_result["error"]
-    watch = None
-    if watcher is not None and drill.watch is not None:
-        watch = {
-            "node": drill.watch.node,
-            "prefixes": drill.watch.prefixes,
-            "interval_ms": drill.watch.interval_ms,
-            "polls": watcher.polls,
-            "errors": watcher.errors,
-            "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()},
-        }
     report = _report(
         drill,
         lab,
@@ -491,7 +481,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
         restore=restore_r,
         recover=recover,
         meter=meter_result.get("report"),
-        watch=watch,
+        watch=_watch_info(drill, watcher),
         timeline=timeline,
         decisions=daemon_decisions(lab, started, t0_unix),
         sessions=sessions,
@@ -506,6 +496,20 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
             "paths_note": note,
         }
     )
+
+
+def _watch_info(drill: Drill, watcher: RouteWatcher | None) -> dict[str, Any] | None:
+    """What the route watcher saw, for the report (None when the drill watches no routes)."""
+    if watcher is None or drill.watch is None:
+        return None
+    return {
+        "node": drill.watch.node,
+        "prefixes": drill.watch.prefixes,
+        "interval_ms": drill.watch.interval_ms,
+        "polls": watcher.polls,
+        "errors": watcher.errors,
+        "baseline": {p: list(h) for p, h in (watcher.baseline or {}).items()},
+    }
 
 
 def _report(
@@ -747,26 +751,9 @@ def moved_after(fault: ActionResult | None, timeline: list[RouteChange]) -> floa
     return round(min(after) - start, 3) if after else None
 
 
-def summary(report: DrillReport) -> str:
-    """A few lines an engineer reads after a drill."""
-    lines = [f"drill {report.drill} (lab {report.lab}, mode {report.mode}): {'PASSED' if report.passed else 'FAILED'}"]
-    for o in report.setup:
-        lines.append(f"  setup    {o.what}: {'ok' if o.ok else o.error}")
-    if report.fault:
-        lines.append(f"  fault    {_action_text(report.fault)}")
-    since = "the fault" if report.fault else "the meter's start"
-    for r in report.expect:
-        lines.append(
-            f"  expect   {r.name}: "
-            + (f"held {r.after_s:.2f} s after {since}" if r.held else f"did NOT hold within {r.budget_s:g} s")
-        )
-    if report.restore:
-        lines.append(f"  restore  {_action_text(report.restore)}")
-    for r in report.recover:
-        lines.append(
-            f"  recover  {r.name}: "
-            + (f"held {r.after_s:.2f} s after the restore" if r.held else f"did NOT hold within {r.budget_s:g} s")
-        )
+def _outcome_lines(report: DrillReport) -> list[str]:
+    """The summary's call, routes and sessions lines."""
+    lines: list[str] = []
     m = report.meter
     if m:
         regions = ", ".join(f"{k}: {v.answered}" for k, v in sorted(m.regions.items()))
@@ -789,6 +776,30 @@ def summary(report: DrillReport) -> str:
             f"  sessions {report.session_resets} reset(s), {report.updates} UPDATE(s) received from the peer "
             f"at {', '.join(report.sessions)}"
         )
+    return lines
+
+
+def summary(report: DrillReport) -> str:
+    """A few lines an engineer reads after a drill."""
+    lines = [f"drill {report.drill} (lab {report.lab}, mode {report.mode}): {'PASSED' if report.passed else 'FAILED'}"]
+    for o in report.setup:
+        lines.append(f"  setup    {o.what}: {'ok' if o.ok else o.error}")
+    if report.fault:
+        lines.append(f"  fault    {_action_text(report.fault)}")
+    since = "the fault" if report.fault else "the meter's start"
+    for r in report.expect:
+        lines.append(
+            f"  expect   {r.name}: "
+            + (f"held {r.after_s:.2f} s after {since}" if r.held else f"did NOT hold within {r.budget_s:g} s")
+        )
+    if report.restore:
+        lines.append(f"  restore  {_action_text(report.restore)}")
+    for r in report.recover:
+        lines.append(
+            f"  recover  {r.name}: "
+            + (f"held {r.after_s:.2f} s after the restore" if r.held else f"did NOT hold within {r.budget_s:g} s")
+        )
+    lines += _outcome_lines(report)
     for d in report.decisions[:8]:  # which rule fired
         lines.append(f"  daemon   {d['at_s']:7.2f} s  {d['path']} {d['old']} -> {d['new']}: {'; '.join(d['reasons'])}")
     if len(report.decisions) > 8:

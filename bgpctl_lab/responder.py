@@ -111,6 +111,37 @@ class _State:
         self.last_rx = got.rx_ns
 
 
+def _check_responder_args(region: str, *, port: int, seconds: float, hold_ms: float, binds: tuple[str, ...]) -> None:
+    if not valid_region(region):
+        raise ProbeError(f"region {region!r}: give 1-16 characters of A-Z a-z 0-9 . _ - (e.g. use1)")
+    if not 1 <= port <= 65535:
+        raise ProbeError(f"port {port} is not a UDP port; give 1-65535")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ProbeError(f"seconds={seconds:g}: a responder is bounded; give more than 0 and at most {MAX_SECONDS:g}")
+    if not 0 <= hold_ms <= MAX_HOLD_MS:
+        raise ProbeError(f"hold_ms={hold_ms:g}: give 0-{MAX_HOLD_MS:g}")
+    if not binds:
+        raise ProbeError("give at least one address to bind (0.0.0.0 for every IPv4 address)")
+
+
+def _serve(sel: selectors.BaseSelector, state: _State, *, end: float, stop: threading.Event) -> None:
+    """Answer (or hold, then answer) every probe until ``end`` (monotonic) or ``stop``."""
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= end:
+            return
+        timeout = min(POLL_S, end - now)
+        due = state.release()
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - time.monotonic_ns()) / 1e9))
+        for key, _ in sel.select(timeout):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            while (got := receive(sock)) is not None:
+                state.probe(sock, got)
+        state.release()
+
+
 def run_responder(
     region: str,
     *,
@@ -124,16 +155,7 @@ def run_responder(
     realtime_sched: bool = True,
 ) -> ResponderSummary:
     """Answer meter probes on ``port`` for at most ``seconds``; ``on_ready()`` is called once listening."""
-    if not valid_region(region):
-        raise ProbeError(f"region {region!r}: give 1-16 characters of A-Z a-z 0-9 . _ - (e.g. use1)")
-    if not 1 <= port <= 65535:
-        raise ProbeError(f"port {port} is not a UDP port; give 1-65535")
-    if not 0 < seconds <= MAX_SECONDS:
-        raise ProbeError(f"seconds={seconds:g}: a responder is bounded; give more than 0 and at most {MAX_SECONDS:g}")
-    if not 0 <= hold_ms <= MAX_HOLD_MS:
-        raise ProbeError(f"hold_ms={hold_ms:g}: give 0-{MAX_HOLD_MS:g}")
-    if not binds:
-        raise ProbeError("give at least one address to bind (0.0.0.0 for every IPv4 address)")
+    _check_responder_args(region, port=port, seconds=seconds, hold_ms=hold_ms, binds=binds)
     stop = stop or threading.Event()
     socks = responder_sockets(netns, list(binds), port)
     state = _State(region=region, hold_ns=round(hold_ms * 1_000_000))
@@ -144,21 +166,7 @@ def run_responder(
                 sel.register(s, selectors.EVENT_READ)
             if on_ready is not None:
                 on_ready()
-            end = began + seconds
-            while not stop.is_set():
-                now = time.monotonic()
-                if now >= end:
-                    break
-                timeout = min(POLL_S, end - now)
-                due = state.release()
-                if due is not None:
-                    timeout = min(timeout, max(0.0, (due - time.monotonic_ns()) / 1e9))
-                for key, _ in sel.select(timeout):
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
-                    while (got := receive(sock)) is not None:
-                        state.probe(sock, got)
-                state.release()
+            _serve(sel, state, end=began + seconds, stop=stop)
     finally:
         for s in socks:
             s.close()

@@ -155,6 +155,12 @@ class Topology:
         return [e.ifname for link in self.links for e in (link.a, link.b) if e.node == node]
 
 
+# The bundled schema is containerlab's own file, unedited (srl-labs/containerlab, schemas/clab.schema.json,
+# copied 2026-11-21). To update it, replace the file with a newer release's and change this digest in the
+# same commit; tests/lab/test_topology.py holds the two together, so an accidental edit is caught.
+CLAB_SCHEMA_SHA256 = "51a7025041d90fcded90911d4947773794464ccd903f01c03d5b2ff988f58d02"
+
+
 @cache
 def clab_schema() -> dict[str, Any]:
     """containerlab's topology JSON Schema (srl-labs/containerlab ``schemas/clab.schema.json``)."""
@@ -223,124 +229,136 @@ def _addr6(spec: str | None) -> ipaddress.IPv6Interface | None:
     return ipaddress.IPv6Interface(spec) if spec else None
 
 
+@dataclass
+class _Reading:
+    """What the topology's builders share: the file (for problems), its directory (for binds), the
+    declared node names, and the problems found so far (every one is reported, not only the first)."""
+
+    fname: str
+    base: Path
+    node_names: frozenset[str]
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, where: str, what: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.fname, None, where, what, hint))
+
+
 def model(data: Mapping[str, Any], file: Path) -> Topology:
     """Build the runner's model from schema-valid data; raise TopologyError for what the runner cannot do."""
-    fname = str(file)
-    problems: list[Problem] = []
     topo = data["topology"]
-    base = file.parent
+    raw_nodes = topo.get("nodes") or {}
+    rd = _Reading(str(file), file.parent, frozenset(raw_nodes))
     nodes: dict[str, Node] = {}
-    for name, raw in (topo.get("nodes") or {}).items():
-        cfg = _merged_node(raw, name, topo)
-        where = f"topology.nodes.{name}"
-        kind = cfg.get("kind")
-        if kind != "linux":
-            problems.append(
-                Problem(
-                    fname,
-                    None,
-                    f"{where}.kind",
-                    f"kind {kind!r} is not supported by the namespace runner",
-                    "use kind linux; a bridge is a linux node whose exec creates it (see node ic)",
-                )
-            )
-            continue
-        for key in sorted(set(cfg) - SUPPORTED_NODE_KEYS):
-            problems.append(
-                Problem(
-                    fname,
-                    None,
-                    f"{where}.{key}",
-                    "not supported by the namespace runner",
-                    f"supported: {', '.join(sorted(SUPPORTED_NODE_KEYS))}",
-                )
-            )
-        binds: list[Bind] = []
-        for i, spec in enumerate(cfg.get("binds") or []):
-            bind = _parse_bind(spec, base)
-            if bind is None:
-                problems.append(Problem(fname, None, f"{where}.binds.{i}", f"{spec!r} is not host:container[:mode]"))
-                continue
-            if bind.target in (FRR_CONF_TARGET, FRR_DAEMONS_TARGET) and not bind.host.is_file():
-                problems.append(
-                    Problem(
-                        fname,
-                        None,
-                        f"{where}.binds.{i}",
-                        f"{bind.host} does not exist",
-                        "paths are relative to the topology file's directory",
-                    )
-                )
-            binds.append(bind)
-        commands: list[tuple[str, ...]] = []
-        for i, line in enumerate(cfg.get("exec") or []):
-            try:
-                argv = tuple(shlex.split(line))
-            except ValueError as e:
-                problems.append(Problem(fname, None, f"{where}.exec.{i}", f"cannot split {line!r}: {e}"))
-                continue
-            if argv:
-                commands.append(argv)
-        nodes[name] = Node(
-            name=name,
-            kind=kind,
-            image=cfg.get("image"),
-            binds=tuple(binds),
-            exec=tuple(commands),
-            env={str(k): _env_str(v) for k, v in (cfg.get("env") or {}).items()},
-            sysctls={str(k): _env_str(v) for k, v in (cfg.get("sysctls") or {}).items()},
-        )
+    for name, raw in raw_nodes.items():
+        node = _node(rd, name, _merged_node(raw, name, topo))
+        if node is not None:
+            nodes[name] = node
     links: list[Link] = []
     seen: dict[tuple[str, str], str] = {}
     for i, raw_link in enumerate(topo.get("links") or []):
-        where = f"topology.links.{i}"
-        for key in sorted(set(raw_link) - SUPPORTED_LINK_KEYS):
-            problems.append(
-                Problem(
-                    fname,
-                    None,
-                    f"{where}.{key}",
-                    "not supported by the namespace runner",
-                    "use brief links: endpoints [node:if, node:if] with optional ipv4/ipv6",
-                )
-            )
-        eps = raw_link.get("endpoints") or []
-        if len(eps) != 2:
-            problems.append(Problem(fname, None, f"{where}.endpoints", "a link needs exactly two endpoints"))
-            continue
-        v4: list[str | None] = [*(raw_link.get("ipv4") or []), None, None]
-        v6: list[str | None] = [*(raw_link.get("ipv6") or []), None, None]
-        ends: list[Endpoint] = []
-        for j, ep in enumerate(eps):
-            node, _, ifname = ep.partition(":")
-            if node not in (topo.get("nodes") or {}):
-                problems.append(Problem(fname, None, f"{where}.endpoints.{j}", f"unknown node {node!r}"))
-            if not ifname or len(ifname) > IFNAME_MAX or "/" in ifname:
-                problems.append(
-                    Problem(
-                        fname,
-                        None,
-                        f"{where}.endpoints.{j}",
-                        f"interface name {ifname!r} is not valid on Linux",
-                        f"1 to {IFNAME_MAX} characters, no '/'",
-                    )
-                )
-            if (node, ifname) in seen:
-                problems.append(
-                    Problem(fname, None, f"{where}.endpoints.{j}", f"{ep} is already used by {seen[node, ifname]}")
-                )
-            seen[node, ifname] = where
-            try:
-                ip4 = _addr4(v4[j])
-                ip6 = _addr6(v6[j])
-            except ValueError as e:
-                problems.append(Problem(fname, None, where, str(e)))
-                ip4 = ip6 = None
-            ends.append(Endpoint(node, ifname, ip4, ip6))
-        links.append(Link(ends[0], ends[1], raw_link.get("mtu")))
-    if problems:
-        raise TopologyError(problems)
+        link = _link(rd, f"topology.links.{i}", raw_link, seen)
+        if link is not None:
+            links.append(link)
+    if rd.problems:
+        raise TopologyError(rd.problems)
     return Topology(name=data["name"], file=file, nodes=nodes, links=tuple(links))
+
+
+def _node(rd: _Reading, name: str, cfg: Mapping[str, Any]) -> Node | None:
+    where = f"topology.nodes.{name}"
+    kind = cfg.get("kind")
+    if kind != "linux":
+        rd.problem(
+            f"{where}.kind",
+            f"kind {kind!r} is not supported by the namespace runner",
+            "use kind linux; a bridge is a linux node whose exec creates it (see node ic)",
+        )
+        return None
+    for key in sorted(set(cfg) - SUPPORTED_NODE_KEYS):
+        rd.problem(
+            f"{where}.{key}",
+            "not supported by the namespace runner",
+            f"supported: {', '.join(sorted(SUPPORTED_NODE_KEYS))}",
+        )
+    return Node(
+        name=name,
+        kind=kind,
+        image=cfg.get("image"),
+        binds=_binds(rd, where, cfg.get("binds") or []),
+        exec=_commands(rd, where, cfg.get("exec") or []),
+        env={str(k): _env_str(v) for k, v in (cfg.get("env") or {}).items()},
+        sysctls={str(k): _env_str(v) for k, v in (cfg.get("sysctls") or {}).items()},
+    )
+
+
+def _binds(rd: _Reading, where: str, specs: list[str]) -> tuple[Bind, ...]:
+    binds: list[Bind] = []
+    for i, spec in enumerate(specs):
+        bind = _parse_bind(spec, rd.base)
+        if bind is None:
+            rd.problem(f"{where}.binds.{i}", f"{spec!r} is not host:container[:mode]")
+            continue
+        if bind.target in (FRR_CONF_TARGET, FRR_DAEMONS_TARGET) and not bind.host.is_file():
+            rd.problem(
+                f"{where}.binds.{i}",
+                f"{bind.host} does not exist",
+                "paths are relative to the topology file's directory",
+            )
+        binds.append(bind)
+    return tuple(binds)
+
+
+def _commands(rd: _Reading, where: str, lines: list[str]) -> tuple[tuple[str, ...], ...]:
+    commands: list[tuple[str, ...]] = []
+    for i, line in enumerate(lines):
+        try:
+            argv = tuple(shlex.split(line))
+        except ValueError as e:
+            rd.problem(f"{where}.exec.{i}", f"cannot split {line!r}: {e}")
+            continue
+        if argv:
+            commands.append(argv)
+    return tuple(commands)
+
+
+def _link(rd: _Reading, where: str, raw_link: Mapping[str, Any], seen: dict[tuple[str, str], str]) -> Link | None:
+    for key in sorted(set(raw_link) - SUPPORTED_LINK_KEYS):
+        rd.problem(
+            f"{where}.{key}",
+            "not supported by the namespace runner",
+            "use brief links: endpoints [node:if, node:if] with optional ipv4/ipv6",
+        )
+    eps = raw_link.get("endpoints") or []
+    if len(eps) != 2:
+        rd.problem(f"{where}.endpoints", "a link needs exactly two endpoints")
+        return None
+    v4: list[str | None] = [*(raw_link.get("ipv4") or []), None, None]
+    v6: list[str | None] = [*(raw_link.get("ipv6") or []), None, None]
+    ends = [
+        _endpoint(rd, ep, at=f"{where}.endpoints.{j}", where=where, v4=v4[j], v6=v6[j], seen=seen)
+        for j, ep in enumerate(eps)
+    ]
+    return Link(ends[0], ends[1], raw_link.get("mtu"))
+
+
+def _endpoint(
+    rd: _Reading, ep: str, *, at: str, where: str, v4: str | None, v6: str | None, seen: dict[tuple[str, str], str]
+) -> Endpoint:
+    node, _, ifname = ep.partition(":")
+    if node not in rd.node_names:
+        rd.problem(at, f"unknown node {node!r}")
+    if not ifname or len(ifname) > IFNAME_MAX or "/" in ifname:
+        rd.problem(at, f"interface name {ifname!r} is not valid on Linux", f"1 to {IFNAME_MAX} characters, no '/'")
+    if (node, ifname) in seen:
+        rd.problem(at, f"{ep} is already used by {seen[node, ifname]}")
+    seen[node, ifname] = where
+    try:
+        ip4 = _addr4(v4)
+        ip6 = _addr6(v6)
+    except ValueError as e:
+        rd.problem(where, str(e))
+        ip4 = ip6 = None
+    return Endpoint(node, ifname, ip4, ip6)
 
 
 def _env_str(value: Any) -> str:
