@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bgpctl_lab import impair
 from bgpctl_lab.impair import Impairment
-from tests.lab.test_impair import make_pair, udp_stream
+from tests.lab.pairs import make_pair, udp_stream
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bgpctl_lab import runner
 from bgpctl_lab.reference import metric_samples, metrics_text, wait_converged
-from tests.daemon.test_hooks_lab import (
+from tests.daemon.hooks_support import (
     BUDGETS,
     LAB_PREFIX,
     Run,

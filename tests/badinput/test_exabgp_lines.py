@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from bgpctl import events
 from bgpctl.speaker import Speaker, messages
 from bgpctl.speaker.speaker import _LINE_LIMIT
+from tests.speaker.exabgp_lines import NB, H
 from tests.speaker.lab import LogTap, make_policy
-from tests.speaker.test_messages import NB, H
 
 PER_EXAMPLE = timedelta(seconds=2)  # generous: the suite also runs under CPU load
 DEEP = 200_000

@@ -19,7 +19,7 @@ from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Decision, Health, PathHealth, PathKey, PathStats, Reason, Sample
 from bgpctl.policy.model import Hysteresis, Policy, SlaClass, Thresholds
 from tests.core.plans.support import lab_policy
-from tests.core.test_decide import PINNED
+from tests.core.windows import PINNED
 
 UNK, UP, DEG, DOWN = Health.UNKNOWN, Health.UP, Health.DEGRADED, Health.DOWN
 RANK = {UP: 0, DEG: 1, DOWN: 2}

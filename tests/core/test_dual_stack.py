@@ -11,7 +11,7 @@ from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.plan import health_key, plan
 from bgpctl.core.types import MEASURED_V6, Health, PathHealth, PathKey
 from tests.core.plans.support import lab_policy
-from tests.core.test_decide import BLACKHOLE, GOOD
+from tests.core.windows import BLACKHOLE, GOOD
 
 DUAL = lab_policy(file="examples/dual-stack.yaml")
 MEDIA_USE1 = PathKey("media", "use1", "interconnect")

@@ -20,8 +20,8 @@ from bgpctl.core.plan import plan
 from bgpctl.core.types import PathHealth, PathKey, RouteAttrs
 from bgpctl.policy.ha import local_preference
 from bgpctl.policy.model import HaRole, PeerRole, Policy
+from tests.core.plans.strategies import health_for, overrides_for
 from tests.core.plans.support import NO_ADD_PATH, TWO_PATHS, lab_policy
-from tests.core.test_plan_properties import health_for, overrides_for
 
 PENALTY: dict[str, Any] = {"prepend": 4, "med": 1000, "transit_gateway_communities": ["7224:7100"]}
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from bgpctl.core.plan import apply_changes, plan
 from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey, Plan, Rib, RouteAttrs, RouteKey
-from bgpctl.policy.model import AddPath, Drain, Overrides, Policy
-from tests.core.plans.support import NO_ADD_PATH, TWO_PATHS, all_keys, lab_policy
+from bgpctl.policy.model import AddPath, Overrides, Policy
+from tests.core.plans.strategies import health_for, overrides_for
+from tests.core.plans.support import NO_ADD_PATH, TWO_PATHS, lab_policy
 
 POLICIES: list[Policy] = [
     lab_policy(),
@@ -30,7 +31,6 @@ POLICIES: list[Policy] = [
     lab_policy({"services": {"media": {"mode": "active-standby", "order": ["usw2", "use1"]}}}),
 ]
 
-HEALTHS = list(Health)
 DT = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 29.5, 30.0, 59.0, 59.5, 60.0]), st.floats(0, 45, allow_nan=False))
 """Seconds between plan() calls: often exactly at, or just inside, the rate limit's minute."""
 
@@ -40,29 +40,6 @@ class Step:
     dt: float
     health: dict[PathKey, PathHealth]
     overrides: Overrides | None
-
-
-def overrides_for(policy: Policy) -> st.SearchStrategy[Overrides | None]:
-    drains = [Drain(region=r) for r in policy.regions] + [
-        Drain(region=r, path=p) for r, region in policy.regions.items() for p in region.paths
-    ]
-    pins = st.dictionaries(
-        st.sampled_from(sorted(policy.services)), st.sampled_from(sorted(policy.regions)), max_size=2
-    )
-    some = st.builds(
-        Overrides,
-        drain=st.lists(st.sampled_from(drains), max_size=2, unique=True),
-        pin=pins,
-        freeze=st.sampled_from([False, False, False, True]),
-    )
-    return st.none() | some
-
-
-def health_for(policy: Policy) -> st.SearchStrategy[dict[PathKey, PathHealth]]:
-    keys = all_keys(policy)
-    return st.lists(st.sampled_from(HEALTHS), min_size=len(keys), max_size=len(keys)).map(
-        lambda hs: {k: PathHealth(h) for k, h in zip(keys, hs, strict=True)}
-    )
 
 
 @st.composite

@@ -16,7 +16,7 @@ from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Sample
 from tests.core.plans.support import TWO_PATHS, deep_merge, lab_policy
-from tests.core.test_decide import PINNED
+from tests.core.windows import PINNED
 
 BUDGET_S = 10.0  # the requirement; the test prints the measured time
 RATE_HZ = 50

@@ -43,7 +43,7 @@ from bgpctl_lab.reference import (
     wait_converged,
 )
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_daemon_lab import pins_problems
+from tests.daemon.support import pins_problems
 from tests.lab.helpers import TOPOLOGY
 
 pytestmark = pytest.mark.lab

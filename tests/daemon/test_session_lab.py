@@ -47,7 +47,7 @@ from bgpctl_lab.reference import (
 )
 from bgpctl_lab.reference import ask_daemon as ask
 from bgpctl_lab.runner import Lab
-from tests.daemon.test_daemon_lab import connections, session_problems
+from tests.daemon.support import connections, session_problems
 from tests.lab.helpers import LAB_POLICY, route_nexthops
 
 pytestmark = pytest.mark.lab

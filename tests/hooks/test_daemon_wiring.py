@@ -16,7 +16,7 @@ from bgpctl.daemon.sinks import Metrics
 from bgpctl.hooks.sink import HookSink
 from bgpctl.policy.secrets import SecretError
 from tests.control.support import LAB_POLICY
-from tests.hooks.test_sink import with_hooks
+from tests.hooks.support import with_hooks
 
 
 def daemon(tmp: Path, hooks: dict[str, Any]) -> Daemon:

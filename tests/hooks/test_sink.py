@@ -21,13 +21,8 @@ from bgpctl.daemon.sinks import Metrics
 from bgpctl.hooks.sink import DROP_LOG_EVERY_S, HookSink, read_hook_secrets
 from bgpctl.policy.model import Policy
 from bgpctl.policy.secrets import SecretError
-from tests.control.support import T0, lab_policy, schema_errors
-
-
-def with_hooks(hooks: dict[str, Any]) -> Policy:
-    return Policy.model_validate_json(
-        json.dumps({**lab_policy().model_dump(mode="json", by_alias=True), "hooks": hooks})
-    )
+from tests.control.support import T0, schema_errors
+from tests.hooks.support import with_hooks
 
 
 def recorder(

@@ -21,7 +21,7 @@ from bgpctl_lab import nft
 from bgpctl_lab.delayer import Held, draw_delay_s, in_named_netns
 from bgpctl_lab.impair import Impairment
 from bgpctl_lab.pytest_plugin import TopologyLab
-from tests.lab.test_impair import TOPOLOGY, Pair, pair_of
+from tests.lab.pairs import TOPOLOGY, Pair, pair_of
 
 delays = st.floats(min_value=0, max_value=1000, allow_nan=False)
 pcts = st.floats(min_value=0, max_value=100, allow_nan=False)

@@ -7,7 +7,7 @@ from typing import Any
 from bgpctl.core.recording import Event, Sent, Settled, Stepped
 from bgpctl.core.types import PathKey, Sample
 from bgpctl_lab.drill_series import flow_gaps, health_before, path_series
-from tests.lab.test_meter_report import _report
+from tests.lab.meter_synth import synthetic_report
 
 T0 = 1_800_000_000.0
 USE1 = PathKey("media", "use1", "interconnect")
@@ -52,7 +52,7 @@ def test_health_before_takes_the_last_change() -> None:
 
 
 def test_flow_gaps_move_onto_the_drills_timeline() -> None:
-    meter = _report(1000, flows=4, lost={i for i in range(400, 500) if i % 4 == 1})
+    meter = synthetic_report(1000, flows=4, lost={i for i in range(400, 500) if i % 4 == 1})
     started = meter.started_unix
     (g,) = flow_gaps(meter, started - 0.25)  # the meter's first send came 250 ms after the drill's zero
     assert g.flow == 1 and g.start_s == round(meter.flows[1].gaps[0].start_s + 0.25, 4)

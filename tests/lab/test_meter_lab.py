@@ -18,7 +18,7 @@ from bgpctl_lab.meter import run_meter
 from bgpctl_lab.meter_report import MeterReport
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import TopologyLab
-from tests.lab.test_meter_support import ENDPOINT, ENDPOINT6, NEEDS_ROOT, Net, topology
+from tests.lab.meter_support import ENDPOINT, ENDPOINT6, NEEDS_ROOT, Net, topology
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, NEEDS_ROOT]
 

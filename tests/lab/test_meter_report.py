@@ -14,88 +14,16 @@ from bgpctl_lab.meter import settings_for
 from bgpctl_lab.meter_packet import PACKET_SIZE, RTP_HEADER, Kind, MeterPacket, decode, echo_of, encode
 from bgpctl_lab.meter_report import (
     EchoPacket,
-    MeterReport,
-    MeterSettings,
     SentPacket,
     build_report,
     percentile,
     rfc3550_jitter_ns,
 )
-
-MS = 1_000_000
-T0 = 1_700_000_000 * 1_000_000_000
-S = 2 * MS  # spacing
-
-
-def _settings(flows: int = 1, n: int = 100) -> MeterSettings:
-    return MeterSettings(
-        netns=None,
-        target="203.0.113.10",
-        port=9000,
-        flows=flows,
-        spacing_ms=S / MS,
-        rate_pps=1e9 / S,
-        fine=True,
-        dscp=46,
-        seconds=n * S / 1e9,
-        count=n,
-        drain_s=1.0,
-    )
-
-
-def _stream(
-    n: int,
-    *,
-    flows: int = 1,
-    lost: frozenset[int] | set[int] = frozenset(),
-    rtt: int = MS,
-    late: dict[int, int] | None = None,
-    server: dict[int, int] | None = None,
-    held: dict[int, int] | None = None,
-    unstamped: frozenset[int] | set[int] = frozenset(),
-    region: str = "use1",
-) -> tuple[list[SentPacket], list[EchoPacket]]:
-    """``late``: the sender read its clock that long after the schedule; ``held``: the packet left that long
-    after the clock read (kernel transmit stamp); ``unstamped``: no transmit stamp came for these."""
-    late = late or {}
-    server = server or {}
-    held = held or {}
-
-    def tx(i: int) -> int:
-        return T0 + i * S + late.get(i, 0) + held.get(i, 0)
-
-    sent = [
-        SentPacket(
-            seq=i,
-            flow=i % flows,
-            send_ns=T0 + i * S + late.get(i, 0),
-            late_ns=late.get(i, 0),
-            tx_ns=None if i in unstamped else tx(i),
-        )
-        for i in range(n)
-    ]
-    echoes = [
-        EchoPacket(
-            seq=p.seq,
-            flow=p.flow,
-            rx_ns=tx(p.seq) + rtt + server.get(p.seq, 0),
-            region=region,
-            server_ns=server.get(p.seq, 0),
-        )
-        for p in sent
-        if p.seq not in lost
-    ]
-    echoes.sort(key=lambda e: e.rx_ns)
-    return sent, echoes
-
-
-def _report(n: int, flows: int = 1, **kw: object) -> MeterReport:
-    sent, echoes = _stream(n, flows=flows, **kw)  # type: ignore[arg-type]
-    return build_report(_settings(flows, n), sent, echoes)
+from tests.lab.meter_synth import MS, S, synthetic_report, synthetic_settings, synthetic_stream
 
 
 def test_a_perfect_stream() -> None:
-    r = _report(1000, flows=4)
+    r = synthetic_report(1000, flows=4)
     assert (r.sent, r.received, r.lost, r.loss_pct, r.duplicates, r.reordered) == (1000, 1000, 0, 0.0, 0, 0)
     assert r.longest_gap_ms == 2.0 and r.longest_gap_raw_ms == 2.0
     assert r.rtt is not None and r.rtt.p50_ms == r.rtt.max_ms == 1.0
@@ -110,12 +38,12 @@ def test_a_perfect_stream() -> None:
 def test_per_second_loss_bins_by_the_scheduled_second_when_the_sender_is_late() -> None:
     # the last 40 packets of a 1 s stream were sent 150 ms late (a starved sender, as under CPU load):
     # they belong to second 0 of the schedule, not to a second 1 that the stream never had
-    r = _report(500, late={i: 150_000_000 for i in range(460, 500)})
+    r = synthetic_report(500, late={i: 150_000_000 for i in range(460, 500)})
     assert [(s.second, s.sent, s.lost) for s in r.per_second_loss] == [(0, 500, 0)]
 
 
 def test_a_lost_block_in_the_middle_is_the_longest_gap() -> None:
-    r = _report(500, lost=set(range(100, 150)))
+    r = synthetic_report(500, lost=set(range(100, 150)))
     assert r.lost == 50 and r.loss_pct == 10.0
     assert r.longest_gap_ms == pytest.approx(51 * 2.0)
     assert (r.longest_gap.after_seq, r.longest_gap.before_seq) == (99, 150)
@@ -125,7 +53,7 @@ def test_a_lost_block_in_the_middle_is_the_longest_gap() -> None:
 
 def test_a_silenced_flow_shows_in_the_worst_flow_gap_not_the_all_flows_gap() -> None:
     # flow 1 of 4 loses 100 ms worth of its packets (its path failed); the others carry on
-    r = _report(1000, flows=4, lost={i for i in range(400, 450) if i % 4 == 1})
+    r = synthetic_report(1000, flows=4, lost={i for i in range(400, 450) if i % 4 == 1})
     assert r.longest_gap_ms == pytest.approx(2 * 2.0)
     assert r.longest_flow_gap_flow == 1
     assert r.longest_flow_gap_ms == pytest.approx((453 - 397) * 2.0)  # its last echo before, first after
@@ -133,14 +61,14 @@ def test_a_silenced_flow_shows_in_the_worst_flow_gap_not_the_all_flows_gap() -> 
 
 
 def test_lost_head_and_tail_count_from_when_the_echo_was_due() -> None:
-    head = _report(200, lost=set(range(30)))
+    head = synthetic_report(200, lost=set(range(30)))
     assert head.longest_gap_ms == pytest.approx(30 * 2.0) and head.longest_gap.after_seq is None
-    tail = _report(200, lost=set(range(160, 200)))
+    tail = synthetic_report(200, lost=set(range(160, 200)))
     assert tail.longest_gap_ms == pytest.approx(40 * 2.0) and tail.longest_gap.before_seq is None
 
 
 def test_nothing_back_is_one_long_silence() -> None:
-    r = _report(50, lost=set(range(50)))
+    r = synthetic_report(50, lost=set(range(50)))
     assert r.received == 0 and r.loss_pct == 100.0 and r.rtt is None and r.jitter_ms is None and r.mos is None
     assert r.longest_gap_ms == pytest.approx(49 * 2.0)
     assert r.regions == {}
@@ -149,7 +77,7 @@ def test_nothing_back_is_one_long_silence() -> None:
 def test_a_late_sender_is_not_a_network_gap() -> None:
     # the sender stalled 10 ms at packet 300 and caught up: five packets left late, in a burst
     late = {300: 10 * MS, 301: 8 * MS, 302: 6 * MS, 303: 4 * MS, 304: 2 * MS}
-    r = _report(600, late=late)
+    r = synthetic_report(600, late=late)
     assert r.longest_gap_raw_ms == pytest.approx(12.0)
     assert r.longest_gap_ms == pytest.approx(2.0)
     assert r.send_late_max_ms == pytest.approx(10.0)
@@ -159,7 +87,7 @@ def test_a_late_sender_is_not_a_network_gap() -> None:
 def test_a_sender_held_between_its_clock_read_and_the_transmit_is_not_a_network_gap() -> None:
     # the sender read its clock for packet 300 on time, then was off the CPU 6 ms before the packet left;
     # 301 and 302 were read late and caught up. The kernel's transmit stamps say when each really left.
-    r = _report(600, held={300: 6 * MS}, late={301: 4 * MS, 302: 2 * MS})
+    r = synthetic_report(600, held={300: 6 * MS}, late={301: 4 * MS, 302: 2 * MS})
     assert r.longest_gap_raw_ms == pytest.approx(8.0)
     assert r.longest_gap_ms == pytest.approx(2.0)
     assert r.longest_flow_gap_ms == pytest.approx(2.0) and r.jitter_ms == pytest.approx(0.0)
@@ -172,25 +100,25 @@ def test_a_sender_held_between_its_clock_read_and_the_transmit_is_not_a_network_
 def test_without_a_transmit_stamp_the_user_space_send_time_stands_in_and_is_counted() -> None:
     # the same stall, but no stamp came for packet 300: its 6 ms before the transmit reads as network
     # delay, so on the network timeline 300 arrives 6 ms late, after 301 and 302: a 4 ms hole where it was due
-    r = _report(600, held={300: 6 * MS}, late={301: 4 * MS, 302: 2 * MS}, unstamped={300})
+    r = synthetic_report(600, held={300: 6 * MS}, late={301: 4 * MS, 302: 2 * MS}, unstamped={300})
     assert r.user_tx_stamps == 1 and r.tx_delay_max_ms == pytest.approx(0.0)
     assert r.longest_gap_ms == pytest.approx(4.0) and r.longest_gap.after_seq == 299
     assert r.rtt is not None and r.rtt.max_ms == pytest.approx(7.0)
     # only answered probes count: a lost one has no place on the timeline
-    assert _report(10, unstamped={3, 4}, lost={4}).user_tx_stamps == 1
-    assert _report(10, unstamped=set(range(10))).tx_delay_max_ms is None
+    assert synthetic_report(10, unstamped={3, 4}, lost={4}).user_tx_stamps == 1
+    assert synthetic_report(10, unstamped=set(range(10))).tx_delay_max_ms is None
 
 
 def test_a_slow_responder_is_not_a_network_gap_but_stays_in_the_rtt() -> None:
     # the responder was off the CPU for 7 ms when probe 300 came: it and the next three waited
-    r = _report(600, server={300: 7 * MS, 301: 5 * MS, 302: 3 * MS, 303: 1 * MS})
+    r = synthetic_report(600, server={300: 7 * MS, 301: 5 * MS, 302: 3 * MS, 303: 1 * MS})
     assert r.longest_gap_raw_ms == pytest.approx(9.0)
     assert r.longest_gap_ms == pytest.approx(2.0)
     assert r.rtt is not None and r.rtt.max_ms == pytest.approx(8.0)
 
 
 def test_duplicates_and_reordering_within_a_flow() -> None:
-    sent, echoes = _stream(40, flows=2)
+    sent, echoes = synthetic_stream(40, flows=2)
     e4 = next(e for e in echoes if e.seq == 4)
     e6 = next(e for e in echoes if e.seq == 6)
     # 6 arrives before 4 (same flow 0): one reordered; 5 (flow 1) overtaking 4 is not reordering
@@ -201,25 +129,25 @@ def test_duplicates_and_reordering_within_a_flow() -> None:
     ]
     rest = [e for e in echoes if e.seq not in (4, 5, 6)]
     dup = [EchoPacket(10, 0, echoes[-1].rx_ns + MS, "use1", 0)]
-    r = build_report(_settings(2, 40), sent, sorted(rest + swapped, key=lambda e: e.rx_ns) + dup)
+    r = build_report(synthetic_settings(2, 40), sent, sorted(rest + swapped, key=lambda e: e.rx_ns) + dup)
     assert r.received == 40 and r.duplicates == 1 and r.lost == 0
     assert r.reordered == 1 and [f.reordered for f in r.flows] == [1, 0]
 
 
 def test_regions_over_time_and_per_flow() -> None:
-    sent, a = _stream(100, flows=2, region="use1")
+    sent, a = synthetic_stream(100, flows=2, region="use1")
     b = [EchoPacket(e.seq, e.flow, e.rx_ns, "usw2", 0) for e in a if e.seq >= 60]
     echoes = [e for e in a if e.seq < 60] + b
-    r = build_report(_settings(2, 100), sent, echoes)
+    r = build_report(synthetic_settings(2, 100), sent, echoes)
     assert r.regions["use1"].answered == 60 and r.regions["usw2"].answered == 40
     assert r.regions["use1"].last_s < r.regions["usw2"].first_s
     assert r.flows[0].regions == {"use1": 30, "usw2": 20}
 
 
 def test_send_errors_are_sent_and_lost() -> None:
-    sent, echoes = _stream(10)
+    sent, echoes = synthetic_stream(10)
     sent = [SentPacket(p.seq, p.flow, p.send_ns, 0, "ENETUNREACH" if p.seq >= 5 else None) for p in sent]
-    r = build_report(_settings(1, 10), sent, [e for e in echoes if e.seq < 5])
+    r = build_report(synthetic_settings(1, 10), sent, [e for e in echoes if e.seq < 5])
     assert r.send_errors == 5 and r.lost == 5
 
 
@@ -230,8 +158,8 @@ def test_mos_gets_mean_rtt_jitter_and_loss() -> None:
         seen.append((rtt, jitter, loss))
         return 4.0
 
-    sent, echoes = _stream(100, lost={5})
-    r = build_report(_settings(1, 100), sent, echoes, mos=mos)
+    sent, echoes = synthetic_stream(100, lost={5})
+    r = build_report(synthetic_settings(1, 100), sent, echoes, mos=mos)
     assert r.mos == 4.0 and seen == [(1.0, 0.0, 1.0)]
 
 
@@ -253,7 +181,7 @@ def test_percentile_is_the_inclusive_quantile(values: list[float], q: int) -> No
 def test_longest_gap_is_the_longest_run_of_loss(received: list[bool], flows: int) -> None:
     n = len(received)
     lost = {i for i, ok in enumerate(received) if not ok}
-    r = _report(n, flows=flows, lost=lost)
+    r = synthetic_report(n, flows=flows, lost=lost)
     got = [i for i, ok in enumerate(received) if ok]
     if not got:
         expected = (n - 1) * S
@@ -360,7 +288,7 @@ def test_each_flow_lists_its_silences_on_the_streams_timeline() -> None:
     # flow 1 of 4 loses two blocks (200 ms and 120 ms of its packets), flow 2 one short one (below the minimum)
     lost = {i for i in range(400, 500) if i % 4 == 1} | {i for i in range(1500, 1560) if i % 4 == 1}
     lost |= {i for i in range(2000, 2040) if i % 4 == 2}
-    r = _report(3000, flows=4, lost=lost)
+    r = synthetic_report(3000, flows=4, lost=lost)
     assert r.flow_gap_min_ms == 100.0  # 5 intervals of a flow (8 ms) are less than the 100 ms floor
     f1 = r.flows[1]
     assert [(g.after_seq, g.before_seq) for g in f1.gaps] == [(397, 501), (1497, 1561)]
@@ -371,10 +299,10 @@ def test_each_flow_lists_its_silences_on_the_streams_timeline() -> None:
 
 
 def test_a_flow_with_nothing_back_is_one_silence_and_the_list_is_bounded() -> None:
-    r = _report(400, flows=2, lost={i for i in range(400) if i % 2 == 0})
+    r = synthetic_report(400, flows=2, lost={i for i in range(400) if i % 2 == 0})
     (g,) = r.flows[0].gaps
     assert (g.after_seq, g.before_seq, g.start_s) == (None, None, 0.0)
     every_other_block = {i for i in range(20_000) if (i // 200) % 2 == 0 and i >= 200}
-    r = _report(20_000, lost=every_other_block)  # 49 silences of 400 ms in one flow
+    r = synthetic_report(20_000, lost=every_other_block)  # 49 silences of 400 ms in one flow
     assert len(r.flows[0].gaps) == 20  # the longest FLOW_GAPS_KEPT
     assert [g.start_s for g in r.flows[0].gaps] == sorted(g.start_s for g in r.flows[0].gaps)

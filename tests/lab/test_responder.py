@@ -19,7 +19,7 @@ from bgpctl_lab.meter_packet import PACKET_SIZE, Kind, MeterPacket, decode, enco
 from bgpctl_lab.meter_socket import sender_sockets
 from bgpctl_lab.pytest_plugin import TopologyLab
 from bgpctl_lab.responder import run_responder
-from tests.lab.test_meter_support import ENDPOINT, NEEDS_ROOT, Net, topology
+from tests.lab.meter_support import ENDPOINT, NEEDS_ROOT, Net, topology
 
 pytestmark = [pytest.mark.lab, NEEDS_ROOT]
 

@@ -12,8 +12,8 @@ from bgpctl import events
 from bgpctl.core.types import RouteAttrs, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.speaker import Speaker
+from tests.speaker.exabgp_lines import CASES, NB, H
 from tests.speaker.lab import LogTap, make_policy
-from tests.speaker.test_messages import CASES, NB, H
 
 
 def _speaker(tmp_path: Path) -> tuple[Speaker, LogTap]:

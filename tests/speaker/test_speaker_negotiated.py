@@ -8,9 +8,8 @@ from bgpctl import events
 from bgpctl.core.types import RouteAttrs, RouteKey
 from bgpctl.policy.model import Family
 from bgpctl.speaker import Speaker
+from tests.speaker.exabgp_lines import NB, WITH, WITHOUT, H
 from tests.speaker.lab import LogTap, make_policy
-from tests.speaker.test_messages import NB, H
-from tests.speaker.test_messages_negotiated import WITH, WITHOUT
 
 V4 = frozenset({Family.IPV4_UNICAST})
 
