@@ -99,6 +99,7 @@ from bgpctl.policy.model import (
     AddPath,
     Announce,
     Family,
+    IPAddress,
     Mode,
     Overrides,
     PathState,
@@ -383,6 +384,35 @@ def _no_next_hop(where: str, prefix: Network, notes: list[str]) -> None:
     )
 
 
+def _candidate(
+    policy: Policy,
+    role: PeerRole,
+    prefix: Network,
+    *,
+    key: PathKey,
+    states: Mapping[PathKey, PathState | None],
+    next_hop: IPAddress | None,
+    next_hop_of: str,
+    path_id: int,
+    weight: int | None,
+    notes: list[str],
+) -> _Candidate | None:
+    """One route of ``prefix`` for a peer of ``role`` via the path judged under ``key``: None when the path is
+    not judged yet, its state's action for that role withdraws, or there is no next hop of the prefix's family
+    (said once in ``notes``)."""
+    state = states.get(key)
+    if state is None:
+        return None
+    action = policy.actions.get(state, role)
+    if not isinstance(action, Announce):
+        return None
+    if next_hop is None:
+        _no_next_hop(next_hop_of, prefix, notes)
+        return None
+    attrs = _attrs(policy, action, next_hop, role, weight)
+    return _Candidate(str(prefix), path_id, attrs, RouteSource(key, state))
+
+
 def _edge_candidates(
     policy: Policy,
     peer: Peer,
@@ -400,20 +430,20 @@ def _edge_candidates(
                 continue
             for region_name, region in policy.regions.items():
                 for path_name, path in region.paths.items():
-                    key = health_key(policy, name, region_name, path_name, prefix.version)
-                    state = states.get(key)
-                    if state is None:
-                        continue
-                    action = policy.actions.get(state, PeerRole.EDGE)
-                    if not isinstance(action, Announce):
-                        continue
-                    next_hop = path.next_hop_for(prefix.version)
-                    if next_hop is None:
-                        _no_next_hop(f"path {region_name}/{path_name}", prefix, notes)
-                        continue
-                    weight = weights.get(region_name) if weights is not None else None
-                    attrs = _attrs(policy, action, next_hop, PeerRole.EDGE, weight)
-                    out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
+                    c = _candidate(
+                        policy,
+                        PeerRole.EDGE,
+                        prefix,
+                        key=health_key(policy, name, region_name, path_name, prefix.version),
+                        states=states,
+                        next_hop=path.next_hop_for(prefix.version),
+                        next_hop_of=f"path {region_name}/{path_name}",
+                        path_id=ids[(region_name, path_name)],
+                        weight=weights.get(region_name) if weights is not None else None,
+                        notes=notes,
+                    )
+                    if c is not None:
+                        out.append(c)
     return out
 
 
@@ -435,19 +465,20 @@ def _tgw_candidates(
             for path_name, path in region.paths.items():
                 if path.peer_for(prefix.version) != peer.name:
                     continue
-                key = health_key(policy, corporate.follow_service, region_name, path_name, prefix.version)
-                state = states.get(key)
-                if state is None:
-                    continue
-                action = policy.actions.get(state, PeerRole.TRANSIT_GATEWAY)
-                if not isinstance(action, Announce):
-                    continue
-                next_hop = corporate.next_hop_for(prefix.version)
-                if next_hop is None:
-                    _no_next_hop("corporate", prefix, notes)
-                    continue
-                attrs = _attrs(policy, action, next_hop, PeerRole.TRANSIT_GATEWAY)
-                out.append(_Candidate(str(prefix), ids[(region_name, path_name)], attrs, RouteSource(key, state)))
+                c = _candidate(
+                    policy,
+                    PeerRole.TRANSIT_GATEWAY,
+                    prefix,
+                    key=health_key(policy, corporate.follow_service, region_name, path_name, prefix.version),
+                    states=states,
+                    next_hop=corporate.next_hop_for(prefix.version),
+                    next_hop_of="corporate",
+                    path_id=ids[(region_name, path_name)],
+                    weight=None,
+                    notes=notes,
+                )
+                if c is not None:
+                    out.append(c)
     return out
 
 
