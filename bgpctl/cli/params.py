@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -17,3 +21,24 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number ({self._describe_range()})", param, ctx)
         return float(number)
+
+
+def _plot_target(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Before a long run: matplotlib is there and the picture's directory exists (PlotError otherwise)."""
+    if value is not None:
+        from bgpctl.render_plot import check_target  # noqa: PLC0415 (imports matplotlib)
+
+        check_target(value)
+    return value
+
+
+def plot_option(draws: str) -> Callable[[F], F]:
+    """``--plot FILE.png`` (parameter ``plot_file``): the one definition for every command that draws."""
+    return click.option(
+        "--plot",
+        "plot_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        callback=_plot_target,
+        help=f"Also draw a PNG of {draws} (needs matplotlib: pip install 'bgpctl[plot]').",
+    )

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from bgpctl.cli.params import FiniteFloatRange
+from bgpctl.cli.params import FiniteFloatRange, plot_option
 from bgpctl.core.recording import Event, RecordingError, read_recording, recording_lines
 from bgpctl.core.replay import (
     ReplaySummary,
@@ -80,14 +80,7 @@ def open_recording(path: str) -> Iterator[BinaryIO]:
     "probe interval); a daemon recording replays at its own evaluation times",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one per plan() call, then a summary")
-@click.option(
-    "--plot",
-    "plot_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="also draw the replay as a PNG: per path RTT, loss and health bands, and the route changes "
-    "(needs matplotlib: pip install 'bgpctl[plot]')",
-)
+@plot_option("the replay: per path RTT, loss and health bands, and the route changes")
 @click.argument("samples", type=str)
 def replay(policy_file: str, tick: float | None, as_json: bool, plot_file: Path | None, samples: str) -> None:
     """Replay a RECORDING (JSON lines, '-' for stdin) through the daemon's controller.
@@ -96,10 +89,6 @@ def replay(policy_file: str, tick: float | None, as_json: bool, plot_file: Path 
     probe: {"service", "region", "path", "seq", "sent", "received"} with times in seconds and
     "received": null for a lost probe. Prints the timeline of health and route changes.
     """
-    if plot_file is not None:
-        from bgpctl.render_plot import check_target  # noqa: PLC0415 (imports matplotlib)
-
-        check_target(plot_file)
     policy = load_policy(policy_file)
     with open_recording(samples) as stream:
         name = "<stdin>" if samples == "-" else samples

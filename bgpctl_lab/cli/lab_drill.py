@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bgpctl.cli.params import plot_option
 from bgpctl_lab.cli.lab import LAB_OPTION, TOPOLOGY_OPTION, lab
 from bgpctl_lab.drill_model import DrillError, load_drill
 from bgpctl_lab.topology import drills_dir, find_topology
@@ -24,13 +25,9 @@ from bgpctl_lab.topology import drills_dir, find_topology
     help="Directory for the JSON report (default: the lab's run directory).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON instead of a summary.")
-@click.option(
-    "--plot",
-    "plot_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also draw the report as a PNG: per path RTT, loss and health, the edge's route changes, the call "
-    "meter's silences, the fault and restore (needs matplotlib: pip install 'bgpctl[plot]').",
+@plot_option(
+    "the report: per path RTT, loss and health, the edge's route changes, the call meter's silences, "
+    "the fault and restore"
 )
 def drill_cmd(
     *,
@@ -51,10 +48,6 @@ def drill_cmd(
     from bgpctl_lab.drill import run_drill, summary, to_json  # noqa: PLC0415 (heavy: only when a drill runs)
     from bgpctl_lab.runner import Lab  # noqa: PLC0415
 
-    if plot_file is not None:
-        from bgpctl.render_plot import check_target  # noqa: PLC0415 (imports matplotlib)
-
-        check_target(plot_file)
     path = Path(drill_name)
     if path.suffix and path.exists():  # a drill file: no lab needed to check it
         drill = load_drill(drill_name, path.parent)
