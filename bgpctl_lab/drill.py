@@ -308,7 +308,9 @@ def apply(lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | No
 
 
 def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[ActionResult, float]:
-    """Carry out ``action`` at its time on the drill's timeline; returns what was done and when (monotonic)."""
+    """Carry out ``action`` at its time on the drill's timeline; returns what was done and when it took effect
+    (monotonic): for impairments when the first was in force, else when it was applied. The checks that follow
+    count their budgets from then, as ``route_moved_after_s`` does."""
     _at(t0, action.at_s)
     when = time.monotonic()
     answer, error, code, in_force = None, None, None, list[float]()
@@ -328,7 +330,7 @@ def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[Action
         error_code=code,
         refusal_expected=action.control is not None and action.control.refused is not None,
     )
-    return result, when
+    return result, (in_force[0] if in_force else when)
 
 
 def _do(lab: Lab, op: Op, *, lifetime_s: float) -> OpResult:

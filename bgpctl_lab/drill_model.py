@@ -7,7 +7,9 @@ The report says when each step held and what a call would have heard (the meter'
 Expectations are JSON subsets of a vtysh ``... json`` output (see :mod:`bgpctl_lab.jsonmatch`),
 so a drill checks each hop (TGW, then edge) and the meter checks the data path. A check's budget may
 differ per lab mode (``budget_by_mode``: "on region 2 within 2 s" holds for the controller, while
-plain BGP is given its hold time). ``watch`` counts next-hop changes at a node during the drill
+plain BGP is given its hold time). The ``expect`` checks' budgets count from the moment the fault took
+effect: for impairments when the first was in force (starting a delayer takes a moment, over a second on a
+loaded host), else when it was applied; the ``recover`` checks' from the restore. ``watch`` counts next-hop changes at a node during the drill
 (:mod:`bgpctl_lab.route_watch`), so a drill can demand "no route change" (``route_changes_max: 0``).
 A drill without ``fault`` only measures (active-active).
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
+from bgpctl.listen import parse_listen
+
 
 def _check_listen(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """The shape of ADDR:PORT, refused as a usage error (exit 2) before anything starts; whether it can be
     bound is found out when the daemon binds it."""
     if value is None:
         return None
-    from bgpctl.daemon.run import parse_listen  # noqa: PLC0415 (`bgpctl daemon --help` stays fast)
-
     try:
         parse_listen(value)
     except ValueError as e:

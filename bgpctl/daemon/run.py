@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import os
-import re
 import signal
 import socket
 import time
@@ -53,6 +51,7 @@ from bgpctl.daemon import privileges
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink, export_routing_state
 from bgpctl.errors import BgpctlError, SpeakerError
 from bgpctl.hooks.sink import HookSink, read_hook_secrets
+from bgpctl.listen import parse_listen
 from bgpctl.policy.load import check_policy_text
 from bgpctl.policy.model import Policy
 from bgpctl.probe.paths import ProbeSpec, make_probe, specs_from_policy
@@ -94,27 +93,6 @@ def single_instance(run_dir: Path) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``ADDR:PORT`` (``[v6]:PORT`` for IPv6; an empty ADDR is 127.0.0.1) -> (host, port); ValueError
-    saying what to write otherwise."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{value!r}: write ADDR:PORT with a port 1-65535, e.g. 127.0.0.1:9477")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"{value!r}: close the IPv6 address's bracket, e.g. [::1]:9477")
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{value!r}: {host!r} in brackets is not an IPv6 address, e.g. [::1]:9477") from None
-    elif ":" in host:
-        raise ValueError(f"{value!r}: put an IPv6 address in brackets, e.g. [::1]:9477")
-    if not re.fullmatch(r"[A-Za-z0-9.:_-]*", host):
-        raise ValueError(f"{value!r}: {host!r} is not an address or host name, e.g. 127.0.0.1:9477")
-    return host or "127.0.0.1", int(port)
 
 
 def start_metrics(value: str, registry: CollectorRegistry) -> None:
