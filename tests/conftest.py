@@ -9,12 +9,12 @@ come from the lab package's plugin, :mod:`bgpctl_lab.pytest_plugin`.
 
 from __future__ import annotations
 
-import os
-
 from hypothesis import HealthCheck, settings
+
+from tests import budget
 
 pytest_plugins = ["bgpctl_lab.pytest_plugin"]
 
 settings.register_profile("ci", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=25, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(budget.PROFILE)

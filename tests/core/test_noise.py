@@ -19,6 +19,7 @@ from bench.noise_sim import T0
 from bench.noise_sim import Sim as NoiseSim
 from bgpctl.core.types import PathKey, Transition
 from bgpctl.policy.load import load_policy
+from tests import budget
 
 LAB = load_policy(Path(__file__).resolve().parents[2] / "policies" / "lab.yaml")
 KEY = PathKey("media", "use1", "interconnect")
@@ -47,7 +48,7 @@ def test_the_issue_example_isolated_losses_do_not_make_a_run() -> None:
     assert _states(ts) == ["up"]
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(5 if budget.FULL else 2))  # 5 minutes each; 2 in the developer tier
 def test_half_a_percent_random_loss_with_jitter_never_suspects(seed: int) -> None:
     rng = random.Random(seed)
     draws = [None if rng.random() < 0.005 else max(0.0, rng.gauss(0.040, 0.010)) for _ in range(15_000)]

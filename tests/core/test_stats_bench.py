@@ -1,6 +1,7 @@
 """Throughput: a 10-minute recording at 50 samples/s on each of 4 paths (120 000 samples) through
 PathWindow and decide() must take well under 10 s of CPU (process time: the work's own cost, whatever else
-runs on the machine; on an idle machine it is the wall time).
+runs on the machine; on an idle machine it is the wall time). The developer tier (tests/budget.py) replays
+the first 5 minutes (the blackhole and its recovery, not the later loss stretch) against half the budget.
 
 Run alone with the numbers printed: ``.venv/bin/pytest -q -s tests/core/test_stats_bench.py``.
 """
@@ -15,12 +16,13 @@ import pytest
 from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.stats import PathWindow
 from bgpctl.core.types import Health, PathHealth, PathKey, PathStats, Sample
+from tests import budget
 from tests.core.plans.support import TWO_PATHS, deep_merge, lab_policy
 from tests.core.windows import PINNED
 
-BUDGET_S = 10.0  # the requirement; the test prints the measured time
 RATE_HZ = 50
-DURATION_S = 600
+DURATION_S = 600 if budget.FULL else 300
+BUDGET_S = 10.0 * DURATION_S / 600  # the requirement: 10 s for 10 minutes; the test prints the measured time
 TIMEOUT_S = 0.2  # media probes: a reply later than this is lost
 
 
@@ -79,7 +81,7 @@ def replay(
 @pytest.mark.parametrize("every_sample", [False, True], ids=["decide-per-tick", "decide-per-sample"])
 def test_ten_minutes_of_four_paths_well_under_budget(every_sample: bool) -> None:
     events = recording(seed=7)
-    assert len(events) == 4 * RATE_HZ * DURATION_S == 120_000
+    assert len(events) == 4 * RATE_HZ * DURATION_S
     elapsed, transitions, health = replay(events, every_sample)
     print(
         f"\n{len(events)} samples, decide {'per sample' if every_sample else 'per 20 ms tick'}: "

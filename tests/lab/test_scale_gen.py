@@ -27,12 +27,14 @@ from bgpctl.policy.load import load_policy
 from bgpctl_lab import frr, scale
 from bgpctl_lab.services import load_services, services_file
 from bgpctl_lab.topology import clab_schema, load
+from tests import budget
 
 SMALL = bench_scale.SIZES["small"]
 FULL = bench_scale.SIZES["full"]
 
 
-@pytest.fixture(scope="module", params=["small", "full"])
+# the full size in CI; the developer tier checks the generator at the small size (tests/budget.py)
+@pytest.fixture(scope="module", params=["small", "full"] if budget.FULL else ["small"])
 def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[scale.Size, Path]:
     size = bench_scale.SIZES[request.param]
     d = tmp_path_factory.mktemp(f"scale-{request.param}")
