@@ -9,9 +9,9 @@ so a drill checks each hop (TGW, then edge) and the meter checks the data path. 
 differ per lab mode (``budget_by_mode``: "on region 2 within 2 s" holds for the controller, while
 plain BGP is given its hold time). The ``expect`` checks' budgets count from the moment the fault took
 effect: for impairments when the first was in force (starting a delayer takes a moment, over a second on a
-loaded host), else when it was applied; the ``recover`` checks' from the restore. ``watch`` counts next-hop changes at a node during the drill
-(:mod:`bgpctl_lab.route_watch`), so a drill can demand "no route change" (``route_changes_max: 0``).
-A drill without ``fault`` only measures (active-active).
+loaded host), else when it was applied; the ``recover`` checks' from the restore. ``watch`` counts next-hop
+changes at a node during the drill (:mod:`bgpctl_lab.route_watch`), so a drill can demand "no route change"
+(``route_changes_max: 0``). A drill without ``fault`` only measures (active-active).
 
 Operations drills (controller mode only, ``modes: [controller]``): an action may be a request to the
 daemon's control API (``control: {verb: drain, args: {...}}``, sent with :mod:`bgpctl.control.client` and
