@@ -31,6 +31,7 @@ BUDGETS: dict[str, float] = {
     "admin_down": 5.0,  # a session is administratively shut (local, immediate)
     "route_converged": 10.0,  # a BGP change reaches the RIB / kernel of a neighbour
     "process_exit": 5.0,  # a killed process is gone
+    "process_start": 5.0,  # a spawned process runs inside its node's namespace (`ip netns exec` has switched)
     "frr_socket": 10.0,  # an FRR daemon's vty socket appears
     # tests that run pieces of bgpctl against their own topology (tests/topologies/*.clab.yml)
     "link_carrier": 10.0,  # both ends of a fresh veth report carrier (operstate UP)

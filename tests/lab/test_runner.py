@@ -91,8 +91,14 @@ def test_up_and_down_are_fast_complete_and_leave_nothing(extra_lab: Callable[[st
     assert ns_names == [f"{name}-{n}" for n in lab.nodes()]
     helper = lab.spawn("agents", ["sleep", "300"], tag="test-helper", log_name="sleep.out")
     ids = [i for i in (netns.ns_id(n) for n in ns_names) if i is not None]
-    pids = netns.pids_in(ids)
-    assert helper in pids and len(pids) >= 3 * 4 + 1  # 3 FRR nodes x 4 daemons, and the helper
+    # spawn returns once `ip netns exec` is started; it enters the namespace a moment later (seen under load)
+    pids = eventually(
+        "the helper runs inside the lab's namespaces",
+        budget="process_start",
+        probe=lambda: netns.pids_in(ids),
+        check=lambda found: [] if helper in found else [f"pid {helper} not in the lab's namespaces yet"],
+    ).value
+    assert len(pids) >= 3 * 4 + 1  # 3 FRR nodes x 4 daemons, and the helper
     links = {n: netns.link_names(lab.netns(n)) for n in lab.nodes()}
     assert sorted(links["ic"]) == ["br0", "cr", "edge", "lo", "tgw-use1", "tgw-usw2"]
     assert {p.tag for p in lab.frr_pids()} == {"frr:zebra", "frr:staticd", "frr:bgpd", "frr:bfdd"}
