@@ -245,7 +245,8 @@ def replace_policy(lab: Lab, op: PolicyOp) -> dict[str, Any]:
 
 
 def read_sessions(lab: Lab, sessions: Sessions) -> dict[str, dict[str, int]]:
-    """Per node: the session with ``sessions.peer`` as FRR counts it (established, dropped, UPDATEs received)."""
+    """Per node: the session with ``sessions.peer`` as FRR counts it (established, dropped, UPDATEs received,
+    ROUTE-REFRESHes sent: the peer's own requests, answered with UPDATEs the daemon did not decide)."""
     out = {}
     for node in sessions.nodes:
         data = lab.query_json(node, f"show bgp neighbors {sessions.peer} json")
@@ -256,6 +257,7 @@ def read_sessions(lab: Lab, sessions: Sessions) -> dict[str, dict[str, int]]:
             "established": int(n["connectionsEstablished"]),
             "dropped": int(n["connectionsDropped"]),
             "updates": int(n["messageStats"]["updatesRecv"]),
+            "refreshes": int(n["messageStats"]["routeRefreshSent"]),
         }
     return out
 
@@ -660,7 +662,11 @@ def session_problems(
         ]
         violations.append(f"{resets} BGP session reset(s) > bound {bounds.session_resets_max} (at {', '.join(moved)})")
     if bounds.updates_max is not None and updates > bounds.updates_max:
-        per = ", ".join(f"{n}: {c['updates'][1] - c['updates'][0]}" for n, c in readings.items())
+        per = ", ".join(
+            f"{n}: {c['updates'][1] - c['updates'][0]}"
+            + (f" after {r} ROUTE-REFRESH(es) it sent" if (r := c["refreshes"][1] - c["refreshes"][0]) else "")
+            for n, c in readings.items()
+        )
         violations.append(f"{updates} UPDATE(s) received from the peer > bound {bounds.updates_max} ({per})")
     return violations
 

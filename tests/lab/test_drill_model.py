@@ -448,26 +448,27 @@ def test_the_cli_refuses_a_reload_drill_with_a_missing_policy_in_one_line(tmp_pa
     assert f"setup[0].policy.file: Value error, {tmp_path}/policies/reload-broken.yaml is not a file" in result.output
 
 
-def test_session_readings_count_resets_and_updates() -> None:
+def test_session_readings_count_resets_and_updates_and_name_the_peers_refreshes() -> None:
     before = {
-        "edge": {"established": 1, "dropped": 0, "updates": 7},
-        "tgw-use1": {"established": 2, "dropped": 1, "updates": 3},
+        "edge": {"established": 1, "dropped": 0, "updates": 7, "refreshes": 0},
+        "tgw-use1": {"established": 2, "dropped": 1, "updates": 3, "refreshes": 0},
     }
     after = {
-        "edge": {"established": 1, "dropped": 0, "updates": 8},
-        "tgw-use1": {"established": 3, "dropped": 2, "updates": 9},
+        "edge": {"established": 1, "dropped": 0, "updates": 8, "refreshes": 0},
+        "tgw-use1": {"established": 3, "dropped": 2, "updates": 9, "refreshes": 1},
     }
     both, resets, updates = session_changes(before, after)
-    assert both["edge"] == {"established": [1, 1], "dropped": [0, 0], "updates": [7, 8]}
+    assert both["edge"] == {"established": [1, 1], "dropped": [0, 0], "updates": [7, 8], "refreshes": [0, 0]}
     assert (resets, updates) == (1, 7)
     # a session that dropped and is not back yet is one reset too
-    (_, resets, _) = session_changes(before, {**after, "tgw-use1": {"established": 2, "dropped": 2, "updates": 3}})
+    down = {"established": 2, "dropped": 2, "updates": 3, "refreshes": 0}
+    (_, resets, _) = session_changes(before, {**after, "tgw-use1": down})
     assert resets == 1
     bounds = load_drill("reload-broken", DRILLS).bounds["controller"]
     problems = session_problems(bounds, session_changes(before, after))
     assert problems == [
         "1 BGP session reset(s) > bound 0 (at tgw-use1)",
-        "7 UPDATE(s) received from the peer > bound 0 (edge: 1, tgw-use1: 6)",
+        "7 UPDATE(s) received from the peer > bound 0 (edge: 1, tgw-use1: 6 after 1 ROUTE-REFRESH(es) it sent)",
     ]
     assert session_problems(bounds, session_changes(before, before)) == []
 
