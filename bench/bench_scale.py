@@ -184,6 +184,7 @@ class Run:
     last_change_s: float | None  # fault -> last route.change logged
     last_synced_s: float | None  # fault -> last speaker.synced (ExaBGP acked every command)
     changes: int  # route.change events after the fault
+    commands: int  # ExaBGP commands the speaker sent after the fault (speaker.synced ``sent``)
     deferred: int  # route.deferred events after the fault
     slowest_edge: str
     loadavg: tuple[float, float, float]
@@ -365,6 +366,7 @@ class ScaleLab:
             last_change_s=round(max(changes), 3) if changes else None,
             last_synced_s=round(max(synced), 3) if synced else None,
             changes=len(changes),
+            commands=sum(int(e.get("sent", 0)) for e in after if e.get("event") == events.SPEAKER_SYNCED),
             deferred=len(first_last(events.ROUTE_DEFERRED)),
             slowest_edge=slowest,
             loadavg=os.getloadavg(),
@@ -438,12 +440,14 @@ def bench(
 def summary(results: Sequence[Mapping[str, Any]]) -> str:
     """Markdown rows: size, runs, last-FIB median/max, steady CPU and RSS."""
     rows = ["| size | runs | fault -> last FIB change, s (median / max) | detected, s | last change logged, s | "
-            "daemon CPU % | ExaBGP CPU % | daemon RSS MiB | load avg |", "| --- " * 9 + "|"]  # fmt: skip
+            "route changes / ExaBGP commands | daemon CPU % | ExaBGP CPU % | daemon RSS MiB | ExaBGP RSS MiB | "
+            "load avg |", "| --- " * 11 + "|"]  # fmt: skip
     for r in results:
         runs = r.get("runs", [])
         fib = [x["last_fib_s"] for x in runs]
         det = [x["detected_s"] for x in runs if x["detected_s"] is not None]
         last = [x["last_change_s"] for x in runs if x["last_change_s"] is not None]
+        changes, cmds = [x["changes"] for x in runs], [x.get("commands", 0) for x in runs]
         st = r.get("steady", {})
         label = scale.Size(**r["size"]).label()
         rows.append(
@@ -451,7 +455,9 @@ def summary(results: Sequence[Mapping[str, Any]]) -> str:
             + (f"{statistics.median(fib):.2f} / {max(fib):.2f}" if fib else "-")
             + (f" | {statistics.median(det):.2f} |" if det else " | - |")
             + (f" {statistics.median(last):.2f} |" if last else " - |")
+            + (f" {statistics.median(changes):g} / {statistics.median(cmds):g} |" if runs else " - |")
             + f" {st.get('cpu_daemon_pct', '-')} | {st.get('cpu_exabgp_pct', '-')} | {st.get('rss_daemon_mib', '-')} |"
+            + f" {st.get('rss_exabgp_mib', '-')} |"
             + f" {st.get('loadavg', ['-'])[0]} |"
         )
     return "\n".join(rows)
