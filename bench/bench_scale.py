@@ -4,6 +4,7 @@ the last edge's FIB, the daemon's (and ExaBGP's) CPU in % of one core over a ste
 Results go to docs/benchmarks.md ("Scale").
 
     python -m bench.bench_scale generate DIR --size full          # the files only (real containerlab deploys DIR)
+    python -m bench.bench_scale commands --size full              # ExaBGP commands of a region failure, no lab
     nice -n 19 flock /tmp/bgpctl-labrun.lock .venv/bin/python -m bench.bench_scale run --size small --runs 2
 
 Each ``run`` brings its own lab up (lab name ``sc<pid>``; ``bgpctl_lab.runner``: down on every exit path),
@@ -38,9 +39,10 @@ from pyroute2 import IPRoute
 
 from bgpctl import events
 from bgpctl.core.plan import plan
-from bgpctl.core.types import Health, PathHealth, PathKey
+from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey
 from bgpctl.errors import LabError
 from bgpctl.policy.load import load_policy
+from bgpctl.speaker import commands
 from bgpctl_lab import runner, scale
 from bgpctl_lab.poll import BudgetExceeded, eventually
 from bgpctl_lab.route_watch import MAIN_TABLE, nexthops_of
@@ -236,6 +238,47 @@ def failover_changes(policy_file: Path) -> int:
         n += len(nxt.changes)
         prev = nxt
     return n
+
+
+def failover_commands(policy_file: Path) -> list[dict[str, Any]]:
+    """Per step of a region failure (suspect, then down; and down seen in one evaluation): the route changes
+    the speaker sends (``commands.diff``), the ExaBGP commands they take one route per command and batched
+    (``commands.batch``, what the speaker sends), and the CPU seconds of rendering them each way."""
+    pol = load_policy(policy_file)
+    keys = [PathKey(s, r, p) for s in pol.services for r, reg in pol.regions.items() for p in reg.paths]
+
+    def health(bad: Health | None) -> dict[PathKey, PathHealth]:
+        return {k: PathHealth(bad if bad is not None and k.region == FAILED_REGION else Health.UP) for k in keys}
+
+    up = plan(pol, health(None), None, 0.0)
+    suspect = plan(pol, health(Health.SUSPECT), up, 100.0)
+    down = plan(pol, health(Health.DOWN), suspect, 101.0)
+    direct = plan(pol, health(Health.DOWN), up, 100.0)
+    rows = []
+    for step, before, after in (
+        ("suspect", up, suspect),
+        ("down after suspect", suspect, down),
+        ("down in one evaluation", up, direct),
+    ):
+        changes = commands.diff(pol, after.desired, before.desired)
+        start = time.process_time()
+        for c in changes:
+            commands.render(pol, c, before.desired.get(c.peer, {}).get(c.key))
+        single = time.process_time() - start
+        start = time.process_time()
+        batched = commands.batch(pol, changes, before.desired)
+        rows.append(
+            {
+                "step": step,
+                "changes": len(changes),
+                "announce": sum(c.kind is ChangeKind.ANNOUNCE for c in changes),
+                "one_per_route": len(changes),
+                "batched": len(batched),
+                "render_cpu_s": round(single, 2),
+                "batch_cpu_s": round(time.process_time() - start, 2),
+            }
+        )
+    return rows
 
 
 class ScaleLab:
@@ -491,6 +534,7 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--group-updates", action=argparse.BooleanOptionalAction, default=None,
                         help="ExaBGP's group-updates (default: the policy's)")  # fmt: skip
+    sub.add_parser("commands", parents=[common], help="ExaBGP commands of a region failure, without a lab")
     gen = sub.add_parser("generate", parents=[common], help="write the lab's files into DIR")
     gen.add_argument("dir", type=Path)
     run = sub.add_parser("run", parents=[common], help="bring the lab up, measure, take it down")
@@ -531,6 +575,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = _size(args)
     except LabError as e:
         ap.error(str(e))
+    if args.command == "commands":
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
+            scale.write(Path(d), scale.render(size, group_updates=args.group_updates))
+            for row in failover_commands(Path(d) / "policy.yaml"):
+                print(json.dumps(row))
+        return 0
     if args.command == "generate":
         if args.dir.exists() and any(args.dir.iterdir()):
             ap.error(f"{args.dir} is not empty: give a new or empty directory")
