@@ -35,11 +35,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pyroute2 import IPRoute
 
 from bgpctl import events
 from bgpctl.core.plan import plan
 from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey
+from bgpctl.daemon.sinks import LogSink
 from bgpctl.errors import LabError
 from bgpctl.policy.load import load_policy
 from bgpctl.speaker import commands
@@ -241,43 +243,65 @@ def failover_changes(policy_file: Path) -> int:
 
 
 def failover_commands(policy_file: Path) -> list[dict[str, Any]]:
-    """Per step of a region failure (suspect, then down; and down seen in one evaluation): the route changes
-    the speaker sends (``commands.diff``), the ExaBGP commands they take one route per command and batched
-    (``commands.batch``, what the speaker sends), and the CPU seconds of rendering them each way."""
+    """Per step of a region failure (suspect, then down; and down seen in one evaluation), the daemon's own
+    work, in CPU seconds (``time.process_time``: a loaded machine does not count): ``plan()``, the
+    ``route.change`` log lines (the daemon's LogSink, JSON to /dev/null), and the speaker's part of a sync
+    (``validate_rib`` of the desired RIB, ``diff`` against what ExaBGP holds, ``batch``); the ExaBGP commands
+    the changes take one route per command (as before) and batched (what the speaker sends)."""
     pol = load_policy(policy_file)
     keys = [PathKey(s, r, p) for s in pol.services for r, reg in pol.regions.items() for p in reg.paths]
 
     def health(bad: Health | None) -> dict[PathKey, PathHealth]:
         return {k: PathHealth(bad if bad is not None and k.region == FAILED_REGION else Health.UP) for k in keys}
 
-    up = plan(pol, health(None), None, 0.0)
-    suspect = plan(pol, health(Health.SUSPECT), up, 100.0)
-    down = plan(pol, health(Health.DOWN), suspect, 101.0)
-    direct = plan(pol, health(Health.DOWN), up, 100.0)
-    rows = []
-    for step, before, after in (
-        ("suspect", up, suspect),
-        ("down after suspect", suspect, down),
-        ("down in one evaluation", up, direct),
-    ):
-        changes = commands.diff(pol, after.desired, before.desired)
-        start = time.process_time()
-        for c in changes:
-            commands.render(pol, c, before.desired.get(c.peer, {}).get(c.key))
-        single = time.process_time() - start
-        start = time.process_time()
-        batched = commands.batch(pol, changes, before.desired)
-        rows.append(
-            {
-                "step": step,
-                "changes": len(changes),
-                "announce": sum(c.kind is ChangeKind.ANNOUNCE for c in changes),
-                "one_per_route": len(changes),
-                "batched": len(batched),
-                "render_cpu_s": round(single, 2),
-                "batch_cpu_s": round(time.process_time() - start, 2),
-            }
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+            logger_factory=structlog.PrintLoggerFactory(file=devnull),
         )
+        sink = LogSink(structlog.get_logger("bgpctl"))
+        up = plan(pol, health(None), None, 0.0)
+        rows = []
+        plans = {"up": up}
+        for step, bad, base, at in (
+            ("suspect", Health.SUSPECT, "up", 100.0),
+            ("down after suspect", Health.DOWN, "suspect", 101.0),
+            ("down in one evaluation", Health.DOWN, "up", 100.0),
+        ):
+            before = plans[base]
+            start = time.process_time()
+            after = plan(pol, health(bad), before, at)
+            plan_cpu = time.process_time() - start
+            plans.setdefault(step, after)
+            start = time.process_time()
+            sink.planned(after, at=at, new_notes=())
+            log_cpu = time.process_time() - start
+            start = time.process_time()
+            commands.validate_rib(pol, after.desired)
+            changes = commands.diff(pol, after.desired, before.desired)
+            batched = commands.batch(pol, changes, before.desired)
+            speaker_cpu = time.process_time() - start
+            start = time.process_time()
+            for c in changes:
+                commands.render(pol, c, before.desired.get(c.peer, {}).get(c.key))
+            single = time.process_time() - start
+            rows.append(
+                {
+                    "step": step,
+                    "changes": len(changes),
+                    "announce": sum(c.kind is ChangeKind.ANNOUNCE for c in changes),
+                    "one_per_route": len(changes),
+                    "batched": len(batched),
+                    "plan_cpu_s": round(plan_cpu, 2),
+                    "log_cpu_s": round(log_cpu, 2),
+                    "speaker_cpu_s": round(speaker_cpu, 2),
+                    "render_one_per_route_cpu_s": round(single, 2),
+                }
+            )
     return rows
 
 
