@@ -108,20 +108,34 @@ async def wait_up(sp: Speaker, peers: tuple[str, ...] = ("edge", "edge6")) -> No
     await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers), SESSION)
 
 
+def table_diff(got: dict[Any, Any], want: dict[Any, Any]) -> list[str]:
+    """What a table lacks, holds in excess, or holds with other attributes than ``want`` (at most 5 each)."""
+    missing = sorted(k for k in want.keys() - got.keys())
+    extra = sorted(k for k in got.keys() - want.keys())
+    other = sorted(k for k in want.keys() & got.keys() if got[k] != want[k])
+    out = [f"{len(got)} routes held, {len(want)} wanted"] if missing or extra or other else []
+    out += [f"missing {k}: want {want[k]}" for k in missing[:5]]
+    out += [f"extra {k}: {got[k]}" for k in extra[:5]]
+    out += [f"differs {k}: got {got[k]}, want {want[k]}" for k in other[:5]]
+    return out
+
+
 async def frr_holds(lab: L.Lab, rib: Rib, what: str, budget: str = CONVERGE) -> None:
     """FRR's tables hold exactly ``rib``'s routes for edge (IPv4) and edge6 (IPv6), not stale."""
-    await apoll(
-        f"{what}: FRR IPv4 table from {V4}",
-        lambda: L.frr_paths(lab, "ipv4", V4),
-        lambda got: got == L.expected_paths(rib.get("edge", {})),
-        budget,
-    )
-    await apoll(
-        f"{what}: FRR IPv6 table from {V6}",
-        lambda: L.frr_paths(lab, "ipv6", V6),
-        lambda got: got == L.expected_paths(rib.get("edge6", {})),
-        budget,
-    )
+    for family, peer, node in (("ipv4", "edge", V4), ("ipv6", "edge6", V6)):
+        want = L.expected_paths(rib.get(peer, {}))
+
+        def check(got: dict[tuple[str, int], L.FrrPath], want: dict[tuple[str, int], L.FrrPath] = want) -> list[str]:
+            return table_diff(got, want)
+
+        await asyncio.to_thread(
+            eventually,
+            f"{what}: FRR {family.replace('ipv', 'IPv')} table from {node}",
+            budget=budget,
+            probe=lambda family=family, node=node: L.frr_paths(lab, family, node),
+            check=check,
+            interval_s=0.1,
+        )
 
 
 async def stop_clean(sp: Speaker, lab: L.Lab) -> None:
