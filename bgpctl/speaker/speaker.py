@@ -170,6 +170,10 @@ class Speaker:
     """See the module docstring. ``exabgp_prefix`` runs ExaBGP under a wrapper (the lab uses
     ``ip netns exec NS``); it must exec, not fork, so that ExaBGP keeps the spawned PID."""
 
+    _server: asyncio.Server | None
+    _reconciler: asyncio.Task[None] | None
+    _supervisor: Supervisor | None
+
     def __init__(
         self,
         policy: Policy,
@@ -196,6 +200,8 @@ class Speaker:
         self._names = {str(p.address): p.name for p in policy.peers}
         self._manual_eor = policy.speaker.exabgp.graceful_restart > 0
         self._desired: Rib = {}
+        # the last RIB validate_rib accepted, and under which policy: a sync checks only the routes that differ
+        self._validated: tuple[Policy, Rib] | None = None
         self._held: Rib = {p.name: {} for p in policy.peers}
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
@@ -221,9 +227,7 @@ class Speaker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # a pass is wanted now
         self._rearm = asyncio.Event()  # the retry timer changed
-        self._server: asyncio.Server | None = None
-        self._reconciler: asyncio.Task[None] | None = None
-        self._supervisor: Supervisor | None = None
+        self._server = self._reconciler = self._supervisor = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.session_errors: dict[str, str] = {}  # peer -> why its session last went down (decoded when we can)
         self._notified: dict[str, str] = {}  # peer -> the NOTIFICATION of its current episode, decoded
@@ -355,7 +359,9 @@ class Speaker:
         ``complete=False`` says the RIB is still being built (right after a start, some paths not judged
         yet): routes go out, End-of-RIB is held back until a sync with ``complete=True``."""
         try:
-            commands.validate_rib(self.policy, desired)
+            valid = self._validated[1] if self._validated is not None and self._validated[0] is self.policy else None
+            commands.validate_rib(self.policy, desired, valid)
+            self._validated = (self.policy, desired)
         except SpeakerError as e:
             self.counters["rib_refused"] += 1
             self._log.error(events.SPEAKER_RIB_REFUSED, error=str(e))

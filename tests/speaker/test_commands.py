@@ -190,6 +190,32 @@ def test_refusals(why: str, peer: str, key: RouteKey, attrs: RouteAttrs, message
         commands.validate_rib(POLICY, {peer: {key: attrs}})
 
 
+@pytest.mark.parametrize(("why", "peer", "key", "attrs", "message"), REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_a_rib_checked_against_an_accepted_one_still_refuses_each_new_or_changed_route(
+    why: str, peer: str, key: RouteKey, attrs: RouteAttrs, message: str
+) -> None:
+    good = RouteAttrs("198.18.1.11", (65000,))
+    accepted = {"edge": {RouteKey("203.0.113.0/26"): good, RouteKey("203.0.113.64/26"): good}}
+    commands.validate_rib(POLICY, accepted)
+    # the bad route added next to the accepted ones, and (same key) in place of an accepted one
+    grown = {**accepted, peer: {**accepted.get(peer, {}), key: attrs}}
+    with pytest.raises(SpeakerError, match=message):
+        commands.validate_rib(POLICY, grown, accepted)
+    commands.validate_rib(POLICY, accepted, accepted)  # nothing new: nothing to refuse
+
+
+def test_a_rib_checked_against_an_accepted_one_skips_only_identical_routes() -> None:
+    """What is skipped is exactly (peer, key, attributes) of the accepted RIB: the same route with other
+    attributes, or under another peer, is checked (here: refused for its MED / its unknown peer)."""
+    good = RouteAttrs("198.18.1.11", (65000,))
+    key = RouteKey("203.0.113.0/26")
+    accepted = {"edge": {key: good}}
+    with pytest.raises(SpeakerError, match="MED 4294967296"):
+        commands.validate_rib(POLICY, {"edge": {key: RouteAttrs("198.18.1.11", (65000,), 2**32)}}, accepted)
+    with pytest.raises(SpeakerError, match="nosuchpeer"):
+        commands.validate_rib(POLICY, {**accepted, "nosuchpeer": {key: good}}, accepted)
+
+
 def test_announce_without_attributes_is_refused() -> None:
     with pytest.raises(SpeakerError, match="carries no attributes"):
         commands.render(POLICY, RouteChange("edge", ChangeKind.ANNOUNCE, RouteKey("203.0.113.0/26"), None))
