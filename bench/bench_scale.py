@@ -246,7 +246,8 @@ def failover_commands(policy_file: Path) -> list[dict[str, Any]]:
     """Per step of a region failure (suspect, then down; and down seen in one evaluation), the daemon's own
     work, in CPU seconds (``time.process_time``: a loaded machine does not count): ``plan()``, the
     ``route.change`` log lines (the daemon's LogSink, JSON to /dev/null), and the speaker's part of a sync
-    (``validate_rib`` of the desired RIB, ``diff`` against what ExaBGP holds, ``batch``); the ExaBGP commands
+    (``validate_rib`` of the routes that differ from the RIB it accepted last, ``diff`` against what ExaBGP
+    holds, ``batch``); the ExaBGP commands
     the changes take one route per command (as before) and batched (what the speaker sends)."""
     pol = load_policy(policy_file)
     keys = [PathKey(s, r, p) for s in pol.services for r, reg in pol.regions.items() for p in reg.paths]
@@ -281,7 +282,7 @@ def failover_commands(policy_file: Path) -> list[dict[str, Any]]:
             sink.planned(after, at=at, new_notes=())
             log_cpu = time.process_time() - start
             start = time.process_time()
-            commands.validate_rib(pol, after.desired)
+            commands.validate_rib(pol, after.desired, before.desired)  # as the speaker: what changed
             changes = commands.diff(pol, after.desired, before.desired)
             batched = commands.batch(pol, changes, before.desired)
             speaker_cpu = time.process_time() - start
