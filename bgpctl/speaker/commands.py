@@ -84,12 +84,16 @@ class Command:
 
 def _network(prefix: str) -> IPNetwork:
     try:
-        return ipaddress.ip_network(prefix, strict=True)
+        net = ipaddress.ip_network(prefix, strict=True)
     except ValueError as e:
         raise SpeakerError(
             f"route {prefix!r} is not a valid prefix ({e}): the planner must produce "
             f"network addresses like 203.0.113.0/26"
         ) from e
+    if str(net) != prefix:
+        # ExaBGP and the peers report prefixes back in canonical form; the speaker books routes by text
+        raise SpeakerError(f"route {prefix!r} is not in canonical form: write {net}")
+    return net
 
 
 def check_network(prefix: str) -> IPNetwork:

@@ -44,7 +44,7 @@ def exabgp_reads(line: str) -> list[tuple[str, str, str, int | None]]:
 
 
 V4 = [f"203.0.113.{4 * i}/30" for i in range(64)]
-V6 = [f"2001:db8:100:{i:x}::/64" for i in range(600)]  # more than one line
+V6 = [str(ipaddress.IPv6Network(f"2001:db8:100:{i:x}::/64")) for i in range(600)]  # more than one line; canonical
 
 
 @pytest.mark.parametrize(

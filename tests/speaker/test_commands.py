@@ -115,6 +115,21 @@ REFUSALS = [
     ),
     ("host bits set", "edge", RouteKey("203.0.113.1/26"), A, "not a valid prefix"),
     (
+        "IPv6 not in canonical form (FRR and ExaBGP report 2001:db8:100::/64)",
+        "edge6",
+        RouteKey("2001:db8:100:0::/64"),
+        RouteAttrs("2001:db8:1::2", (65000,)),
+        "not in canonical form: write 2001:db8:100::/64",
+    ),
+    (
+        "IPv6 in capitals",
+        "edge6",
+        RouteKey("2001:DB8:100::/64"),
+        RouteAttrs("2001:db8:1::2", (65000,)),
+        "not in canonical form: write 2001:db8:100::/64",
+    ),
+    ("IPv4 without its length", "edge", RouteKey("203.0.113.7"), A, "not in canonical form: write 203.0.113.7/32"),
+    (
         "line injection in the prefix",
         "edge",
         RouteKey("203.0.113.0/26\nneighbor 198.18.1.1 announce route 0.0.0.0/0 next-hop self"),

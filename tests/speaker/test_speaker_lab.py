@@ -8,6 +8,7 @@ Every check polls FRR's JSON until it matches or a named budget (bgpctl_lab.poll
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import threading
@@ -246,7 +247,7 @@ def test_many_routes_share_few_commands_and_reach_frr_exactly(the_lab: L.Lab, tm
     withdrawal of half the other, again one command each, and FRR ends with exactly the new RIB."""
     tap = LogTap()
     v4 = [f"203.0.113.{4 * i}/30" for i in range(64)]
-    v6 = [f"2001:db8:100:{i:x}::/64" for i in range(32)]
+    v6 = [str(ipaddress.IPv6Network(f"2001:db8:100:{i:x}::/64")) for i in range(32)]  # canonical: 2001:db8:100::/64
     good, other, worse = attrs("198.18.1.11", 0, 0), attrs("198.18.1.12", 1, 100), attrs("198.18.1.12", 3, 500)
     bulk: Rib = {
         "edge": {**{RouteKey(p, 1): good for p in v4}, **{RouteKey(p, 2): other for p in v4}},
