@@ -4,6 +4,7 @@ the last edge's FIB, the daemon's (and ExaBGP's) CPU in % of one core over a ste
 Results go to docs/benchmarks.md ("Scale").
 
     python -m bench.bench_scale generate DIR --size full          # the files only (real containerlab deploys DIR)
+    python -m bench.bench_scale commands --size full              # ExaBGP commands of a region failure, no lab
     nice -n 19 flock /tmp/bgpctl-labrun.lock .venv/bin/python -m bench.bench_scale run --size small --runs 2
 
 Each ``run`` brings its own lab up (lab name ``sc<pid>``; ``bgpctl_lab.runner``: down on every exit path),
@@ -34,13 +35,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from pyroute2 import IPRoute
 
 from bgpctl import events
 from bgpctl.core.plan import plan
-from bgpctl.core.types import Health, PathHealth, PathKey
+from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey
+from bgpctl.daemon.sinks import LogSink
 from bgpctl.errors import LabError
 from bgpctl.policy.load import load_policy
+from bgpctl.speaker import commands
 from bgpctl_lab import runner, scale
 from bgpctl_lab.poll import BudgetExceeded, eventually
 from bgpctl_lab.route_watch import MAIN_TABLE, nexthops_of
@@ -184,6 +188,7 @@ class Run:
     last_change_s: float | None  # fault -> last route.change logged
     last_synced_s: float | None  # fault -> last speaker.synced (ExaBGP acked every command)
     changes: int  # route.change events after the fault
+    commands: int  # ExaBGP commands the speaker sent after the fault (speaker.synced ``sent``)
     deferred: int  # route.deferred events after the fault
     slowest_edge: str
     loadavg: tuple[float, float, float]
@@ -235,6 +240,70 @@ def failover_changes(policy_file: Path) -> int:
         n += len(nxt.changes)
         prev = nxt
     return n
+
+
+def failover_commands(policy_file: Path) -> list[dict[str, Any]]:
+    """Per step of a region failure (suspect, then down; and down seen in one evaluation), the daemon's own
+    work, in CPU seconds (``time.process_time``: a loaded machine does not count): ``plan()``, the
+    ``route.change`` log lines (the daemon's LogSink, JSON to /dev/null), and the speaker's part of a sync
+    (``validate_rib`` of the routes that differ from the RIB it accepted last, ``diff`` against what ExaBGP
+    holds, ``batch``); the ExaBGP commands
+    the changes take one route per command (as before) and batched (what the speaker sends)."""
+    pol = load_policy(policy_file)
+    keys = [PathKey(s, r, p) for s in pol.services for r, reg in pol.regions.items() for p in reg.paths]
+
+    def health(bad: Health | None) -> dict[PathKey, PathHealth]:
+        return {k: PathHealth(bad if bad is not None and k.region == FAILED_REGION else Health.UP) for k in keys}
+
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+            logger_factory=structlog.PrintLoggerFactory(file=devnull),
+        )
+        sink = LogSink(structlog.get_logger("bgpctl"))
+        up = plan(pol, health(None), None, 0.0)
+        rows = []
+        plans = {"up": up}
+        for step, bad, base, at in (
+            ("suspect", Health.SUSPECT, "up", 100.0),
+            ("down after suspect", Health.DOWN, "suspect", 101.0),
+            ("down in one evaluation", Health.DOWN, "up", 100.0),
+        ):
+            before = plans[base]
+            start = time.process_time()
+            after = plan(pol, health(bad), before, at)
+            plan_cpu = time.process_time() - start
+            plans.setdefault(step, after)
+            start = time.process_time()
+            sink.planned(after, at=at, new_notes=())
+            log_cpu = time.process_time() - start
+            start = time.process_time()
+            commands.validate_rib(pol, after.desired, before.desired)  # as the speaker: what changed
+            changes = commands.diff(pol, after.desired, before.desired)
+            batched = commands.batch(pol, changes, before.desired)
+            speaker_cpu = time.process_time() - start
+            start = time.process_time()
+            for c in changes:
+                commands.render(pol, c, before.desired.get(c.peer, {}).get(c.key))
+            single = time.process_time() - start
+            rows.append(
+                {
+                    "step": step,
+                    "changes": len(changes),
+                    "announce": sum(c.kind is ChangeKind.ANNOUNCE for c in changes),
+                    "one_per_route": len(changes),
+                    "batched": len(batched),
+                    "plan_cpu_s": round(plan_cpu, 2),
+                    "log_cpu_s": round(log_cpu, 2),
+                    "speaker_cpu_s": round(speaker_cpu, 2),
+                    "render_one_per_route_cpu_s": round(single, 2),
+                }
+            )
+    return rows
 
 
 class ScaleLab:
@@ -365,6 +434,7 @@ class ScaleLab:
             last_change_s=round(max(changes), 3) if changes else None,
             last_synced_s=round(max(synced), 3) if synced else None,
             changes=len(changes),
+            commands=sum(int(e.get("sent", 0)) for e in after if e.get("event") == events.SPEAKER_SYNCED),
             deferred=len(first_last(events.ROUTE_DEFERRED)),
             slowest_edge=slowest,
             loadavg=os.getloadavg(),
@@ -438,12 +508,14 @@ def bench(
 def summary(results: Sequence[Mapping[str, Any]]) -> str:
     """Markdown rows: size, runs, last-FIB median/max, steady CPU and RSS."""
     rows = ["| size | runs | fault -> last FIB change, s (median / max) | detected, s | last change logged, s | "
-            "daemon CPU % | ExaBGP CPU % | daemon RSS MiB | load avg |", "| --- " * 9 + "|"]  # fmt: skip
+            "route changes / ExaBGP commands | daemon CPU % | ExaBGP CPU % | daemon RSS MiB | ExaBGP RSS MiB | "
+            "load avg |", "| --- " * 11 + "|"]  # fmt: skip
     for r in results:
         runs = r.get("runs", [])
         fib = [x["last_fib_s"] for x in runs]
         det = [x["detected_s"] for x in runs if x["detected_s"] is not None]
         last = [x["last_change_s"] for x in runs if x["last_change_s"] is not None]
+        changes, cmds = [x["changes"] for x in runs], [x.get("commands", 0) for x in runs]
         st = r.get("steady", {})
         label = scale.Size(**r["size"]).label()
         rows.append(
@@ -451,7 +523,9 @@ def summary(results: Sequence[Mapping[str, Any]]) -> str:
             + (f"{statistics.median(fib):.2f} / {max(fib):.2f}" if fib else "-")
             + (f" | {statistics.median(det):.2f} |" if det else " | - |")
             + (f" {statistics.median(last):.2f} |" if last else " - |")
+            + (f" {statistics.median(changes):g} / {statistics.median(cmds):g} |" if runs else " - |")
             + f" {st.get('cpu_daemon_pct', '-')} | {st.get('cpu_exabgp_pct', '-')} | {st.get('rss_daemon_mib', '-')} |"
+            + f" {st.get('rss_exabgp_mib', '-')} |"
             + f" {st.get('loadavg', ['-'])[0]} |"
         )
     return "\n".join(rows)
@@ -485,6 +559,7 @@ def parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--group-updates", action=argparse.BooleanOptionalAction, default=None,
                         help="ExaBGP's group-updates (default: the policy's)")  # fmt: skip
+    sub.add_parser("commands", parents=[common], help="ExaBGP commands of a region failure, without a lab")
     gen = sub.add_parser("generate", parents=[common], help="write the lab's files into DIR")
     gen.add_argument("dir", type=Path)
     run = sub.add_parser("run", parents=[common], help="bring the lab up, measure, take it down")
@@ -525,6 +600,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = _size(args)
     except LabError as e:
         ap.error(str(e))
+    if args.command == "commands":
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
+            scale.write(Path(d), scale.render(size, group_updates=args.group_updates))
+            for row in failover_commands(Path(d) / "policy.yaml"):
+                print(json.dumps(row))
+        return 0
     if args.command == "generate":
         if args.dir.exists() and any(args.dir.iterdir()):
             ap.error(f"{args.dir} is not empty: give a new or empty directory")

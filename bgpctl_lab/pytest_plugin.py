@@ -278,6 +278,7 @@ def safe_name(nodeid: str) -> str:
 IP_DUMPS = {
     "ip-addr.json": ["ip", "-j", "addr"],
     "ip-route.json": ["ip", "-j", "route"],
+    "ip-6-route.json": ["ip", "-6", "-j", "route"],
     "ip-link-stats.json": ["ip", "-j", "-s", "link"],
     "ip-neigh.json": ["ip", "-j", "neigh"],
     "ip-rule.txt": ["ip", "rule"],
@@ -286,7 +287,9 @@ IP_DUMPS = {
 DUMP_COMMANDS = (
     "show bgp summary json",
     "show bgp ipv4 unicast json",
+    "show bgp ipv6 unicast json",
     "show ip route json",
+    "show ipv6 route json",
     "show bgp neighbors json",
     "show running-config",
 )

@@ -77,7 +77,7 @@ what the speaker will hold), so the next call plans the deferred ones again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -208,11 +208,11 @@ def route_order(key: RouteKey) -> tuple[int, int, int, str, int]:
     return (net.version, int(net.network_address), net.prefixlen, "", key.path_id)
 
 
-def _carries(peer: Peer, prefix: str) -> bool:
+def _carries(families: Iterable[Family], prefix: str) -> bool:
     net = _network(prefix)
     if net is None:  # let the allowlist guard drop it, with its note
         return True
-    return Family.of(net) in peer.families
+    return Family.of(net) in families
 
 
 def _find_peer(policy: Policy, name: str) -> Peer | None:
@@ -378,6 +378,50 @@ class _Candidate:
         return (*_preference(STATE_RANK[self.source.state], self.attrs), self.path_id)
 
 
+class _Memo:
+    """What one plan computes again and again at scale, computed once (1,000 prefixes x 16 edge peers x 4
+    paths: bench/bench_scale.py ``commands``): a route's attributes per (state, role, next hop, weight), a
+    prefix's text, the state rank behind a route's attributes, a withdrawal's reason per set of paths."""
+
+    def __init__(self) -> None:
+        self._attrs: dict[tuple[PathState, PeerRole, str, int | None], RouteAttrs] = {}
+        self._text: dict[object, str] = {}
+        self._rank: dict[tuple[PeerRole, RouteAttrs], int | None] = {}
+        self._why: dict[tuple[PeerRole, tuple[PathKey, ...]], str] = {}
+
+    def attrs(
+        self,
+        policy: Policy,
+        state: PathState,
+        action: Announce,
+        *,
+        next_hop: object,
+        role: PeerRole,
+        weight: int | None,
+    ) -> RouteAttrs:
+        k = (state, role, str(next_hop), weight)
+        if k not in self._attrs:
+            self._attrs[k] = _attrs(policy, action, next_hop, role, weight)
+        return self._attrs[k]
+
+    def text(self, prefix: object) -> str:
+        if prefix not in self._text:
+            self._text[prefix] = str(prefix)
+        return self._text[prefix]
+
+    def rank(self, policy: Policy, role: PeerRole, attrs: RouteAttrs) -> int | None:
+        k = (role, attrs)
+        if k not in self._rank:
+            self._rank[k] = _infer_rank(policy, role, attrs)
+        return self._rank[k]
+
+    def why(self, role: PeerRole, sources: tuple[PathKey, ...], make: Callable[[], str]) -> str:
+        k = (role, sources)
+        if k not in self._why:
+            self._why[k] = make()
+        return self._why[k]
+
+
 def _no_next_hop(where: str, prefix: Network, notes: list[str]) -> None:
     notes.append(
         f"{prefix}: {where} has no IPv{prefix.version} next hop; not planned through it (policy check refuses this)"
@@ -396,6 +440,7 @@ def _candidate(
     path_id: int,
     weight: int | None,
     notes: list[str],
+    memo: _Memo,
 ) -> _Candidate | None:
     """One route of ``prefix`` for a peer of ``role`` via the path judged under ``key``: None when the path is
     not judged yet, its state's action for that role withdraws, or there is no next hop of the prefix's family
@@ -409,24 +454,26 @@ def _candidate(
     if next_hop is None:
         _no_next_hop(next_hop_of, prefix, notes)
         return None
-    attrs = _attrs(policy, action, next_hop, role, weight)
-    return _Candidate(str(prefix), path_id, attrs, RouteSource(key, state))
+    attrs = memo.attrs(policy, state, action, next_hop=next_hop, role=role, weight=weight)
+    return _Candidate(memo.text(prefix), path_id, attrs, RouteSource(key, state))
 
 
 def _edge_candidates(
     policy: Policy,
-    peer: Peer,
+    families: frozenset[Family],
     states: Mapping[PathKey, PathState | None],
     ids: Mapping[tuple[str, str], int],
     *,
     overrides: Overrides,
     notes: list[str],
+    memo: _Memo,
 ) -> list[_Candidate]:
+    """The routes an edge peer carrying ``families`` could get: the same for every such peer."""
     out: list[_Candidate] = []
     for name, service in policy.services.items():
         weights = service_weights(policy, name, overrides)
         for prefix in service.prefixes:
-            if not _carries(peer, str(prefix)):
+            if not _carries(families, memo.text(prefix)):
                 continue
             for region_name, region in policy.regions.items():
                 for path_name, path in region.paths.items():
@@ -441,6 +488,7 @@ def _edge_candidates(
                         path_id=ids[(region_name, path_name)],
                         weight=weights.get(region_name) if weights is not None else None,
                         notes=notes,
+                        memo=memo,
                     )
                     if c is not None:
                         out.append(c)
@@ -452,14 +500,16 @@ def _tgw_candidates(
     peer: Peer,
     states: Mapping[PathKey, PathState | None],
     ids: Mapping[tuple[str, str], int],
+    *,
     notes: list[str],
+    memo: _Memo,
 ) -> list[_Candidate]:
     corporate = policy.corporate
     if corporate is None:
         return []
     out: list[_Candidate] = []
     for prefix in corporate.prefixes:
-        if not _carries(peer, str(prefix)):
+        if not _carries(peer.families, str(prefix)):
             continue
         for region_name, region in policy.regions.items():
             for path_name, path in region.paths.items():
@@ -476,6 +526,7 @@ def _tgw_candidates(
                     path_id=ids[(region_name, path_name)],
                     weight=None,
                     notes=notes,
+                    memo=memo,
                 )
                 if c is not None:
                     out.append(c)
@@ -508,11 +559,16 @@ def ideal_rib(
     ids = path_ids(policy)
     routes: Rib = {}
     sources: dict[tuple[str, RouteKey], RouteSource] = {}
+    memo = _Memo()
+    edge: dict[frozenset[Family], list[_Candidate]] = {}  # every edge peer of the same families: the same
     for peer in policy.peers:
         if peer.role is PeerRole.EDGE:
-            candidates = _edge_candidates(policy, peer, states, ids, overrides=ov, notes=notes)
+            families = frozenset(peer.families)
+            if families not in edge:
+                edge[families] = _edge_candidates(policy, families, states, ids, overrides=ov, notes=notes, memo=memo)
+            candidates = edge[families]
         else:
-            candidates = _tgw_candidates(policy, peer, states, ids, notes)
+            candidates = _tgw_candidates(policy, peer, states, ids, notes=notes, memo=memo)
         best: dict[RouteKey, _Candidate] = {}
         for c in candidates:
             key = RouteKey(c.prefix, c.path_id if sends_add_path(peer, add_path, c.prefix) else 0)
@@ -636,12 +692,24 @@ def _fail_static(
             notes.append(f"fail-static: {what}: no path is up or degraded, and no previous route to keep")
 
 
-def _drop_outside(target: Rib, allowlist: list[Network], notes: list[str]) -> Rib:
+def _allowed_memo(allowlist: list[Network]) -> Callable[[str], bool]:
+    """:func:`allowed` against ``allowlist``, answered once per prefix (every peer holds the same prefixes)."""
+    seen: dict[str, bool] = {}
+
+    def check(prefix: str) -> bool:
+        if prefix not in seen:
+            seen[prefix] = allowed(prefix, allowlist)
+        return seen[prefix]
+
+    return check
+
+
+def _drop_outside(target: Rib, allowed_prefix: Callable[[str], bool], notes: list[str]) -> Rib:
     out: Rib = {}
     for peer_name, routes in target.items():
         kept: dict[RouteKey, RouteAttrs] = {}
         for k, a in routes.items():
-            if allowed(k.prefix, allowlist):
+            if allowed_prefix(k.prefix):
                 kept[k] = a
             else:
                 notes.append(f"allowlist: {k.prefix} to {peer_name} is outside guards.allowlist; not planned")
@@ -728,6 +796,7 @@ def _withdraw_why(
     add_path_state: AddPathState | None,
     *,
     index: _PolicyIndex,
+    memo: _Memo,
 ) -> str:
     peer = _find_peer(policy, peer_name)
     if peer is None:
@@ -749,7 +818,12 @@ def _withdraw_why(
         return f"path id {key.path_id} is no path of the policy any more"
     if ideal is None:
         return "withdrawn"
-    return "; ".join(f"{pk} {_state_text(ideal.states.get(pk), policy, peer.role)}" for pk in sources)
+    states = ideal.states
+    return memo.why(
+        peer.role,
+        tuple(sources),
+        lambda: "; ".join(f"{pk} {_state_text(states.get(pk), policy, peer.role)}" for pk in sources),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -764,6 +838,7 @@ def _diff(
 ) -> list[RouteChange]:
     peer_index = {p.name: i for i, p in enumerate(policy.peers)}
     index = _PolicyIndex.of(policy)
+    memo = _Memo()
     peers = sorted(set(base) | set(target), key=lambda n: (peer_index.get(n, len(peer_index)), n))
     out: list[_Ordered] = []
     for peer_name in peers:
@@ -783,7 +858,7 @@ def _diff(
                 group = _GROUP_MAKE
             else:
                 was = old[key]
-                old_rank = _infer_rank(policy, peer.role, was) if peer is not None else None
+                old_rank = memo.rank(policy, peer.role, was) if peer is not None else None
                 rank_for_old = old_rank if old_rank is not None else (new_rank if new_rank is not None else 0)
                 pref_old = _preference(rank_for_old, was)
                 if new_rank is None:
@@ -805,7 +880,7 @@ def _diff(
                             ChangeKind.WITHDRAW,
                             key,
                             None,
-                            _withdraw_why(policy, ideal, peer_name, key, add_path, index=index),
+                            _withdraw_why(policy, ideal, peer_name, key, add_path, index=index, memo=memo),
                         ),
                     )
                 )
@@ -865,7 +940,7 @@ def plan(
     module docstring for the rules.
     """
     ov = policy.overrides if overrides is None else overrides
-    allowlist = allowlist_networks(policy)
+    allowed_prefix = _allowed_memo(allowlist_networks(policy))
     prev_rib: Rib = previous.desired if previous is not None else {}
     recent = tuple(t for t in (previous.change_times if previous is not None else ()) if t > now - RATE_WINDOW_S)
     notes: list[str] = []
@@ -874,7 +949,7 @@ def plan(
     guard: list[RouteChange] = []
     for peer_name in sorted(prev_rib):
         for key in sorted(prev_rib[peer_name], key=route_order):
-            if not allowed(key.prefix, allowlist):
+            if not allowed_prefix(key.prefix):
                 guard.append(
                     RouteChange(
                         peer_name,
@@ -896,7 +971,7 @@ def plan(
         notes.extend(ideal.notes)
         target = {peer: dict(routes) for peer, routes in ideal.routes.items()}
         _fail_static(policy, ideal, base if previous is not None else None, target, notes, add_path=add_path)
-    target = _drop_outside(target, allowlist, notes)
+    target = _drop_outside(target, allowed_prefix, notes)
 
     ordered = _diff(policy, ideal, base, target, add_path)
     # a peer whose ADD-PATH state changed gets all its changes now: half one mode, half the other is the defect

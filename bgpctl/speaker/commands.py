@@ -1,5 +1,14 @@
 """RouteChange -> the exact ExaBGP API line. Pure: no I/O.
 
+One renderer, one command form for routes: ``neighbor ADDR announce attributes ATTRS nlri P1 P2 ...`` and
+``neighbor ADDR withdraw attributes [path-information ID] [next-hop NH] nlri P1 P2 ...`` (ExaBGP 5,
+``reactor/api/command/announce.py``): the routes to one peer with the same family, path id and attributes
+go in one command, which ExaBGP parses once and acknowledges with one ``done`` (or ``error`` for all of
+them); its adj-rib-out then packs those of IPv4 unicast into as few UPDATEs as the message size allows
+(``group-updates``). :func:`batch` makes the commands of a list of changes; each :class:`Command` carries
+the changes it makes, so that the speaker books every route of an acknowledged command, and retries the
+routes of a refused one one per command.
+
 Every token that goes into a line is checked against a strict pattern first, so nothing a caller passes
 can inject a second command into ExaBGP's line protocol. The prefix allowlist is checked here as well as
 in the planner, by the same function (:func:`bgpctl.policy.allowlist.allowed`; docs/design.md, "Invariants"):
@@ -10,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
@@ -60,13 +69,14 @@ def wire(lines: Sequence[str]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One line for ExaBGP, and what it does to our view of its RIB once ExaBGP acknowledges it.
+    """One line for ExaBGP, and what it does to our view of its RIB once ExaBGP acknowledges it: every
+    route in ``changes`` (all to ``peer``, all of one kind), none for End-of-RIB and teardown.
 
     A command whose line :func:`wire_line` refuses cannot be built (SpeakerError)."""
 
     peer: str  # peer name (policy)
     line: str  # without the trailing newline
-    change: RouteChange | None  # None for End-of-RIB
+    changes: tuple[RouteChange, ...] = ()
 
     def __post_init__(self) -> None:
         wire_line(self.line)
@@ -74,12 +84,16 @@ class Command:
 
 def _network(prefix: str) -> IPNetwork:
     try:
-        return ipaddress.ip_network(prefix, strict=True)
+        net = ipaddress.ip_network(prefix, strict=True)
     except ValueError as e:
         raise SpeakerError(
             f"route {prefix!r} is not a valid prefix ({e}): the planner must produce "
             f"network addresses like 203.0.113.0/26"
         ) from e
+    if str(net) != prefix:
+        # ExaBGP and the peers report prefixes back in canonical form; the speaker books routes by text
+        raise SpeakerError(f"route {prefix!r} is not in canonical form: write {net}")
+    return net
 
 
 def check_network(prefix: str) -> IPNetwork:
@@ -221,67 +235,214 @@ def _checked_peer(policy: Policy, peer_name: str, net: IPNetwork) -> Peer:
     return peer
 
 
-def announce_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs) -> str:
-    """``neighbor ADDR announce route PREFIX [path-information ID] next-hop NH [med M] [as-path [ .. ]]
-    [community [ .. ]] [large-community [ .. ]] [extended-community [ bandwidth:AS:BPS ]] origin igp``,
-    after every check."""
-    net = check_allowed(key.prefix, policy.guards.allowlist)
-    peer = _checked_peer(policy, peer_name, net)
-    where = f"route {net} to {peer_name}"
+class _Nets:
+    """Each prefix parsed (and allowlist-checked) once per :func:`batch` / :func:`validate_rib` call: a
+    scale RIB holds each of its 1,000 prefixes 64 times (16 peers x 4 paths)."""
+
+    def __init__(self, allowlist: Sequence[IPNetwork]) -> None:
+        self._allowlist = allowlist
+        self._parsed: dict[str, IPNetwork] = {}
+        self._allowed: dict[str, IPNetwork] = {}
+
+    def network(self, prefix: str) -> IPNetwork:
+        net = self._parsed.get(prefix)
+        if net is None:
+            net = self._parsed[prefix] = _network(prefix)
+        return net
+
+    def allowed(self, prefix: str) -> IPNetwork:
+        net = self._allowed.get(prefix)
+        if net is None:
+            net = self._allowed[prefix] = check_allowed(prefix, self._allowlist)
+        return net
+
+
+def _attributes(policy: Policy, peer: Peer, net: IPNetwork, where: str, attrs: RouteAttrs) -> str:
+    """`` next-hop NH [med M] [as-path [ .. ]] [community [ .. ]] [large-community [ .. ]]
+    [extended-community [ bandwidth:AS:BPS ]] origin igp``, every value checked."""
     med = ""
     if attrs.med is not None:
         if not 0 <= attrs.med <= _U32:
             raise SpeakerError(f"{where}: MED {attrs.med} is not 0..{_U32}")
         med = f" med {attrs.med}"
-    line = (
-        f"neighbor {peer.address} announce route {net}{_path_information(peer, key)}"
+    return (
         f" next-hop {_next_hop(peer, net, attrs.next_hop)}{med}"
         f"{_as_path(where, policy.speaker.local_as, attrs.as_path)}"
         f"{_communities(where, attrs.communities)}{_large_communities(where, attrs.large_communities)}"
         f"{_extended_communities(where, policy.speaker.local_as, attrs.weight)}"
         f" origin igp"
     )
-    wire_line(line)
+
+
+def _nlri_lines(head: str, nets: Sequence[IPNetwork]) -> list[str]:
+    """``head`` + `` nlri P1 P2 ...``, split into as many lines as :data:`_MAX_LINE` needs."""
+    lines: list[str] = []
+    room = _MAX_LINE - len(head) - len(" nlri")
+    if room < 44:  # one IPv6 prefix with its space: the attributes alone nearly fill a line
+        raise SpeakerError(f"the attributes of {head[:80]!r}... leave no room for a prefix in one ExaBGP command")
+    chunk: list[str] = []
+    used = 0
+    for net in nets:
+        text = str(net)
+        if used + 1 + len(text) > room:
+            lines.append(f"{head} nlri {' '.join(chunk)}")
+            chunk, used = [], 0
+        chunk.append(text)
+        used += 1 + len(text)
+    if chunk:
+        lines.append(f"{head} nlri {' '.join(chunk)}")
+    for line in lines:
+        wire_line(line)
+    return lines
+
+
+def _group(
+    policy: Policy, peer_name: str, prefixes: Sequence[str], check: Callable[[str], IPNetwork]
+) -> tuple[Peer, list[IPNetwork]]:
+    """The peer and the checked networks of one command's prefixes: one family, which the session carries."""
+    if not prefixes:
+        raise SpeakerError(f"a command to {peer_name} without a prefix; this is a bgpctl bug, report it")
+    nets = [check(p) for p in prefixes]
+    peer = _checked_peer(policy, peer_name, nets[0])
+    if any(n.version != nets[0].version for n in nets):
+        raise SpeakerError(
+            f"routes to {peer_name}: one command mixes IPv4 and IPv6 prefixes ({', '.join(prefixes[:4])} ...); "
+            f"this is a bgpctl bug, report it"
+        )
+    return peer, nets
+
+
+def announce_lines(
+    policy: Policy,
+    peer_name: str,
+    path_id: int,
+    attrs: RouteAttrs,
+    prefixes: Sequence[str],
+    *,
+    nets: _Nets | None = None,
+) -> list[str]:
+    """``neighbor ADDR announce attributes [path-information ID] next-hop NH [med M] [as-path [ .. ]]
+    [community [ .. ]] [large-community [ .. ]] [extended-community [ bandwidth:AS:BPS ]] origin igp nlri P1
+    P2 ...`` for routes to one peer with the same family, path id and attributes, after every check (each
+    prefix inside the allowlist, of the peer's families); as many lines as the line limit needs."""
+    check = (nets or _Nets(policy.guards.allowlist)).allowed
+    peer, networks = _group(policy, peer_name, prefixes, check)
+    net = networks[0]
+    where = (
+        f"route {net} to {peer_name}" if len(networks) == 1 else f"routes {net} (+{len(networks) - 1}) to {peer_name}"
+    )
+    head = (
+        f"neighbor {peer.address} announce attributes{_path_information(peer, RouteKey(str(net), path_id))}"
+        f"{_attributes(policy, peer, net, where, attrs)}"
+    )
+    return _nlri_lines(head, networks)
+
+
+def withdraw_lines(
+    policy: Policy,
+    peer_name: str,
+    path_id: int,
+    prefixes: Sequence[str],
+    next_hop: str | None = None,
+    *,
+    nets: _Nets | None = None,
+) -> list[str]:
+    """``neighbor ADDR withdraw attributes [path-information ID] [next-hop NH] nlri P1 P2 ...``.
+
+    Withdrawals are not allowlist-checked (withdrawing is always safe), but every prefix must be valid."""
+    check = (nets or _Nets(policy.guards.allowlist)).network
+    peer, networks = _group(policy, peer_name, prefixes, check)
+    net = networks[0]
+    nh = f" next-hop {_next_hop(peer, net, next_hop)}" if next_hop is not None else ""
+    head = f"neighbor {peer.address} withdraw attributes{_path_information(peer, RouteKey(str(net), path_id))}{nh}"
+    return _nlri_lines(head, networks)
+
+
+def announce_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs) -> str:
+    """The command of one route: :func:`announce_lines` with one prefix."""
+    (line,) = announce_lines(policy, peer_name, key.path_id, attrs, [key.prefix])
     return line
 
 
 def withdraw_line(policy: Policy, peer_name: str, key: RouteKey, attrs: RouteAttrs | None = None) -> str:
-    """``neighbor ADDR withdraw route PREFIX [path-information ID] [next-hop NH]``.
-
-    Withdrawals are not allowlist-checked (withdrawing is always safe), but the prefix must be valid."""
-    net = _network(key.prefix)
-    peer = _checked_peer(policy, peer_name, net)
-    nh = f" next-hop {_next_hop(peer, net, attrs.next_hop)}" if attrs is not None else ""
-    line = f"neighbor {peer.address} withdraw route {net}{_path_information(peer, key)}{nh}"
-    wire_line(line)
+    """The withdrawal of one route (with ``attrs``: the next hop it was announced with)."""
+    nh = attrs.next_hop if attrs is not None else None
+    (line,) = withdraw_lines(policy, peer_name, key.path_id, [key.prefix], nh)
     return line
 
 
 def eor_lines(policy: Policy, peer_name: str) -> list[Command]:
     """``neighbor ADDR announce eor AFI SAFI`` for each family of the peer (used with manual-eor)."""
     peer = policy.peer(peer_name)
-    return [
-        Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(f.words)}", None) for f in peer.families
-    ]
+    return [Command(peer_name, f"neighbor {peer.address} announce eor {' '.join(f.words)}") for f in peer.families]
+
+
+def _family_of(prefix: str) -> int:
+    return 6 if ":" in prefix else 4  # only groups: every prefix is parsed and checked when rendered
+
+
+def batch(policy: Policy, changes: Sequence[RouteChange], held: Rib | None = None) -> list[Command]:
+    """The commands for ``changes``: the changes to one peer of one kind, family and path id with the same
+    attributes (announce) or the same held next hop (withdraw) share commands, in the order of each group's
+    first change. ``held``: the attributes ExaBGP holds now, per peer (gives a withdrawal its next hop).
+    Every route is checked as by :func:`announce_lines` / :func:`withdraw_lines`; one bad route refuses the
+    whole batch (SpeakerError)."""
+    held = held or {}
+    groups: dict[tuple[str, ChangeKind, int, int, RouteAttrs | str | None], list[RouteChange]] = {}
+    for change in changes:
+        what: RouteAttrs | str | None
+        if change.kind is ChangeKind.ANNOUNCE:
+            if change.attrs is None:
+                raise SpeakerError(
+                    f"announce of {change.key.prefix} to {change.peer} carries no attributes: "
+                    f"the planner must give next hop and AS path"
+                )
+            what = change.attrs
+        else:
+            before = held.get(change.peer, {}).get(change.key)
+            what = before.next_hop if before is not None else None
+        key = (change.peer, change.kind, _family_of(change.key.prefix), change.key.path_id, what)
+        groups.setdefault(key, []).append(change)
+    nets = _Nets(policy.guards.allowlist)
+    out: list[Command] = []
+    for (peer, kind, _family, path_id, what), members in groups.items():
+        prefixes = [c.key.prefix for c in members]
+        if kind is ChangeKind.ANNOUNCE:
+            assert isinstance(what, RouteAttrs)
+            lines = announce_lines(policy, peer, path_id, what, prefixes, nets=nets)
+        else:
+            assert not isinstance(what, RouteAttrs)
+            lines = withdraw_lines(policy, peer, path_id, prefixes, what, nets=nets)
+        start = 0
+        for line in lines:
+            count = line.count(" ", line.index(" nlri ") + 5)  # the prefixes on this line
+            out.append(Command(peer, line, tuple(members[start : start + count])))
+            start += count
+        assert start == len(members), "every change in exactly one command"
+    return out
 
 
 def render(policy: Policy, change: RouteChange, announced: RouteAttrs | None = None) -> Command:
     """The command for one change. ``announced``: the attributes ExaBGP holds now (gives a withdraw its next hop)."""
-    if change.kind is ChangeKind.ANNOUNCE:
-        if change.attrs is None:
-            raise SpeakerError(
-                f"announce of {change.key.prefix} to {change.peer} carries no attributes: "
-                f"the planner must give next hop and AS path"
-            )
-        return Command(change.peer, announce_line(policy, change.peer, change.key, change.attrs), change)
-    return Command(change.peer, withdraw_line(policy, change.peer, change.key, announced), change)
+    held = {change.peer: {change.key: announced}} if announced is not None else None
+    (cmd,) = batch(policy, [change], held)
+    return cmd
 
 
-def validate_rib(policy: Policy, rib: Rib) -> None:
-    """Every route of ``rib`` renders (allowlist, peer, family, attributes); the first problem raises."""
-    for peer_name, routes in rib.items():
-        for key, attrs in routes.items():
-            announce_line(policy, peer_name, key, attrs)
+def validate_rib(policy: Policy, rib: Rib, valid: Rib | None = None) -> None:
+    """Every route of ``rib`` renders (allowlist, peer, family, attributes); the first problem raises.
+
+    ``valid``: a RIB this check accepted under the same ``policy``; its routes (same peer, key and
+    attributes) are not checked again, so a sync at scale checks what changed, not ~60,000 routes."""
+    batch(
+        policy,
+        [
+            RouteChange(peer_name, ChangeKind.ANNOUNCE, key, attrs, "check")
+            for peer_name, routes in rib.items()
+            for key, attrs in routes.items()
+            if valid is None or valid.get(peer_name, {}).get(key) != attrs
+        ],
+    )
 
 
 def diff(policy: Policy, desired: Rib, held: Rib, full: frozenset[str] = frozenset()) -> list[RouteChange]:
@@ -313,4 +474,4 @@ def teardown_line(policy: Policy, peer_name: str, subcode: int = CEASE_MAX_PREFI
     if not 1 <= subcode <= 255:
         raise SpeakerError(f"Cease subcode {subcode} is outside 1-255")
     peer = policy.peer(peer_name)
-    return Command(peer_name, f"neighbor {peer.address} teardown {subcode}", None)
+    return Command(peer_name, f"neighbor {peer.address} teardown {subcode}")

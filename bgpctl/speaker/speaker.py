@@ -27,21 +27,26 @@ State kept here (one place):
   of a family that is not (``Update._split_nlris``), so :meth:`announced` leaves them out and a warning
   (``families_refused``) says so; never assumed from the configuration once the OPENs are seen.
 
-Recovery: an ``error`` ACK is logged with its command and counted, the route is not marked held and is
-retried with backoff (per route); a session coming up gets every desired route re-announced and then
-End-of-RIB per family (``manual-eor``, so the peer's graceful-restart stale routes are replaced, not
-flushed); an ExaBGP exit (any rc) is restarted by :class:`Supervisor` with backoff and everything is
-re-announced to the new process. No ACK at all for ``ack_timeout_s`` while a batch waits for them means
-ExaBGP is wedged: it is killed and restarted the same way (a long batch that keeps being acknowledged is
-not: the 64,000 routes of the scale lab take ExaBGP a minute).
+Commands: the routes to a peer with the same family, path id and attributes share one command
+(:func:`bgpctl.speaker.commands.batch`); the bookkeeping stays per route: an acknowledged command marks each
+of its routes held (or withdrawn), a refused one marks none of them.
+
+Recovery: an ``error`` ACK is logged with its command and counted, its routes are not marked held and are
+retried with backoff (per route), each alone in its command so that one route ExaBGP refuses holds back no
+other; a session coming up gets every desired route re-announced and then End-of-RIB per family
+(``manual-eor``, so the peer's graceful-restart stale routes are replaced, not flushed); an ExaBGP exit
+(any rc) is restarted by :class:`Supervisor` with backoff and everything is re-announced to the new process.
+No ACK at all for ``ack_timeout_s`` while a batch waits for them means ExaBGP is wedged: it is killed and
+restarted the same way (a long batch that keeps being acknowledged is not).
 
 For the daemon: :meth:`Speaker.sync` raises :class:`SpeakerError` only when it refuses the RIB (nothing is
 sent, the previous RIB stays); everything else is in the returned :class:`SyncResult` (``complete`` is
 False while ExaBGP restarts or a route waits for its retry; the speaker finishes the job by itself).
-``speaker.counters`` (a Counter) feeds metrics: ``commands_sent``, ``acks_error``, ``ack_timeouts``,
-``eor_sent``, ``exabgp_exits``, ``unparsable_lines``, ``acks_unexpected``, ``notifications``,
-``rib_refused``, ``own_routes_filtered``, ``updates_sent``, ``relay_refused``, ``add_path_refused``,
-``family_refused`` (a session that did not negotiate a family its policy entry lists).
+``speaker.counters`` (a Counter) feeds metrics: ``commands_sent``, ``routes_sent`` (the routes those
+commands carried), ``acks_error``, ``ack_timeouts``, ``eor_sent``, ``exabgp_exits``, ``unparsable_lines``,
+``acks_unexpected``, ``notifications``, ``rib_refused``, ``own_routes_filtered``, ``updates_sent``,
+``relay_refused``, ``add_path_refused``, ``family_refused`` (a session that did not negotiate a family its
+policy entry lists).
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ import structlog
 
 from bgpctl import events
 from bgpctl.core.reload import restart_needed
-from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteKey
+from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import AddPath, Family, MaxPrefixAction, Policy
 from bgpctl.rundir import RunDir
@@ -128,11 +133,22 @@ class _Conn:
     pid: int
 
 
+_RouteId = tuple[str, ChangeKind, RouteKey]
+"""(peer, announce or withdraw, route): what the retry bookkeeping is kept per."""
+
+
 @dataclass
 class _Failure:
-    line: str
+    what: RouteAttrs | str | None  # the route's attributes (announce) or held next hop (withdraw) that failed
     attempts: int
     retry_at: float
+
+
+def _what(change: RouteChange, held: RouteAttrs | None) -> RouteAttrs | str | None:
+    """What of one change a retry compares: its attributes, or for a withdrawal the next hop ExaBGP holds."""
+    if change.kind is ChangeKind.ANNOUNCE:
+        return change.attrs
+    return held.next_hop if held is not None else None
 
 
 def _exabgp_binary(name: str) -> str:
@@ -153,6 +169,10 @@ def _exabgp_binary(name: str) -> str:
 class Speaker:
     """See the module docstring. ``exabgp_prefix`` runs ExaBGP under a wrapper (the lab uses
     ``ip netns exec NS``); it must exec, not fork, so that ExaBGP keeps the spawned PID."""
+
+    _server: asyncio.Server | None
+    _reconciler: asyncio.Task[None] | None
+    _supervisor: Supervisor | None
 
     def __init__(
         self,
@@ -180,6 +200,8 @@ class Speaker:
         self._names = {str(p.address): p.name for p in policy.peers}
         self._manual_eor = policy.speaker.exabgp.graceful_restart > 0
         self._desired: Rib = {}
+        # the last RIB validate_rib accepted, and under which policy: a sync checks only the routes that differ
+        self._validated: tuple[Policy, Rib] | None = None
         self._held: Rib = {p.name: {} for p in policy.peers}
         self._states: dict[str, str] = {p.name: SessionState.IDLE for p in policy.peers}
         self._received: Rib = {p.name: {} for p in policy.peers}
@@ -197,7 +219,7 @@ class Speaker:
         # passed): until then no End-of-RIB goes out, so a restarted bgpctl never lets its peers flush
         # their graceful-restart stale routes before it has re-announced them.
         self._rib_complete = False
-        self._failures: dict[tuple[str, ChangeKind, RouteKey], _Failure] = {}
+        self._failures: dict[_RouteId, _Failure] = {}
         self._pending: collections.deque[tuple[commands.Command, asyncio.Future[bool]]] = collections.deque()
         self._echo: dict[tuple[str, str, int], asyncio.Future[None]] = {}
         self._conn: _Conn | None = None
@@ -205,9 +227,7 @@ class Speaker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()  # a pass is wanted now
         self._rearm = asyncio.Event()  # the retry timer changed
-        self._server: asyncio.Server | None = None
-        self._reconciler: asyncio.Task[None] | None = None
-        self._supervisor: Supervisor | None = None
+        self._server = self._reconciler = self._supervisor = None
         self.counters: collections.Counter[str] = collections.Counter()
         self.session_errors: dict[str, str] = {}  # peer -> why its session last went down (decoded when we can)
         self._notified: dict[str, str] = {}  # peer -> the NOTIFICATION of its current episode, decoded
@@ -339,7 +359,9 @@ class Speaker:
         ``complete=False`` says the RIB is still being built (right after a start, some paths not judged
         yet): routes go out, End-of-RIB is held back until a sync with ``complete=True``."""
         try:
-            commands.validate_rib(self.policy, desired)
+            valid = self._validated[1] if self._validated is not None and self._validated[0] is self.policy else None
+            commands.validate_rib(self.policy, desired, valid)
+            self._validated = (self.policy, desired)
         except SpeakerError as e:
             self.counters["rib_refused"] += 1
             self._log.error(events.SPEAKER_RIB_REFUSED, error=str(e))
@@ -851,6 +873,7 @@ class Speaker:
             self._pending.append((cmd, fut))
             futures.append(fut)
             self.counters["commands_sent"] += 1
+            self.counters["routes_sent"] += len(cmd.changes)
             self._log.debug(events.EXABGP_COMMAND, command=cmd.line)
         conn.writer.write(data)
         try:
@@ -885,28 +908,37 @@ class Speaker:
 
     # ---------------------------------------------------------------------------------- reconcile
 
-    def _held_back(self, key: tuple[str, ChangeKind, RouteKey], line: str, now: float) -> bool:
+    def _held_back(self, key: _RouteId, what: RouteAttrs | str | None, now: float) -> bool:
         failure = self._failures.get(key)
-        if failure is None or failure.line != line:
+        if failure is None or failure.what != what:
             return False
         return now < failure.retry_at
 
-    def _failed(self, key: tuple[str, ChangeKind, RouteKey], cmd: commands.Command, now: float) -> None:
-        prev = self._failures.get(key)
-        attempts = prev.attempts + 1 if prev is not None and prev.line == cmd.line else 1
-        delay = self._retry_backoff.delay(attempts, self._rng.random())
-        self._failures[key] = _Failure(cmd.line, attempts, now + delay)
+    def _failed(self, cmd: commands.Command, now: float) -> None:
+        """ExaBGP refused ``cmd``: every route in it is retried with backoff, one route per command (so that
+        one route ExaBGP refuses never holds back the others); one error line names the command."""
+        attempts = 0
+        delay = 0.0
+        for change in cmd.changes:
+            key = (change.peer, change.kind, change.key)
+            what = _what(change, self._held.get(change.peer, {}).get(change.key))
+            prev = self._failures.get(key)
+            tries = prev.attempts + 1 if prev is not None and prev.what == what else 1
+            wait = self._retry_backoff.delay(tries, self._rng.random())
+            self._failures[key] = _Failure(what, tries, now + wait)
+            attempts, delay = max(attempts, tries), max(delay, wait)
         self._rearm.set()
         self.counters["acks_error"] += 1
         recent = list(self._supervisor.recent)[-3:] if self._supervisor is not None else []
         self._log.error(
             events.EXABGP_COMMAND_ERROR,
             peer=cmd.peer,
-            command=cmd.line,
+            command=cmd.line[:2000],
+            routes=len(cmd.changes),
             attempt=attempts,
             retry_in_s=round(delay, 3),
             exabgp_recent_output=recent,
-            hint="ExaBGP refused the command; the route is not marked announced and is retried",
+            hint="ExaBGP refused the command; its routes are not marked announced and are retried, one per command",
         )
 
     # one pass in make-before-break order (announce, then withdraw what is safe, then End-of-RIB), each step
@@ -929,47 +961,49 @@ class Speaker:
         for stale in [k for k in self._failures if k not in wanted]:
             del self._failures[stale]  # no longer needed: stop retrying it
         sent = errors = held_back = 0
-        announces: list[commands.Command] = []
-        withdraws: list[commands.Command] = []
         blocked: set[tuple[str, str]] = set()  # (peer, prefix) whose new route is not in place yet
+        go: list[RouteChange] = []
         for change in changes:
-            cmd = commands.render(self.policy, change, self._held.get(change.peer, {}).get(change.key))
-            if self._held_back((change.peer, change.kind, change.key), cmd.line, now):
+            key = (change.peer, change.kind, change.key)
+            if self._held_back(key, _what(change, self._held.get(change.peer, {}).get(change.key)), now):
                 held_back += 1
                 if change.kind is ChangeKind.ANNOUNCE:
                     blocked.add((change.peer, change.key.prefix))
                 continue
-            (announces if change.kind is ChangeKind.ANNOUNCE else withdraws).append(cmd)
+            go.append(change)
         # a session without ADD-PATH sees a withdrawal of any path id as "withdraw the prefix": where such
         # a peer gets a prefix announced anew (one path now, several before), the old ids go first
-        fresh = {(c.peer, c.change.key.prefix) for c in announces if c.change is not None}
-        early = [c for c in withdraws if c.change is not None and self._collapses(c.peer, c.change.key, fresh)]
-        withdraws = [c for c in withdraws if c not in early]
+        fresh = {(c.peer, c.key.prefix) for c in go if c.kind is ChangeKind.ANNOUNCE}
+        early_changes = [c for c in go if c.kind is ChangeKind.WITHDRAW and self._collapses(c.peer, c.key, fresh)]
+        early = self._commands(early_changes)
+        announces = self._commands([c for c in go if c.kind is ChangeKind.ANNOUNCE])
+        early_ids = {id(c) for c in early_changes}
+        withdraw_changes = [c for c in go if c.kind is ChangeKind.WITHDRAW and id(c) not in early_ids]
         for cmd, ok in zip(early, await self._send(conn, early), strict=True):
-            assert cmd.change is not None
             sent += 1
             if not self._withdrawn(conn, cmd, ok, now):
                 errors += 1
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
         for cmd, ok in zip(announces, await self._send(conn, announces), strict=True):
-            assert cmd.change is not None and cmd.change.attrs is not None
-            key = (cmd.peer, cmd.change.kind, cmd.change.key)
             sent += 1
             if ok:
-                self._held.setdefault(cmd.peer, {})[cmd.change.key] = cmd.change.attrs
-                self._failures.pop(key, None)
-            elif self._conn is conn:
-                errors += 1
-                blocked.add((cmd.peer, cmd.change.key.prefix))
-                self._failed(key, cmd, now)
-            else:
-                errors += 1
+                held = self._held.setdefault(cmd.peer, {})
+                for change in cmd.changes:
+                    assert change.attrs is not None
+                    held[change.key] = change.attrs
+                    self._failures.pop((change.peer, change.kind, change.key), None)
+                continue
+            errors += 1
+            blocked.update((c.peer, c.key.prefix) for c in cmd.changes)
+            if self._conn is conn:
+                self._failed(cmd, now)
         if self._conn is not conn:
             return SyncResult(sent, errors, held_back, connected=False)
         # make-before-break: keep the old route of a prefix whose new route did not go in
-        ready = [c for c in withdraws if (c.peer, c.change.key.prefix if c.change else "") not in blocked]
-        held_back += len(withdraws) - len(ready)
+        ready_changes = [c for c in withdraw_changes if (c.peer, c.key.prefix) not in blocked]
+        held_back += len(withdraw_changes) - len(ready_changes)
+        ready = self._commands(ready_changes)
         for cmd, ok in zip(ready, await self._send(conn, ready), strict=True):
             sent += 1
             if not self._withdrawn(conn, cmd, ok, now):
@@ -1022,16 +1056,26 @@ class Speaker:
         return family not in self._add_path.get(peer, frozenset())
 
     def _withdrawn(self, conn: _Conn, cmd: commands.Command, ok: bool, now: float) -> bool:
-        """Book one acknowledged withdrawal; False when it failed."""
-        assert cmd.change is not None
-        key = (cmd.peer, cmd.change.kind, cmd.change.key)
+        """Book the routes of one acknowledged withdrawal command; False when it failed."""
         if ok:
-            self._held.get(cmd.peer, {}).pop(cmd.change.key, None)
-            self._failures.pop(key, None)
+            held = self._held.get(cmd.peer, {})
+            for change in cmd.changes:
+                held.pop(change.key, None)
+                self._failures.pop((change.peer, change.kind, change.key), None)
             return True
         if self._conn is conn:
-            self._failed(key, cmd, now)
+            self._failed(cmd, now)
         return False
+
+    def _commands(self, changes: Sequence[RouteChange]) -> list[commands.Command]:
+        """The commands for ``changes``: grouped (:func:`commands.batch`), except that a route that failed
+        before goes alone, one route per command, until ExaBGP takes it."""
+        retried = [c for c in changes if (c.peer, c.kind, c.key) in self._failures]
+        grouped = [c for c in changes if (c.peer, c.kind, c.key) not in self._failures]
+        out = commands.batch(self.policy, grouped, self._held)
+        for change in retried:
+            out.extend(commands.batch(self.policy, [change], self._held))
+        return out
 
     def _next_retry(self) -> float | None:
         due = [f.retry_at for f in self._failures.values()] + list(self._await_plan.values())

@@ -21,10 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from bgpctl import events
 from bgpctl.core.types import ChangeKind, Rib, RouteAttrs, RouteChange, RouteKey
 from bgpctl.errors import SpeakerError
 from bgpctl.policy.model import Community, Description, Family, LargeCommunity, Name, Peer, SecretRef
 from bgpctl.speaker import Speaker, commands
+from bgpctl.speaker.backoff import Backoff
 from bgpctl.speaker.config import render_config, render_env
 from tests.speaker.lab import LogTap, make_policy
 
@@ -33,8 +35,8 @@ POLICY = make_policy()
 KEY = RouteKey("203.0.113.0/26")
 GOOD = RouteAttrs("198.18.1.11", (65000,), 0, ("65000:100",))
 GOOD_LINE = (
-    "neighbor 198.18.1.1 announce route 203.0.113.0/26 next-hop 198.18.1.11 med 0 as-path [ 65000 ] "
-    "community [ 65000:100 ] origin igp"
+    "neighbor 198.18.1.1 announce attributes next-hop 198.18.1.11 med 0 as-path [ 65000 ] community "
+    "[ 65000:100 ] origin igp nlri 203.0.113.0/26"
 )
 WIRE_ERROR = re.compile(
     r"refusing to write a command to ExaBGP: (control|non-ASCII) character U\+[0-9A-F]{4,6} at column \d+ "
@@ -137,13 +139,13 @@ def test_ipv6_routes_render_over_either_session() -> None:
     """MP-BGP over the IPv4 session with the explicit IPv6 next hop; over the IPv6 session 'self' is its address."""
     line = commands.announce_line(MP_POLICY, "edge", KEY6, _attrs(next_hop="2001:db8:1:0:0::11", communities=()))
     assert line == (
-        "neighbor 198.18.1.1 announce route 2001:db8:100::/48 next-hop 2001:db8:1::11 med 0 "
-        "as-path [ 65000 ] origin igp"
+        "neighbor 198.18.1.1 announce attributes next-hop 2001:db8:1::11 med 0 as-path [ 65000 ] origin "
+        "igp nlri 2001:db8:100::/48"
     )
     line = commands.announce_line(MP_POLICY, "edge6", KEY6, _attrs(next_hop="self", communities=()))
-    assert (
-        line
-        == "neighbor 2001:db8:1::1 announce route 2001:db8:100::/48 next-hop self med 0 as-path [ 65000 ] origin igp"
+    assert line == (
+        "neighbor 2001:db8:1::1 announce attributes next-hop self med 0 as-path [ 65000 ] origin igp "
+        "nlri 2001:db8:100::/48"
     )
 
 
@@ -160,7 +162,7 @@ class _Relay:
             await writer.drain()
 
 
-async def _connected(sp: Speaker, body: Callable[[_Relay], Awaitable[None]]) -> _Relay:
+async def _connected(sp: Speaker, body: Callable[[_Relay], Awaitable[None]], relay: _Relay | None = None) -> _Relay:
     ours, theirs = socket.socketpair()
     reader, writer = await asyncio.open_unix_connection(sock=ours)
     client = asyncio.create_task(sp._on_client(reader, writer))
@@ -168,7 +170,7 @@ async def _connected(sp: Speaker, body: Callable[[_Relay], Awaitable[None]]) -> 
     relay_writer.write(b"bgpctl-relay 1 4242\n")
     await relay_writer.drain()
     await asyncio.wait_for(sp._connected.wait(), 10)
-    relay = _Relay()
+    relay = relay or _Relay()
     serving = asyncio.create_task(relay.serve(relay_reader, relay_writer))
     try:
         await body(relay)
@@ -224,7 +226,7 @@ def test_wire_line_refuses_control_and_non_ascii(why: str, line: str, fragment: 
         commands.wire_line(line)
     assert WIRE_ERROR.fullmatch(str(err.value)) and fragment in str(err.value)
     with pytest.raises(SpeakerError):
-        commands.Command("edge", line, None)  # such a command cannot even be built
+        commands.Command("edge", line)  # such a command cannot even be built
 
 
 @pytest.mark.parametrize("line", ["", "x" * 8193], ids=["empty", "too long"])
@@ -240,8 +242,8 @@ def test_writer_refuses_a_forged_batch_before_writing_anything(
     """A Command whose line was changed after its checks (the guard of last resort in ``_send``): the
     whole batch is refused, the good command before it is not written either."""
     sp = Speaker(POLICY, tmp_path / "run", LogTap().log, ack_timeout_s=10)
-    good = commands.Command("edge", GOOD_LINE, None)
-    forged = commands.Command("edge", GOOD_LINE, None)
+    good = commands.Command("edge", GOOD_LINE)
+    forged = commands.Command("edge", GOOD_LINE)
     object.__setattr__(forged, "line", line)
 
     async def body(relay: _Relay) -> None:
@@ -351,8 +353,8 @@ def test_rendered_announce_is_one_command_or_refused(communities: list[str], lar
     if large:
         start = words.index("large-community") + 2
         assert words[start : start + len(large)] == large
-    assert words[:2] == ["neighbor", "198.18.1.1"] and words[-2:] == ["origin", "igp"]
-    assert line.count("announce") == 1
+    assert words[:2] == ["neighbor", "198.18.1.1"] and words[-4:] == ["origin", "igp", "nlri", KEY.prefix]
+    assert line.count("announce") == 1 and line.count("nlri") == 1
 
 
 def test_withdraw_render_of_every_change_kind_goes_through_the_guard() -> None:
@@ -389,3 +391,87 @@ def test_every_weight_is_exact_in_the_communitys_float(weight: int) -> None:
     the weights' ratio exactly."""
     bps = int(commands.link_bandwidth(65000, weight).rsplit(":", 1)[1])
     assert struct.unpack("!f", struct.pack("!f", bps))[0] == bps == weight * commands.LINK_BANDWIDTH_UNIT
+
+
+# ------------------------------------------------------------------ several prefixes per command
+
+GROUP = [RouteKey(f"203.0.113.{4 * i}/30", 1) for i in range(8)]
+
+
+@pytest.mark.parametrize(
+    ("why", "bad", "fragment"),
+    [
+        ("outside the allowlist", "198.51.100.0/24", "outside the policy allowlist"),
+        ("host bits set", "203.0.113.1/30", "is not a valid prefix"),
+        (
+            "a second command after the prefix",
+            "203.0.113.64/30\nneighbor 198.18.1.1 teardown 2",
+            "is not a valid prefix",
+        ),
+        ("a space inside", "203.0.113.64/30 203.0.113.68/30", "is not a valid prefix"),
+        ("an IPv6 prefix among IPv4 ones", "2001:db8:100::/48", "carries ipv4-unicast"),
+    ],
+)
+def test_one_bad_prefix_refuses_the_whole_group(tmp_path: Path, why: str, bad: str, fragment: str) -> None:
+    """Routes that would share one command: a bad prefix anywhere among them refuses the RIB whole and
+    nothing is written."""
+    tap = LogTap()
+    sp = Speaker(POLICY, tmp_path / "run", tap.log, ack_timeout_s=10)
+    rib: Rib = {"edge": {**{k: GOOD for k in GROUP[:4]}, RouteKey(bad, 1): GOOD, **{k: GOOD for k in GROUP[4:]}}}
+
+    async def body(relay: _Relay) -> None:
+        with pytest.raises(SpeakerError, match=re.escape(fragment)) as err:
+            await sp.sync(rib)
+        assert "\n" not in str(err.value).replace("\\n", "")
+        assert sp._desired == {} and not sp._pending
+
+    relay = asyncio.run(_connected(sp, body))
+    assert relay.lines == [] and sp.counters["commands_sent"] == 0
+
+
+class _RefusingRelay(_Relay):
+    """Answers ``error`` to every line that names ``refused``, ``done`` to the others (ExaBGP refuses a
+    command whole: none of its routes goes in)."""
+
+    refused = " 203.0.113.8/30"
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            self.lines.append(line)
+            writer.write(b"error\n" if self.refused.encode() in line else b"done\n")
+            await writer.drain()
+
+
+def test_a_refused_group_books_no_route_and_is_retried_one_route_per_command(tmp_path: Path) -> None:
+    """Eight routes with the same attributes go in one command; ExaBGP refuses it (because of one of them):
+    none is marked announced. The retry sends each route alone: the seven others go in, the one ExaBGP
+    refuses keeps failing alone and holds back no other."""
+    tap = LogTap()
+    sp = Speaker(
+        POLICY,
+        tmp_path / "run",
+        tap.log,
+        ack_timeout_s=10,
+        retry_backoff=Backoff(initial_s=0.0, maximum_s=0.0, jitter=0.0),  # a retry is due at once
+    )
+    rib: Rib = {"edge": dict.fromkeys(GROUP, GOOD)}
+
+    async def body(relay: _Relay) -> None:
+        first = await asyncio.wait_for(sp.sync(rib), 10)
+        assert (first.sent, first.errors) == (1, 1)
+        assert sp._held["edge"] == {}
+        second = await asyncio.wait_for(sp.sync(rib), 10)
+        assert (second.sent, second.errors) == (8, 1)
+        third = await asyncio.wait_for(sp.sync(rib), 10)
+        assert (third.sent, third.errors) == (1, 1)
+        assert sp._held["edge"] == {k: GOOD for k in GROUP if k.prefix != "203.0.113.8/30"}
+
+    got = asyncio.run(_connected(sp, body, _RefusingRelay()))
+    lines = [line.decode().rstrip("\n") for line in got.lines]
+    assert len(lines) == 10
+    assert sorted(lines[0].partition(" nlri ")[2].split(" ")) == sorted(k.prefix for k in GROUP)
+    assert sorted(line.partition(" nlri ")[2] for line in lines[1:9]) == sorted(k.prefix for k in GROUP)
+    assert lines[9].endswith("nlri 203.0.113.8/30")
+    errors = tap.events(events.EXABGP_COMMAND_ERROR)
+    assert [(e["routes"], e["attempt"]) for e in errors] == [(8, 1), (1, 2), (1, 3)]
+    assert sp.counters["routes_sent"] == 8 + 8 + 1

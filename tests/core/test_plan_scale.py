@@ -14,6 +14,7 @@ from bgpctl.core.plan import plan
 from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey, Plan
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy
+from bgpctl.speaker import commands
 from bgpctl_lab import scale
 
 SIZE = scale.Size(prefixes=500, edges=8, services=8)  # bench_scale's "medium"
@@ -52,3 +53,36 @@ def test_a_region_failure_at_scale_withdraws_every_use1_route_naming_its_path(me
     assert to_tgws == [(f"tgw-use1{x}", f"svc01/use1/{x} down: withdrawn") for x in "ab"]
     assert down.deferred == ()
     assert cpu < CPU_BOUND_S, f"the failover's plan took {cpu:.1f} CPU seconds"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_region_failure_at_scale_is_one_change_per_route_and_few_commands(medium: Policy) -> None:
+    """Suspect and down in one evaluation: plan() emits only the final state of each route (the use1 routes
+    are withdrawn, never de-preferred first); in two evaluations the de-preference and the withdrawal each
+    go to ExaBGP as a few commands per edge (bgpctl.speaker.commands.batch), not one per route."""
+    up = plan(medium, _health(medium, None), None, 0.0)
+    direct = plan(medium, _health(medium, Health.DOWN), up, 100.0)
+    routes = [(c.peer, c.key) for c in direct.changes]
+    assert len(routes) == len(set(routes))  # one change per route
+    edges = set(scale.edge_names(SIZE))
+    use1 = {1, 2}  # path ids of use1's paths
+    assert not [
+        c for c in direct.changes if c.peer in edges and c.key.path_id in use1 and c.kind is ChangeKind.ANNOUNCE
+    ]
+    assert (
+        len([c for c in direct.changes if c.kind is ChangeKind.WITHDRAW and c.peer in edges])
+        == len(edges) * SIZE.prefixes * 2
+    )
+
+    suspect = plan(medium, _health(medium, Health.SUSPECT), up, 100.0)
+    down = plan(medium, _health(medium, Health.DOWN), suspect, 101.0)
+    for before, after in ((up, suspect), (suspect, down), (up, direct)):
+        changes = commands.diff(medium, after.desired, before.desired)
+        batched = commands.batch(medium, changes, before.desired)
+        assert sorted(map(id, (c for cmd in batched for c in cmd.changes))) == sorted(map(id, changes))
+        per_edge = [sum(1 for cmd in batched if cmd.peer == e) for e in sorted(edges)]
+        # per edge: the use1 withdrawals (2 path ids) and the de-preferred or promoted routes (a few sets of
+        # attributes per path id), each group of 500 prefixes in about 2 lines of at most 8,192 characters
+        assert max(per_edge) <= 40, per_edge
+        assert len(batched) * 100 < len(changes), (len(batched), len(changes))

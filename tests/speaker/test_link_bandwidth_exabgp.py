@@ -1,6 +1,6 @@
 """The link-bandwidth community as ExaBGP itself reads it: every weighted announce line bgpctl writes is
 parsed by ExaBGP 5's own API route parser (``Configuration.partial('static', ...)``, what its reactor runs
-for ``announce route``), and the attribute it would send is the draft-ietf-idr-link-bandwidth extended
+for ``announce attributes``), and the attribute it would send is the draft-ietf-idr-link-bandwidth extended
 community: type 0x40, sub-type 0x04, the local AS (AS_TRANS for a 4-octet one) and the weight times
 1 Mbit/s as an IEEE 32-bit float in bytes per second, exactly."""
 

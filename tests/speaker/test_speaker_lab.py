@@ -8,11 +8,12 @@ Every check polls FRR's JSON until it matches or a named budget (bgpctl_lab.poll
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,20 +109,34 @@ async def wait_up(sp: Speaker, peers: tuple[str, ...] = ("edge", "edge6")) -> No
     await apoll(f"sessions {peers} up", sp.sessions, lambda s: all(s.get(p) == "up" for p in peers), SESSION)
 
 
+def table_diff(got: dict[Any, Any], want: dict[Any, Any]) -> list[str]:
+    """What a table lacks, holds in excess, or holds with other attributes than ``want`` (at most 5 each)."""
+    missing = sorted(k for k in want.keys() - got.keys())
+    extra = sorted(k for k in got.keys() - want.keys())
+    other = sorted(k for k in want.keys() & got.keys() if got[k] != want[k])
+    out = [f"{len(got)} routes held, {len(want)} wanted"] if missing or extra or other else []
+    out += [f"missing {k}: want {want[k]}" for k in missing[:5]]
+    out += [f"extra {k}: {got[k]}" for k in extra[:5]]
+    out += [f"differs {k}: got {got[k]}, want {want[k]}" for k in other[:5]]
+    return out
+
+
 async def frr_holds(lab: L.Lab, rib: Rib, what: str, budget: str = CONVERGE) -> None:
     """FRR's tables hold exactly ``rib``'s routes for edge (IPv4) and edge6 (IPv6), not stale."""
-    await apoll(
-        f"{what}: FRR IPv4 table from {V4}",
-        lambda: L.frr_paths(lab, "ipv4", V4),
-        lambda got: got == L.expected_paths(rib.get("edge", {})),
-        budget,
-    )
-    await apoll(
-        f"{what}: FRR IPv6 table from {V6}",
-        lambda: L.frr_paths(lab, "ipv6", V6),
-        lambda got: got == L.expected_paths(rib.get("edge6", {})),
-        budget,
-    )
+    for family, peer, node in (("ipv4", "edge", V4), ("ipv6", "edge6", V6)):
+        want = L.expected_paths(rib.get(peer, {}))
+
+        def check(got: dict[tuple[str, int], L.FrrPath], want: dict[tuple[str, int], L.FrrPath] = want) -> list[str]:
+            return table_diff(got, want)
+
+        await asyncio.to_thread(
+            eventually,
+            f"{what}: FRR {family.replace('ipv', 'IPv')} table from {node}",
+            budget=budget,
+            probe=lambda family=family, node=node: L.frr_paths(lab, family, node),
+            check=check,
+            interval_s=0.1,
+        )
 
 
 async def stop_clean(sp: Speaker, lab: L.Lab) -> None:
@@ -226,18 +241,74 @@ def test_only_the_difference_is_sent_and_allowlist_refused(the_lab: L.Lab, tmp_p
     asyncio.run(run())
 
 
+def test_many_routes_share_few_commands_and_reach_frr_exactly(the_lab: L.Lab, tmp_path: Path) -> None:
+    """64 IPv4 prefixes on two ADD-PATH paths and 32 IPv6 prefixes: one command per (peer, path id,
+    attributes), every route in FRR with its own attributes; then a de-preference of one path and the
+    withdrawal of half the other, again one command each, and FRR ends with exactly the new RIB."""
+    tap = LogTap()
+    v4 = [f"203.0.113.{4 * i}/30" for i in range(64)]
+    v6 = [str(ipaddress.IPv6Network(f"2001:db8:100:{i:x}::/64")) for i in range(32)]  # canonical: 2001:db8:100::/64
+    good, other, worse = attrs("198.18.1.11", 0, 0), attrs("198.18.1.12", 1, 100), attrs("198.18.1.12", 3, 500)
+    bulk: Rib = {
+        "edge": {**{RouteKey(p, 1): good for p in v4}, **{RouteKey(p, 2): other for p in v4}},
+        "edge6": {RouteKey(p): attrs("2001:db8:1::2", 0, 7) for p in v6},
+    }
+    moved: Rib = {
+        "edge": {**{RouteKey(p, 1): good for p in v4[32:]}, **{RouteKey(p, 2): worse for p in v4}},
+        "edge6": bulk["edge6"],
+    }
+
+    async def run() -> None:
+        sp = make_speaker(the_lab, tmp_path / "run", tap)
+        await sp.start()
+        try:
+            await sp.wait_connected(SESSION_S)
+            await sp.sync({})  # a whole (empty) RIB: the sessions' End-of-RIB go out as they come up
+            await wait_up(sp)
+            await apoll("resync passes done", lambda: sp.counters["eor_sent"], lambda n: n >= 2, CONVERGE)
+            before = sp.counters["commands_sent"]
+            first = await sp.sync(bulk)
+            assert (first.sent, first.errors, first.held_back) == (3, 0, 0)  # edge path 1, edge path 2, edge6
+            assert sp.counters["commands_sent"] == before + 3
+            assert sp.announced() == bulk
+            await frr_holds(the_lab, bulk, "160 routes in 3 commands")
+            t0 = time.monotonic()
+            second = await sp.sync(moved)
+            t_acked = time.monotonic()
+            assert (second.sent, second.errors, second.held_back) == (2, 0, 0)  # 64 de-preferred, 32 withdrawn
+            assert sp.announced() == moved
+            await frr_holds(the_lab, moved, "64 de-preferred + 32 withdrawn in 2 commands")
+            print(
+                f"\nMEASURED sync of 64 de-preferences + 32 withdrawals (2 commands): acked "
+                f"{1000 * (t_acked - t0):.1f} ms, in FRR's table (polled every 100 ms) "
+                f"{1000 * (time.monotonic() - t0):.0f} ms"
+            )
+        finally:
+            await stop_clean(sp, the_lab)
+
+    asyncio.run(run())
+
+
 def test_error_ack_is_logged_not_announced_and_retried(
     the_lab: L.Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A command ExaBGP answers ``error`` to (here: an attribute it does not know, injected into one route's
-    line) is logged with the command, counted, not marked announced, and retried with backoff; once the fault
-    is gone the retry gets the route out without another sync()."""
+    """A command ExaBGP answers ``error`` to (here: an attribute it does not know, injected into the command
+    that carries one route) is logged with the command, counted, and none of its routes is marked announced
+    (two routes with the same attributes share that command); the retry sends each route alone, so the other
+    route goes in while the bad one keeps failing with backoff; once the fault is gone the retry gets the route
+    out without another sync()."""
     tap = LogTap()
-    real = commands.announce_line
+    real = commands.announce_lines
+    other = RouteKey("203.0.113.192/26", 1)
 
-    def faulty(policy: Any, peer: str, key: RouteKey, a: RouteAttrs) -> str:
-        line = real(policy, peer, key, a)
-        return line + " bogus-attr 12" if key.prefix == API else line
+    def faulty(
+        policy: Any, peer: str, path_id: int, a: RouteAttrs, prefixes: Sequence[str], *, nets: Any = None
+    ) -> list[str]:
+        lines = real(policy, peer, path_id, a, prefixes, nets=nets)
+        return [
+            line.replace(" nlri ", " bogus-attr 12 nlri ", 1) if API in line.partition(" nlri ")[2].split() else line
+            for line in lines
+        ]
 
     async def run() -> None:
         sp = make_speaker(the_lab, tmp_path / "run", tap)
@@ -248,25 +319,36 @@ def test_error_ack_is_logged_not_announced_and_retried(
             await wait_up(sp)
             await frr_holds(the_lab, DESIRED, "initial sync")
 
-            monkeypatch.setattr(commands, "announce_line", faulty)
+            monkeypatch.setattr(commands, "announce_lines", faulty)
             with_api = {peer: dict(routes) for peer, routes in DESIRED.items()}
             with_api["edge"][RouteKey(API, 1)] = attrs("198.18.1.11", 0, 0)
+            with_api["edge"][other] = attrs("198.18.1.11", 0, 0)  # the same attributes: the same command
             result = await sp.sync(with_api)
-            assert result.errors == 1 and not result.complete
-            assert RouteKey(API, 1) not in sp.announced()["edge"]
+            assert (result.sent, result.errors) == (1, 1) and not result.complete
+            assert RouteKey(API, 1) not in sp.announced()["edge"] and other not in sp.announced()["edge"]
             errors = tap.events(events.EXABGP_COMMAND_ERROR)
-            assert errors and errors[0]["command"].endswith("bogus-attr 12") and errors[0]["level"] == "error"
+            assert errors and "bogus-attr 12 nlri" in errors[0]["command"] and errors[0]["level"] == "error"
+            assert errors[0]["routes"] == 2
             await apoll(
-                "the failing command is retried with backoff",
+                "the failing route is retried alone, with backoff",
                 lambda: len(tap.events(events.EXABGP_COMMAND_ERROR)),
                 lambda n: n >= 2,
                 RETRY,
             )
-            attempts = [e["attempt"] for e in tap.events(events.EXABGP_COMMAND_ERROR)]
-            assert attempts[:2] == [1, 2]
-            await frr_holds(the_lab, DESIRED, "nothing of the failed route reached FRR")
+            errors = tap.events(events.EXABGP_COMMAND_ERROR)
+            assert [(e["attempt"], e["routes"]) for e in errors[:2]] == [(1, 2), (2, 1)]
+            assert errors[1]["command"].endswith(f"bogus-attr 12 nlri {API}")
+            partial = {peer: dict(routes) for peer, routes in DESIRED.items()}
+            partial["edge"][other] = with_api["edge"][other]
+            await apoll(
+                "the other route of the refused command is in (sent alone)",
+                lambda: sp.announced()["edge"],
+                lambda a: a.get(other) == with_api["edge"][other] and RouteKey(API, 1) not in a,
+                RETRY,
+            )
+            await frr_holds(the_lab, partial, "the other route in, nothing of the failing one")
 
-            monkeypatch.setattr(commands, "announce_line", real)  # the fault goes away
+            monkeypatch.setattr(commands, "announce_lines", real)  # the fault goes away
             await apoll(
                 "the retry announces the route",
                 lambda: sp.announced()["edge"],
@@ -279,11 +361,11 @@ def test_error_ack_is_logged_not_announced_and_retried(
             # a command for a neighbour ExaBGP does not have is refused too (the notes' other error case)
             conn = sp._conn
             assert conn is not None
-            bogus = commands.Command("edge", "neighbor 198.18.1.99 announce route 203.0.113.192/26 next-hop self", None)
+            bogus = commands.Command("edge", "neighbor 198.18.1.99 announce route 203.0.113.192/26 next-hop self")
             async with sp._lock:
                 assert await sp._send(conn, [bogus]) == [False]
         finally:
-            monkeypatch.setattr(commands, "announce_line", real)
+            monkeypatch.setattr(commands, "announce_lines", real)
             await stop_clean(sp, the_lab)
 
     asyncio.run(run())
