@@ -9,12 +9,10 @@ import ipaddress
 
 import pytest
 from exabgp.bgp.message.update.attribute import Attribute
-from exabgp.configuration.configuration import Configuration
-from exabgp.environment import getenv
-from exabgp.logger import log
 
 from bgpctl.core.types import ChangeKind, RouteAttrs, RouteChange, RouteKey
 from bgpctl.speaker import commands
+from tests.speaker.exabgp_parser import exabgp_routes
 from tests.speaker.lab import make_policy
 
 POLICY = make_policy()
@@ -22,15 +20,8 @@ POLICY = make_policy()
 
 def exabgp_reads(line: str) -> list[tuple[str, str, str, int | None]]:
     """(prefix, path-information, next hop, MED) of each route ExaBGP's API parser makes of ``line``."""
-    log.init(getenv())
-    _neighbor, _address, command = line.split(" ", 2)
-    action, rest = command.split(" ", 1)
-    conf = Configuration([])
-    conf.static.clear()
-    assert conf.partial("static", rest, action), f"ExaBGP refused {line!r}"
-    conf.scope.to_context()
     out = []
-    for change in conf.scope.pop_routes():
+    for change in exabgp_routes(line):
         med = change.attributes.get(Attribute.CODE.MED)
         out.append(
             (

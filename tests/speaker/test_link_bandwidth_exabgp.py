@@ -10,25 +10,16 @@ import struct
 
 import pytest
 from exabgp.bgp.message.update.attribute import Attribute
-from exabgp.configuration.configuration import Configuration
-from exabgp.environment import getenv
-from exabgp.logger import log
 
 from bgpctl.core.types import RouteAttrs, RouteKey
 from bgpctl.speaker import commands
+from tests.speaker.exabgp_parser import exabgp_routes
 from tests.speaker.lab import make_policy
 
 
 def exabgp_reads(line: str) -> list[bytes]:
     """The extended communities (8 bytes each) ExaBGP's API parser makes of ``neighbor X announce ...``."""
-    log.init(getenv())
-    _neighbor, _address, command = line.split(" ", 2)
-    action, rest = command.split(" ", 1)
-    conf = Configuration([])
-    conf.static.clear()
-    assert conf.partial("static", rest, action), f"ExaBGP refused {line!r}"
-    conf.scope.to_context()
-    (change,) = conf.scope.pop_routes()
+    (change,) = exabgp_routes(line)
     return [c.community for c in change.attributes[Attribute.CODE.EXTENDED_COMMUNITY].communities]
 
 
