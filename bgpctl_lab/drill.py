@@ -195,6 +195,41 @@ DAEMON = ("cr", "daemon")  # the node and service (lab/services.yaml) of the con
 DAEMON_READY_S = 30.0  # a (re)started daemon opens its control socket (its speaker and pins come first)
 
 
+# FRR's `bgp route-map delay-timer` (default 5 s): bgpd applies its start-up route-maps and prefix-lists that
+# long after it starts, then asks each established peer for a ROUTE-REFRESH, which ExaBGP answers with every
+# route it holds: UPDATEs the daemon did not decide (the edge 6-7, each TGW 1, 1.4-1.9 s after the daemon's
+# End-of-RIB in a fresh reference lab). A count of UPDATEs starts once every session is older than that.
+FRR_ROUTE_MAP_DELAY_S = 5.0
+REFRESH_ANSWER_S = 2.0  # ExaBGP answers a ROUTE-REFRESH in milliseconds; generous under load
+SESSIONS_SETTLED_S = 30.0
+
+
+def session_age_problems(lab: Lab, sessions: Sessions) -> list[str]:
+    """[] when every session of ``sessions`` is established and older than FRR's route-map delay plus
+    :data:`REFRESH_ANSWER_S` (its start-up ROUTE-REFRESH and the answer are behind us)."""
+    settle_ms = (FRR_ROUTE_MAP_DELAY_S + REFRESH_ANSWER_S) * 1000
+    problems = []
+    for node in sessions.nodes:
+        data = lab.query_json(node, f"show bgp neighbors {sessions.peer} json")
+        n = data.get(sessions.peer) if isinstance(data, dict) else None
+        if not isinstance(n, dict) or n.get("bgpState") != "Established":
+            problems.append(f"{node}: session with {sessions.peer} not established")
+        elif (up := int(n.get("bgpTimerUpMsec", 0))) < settle_ms:
+            problems.append(f"{node}: session with {sessions.peer} up {up} ms, not yet {settle_ms:.0f} ms")
+    return problems
+
+
+def sessions_settled(lab: Lab, sessions: Sessions, budget: float = SESSIONS_SETTLED_S) -> float:
+    """Wait until :func:`session_age_problems` holds; the seconds it took."""
+    return eventually(
+        f"sessions with {sessions.peer} past FRR's start-up ROUTE-REFRESH",
+        budget=budget,
+        probe=lambda: lab,
+        check=lambda lab: session_age_problems(lab, sessions),
+        interval_s=0.5,
+    ).elapsed_s
+
+
 def daemon_ready(lab: Lab, budget: float = DAEMON_READY_S) -> float:
     """Wait until the daemon answers ``status`` on its control socket; the seconds it took."""
     run_dir = runner.service_run_dir(lab, *DAEMON)
@@ -432,6 +467,8 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
             meter_result["error"] = e
 
     thread = threading.Thread(target=meter, name=f"meter-{drill.name}", daemon=True)
+    if drill.sessions:
+        sessions_settled(lab, drill.sessions)
     sessions_before = read_sessions(lab, drill.sessions) if drill.sessions else None
     t0, t0_unix = time.monotonic(), time.time()
     watcher = (

@@ -31,9 +31,12 @@ from typing import Any
 import pytest
 
 from bgpctl_lab import runner
+from bgpctl_lab.drill import sessions_settled
+from bgpctl_lab.drill_model import Sessions
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import (
     API,
+    CR,
     FRR_PEERS_OF_CR,
     USW2,
     Routes,
@@ -57,14 +60,8 @@ BUDGETS = {
     "status": 20.0,
     "loop_passed": 5.0,  # the daemon's loop passed after a refused reload (it passes at least once a second)
     "med_at_edge": 10.0,  # generous, to measure; the figure goes to docs/benchmarks.md
-    "refresh_passed": 30.0,  # every session of cr up FRR_ROUTE_MAP_DELAY_S + REFRESH_ANSWER_S
+    "refresh_passed": 30.0,  # every session of cr older than FRR's route-map delay (bgpctl_lab.drill)
 }
-# FRR's default `bgp route-map delay-timer`: bgpd applies the route-maps and prefix-lists of its start-up
-# configuration that long after it started, and asks each established peer for a ROUTE-REFRESH then; ExaBGP
-# answers with every route it holds for that peer (measured: 6 UPDATEs to the edge, 1 to each TGW, 1.4 to 1.9 s
-# after the daemon's End-of-RIB; CI's run of stop 21 counted them against a refused reload)
-FRR_ROUTE_MAP_DELAY_S = 5.0
-REFRESH_ANSWER_S = 2.0  # ExaBGP answers a ROUTE-REFRESH in milliseconds; generous under load
 STANDBY_MED = "    edge: { med: 100, prepend: 1 }\n"
 PEERS = FRR_PEERS_OF_CR
 RESULTS: dict[str, Any] = {}
@@ -98,16 +95,8 @@ def rlab(controller_lab: Lab) -> Iterator[Lab]:
         check=status_problems,
         interval_s=0.5,
     )
-    # the peers' start-up ROUTE-REFRESH and its answer are behind us once every session of cr has been up
-    # longer than the route-map delay (its timer started with bgpd, before the session came up)
-    settle_ms = (FRR_ROUTE_MAP_DELAY_S + REFRESH_ANSWER_S) * 1000
-    eventually(
-        "every session of cr up past FRR's route-map delay",
-        budget=BUDGETS["refresh_passed"],
-        probe=lambda: sessions_seen(lab),
-        check=lambda seen: [f"{n}: up {up} ms" for n, (_, _, up) in seen.items() if up < settle_ms],
-        interval_s=0.5,
-    )
+    # FRR's start-up ROUTE-REFRESH and its answer are behind us (bgpctl_lab.drill.FRR_ROUTE_MAP_DELAY_S)
+    sessions_settled(lab, Sessions(nodes=list(PEERS), peer=CR), budget=BUDGETS["refresh_passed"])
     yield lab
     if RESULTS:
         print(f"\nreload figures: {json.dumps(RESULTS, sort_keys=True, indent=1)}")

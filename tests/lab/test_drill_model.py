@@ -14,8 +14,15 @@ from bgpctl.control.reload import refusal_of_problems
 from bgpctl.core.reload import diff, restart_needed
 from bgpctl.errors import PolicyError
 from bgpctl.policy.load import check_policy_text, load_policy
-from bgpctl_lab.drill import ActionResult, moved_after, refusal_problems, session_changes, session_problems
-from bgpctl_lab.drill_model import Drill, DrillError, load_drill
+from bgpctl_lab.drill import (
+    ActionResult,
+    moved_after,
+    refusal_problems,
+    session_age_problems,
+    session_changes,
+    session_problems,
+)
+from bgpctl_lab.drill_model import Drill, DrillError, Sessions, load_drill
 from bgpctl_lab.route_watch import NextHops, changes, nexthops_of
 from bgpctl_lab.topology import drills_dir
 from tests.lab.helpers import TOPOLOGY
@@ -471,6 +478,36 @@ def test_session_readings_count_resets_and_updates_and_name_the_peers_refreshes(
         "7 UPDATE(s) received from the peer > bound 0 (edge: 1, tgw-use1: 6 after 1 ROUTE-REFRESH(es) it sent)",
     ]
     assert session_problems(bounds, session_changes(before, before)) == []
+
+
+class _Neighbors:
+    """A lab whose FRR nodes answer ``show bgp neighbors PEER json`` from a table (node -> neighbor JSON)."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.table = table
+
+    def query_json(self, node: str, command: str) -> Any:
+        assert command == "show bgp neighbors 198.18.1.2 json"
+        return self.table[node]
+
+
+def test_sessions_count_only_once_older_than_frrs_start_up_route_refresh() -> None:
+    sessions = Sessions(nodes=["edge", "tgw-use1", "tgw-usw2"], peer="198.18.1.2")
+    up = {"bgpState": "Established", "bgpTimerUpMsec": 7000}
+    young = {"bgpState": "Established", "bgpTimerUpMsec": 6999}
+    lab: Any = _Neighbors(
+        {
+            "edge": {"198.18.1.2": up},
+            "tgw-use1": {"198.18.1.2": young},
+            "tgw-usw2": {"198.18.1.2": {"bgpState": "Active"}},
+        }
+    )
+    assert session_age_problems(lab, sessions) == [
+        "tgw-use1: session with 198.18.1.2 up 6999 ms, not yet 7000 ms",
+        "tgw-usw2: session with 198.18.1.2 not established",
+    ]
+    lab.table = {node: {"198.18.1.2": up} for node in sessions.nodes}
+    assert session_age_problems(lab, sessions) == []
 
 
 def test_an_expected_refusal_is_a_violation_when_applied_unmatched_or_unasked() -> None:
