@@ -64,12 +64,14 @@ def _is_ours(proc: Proc, ns: str) -> bool:
     """A recorded pid is still the process we started: same start time (pids are reused, start times
     are not) and either the cmdline we started (before or after `ip netns exec`) or, for a helper that
     exec'd another program, still inside the node's namespace."""
+    # /proc/PID/cmdline reads empty while the process is inside execve() (CI: `sh -c '...; exec sleep 60'`
+    # judged not ours in that instant): an empty command line is decided by start time and namespace
     cmd = netns.proc_cmdline(proc.pid)
-    if cmd is None or (proc.start is not None and netns.proc_starttime(proc.pid) != proc.start):
+    if proc.start is not None and netns.proc_starttime(proc.pid) != proc.start:
         return False
-    if cmd in (proc.argv, _ns_argv(ns, proc.argv)):
+    if cmd is not None and cmd in (proc.argv, _ns_argv(ns, proc.argv)):
         return True
-    return proc.start is not None and netns.proc_netns(proc.pid) == netns.ns_id(ns)
+    return proc.start is not None and netns.alive(proc.pid) and netns.proc_netns(proc.pid) == netns.ns_id(ns)
 
 
 class Lab:
