@@ -223,8 +223,28 @@ class Daemon:
         task.add_done_callback(self._reloads.discard)
 
     async def _sighup_reload(self) -> None:
-        with contextlib.suppress(control_protocol.ProtocolError):  # refused: logged and counted by the desk
+        """Every SIGHUP ends in one log line: the desk's ``policy.reload`` (applied, unchanged, refused), or,
+        if a stop cuts it short or a bug breaks it, ``daemon.signal`` saying so (nothing is lost silently)."""
+        try:
             await self.policy_desk.reload(dry_run=False, by={"signal": "SIGHUP"}, reason="SIGHUP")
+        except control_protocol.ProtocolError:  # refused: logged and counted by the desk
+            pass
+        except asyncio.CancelledError:
+            self.log.warning(
+                events.DAEMON_SIGNAL,
+                signal="SIGHUP",
+                action="reload abandoned",
+                hint="the daemon stopped before the reload ended: the policy file runs at the next start",
+            )
+            raise
+        except Exception as e:  # a bug: logged with its traceback; the daemon keeps the old policy and runs on
+            self.log.exception(
+                events.DAEMON_SIGNAL,
+                signal="SIGHUP",
+                action="reload failed",
+                error=repr(e),
+                hint="the daemon keeps running the old policy: report this log line",
+            )
 
     async def _apply_policy(self, new: Policy, change: PolicyDiff) -> None:
         """Apply a checked policy: policy routing for new paths first (a failure changes nothing), then, with no

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from bgpctl_lab.runner import Lab
 
 pytestmark = pytest.mark.lab
 
-_RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
+_TIME = re.compile(r"icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms")
 
 
 def fault(lab: Lab, *args: str) -> Result:
@@ -30,14 +31,23 @@ def session(lab: Lab, node: str, peer: str) -> str:
     return lab.sessions(node)[peer]
 
 
-def ping_avg_ms(lab: Lab, node: str, dst: str, count: int = 10) -> float:
-    """Average RTT of a bounded ping (count packets, 2 s wait each at most)."""
-    out = lab.exec(
-        node, ["ping", "-n", "-q", "-c", str(count), "-i", "0.05", "-W", "2", dst], timeout=count * 2 + 5
-    ).stdout
-    m = _RTT.search(out)
-    assert m, out
-    return float(m.group(2))
+def ping_ms(lab: Lab, node: str, dst: str, count: int = 10) -> tuple[float, float]:
+    """(median, min) RTT of a bounded ping (count packets, 2 s wait each at most), every packet answered.
+
+    The median, not the mean: ping takes its send time in user space, so one ping preempted between its clock
+    read and its send (a loaded 2-core CI machine) adds its wait to one RTT. The delayer's own accuracy (mean,
+    p99, max) is measured by tests/lab/test_delayer.py and bench/bench_delayer.py."""
+    out = lab.exec(node, ["ping", "-n", "-c", str(count), "-i", "0.05", "-W", "2", dst], timeout=count * 2 + 5).stdout
+    times = [float(t) for t in _TIME.findall(out)]
+    assert len(times) == count, out
+    return statistics.median(times), min(times)
+
+
+def assert_added_delay(lab: Lab, base: float, delay_ms: float) -> None:
+    """The RTT over ``base`` is ``delay_ms`` ± 1 ms (median), and no packet came back sooner than that."""
+    median, least = ping_ms(lab, "cr", "198.18.1.11")
+    assert delay_ms - 1.0 <= median - base <= delay_ms + 1.0, (median, base)
+    assert least - base >= delay_ms - 1.0, (least, base)
 
 
 def link_is_up(lab: Lab, node: str, ifname: str) -> bool:
@@ -143,7 +153,7 @@ def test_bgp_clear_resets_the_session(lab: Lab) -> None:
 def test_impair_change_show_clear_through_the_cli(lab: Lab) -> None:
     ns = lab.netns("cr")
     try:
-        base = ping_avg_ms(lab, "cr", "198.18.1.11")
+        base, _ = ping_ms(lab, "cr", "198.18.1.11")
         assert base < 5.0
         out = fault(lab, "impair", "cr", "eth1", "--delay", "30", "--seconds", "120").output
         assert "backend" in out and "delay 30 ms" in out
@@ -151,19 +161,19 @@ def test_impair_change_show_clear_through_the_cli(lab: Lab) -> None:
         assert applied is not None
         mine = [p for p in lab.spawned() if p.tag == "impair" and lab.spawned_alive(p)]
         assert [p.pid for p in mine] == [applied.delayer_pid]  # started with Lab.spawn: `lab down` stops it
-        assert 30.0 - 1.0 <= ping_avg_ms(lab, "cr", "198.18.1.11") - base <= 30.0 + 1.0
+        assert_added_delay(lab, base, 30.0)
 
         fault(lab, "impair", "cr", "eth1", "--delay", "10", "--seconds", "120")
         changed = impair.current(ns, "eth1")
         assert changed is not None and changed.delayer_pid == applied.delayer_pid  # changed live
-        assert 10.0 - 1.0 <= ping_avg_ms(lab, "cr", "198.18.1.11") - base <= 10.0 + 1.0
+        assert_added_delay(lab, base, 10.0)
         assert "delay 10 ms" in fault(lab, "show", "cr", "eth1").output
 
         assert "cleared" in fault(lab, "clear", "cr", "eth1").output
         assert impair.current(ns, "eth1") is None
         assert not impair.delayer_alive(applied.delayer_pid, "eth1")
         assert "no impairment" in fault(lab, "show", "cr", "eth1").output
-        assert ping_avg_ms(lab, "cr", "198.18.1.11") < 5.0
+        assert ping_ms(lab, "cr", "198.18.1.11")[0] < 5.0
     finally:
         impair.clear_impairment(ns, "eth1")
 
