@@ -19,6 +19,7 @@ DAEMON_START: Final = "daemon.start"
 DAEMON_STOP: Final = "daemon.stop"
 DAEMON_RIB_COMPLETE: Final = "daemon.rib_complete"
 DAEMON_STALE_PINS: Final = "daemon.stale_pins"  # probe policy routing left by a killed daemon, swept at start
+DAEMON_PINS_REPAIRED: Final = "daemon.pins_repaired"  # a pin lost its route or rule (link down): installed again
 DAEMON_SIGNAL: Final = "daemon.signal"
 SPEAKER_REFUSED: Final = "speaker.refused"
 SPEAKER_SYNCED: Final = "speaker.synced"

@@ -96,6 +96,7 @@ class DrillReport(BaseModel):
     edge: str = "frr"  # the lab's edge variant (`bgpctl lab up --edge`)
     setup: list[OpResult] = []
     steady: list[CheckResult]
+    before: list[ActionResult] = []  # the actions before the fault (the primary's host cut off first)
     fault: ActionResult | None
     expect: list[CheckResult]
     restore: ActionResult | None
@@ -123,7 +124,7 @@ class DrillReport(BaseModel):
     passed: bool
 
 
-def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> CheckResult:
+def _check(lab: Lab, check: Check, mode: str, since: float | None = None, *, daemon: str = "cr") -> CheckResult:
     """Poll one check until it holds or its budget (for ``mode``), counted from ``since``, runs out."""
     budget = check.budget(mode)
     start = time.monotonic() if since is None else since
@@ -132,7 +133,7 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
         eventually(
             check.name,
             budget=left,
-            probe=lambda: _query(lab, check),
+            probe=lambda: _query(lab, check, daemon),
             expect=check.expected(lab.edge_variant()),
             interval_s=0.02 if check.control is None else 0.1,
         )
@@ -150,7 +151,7 @@ def _check(lab: Lab, check: Check, mode: str, since: float | None = None) -> Che
     )
 
 
-def _query(lab: Lab, check: Check) -> Any:
+def _query(lab: Lab, check: Check, daemon: str = "cr") -> Any:
     """What a check compares: a node's vtysh JSON, or the daemon's answer (an error is its message:
     a daemon that is restarting does not match, and the budget's report says why)."""
     if check.control is None:
@@ -158,7 +159,12 @@ def _query(lab: Lab, check: Check) -> Any:
         return lab.query_json(check.node, check.vtysh)
     try:
         return dict(
-            client.call(runner.service_run_dir(lab, *DAEMON), check.control.verb, check.control.args, timeout_s=5)
+            client.call(
+                runner.service_run_dir(lab, check.control.node or daemon, SERVICE),
+                check.control.verb,
+                check.control.args,
+                timeout_s=5,
+            )
         )
     except client.ControlError as e:
         return {"error": str(e)}
@@ -181,6 +187,7 @@ def describe(action: Op) -> str:
         return "; ".join(
             f"impair {i.node}/{i.iface} "
             + ("clear" if i.clear else f"delay {i.delay_ms:g} ms jitter {i.jitter_ms:g} ms loss {i.loss_pct:g} %")
+            + (f" (UDP to port {i.udp_dport} only)" if i.udp_dport is not None and not i.clear else "")
             for i in action.impair
         )
     if action.frr:
@@ -189,7 +196,8 @@ def describe(action: Op) -> str:
     return f"bgp-clear {action.bgp_clear.node} {action.bgp_clear.peer}"
 
 
-DAEMON = ("cr", "daemon")  # the node and service (lab/services.yaml) of the controller-mode daemon
+SERVICE = "daemon"  # the service (lab/services.yaml, services-ha.yaml) of the controller-mode daemon
+DAEMON = ("cr", SERVICE)  # the single controller's node and service (a drill's `daemon` names another node)
 
 
 DAEMON_READY_S = 30.0  # a (re)started daemon opens its control socket (its speaker and pins come first)
@@ -230,42 +238,71 @@ def sessions_settled(lab: Lab, sessions: Sessions, budget: float = SESSIONS_SETT
     ).elapsed_s
 
 
-def daemon_ready(lab: Lab, budget: float = DAEMON_READY_S) -> float:
+def drill_daemons(drill: Drill) -> list[str]:
+    """The nodes whose daemon the drill operates or asks (its `daemon` and every op's or check's `node`)."""
+    nodes = [drill.daemon]
+    if drill.supervisor is not None and drill.supervisor.node:
+        nodes.append(drill.supervisor.node)
+    for _where, op in drill.ops():
+        for given in (op.control, op.daemon):
+            if given is not None and given.node:
+                nodes.append(given.node)
+    for c in (*drill.steady, *drill.expect, *drill.recover):
+        if c.control is not None and c.control.node:
+            nodes.append(c.control.node)
+    return list(dict.fromkeys(nodes))
+
+
+def drill_nodes(drill: Drill) -> list[str]:
+    """Every node the drill names: its daemons (when it operates them) and the nodes of its checks and faults."""
+    nodes = drill_daemons(drill) if drill.operates() else []
+    nodes += [c.node for c in (*drill.steady, *drill.expect, *drill.recover) if c.node is not None]
+    for _where, op in drill.ops():
+        nodes += [li.node for li in ([op.link] if op.link else []) + list(op.links or [])]
+        nodes += [i.node for i in op.impair or []]
+    if drill.watch is not None:
+        nodes.append(drill.watch.node)
+    return list(dict.fromkeys(nodes))
+
+
+def daemon_ready(lab: Lab, budget: float = DAEMON_READY_S, *, daemon: str = "cr") -> float:
     """Wait until the daemon answers ``status`` on its control socket; the seconds it took."""
-    run_dir = runner.service_run_dir(lab, *DAEMON)
+    run_dir = runner.service_run_dir(lab, daemon, SERVICE)
     return eventually(
-        "the daemon answers on its control socket",
+        f"the daemon on {daemon} answers on its control socket",
         budget=budget,
         probe=lambda: client.call(run_dir, "status", {"decisions": 0}, timeout_s=5),
         interval_s=0.1,
     ).elapsed_s
 
 
-def operate(lab: Lab, op: Op) -> dict[str, Any] | None:
+def operate(lab: Lab, op: Op, daemon: str = "cr") -> dict[str, Any] | None:
     """A control request (its answer; :class:`bgpctl.control.client.ControlError` if refused) or a daemon
     operation (None)."""
     if op.control is not None:
-        return dict(client.call(runner.service_run_dir(lab, *DAEMON), op.control.verb, op.control.args))
+        node = op.control.node or daemon
+        return dict(client.call(runner.service_run_dir(lab, node, SERVICE), op.control.verb, op.control.args))
     if op.policy is not None:
-        return replace_policy(lab, op.policy)
+        return replace_policy(lab, op.policy, daemon)
     d = op.daemon
     assert d is not None
+    node = d.node or daemon
     if d.action == "restart":
-        runner.restart_service(lab, *DAEMON, grace=d.grace_s)
+        runner.restart_service(lab, node, SERVICE, grace=d.grace_s)
         return None
-    pid = runner.service_pid(lab, *DAEMON)
+    pid = runner.service_pid(lab, node, SERVICE)
     if pid is None:
         raise DrillError(f"daemon {d.action}: the daemon is not running")
-    if d.action == "kill-9" and runner.supervisor_of(lab, *DAEMON) is None:
+    if d.action == "kill-9" and runner.supervisor_of(lab, node, SERVICE) is None:
         raise DrillError("daemon kill-9: no supervisor would start it again (the drill needs `supervisor`)")
     os.kill(pid, signal.SIGKILL if d.action == "kill-9" else getattr(signal, f"SIG{d.signal}"))
     return None
 
 
-def replace_policy(lab: Lab, op: PolicyOp) -> dict[str, Any]:
+def replace_policy(lab: Lab, op: PolicyOp, daemon: str = "cr") -> dict[str, Any]:
     """Put ``op``'s policy (or the installed original) in place of the daemon's policy file, atomically (the
     daemon reads it at the next reload); what was written: ``{"file": ..., "from": ..., "sha256": ...}``."""
-    target, original = runner.service_file(lab, *DAEMON, "--policy")
+    target, original = runner.service_file(lab, daemon, SERVICE, "--policy")
     source = Path(op.file) if op.file is not None else original
     if source is None:
         raise DrillError(f"policy: the daemon's {target} is not installed by lab/services.yaml: nothing to restore")
@@ -310,11 +347,13 @@ def session_changes(
     return both, resets, updates
 
 
-def apply(lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | None = None) -> dict[str, Any] | None:
+def apply(
+    lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | None = None, daemon: str = "cr"
+) -> dict[str, Any] | None:
     """Carry out one drill action on the lab; a control request's answer. ``in_force`` gets the monotonic
     time at which each impairment was in force."""
     if action.operates:
-        return operate(lab, action)
+        return operate(lab, action, daemon)
     if action.link:
         lab.link_set(action.link.node, action.link.iface, action.link.state == "up")
     elif action.links:
@@ -333,6 +372,7 @@ def apply(lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | No
                     reorder_pct=i.reorder_pct,
                     burst_ms=i.burst_ms,
                     burst_every_s=i.burst_every_s,
+                    udp_dport=i.udp_dport,
                 )
                 faults.impair_node(lab, i.node, i.iface, imp, seconds=lifetime_s)
                 if in_force is not None:
@@ -344,7 +384,7 @@ def apply(lab: Lab, action: Op, *, lifetime_s: float, in_force: list[float] | No
     return None
 
 
-def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[ActionResult, float]:
+def _act(lab: Lab, action: Action, t0: float, lifetime_s: float, daemon: str = "cr") -> tuple[ActionResult, float]:
     """Carry out ``action`` at its time on the drill's timeline; returns what was done and when it took effect
     (monotonic): for impairments when the first was in force, else when it was applied. The checks that follow
     count their budgets from then, as ``route_moved_after_s`` does."""
@@ -352,7 +392,7 @@ def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[Action
     when = time.monotonic()
     answer, error, code, in_force = None, None, None, list[float]()
     try:
-        answer = apply(lab, action, lifetime_s=lifetime_s, in_force=in_force)
+        answer = apply(lab, action, lifetime_s=lifetime_s, in_force=in_force, daemon=daemon)
     except client.ControlError as e:  # a refusal is the drill's finding, not a crash of the drill
         error, code = str(e), e.code
     took = round(time.monotonic() - when, 3)
@@ -370,10 +410,10 @@ def _act(lab: Lab, action: Action, t0: float, lifetime_s: float) -> tuple[Action
     return result, (in_force[0] if in_force else when)
 
 
-def _do(lab: Lab, op: Op, *, lifetime_s: float) -> OpResult:
+def _do(lab: Lab, op: Op, *, lifetime_s: float, daemon: str = "cr") -> OpResult:
     """A setup or cleanup action; a control refusal is ok where the drill says so (``refused_ok``)."""
     try:
-        answer = apply(lab, op, lifetime_s=lifetime_s)
+        answer = apply(lab, op, lifetime_s=lifetime_s, daemon=daemon)
     except client.ControlError as e:
         ok = op.control is not None and op.control.refused_ok and e.code is not None
         return OpResult(what=describe(op), ok=ok, error=str(e))
@@ -399,21 +439,32 @@ def run_drill(
             f"drill {drill.name} runs in mode {', '.join(drill.modes)}, and lab {lab.name} is in mode {mode}: "
             f"`bgpctl lab up --lab {lab.name} --mode {drill.modes[0]}` first"
         )
+    missing = sorted(set(drill_nodes(drill)) - set(lab.nodes()))
+    if missing:
+        raise DrillError(
+            f"drill {drill.name} names node(s) {', '.join(missing)} that lab {lab.name} does not have "
+            f"(its topology is {lab.topology_file.name}; the HA drills need `--topology containerlab-ha.yml`)"
+        )
     cleanup: list[OpResult] = []
+    supervised = (drill.supervisor.node or drill.daemon) if drill.supervisor is not None else None
     try:
-        if drill.supervisor is not None:
-            runner.supervise_service(lab, *DAEMON, restart_sec=drill.supervisor.restart_sec)
-            progress(f"daemon under a supervisor (Restart=always, RestartSec {drill.supervisor.restart_sec:g} s)")
+        if drill.supervisor is not None and supervised is not None:
+            runner.supervise_service(lab, supervised, SERVICE, restart_sec=drill.supervisor.restart_sec)
+            progress(
+                f"daemon on {supervised} under a supervisor (Restart=always, RestartSec "
+                f"{drill.supervisor.restart_sec:g} s)"
+            )
         if drill.operates():
-            waited = daemon_ready(lab)
-            progress(f"the daemon answers on its control socket ({waited:.2f} s)")
+            for node in dict.fromkeys([drill.daemon, *drill_daemons(drill)]):
+                waited = daemon_ready(lab, daemon=node)
+                progress(f"the daemon on {node} answers on its control socket ({waited:.2f} s)")
         report = _run(lab, drill, mode, progress)
     finally:
         for op in drill.cleanup:
-            cleanup.append(r := _do(lab, op, lifetime_s=60))
+            cleanup.append(r := _do(lab, op, lifetime_s=60, daemon=drill.daemon))
             progress(f"cleanup: {r.what}: {'ok' if r.ok else r.error}")
-        if drill.supervisor is not None:
-            runner.unsupervise_service(lab, *DAEMON)
+        if supervised is not None:
+            runner.unsupervise_service(lab, supervised, SERVICE)
             progress("daemon back without the supervisor")
     report = report.model_copy(update={"cleanup": cleanup})
     if [r for r in cleanup if not r.ok]:
@@ -432,23 +483,19 @@ def _before(
     lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]
 ) -> tuple[list[OpResult], list[CheckResult]]:
     """The setup actions, then (if they all went through) the steady-state checks."""
-    setup = [_do(lab, op, lifetime_s=drill.meter.seconds + 120) for op in drill.setup]
+    setup = [_do(lab, op, lifetime_s=drill.meter.seconds + 120, daemon=drill.daemon) for op in drill.setup]
     for o in setup:
         progress(f"setup: {o.what}: {'ok' if o.ok else o.error}")
     if not all(o.ok for o in setup):
         return setup, []
-    steady = [_check(lab, c, mode) for c in drill.steady]
+    steady = [_check(lab, c, mode, daemon=drill.daemon) for c in drill.steady]
     for r in steady:
         progress(f"steady: {r.name}: {'ok' if r.held else 'FAILED'}")
     return setup, steady
 
 
-def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> DrillReport:
-    started = time.time()
-    setup, steady = _before(lab, drill, mode, progress)
-    if not all(o.ok for o in setup) or not all(r.held for r in steady) or len(steady) != len(drill.steady):
-        return _report(drill, lab, mode=mode, started=started, setup=setup, steady=steady)
-
+def _meter_thread(lab: Lab, drill: Drill) -> tuple[threading.Thread, dict[str, Any]]:
+    """The drill's call meter as a thread (not started yet) and the dict it leaves its report (or error) in."""
     meter_result: dict[str, Any] = {}
     src = lab.netns(drill.meter.source)
 
@@ -467,6 +514,16 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
             meter_result["error"] = e
 
     thread = threading.Thread(target=meter, name=f"meter-{drill.name}", daemon=True)
+    return thread, meter_result
+
+
+def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> DrillReport:
+    started = time.time()
+    setup, steady = _before(lab, drill, mode, progress)
+    if not all(o.ok for o in setup) or not all(r.held for r in steady) or len(steady) != len(drill.steady):
+        return _report(drill, lab, mode=mode, started=started, setup=setup, steady=steady)
+
+    thread, meter_result = _meter_thread(lab, drill)
     if drill.sessions:
         sessions_settled(lab, drill.sessions)
     sessions_before = read_sessions(lab, drill.sessions) if drill.sessions else None
@@ -480,6 +537,7 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
     )
     thread.start()
     fault_r = restore_r = None
+    before_r: list[ActionResult] = []
     expect: list[CheckResult] = []
     recover: list[CheckResult] = []
     timeline: list[RouteChange] = []
@@ -488,18 +546,21 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
     try:
         try:
             since = t0
+            for b in drill.before:
+                before_r.append(_act(lab, b, t0, drill.meter.seconds + 120, drill.daemon)[0])
+                progress(f"before the fault, at {before_r[-1].applied_s:.2f} s: {before_r[-1].what}")
             if drill.fault is not None:
-                fault_r, since = _act(lab, drill.fault, t0, drill.meter.seconds + 120)
+                fault_r, since = _act(lab, drill.fault, t0, drill.meter.seconds + 120, drill.daemon)
                 progress(f"fault at {fault_r.applied_s:.2f} s: {fault_r.what}")
             for c in drill.expect:
-                expect.append(r := _check(lab, c, mode, since))
+                expect.append(r := _check(lab, c, mode, since, daemon=drill.daemon))
                 progress(f"expect: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
         finally:
             if drill.restore is not None:
-                restore_r, restored = _act(lab, drill.restore, t0, drill.meter.seconds + 120)
+                restore_r, restored = _act(lab, drill.restore, t0, drill.meter.seconds + 120, drill.daemon)
                 progress(f"restore at {restore_r.applied_s:.2f} s: {restore_r.what}")
         for c in drill.recover:
-            recover.append(r := _check(lab, c, mode, restored))
+            recover.append(r := _check(lab, c, mode, restored, daemon=drill.daemon))
             progress(f"recover: {r.name}: {f'held after {r.after_s:.2f} s' if r.held else 'FAILED'}")
         thread.join(timeout=drill.meter.seconds + 60)
         if drill.sessions is not None and sessions_before is not None:
@@ -524,10 +585,11 @@ def _run(lab: Lab, drill: Drill, mode: str, progress: Callable[[str], None]) -> 
         meter=meter_result.get("report"),
         watch=_watch_info(drill, watcher),
         timeline=timeline,
-        decisions=daemon_decisions(lab, started, t0_unix),
+        decisions=daemon_decisions(lab, started, t0_unix, drill.daemon),
+        before=before_r,
         sessions=sessions,
     )
-    paths, note = daemon_series(lab, t0_unix, t0_unix + end_s)
+    paths, note = daemon_series(lab, t0_unix, t0_unix + end_s, drill.daemon)
     return report.model_copy(
         update={
             "t0_unix": t0_unix,
@@ -570,6 +632,7 @@ def _report(
     timeline: list[RouteChange] | None = None,
     decisions: list[dict[str, Any]] | None = None,
     sessions: tuple[dict[str, dict[str, list[int]]], int, int] | None = None,
+    before: list[ActionResult] | None = None,
 ) -> DrillReport:
     expect, recover, timeline, decisions = expect or [], recover or [], timeline or [], decisions or []
     bounds = drill.bounds.get(mode)  # type: ignore[call-overload]
@@ -582,7 +645,7 @@ def _report(
     violations += [f"setup {o.what} failed: {o.error}" for o in setup or [] if not o.ok]
     violations += [
         f"{phase} {a.what} was refused: {a.error}"
-        for phase, a in (("fault", fault), ("restore", restore))
+        for phase, a in (*(("before", b) for b in before or []), ("fault", fault), ("restore", restore))
         if a and a.error and not a.refusal_expected
     ]
     violations += refusal_problems(drill, fault, restore)
@@ -596,53 +659,10 @@ def _report(
     interruption = meter.longest_flow_gap_ms if meter else None
     if meter is None and steady and all(r.held for r in steady) and all(o.ok for o in setup or []):
         violations.append("the call meter produced no report")
-    if bounds is not None and meter is not None:
-        if bounds.interruption_max_ms is not None and meter.longest_flow_gap_ms > bounds.interruption_max_ms:
-            violations.append(
-                f"interruption {meter.longest_flow_gap_ms:.0f} ms > bound {bounds.interruption_max_ms:g} ms"
-            )
-        if bounds.lost_max is not None and meter.lost > bounds.lost_max:
-            violations.append(f"lost {meter.lost} packets > bound {bounds.lost_max}")
-        worst = max(meter.flows, key=lambda f: f.lost, default=None)
-        if bounds.lost_per_flow_max is not None and worst is not None and worst.lost > bounds.lost_per_flow_max:
-            violations.append(
-                f"flow {worst.flow} lost {worst.lost} packets > bound {bounds.lost_per_flow_max} per flow"
-            )
     regions = regions_answered(meter)
-    if (
-        bounds is not None
-        and meter is not None
-        and bounds.min_regions is not None
-        and len(regions) < bounds.min_regions
-    ):
-        violations.append(
-            f"the meter's flows were answered by {len(regions)} region(s) "
-            f"({', '.join(regions) or 'none'}) < bound {bounds.min_regions}"
-        )
+    violations += _meter_violations(bounds, meter, regions)
     changes = len(timeline) if watch is not None else None
-    if (
-        bounds is not None
-        and bounds.route_changes_max is not None
-        and changes is not None
-        and changes > bounds.route_changes_max
-    ):
-        first = timeline[0]
-        violations.append(
-            f"{changes} route change(s) at {watch['node'] if watch else '?'} > bound "
-            f"{bounds.route_changes_max} (first: {first.prefix} -> {first.nexthops or 'no route'} "
-            f"at {first.at_s:.2f} s)"
-        )
-    withdrawn = [c for c in timeline if not c.nexthops]
-    if (
-        bounds is not None
-        and bounds.route_withdrawals_max is not None
-        and watch is not None
-        and len(withdrawn) > bounds.route_withdrawals_max
-    ):
-        violations.append(
-            f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
-            f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)"
-        )
+    violations += _route_violations(bounds, watch, timeline, fault, restore)
     violations += session_problems(bounds, sessions)
     for health, bound in (
         ("down", bounds.down_max if bounds else None),
@@ -662,6 +682,7 @@ def _report(
         started_unix=started,
         setup=setup or [],
         steady=steady,
+        before=before or [],
         fault=fault,
         expect=expect,
         restore=restore,
@@ -681,6 +702,102 @@ def _report(
         violations=violations,
         passed=not violations,
     )
+
+
+def _meter_violations(bounds: Bounds | None, meter: MeterReport | None, regions: list[str]) -> list[str]:
+    """The meter's figures against the mode's bounds (interruption, losses, regions answered)."""
+    out: list[str] = []
+    if bounds is not None and meter is not None:
+        if bounds.interruption_max_ms is not None and meter.longest_flow_gap_ms > bounds.interruption_max_ms:
+            out.append(f"interruption {meter.longest_flow_gap_ms:.0f} ms > bound {bounds.interruption_max_ms:g} ms")
+        if bounds.lost_max is not None and meter.lost > bounds.lost_max:
+            out.append(f"lost {meter.lost} packets > bound {bounds.lost_max}")
+        worst = max(meter.flows, key=lambda f: f.lost, default=None)
+        if bounds.lost_per_flow_max is not None and worst is not None and worst.lost > bounds.lost_per_flow_max:
+            out.append(f"flow {worst.flow} lost {worst.lost} packets > bound {bounds.lost_per_flow_max} per flow")
+    if (
+        bounds is not None
+        and meter is not None
+        and bounds.min_regions is not None
+        and len(regions) < bounds.min_regions
+    ):
+        out.append(
+            f"the meter's flows were answered by {len(regions)} region(s) "
+            f"({', '.join(regions) or 'none'}) < bound {bounds.min_regions}"
+        )
+    return out
+
+
+def _route_violations(
+    bounds: Bounds | None,
+    watch: dict[str, Any] | None,
+    timeline: list[RouteChange],
+    fault: ActionResult | None,
+    restore: ActionResult | None,
+) -> list[str]:
+    """The watched node's route timeline against the mode's bounds (changes, withdrawals, flaps)."""
+    out: list[str] = []
+    changes = len(timeline) if watch is not None else None
+    if (
+        bounds is not None
+        and bounds.route_changes_max is not None
+        and changes is not None
+        and changes > bounds.route_changes_max
+    ):
+        first = timeline[0]
+        out.append(
+            f"{changes} route change(s) at {watch['node'] if watch else '?'} > bound "
+            f"{bounds.route_changes_max} (first: {first.prefix} -> {first.nexthops or 'no route'} "
+            f"at {first.at_s:.2f} s)"
+        )
+    withdrawn = [c for c in timeline if not c.nexthops]
+    if (
+        bounds is not None
+        and bounds.route_withdrawals_max is not None
+        and watch is not None
+        and len(withdrawn) > bounds.route_withdrawals_max
+    ):
+        out.append(
+            f"{len(withdrawn)} route withdrawal(s) at {watch['node']} > bound "
+            f"{bounds.route_withdrawals_max} (first: {withdrawn[0].prefix} at {withdrawn[0].at_s:.2f} s)"
+        )
+    if bounds is not None and bounds.flaps_max is not None and watch is not None:
+        flapped = flaps(timeline, watch.get("baseline") or {}, fault, restore)
+        if len(flapped) > bounds.flaps_max:
+            out.append(
+                f"{len(flapped)} flap(s) at {watch['node']} between the fault and the restore > bound "
+                f"{bounds.flaps_max} (first: {flapped[0].prefix} back to {flapped[0].nexthops or 'no route'} at "
+                f"{flapped[0].at_s:.2f} s)"
+            )
+    return out
+
+
+def flaps(
+    timeline: list[RouteChange],
+    baseline: dict[str, list[str]],
+    fault: ActionResult | None,
+    restore: ActionResult | None,
+) -> list[RouteChange]:
+    """The changes between the fault and the restore that took a prefix back to next hops it already had since
+    the fault (its next hops at the fault count as had): A -> B -> A is one flap, A -> B -> C none."""
+    if fault is None:
+        return []
+    start = fault.in_force_s if fault.in_force_s is not None else fault.applied_s
+    end = restore.applied_s if restore is not None else float("inf")
+    now = {p: tuple(sorted(h)) for p, h in baseline.items()}
+    for c in timeline:
+        if c.at_s < start:
+            now[c.prefix] = tuple(sorted(c.nexthops))
+    had = {p: {h} for p, h in now.items()}
+    out = []
+    for c in timeline:
+        if not start <= c.at_s < end:
+            continue
+        hops = tuple(sorted(c.nexthops))
+        if hops in had.setdefault(c.prefix, set()):
+            out.append(c)
+        had[c.prefix].add(hops)
+    return out
 
 
 def session_problems(
@@ -730,24 +847,29 @@ RECORDING = "samples.jsonl"
 """The controller-mode daemon's recording in cr's node directory (lab/services.yaml: ``--record``)."""
 
 
-def daemon_series(lab: Lab, t0_unix: float, end_unix: float) -> tuple[list[dict[str, Any]], str | None]:
+def daemon_series(
+    lab: Lab, t0_unix: float, end_unix: float, daemon: str = "cr"
+) -> tuple[list[dict[str, Any]], str | None]:
     """Per-path series of the drill from the daemon's recording and log (controller mode; else none), and
     a note when the recording could not be read (the drill's result does not depend on it)."""
-    recording = lab.node_dir("cr") / RECORDING
     if lab.mode != "controller":
         return [], None
+    recording = lab.node_dir(daemon) / RECORDING
     try:
         with recording.open(encoding="utf-8") as f:
-            return path_series(read_recording(f, str(recording)), daemon_events(lab), t0_unix, end_unix), None
+            samples = read_recording(f, str(recording))
+            return path_series(samples, daemon_events(lab, 0.0, daemon), t0_unix, end_unix), None
     except (OSError, RecordingError) as e:
         return [], f"no per-path series: the daemon's recording {recording}: {e}"
 
 
-def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:
+def daemon_events(lab: Lab, since_unix: float = 0.0, daemon: str = "cr") -> list[dict[str, Any]]:
     """The controller-mode daemon's JSON log events since ``since_unix``, each with ``at_unix`` added: the
     decision's time for decision events (``decided_unix``), else the line's ``timestamp``."""
-    log = lab.node_dir("cr") / DAEMON_LOG
-    if lab.mode != "controller" or not log.is_file():
+    if lab.mode != "controller" or daemon not in lab.nodes():
+        return []
+    log = lab.node_dir(daemon) / DAEMON_LOG
+    if not log.is_file():
         return []
     out: list[dict[str, Any]] = []
     for line in log.read_text(errors="replace").splitlines():
@@ -765,7 +887,7 @@ def daemon_events(lab: Lab, since_unix: float = 0.0) -> list[dict[str, Any]]:
     return out
 
 
-def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[str, Any]]:
+def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float, daemon: str = "cr") -> list[dict[str, Any]]:
     """The daemon's ``path.health`` events since ``since_unix``: which rule fired, for the report;
     ``at_s`` on the drill's timeline (seconds since the meter started, as the fault's ``applied_s``)."""
     return [
@@ -777,7 +899,7 @@ def daemon_decisions(lab: Lab, since_unix: float, t0_unix: float) -> list[dict[s
             "new": ev.get("new"),
             "reasons": list(ev.get("reasons") or []),
         }
-        for ev in daemon_events(lab, since_unix)
+        for ev in daemon_events(lab, since_unix, daemon)
         if ev.get("event") == events.PATH_HEALTH
     ]
 

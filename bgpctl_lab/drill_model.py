@@ -31,6 +31,13 @@ must contain a match, e.g. the broken file's ``policy.yaml:LINE FIELD``). ``sess
 sessions of a peer (cr) on FRR nodes at the meter's start and end (established/dropped counters, UPDATEs
 received), so a drill can demand "no session reset" and "at most N UPDATEs" (``session_resets_max``,
 ``updates_max``).
+
+HA drills (the HA lab, ``containerlab-ha.yml``; docs/ha.md): ``daemon`` names the node of the daemon the drill
+operates, asks and reads the log of (``cr1``, ``cr2``; default ``cr``), and each daemon or control action and
+control check may name another (``node``); ``before`` are timed actions ahead of the fault (the primary's host
+cut off 5 s before a region fails; the restore undoes them); an impairment may hit only UDP packets to one port
+(``udp_dport``: 862, one controller's STAMP probes); ``flaps_max`` bounds how often a watched prefix went back,
+between the fault and the restore, to next hops it already had since the fault.
 """
 
 from __future__ import annotations
@@ -91,6 +98,7 @@ class ControlQuery(_M):
 
     verb: str = Field(description=f"one of {', '.join(READ_VERBS)}")
     args: dict[str, Any] = Field(default_factory=dict)
+    node: str | None = Field(None, description="the node whose daemon is asked (default: the drill's `daemon`)")
 
     @model_validator(mode="after")
     def _verb(self) -> ControlQuery:
@@ -182,6 +190,9 @@ class ImpairFault(_M):
     reorder_pct: float = 0
     burst_ms: float = Field(0, description="peak of queueing-delay bursts (see Impairment)")
     burst_every_s: float = Field(5, description="mean time between bursts")
+    udp_dport: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None, description="only UDP packets to this port (e.g. 862: the STAMP probes of the node's controller)"
+    )
     clear: bool = Field(False, description="remove the impairment instead")
 
 
@@ -223,6 +234,7 @@ class ControlOp(_M):
     args: dict[str, Any] = Field(default_factory=dict, description="the verb's arguments; reason for a change")
     refused_ok: bool = Field(False, description="a refusal is fine (a cleanup that undoes what may already be undone)")
     refused: Refusal | None = Field(None, description="the daemon must refuse it, saying this (a broken reload)")
+    node: str | None = Field(None, description="the node whose daemon is asked (default: the drill's `daemon`)")
 
     @model_validator(mode="after")
     def _args(self) -> ControlOp:
@@ -270,6 +282,7 @@ class DaemonOp(_M):
 
     action: Literal["restart", "kill-9", "signal"]
     signal: DaemonSignal | None = None
+    node: str | None = Field(None, description="the node whose daemon (default: the drill's `daemon`; HA: cr1, cr2)")
     grace_s: Annotated[float, Field(gt=0, le=60)] = Field(
         15, description="restart: how long the daemon may take to stop before it is killed"
     )
@@ -322,6 +335,7 @@ class Supervisor(_M):
     what brings it back after ``kill -9``. The lab's plain daemon is back after the drill."""
 
     restart_sec: Annotated[float, Field(ge=0, le=30)] = 0.5
+    node: str | None = Field(None, description="the node whose daemon is supervised (default: the drill's `daemon`)")
 
 
 class Bounds(_M):
@@ -340,6 +354,11 @@ class Bounds(_M):
     )
     route_withdrawals_max: Annotated[int, Field(ge=0)] | None = Field(
         None, description="times a watched prefix lost every next hop (fail-static: 0; needs `watch`)"
+    )
+    flaps_max: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="times a watched prefix went back, between the fault and the restore, to next hops it had "
+        "already had since the fault (A -> B -> A: one flap; needs `watch`)",
     )
     down_max: Annotated[int, Field(ge=0)] | None = Field(
         None, description="the daemon's 'down' judgements during the drill (controller mode)"
@@ -392,12 +411,22 @@ class Drill(_M):
     name: str
     description: str = ""
     modes: list[Mode] | None = Field(None, description="the lab modes it runs in (default: every mode)")
+    daemon: str = Field(
+        "cr",
+        description="the node of the controller-mode daemon the drill asks, operates and reads the log of "
+        "(the HA lab, containerlab-ha.yml: cr1 or cr2); the lab must have it",
+    )
     supervisor: Supervisor | None = None
     meter: MeterSpec
     watch: Watch | None = None
     sessions: Sessions | None = None
     setup: list[Op] = Field(default_factory=list, description="done before the steady-state checks")
     steady: list[Check] = Field(default_factory=list)
+    before: list[Action] = Field(
+        default_factory=list,
+        description="actions on the drill's timeline before the fault (e.g. the primary controller's host cut off "
+        "5 s before a region fails); the restore undoes them",
+    )
     fault: Action | None = Field(None, description="none: the drill only measures (e.g. active-active)")
     expect: list[Check] = Field(default_factory=list)
     restore: Action | None = None
@@ -408,6 +437,7 @@ class Drill(_M):
     def ops(self) -> list[tuple[str, Op]]:
         """Every operation with where it is (``setup[0]``, ``fault``, ...)."""
         out: list[tuple[str, Op]] = [(f"setup[{i}]", o) for i, o in enumerate(self.setup)]
+        out += [(f"before[{i}]", o) for i, o in enumerate(self.before)]
         out += [(k, o) for k, o in (("fault", self.fault), ("restore", self.restore)) if o is not None]
         return out + [(f"cleanup[{i}]", o) for i, o in enumerate(self.cleanup)]
 
@@ -442,11 +472,14 @@ class Drill(_M):
     @model_validator(mode="after")
     def _timeline(self) -> Drill:
         if self.fault is None:
-            if self.restore is not None or self.recover:
-                raise ValueError("restore and recover need a fault")
+            if self.restore is not None or self.recover or self.before:
+                raise ValueError("before, restore and recover need a fault")
             return self
         if self.restore is not None and self.restore.at_s <= self.fault.at_s:
             raise ValueError("restore.at_s must come after fault.at_s")
+        for i, b in enumerate(self.before):
+            if b.at_s >= self.fault.at_s or (i and b.at_s < self.before[i - 1].at_s):
+                raise ValueError(f"before[{i}].at_s must come before fault.at_s, in order")
         if self.recover and self.restore is None:
             raise ValueError("recover checks need a restore")
         last = self.restore.at_s if self.restore else self.fault.at_s
@@ -459,7 +492,7 @@ class Drill(_M):
 
     @model_validator(mode="after")
     def _watched(self) -> Drill:
-        for field in ("route_changes_max", "route_withdrawals_max"):
+        for field in ("route_changes_max", "route_withdrawals_max", "flaps_max"):
             needs = [m for m, b in self.bounds.items() if getattr(b, field) is not None]
             if needs and self.watch is None:
                 raise ValueError(f"bounds.{needs[0]}.{field} needs a `watch` (node and prefixes to count)")

@@ -257,10 +257,11 @@ def ha_text(ha: Mapping[str, Any] | None) -> list[str]:
         f", TGW communities {' '.join(p['transit_gateway_communities'])}" if p["transit_gateway_communities"] else ""
     )
     lines = [f"HA: role {ha['role']} (the secondary's routes: {worse}); its routes in use: {ha['in_use']}: {ha['why']}"]
+    if ha.get("handing_over"):
+        lines.append("  handing over: every path was judged down; its routes stay worse than the other's until none is")
     for r in ha["reflected"]:
-        lines.append(
-            f"  {r['peer']} uses the {r['uses']}'s route for {r['prefix']} (as-path {' '.join(map(str, r['as_path']))})"
-        )
+        whose = "a handing-over controller's" if r["uses"] == "handing-over" else f"the {r['uses']}'s"
+        lines.append(f"  {r['peer']} uses {whose} route for {r['prefix']} (as-path {' '.join(map(str, r['as_path']))})")
     return lines
 
 

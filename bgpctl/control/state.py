@@ -267,7 +267,7 @@ def status_result(s: Snapshot, decisions: int) -> dict[str, Any]:
         "signals": list(s.signals),
         "notes": notes,
         "decisions": list(s.decisions[-decisions:]) if decisions else [],
-        "ha": ha.in_use(s.policy, s.reflected),
+        "ha": ha.in_use(s.policy, s.reflected, handing_over=s.plan is not None and s.plan.held_back),
     }
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bgpctl.core import ha
 from bgpctl.core.decide import decide, path_keys, signal_marks
 from bgpctl.core.overrides import Runtime, expire, merged
 from bgpctl.core.plan import AddPathState, plan
@@ -98,6 +99,7 @@ class Controller:
         self.sessions_down: frozenset[str] = frozenset()  # of those, the peers whose session is not up now
         self.signals: dict[str, tuple[SignalMark, ...]] = {}  # signal name -> the marks it says now
         self._marks: dict[tuple[str, str], SignalMark] = {}  # (region, path) -> the mark that counts
+        self.held_back = False  # HA: this controller hands over (bgpctl.core.ha.held_back)
 
     def set_overrides(self, runtime: Runtime) -> bool:
         """The runtime overrides in force from now on; True if they differ (the next step plans again)."""
@@ -168,7 +170,9 @@ class Controller:
         The same plan() as :meth:`step`, over the health the reload would carry (:meth:`reload`), the last
         plan (so make-before-break and the rate limit's minute apply) and the overrides in force."""
         health = _carried(self.health, path_keys(new))
-        return plan(new, health, self.last_plan, now, merged(new.overrides, self.runtime), add_path=self.add_path)
+        held = ha.held_back(new, health, self.held_back)
+        ov = merged(new.overrides, self.runtime)
+        return plan(new, health, self.last_plan, now, ov, add_path=self.add_path, held_back=held)
 
     def reload(self, new: Policy) -> PolicyDiff:
         """Run ``new`` from now on; the next step plans again. The caller checked it needs no restart
@@ -197,6 +201,9 @@ class Controller:
         stats = self.stats(now)
         decision = decide(self.policy, stats, self.health, now, self.sessions_down, signals=self._marks)
         self.health = dict(decision.health)
+        held = ha.held_back(self.policy, self.health, self.held_back)
+        if held != self.held_back:
+            self.held_back, self._replan = held, True
         judged = any(h.health is not Health.UNKNOWN for h in self.health.values())
         retry = (
             self.last_plan is not None
@@ -208,7 +215,15 @@ class Controller:
         if not (decision.transitions or retry or first or replan):
             return Step(now, decision.transitions, None, stats, expired)
         self._replan = False
-        new_plan = plan(self.policy, self.health, self.last_plan, now, self.overrides, add_path=self.add_path)
+        new_plan = plan(
+            self.policy,
+            self.health,
+            self.last_plan,
+            now,
+            self.overrides,
+            add_path=self.add_path,
+            held_back=self.held_back,
+        )
         self.last_plan = new_plan
         self._last_plan_at = now
         return Step(now, decision.transitions, new_plan, stats, expired)

@@ -11,9 +11,10 @@ secondary's.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-from bgpctl.core.types import Rib, RouteAttrs
+from bgpctl.core.types import Health, PathHealth, PathKey, Rib, RouteAttrs
 from bgpctl.policy.ha import ANNOUNCING
 from bgpctl.policy.model import Announce, HaRole, PeerRole, Policy
 
@@ -52,7 +53,7 @@ def whose(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> HaRole | None:
     return HaRole.PRIMARY if _own_copies(policy, attrs) <= 1 + max(prepends, default=0) else HaRole.SECONDARY
 
 
-def in_use(policy: Policy, reflected: Rib) -> dict[str, Any] | None:
+def in_use(policy: Policy, reflected: Rib, handing_over: bool = False) -> dict[str, Any] | None:
     """This host's role and whether its routes are the ones the peers use (``status.ha``; None without ``ha``).
 
     ``reflected``: per peer, our own routes as that peer sends them back (its best path per prefix). A peer
@@ -65,9 +66,14 @@ def in_use(policy: Policy, reflected: Rib) -> dict[str, Any] | None:
     roles = {p.name: p.role for p in policy.peers}
     for peer in sorted(reflected):
         for key, attrs in sorted(reflected[peer].items(), key=lambda kv: (kv[0].prefix, kv[0].path_id)):
-            used = whose(policy, roles.get(peer, PeerRole.EDGE), attrs)
-            prefixes.append({"peer": peer, "prefix": key.prefix, "as_path": list(attrs.as_path), "uses": str(used)})
-    ours = sum(1 for p in prefixes if p["uses"] == mine)
+            used = (
+                "handing-over"
+                if is_handed_over(policy, attrs)
+                else str(whose(policy, roles.get(peer, PeerRole.EDGE), attrs))
+            )
+            prefixes.append({"peer": peer, "prefix": key.prefix, "as_path": list(attrs.as_path), "uses": used})
+    mine_now = "handing-over" if handing_over else str(mine)
+    ours = sum(1 for p in prefixes if p["uses"] == mine_now)
     verdict = "unknown" if not prefixes else "yes" if ours == len(prefixes) else "no" if ours == 0 else "partly"
     return {
         "role": str(mine),
@@ -77,10 +83,89 @@ def in_use(policy: Policy, reflected: Rib) -> dict[str, Any] | None:
             "transit_gateway_communities": policy.ha.secondary.transit_gateway_communities,
         },
         "in_use": verdict,
+        "handing_over": handing_over,
         "why": (
             "no peer sends our prefixes back, so whose routes are in use cannot be told here (docs/ha.md)"
             if not prefixes
-            else f"{ours} of {len(prefixes)} route(s) the peers send back are this host's ({mine})"
+            else f"{ours} of {len(prefixes)} route(s) the peers send back are this host's ({mine}"
+            + (", handing over: every path was judged down" if handing_over else "")
+            + ")"
         ),
         "reflected": prefixes,
     }
+
+
+# ------------------------------------------------------------------------------------------------ hand-over
+
+MED_MAX = 0xFFFFFFFF
+
+
+def _prepends(policy: Policy) -> list[int]:
+    return [
+        a.prepend
+        for role in (PeerRole.EDGE, PeerRole.TRANSIT_GATEWAY)
+        for s in ANNOUNCING
+        if isinstance(a := policy.actions.get(s, role), Announce)
+    ]
+
+
+def hand_over_prepend(policy: Policy) -> int:
+    """Extra copies of our AS on every route of a controller that hands over (:func:`held_back`): enough that
+    its shortest route is longer than the longest route of a secondary that does not hand over, whatever
+    states the two give their paths (``max - min`` of the actions' prepends, plus ``ha.secondary.prepend``,
+    plus one). 0 without ``ha``."""
+    if policy.ha is None:
+        return 0
+    prepends = _prepends(policy) or [0]
+    return max(prepends) - min(prepends) + policy.ha.secondary.prepend + 1
+
+
+def _held_copies(policy: Policy) -> int:
+    """Routes with more copies of our AS than this are a handing-over controller's (no other route has as
+    many: the longest route of a secondary that does not hand over has ``1 + max(prepend) + ha prepend``)."""
+    assert policy.ha is not None
+    return 1 + max(_prepends(policy) or [0]) + policy.ha.secondary.prepend
+
+
+def is_handed_over(policy: Policy, attrs: RouteAttrs) -> bool:
+    """Does ``attrs`` carry the hand-over penalty (:func:`hand_over`)? False without ``ha``."""
+    return policy.ha is not None and _own_copies(policy, attrs) > _held_copies(policy)
+
+
+def hand_over(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> RouteAttrs:
+    """``attrs`` made worse than any route of a controller that does not hand over (docs/ha.md, "Handing
+    over"): :func:`hand_over_prepend` more copies of our AS, ``ha.secondary.med`` more MED, towards transit
+    gateways the secondary's communities (the lowest AWS local preference). Idempotent: a route that already
+    carries it is returned as it is (fail-static keeps a handing-over plan's routes)."""
+    if policy.ha is None or is_handed_over(policy, attrs):
+        return attrs
+    penalty = policy.ha.secondary
+    communities = attrs.communities
+    if role is PeerRole.TRANSIT_GATEWAY and penalty.transit_gateway_communities is not None:
+        communities = tuple(penalty.transit_gateway_communities)
+    return dataclasses.replace(
+        attrs,
+        as_path=attrs.as_path + (policy.speaker.local_as,) * hand_over_prepend(policy),
+        med=min(MED_MAX, (attrs.med or 0) + penalty.med) if (attrs.med is not None or penalty.med) else None,
+        communities=communities,
+    )
+
+
+def held_back(policy: Policy, health: Mapping[PathKey, PathHealth], was: bool) -> bool:
+    """Does this controller hand over now (docs/ha.md, "Handing over")? Pure; ``was``: it did at the last step.
+
+    A controller of a pair that judges *every* path DOWN sees nothing it can stand by: it is cut off (its
+    links or sessions down), its own probe sources are broken, or everything is really down. It then hands
+    over, and keeps handing over until it judges *no* path DOWN again (each path back through its own
+    hysteresis: hold-down, rise), so that it is never followed while its view is still partial. Handing over
+    changes only how its routes compare with the other controller's (:func:`hand_over`): the peers use the
+    other one's routes where it has any, and this one's (fail-static) otherwise. False without ``ha``.
+    """
+    if policy.ha is None or not health:
+        return False
+    states = [h.health for h in health.values()]
+    if all(s is Health.DOWN for s in states):
+        return True
+    if any(s is Health.DOWN for s in states):
+        return was
+    return False

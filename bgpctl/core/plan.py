@@ -717,6 +717,19 @@ def _drop_outside(target: Rib, allowed_prefix: Callable[[str], bool], notes: lis
     return out
 
 
+def _handed_over(policy: Policy, target: Rib, notes: list[str]) -> Rib:
+    """``target`` with every route made worse than the other controller's (HA hand-over, docs/ha.md)."""
+    roles = {p.name: p.role for p in policy.peers}
+    notes.append(
+        "ha: every path was judged down: this controller hands over (its routes made worse than the other "
+        "controller's) until no path is down"
+    )
+    return {
+        peer: {k: ha.hand_over(policy, roles.get(peer, PeerRole.EDGE), a) for k, a in routes.items()}
+        for peer, routes in target.items()
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # changes
 
@@ -932,8 +945,12 @@ def plan(
     overrides: Overrides | None = None,
     *,
     add_path: AddPathState | None = None,
+    held_back: bool = False,
 ) -> Plan:
     """The desired RIB for ``health`` and the ordered, rate-limited changes from ``previous``.
+
+    ``held_back``: this controller of an HA pair hands over (:func:`bgpctl.core.ha.held_back`): every route
+    it plans, also those fail-static keeps, carries :func:`bgpctl.core.ha.hand_over`.
 
     ``overrides`` None means ``policy.overrides``; ``add_path`` None means every peer negotiated what the
     policy configures (offline planning; the daemon always passes what the sessions negotiated). See the
@@ -971,6 +988,8 @@ def plan(
         notes.extend(ideal.notes)
         target = {peer: dict(routes) for peer, routes in ideal.routes.items()}
         _fail_static(policy, ideal, base if previous is not None else None, target, notes, add_path=add_path)
+        if held_back:
+            target = _handed_over(policy, target, notes)
     target = _drop_outside(target, allowed_prefix, notes)
 
     ordered = _diff(policy, ideal, base, target, add_path)
@@ -998,4 +1017,5 @@ def plan(
         deferred=tuple(deferred),
         notes=tuple(notes),
         change_times=recent + (now,) * len(changes),
+        held_back=held_back and not ov.freeze,
     )

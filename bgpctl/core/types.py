@@ -207,3 +207,4 @@ class Plan:
     deferred: tuple[RouteChange, ...] = ()  # held back by the route-change rate limit
     notes: tuple[str, ...] = ()  # fail-static kept, freeze, overrides applied, ...
     change_times: tuple[float, ...] = field(default_factory=tuple)  # for the rate limit's sliding minute
+    held_back: bool = False  # HA: planned handing over (bgpctl.core.ha.held_back): every route made worse

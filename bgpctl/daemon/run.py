@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
+from pyroute2.netlink.exceptions import NetlinkError
 
 from bgpctl import events
 from bgpctl.control import protocol as control_protocol
@@ -49,7 +50,7 @@ from bgpctl.core.reload import PolicyDiff, stale_overrides
 from bgpctl.core.types import Health, PathKey, Plan, Rib, Sample
 from bgpctl.daemon import privileges
 from bgpctl.daemon.sinks import DecisionSink, LogSink, Metrics, MetricsSink, export_routing_state
-from bgpctl.errors import BgpctlError, SpeakerError
+from bgpctl.errors import BgpctlError, ProbeError, SpeakerError
 from bgpctl.hooks.sink import HookSink, read_hook_secrets
 from bgpctl.listen import parse_listen
 from bgpctl.policy.load import check_policy_text
@@ -66,6 +67,9 @@ from bgpctl.speaker.supervisor import Supervisor
 
 LOCK_NAME = "bgpctl.lock"
 IDLE_WAKE_S = 1.0
+PIN_CHECK_S = 2.0
+"""How often the probe pins are checked (and installed again where a part is gone: a link that went down
+flushes the routes of their tables, so a host cut off and back would probe nothing until then)."""
 STARTUP_GRACE_S = 10.0
 """After a start, End-of-RIB waits until every path is judged, or this long (and a plan exists)."""
 
@@ -168,6 +172,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._notes: tuple[str, ...] = ()
         self._started = time.time()
+        self._pins_checked = time.time()
+        self._pins_broken = False  # the last check could not repair the pins (logged once until it can)
         self._complete = False  # the desired RIB is whole: End-of-RIB may go out (see STARTUP_GRACE_S)
         self._recorder: Recorder | None = None
         self._probers: list[PathProber] = []
@@ -406,6 +412,9 @@ class Daemon:
                 await asyncio.wait_for(self._wake.wait(), IDLE_WAKE_S)
             self._wake.clear()
             now = time.time()
+            if now - self._pins_checked >= PIN_CHECK_S:
+                self._pins_checked = now
+                await self._repair_pins()
             p = self.evaluate(now)
             became_complete = not self._complete and self._rib_complete(now)
             if became_complete:
@@ -422,6 +431,18 @@ class Daemon:
                 syncer.offer(last.desired, complete=self._complete)
             self._export_state()
             self.control_state = self.snapshot(time.time())
+
+    async def _repair_pins(self) -> None:
+        try:
+            repaired = await self._pins.repair_async()
+        except (ProbeError, NetlinkError, OSError) as e:  # the link is still down: the next check tries again
+            if not self._pins_broken:
+                self.log.warning(events.DAEMON_PINS_REPAIRED, repaired=[], error=str(e), hint="tried again every 2 s")
+            self._pins_broken = True
+            return
+        self._pins_broken = False
+        if repaired:
+            self.log.warning(events.DAEMON_PINS_REPAIRED, repaired=repaired, hint="a link went down and took them")
 
     def _rib_complete(self, now: float) -> bool:
         if self.controller.last_plan is None:

@@ -266,6 +266,17 @@ def plan_install(pin: Pin, seen: Observed, *, priority: int, add_addresses: bool
     return steps
 
 
+def missing(pin: Pin, seen: Observed) -> list[Part]:
+    """The parts of an installed ``pin`` that are gone from its snapshot: its table's default route via its
+    next hop (the kernel flushes it when the interface goes down: a host cut off and back), or its rule."""
+    out: list[Part] = []
+    if not any(r.default and r.gateway == pin.next_hop for r in seen.routes):
+        out.append("route")
+    if not any(rule_matches(r, pin) for r in seen.rules):
+        out.append("rule")
+    return out
+
+
 def plan_take_away(pin: Pin, seen: Observed, wanted: Callable[[Part, Pin], bool]) -> list[Step]:
     """The steps that take away the parts of ``pin`` that carry bgpctl's marks and that ``wanted`` names."""
     steps: list[Step] = []
@@ -505,6 +516,20 @@ class Pinning:
                 await apply(ipr, plan_take_away(pin, await observe(ipr, pin), lambda part, pin: True))
         self._created.clear()
         return found + [pin.label for pin in stale]
+
+    async def repair_async(self) -> list[str]:
+        """Install again the pins that lost a part since :meth:`install` (a link that went down took their
+        table's route with it); the labels of the pins repaired. Nothing is written for a whole pin.
+        :class:`~bgpctl.errors.ProbeError` while a next hop cannot be reached yet (the link still down)."""
+        repaired: list[str] = []
+        async with _iproute(self.netns) as ipr:
+            for pin in self.pins:
+                if not missing(pin, await observe(ipr, pin)):
+                    continue
+                seen = await observe(ipr, pin, next_hop=True)
+                await apply(ipr, plan_install(pin, seen, priority=self.priority, add_addresses=self.add_addresses))
+                repaired.append(pin.label)
+        return repaired
 
     async def _take_away(self, wanted: Callable[[Part, Pin], bool]) -> None:
         async with _iproute(self.netns) as ipr:

@@ -1,8 +1,9 @@
 """The HA pair's primary host cut off (containerlab-ha.yml, docs/ha.md): the edge uses the secondary's routes
 within a second, by BFD from the edge to the controller hosts; a lab of its own (``ha<pid>``), taken down after.
 
-Kept apart from test_ha_lab.py because what the primary does when its link returns is not settled yet
-(docs/ha.md, "Status"): this lab is discarded after the isolation.
+Kept apart from test_ha_lab.py: this lab is discarded after the isolation. The primary's return (it hands over
+until it judged every path again, docs/ha.md "Handing over") is the drill ha-primary-isolated
+(tests/daemon/test_ha_drills_lab.py).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def ha_lab() -> Iterator[Lab]:
 def _isolate_primary(lab: Lab, case: str) -> None:
     """Cut cr1's only link with calls running: the edge's best paths must come from cr2 within TAKEOVER_S (BFD:
     the edge's bgpd stops the session with Cease / BFD Down, no graceful restart), no FIB next hop may change
-    (the two controllers agree), no flow may lose more than 1 packet. The link then returns; what the primary
-    does on its return is not asserted here (docs/ha.md: open), the lab is discarded after this module."""
+    (the two controllers agree), no flow may lose more than 1 packet. The link then returns; the primary's return
+    is the drill ha-primary-isolated's (tests/daemon/test_ha_drills_lab.py), the lab is discarded after this module."""
     watch = RouteWatcher(lab.netns("edge"), WATCHED, interval_ms=20).start()
     calls = Calls(lab, seconds=4)
     _watch_polls(watch, 25)

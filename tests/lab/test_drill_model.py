@@ -16,6 +16,9 @@ from bgpctl.errors import PolicyError
 from bgpctl.policy.load import check_policy_text, load_policy
 from bgpctl_lab.drill import (
     ActionResult,
+    drill_daemons,
+    drill_nodes,
+    flaps,
     moved_after,
     refusal_problems,
     session_age_problems,
@@ -119,7 +122,7 @@ def test_timeline_and_watch_rules() -> None:
         Drill.model_validate({**base, "meter": {**base["meter"], "seconds": 10}})
     with pytest.raises(ValueError, match="route_changes_max needs a `watch`"):
         Drill.model_validate({**base, "watch": None, "bounds": {"controller": {"route_changes_max": 0}}})
-    with pytest.raises(ValueError, match="restore and recover need a fault"):
+    with pytest.raises(ValueError, match="before, restore and recover need a fault"):
         Drill.model_validate({**base, "fault": None})
     check = {**base["recover"][0], "not_before_by_mode": {"controller": 45}}
     with pytest.raises(ValueError, match=r"not_before_by_mode.controller \(45 s\) must be less than"):
@@ -533,3 +536,37 @@ def test_an_expected_refusal_is_a_violation_when_applied_unmatched_or_unasked() 
     (unasked,) = refusal_problems(drill, fault("no daemon listens on /x/control.sock", None), None)
     assert unasked == "fault control reload: the daemon could not be asked: no daemon listens on /x/control.sock"
     assert refusal_problems(load_drill("reload-good", DRILLS), fault(None, None), None) == []
+
+
+def test_flaps_count_a_return_to_next_hops_had_since_the_fault() -> None:
+    samples: list[tuple[float, dict[str, NextHops]]] = [
+        (0.0, {"a": ("x", "y")}),
+        (1.0, {"a": ("x",)}),  # before the fault: not counted, but where the fault found it
+        (4.0, {"a": ("y",)}),
+        (5.0, {"a": ("x",)}),  # back to the next hops at the fault: one flap
+        (6.0, {"a": ("x", "y")}),  # new since the fault
+        (30.0, {"a": ("x",)}),  # after the restore: not counted
+    ]
+    fault = ActionResult(at_s=3, applied_s=3.0, what="impair")
+    restore = ActionResult(at_s=20, applied_s=20.0, what="clear")
+    got = flaps(changes(samples), {"a": ["x", "y"]}, fault, restore)
+    assert [(c.at_s, c.nexthops) for c in got] == [(5.0, ["x"])]
+    assert flaps(changes(samples), {"a": ["x", "y"]}, None, None) == []
+
+
+def test_the_ha_drills_name_their_daemons_and_an_action_before_the_fault() -> None:
+    region = load_drill("ha-region-blackhole-isolated", DRILLS)
+    assert region.daemon == "cr2" and [b.link for b in region.before if b.link] and region.before[0].at_s == 3
+    assert drill_daemons(region) == ["cr2", "cr1"]
+    assert {"cr1", "tgw-use1", "edge", "tgw-usw2"} <= set(drill_nodes(region))
+    both = load_drill("ha-restart-both", DRILLS)
+    assert both.restore is not None and both.restore.daemon is not None and both.restore.daemon.node == "cr2"
+    assert drill_daemons(both) == ["cr1", "cr2"]
+    assert drill_nodes(load_drill("kill-9", DRILLS))[0] == "cr"  # a single controller's drill: cr
+    base = raw("ha-region-blackhole-isolated")
+    with pytest.raises(ValueError, match=r"before\[0\]\.at_s must come before fault\.at_s"):
+        Drill.model_validate({**base, "before": [{**base["before"][0], "at_s": 9}]})
+    impaired = load_drill("ha-primary-probes-impaired-short", DRILLS)
+    assert impaired.fault is not None and impaired.fault.impair is not None
+    assert impaired.fault.impair[0].udp_dport == 862
+    assert impaired.bounds["controller"].flaps_max == 0

@@ -19,6 +19,7 @@ from bgpctl.probe.pinning import (
     Step,
     check_tables,
     describe,
+    missing,
     orphans,
     plan_install,
     plan_take_away,
@@ -175,3 +176,12 @@ def test_orphans_are_marked_rules_no_pin_of_the_policy_owns() -> None:
         ("addr", "del", None),
     ]
     assert orphans(marked[:1], [PIN]) == []
+
+
+def test_missing_names_what_a_link_down_took_from_an_installed_pin() -> None:
+    whole = Observed(routes=(OURS_DEFAULT,), rules=(OUR_RULE,))
+    assert missing(PIN, whole) == []  # nothing to repair: the daemon writes nothing
+    assert missing(PIN, Observed(rules=(OUR_RULE,))) == ["route"]  # the kernel flushed the table's route
+    other_hop = RouteSeen(None, 0, None, "198.18.1.99", RT_PROTO_BGPCTL)
+    assert missing(PIN, Observed(routes=(other_hop,), rules=(OUR_RULE,))) == ["route"]
+    assert missing(PIN, Observed()) == ["route", "rule"]
