@@ -79,7 +79,7 @@ def probe(
         raise click.UsageError("name at least one PATH, or give --all (not both)")
     policy = load_policy(policy_file)
     specs = select(specs_from_policy(policy), paths)
-    labels = {f"{s.key.region}/{s.key.path}" for s in specs}
+    labels = {"/".join(filter(None, (s.key.region, s.key.path, s.key.family))) for s in specs}  # pins' labels
     pinning = Pinning([p for p in pins_from_policy(policy) if p.label in labels], netns=netns)
     samples: dict[PathKey, list[Sample]] = defaultdict(list)
 

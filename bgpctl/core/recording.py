@@ -8,7 +8,9 @@ Lines, one JSON object each:
   recording was made with, and whether it has step lines.
 * **sample** (a settled probe, as in version 1): ``{"service": "media", "region": "use1", "path":
   "interconnect", "seq": 17, "sent": 1795680000.123456, "received": 1795680000.1237}``
-  (``received: null`` when the probe was lost).
+  (``received: null`` when the probe was lost). The IPv6 measurement of a dual-stack path adds
+  ``"family": "ipv6"`` (and its header name is ``service/region/path/ipv6``); lines of every other key have no
+  ``family``, as before.
 * **sent** (a probe went out): ``{"ev": "sent", "service": ..., "region": ..., "path": ..., "seq": 17,
   "sent": 1795680000.123456}``.
 * **step** (the controller evaluated): ``{"ev": "step", "at": 1795680000.125}``.
@@ -50,7 +52,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from bgpctl.core.overrides import Runtime, runtime_from_json, to_json
-from bgpctl.core.types import Health, PathKey, Sample, SignalMark
+from bgpctl.core.types import MEASURED_V6, Health, PathKey, Sample, SignalMark
 from bgpctl.errors import RefusedInput
 from bgpctl.policy.model import Family
 
@@ -174,21 +176,21 @@ def signal_line(signal: str, marks: tuple[SignalMark, ...], at: float) -> str:
     )
 
 
+def _names(key: PathKey) -> dict[str, str]:
+    """A key's fields on a line: ``family`` only for a dual-stack path's IPv6 measurement (so every line of a
+    key without one is as it always was)."""
+    names = {"service": key.service, "region": key.region, "path": key.path}
+    if key.family:
+        names["family"] = key.family
+    return names
+
+
 def sample_line(key: PathKey, sample: Sample) -> str:
-    return _dump(
-        {
-            "service": key.service,
-            "region": key.region,
-            "path": key.path,
-            "seq": sample.seq,
-            "sent": sample.sent,
-            "received": sample.received,
-        }
-    )
+    return _dump({**_names(key), "seq": sample.seq, "sent": sample.sent, "received": sample.received})
 
 
 def sent_line(key: PathKey, seq: int, at: float) -> str:
-    return _dump({"ev": "sent", "service": key.service, "region": key.region, "path": key.path, "seq": seq, "sent": at})
+    return _dump({"ev": "sent", **_names(key), "seq": seq, "sent": at})
 
 
 def step_line(at: float) -> str:
@@ -252,13 +254,13 @@ class Parser:
     """Parses lines; the common, well-formed sample line takes a fast path, anything else the checks."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str, str], PathKey] = {}
+        self._keys: dict[tuple[str, str, str, str], PathKey] = {}
 
-    def _key(self, service: str, region: str, path: str) -> PathKey:
-        names = (service, region, path)
+    def _key(self, service: str, region: str, path: str, family: str = "") -> PathKey:
+        names = (service, region, path, family)
         key = self._keys.get(names)
         if key is None:
-            key = self._keys[names] = PathKey(service, region, path)
+            key = self._keys[names] = PathKey(service, region, path, family)
         return key
 
     def parse(self, line: str, name: str, lineno: int | None) -> Event:
@@ -278,8 +280,10 @@ class Parser:
         if type(obj) is dict:
             service, region, path = obj.get("service"), obj.get("region"), obj.get("path")
             seq, sent, received = obj.get("seq"), obj.get("sent"), obj.get("received")
+            family = obj.get("family", "")
             if (
                 "ev" not in obj
+                and family in ("", MEASURED_V6)
                 and isinstance(service, str)
                 and isinstance(region, str)
                 and isinstance(path, str)
@@ -296,7 +300,7 @@ class Parser:
                 )
             ):
                 return Settled(
-                    self._key(service, region, path),
+                    self._key(service, region, path, family),
                     Sample(seq, float(sent), None if received is None else float(received)),
                 )
         return self._checked(obj, where)
@@ -326,6 +330,13 @@ class Parser:
         names = [obj["service"], obj["region"], obj["path"]]
         if not all(isinstance(n, str) for n in names):
             raise RecordingError(f"{where}: service, region and path must be strings")
+        family = obj.get("family", "")
+        if family not in ("", MEASURED_V6):
+            raise RecordingError(
+                f"{where}: 'family' is {family!r}: write \"{MEASURED_V6}\" for a dual-stack path's IPv6 "
+                "measurement, or leave it out"
+            )
+        names.append(family)
         seq = obj["seq"]
         if isinstance(seq, bool) or not isinstance(seq, int):
             raise RecordingError(f"{where}: 'seq' must be an integer, got {seq!r}")
@@ -433,9 +444,15 @@ def _header(obj: dict[str, object], where: str) -> Header:
     out: dict[PathKey, Schedule] = {}
     for name, sched in paths.items():
         parts = name.split("/")
-        if len(parts) != 3 or not all(parts) or not isinstance(sched, dict):
+        if (
+            len(parts) not in (3, 4)
+            or not all(parts)
+            or (len(parts) == 4 and parts[3] != MEASURED_V6)
+            or not isinstance(sched, dict)
+        ):
             raise RecordingError(
-                f'{where}: paths.{name}: write \'service/region/path\': {{"interval_s": ..., "timeout_s": ...}}'
+                f"{where}: paths.{name}: write 'service/region/path' (or 'service/region/path/{MEASURED_V6}' for a "
+                f'dual-stack path\'s IPv6 measurement): {{"interval_s": ..., "timeout_s": ...}}'
             )
         interval = _number(sched.get("interval_s"), f"paths.{name}.interval_s", where)
         timeout = _number(sched.get("timeout_s"), f"paths.{name}.timeout_s", where)

@@ -1,4 +1,5 @@
-"""From the policy to running probes: one :class:`ProbeSpec` per (service, region, path).
+"""From the policy to running probes: one :class:`ProbeSpec` per (service, region, path), and one more per
+dual-stack path (the IPv6 measurement, :data:`~bgpctl.core.types.MEASURED_V6`).
 
 ``specs_from_policy`` and ``select`` are pure; ``make_probe`` builds the socket object of the right kind;
 ``run_specs`` runs many paths concurrently: paths with the same interval share one timer loop, so 16 paths
@@ -11,7 +12,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bgpctl.core.types import PathKey
+from bgpctl.core.types import MEASURED_V6, PathKey
 from bgpctl.errors import ProbeError
 from bgpctl.policy.model import Policy, ProbeProtocol
 from bgpctl.probe.icmp import IcmpProbe
@@ -34,7 +35,10 @@ class ProbeSpec:
 
 
 def specs_from_policy(policy: Policy) -> list[ProbeSpec]:
-    """Every probe the policy asks for: each service's target in each region, over each of its paths."""
+    """Every probe the policy asks for: each service's target in each region, over each of its paths; and
+    where the target has ``address_v6``, the IPv6 probe of each path too (from its ``probe_source_v6``),
+    keyed with ``family`` :data:`~bgpctl.core.types.MEASURED_V6` like :func:`bgpctl.core.decide.path_keys`.
+    """
     specs: list[ProbeSpec] = []
     for service_name, service in sorted(policy.services.items()):
         for region_name, target in sorted(service.probe.targets.items()):
@@ -45,17 +49,28 @@ def specs_from_policy(policy: Policy) -> list[ProbeSpec]:
                     f"does not define: add it under regions or remove the target"
                 )
             for path_name, path in sorted(region.paths.items()):
-                specs.append(
+                measured = [(PathKey(service_name, region_name, path_name), path.probe_source, target.address)]
+                if target.address_v6 is not None:
+                    source_v6 = path.probe_source_for(6)
+                    if source_v6 is None:  # policy check refuses this (xref); a policy built in code may not
+                        raise ProbeError(
+                            f"service {service_name} probes {target.address_v6} in region {region_name}, but path "
+                            f"{path_name} has no IPv6 probe source: give it probe_source_v6 or remove address_v6"
+                        )
+                    key_v6 = PathKey(service_name, region_name, path_name, MEASURED_V6)
+                    measured.append((key_v6, source_v6, target.address_v6))
+                specs.extend(
                     ProbeSpec(
-                        key=PathKey(service_name, region_name, path_name),
+                        key=key,
                         protocol=target.protocol,
-                        source=str(path.probe_source),
-                        target=str(target.address),
+                        source=str(source),
+                        target=str(address),
                         port=target.effective_port,
                         dscp=target.dscp_value,
                         interval_s=service.probe.interval_ms / 1000.0,
                         timeout_s=service.probe.timeout_ms / 1000.0,
                     )
+                    for key, source, address in measured
                 )
     return specs
 

@@ -55,7 +55,7 @@ class Pin:
     source: str
     table: int
     next_hop: str
-    label: str = ""  # "region/path", for messages
+    label: str = ""  # "region/path" ("region/path/ipv6": a dual-stack path's IPv6 pin), for messages
 
     @property
     def family(self) -> int:
@@ -67,25 +67,40 @@ class Pin:
 
 
 def pins_from_policy(policy: Policy) -> list[Pin]:
-    """Pure: one pin per path. Two paths may share a source or a table only if they pin it identically."""
+    """Pure: one pin per path, and a second one (IPv6) per dual-stack path: its ``probe_source_v6`` through
+    the same table number, whose IPv6 FIB gets the default route via ``next_hop_v6`` (label
+    ``region/path/ipv6``). Two pins of one family may share a source or a table only if they pin it
+    identically; the IPv4 and IPv6 FIBs of a table number are apart, so a path's two pins share it."""
     pins: list[Pin] = []
     for region_name, region in sorted(policy.regions.items()):
         for path_name, path in sorted(region.paths.items()):
-            pin = Pin(str(path.probe_source), path.table, str(path.next_hop), f"{region_name}/{path_name}")
-            if ip_address(pin.source).version != ip_address(pin.next_hop).version:
-                raise ProbeError(
-                    f"path {pin.label}: probe_source {pin.source} and next_hop {pin.next_hop} "
-                    f"are different IP versions; use one family per path"
-                )
-            for other in pins:
-                same = (other.source, other.table, other.next_hop) == (pin.source, pin.table, pin.next_hop)
-                if not same and (other.source == pin.source or other.table == pin.table):
-                    what = "probe_source" if other.source == pin.source else "table"
+            label = f"{region_name}/{path_name}"
+            candidates = [Pin(str(path.probe_source), path.table, str(path.next_hop), label)]
+            if path.probe_source_v6 is not None:
+                next_hop_v6 = path.next_hop_for(6)
+                if next_hop_v6 is None:  # policy check refuses this (xref); a policy built in code may not
                     raise ProbeError(
-                        f"paths {other.label} and {pin.label} share a {what} but pin it "
-                        f"differently: give each path its own probe_source and table"
+                        f"path {label}: probe_source_v6 {path.probe_source_v6} but no IPv6 next hop: "
+                        f"give the path next_hop_v6 or remove probe_source_v6"
                     )
-            pins.append(pin)
+                candidates.append(Pin(str(path.probe_source_v6), path.table, str(next_hop_v6), f"{label}/ipv6"))
+            for pin in candidates:
+                if ip_address(pin.source).version != ip_address(pin.next_hop).version:
+                    raise ProbeError(
+                        f"path {pin.label}: probe_source {pin.source} and next_hop {pin.next_hop} "
+                        f"are different IP versions; use one family per path"
+                    )
+                for other in pins:
+                    if other.family != pin.family:
+                        continue
+                    same = (other.source, other.table, other.next_hop) == (pin.source, pin.table, pin.next_hop)
+                    if not same and (other.source == pin.source or other.table == pin.table):
+                        what = "probe_source" if other.source == pin.source else "table"
+                        raise ProbeError(
+                            f"paths {other.label} and {pin.label} share a {what} but pin it "
+                            f"differently: give each path its own probe_source and table"
+                        )
+                pins.append(pin)
     return pins
 
 

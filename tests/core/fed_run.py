@@ -53,6 +53,7 @@ class FedRun:
         self.seq = 0
         self.feed_after_s = feed_after_s
         self.losing: set[str] = set()
+        self.losing_keys: set[PathKey] = set()  # single measurements lost (e.g. only a path's IPv6)
         self.next_probe = dict.fromkeys(self.ctl.keys, T0)
         self.lines = [
             header_line(
@@ -86,7 +87,9 @@ class FedRun:
                 while self.next_probe[key] + self.feed_after_s <= self.now:
                     sent = self.next_probe[key]
                     self.seq += 1
-                    sample = Sample(self.seq, sent, None if key.region in self.losing else sent + 0.001)
+                    sample = Sample(
+                        self.seq, sent, None if key.region in self.losing or key in self.losing_keys else sent + 0.001
+                    )
                     self.ctl.add(key, sample)
                     self.lines.append(sample_line(key, sample))
                     self.next_probe[key] = sent + interval

@@ -7,9 +7,16 @@ routes; these tests cover the keys and decide().
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from bgpctl.core.decide import decide, path_keys
 from bgpctl.core.plan import health_key, plan
+from bgpctl.core.recording import Header, RecordingError, Settled, parse_line, read_recording
+from bgpctl.core.replay import ReplayError, replay
 from bgpctl.core.types import MEASURED_V6, Health, PathHealth, PathKey
+from tests.core.fed_run import FedRun, replayed_steps
 from tests.core.plans.support import lab_policy
 from tests.core.test_decide import BLACKHOLE, GOOD
 
@@ -69,3 +76,71 @@ def test_ipv6_routes_follow_ipv6_health_and_ipv4_routes_ipv4_health() -> None:
     third = plan(DUAL, up | {MEDIA_USE1: PathHealth(Health.DOWN)}, first, 10.0)
     moved = {(c.peer, c.key.prefix, c.kind.value) for c in third.changes}
     assert moved == {("edge", "203.0.113.0/26", "withdraw"), ("tgw-use1", "192.0.2.0/24", "withdraw")}
+
+
+def test_ipv6_measurements_are_recorded_with_their_family_and_replay_to_the_same_decisions() -> None:
+    run = FedRun(DUAL)
+    run.advance(30.0)
+    assert all(run.health(k).health is Health.UP for k in path_keys(DUAL))
+    run.forget_firsts()
+    run.losing_keys = {MEDIA_USE1_V6}  # IPv6 broken on use1's link; IPv4 on it answers
+    run.advance(10.0)
+    assert {k for (k, h) in run.first if h is Health.DOWN} == {MEDIA_USE1_V6}
+    assert run.health(MEDIA_USE1).health is Health.UP
+    run.losing_keys = set()
+    run.advance(60.0)
+    assert run.health(MEDIA_USE1_V6).health is Health.UP
+
+    header = json.loads(run.lines[0])
+    assert "media/use1/interconnect/ipv6" in header["paths"] and "media/use1/interconnect" in header["paths"]
+    samples = [json.loads(line) for line in run.lines if '"seq"' in line]
+    v6 = [s for s in samples if s.get("family") == MEASURED_V6]
+    assert v6 and {(s["service"], s["region"], s["path"]) for s in v6} == {
+        ("media", "use1", "interconnect"),
+        ("media", "usw2", "interconnect"),
+    }
+    assert all(set(s) == {"service", "region", "path", "seq", "sent", "received"} for s in samples if "family" not in s)
+    events = list(read_recording(run.lines))
+    assert isinstance(events[0], Header) and MEDIA_USE1_V6 in events[0].paths
+    assert {e.key for e in events if isinstance(e, Settled)} == set(path_keys(DUAL))
+
+    replayed, summary = replayed_steps(run.lines, DUAL)
+    assert replayed == [s for s in run.steps if s[1]]
+    assert summary.final_health == {k: run.health(k).health for k in path_keys(DUAL)}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"service": "media", "region": "use1", "path": "interconnect", "family": "ipv4", "seq": 1, '
+            '"sent": 1.0, "received": 1.1}',
+            r"x:1: 'family' is 'ipv4': write \"ipv6\"",
+        ),
+        (
+            '{"service": "media", "region": "use1", "path": "interconnect", "family": 6, "seq": 1, '
+            '"sent": 1.0, "received": null}',
+            r"x:1: 'family' is 6",
+        ),
+        (
+            '{"bgpctl_recording": 2, "steps": true, "paths": {"media/use1/interconnect/ipv4": '
+            '{"interval_s": 0.02, "timeout_s": 0.3}}}',
+            r"x:1: paths.media/use1/interconnect/ipv4: write 'service/region/path' \(or 'service/region/path/ipv6'",
+        ),
+    ],
+)
+def test_a_bad_family_in_a_recording_is_refused_with_file_and_line(line: str, message: str) -> None:
+    with pytest.raises(RecordingError, match=message):
+        parse_line(line, "x:1")
+
+
+def test_a_recording_with_ipv6_samples_replays_against_a_policy_without_them_refused() -> None:
+    line = (
+        '{"service": "media", "region": "use1", "path": "interconnect", "family": "ipv6", "seq": 1, '
+        '"sent": 1.0, "received": 1.001}'
+    )
+    header = '{"bgpctl_recording": 2, "steps": true, "paths": {}}'
+    with pytest.raises(
+        ReplayError, match=r"samples of media/use1/interconnect/ipv6, which the policy does not measure"
+    ):
+        list(replay(lab_policy(), read_recording([header, line, '{"ev": "step", "at": 2.0}'])))

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from bgpctl.core.decide import path_keys
 from bgpctl.core.recording import Header, Schedule, Sent, Settled, Stepped, read_recording
-from bgpctl.core.types import PathKey, Sample
+from bgpctl.core.types import MEASURED_V6, PathKey, Sample
 from bgpctl.errors import ProbeError
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy, ProbeProtocol
@@ -166,3 +167,77 @@ def test_jsonl_records_round_trip(tmp_path: Path) -> None:
 def test_recorder_names_an_unwritable_file(tmp_path: Path) -> None:
     with pytest.raises(ProbeError, match="--record"), Recorder(tmp_path / "missing" / "s.jsonl"):
         pass
+
+
+DUAL = Path(__file__).resolve().parents[2] / "policies" / "examples" / "dual-stack.yaml"
+
+
+def test_dual_stack_specs_probe_ipv6_per_path_keyed_by_family() -> None:
+    policy = load_policy(DUAL)
+    specs = specs_from_policy(policy)
+    by_key = {s.key: s for s in specs}
+    assert set(by_key) == set(path_keys(policy))  # every key decide judges gets samples, and no other
+    for region, n in (("use1", "21"), ("usw2", "22")):
+        v4 = by_key[PathKey("media", region, "interconnect")]
+        v6 = by_key[PathKey("media", region, "interconnect", MEASURED_V6)]
+        assert (v4.source, v4.target) == (f"198.18.1.{n}", "203.0.113.10")
+        assert (v6.source, v6.target) == (f"2001:db8:1::{n}", "2001:db8:c0::10")
+        assert (v6.protocol, v6.port, v6.dscp, v6.interval_s, v6.timeout_s) == (
+            v4.protocol,
+            v4.port,
+            v4.dscp,
+            v4.interval_s,
+            v4.timeout_s,
+        )
+    # api has an IPv6 prefix but no address_v6: one (IPv4) probe per path, its IPv6 routes follow it
+    assert [str(s.key) for s in specs if s.key.service == "api"] == ["api/use1/interconnect", "api/usw2/interconnect"]
+    assert {str(s.key) for s in select(specs, ["media/use1/interconnect/ipv6"])} == {"media/use1/interconnect/ipv6"}
+    assert {str(s.key) for s in select(specs, ["use1/interconnect"]) if s.key.service == "media"} == {
+        "media/use1/interconnect",
+        "media/use1/interconnect/ipv6",
+    }
+
+
+def test_dual_stack_tcp_target_gets_an_ipv6_tcp_probe() -> None:
+    data = YAML(typ="safe").load(DUAL.read_text())
+    for region in ("use1", "usw2"):
+        data["services"]["api"]["probe"]["targets"][region]["address_v6"] = "2001:db8:c0:80::8a"
+    specs = specs_from_policy(Policy.model_validate_json(json.dumps(data)))
+    v6 = {str(s.key): s for s in specs}["api/usw2/interconnect/ipv6"]
+    assert (v6.protocol, v6.source, v6.target, v6.port) == (
+        ProbeProtocol.TCP,
+        "2001:db8:1::22",
+        "2001:db8:c0:80::8a",
+        443,
+    )
+
+
+def test_ipv6_target_without_an_ipv6_probe_source_is_refused_not_probed_from_ipv4() -> None:
+    data = YAML(typ="safe").load(DUAL.read_text())
+    del data["regions"]["usw2"]["paths"]["interconnect"]["probe_source_v6"]
+    with pytest.raises(ProbeError, match=r"path interconnect has no IPv6 probe source: give it probe_source_v6"):
+        specs_from_policy(Policy.model_validate_json(json.dumps(data)))
+
+
+def test_dual_stack_pins_one_per_family_sharing_the_table() -> None:
+    assert pins_from_policy(load_policy(DUAL)) == [
+        Pin("198.18.1.21", 101, "198.18.1.11", "use1/interconnect"),
+        Pin("2001:db8:1::21", 101, "2001:db8:1::11", "use1/interconnect/ipv6"),
+        Pin("198.18.1.22", 102, "198.18.1.12", "usw2/interconnect"),
+        Pin("2001:db8:1::22", 102, "2001:db8:1::12", "usw2/interconnect/ipv6"),
+    ]
+
+
+def test_dual_stack_pin_conflicts_are_checked_per_family() -> None:
+    data = YAML(typ="safe").load(DUAL.read_text())
+    data["regions"]["usw2"]["paths"]["interconnect"]["probe_source_v6"] = "2001:db8:1::21"
+    with pytest.raises(ProbeError, match=r"use1/interconnect/ipv6 and usw2/interconnect/ipv6 share a probe_source"):
+        pins_from_policy(Policy.model_validate_json(json.dumps(data)))
+    data = YAML(typ="safe").load(DUAL.read_text())
+    data["regions"]["usw2"]["paths"]["interconnect"]["table"] = 101
+    with pytest.raises(ProbeError, match=r"use1/interconnect and usw2/interconnect share a table"):
+        pins_from_policy(Policy.model_validate_json(json.dumps(data)))
+    data = YAML(typ="safe").load(DUAL.read_text())
+    del data["regions"]["usw2"]["paths"]["interconnect"]["next_hop_v6"]
+    with pytest.raises(ProbeError, match=r"usw2/interconnect: probe_source_v6 2001:db8:1::22 but no IPv6 next hop"):
+        pins_from_policy(Policy.model_validate_json(json.dumps(data)))
