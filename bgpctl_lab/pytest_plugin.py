@@ -49,7 +49,7 @@ TEST_RUNS = Path("/tmp/bgpctl-test-runs")
 # tl a test's own topology, dm/dp/dc/dt/sg/hk/rl/od/wg/rd/ha the daemon modules' (sg: signals, hk: hooks, rl:
 # policy reload, od: operations drills, wg: weighted split, rd: reload drills, ha: the HA pair) and ba/bn the BIRD
 # edge's controller labs (own_reference_lab, controller_lab)
-TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|sg|ba|bn|hk|rl|od|wg|rd|ha)(\d+)(?:_\d+)?$")
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|sg|ba|bn|hk|rl|od|wg|rd|ha|ds)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
 _OWN_LABS = pytest.StashKey[list[Lab]]()
 _own_lab_counter = itertools.count()
