@@ -6,6 +6,11 @@ Results go to docs/benchmarks.md ("Scale").
     python -m bench.bench_scale generate DIR --size full          # the files only (real containerlab deploys DIR)
     python -m bench.bench_scale commands --size full              # ExaBGP commands of a region failure, no lab
     nice -n 19 flock /tmp/bgpctl-labrun.lock .venv/bin/python -m bench.bench_scale run --size small --runs 2
+    flock /tmp/bgpctl-labrun.lock .venv/bin/python -m bench.bench_scale soak --size small --minutes 60
+
+``soak`` (issue 13 point 4) brings the lab to steady state and then, with no fault, samples once a minute the
+daemon's and ExaBGP's RSS and CPU and counts what should stay zero: route changes logged, path health
+transitions, and kernel route messages for the watched prefixes at every edge.
 
 Each ``run`` brings its own lab up (lab name ``sc<pid>``; ``bgpctl_lab.runner``: down on every exit path),
 waits for every edge's FIB to hold every prefix via use1 (steady state), samples /proc for ``--steady-s``,
@@ -192,6 +197,27 @@ class Run:
     deferred: int  # route.deferred events after the fault
     slowest_edge: str
     loadavg: tuple[float, float, float]
+
+
+@dataclass
+class Sample:
+    """One minute of a soak: CPU over the minute, RSS at its end, and counts since the soak began."""
+
+    minute: int
+    cpu_daemon_pct: float
+    cpu_exabgp_pct: float
+    rss_daemon_mib: float
+    rss_exabgp_mib: float
+    route_changes: int  # route.change events logged since the soak began
+    transitions: int  # path.health events logged since the soak began
+    fib_messages: int  # kernel route messages for a watched prefix at any edge since the soak began
+    loadavg: tuple[float, float, float]
+
+
+def growth_pct(values: Sequence[float], head: int = 3) -> float:
+    """How much the last ``head`` samples' median exceeds the first ``head`` samples' median, in %."""
+    first, last = statistics.median(values[:head]), statistics.median(values[-head:])
+    return round(100.0 * (last - first) / first, 2) if first else 0.0
 
 
 class DaemonLog:
@@ -440,6 +466,30 @@ class ScaleLab:
             loadavg=os.getloadavg(),
         )
 
+    def fib_messages(self) -> int:
+        self.read_monitors()
+        return sum(len(self.parsers[e].records) for e in self.edges)
+
+    def sample(self, minute: int, seconds: float, since: float, base_fib: int) -> Sample:
+        """Measure over ``seconds`` (a measuring window, not a wait for a state) and count since ``since``."""
+        pid = self.daemon_pid()
+        kids = descendants(pid)
+        t0, d0, x0 = time.monotonic(), cpu_seconds(pid), sum(cpu_seconds(k) for k in kids)
+        time.sleep(seconds)
+        t1, d1, x1 = time.monotonic(), cpu_seconds(pid), sum(cpu_seconds(k) for k in kids)
+        self.log.read()
+        return Sample(
+            minute=minute,
+            cpu_daemon_pct=round(100 * (d1 - d0) / (t1 - t0), 2),
+            cpu_exabgp_pct=round(100 * (x1 - x0) / (t1 - t0), 2),
+            rss_daemon_mib=round(rss_bytes(pid) / 2**20, 1),
+            rss_exabgp_mib=round(sum(rss_bytes(k) for k in descendants(pid)) / 2**20, 1),
+            route_changes=len(self.log.times(events.ROUTE_CHANGE, since)),
+            transitions=len(self.log.times(events.PATH_HEALTH, since)),
+            fib_messages=self.fib_messages() - base_fib,
+            loadavg=os.getloadavg(),
+        )
+
     def restore(self) -> float:
         for t in scale.region_tgws(FAILED_REGION):
             self.lab.link_set(t.name, "eth2", True)
@@ -502,6 +552,48 @@ def bench(
                 shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
             runner.down(name)
     result["elapsed_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def soak(size: scale.Size, *, minutes: int, sample_s: float, name: str, logs: Path | None = None) -> dict[str, Any]:
+    """Steady state for ``minutes``, no fault: one :class:`Sample` a minute (printed as it comes)."""
+    result: dict[str, Any] = {
+        "size": asdict(size),
+        "paths": size.paths,
+        "minutes": minutes,
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "samples": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
+        topo = scale.write(Path(d), scale.render(size, name=name))
+        try:
+            lab = runner.up(topo, name=name, mode="controller", budget=UP_BUDGET_S)
+            sl = ScaleLab(lab, size, Path(d) / "policy.yaml")
+            result["load_s"] = round(sl.wait_fib("every prefix via use1", sl.away, frozenset(), STEADY_BUDGET_S), 1)
+            sl.start_monitors()
+            sl.quiet(5.0, STEADY_BUDGET_S)
+            since, base_fib = time.time(), sl.fib_messages()
+            for minute in range(1, minutes + 1):
+                sample = sl.sample(minute, sample_s, since, base_fib)
+                result["samples"].append(asdict(sample))
+                print(f"minute {minute}: {sample}", file=sys.stderr, flush=True)
+            last = result["samples"][-1]
+            result["route_changes"], result["transitions"] = last["route_changes"], last["transitions"]
+            result["fib_messages"] = last["fib_messages"]
+            for who in ("daemon", "exabgp"):
+                rss = [x[f"rss_{who}_mib"] for x in result["samples"]]
+                result[f"rss_{who}_growth_pct"] = growth_pct(rss)
+                result[f"rss_{who}_mib_first_last_max"] = (rss[0], rss[-1], max(rss))
+                result[f"cpu_{who}_pct_median"] = statistics.median(x[f"cpu_{who}_pct"] for x in result["samples"])
+            result["fib_problems_at_end"] = sl.fib_problems(sl.away, frozenset())
+        except (LabError, BudgetExceeded, OSError) as e:
+            result["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
+                logs.mkdir(parents=True, exist_ok=True)
+                shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+            runner.down(name)
     return result
 
 
@@ -570,6 +662,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
     run.add_argument("--logs", type=Path, help="copy the daemon's log here (LAB-daemon.log) before the lab goes down")
     sub.add_parser("summary", help="markdown table of JSON lines from run --json").add_argument("file", type=Path)
+    sk = sub.add_parser("soak", parents=[common], help="steady state, no fault: RSS, CPU and changes each minute")
+    sk.add_argument("--minutes", type=int, default=60, help="how long (default 60)")
+    sk.add_argument("--sample-s", type=float, default=60.0, help="one sample per this many seconds (default 60)")
+    sk.add_argument("--lab", default=f"{LAB_PREFIX}{os.getpid()}", help="lab name (default sc<pid>)")
+    sk.add_argument("--json", type=Path, help="append the result as one JSON line to this file")
+    sk.add_argument("--logs", type=Path, help="copy the daemon's log here (LAB-daemon.log) before the lab goes down")
     return ap
 
 
@@ -613,12 +711,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = f"containerlab deploy -t {topo}, or bgpctl lab up --mode controller --topology {topo}"
         print(f"{topo} ({size.label()}): {how}")
         return 0
-    for flag, value, low in (("--runs", args.runs, 1), ("--steady-s", args.steady_s, 1), ("--max-s", args.max_s, 60)):
+    bounds = (
+        (("--minutes", args.minutes, 1), ("--sample-s", args.sample_s, 5))
+        if args.command == "soak"
+        else (("--runs", args.runs, 1), ("--steady-s", args.steady_s, 1), ("--max-s", args.max_s, 60))
+    )
+    for flag, value, low in bounds:
         if value < low:
             ap.error(f"{flag} {value:g}: give at least {low}")
     if os.geteuid() != 0:
-        ap.error("run needs root (network namespaces, FRR): run it with sudo, under the lab lock")
+        ap.error(f"{args.command} needs root (network namespaces, FRR): run it with sudo, under the lab lock")
     signal.signal(signal.SIGTERM, _terminated(os.getpid()))
+    if args.command == "soak":
+        done = soak(size, minutes=args.minutes, sample_s=args.sample_s, name=args.lab, logs=args.logs)
+        line = json.dumps(done)
+        print(line)
+        if args.json is not None:
+            with args.json.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        return 1 if "error" in done else 0
     result = bench(
         size,
         runs=args.runs,

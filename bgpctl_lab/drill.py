@@ -18,6 +18,7 @@ one, the ``setup`` actions run before the steady-state checks, control actions g
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -119,7 +120,7 @@ class DrillReport(BaseModel):
     flow_gaps: list[FlowGap] = []  # the meter's per-flow silences (meter.flows[].gaps, moved onto the timeline)
     paths: list[dict[str, Any]] = []  # per path RTT, loss and health (bgpctl.core.series; controller mode)
     paths_note: str | None = None  # why ``paths`` is empty or incomplete (the daemon's recording unreadable)
-    bounds: dict[str, float | int | None]
+    bounds: dict[str, Any]  # the mode's bounds that are set (route_changes_max_by_prefix: prefix -> bound)
     violations: list[str]
     passed: bool
 
@@ -190,6 +191,9 @@ def describe(action: Op) -> str:
             + (f" (UDP to port {i.udp_dport} only)" if i.udp_dport is not None and not i.clear else "")
             for i in action.impair
         )
+    if action.blackhole:
+        b = action.blackhole
+        return f"blackhole {b.node}/{b.iface} {b.state}" + ("" if b.family == "all" else f" ({b.family} only)")
     if action.frr:
         return f"frr {action.frr.node} {action.frr.action}"
     assert action.bgp_clear is not None
@@ -377,6 +381,9 @@ def apply(
                 faults.impair_node(lab, i.node, i.iface, imp, seconds=lifetime_s)
                 if in_force is not None:
                     in_force.append(time.monotonic())
+    elif action.blackhole:
+        b = action.blackhole
+        faults.blackhole_node(lab, b.node, b.iface, b.state == "on", b.family)
     elif action.frr:
         (lab.stop_frr if action.frr.action == "stop" else lab.start_frr)(action.frr.node)
     elif action.bgp_clear:
@@ -663,6 +670,7 @@ def _report(
     violations += _meter_violations(bounds, meter, regions)
     changes = len(timeline) if watch is not None else None
     violations += _route_violations(bounds, watch, timeline, fault, restore)
+    violations += prefix_change_problems(bounds, timeline, watch)
     violations += session_problems(bounds, sessions)
     for health, bound in (
         ("down", bounds.down_max if bounds else None),
@@ -698,7 +706,7 @@ def _report(
         session_resets=sessions[1] if sessions else None,
         updates=sessions[2] if sessions else None,
         decisions=decisions,
-        bounds=bounds.model_dump(exclude_none=True) if bounds else {},
+        bounds=bounds.model_dump(exclude_defaults=True) if bounds else {},
         violations=violations,
         passed=not violations,
     )
@@ -798,6 +806,24 @@ def flaps(
             out.append(c)
         had[c.prefix].add(hops)
     return out
+
+
+def prefix_change_problems(
+    bounds: Bounds | None, timeline: list[RouteChange], watch: dict[str, Any] | None
+) -> list[str]:
+    """The watched prefixes whose next-hop changes exceed their own bound (``route_changes_max_by_prefix``)."""
+    if bounds is None or watch is None:
+        return []
+    violations = []
+    for prefix, bound in bounds.route_changes_max_by_prefix.items():
+        net = ipaddress.ip_network(prefix)
+        moved = [c for c in timeline if ipaddress.ip_network(c.prefix) == net]
+        if len(moved) > bound:
+            violations.append(
+                f"{len(moved)} route change(s) of {prefix} at {watch['node']} > bound {bound} (first: "
+                f"-> {moved[0].nexthops or 'no route'} at {moved[0].at_s:.2f} s)"
+            )
+    return violations
 
 
 def session_problems(

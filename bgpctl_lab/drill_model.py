@@ -11,7 +11,9 @@ plain BGP is given its hold time). The ``expect`` checks' budgets count from the
 effect: for impairments when the first was in force (starting a delayer takes a moment, over a second on a
 loaded host), else when it was applied; the ``recover`` checks' from the restore. ``watch`` counts next-hop
 changes at a node during the drill (:mod:`bgpctl_lab.route_watch`), so a drill can demand "no route change"
-(``route_changes_max: 0``). A drill without ``fault`` only measures (active-active).
+(``route_changes_max: 0``), also per prefix (``route_changes_max_by_prefix``: the IPv4 prefixes 0 while the IPv6
+one moves; the watch reads the IPv4 and IPv6 tables as its prefixes are). A ``blackhole`` fault may drop one IP
+family only (``family: ipv6``). A drill without ``fault`` only measures (active-active).
 
 Operations drills (controller mode only, ``modes: [controller]``): an action may be a request to the
 daemon's control API (``control: {verb: drain, args: {...}}``, sent with :mod:`bgpctl.control.client` and
@@ -196,6 +198,16 @@ class ImpairFault(_M):
     clear: bool = Field(False, description="remove the impairment instead")
 
 
+class BlackholeFault(_M):
+    """Drop every packet in and out of ``iface`` while its link and every BGP session stay up; with ``family``
+    only IPv4 or only IPv6 (:func:`bgpctl_lab.nft.render_blackhole`): one family breaks, the other goes on."""
+
+    node: str
+    iface: str
+    state: Literal["on", "off"]
+    family: Literal["all", "ipv4", "ipv6"] = "all"
+
+
 class FrrFault(_M):
     node: str
     action: Literal["stop", "start"]
@@ -294,7 +306,7 @@ class DaemonOp(_M):
         return self
 
 
-OPS = ("link", "links", "impair", "frr", "bgp_clear", "control", "daemon", "policy")
+OPS = ("link", "links", "impair", "blackhole", "frr", "bgp_clear", "control", "daemon", "policy")
 
 
 class Op(_M):
@@ -305,6 +317,7 @@ class Op(_M):
         None, description="several links at once (e.g. both regions down)"
     )
     impair: list[ImpairFault] | None = None
+    blackhole: BlackholeFault | None = None
     frr: FrrFault | None = None
     bgp_clear: BgpClearFault | None = None
     control: ControlOp | None = None
@@ -359,6 +372,11 @@ class Bounds(_M):
         None,
         description="times a watched prefix went back, between the fault and the restore, to next hops it had "
         "already had since the fault (A -> B -> A: one flap; needs `watch`)",
+    )
+    route_changes_max_by_prefix: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="next-hop changes of each named prefix alone (each one of the `watch` prefixes): e.g. 0 for "
+        "the IPv4 prefixes when only IPv6 breaks",
     )
     down_max: Annotated[int, Field(ge=0)] | None = Field(
         None, description="the daemon's 'down' judgements during the drill (controller mode)"
@@ -492,10 +510,22 @@ class Drill(_M):
 
     @model_validator(mode="after")
     def _watched(self) -> Drill:
-        for field in ("route_changes_max", "route_withdrawals_max", "flaps_max"):
-            needs = [m for m, b in self.bounds.items() if getattr(b, field) is not None]
+        for field in ("route_changes_max", "route_withdrawals_max", "flaps_max", "route_changes_max_by_prefix"):
+            needs = [m for m, b in self.bounds.items() if getattr(b, field) not in (None, {})]
             if needs and self.watch is None:
                 raise ValueError(f"bounds.{needs[0]}.{field} needs a `watch` (node and prefixes to count)")
+        watched = {str(ipaddress.ip_network(p)) for p in self.watch.prefixes} if self.watch else set()
+        for m, b in self.bounds.items():
+            for p in b.route_changes_max_by_prefix:
+                try:
+                    net = str(ipaddress.ip_network(p))
+                except ValueError as e:
+                    raise ValueError(f"bounds.{m}.route_changes_max_by_prefix: {p!r} is not a prefix ({e})") from e
+                if net not in watched:
+                    raise ValueError(
+                        f"bounds.{m}.route_changes_max_by_prefix: {p} is not one of watch.prefixes "
+                        f"({', '.join(self.watch.prefixes) if self.watch else 'none'})"
+                    )
         for field in ("session_resets_max", "updates_max"):
             needs = [m for m, b in self.bounds.items() if getattr(b, field) is not None]
             if needs and self.sessions is None:

@@ -45,8 +45,9 @@ def clear_node(lab: Lab, node: str, iface: str) -> bool:
     return had
 
 
-def blackhole_node(lab: Lab, node: str, iface: str, on: bool) -> None:
-    """Drop every packet in and out of ``iface`` while its link stays up (silent 100 % loss)."""
+def blackhole_node(lab: Lab, node: str, iface: str, on: bool, family: nft.BlackholeFamily = "all") -> None:
+    """Drop every packet in and out of ``iface`` while its link stays up (silent 100 % loss); with ``family``
+    (ipv4, ipv6) only that family's packets."""
     ns = lab.netns(node)
     nft.ifindex(iface, ns)
-    nft.set_blackhole(iface, on, ns)
+    nft.set_blackhole(iface, on, ns, family)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Sequence
+from typing import Literal
 
 from bgpctl.errors import LabError
 
@@ -123,18 +124,33 @@ def render_impair(ifname: str, loss_pct: float, duplicate_pct: float, udp_dport:
     return "\n".join(lines) + "\n"
 
 
-def render_blackhole(ifname: str, on: bool) -> str:
+BlackholeFamily = Literal["all", "ipv4", "ipv6"]
+# the netdev hooks see the Ethernet type: IPv4 is `ip` (ARP goes on), IPv6 is `ip6` (neighbour discovery with it)
+_ETHER_TYPE: dict[str, str] = {"ipv4": "ip", "ipv6": "ip6"}
+
+
+def render_blackhole(ifname: str, on: bool, family: BlackholeFamily = "all") -> str:
+    """Drop everything arriving on ``ifname`` and steal everything leaving it; with ``family`` only that IP
+    family's packets (a fault that breaks IPv6 alone while IPv4 on the same link goes on, or the reverse)."""
     table = blackhole_table(ifname)
     lines = [f"add table netdev {table}", f"delete table netdev {table}"]
     if on:
+        if family == "all":
+            ingress, drop, match = "policy drop;", [], ""
+        elif family in _ETHER_TYPE:
+            match = f"meta protocol {_ETHER_TYPE[family]} "
+            ingress, drop = "policy accept;", [f"    {match}counter drop"]
+        else:
+            raise LabError(f"blackhole family {family!r}: use all, ipv4 or ipv6")
         lines += [
             f"table netdev {table} {{",
             "  chain ingress {",
-            f'    type filter hook ingress device "{ifname}" priority -100; policy drop;',
+            f'    type filter hook ingress device "{ifname}" priority -100; {ingress}',
+            *drop,
             "  }",
             "  chain egress {",
             f'    type filter hook egress device "{ifname}" priority -100; policy accept;',
-            f'    counter fwd to "{SINK_IFNAME}"',
+            f'    {match}counter fwd to "{SINK_IFNAME}"',
             "  }",
             "}",
         ]
@@ -249,10 +265,10 @@ def remove_sink_if_unused(netns: str | None = None) -> bool:
     return True
 
 
-def set_blackhole(ifname: str, on: bool, netns: str | None = None) -> None:
+def set_blackhole(ifname: str, on: bool, netns: str | None = None, family: BlackholeFamily = "all") -> None:
     if on:
         ensure_sink(netns)
-    apply_nft(render_blackhole(ifname, on), netns)
+    apply_nft(render_blackhole(ifname, on, family), netns)
     if not on:
         remove_sink_if_unused(netns)
 

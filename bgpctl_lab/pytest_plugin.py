@@ -46,10 +46,11 @@ from bgpctl_lab.topology import TOPOLOGY_ENV, load
 TEST_RUNS = Path("/tmp/bgpctl-test-runs")
 # the names of test labs: <prefix><pytest pid>, or tl<pytest pid>_<n> for a test's own topology
 # every prefix a test lab is named with (+ the pytest pid): bt/bu/bs/bc/br the session and runner tests,
-# tl a test's own topology, dm/dp/dc/dt/sg/hk/rl/od/wg/rd/ha the daemon modules' (sg: signals, hk: hooks, rl:
-# policy reload, od: operations drills, wg: weighted split, rd: reload drills, ha: the HA pair) and ba/bn the BIRD
-# edge's controller labs (own_reference_lab, controller_lab)
-TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|sg|ba|bn|hk|rl|od|wg|rd|ha)(\d+)(?:_\d+)?$")
+# tl a test's own topology, dm/dp/dc/dt/sg/hk/rl/od/wg/rd/ha/ds/d6 the daemon and lab modules' (sg: signals, hk:
+# hooks, rl: policy reload, od: operations drills, wg: weighted split, rd: reload drills, ha: the HA pair, ds: the
+# dual-stack reference lab, d6: the IPv6 drills) and ba/bn the BIRD edge's controller labs (own_reference_lab,
+# controller_lab)
+TEST_LAB = re.compile(r"^(bt|bu|bs|bc|br|tl|dm|dp|dc|dt|sg|ba|bn|hk|rl|od|wg|rd|ha|ds|d6)(\d+)(?:_\d+)?$")
 _FAILED = pytest.StashKey[bool]()
 _OWN_LABS = pytest.StashKey[list[Lab]]()
 _own_lab_counter = itertools.count()

@@ -1,9 +1,10 @@
 """Watch a node's kernel routes during a drill and count next-hop changes.
 
 FRR's ``show ip route ... json`` has no change counter, so a background thread dumps the node's main
-routing table (netlink, in the node's namespace) every ``interval_ms`` and records each time the set
-of next hops of a watched prefix differs from the previous poll. That is what forwarding used: the
-kernel FIB, after zebra. Changes shorter than the interval can be missed; the report says the interval.
+routing table (netlink, in the node's namespace; the IPv4 or IPv6 table, or both, as the watched prefixes are)
+every ``interval_ms`` and records each time the set of next hops of a watched prefix differs from the previous
+poll. That is what forwarding used: the kernel FIB, after zebra. Changes shorter than the interval can be
+missed; the report says the interval.
 
 The pure helpers (:func:`nexthops_of`, :func:`changes`) do the shaping; :class:`RouteWatcher` only polls.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -86,6 +88,11 @@ class RouteWatcher:
     def __init__(self, netns: str, prefixes: Sequence[str], *, interval_ms: float, t0: float | None = None) -> None:
         self.netns = netns
         self.prefixes = list(prefixes)
+        # the family of the dump: AF_UNSPEC (both tables) as soon as one watched prefix is IPv6
+        nets = [ipaddress.ip_network(p) for p in self.prefixes]
+        self.family = socket.AF_INET6 if all(n.version == 6 for n in nets) else socket.AF_INET
+        if {n.version for n in nets} == {4, 6}:
+            self.family = socket.AF_UNSPEC
         self.interval_s = interval_ms / 1000
         self.t0 = time.monotonic() if t0 is None else t0
         self.polls = 0
@@ -106,7 +113,8 @@ class RouteWatcher:
             next_at = time.monotonic()
             while not self._stop.is_set():
                 try:
-                    now_hops = nexthops_of(ip.route("dump", table=MAIN_TABLE), self.prefixes)
+                    routes = ip.route("dump", family=self.family, table=MAIN_TABLE)
+                    now_hops = nexthops_of(routes, self.prefixes)
                 except Exception as e:  # kept for the report; a drill must not die of one bad poll
                     if len(self.errors) < 10:
                         self.errors.append(f"{type(e).__name__}: {e}")

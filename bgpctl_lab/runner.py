@@ -215,8 +215,10 @@ class Lab:
         return bird.parse_routes(self.birdc(node, f"show route for {prefix} all"))
 
     def kernel_next_hops(self, node: str, prefix: str) -> list[str]:
-        """The next hops the node's kernel forwards ``prefix`` on (``ip -j route``: structured)."""
-        out = self.exec(node, [IP, "-j", "route", "show", "exact", prefix]).stdout
+        """The next hops the node's kernel forwards ``prefix`` on (``ip -j route``: structured; either family:
+        without ``-6`` ip would look for an IPv6 prefix in the IPv4 table and find nothing)."""
+        family = "-6" if ":" in prefix else "-4"
+        out = self.exec(node, [IP, "-j", family, "route", "show", "exact", prefix]).stdout
         return bird.kernel_hops(out)
 
     def query_json(self, node: str, command: str) -> Any:

@@ -388,6 +388,7 @@ class _Memo:
         self._text: dict[object, str] = {}
         self._rank: dict[tuple[PeerRole, RouteAttrs], int | None] = {}
         self._why: dict[tuple[PeerRole, tuple[PathKey, ...]], str] = {}
+        self._sources: dict[tuple[str | None, RouteKey], tuple[PathKey, ...]] = {}
 
     def attrs(
         self,
@@ -414,6 +415,13 @@ class _Memo:
         if k not in self._rank:
             self._rank[k] = _infer_rank(policy, role, attrs)
         return self._rank[k]
+
+    def sources(self, peer: Peer, key: RouteKey, make: Callable[[], tuple[PathKey, ...]]) -> tuple[PathKey, ...]:
+        """The paths a withdrawn route stood for: the same for every edge peer, per peer for the others."""
+        k = (None if peer.role is PeerRole.EDGE else peer.name, key)
+        if k not in self._sources:
+            self._sources[k] = make()
+        return self._sources[k]
 
     def why(self, role: PeerRole, sources: tuple[PathKey, ...], make: Callable[[], str]) -> str:
         k = (role, sources)
@@ -814,7 +822,7 @@ def _withdraw_why(
     peer = _find_peer(policy, peer_name)
     if peer is None:
         return f"peer {peer_name} is no longer in the policy"
-    sources = _sources_of(policy, peer, key, index)
+    sources = memo.sources(peer, key, lambda: tuple(_sources_of(policy, peer, key, index)))
     if not sources:
         return f"{key.prefix} is no longer announced to {peer_name} by the policy"
     add_path = sends_add_path(peer, add_path_state, key.prefix)
@@ -834,7 +842,7 @@ def _withdraw_why(
     states = ideal.states
     return memo.why(
         peer.role,
-        tuple(sources),
+        sources,
         lambda: "; ".join(f"{pk} {_state_text(states.get(pk), policy, peer.role)}" for pk in sources),
     )
 
@@ -859,10 +867,9 @@ def _diff(
         new = target.get(peer_name, {})
         pi = peer_index.get(peer_name, len(peer_index))
         peer = _find_peer(policy, peer_name)
-        for key in sorted(new, key=route_order):
+        # only the routes that changed are sorted (a region failure at scale changes a part of each peer's RIB)
+        for key in sorted((k for k, a in new.items() if old.get(k) != a), key=route_order):
             attrs = new[key]
-            if old.get(key) == attrs:
-                continue
             source = ideal.sources.get((peer_name, key)) if ideal is not None else None
             new_rank = STATE_RANK[source.state] if source is not None else None
             why = f"{source.path} {source.state}" if source is not None else "kept from the previous plan"
@@ -882,21 +889,20 @@ def _diff(
             # new or better routes: most preferred first; de-preferences: in peer/prefix order
             sort: tuple[object, ...] = (pref_new if group == _GROUP_MAKE else (), pi, route_order(key))
             out.append(_Ordered(group, sort, RouteChange(peer_name, ChangeKind.ANNOUNCE, key, attrs, why)))
-        for key in sorted(old, key=route_order):
-            if key not in new:
-                out.append(
-                    _Ordered(
-                        _GROUP_WITHDRAW,
-                        ((), pi, route_order(key)),
-                        RouteChange(
-                            peer_name,
-                            ChangeKind.WITHDRAW,
-                            key,
-                            None,
-                            _withdraw_why(policy, ideal, peer_name, key, add_path, index=index, memo=memo),
-                        ),
-                    )
+        for key in sorted((k for k in old if k not in new), key=route_order):
+            out.append(
+                _Ordered(
+                    _GROUP_WITHDRAW,
+                    ((), pi, route_order(key)),
+                    RouteChange(
+                        peer_name,
+                        ChangeKind.WITHDRAW,
+                        key,
+                        None,
+                        _withdraw_why(policy, ideal, peer_name, key, add_path, index=index, memo=memo),
+                    ),
                 )
+            )
     out.sort(key=lambda o: (o.group, o.sort))
     return [o.change for o in out]
 

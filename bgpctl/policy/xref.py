@@ -475,14 +475,6 @@ def _target_families(c: _Ctx, data: dict[str, object], tloc: list[str | int], ta
                         "give the path one (for IPv6: probe_source_v6), or probe an address of the path's family",
                     )
                     break
-    for tname in dual:
-        target = _dict(targets[tname]) or {}
-        if target.get("protocol") == "icmp":
-            yield c.at(
-                [*tloc, tname, "address_v6"],
-                "bgpctl has no ICMPv6 probe yet: an icmp target cannot have address_v6",
-                "probe this service with protocol udp or tcp, both work over IPv6, or remove address_v6",
-            )
     if dual and len(dual) != len(_items(targets)):
         missing = [t for t, target in _items(targets) if target.get("address_v6") is None]
         yield c.at(

@@ -1,7 +1,13 @@
-"""ICMP echo probes over a raw socket bound to the path's probe source address (IPv4).
+"""ICMP echo probes over a raw socket bound to the path's probe source address: ICMP over IPv4, ICMPv6 over
+IPv6 (RFC 4443 echo, types 128/129), the family being the addresses'.
 
 Packets are built and checked by the pure helpers below. The payload carries the full 64-bit sequence
 number (the ICMP header holds only its low 16 bits), padded to ``size`` octets like ping's 56.
+
+IPv4: the raw socket hands us the whole datagram (IP header included); we compute and check the RFC 1071
+checksum. IPv6: the socket hands us the ICMPv6 message only, the source address comes with recvmsg(); the
+kernel fills in the checksum of what we send (it covers a pseudo-header with both addresses, RFC 4443 2.3),
+and we check a reply's ourselves over the same pseudo-header (target -> our probe source).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import random
 import socket
 import struct
 import time
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from bgpctl.errors import ProbeError
 from bgpctl.policy.model import ProbeProtocol
@@ -19,10 +25,14 @@ from bgpctl.probe.protocol import ProbeResult, Problem
 from bgpctl.probe.sockopt import parse_ancillary
 
 ECHO_REPLY, ECHO_REQUEST = 0, 8
+ECHO6_REQUEST, ECHO6_REPLY = 128, 129
 DEFAULT_PAYLOAD = 56
 _HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _SEQ = struct.Struct("!Q")
 SOL_RAW, ICMP_FILTER = 255, 1
+ICMP6_FILTER = 1  # at level IPPROTO_ICMPV6: struct icmp6_filter, 256 bits, a set bit blocks that type
+_ICMP6_FILTER = struct.Struct("=8I")
+_PSEUDO6 = struct.Struct("!16s16sI3xB")  # source, destination, upper-layer length, zero, next header
 
 
 def checksum(data: bytes) -> int:
@@ -35,14 +45,60 @@ def checksum(data: bytes) -> int:
     return int(~total & 0xFFFF)
 
 
-def build_echo(identifier: int, seq: int, payload_len: int = DEFAULT_PAYLOAD) -> bytes:
-    """An ICMP echo request (header + payload) carrying ``seq`` in full in its first 8 payload octets."""
+def build_echo(identifier: int, seq: int, payload_len: int = DEFAULT_PAYLOAD, *, v6: bool = False) -> bytes:
+    """An ICMP echo request (header + payload) carrying ``seq`` in full in its first 8 payload octets. For
+    ICMPv6 (``v6``) the checksum is left 0: the kernel computes it over the pseudo-header."""
     if payload_len < _SEQ.size:
         raise ProbeError(f"ICMP probe payload must be at least {_SEQ.size} octets, not {payload_len}")
     payload = _SEQ.pack(seq) + bytes(payload_len - _SEQ.size)
-    header = _HEADER.pack(ECHO_REQUEST, 0, 0, identifier, seq & 0xFFFF)
+    kind = ECHO6_REQUEST if v6 else ECHO_REQUEST
+    header = _HEADER.pack(kind, 0, 0, identifier, seq & 0xFFFF)
+    if v6:
+        return header + payload
     csum = checksum(header + payload)
-    return _HEADER.pack(ECHO_REQUEST, 0, csum, identifier, seq & 0xFFFF) + payload
+    return _HEADER.pack(kind, 0, csum, identifier, seq & 0xFFFF) + payload
+
+
+def checksum6(message: bytes, source: IPv6Address, destination: IPv6Address) -> int:
+    """The RFC 1071 sum of an ICMPv6 message over its RFC 8200 8.1 pseudo-header: 0 for an intact one."""
+    pseudo = _PSEUDO6.pack(source.packed, destination.packed, len(message), socket.IPPROTO_ICMPV6)
+    return checksum(pseudo + message)
+
+
+def icmp6_filter(*passed: int) -> bytes:
+    """struct icmp6_filter that blocks every ICMPv6 type but ``passed`` (Linux: a set bit blocks)."""
+    words = [0xFFFFFFFF] * 8
+    for kind in passed:
+        words[kind >> 5] &= ~(1 << (kind & 31)) & 0xFFFFFFFF
+    return _ICMP6_FILTER.pack(*words)
+
+
+def parse_reply6(
+    message: bytes, sender: str, *, identifier: int, target: IPv6Address, local: IPv6Address, payload_len: int
+) -> tuple[Problem | None, int | None]:
+    """Check one ICMPv6 message from ``sender`` (as recvmsg() gave it: no IP header) as an echo reply to us,
+    with :func:`parse_reply`'s answers."""
+    if len(message) < _HEADER.size:
+        return Problem.TRUNCATED, None
+    kind, code, _, ident, short_seq = _HEADER.unpack_from(message)
+    if kind != ECHO6_REPLY or ident != identifier:
+        return None, None
+    try:
+        source = IPv6Address(sender.partition("%")[0])
+    except ValueError:
+        return Problem.WRONG_SOURCE, None
+    if source != target:
+        return Problem.WRONG_SOURCE, None
+    if len(message) < _HEADER.size + _SEQ.size:
+        return Problem.TRUNCATED, None
+    if len(message) != _HEADER.size + payload_len:
+        return Problem.WRONG_SIZE, None
+    if code != 0 or checksum6(message, source, local) != 0:
+        return Problem.MALFORMED, None
+    (seq,) = _SEQ.unpack_from(message, _HEADER.size)
+    if seq & 0xFFFF != short_seq:
+        return Problem.MALFORMED, None
+    return None, seq
 
 
 def parse_reply(
@@ -89,37 +145,55 @@ class IcmpProbe(DatagramProbe):
         netns: str | None = None,
         identifier: int | None = None,
     ) -> None:
-        if ip_address(target).version != 4 or ip_address(source).version != 4:
+        target_ip, source_ip = ip_address(target), ip_address(source)
+        if target_ip.version != source_ip.version:
             raise ProbeError(
-                f"ICMP probes are IPv4 only for now ({source} -> {target}): use protocol udp (STAMP) for IPv6 targets"
+                f"ICMP probe from {source} to {target}: the probe source and the target must be of one family"
             )
         super().__init__()
         self.source, self.target, self.dscp, self.payload_len = source, target, dscp, payload_len
         self.netns = netns
         self.identifier = random.SystemRandom().randrange(1, 0x10000) if identifier is None else identifier
-        self._target_ip = IPv4Address(target)
+        self._v6 = target_ip.version == 6
+        self._target_ip = target_ip
+        self._local_ip = source_ip
 
     def _new_socket(self) -> socket.socket:
+        family, proto = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if self._v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
         try:
-            return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            return socket.socket(family, socket.SOCK_RAW, proto)
         except PermissionError:
             raise ProbeError("ICMP probes need a raw socket: run as root or with CAP_NET_RAW") from None
 
     def _configure(self, sock: socket.socket) -> None:
-        # Only echo replies wake us up: the filter is a bit mask of ICMP types to block.
-        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
+        # Only echo replies wake us up: the filters are bit masks of the ICMP types to block.
+        if self._v6:
+            sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(ECHO6_REPLY))
+        else:
+            sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
 
     def send(self, seq: int) -> float:
         assert self._sock is not None, "open() first"
-        packet = build_echo(self.identifier, seq, self.payload_len)
+        packet = build_echo(self.identifier, seq, self.payload_len, v6=self._v6)
         return self._transmit(seq, packet, (self.target, 0), time.time_ns())
 
     def _judge(
         self, data: bytes, flags: int, addr: Address, anc: Ancillary
     ) -> tuple[Problem | None, ProbeResult | None]:
-        problem, seq = parse_reply(
-            data, identifier=self.identifier, target=self._target_ip, payload_len=self.payload_len
-        )
+        if isinstance(self._target_ip, IPv6Address):
+            assert isinstance(self._local_ip, IPv6Address)
+            problem, seq = parse_reply6(
+                data,
+                str(addr[0]),
+                identifier=self.identifier,
+                target=self._target_ip,
+                local=self._local_ip,
+                payload_len=self.payload_len,
+            )
+        else:
+            problem, seq = parse_reply(
+                data, identifier=self.identifier, target=self._target_ip, payload_len=self.payload_len
+            )
         if problem is not None or seq is None:
             return problem, None
         at = parse_ancillary(anc).at

@@ -263,12 +263,16 @@ class Reflector:
             tcp_socks: list[socket.socket] = []
             try:
                 sock.setblocking(False)
+                if family == socket.AF_INET6:  # IPv6 only: an IPv4 reflector may listen on the same port
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind((self.listen, self.port))  # no SO_REUSEADDR: a second reflector must fail here
                 enable_receive_info(sock, ttl=True, tos=True, pktinfo=True)
                 for tcp_port in self.tcp_ports:
                     t = socket.socket(family, socket.SOCK_STREAM)
                     tcp_socks.append(t)
                     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                     t.bind((self.listen, tcp_port))
                     t.listen(1024)
                     t.setblocking(False)

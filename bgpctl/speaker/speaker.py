@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import os
 import pwd
 import random
@@ -151,6 +152,12 @@ def _what(change: RouteChange, held: RouteAttrs | None) -> RouteAttrs | str | No
     return held.next_hop if held is not None else None
 
 
+@functools.lru_cache(maxsize=8192)
+def _family_of(prefix: str) -> Family:
+    """The family of a prefix the speaker holds (checked when it was sent; bounded: 8,192 prefixes)."""
+    return Family.of(commands.check_network(prefix))
+
+
 def _exabgp_binary(name: str) -> str:
     if os.path.isabs(name):
         return name
@@ -211,6 +218,9 @@ class Speaker:
         self._add_path: dict[str, frozenset[Family]] = {}  # peer -> families negotiated for ADD-PATH send
         self._families: dict[str, frozenset[Family]] = {}  # peer -> families the session negotiated (MP-BGP)
         self._await_plan: dict[str, float] = {}  # peer -> until when its End-of-RIB waits for a new plan
+        # announced(), kept until what it is made of (_held, _states, _families) changes: the daemon reads it on
+        # every pass of its loop (status, metrics), and at scale it is tens of thousands of routes
+        self._announced: Rib | None = None
         self.on_negotiated: Callable[[], None] | None = None
         self.on_session: Callable[[], None] | None = None  # a session's state changed (the daemon re-judges)
         self.api_connections = 0  # ExaBGP API connections so far: a new one reports every session afresh
@@ -377,19 +387,29 @@ class Speaker:
 
     def announced(self) -> Rib:
         """What ExaBGP acknowledged, for peers whose session is up (down sessions announce nothing), without
-        the routes of a family the session is known not to have negotiated (ExaBGP holds them, sends nothing)."""
+        the routes of a family the session is known not to have negotiated (ExaBGP holds them, sends nothing).
+
+        Made again only after one of these changed (:meth:`_view_changed`); the caller must not modify it."""
+        if self._announced is None:
+            self._announced = self._announced_now()
+        return self._announced
+
+    def _announced_now(self) -> Rib:
         return {
             peer: {k: a for k, a in routes.items() if self._sends(peer, k.prefix)}
             for peer, routes in self._held.items()
             if self._states.get(peer) == SessionState.UP
         }
 
+    def _view_changed(self) -> None:
+        """What ExaBGP holds, a session's state or its families changed: :meth:`announced` is made again."""
+        self._announced = None
+
     def _sends(self, peer: str, prefix: str) -> bool:
         families = self._families.get(peer)
         if families is None:  # no OPENs seen on this session yet: as configured
             return True
-        net = commands.check_network(prefix)
-        return Family.of(net) in families
+        return _family_of(prefix) in families
 
     def negotiated_families(self) -> dict[str, frozenset[Family]]:
         """Per peer whose session's OPENs were seen, the families it negotiated (the multiprotocol
@@ -489,6 +509,7 @@ class Speaker:
         self._conn = conn
         self._held = {p.name: {} for p in self.policy.peers}
         self._states = {p.name: SessionState.IDLE for p in self.policy.peers}
+        self._view_changed()
         self.api_connections += 1
         self._failures.clear()
         self._over_limit.clear()
@@ -530,6 +551,7 @@ class Speaker:
         self._echo.clear()
         self._held = {p.name: {} for p in self.policy.peers}
         self._states = {p.name: SessionState.DOWN for p in self.policy.peers}
+        self._view_changed()
         self._received = {p.name: {} for p in self.policy.peers}
         self._reflected = {p.name: {} for p in self.policy.peers}
         self._resync.clear()
@@ -602,6 +624,8 @@ class Speaker:
             return
         previous = self._states.get(name)
         self._states[name] = state
+        if previous != state:
+            self._view_changed()
         if previous != state and self.on_session is not None:
             self.on_session()
         self._watch.state(name, state, time.monotonic())
@@ -711,6 +735,7 @@ class Speaker:
     def _forget_negotiated(self, *names: str) -> None:
         for n in names:
             self._families.pop(n, None)
+        self._view_changed()
         changed = [n for n in names if self._add_path.pop(n, None) is not None]
         if changed and self.on_negotiated is not None:
             self.on_negotiated()
@@ -726,6 +751,7 @@ class Speaker:
         refused = sorted(f.value for f in peer.families if wanted and f not in sending)
         negotiated = frozenset(f for f in Family if " ".join(f.words) in event.families)
         self._families[name] = negotiated
+        self._view_changed()
         missing = sorted(f.value for f in peer.families if f not in negotiated)
         fields = {
             "peer": name,
@@ -989,6 +1015,7 @@ class Speaker:
             sent += 1
             if ok:
                 held = self._held.setdefault(cmd.peer, {})
+                self._view_changed()
                 for change in cmd.changes:
                     assert change.attrs is not None
                     held[change.key] = change.attrs
@@ -1059,6 +1086,7 @@ class Speaker:
         """Book the routes of one acknowledged withdrawal command; False when it failed."""
         if ok:
             held = self._held.get(cmd.peer, {})
+            self._view_changed()
             for change in cmd.changes:
                 held.pop(change.key, None)
                 self._failures.pop((change.peer, change.kind, change.key), None)

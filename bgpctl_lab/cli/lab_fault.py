@@ -10,6 +10,7 @@ import click
 from bgpctl_lab import faults, impair
 from bgpctl_lab.cli.lab import LAB_OPTION, lab
 from bgpctl_lab.impair import DEFAULT_LIFETIME_S, Applied, BackendChoice, Impairment
+from bgpctl_lab.nft import BlackholeFamily
 
 if TYPE_CHECKING:
     from bgpctl_lab.runner import Lab
@@ -117,11 +118,18 @@ def show_cmd(node: str, iface: str, lab_name: str) -> None:
 @click.argument("node")
 @click.argument("iface")
 @click.argument("state", type=click.Choice(["on", "off"]))
+@click.option(
+    "--family",
+    type=click.Choice(["all", "ipv4", "ipv6"]),
+    default="all",
+    show_default=True,
+    help="Drop only this IP family's packets (the other goes on: e.g. IPv6 broken, IPv4 working).",
+)
 @LAB_OPTION
-def blackhole_cmd(node: str, iface: str, state: str, lab_name: str) -> None:
+def blackhole_cmd(node: str, iface: str, state: str, family: BlackholeFamily, lab_name: str) -> None:
     """Drop every packet in and out of IFACE while the link stays up (silent loss, 100 %)."""
-    faults.blackhole_node(_attach(lab_name), node, iface, state == "on")
-    click.echo(f"{node}/{iface}: blackhole {state}")
+    faults.blackhole_node(_attach(lab_name), node, iface, state == "on", family)
+    click.echo(f"{node}/{iface}: blackhole {state}" + ("" if family == "all" else f" ({family} only)"))
 
 
 @fault.command("link")

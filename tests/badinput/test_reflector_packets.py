@@ -208,6 +208,28 @@ def test_one_wake_up_handles_at_most_batch_datagrams() -> None:
     assert asyncio.run(main()) == [8, 16, 24, 24]
 
 
+def test_an_ipv6_reflector_takes_ipv6_only_so_an_ipv4_one_shares_its_port() -> None:
+    """The lab runs an IPv4 and an IPv6 reflector on port 862 (lab/services.yaml ``reflector6``): an IPv6 listen
+    socket is IPv6-only, UDP and TCP alike; without it ``::`` also takes the IPv4 port and the IPv4 reflector
+    cannot start. Real sockets on an ephemeral port, open for the length of the test; the IPv4 one on
+    127.0.0.1."""
+
+    async def main() -> list[int]:
+        v6 = r.Reflector("::", 0, tcp_ports=(0,), allow_local=True)
+        await v6.start()
+        try:
+            assert v6._sock is not None and v6._sock.family == socket.AF_INET6
+            tcp = [s for server in v6._servers for s in server.sockets]
+            v4 = r.Reflector("127.0.0.1", v6.udp_port, allow_local=True)
+            await v4.start()  # ProbeError "cannot listen" without IPv6-only
+            v4.close()
+            return [s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) for s in [v6._sock, *tcp]]
+        finally:
+            v6.close()
+
+    assert asyncio.run(main()) == [1, 1]
+
+
 # ------------------------------------------------------------------------------ real packets (lab)
 
 

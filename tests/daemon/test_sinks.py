@@ -8,8 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bgpctl.core.overrides import apply
 from bgpctl.core.plan import path_states
-from bgpctl.core.types import RouteAttrs, RouteKey
-from bgpctl.daemon.sinks import Metrics, export_routing_state, override_counts
+from bgpctl.core.types import PathKey, PathStats, RouteAttrs, RouteKey
+from bgpctl.daemon.sinks import Metrics, MetricsSink, Throttle, export_routing_state, override_counts
 from bgpctl.policy.model import Drain, Overrides
 from tests.control.support import Judged, judge, lab_policy
 
@@ -130,3 +130,31 @@ def test_override_counts_cover_every_kind_and_source_from_the_file_and_at_runtim
 def test_reload_success_gauge_starts_at_one() -> None:
     # the reload-failed alert fires on 0: a daemon that never reloaded must not look like a failed reload
     assert _samples(Metrics(), "bgpctl_policy_last_reload_successful") == {(): 1.0}
+
+
+def test_the_path_gauges_are_set_at_most_once_per_throttle_interval() -> None:
+    """The loop measures on every pass; the gauges follow at most every 0.25 s of the throttle's clock, and the
+    first pass is always exported."""
+    now = [100.0]
+    m = Metrics()
+    sink = MetricsSink(m, Throttle(0.25, clock=lambda: now[0]))
+    key = PathKey("media", "use1", "interconnect")
+
+    def stats(rtt: float) -> dict[PathKey, PathStats]:
+        return {key: PathStats(10, 0, 0, rtt, rtt, 0.1, 4.4)}
+
+    def p50() -> float:
+        (value,) = _samples(m, "bgpctl_path_rtt_p50_ms").values()
+        return value
+
+    sink.measured(stats(10.0))
+    assert p50() == 10.0
+    now[0] += 0.1
+    sink.measured(stats(20.0))  # within 0.25 s: not exported
+    assert p50() == 10.0
+    now[0] += 0.2
+    sink.measured(stats(30.0))
+    assert p50() == 30.0
+    unthrottled = MetricsSink(m)
+    unthrottled.measured(stats(40.0))
+    assert p50() == 40.0

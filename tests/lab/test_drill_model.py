@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 
 from bgpctl.cli.main import cli
 from bgpctl.control.reload import refusal_of_problems
 from bgpctl.core.reload import diff, restart_needed
-from bgpctl.errors import PolicyError
+from bgpctl.errors import LabError, PolicyError
 from bgpctl.policy.load import check_policy_text, load_policy
+from bgpctl_lab import nft
 from bgpctl_lab.drill import (
     ActionResult,
     drill_daemons,
     drill_nodes,
     flaps,
     moved_after,
+    prefix_change_problems,
     refusal_problems,
     session_age_problems,
     session_changes,
     session_problems,
 )
-from bgpctl_lab.drill_model import Drill, DrillError, Sessions, load_drill
-from bgpctl_lab.route_watch import NextHops, changes, nexthops_of
+from bgpctl_lab.drill_model import Bounds, Drill, DrillError, Sessions, load_drill
+from bgpctl_lab.route_watch import NextHops, RouteChange, RouteWatcher, changes, nexthops_of
 from bgpctl_lab.topology import drills_dir
 from tests.lab.helpers import TOPOLOGY
 
@@ -570,3 +574,110 @@ def test_the_ha_drills_name_their_daemons_and_an_action_before_the_fault() -> No
     assert impaired.fault is not None and impaired.fault.impair is not None
     assert impaired.fault.impair[0].udp_dport == 862
     assert impaired.bounds["controller"].flaps_max == 0
+
+
+# --------------------------------------------------------------------------------------------
+# the IPv6 drills (issue 15): the dual-stack lab policy, a one-family blackhole, per-prefix route-change bounds
+
+V6_DRILLS = ("v6-only-region1", "region-blackhole-v6", "interconnect-cut-v6")
+
+
+def test_the_drills_dual_stack_policy_is_the_example_as_the_reference_lab_runs_it() -> None:
+    from tests.lab.test_dualstack_reference import dual_lab_policy  # noqa: PLC0415 (a lab module's helper)
+
+    path = DRILLS / "policies" / "lab-dual-stack.yaml"
+    assert YAML(typ="safe").load(path.read_text()) == YAML(typ="safe").load(dual_lab_policy())
+    check_policy_text(path.read_text(), str(path))  # policy check passes it
+
+
+def test_the_ipv6_drills_install_the_dual_stack_policy_and_keep_the_ipv4_bounds() -> None:
+    ipv4 = load_drill("region-blackhole", DRILLS).bounds["controller"]
+    for name in V6_DRILLS:
+        d = load_drill(name, DRILLS)
+        assert d.modes == ["controller"] and d.meter.to == "2001:db8:c0::10"
+        assert d.setup[0].policy is not None and Path(d.setup[0].policy.file or "").name == "lab-dual-stack.yaml"
+        assert d.setup[1].daemon is not None and d.setup[1].daemon.action == "restart"
+        assert d.cleanup[0].policy is not None and d.cleanup[0].policy.original
+        assert d.cleanup[1].daemon is not None and d.cleanup[1].daemon.action == "restart"
+        bounds = d.bounds["controller"]
+        assert bounds.interruption_max_ms == ipv4.interruption_max_ms == 400
+        assert bounds.route_withdrawals_max == ipv4.route_withdrawals_max == 0
+        assert d.watch is not None and {"2001:db8:c0::/64", "203.0.113.0/26"} <= set(d.watch.prefixes)
+        moved = next(c for c in d.expect if c.name == "edge routes IPv6 media via usw2 only")
+        assert moved.budget("controller") == 1  # the IPv4 drills' controller budget
+    v6 = load_drill("v6-only-region1", DRILLS)
+    assert v6.fault is not None and v6.fault.blackhole is not None
+    hole = v6.fault.blackhole
+    assert (hole.node, hole.iface, hole.state, hole.family) == ("tgw-use1", "eth2", "on", "ipv6")
+    by_prefix = v6.bounds["controller"].route_changes_max_by_prefix
+    assert by_prefix.pop("2001:db8:c0::/64") == 2 and set(by_prefix.values()) == {0}
+    assert v6.watch is not None and set(by_prefix) == set(v6.watch.prefixes) - {"2001:db8:c0::/64"}
+
+
+def test_a_per_prefix_bound_names_a_watched_prefix() -> None:
+    base = raw("v6-only-region1")
+    bounds = {"controller": {"route_changes_max_by_prefix": {"2001:db8:c0:40::/64": 0}}}
+    with pytest.raises(ValueError, match=r"route_changes_max_by_prefix: 2001:db8:c0:40::/64 is not one of watch"):
+        Drill.model_validate({**base, "bounds": bounds}, context={"drill_dir": DRILLS})
+    bounds = {"controller": {"route_changes_max_by_prefix": {"203.0.113.0/33": 0}}}
+    with pytest.raises(ValueError, match=r"'203.0.113.0/33' is not a prefix"):
+        Drill.model_validate({**base, "bounds": bounds}, context={"drill_dir": DRILLS})
+    with pytest.raises(ValueError, match="route_changes_max_by_prefix needs a `watch`"):
+        Drill.model_validate(
+            {**base, "watch": None, "bounds": {"controller": {"route_changes_max_by_prefix": {"203.0.113.0/26": 0}}}},
+            context={"drill_dir": DRILLS},
+        )
+    fault = {**base["fault"], "blackhole": {**base["fault"]["blackhole"], "family": "ipx"}}
+    with pytest.raises(ValidationError, match=r"fault\.blackhole\.family"):
+        Drill.model_validate({**base, "fault": fault}, context={"drill_dir": DRILLS})
+
+
+def test_a_per_prefix_bound_counts_only_its_prefix() -> None:
+    bounds = Bounds(route_changes_max_by_prefix={"2001:db8:c0::/64": 2, "203.0.113.0/26": 0})
+    watch = {"node": "edge"}
+    timeline = [
+        RouteChange(at_s=3.2, prefix="2001:db8:c0::/64", nexthops=["2001:db8:1::12"]),
+        RouteChange(at_s=28.0, prefix="2001:db8:c0::/64", nexthops=["2001:db8:1::11", "2001:db8:1::12"]),
+    ]
+    assert prefix_change_problems(bounds, timeline, watch) == []
+    moved4 = [*timeline, RouteChange(at_s=3.3, prefix="203.0.113.0/26", nexthops=["198.18.1.12"])]
+    assert prefix_change_problems(bounds, moved4, watch) == [
+        "1 route change(s) of 203.0.113.0/26 at edge > bound 0 (first: -> ['198.18.1.12'] at 3.30 s)"
+    ]
+    assert prefix_change_problems(bounds, moved4, None) == []  # no watch, nothing counted
+    assert len(prefix_change_problems(bounds, [*timeline, *timeline], watch)) == 1  # 4 > 2
+
+
+def test_nexthops_of_reads_ipv6_routes_beside_ipv4_ones() -> None:
+    dump = [
+        _route("203.0.113.0", 26, "198.18.1.12", "198.18.1.11", multipath=True),
+        _route("2001:db8:c0::", 64, "2001:db8:1::12", "2001:db8:1::11", multipath=True),
+        _route("2001:db8:c0:80::", 64, "2001:db8:1::11"),
+        _route("2001:db8:c0::", 48, "2001:db8:1::11"),  # a covering route is not the watched prefix
+    ]
+    got = nexthops_of(dump, ["203.0.113.0/26", "2001:db8:c0::/64", "2001:db8:c0:80:0::/64", "2001:db8:c0:40::/64"])
+    assert got == {
+        "203.0.113.0/26": ("198.18.1.11", "198.18.1.12"),
+        "2001:db8:c0::/64": ("2001:db8:1::11", "2001:db8:1::12"),
+        "2001:db8:c0:80:0::/64": ("2001:db8:1::11",),
+        "2001:db8:c0:40::/64": (),
+    }
+
+
+def test_the_route_watch_dumps_the_families_it_watches() -> None:
+    assert RouteWatcher("x", ["203.0.113.0/26"], interval_ms=20).family == socket.AF_INET
+    assert RouteWatcher("x", ["2001:db8:c0::/64"], interval_ms=20).family == socket.AF_INET6
+    assert RouteWatcher("x", ["2001:db8:c0::/64", "203.0.113.0/26"], interval_ms=20).family == socket.AF_UNSPEC
+
+
+@pytest.mark.parametrize(("family", "ether"), [("ipv6", "ip6"), ("ipv4", "ip")])
+def test_a_one_family_blackhole_drops_only_that_family(family: nft.BlackholeFamily, ether: str) -> None:
+    text = nft.render_blackhole("eth2", True, family)
+    assert 'hook ingress device "eth2" priority -100; policy accept;' in text  # the other family passes
+    assert f"meta protocol {ether} counter drop" in text
+    assert f'meta protocol {ether} counter fwd to "{nft.SINK_IFNAME}"' in text
+    everything = nft.render_blackhole("eth2", True)
+    assert "policy drop;" in everything and "meta protocol" not in everything
+    assert nft.render_blackhole("eth2", False, family) == nft.render_blackhole("eth2", False)
+    with pytest.raises(LabError, match="use all, ipv4 or ipv6"):
+        nft.render_blackhole("eth2", True, "ipx")  # type: ignore[arg-type]

@@ -196,6 +196,27 @@ def test_blackhole_on_and_off(lab: Lab) -> None:
         nft.set_blackhole("eth2", False, ns)
 
 
+def test_an_ipv6_only_blackhole_breaks_ipv6_and_leaves_ipv4(lab: Lab) -> None:
+    """The dual-stack lab (docs/dualstack.md): the agents answer on both families across edge's eth2."""
+    ns = lab.netns("edge")
+    ping4 = ["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "192.0.2.10"]
+    ping6 = ["ping", "-6", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", "2001:db8:a::10"]
+    try:
+        assert lab.exec("edge", ping6, check=False, timeout=10).returncode == 0
+        assert "(ipv6 only)" in fault(lab, "blackhole", "edge", "eth2", "on", "--family", "ipv6").output
+        r = lab.exec("edge", ping6, check=False, timeout=10)
+        assert r.returncode != 0 and " 0 received" in r.stdout, r.stdout
+        r = lab.exec("edge", ping4, check=False, timeout=10)
+        assert r.returncode == 0 and " 3 received" in r.stdout, r.stdout  # IPv4 on the same link goes on
+        assert link_is_up(lab, "edge", "eth2")
+
+        fault(lab, "blackhole", "edge", "eth2", "off")
+        assert lab.exec("edge", ping6, check=False, timeout=10).returncode == 0
+        assert not any("bgpctl" in t for t in nft.list_tables(ns))
+    finally:
+        nft.set_blackhole("eth2", False, ns)
+
+
 def test_unknown_interface_is_refused_with_a_hint(lab: Lab) -> None:
     result = CliRunner().invoke(cli, ["lab", "fault", "impair", "cr", "eth9", "--delay", "5", "--lab", lab.name])
     assert result.exit_code != 0

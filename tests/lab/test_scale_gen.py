@@ -175,6 +175,8 @@ def test_a_size_the_address_plan_cannot_hold_is_refused(size: scale.Size, words:
         (["run", "--max-s", "10"], "--max-s 10: give at least 60"),
         (["run", "--size", "huge"], "argument --size: invalid choice: 'huge'"),
         (["summary", "{nonempty}/x"], "not a file of `run --json` results"),
+        (["soak", "--minutes", "0"], "--minutes 0: give at least 1"),
+        (["soak", "--sample-s", "1"], "--sample-s 1: give at least 5"),
     ],
 )
 def test_bad_bench_options_exit_2_naming_the_option(
@@ -286,3 +288,9 @@ def test_the_parser_reads_what_this_iproute2_prints(tmp_path: Path) -> None:
         (True, ("198.18.200.3", "198.18.200.4")),
     ]
     assert all(t0 - 1 <= r.at <= time.time() + 1 for r in p.records)
+
+
+def test_soak_growth_compares_the_medians_of_the_first_and_last_samples() -> None:
+    assert bench_scale.growth_pct([100.0, 90.0, 100.0, 500.0, 102.0, 104.0, 103.0]) == 3.0  # one spike is noise
+    assert bench_scale.growth_pct([50.0, 50.0, 50.0, 60.0, 60.0, 60.0]) == 20.0
+    assert bench_scale.growth_pct([0.0, 0.0, 0.0, 1.0]) == 0.0

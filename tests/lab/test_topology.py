@@ -175,6 +175,45 @@ def test_policy_probe_targets_and_sources_exist_in_the_lab() -> None:
             assert target["address"] in addrs
 
 
+def _addresses_v6() -> dict[str, set[ipaddress.IPv6Interface]]:
+    """Every IPv6 address the topology gives each node (exec `ip -6 addr add ... nodad` and link ipv6)."""
+    topo = load(TOPOLOGY)
+    out: dict[str, set[ipaddress.IPv6Interface]] = {n: set() for n in topo.nodes}
+    for name, node in topo.nodes.items():
+        for argv in node.exec:
+            if argv[:4] == ("ip", "-6", "addr", "add"):
+                assert argv[-1] == "nodad", argv  # usable at once, no DAD wait
+                out[name].add(ipaddress.IPv6Interface(argv[4]))
+    for link in topo.links:
+        for ep in (link.a, link.b):
+            if ep.ipv6:
+                out[ep.node].add(ep.ipv6)
+    return out
+
+
+def test_the_lab_is_dual_stack_and_ipv6_matches_the_plan() -> None:
+    addrs = _addresses_v6()
+    assert all(a in ipaddress.IPv6Network("2001:db8::/32") for s in addrs.values() for a in s)
+    assert {n for n, s in addrs.items() if not s} == {"ic"}  # every node but the bridge has IPv6
+    owner = {str(a.ip): n for n, s in addrs.items() for a in s}
+    for node in ("edge", "tgw-use1", "tgw-usw2"):
+        conf = (REPO / "lab" / node / "frr.conf").read_text()
+        assert "ipv6 forwarding" in conf and "address-family ipv6 unicast" in conf
+        for hop in re.findall(r"^ipv6 route \S+ (\S+)$", conf, re.M):
+            assert any(ipaddress.IPv6Address(hop) in a.network for a in addrs[node]), f"{node}: {hop}"
+            assert owner.get(hop, "").startswith("connect-"), f"{node}: {hop}"
+    # the dual-stack policy's IPv6 sources, next hops and probe targets are the lab's
+    policy = YAML(typ="safe", pure=True).load((REPO / "policies" / "examples" / "dual-stack.yaml").read_text())
+    for region in policy["regions"].values():
+        for path in region["paths"].values():
+            assert owner.get(path["probe_source_v6"]) == "cr" and path["next_hop_v6"] in owner
+    for service in policy["services"].values():
+        for name, target in service["probe"]["targets"].items():
+            if "address_v6" in target:
+                assert owner.get(target["address_v6"], "").startswith("connect-"), (name, target)
+    assert owner.get(policy["corporate"]["next_hop_v6"]) == "edge"
+
+
 def test_every_frr_config_uses_9s_hold_and_both_mode_groups() -> None:
     for node in ("edge", "tgw-use1", "tgw-usw2"):
         conf = (REPO / "lab" / node / "frr.conf").read_text()

@@ -60,6 +60,23 @@ def test_each_controller_has_its_policy_addresses() -> None:
         assert added == [str(policy.speaker.local_addresses[0]), *sources]
 
 
+def test_the_ha_lab_is_dual_stack_as_the_reference_lab() -> None:
+    """cr1 has cr's IPv6 addresses (containerlab.yml), cr2 its own beside them; every other node's IPv6 lines are
+    containerlab.yml's (test_the_ha_topology_is_containerlab_yml_with_two_controllers), and the HA FRR files
+    carry lab/<node>/frr.conf's IPv6 lines (test_the_ha_frr_configs_are_the_lab_ones_plus_the_ha_lines)."""
+    base, nodes = _yaml(ROOT / "containerlab.yml")["topology"]["nodes"], _yaml(HA)["topology"]["nodes"]
+
+    def v6(node: dict[str, Any]) -> list[str]:
+        return [line for line in node["exec"] if line.startswith("ip -6 ")]
+
+    assert v6(nodes["cr1"]) == v6(base["cr"])
+    assert v6(nodes["cr2"]) == [
+        f"ip -6 addr add 2001:db8:1::{host}/64 dev eth1 nodad" for host in ("3", "23", "24")
+    ]  # cr2's IPv4 198.18.1.3, .23, .24
+    for node in ("edge", "tgw-use1", "tgw-usw2"):
+        assert "address-family ipv6 unicast" in (ROOT / "lab" / "ha" / node / "frr.conf").read_text()
+
+
 def _code(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("!")]
 

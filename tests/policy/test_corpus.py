@@ -46,11 +46,12 @@ def test_base_of_the_corpus_is_valid() -> None:
 
 def test_dual_stack_base_and_example_are_valid() -> None:
     """The dual-* bad files break one thing each of good/dual-stack.yaml; the shipped example passes too."""
-    files = [_rel(HERE / "good" / "dual-stack.yaml"), "policies/examples/dual-stack.yaml"]
-    result = CliRunner().invoke(cli, ["policy", "check", *files])
+    files = [_rel(HERE / "good" / n) for n in ("dual-stack.yaml", "dual-stack-icmp.yaml")]
+    result = CliRunner().invoke(cli, ["policy", "check", *files, "policies/examples/dual-stack.yaml"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (
         "tests/policy/good/dual-stack.yaml: ok (4 peers, 2 regions, 2 services)\n"
+        "tests/policy/good/dual-stack-icmp.yaml: ok (4 peers, 2 regions, 2 services)\n"
         "policies/examples/dual-stack.yaml: ok (4 peers, 2 regions, 3 services)\n"
     )
 

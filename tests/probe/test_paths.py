@@ -14,7 +14,8 @@ from bgpctl.core.types import MEASURED_V6, PathKey, Sample
 from bgpctl.errors import ProbeError
 from bgpctl.policy.load import load_policy
 from bgpctl.policy.model import Policy, ProbeProtocol
-from bgpctl.probe.paths import select, specs_from_policy
+from bgpctl.probe.icmp import IcmpProbe, build_echo
+from bgpctl.probe.paths import make_probe, select, specs_from_policy
 from bgpctl.probe.pinning import Pin, pins_from_policy
 from bgpctl.probe.protocol import Counters, Problem
 from bgpctl.probe.recorder import Recorder
@@ -210,6 +211,21 @@ def test_dual_stack_tcp_target_gets_an_ipv6_tcp_probe() -> None:
         "2001:db8:c0:80::8a",
         443,
     )
+
+
+def test_dual_stack_icmp_target_gets_an_icmpv6_probe() -> None:
+    specs = specs_from_policy(load_policy(Path(__file__).parents[1] / "policy" / "good" / "dual-stack-icmp.yaml"))
+    v4, v6 = ({str(s.key): s for s in specs}[k] for k in ("media/use1/interconnect", "media/use1/interconnect/ipv6"))
+    assert (v4.protocol, v4.target, v6.protocol, v6.source, v6.target, v6.port) == (
+        ProbeProtocol.ICMP,
+        "203.0.113.10",
+        ProbeProtocol.ICMP,
+        "2001:db8:1::21",
+        "2001:db8:c0::10",
+        None,
+    )
+    probe = make_probe(v6)
+    assert isinstance(probe, IcmpProbe) and build_echo(1, 1, 8, v6=True)[0] == 128
 
 
 def test_ipv6_target_without_an_ipv6_probe_source_is_refused_not_probed_from_ipv4() -> None:

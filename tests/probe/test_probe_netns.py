@@ -179,6 +179,26 @@ def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
     assert SRC6["r1"] not in topo.ip("cr", "-6", "addr")  # the address pinning added is gone again
 
 
+def test_icmpv6_probes_work_and_are_pinned(topo: Topo) -> None:
+    """ICMPv6 echo from the pinned IPv6 probe source: answered by the target's kernel, via tgw1 (main's IPv6
+    default is tgw2) with DSCP EF; the kernel fills in the checksum over the pseudo-header, we check the reply's."""
+    cr = topo.ns("cr")
+    with Pinning([Pin(SRC6["r1"], 601, TGW6["r1"], "r1/p6")], netns=cr):
+        eventually(
+            "IPv6 path r1 answers promptly",
+            budget=V6_WARMUP_BUDGET_S,
+            probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6, check=False),
+            check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out],
+        )
+        probe = IcmpProbe(source=SRC6["r1"], target=TARGET6, dscp=46, netns=cr)
+        samples, counters = asyncio.run(_probe(topo, probe, count=50))
+    assert counters["answered"] == 50, counters
+    assert sorted(s.seq for s in samples) == list(range(50))
+    assert all(0 < r < 0.05 for r in _rtts(samples))
+    assert topo.counters("tgw1")["icmp6_from_r1"] == 50
+    assert topo.counters("tgw2")["icmp6_from_r1"] == 0
+
+
 def test_pinning_is_idempotent_and_removes_only_what_it_added(topo: Topo, tmp_path: Path) -> None:
     cr = topo.ns("cr")
     # Things bgpctl does not own: a rule in its priority range without its protocol, a route in another

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import struct
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bgpctl.probe import stamp
-from bgpctl.probe.icmp import build_echo, checksum, parse_reply
+from bgpctl.probe.icmp import ECHO6_REPLY, build_echo, checksum, checksum6, icmp6_filter, parse_reply, parse_reply6
 from bgpctl.probe.protocol import Problem
 from bgpctl.probe.udp import widen_seq
 
@@ -163,3 +163,54 @@ def test_icmp_bad_replies_are_named() -> None:
     assert parse(_ip_header("203.0.113.10", 72) + longer) == (Problem.WRONG_SIZE, None)
     corrupt = reply[:20] + bytes([reply[20] ^ 0xFF]) + reply[21:]
     assert parse(_ip_header("203.0.113.10", 64) + corrupt) == (Problem.MALFORMED, None)
+
+
+TARGET6, LOCAL6 = IPv6Address("2001:db8:113::10"), IPv6Address("2001:db8:200::1")
+
+
+def _as_reply6(echo: bytes, src: IPv6Address = TARGET6, dst: IPv6Address = LOCAL6) -> bytes:
+    """The reply the target's kernel sends: type 129, the checksum over the pseudo-header (src -> dst)."""
+    body = bytes([ECHO6_REPLY]) + echo[1:2] + b"\0\0" + echo[4:]
+    return body[:2] + struct.pack("!H", checksum6(body, src, dst)) + body[4:]
+
+
+@given(ident=u16, seq=st.integers(0, 2**63), payload=st.integers(8, 1000))
+def test_icmpv6_echo_round_trip(ident: int, seq: int, payload: int) -> None:
+    echo = build_echo(ident, seq, payload, v6=True)
+    assert echo[0] == 128 and echo[2:4] == b"\0\0"  # the kernel fills in the checksum
+    reply = _as_reply6(echo)
+    assert checksum6(reply, TARGET6, LOCAL6) == 0
+    got = parse_reply6(reply, str(TARGET6), identifier=ident, target=TARGET6, local=LOCAL6, payload_len=payload)
+    assert got == (None, seq)
+
+
+def test_icmpv6_bad_replies_are_named() -> None:
+    reply = _as_reply6(build_echo(77, 5, 56, v6=True))
+
+    def parse(msg: bytes, sender: str = str(TARGET6), ident: int = 77) -> tuple[Problem | None, int | None]:
+        return parse_reply6(msg, sender, identifier=ident, target=TARGET6, local=LOCAL6, payload_len=56)
+
+    assert parse(reply) == (None, 5)
+    assert parse(reply, sender="2001:db8:113::10%eth1") == (None, 5)  # a scope on the sender: the same address
+    assert parse(reply, ident=78) == (None, None)  # another pinger's: ignored
+    assert parse(bytes([1]) + reply[1:]) == (None, None)  # not an echo reply (destination unreachable): ignored
+    assert parse(reply, sender="2001:db8:113::99") == (Problem.WRONG_SOURCE, None)
+    assert parse(reply, sender="not an address") == (Problem.WRONG_SOURCE, None)
+    assert parse(reply[:7]) == (Problem.TRUNCATED, None)
+    assert parse(reply[:12]) == (Problem.TRUNCATED, None)
+    assert parse(_as_reply6(build_echo(77, 5, 64, v6=True))) == (Problem.WRONG_SIZE, None)
+    corrupt = reply[:20] + bytes([reply[20] ^ 0xFF]) + reply[21:]
+    assert parse(corrupt) == (Problem.MALFORMED, None)
+    # a reply whose checksum was made for another destination (not to our probe source) does not pass
+    assert parse(_as_reply6(build_echo(77, 5, 56, v6=True), dst=IPv6Address("2001:db8:200::2"))) == (
+        Problem.MALFORMED,
+        None,
+    )
+    coded = bytes([ECHO6_REPLY, 1]) + reply[2:]
+    assert parse(coded) == (Problem.MALFORMED, None)
+
+
+def test_the_icmpv6_filter_passes_only_echo_replies() -> None:
+    words = struct.unpack("=8I", icmp6_filter(ECHO6_REPLY))
+    blocked = {kind for kind in range(256) if words[kind >> 5] >> (kind & 31) & 1}
+    assert blocked == set(range(256)) - {ECHO6_REPLY}
