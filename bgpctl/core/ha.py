@@ -151,21 +151,39 @@ def hand_over(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> RouteAttrs:
     )
 
 
+_RISING_FROM = {Health.DOWN: 3, Health.DEGRADED: 1, Health.UP: 0}
+
+
+def rising(health: PathHealth) -> bool:
+    """Is the path on its way back to a better state: its measurements already vouch for a better level
+    (``clean_level``) than its health, which its hysteresis (rise, dwell, hold-down) has not reached yet? A
+    suspect path is judged by the judgement beneath its suspicion."""
+    h = health.beneath if health.health is Health.SUSPECT and health.beneath is not None else health
+    better = h.clean_level
+    return (
+        better is not None
+        and h.health in _RISING_FROM
+        and better in _RISING_FROM
+        and _RISING_FROM[better] < _RISING_FROM[h.health]
+    )
+
+
 def held_back(policy: Policy, health: Mapping[PathKey, PathHealth], was: bool) -> bool:
     """Does this controller hand over now (docs/ha.md, "Handing over")? Pure; ``was``: it did at the last step.
 
     A controller of a pair that judges *every* path DOWN sees nothing it can stand by: it is cut off (its
     links or sessions down), its own probe sources are broken, or everything is really down. It then hands
-    over, and keeps handing over until it judges *no* path DOWN again (each path back through its own
-    hysteresis: hold-down, rise), so that it is never followed while its view is still partial. Handing over
-    changes only how its routes compare with the other controller's (:func:`hand_over`): the peers use the
-    other one's routes where it has any, and this one's (fail-static) otherwise. False without ``ha``.
+    over, and keeps handing over while any path is DOWN or still rising back (:func:`rising`: a path leaves
+    DOWN through DEGRADED when its window still held the cut's losses, and rises to UP only ``rise_s``
+    later), so that it is never followed while its view is still partial. Handing over changes only how its
+    routes compare with the other controller's (:func:`hand_over`): the peers use the other one's routes where
+    it has any, and this one's (fail-static) otherwise. False without ``ha``.
     """
     if policy.ha is None or not health:
         return False
     states = [h.health for h in health.values()]
     if all(s is Health.DOWN for s in states):
         return True
-    if any(s is Health.DOWN for s in states):
+    if any(s is Health.DOWN or rising(h) for s, h in zip(states, health.values(), strict=True)):
         return was
     return False

@@ -65,6 +65,7 @@ def test_a_controller_that_hands_over_loses_to_every_route_of_the_other(case: An
         ((Health.DOWN, Health.UP), True, True),  # back, but a path still down: keep handing over
         ((Health.DOWN, Health.DEGRADED), True, True),
         ((Health.UP, Health.DEGRADED), True, False),  # no path down: release
+        ((Health.UP, Health.UP), True, False),
         ((Health.SUSPECT, Health.UP), True, False),
         ((Health.UNKNOWN, Health.UNKNOWN), False, False),  # start-up: nothing judged
         ((Health.UNKNOWN, Health.DOWN), False, False),
@@ -77,6 +78,21 @@ def test_held_back_enters_on_every_path_down_and_leaves_on_none(
     health = {k: PathHealth(states[0] if k.region == "use1" else states[1]) for k in keys}
     assert ha.held_back(PRIMARY, health, was) is held
     assert ha.held_back(lab_policy(), health, was) is False  # without ha: never
+
+
+def test_a_path_rising_back_keeps_a_hand_over_and_a_settled_degraded_one_does_not() -> None:
+    keys = sorted(FedRun(PRIMARY).ctl.keys)
+    rising = PathHealth(Health.DEGRADED, clean_since=1.0, clean_level=Health.UP)  # left DOWN, on its way to UP
+    held = PathHealth(Health.DEGRADED)  # degraded by its measurements: the controller's own verdict
+    suspect_rising = PathHealth(Health.SUSPECT, beneath=rising)
+    assert ha.rising(rising) and ha.rising(suspect_rising) and not ha.rising(held)
+    assert not ha.rising(PathHealth(Health.UP, clean_since=1.0, clean_level=Health.UP))
+    up = {k: PathHealth(Health.UP) for k in keys}
+    for path in (rising, suspect_rising):
+        health = {**up, keys[0]: path}
+        assert ha.held_back(PRIMARY, health, was=True) is True
+        assert ha.held_back(PRIMARY, health, was=False) is False  # rising alone never starts a hand-over
+    assert ha.held_back(PRIMARY, {**up, keys[0]: held}, was=True) is False
 
 
 def test_hand_over_is_idempotent_and_outranks_the_secondary() -> None:
@@ -115,31 +131,40 @@ def _cut_off_and_back() -> FedRun:
     return run
 
 
-def test_the_primary_cut_off_hands_over_and_returns_only_when_no_path_is_down() -> None:
+def test_the_primary_cut_off_hands_over_and_returns_only_when_every_path_is_back() -> None:
     run = _cut_off_and_back()
     assert all(run.health(k).health is Health.DOWN for k in run.ctl.keys)
     assert run.ctl.held_back and run.ctl.last_plan is not None and run.ctl.last_plan.held_back
     assert all(ha.is_handed_over(PRIMARY, a) for routes in run.ctl.last_plan.desired.values() for a in routes.values())
     run.losing = set()
-    back_at: dict[PathKey, float] = {}
+    left_down: dict[PathKey, float] = {}
+    settled: dict[PathKey, float] = {}
     released_at = None
-    end = run.now + 60
+    end = run.now + 80
     while run.now < end:
         run.advance(STEP_S)
         for k in run.ctl.keys:
-            if run.health(k).health is not Health.DOWN:
-                back_at.setdefault(k, run.now)
+            h = run.health(k)
+            if h.health is not Health.DOWN:
+                left_down.setdefault(k, run.now)
+            if h.health is not Health.DOWN and not ha.rising(h):
+                settled.setdefault(k, run.now)
         if released_at is None and not run.ctl.held_back:
             released_at = run.now
             last = run.ctl.last_plan
             assert last is not None and not last.held_back
             assert not any(ha.is_handed_over(PRIMARY, a) for r in last.desired.values() for a in r.values())
-    assert set(back_at) == set(run.ctl.keys) and released_at is not None
-    # released at the step the last path left DOWN, not before (the api paths: hold-down 30 s, rise 20 s)
-    assert released_at == max(back_at.values())
-    assert min(back_at.values()) < released_at  # the voice paths were back first: a partial view, not followed
+            assert all(run.health(k).health is Health.UP for k in run.ctl.keys)  # the view a single controller has
+    assert set(settled) == set(run.ctl.keys) and released_at is not None
+    # released at the step the last path settled, not before: each left DOWN for DEGRADED (its window still held
+    # the cut's losses) and rose to UP rise_s later; the api paths (hold-down 30 s, rise 20 s) came last. Released
+    # when they left DOWN, the edge followed a view with both api paths degraded (load-shared over both regions,
+    # where the secondary routes api via use1 only): the lab's ha-primary-isolated, 2 next-hop changes.
+    assert released_at == max(settled.values())
+    assert max(left_down.values()) < released_at
+    assert min(settled.values()) < released_at  # the voice paths were back first: a partial view, not followed
     slowest = max(run.ctl.keys, key=lambda k: hysteresis(k, PRIMARY).hold_down_s)
-    assert back_at[slowest] == released_at
+    assert settled[slowest] == released_at
 
 
 def test_one_region_lost_is_the_primarys_own_verdict_not_a_hand_over() -> None:
