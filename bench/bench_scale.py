@@ -621,7 +621,9 @@ def soak(size: scale.Size, *, minutes: int, sample_s: float, name: str, logs: Pa
         "samples": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
-        topo = scale.write(Path(d), scale.render(size, name=name))
+        # the reflectors' own lifetime bound (900 s for `run`) must outlast the soak, or every path goes down
+        lifetime = int(minutes * sample_s + UP_BUDGET_S + STEADY_BUDGET_S + 600)
+        topo = scale.write(Path(d), scale.render(size, name=name, reflector_seconds=lifetime))
         try:
             lab = runner.up(topo, name=name, mode="controller", budget=UP_BUDGET_S)
             sl = ScaleLab(lab, size, Path(d) / "policy.yaml")
