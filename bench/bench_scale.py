@@ -551,6 +551,24 @@ class ScaleLab:
         return self.wait_fib("use1 back at every edge", self.away, frozenset(), RECOVER_BUDGET_S)
 
 
+def _header(size: scale.Size, **extra: Any) -> dict[str, Any]:
+    """What every result line starts with: the size, the date, the machine's CPUs."""
+    return {
+        "size": asdict(size),
+        "paths": size.paths,
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        **extra,
+    }
+
+
+def _keep_log(logs: Path | None, name: str) -> None:
+    """Copy the lab's daemon log to ``logs`` (LAB-daemon.log) before the lab goes down."""
+    if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+
+
 def bench(
     size: scale.Size,
     *,
@@ -563,14 +581,7 @@ def bench(
 ) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + max_s
-    result: dict[str, Any] = {
-        "size": asdict(size),
-        "paths": size.paths,
-        "group_updates": group_updates,
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "runs": [],
-    }
+    result = _header(size, group_updates=group_updates, runs=[])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
         topo = scale.write(Path(d), scale.render(size, name=name, group_updates=group_updates))
         needed = failover_changes(Path(d) / "policy.yaml")
@@ -602,9 +613,7 @@ def bench(
         except (LabError, BudgetExceeded, OSError) as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
-            if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
-                logs.mkdir(parents=True, exist_ok=True)
-                shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+            _keep_log(logs, name)
             runner.down(name)
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     return result
@@ -612,14 +621,7 @@ def bench(
 
 def soak(size: scale.Size, *, minutes: int, sample_s: float, name: str, logs: Path | None = None) -> dict[str, Any]:
     """Steady state for ``minutes``, no fault: one :class:`Sample` a minute (printed as it comes)."""
-    result: dict[str, Any] = {
-        "size": asdict(size),
-        "paths": size.paths,
-        "minutes": minutes,
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "samples": [],
-    }
+    result = _header(size, minutes=minutes, samples=[])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
         # the reflectors' own lifetime bound (900 s for `run`) must outlast the soak, or every path goes down
         lifetime = int(minutes * sample_s + UP_BUDGET_S + STEADY_BUDGET_S + 600)
@@ -647,9 +649,7 @@ def soak(size: scale.Size, *, minutes: int, sample_s: float, name: str, logs: Pa
         except (LabError, BudgetExceeded, OSError) as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
-            if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
-                logs.mkdir(parents=True, exist_ok=True)
-                shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+            _keep_log(logs, name)
             runner.down(name)
     return result
 
