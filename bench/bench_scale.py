@@ -26,6 +26,7 @@ by ``--max-s`` (a run that would not fit is not started; the report says how man
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -44,12 +45,14 @@ import structlog
 from pyroute2 import IPRoute
 
 from bgpctl import events
-from bgpctl.core.plan import plan
+from bgpctl.core.controller import Controller
+from bgpctl.core.plan import path_states, plan
 from bgpctl.core.types import ChangeKind, Health, PathHealth, PathKey
-from bgpctl.daemon.sinks import LogSink
+from bgpctl.daemon.sinks import LogSink, Metrics, MetricsSink, export_routing_state
 from bgpctl.errors import LabError
 from bgpctl.policy.load import load_policy
-from bgpctl.speaker import commands
+from bgpctl.speaker import Speaker, commands
+from bgpctl.speaker.messages import SessionState
 from bgpctl_lab import runner, scale
 from bgpctl_lab.poll import BudgetExceeded, eventually
 from bgpctl_lab.route_watch import MAIN_TABLE, nexthops_of
@@ -332,6 +335,58 @@ def failover_commands(policy_file: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def loop_costs(policy_file: Path, passes: int = 200) -> dict[str, Any]:
+    """What the daemon's loop does on a pass, at this size, in CPU ms (``time.process_time``): the speaker's
+    ``announced()`` (rebuilt after a change, and read again), the path gauges (``MetricsSink.measured``) and
+    the routing-state gauges (``export_routing_state`` over ``path_states``), with every route held and every
+    session up."""
+    pol = load_policy(policy_file)
+    keys = [PathKey(s, r, p) for s in pol.services for r, reg in pol.regions.items() for p in reg.paths]
+    held = plan(pol, {k: PathHealth(Health.UP) for k in keys}, None, 0.0).desired
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
+        sp = Speaker(pol, Path(d) / "run", structlog.wrap_logger(structlog.ReturnLogger()))
+        sp._held = {peer: dict(routes) for peer, routes in held.items()}  # as after every ACK
+        for peer in pol.peers:
+            sp._on_state(str(peer.address), SessionState.UP, "")
+            sp._families[peer.name] = frozenset(peer.families)
+
+        def per_call_ms(fn: Callable[[], object], n: int) -> float:
+            start = time.process_time()
+            for _ in range(n):
+                fn()
+            return round(1000 * (time.process_time() - start) / n, 3)
+
+        def rebuilt() -> object:
+            sp._view_changed()
+            return sp.announced()
+
+        controller = Controller(pol)
+        metrics = Metrics()
+        sink = MetricsSink(metrics)
+        stats = {  # every gauge has a value, as on a path that answers
+            k: dataclasses.replace(v, samples=50, rtt_p50_ms=1.0, rtt_p95_ms=2.0, jitter_ms=0.1, mos=4.4)
+            for k, v in controller.stats(0.0).items()
+        }
+        return {
+            "routes": sum(len(r) for r in held.values()),
+            "paths": len(keys),
+            "announced_rebuilt_ms": per_call_ms(rebuilt, 5),
+            "announced_read_ms": per_call_ms(sp.announced, passes),
+            "path_gauges_ms": per_call_ms(lambda: sink.measured(stats), passes),
+            "routing_gauges_ms": per_call_ms(
+                lambda: export_routing_state(
+                    metrics,
+                    states=path_states(pol, controller.health, controller.overrides)[0],
+                    peers=[p.name for p in pol.peers],
+                    announced=sp.announced(),
+                    policy_overrides=pol.overrides,
+                    runtime=(),
+                ),
+                passes,
+            ),
+        }
+
+
 class ScaleLab:
     def __init__(self, lab: runner.Lab, size: scale.Size, policy_file: Path) -> None:
         self.lab, self.size = lab, size
@@ -496,6 +551,24 @@ class ScaleLab:
         return self.wait_fib("use1 back at every edge", self.away, frozenset(), RECOVER_BUDGET_S)
 
 
+def _header(size: scale.Size, **extra: Any) -> dict[str, Any]:
+    """What every result line starts with: the size, the date, the machine's CPUs."""
+    return {
+        "size": asdict(size),
+        "paths": size.paths,
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        **extra,
+    }
+
+
+def _keep_log(logs: Path | None, name: str) -> None:
+    """Copy the lab's daemon log to ``logs`` (LAB-daemon.log) before the lab goes down."""
+    if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+
+
 def bench(
     size: scale.Size,
     *,
@@ -508,14 +581,7 @@ def bench(
 ) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + max_s
-    result: dict[str, Any] = {
-        "size": asdict(size),
-        "paths": size.paths,
-        "group_updates": group_updates,
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "runs": [],
-    }
+    result = _header(size, group_updates=group_updates, runs=[])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
         topo = scale.write(Path(d), scale.render(size, name=name, group_updates=group_updates))
         needed = failover_changes(Path(d) / "policy.yaml")
@@ -547,9 +613,7 @@ def bench(
         except (LabError, BudgetExceeded, OSError) as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
-            if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
-                logs.mkdir(parents=True, exist_ok=True)
-                shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+            _keep_log(logs, name)
             runner.down(name)
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     return result
@@ -557,16 +621,11 @@ def bench(
 
 def soak(size: scale.Size, *, minutes: int, sample_s: float, name: str, logs: Path | None = None) -> dict[str, Any]:
     """Steady state for ``minutes``, no fault: one :class:`Sample` a minute (printed as it comes)."""
-    result: dict[str, Any] = {
-        "size": asdict(size),
-        "paths": size.paths,
-        "minutes": minutes,
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "samples": [],
-    }
+    result = _header(size, minutes=minutes, samples=[])
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
-        topo = scale.write(Path(d), scale.render(size, name=name))
+        # the reflectors' own lifetime bound (900 s for `run`) must outlast the soak, or every path goes down
+        lifetime = int(minutes * sample_s + UP_BUDGET_S + STEADY_BUDGET_S + 600)
+        topo = scale.write(Path(d), scale.render(size, name=name, reflector_seconds=lifetime))
         try:
             lab = runner.up(topo, name=name, mode="controller", budget=UP_BUDGET_S)
             sl = ScaleLab(lab, size, Path(d) / "policy.yaml")
@@ -590,9 +649,7 @@ def soak(size: scale.Size, *, minutes: int, sample_s: float, name: str, logs: Pa
         except (LabError, BudgetExceeded, OSError) as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
-            if logs is not None and (lab_dir(name) / "cr" / "daemon.log").exists():
-                logs.mkdir(parents=True, exist_ok=True)
-                shutil.copy(lab_dir(name) / "cr" / "daemon.log", logs / f"{name}-daemon.log")
+            _keep_log(logs, name)
             runner.down(name)
     return result
 
@@ -652,6 +709,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--group-updates", action=argparse.BooleanOptionalAction, default=None,
                         help="ExaBGP's group-updates (default: the policy's)")  # fmt: skip
     sub.add_parser("commands", parents=[common], help="ExaBGP commands of a region failure, without a lab")
+    sub.add_parser("loop", parents=[common], help="what a pass of the daemon's loop costs at this size, without a lab")
     gen = sub.add_parser("generate", parents=[common], help="write the lab's files into DIR")
     gen.add_argument("dir", type=Path)
     run = sub.add_parser("run", parents=[common], help="bring the lab up, measure, take it down")
@@ -703,6 +761,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             scale.write(Path(d), scale.render(size, group_updates=args.group_updates))
             for row in failover_commands(Path(d) / "policy.yaml"):
                 print(json.dumps(row))
+        return 0
+    if args.command == "loop":
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
+            scale.write(Path(d), scale.render(size, group_updates=args.group_updates))
+            print(json.dumps(loop_costs(Path(d) / "policy.yaml")))
         return 0
     if args.command == "generate":
         if args.dir.exists() and any(args.dir.iterdir()):

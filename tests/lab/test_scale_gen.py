@@ -294,3 +294,15 @@ def test_soak_growth_compares_the_medians_of_the_first_and_last_samples() -> Non
     assert bench_scale.growth_pct([100.0, 90.0, 100.0, 500.0, 102.0, 104.0, 103.0]) == 3.0  # one spike is noise
     assert bench_scale.growth_pct([50.0, 50.0, 50.0, 60.0, 60.0, 60.0]) == 20.0
     assert bench_scale.growth_pct([0.0, 0.0, 0.0, 1.0]) == 0.0
+
+
+def test_the_reflectors_lifetime_follows_the_render_so_a_soak_outlives_the_default() -> None:
+    def lifetimes(seconds: int | None = None) -> set[str]:
+        size = bench_scale.SIZES["small"]
+        files = scale.render(size) if seconds is None else scale.render(size, reflector_seconds=seconds)
+        nodes = YAML(typ="safe").load(files["lab/services.yaml"])
+        argvs = [s["argv"] for services in nodes.values() for s in services if "reflector" in s["argv"]]
+        return {argv[argv.index("--seconds") + 1] for argv in argvs}
+
+    assert lifetimes() == {"900"}
+    assert lifetimes(7200) == {"7200"}

@@ -142,18 +142,22 @@ def _state(topo: Topo) -> tuple[str, str, str, str]:
     )
 
 
+def _ipv6_path_warm(cr: str) -> None:
+    """A fresh IPv6 topology needs about a second of neighbour discovery before packets flow promptly."""
+    eventually(
+        "IPv6 path r1 answers promptly",
+        budget=V6_WARMUP_BUDGET_S,
+        probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6, check=False),
+        check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out],
+    )
+
+
 def test_ipv6_stamp_probes_are_pinned_too(topo: Topo) -> None:
     cr = topo.ns("cr")
     with Pinning([Pin(SRC6["r1"], 601, TGW6["r1"], "r1/p6")], netns=cr) as pinning:
         assert pinning.state()["r1/p6"]["address_owned"] is True
         assert f"from {SRC6['r1']} lookup 601 proto 200" in topo.ip("cr", "-6", "rule")
-        # A fresh IPv6 topology needs about a second of neighbour discovery before packets flow promptly.
-        eventually(
-            "IPv6 path r1 answers promptly",
-            budget=V6_WARMUP_BUDGET_S,
-            probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6, check=False),
-            check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out],
-        )
+        _ipv6_path_warm(cr)
         probe = StampProbe(source=SRC6["r1"], target=TARGET6, dscp=46, netns=cr)
 
         async def main() -> tuple[Samples, Counters]:
@@ -184,12 +188,7 @@ def test_icmpv6_probes_work_and_are_pinned(topo: Topo) -> None:
     default is tgw2) with DSCP EF; the kernel fills in the checksum over the pseudo-header, we check the reply's."""
     cr = topo.ns("cr")
     with Pinning([Pin(SRC6["r1"], 601, TGW6["r1"], "r1/p6")], netns=cr):
-        eventually(
-            "IPv6 path r1 answers promptly",
-            budget=V6_WARMUP_BUDGET_S,
-            probe=lambda: sh("ip", "netns", "exec", cr, "ping", "-c1", "-W1", "-I", SRC6["r1"], TARGET6, check=False),
-            check=lambda out: [] if " 0% packet loss" in out and "time=0." in out else [out],
-        )
+        _ipv6_path_warm(cr)
         probe = IcmpProbe(source=SRC6["r1"], target=TARGET6, dscp=46, netns=cr)
         samples, counters = asyncio.run(_probe(topo, probe, count=50))
     assert counters["answered"] == 50, counters
