@@ -337,7 +337,7 @@ def _kept_reason(s: Snapshot, peer: str, prefix: str) -> str | None:
     if any(c.peer == peer and c.key.prefix == prefix for c in s.plan.deferred):
         return "rate limit (guards.max_route_changes_per_minute): the change is deferred"
     for note in s.plan.notes:
-        if note.startswith("fail-static") or note.startswith("freeze"):
+        if note.startswith(("fail-static", "degraded-static", "freeze")):
             return note
     return None
 

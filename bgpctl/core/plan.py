@@ -700,6 +700,76 @@ def _fail_static(
             notes.append(f"fail-static: {what}: no path is up or degraded, and no previous route to keep")
 
 
+def _in_use(policy: Policy, states: Mapping[PathKey, PathState | None]) -> dict[tuple[str, int], frozenset[PathKey]]:
+    """Per (service, IP version): the paths its routes send traffic to: the preferred ones, or with none
+    preferred (no path up) the degraded ones; empty when none is announceable."""
+    out: dict[tuple[str, int], frozenset[PathKey]] = {}
+    for name in policy.services:
+        for version in (4, 6):
+            keys = _route_keys(policy, name, version)
+            best = [k for k in keys if states.get(k) is PathState.PREFERRED] or [
+                k for k in keys if states.get(k) is PathState.DEGRADED
+            ]
+            out[(name, version)] = frozenset(best)
+    return out
+
+
+def _degraded_static(
+    policy: Policy,
+    ideal: Ideal,
+    health: Mapping[PathKey, PathHealth],
+    previous: Plan,
+    *,
+    base: Rib,
+    target: Rib,
+    notes: list[str],
+    add_path: AddPathState | None,
+) -> dict[tuple[str, int], frozenset[PathKey]]:
+    """Degraded-static: a service (per IP version) with no path up and one at least degraded keeps the
+    previous plan's routes while every path they sent traffic to (``Plan.in_use``) is still DEGRADED. Moving
+    between paths that are all degraded buys nothing, and an impairment common to every path (the
+    controller's own probe sources, docs/ha.md) degrades them one after the other: without this rule the
+    first to cross its threshold would move the service off it, and the next one would move it back. A path
+    in use that becomes SUSPECT or DOWN ends the rule at once (the normal rules move the service), and so
+    does a path that is up again. Returns ``in_use`` for the new plan: the kept paths where routes were kept.
+    """
+    in_use = _in_use(policy, ideal.states)
+    corporate = policy.corporate
+    for (name, version), was in previous.in_use.items():
+        if name not in policy.services or not was or (name, version) in ideal.dark:
+            continue
+        keys = _route_keys(policy, name, version)
+        if any(ideal.states.get(k) in (PathState.PREFERRED, PathState.STANDBY) for k in keys):
+            continue
+        if set(was) - set(keys) or any(health.get(k, PathHealth()).health is not Health.DEGRADED for k in was):
+            continue
+        prefixes = {str(p) for p in policy.services[name].prefixes if _version(p) == version}
+        if corporate is not None and corporate.follow_service == name:
+            prefixes |= {str(p) for p in corporate.prefixes if _version(p) == version}
+        if not prefixes:
+            continue
+        kept = 0
+        for peer in policy.peers:
+            routes = {k: a for k, a in target.get(peer.name, {}).items() if k.prefix not in prefixes}
+            for k, a in _fit_add_path(policy, peer, base.get(peer.name, {}), add_path).items():
+                if k.prefix in prefixes:
+                    routes[k] = a
+                    kept += 1
+            target[peer.name] = routes
+        in_use[(name, version)] = was
+        paths = ", ".join(f"{k.region}/{k.path}" for k in sorted(was, key=lambda k: (k.region, k.path)))
+        notes.append(
+            f"degraded-static: service {name} (IPv{version}): no path is up; kept {kept} previous route(s), "
+            f"still via {paths} (degraded): a move between degraded paths buys nothing"
+        )
+    return in_use
+
+
+def _version(prefix: object) -> int | None:
+    net = _network(prefix)
+    return net.version if net is not None else None
+
+
 def _allowed_memo(allowlist: list[Network]) -> Callable[[str], bool]:
     """:func:`allowed` against ``allowlist``, answered once per prefix (every peer holds the same prefixes)."""
     seen: dict[str, bool] = {}
@@ -985,15 +1055,23 @@ def plan(
     base = apply_changes(prev_rib, guard)
 
     ideal: Ideal | None
+    in_use: Mapping[tuple[str, int], frozenset[PathKey]]
     if ov.freeze:
         ideal = None
         target: Rib = {peer: dict(routes) for peer, routes in base.items()}
         notes.append("freeze: the routes stay as they are; nothing new is planned")
+        in_use = previous.in_use if previous is not None else {}
     else:
         ideal = ideal_rib(policy, health, ov, add_path)
         notes.extend(ideal.notes)
         target = {peer: dict(routes) for peer, routes in ideal.routes.items()}
         _fail_static(policy, ideal, base if previous is not None else None, target, notes, add_path=add_path)
+        if previous is not None:
+            in_use = _degraded_static(
+                policy, ideal, health, previous, base=base, target=target, notes=notes, add_path=add_path
+            )
+        else:
+            in_use = _in_use(policy, ideal.states)
         if held_back:
             target = _handed_over(policy, target, notes)
     target = _drop_outside(target, allowed_prefix, notes)
@@ -1024,4 +1102,5 @@ def plan(
         notes=tuple(notes),
         change_times=recent + (now,) * len(changes),
         held_back=held_back and not ov.freeze,
+        in_use=in_use,
     )

@@ -7,6 +7,7 @@ Times are seconds as floats on one monotonic clock chosen by the caller.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -208,3 +209,6 @@ class Plan:
     notes: tuple[str, ...] = ()  # fail-static kept, freeze, overrides applied, ...
     change_times: tuple[float, ...] = field(default_factory=tuple)  # for the rate limit's sliding minute
     held_back: bool = False  # HA: planned handing over (bgpctl.core.ha.held_back): every route made worse
+    # per (service, IP version): the paths its routes send traffic to (the preferred ones; with none up, the
+    # degraded ones, or those whose routes degraded-static keeps); what the next plan's degraded-static reads
+    in_use: Mapping[tuple[str, int], frozenset[PathKey]] = field(default_factory=dict)

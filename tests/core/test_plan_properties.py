@@ -165,6 +165,38 @@ def test_with_every_path_of_a_service_down_the_last_plan_stays(case: tuple[Polic
 
 
 @given(scenario())
+def test_with_no_path_up_a_service_stays_on_the_degraded_paths_it_uses(case: tuple[Policy, list[Step]]) -> None:
+    """Degraded-static (core/plan.py): no path of a service up, every path its routes used still DEGRADED ->
+    its prefixes' routes do not change (no move between paths that are all degraded: no flap when an
+    impairment common to every path degrades them one after the other)."""
+    policy, steps = case
+    prefixes = _service_prefixes(policy)
+    corporate = policy.corporate
+    assert corporate is not None
+    for _, step, previous, p in run(policy, steps):
+        if previous is None:
+            continue
+        for name in policy.services:
+            mine = {k: h.health for k, h in step.health.items() if k.service == name}
+            was = previous.in_use.get((name, 4), frozenset())
+            if (
+                not was
+                or Health.UP in mine.values()
+                or Health.DEGRADED not in mine.values()
+                or any(mine.get(k) is not Health.DEGRADED for k in was)
+            ):
+                continue
+            held = set(prefixes[name]) | (
+                {str(x) for x in corporate.prefixes} if corporate.follow_service == name else set()
+            )
+            for peer in set(p.desired) | set(previous.desired):
+                now_routes = {k: a for k, a in p.desired.get(peer, {}).items() if k.prefix in held}
+                before = {k: a for k, a in previous.desired.get(peer, {}).items() if k.prefix in held}
+                assert now_routes == before, f"{name}: routes to {peer} changed with no path up"
+            assert p.in_use[(name, 4)] == was
+
+
+@given(scenario())
 def test_up_or_degraded_paths_are_never_withdrawn_with_add_path(case: tuple[Policy, list[Step]]) -> None:
     policy, steps = case
     ids = {
