@@ -17,10 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.budget import FULL
+
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_BUDGET_S = 600.0
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # CI's budget (tests/budget.py): it builds the wheel and installs it from the package index (16 s of CPU and
+    # the index's time); the developer tier leaves packaging to CI (HYPOTHESIS_PROFILE=ci runs it locally)
+    pytest.mark.skipif(not FULL, reason="packaging: CI's budget (CI=true or HYPOTHESIS_PROFILE=ci runs it)"),
+]
 
 NO_COMPILER = {"CC": "/bin/false", "CXX": "/bin/false", "LDSHARED": "/bin/false", "CPP": "/bin/false"}
 
