@@ -58,6 +58,14 @@ Guards:
   routes on every peer, and a note says so. The same for the corporate prefixes when
   ``follow_service`` has no announceable path. With ``fail_static: false`` the routes follow the
   down action (normally: withdrawn), with a note.
+* Degraded-static: when no path of a service (per IP version) is UP, at least one is DEGRADED, and every
+  path the previous plan's routes sent its traffic to (``Plan.in_use``: the preferred paths, or with none
+  up the degraded ones) is still DEGRADED, that service's prefixes (and the corporate prefixes that follow
+  it) keep exactly the previous plan's routes, and a note says so. Moving between paths that are all
+  degraded buys nothing, and an impairment common to every path (the controller's own probe sources)
+  degrades them one after the other: without this rule the first to cross its threshold would move the
+  service off it and the next one would move it back (a flap, docs/ha.md). A path in use that becomes
+  SUSPECT or DOWN, or any path UP again, ends the rule in that very call: the normal rules apply.
 * Allowlist: no route outside ``guards.allowlist`` is ever in the desired RIB or in an announcement,
   whatever the inputs (also policies built without validation, also a previous plan). A planned
   route outside it is dropped with a note; a previously announced one is withdrawn at once. Those
