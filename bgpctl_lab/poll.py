@@ -30,6 +30,7 @@ BUDGETS: dict[str, float] = {
     "bgp_down": 15.0,  # a session notices its peer is gone (hold time 9 s + margin)
     "admin_down": 5.0,  # a session is administratively shut (local, immediate)
     "route_converged": 10.0,  # a BGP change reaches the RIB / kernel of a neighbour
+    "ipv6_warm": 10.0,  # a fresh IPv6 data path's neighbour discovery settles (first packets held or lost meanwhile)
     "process_exit": 5.0,  # a killed process is gone
     "process_start": 5.0,  # a spawned process runs inside its node's namespace (`ip netns exec` has switched)
     "frr_socket": 10.0,  # an FRR daemon's vty socket appears
