@@ -17,7 +17,7 @@ from tests.core.plans.support import POLICIES, deep_merge, read_yaml
 def _host(address: str, sources: tuple[str, str], role: str) -> dict[str, Any]:
     return {
         # the pair's graceful-restart time: shorter than a single controller's (docs/ha.md, defect 2)
-        "speaker": {"router_id": address, "local_addresses": [address], "exabgp": {"graceful_restart": 15}},
+        "speaker": {"router_id": address, "local_addresses": [address], "exabgp": {"graceful_restart": 30}},
         "regions": {
             "use1": {"paths": {"interconnect": {"probe_source": sources[0]}}},
             "usw2": {"paths": {"interconnect": {"probe_source": sources[1]}}},
