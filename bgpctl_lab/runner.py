@@ -351,11 +351,18 @@ class Lab:
     def spawned(self) -> list[Proc]:
         return list(self._refresh().spawned)
 
-    def kill_spawned(self, *, tag: str | None = None, pid: int | None = None, grace: float = 1.0) -> list[int]:
-        """Stop spawned helpers selected by tag and/or pid (all when neither is given); returns their pids."""
+    def kill_spawned(
+        self, *, tag: str | None = None, pid: int | None = None, node: str | None = None, grace: float = 1.0
+    ) -> list[int]:
+        """Stop spawned helpers selected by tag, pid and/or node (all when none is given); returns their pids.
+        A tag alone selects that tag on every node (a service's tag is the same on each node that runs it)."""
         with locked(self.name):
             st = self._refresh()
-            chosen = [p for p in st.spawned if (tag is None or p.tag == tag) and (pid is None or p.pid == pid)]
+            chosen = [
+                p
+                for p in st.spawned
+                if (tag is None or p.tag == tag) and (pid is None or p.pid == pid) and (node is None or p.node == node)
+            ]
             netns.terminate([p.pid for p in chosen if _is_ours(p, st.nodes[p.node].netns)], grace)
             st.spawned = [p for p in st.spawned if p not in chosen]
             write(st)
@@ -488,7 +495,7 @@ def supervise_service(lab: Lab, node: str, name: str, *, restart_sec: float, sec
     if running is not None:
         return running.pid
     svc = service(lab_services(lab), node, name)
-    lab.kill_spawned(tag=TAG_PREFIX + name, grace=20.0)
+    lab.kill_spawned(tag=TAG_PREFIX + name, node=node, grace=20.0)  # this node's only: cr2 runs a "daemon" too
     argv = [
         sys.executable, "-m", "bgpctl_lab.supervise", "--restart-sec", f"{restart_sec:g}", "--seconds", f"{seconds:g}",
         "--", *svc.resolved_argv(root=lab.topology_file.parent, node_dir=lab.node_dir(node)),
@@ -498,7 +505,7 @@ def supervise_service(lab: Lab, node: str, name: str, *, restart_sec: float, sec
 
 def unsupervise_service(lab: Lab, node: str, name: str) -> None:
     """Stop the supervisor (it stops the service, like ``systemctl stop``) and start the plain service again."""
-    lab.kill_spawned(tag=SUPERVISED_PREFIX + name, grace=25.0)
+    lab.kill_spawned(tag=SUPERVISED_PREFIX + name, node=node, grace=25.0)
     start_services(lab)
 
 
@@ -511,7 +518,7 @@ def restart_service(lab: Lab, node: str, name: str, *, grace: float = 15.0) -> N
         lab.kill_spawned(pid=sup.pid, grace=grace + 5.0)  # the supervisor stops its child first
         supervise_service(lab, node, name, restart_sec=restart_sec)
         return
-    lab.kill_spawned(tag=TAG_PREFIX + name, grace=grace)
+    lab.kill_spawned(tag=TAG_PREFIX + name, node=node, grace=grace)
     start_services(lab)
 
 

@@ -295,6 +295,10 @@ def test_spawned_helpers_are_recorded_and_killed(lab: Lab) -> None:
         probe=lambda: _assert("hello from 1" in Path(proc.log).read_text()),
     )
     assert lab.spawned_alive(proc)
+    # the same tag on another node (as a service's, e.g. the HA lab's "daemon" on cr1 and cr2): a node picks one
+    other = lab.spawn("connect-usw2", ["sleep", "60"], tag="test-spawn", log_name="test-spawn.log")
+    assert lab.kill_spawned(tag="test-spawn", node="connect-usw2") == [other]
+    assert not netns.alive(other) and netns.alive(pid)
     assert lab.kill_spawned(tag="test-spawn") == [pid]
     assert not netns.alive(pid)
     assert all(p.tag != "test-spawn" for p in lab.spawned())

@@ -1,8 +1,8 @@
 """The HA lab's two policies are policies/lab.yaml plus what differs per host, and nothing else.
 
 One source of truth: lab.yaml. The HA policies differ from it only in the speaker's addresses, the
-probe sources (each controller probes from its own addresses) and the ``ha`` section; both carry the
-same penalty and opposite roles (docs/ha.md).
+probe sources (each controller probes from its own addresses), the ``ha`` section and the graceful-restart
+time (a pair's is short: docs/ha.md, defect 2); both carry the same penalty and opposite roles (docs/ha.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from tests.core.plans.support import POLICIES, deep_merge, read_yaml
 
 def _host(address: str, sources: tuple[str, str], role: str) -> dict[str, Any]:
     return {
-        "speaker": {"router_id": address, "local_addresses": [address]},
+        # the pair's graceful-restart time: shorter than a single controller's (docs/ha.md, defect 2)
+        "speaker": {"router_id": address, "local_addresses": [address], "exabgp": {"graceful_restart": 30}},
         "regions": {
             "use1": {"paths": {"interconnect": {"probe_source": sources[0]}}},
             "usw2": {"paths": {"interconnect": {"probe_source": sources[1]}}},
