@@ -87,8 +87,10 @@ def test_exec_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def webhook(url: str, **kw: object) -> WebhookHook:
+    # timeout 10 s: a receiver in this process answers in milliseconds, but beside a loaded CI (load average 10)
+    # a 1 s timeout expired once and the test counted a second attempt; the timeout's own test sets its own
     return WebhookHook.model_validate(
-        {"kind": "webhook", "url": url, "secret": {"env": "K"}, "timeout_s": 1.0, "backoff_s": 0.01, **kw}
+        {"kind": "webhook", "url": url, "secret": {"env": "K"}, "timeout_s": 10.0, "backoff_s": 0.01, **kw}
     )
 
 
