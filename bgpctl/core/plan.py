@@ -58,14 +58,15 @@ Guards:
   routes on every peer, and a note says so. The same for the corporate prefixes when
   ``follow_service`` has no announceable path. With ``fail_static: false`` the routes follow the
   down action (normally: withdrawn), with a note.
-* Degraded-static: when no path of a service (per IP version) is UP, at least one is DEGRADED, and every
-  path the previous plan's routes sent its traffic to (``Plan.in_use``: the preferred paths, or with none
-  up the degraded ones) is still DEGRADED, that service's prefixes (and the corporate prefixes that follow
-  it) keep exactly the previous plan's routes, and a note says so. Moving between paths that are all
-  degraded buys nothing, and an impairment common to every path (the controller's own probe sources)
-  degrades them one after the other: without this rule the first to cross its threshold would move the
-  service off it and the next one would move it back (a flap, docs/ha.md). A path in use that becomes
-  SUSPECT or DOWN, or any path UP again, ends the rule in that very call: the normal rules apply.
+* Degraded-static: when no path of a service (per IP version) is UP and every path the previous plan's
+  routes sent its traffic to (``Plan.in_use``: the preferred paths, or with none up the degraded ones) is
+  still DEGRADED or SUSPECT, that service's prefixes (and the corporate prefixes that follow it) keep
+  exactly the previous plan's routes, and a note says so. Moving between paths that are all degraded buys
+  nothing, and an impairment common to every path (the controller's own probe sources) degrades them one
+  after the other: without this rule the first to cross its threshold would move the service off it and
+  the next one would move it back (a flap, docs/ha.md). A suspicion holds too: with every other path
+  degraded, the move waits for the timeouts to confirm it (at most the probe's timeout more). A path in use
+  confirmed DOWN, or any path UP again, ends the rule in that very call: the normal rules apply.
 * Allowlist: no route outside ``guards.allowlist`` is ever in the desired RIB or in an announcement,
   whatever the inputs (also policies built without validation, also a previous plan). A planned
   route outside it is dropped with a note; a previously announced one is withdrawn at once. Those
@@ -130,6 +131,8 @@ STATE_RANK: dict[PathState, int] = {
 
 _ADD_PATH_SENDS = frozenset({AddPath.SEND, AddPath.BOTH})
 _ANNOUNCEABLE = frozenset({PathState.PREFERRED, PathState.STANDBY, PathState.DEGRADED})
+_HELD = frozenset({Health.DEGRADED, Health.SUSPECT})
+"""The health of a path in use that degraded-static keeps using while no path is up."""
 _GROUP_MAKE, _GROUP_DEPREFER, _GROUP_WITHDRAW = 0, 1, 2
 
 
@@ -733,14 +736,17 @@ def _degraded_static(
     notes: list[str],
     add_path: AddPathState | None,
 ) -> dict[tuple[str, int], frozenset[PathKey]]:
-    """Degraded-static: a service (per IP version) with no path up and one at least degraded keeps the
-    previous plan's routes while every path they sent traffic to (``Plan.in_use``) is still DEGRADED. Moving
-    between paths that are all degraded buys nothing, and an impairment common to every path (the
-    controller's own probe sources, docs/ha.md) degrades them one after the other: without this rule the
-    first to cross its threshold would move the service off it, and the next one would move it back. A path
-    in use that becomes SUSPECT or DOWN ends the rule at once (the normal rules move the service), and so
-    does a path that is up again. Returns ``in_use`` for the new plan: the kept paths where routes were kept.
-    """
+    """Degraded-static: a service (per IP version) with no path up keeps the previous plan's routes while
+    every path they sent traffic to (``Plan.in_use``) is still DEGRADED or SUSPECT. Moving between paths that
+    are all degraded buys nothing, and an impairment common to every path (the controller's own probe
+    sources, docs/ha.md) degrades them one after the other: without this rule the first to cross its
+    threshold would move the service off it, and the next one would move it back. A suspicion (a run of
+    probes unanswered past the RTO, not timed out yet) holds too: on a lossy path such runs come by chance,
+    and with every other path degraded there is nothing better to move to before the timeouts confirm it
+    (the lab's HA drill flapped on one: usw2 in use and degraded, suspect for 0.12 s, spread media over both
+    regions, then down). A path in use confirmed DOWN (or UNKNOWN) ends the rule at once, and so does any
+    path up again: the normal rules apply. Returns ``in_use`` for the new plan: the kept paths where routes
+    were kept."""
     in_use = _in_use(policy, ideal.states)
     corporate = policy.corporate
     for (name, version), was in previous.in_use.items():
@@ -749,7 +755,7 @@ def _degraded_static(
         keys = _route_keys(policy, name, version)
         if any(ideal.states.get(k) in (PathState.PREFERRED, PathState.STANDBY) for k in keys):
             continue
-        if set(was) - set(keys) or any(health.get(k, PathHealth()).health is not Health.DEGRADED for k in was):
+        if set(was) - set(keys) or any(health.get(k, PathHealth()).health not in _HELD for k in was):
             continue
         prefixes = {str(p) for p in policy.services[name].prefixes if _version(p) == version}
         if corporate is not None and corporate.follow_service == name:
@@ -765,10 +771,12 @@ def _degraded_static(
                     kept += 1
             target[peer.name] = routes
         in_use[(name, version)] = was
-        paths = ", ".join(f"{k.region}/{k.path}" for k in sorted(was, key=lambda k: (k.region, k.path)))
+        paths = ", ".join(
+            f"{k.region}/{k.path} ({health[k].health.value})" for k in sorted(was, key=lambda k: (k.region, k.path))
+        )
         notes.append(
             f"degraded-static: service {name} (IPv{version}): no path is up; kept {kept} previous route(s), "
-            f"still via {paths} (degraded): a move between degraded paths buys nothing"
+            f"still via {paths}: a move between degraded paths buys nothing"
         )
     return in_use
 
