@@ -27,14 +27,21 @@ def apply_role(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> RouteAttrs:
     """``attrs`` as this host sends them: unchanged on a primary, de-preferred on a secondary."""
     if policy.ha is None or policy.ha.role is not HaRole.SECONDARY:
         return attrs
+    return _penalized(policy, role, attrs, policy.ha.secondary.prepend)
+
+
+def _penalized(policy: Policy, role: PeerRole, attrs: RouteAttrs, prepend: int) -> RouteAttrs:
+    """``attrs`` with ``prepend`` more copies of our AS, ``ha.secondary.med`` more MED (at most the largest MED)
+    and, towards transit gateways, the secondary's communities: the secondary's penalty, and the hand-over's."""
+    assert policy.ha is not None
     penalty = policy.ha.secondary
     communities = attrs.communities
     if role is PeerRole.TRANSIT_GATEWAY and penalty.transit_gateway_communities is not None:
         communities = tuple(penalty.transit_gateway_communities)
     return dataclasses.replace(
         attrs,
-        as_path=attrs.as_path + (policy.speaker.local_as,) * penalty.prepend,
-        med=(attrs.med or 0) + penalty.med if (attrs.med is not None or penalty.med) else None,
+        as_path=attrs.as_path + (policy.speaker.local_as,) * prepend,
+        med=min(MED_MAX, (attrs.med or 0) + penalty.med) if (attrs.med is not None or penalty.med) else None,
         communities=communities,
     )
 
@@ -139,16 +146,7 @@ def hand_over(policy: Policy, role: PeerRole, attrs: RouteAttrs) -> RouteAttrs:
     carries it is returned as it is (fail-static keeps a handing-over plan's routes)."""
     if policy.ha is None or is_handed_over(policy, attrs):
         return attrs
-    penalty = policy.ha.secondary
-    communities = attrs.communities
-    if role is PeerRole.TRANSIT_GATEWAY and penalty.transit_gateway_communities is not None:
-        communities = tuple(penalty.transit_gateway_communities)
-    return dataclasses.replace(
-        attrs,
-        as_path=attrs.as_path + (policy.speaker.local_as,) * hand_over_prepend(policy),
-        med=min(MED_MAX, (attrs.med or 0) + penalty.med) if (attrs.med is not None or penalty.med) else None,
-        communities=communities,
-    )
+    return _penalized(policy, role, attrs, hand_over_prepend(policy))
 
 
 _RISING_FROM = {Health.DOWN: 3, Health.DEGRADED: 1, Health.UP: 0}

@@ -649,6 +649,20 @@ def _dark_prefixes(
     return [(per_family.replace("{v}", str(v)), by_version[v]) for v in dark]
 
 
+def _keep(policy: Policy, previous: Rib, target: Rib, prefixes: set[str], add_path: AddPathState | None) -> int:
+    """Replace, in ``target``, every route of ``prefixes`` by the previous ones (one per prefix, path id 0, to a
+    peer that no longer takes several), on the policy's peers only; how many routes were kept."""
+    kept = 0
+    for peer in policy.peers:
+        routes = {k: a for k, a in target.get(peer.name, {}).items() if k.prefix not in prefixes}
+        for k, a in _fit_add_path(policy, peer, previous.get(peer.name, {}), add_path).items():
+            if k.prefix in prefixes:
+                routes[k] = a
+                kept += 1
+        target[peer.name] = routes
+    return kept
+
+
 def _fail_static(
     policy: Policy,
     ideal: Ideal,
@@ -696,15 +710,7 @@ def _fail_static(
                 f"fail-static is off: {what}: no path is up or degraded; the routes follow the down/unknown actions"
             )
             continue
-        kept = 0
-        if previous is not None:
-            for peer in policy.peers:
-                routes = {k: a for k, a in target.get(peer.name, {}).items() if k.prefix not in prefixes}
-                for k, a in _fit_add_path(policy, peer, previous.get(peer.name, {}), add_path).items():
-                    if k.prefix in prefixes:
-                        routes[k] = a
-                        kept += 1
-                target[peer.name] = routes
+        kept = _keep(policy, previous, target, prefixes, add_path) if previous is not None else 0
         if kept:
             notes.append(f"fail-static: {what}: no path is up or degraded; kept {kept} previous route(s)")
         else:
@@ -762,14 +768,7 @@ def _degraded_static(
             prefixes |= {str(p) for p in corporate.prefixes if _version(p) == version}
         if not prefixes:
             continue
-        kept = 0
-        for peer in policy.peers:
-            routes = {k: a for k, a in target.get(peer.name, {}).items() if k.prefix not in prefixes}
-            for k, a in _fit_add_path(policy, peer, base.get(peer.name, {}), add_path).items():
-                if k.prefix in prefixes:
-                    routes[k] = a
-                    kept += 1
-            target[peer.name] = routes
+        kept = _keep(policy, base, target, prefixes, add_path)
         in_use[(name, version)] = was
         paths = ", ".join(
             f"{k.region}/{k.path} ({health[k].health.value})" for k in sorted(was, key=lambda k: (k.region, k.path))

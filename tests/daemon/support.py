@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bgpctl.policy.load import load_policy
 from bgpctl.probe.pinning import RT_PROTO_BGPCTL, Pinning, pins_from_policy
+from bgpctl_lab.drill import DrillReport, run_drill, summary
+from bgpctl_lab.drill_model import load_drill
 from bgpctl_lab.reference import (
     CR,
     FRR_PEERS_OF_CR,
@@ -12,7 +16,8 @@ from bgpctl_lab.reference import (
     cr_neighbor,
 )
 from bgpctl_lab.runner import Lab
-from tests.lab.helpers import LAB_POLICY
+from bgpctl_lab.topology import drills_dir
+from tests.lab.helpers import LAB_POLICY, TOPOLOGY
 
 
 def connections(lab: Lab) -> dict[str, int]:
@@ -64,3 +69,17 @@ def pins_problems(lab: Lab) -> list[str]:
         for label, gw in (("use1/interconnect", USE1), ("usw2/interconnect", USW2))
     }
     return [] if state == want else [f"pins: {state}"]
+
+
+def drill(lab: Lab, name: str, out: Path, topology: Path = TOPOLOGY) -> DrillReport:
+    """Run the drill file ``name`` (of ``topology``'s drills) in ``lab`` as ``bgpctl lab drill`` does; print it."""
+    report = run_drill(lab, load_drill(name, drills_dir(topology)), out_dir=out, progress=print)
+    print(summary(report))
+    return report
+
+
+def held(report: DrillReport, name: str) -> float:
+    """Seconds after its step (the fault, the restore) that the named check held (AssertionError if not)."""
+    (r,) = [r for r in [*report.expect, *report.recover] if r.name == name]
+    assert r.held and r.after_s is not None, summary(report)
+    return r.after_s

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from bgpctl_lab.drill import DrillReport, run_drill, summary
-from bgpctl_lab.drill_model import load_drill
+from bgpctl_lab.drill import DrillReport, summary
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.pytest_plugin import own_reference_lab
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.topology import drills_dir
+from tests.daemon import support
+from tests.daemon.support import held
 from tests.daemon.test_ha_lab import CONVERGED_S, LAB_PREFIX, TAKEOVER_S, TOPOLOGY, steady_problems
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -40,16 +40,7 @@ def ha_lab() -> Iterator[Lab]:
 
 
 def drill(lab: Lab, name: str, out: Path) -> DrillReport:
-    report = run_drill(lab, load_drill(name, drills_dir(TOPOLOGY)), out_dir=out, progress=print)
-    print(summary(report))
-    return report
-
-
-def held(report: DrillReport, name: str) -> float:
-    """Seconds after its step (the fault, the restore) that the named check held (AssertionError if not)."""
-    (r,) = [r for r in [*report.expect, *report.recover] if r.name == name]
-    assert r.held and r.after_s is not None, summary(report)
-    return r.after_s
+    return support.drill(lab, name, out, TOPOLOGY)
 
 
 def test_the_primary_cut_off_and_back_moves_no_next_hop_and_is_not_followed_while_partial(

@@ -24,13 +24,12 @@ from bgpctl import events as names
 from bgpctl.policy.load import load_policy
 from bgpctl_lab import netns as labns
 from bgpctl_lab import runner
-from bgpctl_lab.drill import DrillReport, daemon_events, run_drill, summary
-from bgpctl_lab.drill_model import load_drill
+from bgpctl_lab.drill import DrillReport, daemon_events, summary
 from bgpctl_lab.poll import eventually
 from bgpctl_lab.reference import exabgp_children, exabgp_in, wait_converged
 from bgpctl_lab.runner import Lab
-from bgpctl_lab.topology import drills_dir
-from tests.lab.helpers import REPO, TOPOLOGY
+from tests.daemon.support import drill, held
+from tests.lab.helpers import REPO
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -38,19 +37,6 @@ LAB_PREFIX = "od"
 POLICY = load_policy(REPO / "policies" / "lab.yaml")
 RISE_S = {s: POLICY.sla_classes[POLICY.services[s].sla].hysteresis.rise_s for s in POLICY.services}
 DRAIN_LIMIT_S = 1.0  # issue 8: the edge is on usw2 within 1 s
-
-
-def drill(lab: Lab, name: str, out: Path) -> DrillReport:
-    report = run_drill(lab, load_drill(name, drills_dir(TOPOLOGY)), out_dir=out, progress=print)
-    print(summary(report))
-    return report
-
-
-def held(report: DrillReport, name: str) -> float:
-    """Seconds after its step (the fault, the restore) that the named check held (AssertionError if not)."""
-    (r,) = [r for r in [*report.expect, *report.recover] if r.name == name]
-    assert r.held and r.after_s is not None, summary(report)
-    return r.after_s
 
 
 def test_drain_moves_the_edge_to_usw2_within_1s_losing_nothing_and_undrain_returns_after_rise(
