@@ -66,7 +66,8 @@ Guards:
   after the other: without this rule the first to cross its threshold would move the service off it and
   the next one would move it back (a flap, docs/ha.md). A suspicion holds too: with every other path
   degraded, the move waits for the timeouts to confirm it (at most the probe's timeout more). A path in use
-  confirmed DOWN, or any path UP again, ends the rule in that very call: the normal rules apply.
+  confirmed DOWN, or any path UP again, ends the rule in that very call: the normal rules apply. So does
+  the end of an HA hand-over (the previous routes carry its penalty).
 * Allowlist: no route outside ``guards.allowlist`` is ever in the desired RIB or in an announcement,
   whatever the inputs (also policies built without validation, also a previous plan). A planned
   route outside it is dropped with a note; a previously announced one is withdrawn at once. Those
@@ -1081,7 +1082,8 @@ def plan(
         notes.extend(ideal.notes)
         target = {peer: dict(routes) for peer, routes in ideal.routes.items()}
         _fail_static(policy, ideal, base if previous is not None else None, target, notes, add_path=add_path)
-        if previous is not None:
+        # a controller that stops handing over plans afresh: the previous routes carry the hand-over penalty
+        if previous is not None and not (previous.held_back and not held_back):
             in_use = _degraded_static(
                 policy, ideal, health, previous, base=base, target=target, notes=notes, add_path=add_path
             )

@@ -120,6 +120,25 @@ def test_fail_static_keeps_the_routes_made_worse_once() -> None:
     assert again.desired == down.desired and again.changes == ()
 
 
+def test_a_controller_that_stops_handing_over_drops_the_penalty_also_where_degraded_static_would_keep() -> None:
+    """Media degraded everywhere while the controller hands over (every other path down): when it stops
+    handing over, media's routes are planned afresh, without the hand-over penalty, not kept by degraded-static
+    with it (the peers follow the primary again for every prefix)."""
+    media_degraded = {
+        k: PathHealth(Health.DEGRADED if k.service == "media" else Health.DOWN) for k in _all(PRIMARY, Health.UP)
+    }
+    up = plan(PRIMARY, _all(PRIMARY, Health.UP), None, 0.0)
+    held = plan(PRIMARY, media_degraded, up, 1.0, held_back=True)
+    assert held.held_back and all(ha.is_handed_over(PRIMARY, a) for r in held.desired.values() for a in r.values())
+    back = {k: PathHealth(Health.DEGRADED if k.service == "media" else Health.UP) for k in media_degraded}
+    released = plan(PRIMARY, back, held, 2.0, held_back=False)
+    assert not released.held_back
+    assert not any(ha.is_handed_over(PRIMARY, a) for r in released.desired.values() for a in r.values())
+    assert not [n for n in released.notes if n.startswith("degraded-static")]
+    again = plan(PRIMARY, back, released, 3.0)  # from then on degraded-static holds media where it is
+    assert again.changes == () and [n for n in again.notes if n.startswith("degraded-static")]
+
+
 def _cut_off_and_back() -> FedRun:
     """The primary judged UP, then every probe lost for 20 s (its host cut off), then answered again."""
     run = FedRun(PRIMARY, feed_after_s=0.001)
